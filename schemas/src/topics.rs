@@ -1,0 +1,152 @@
+//! The topic catalog: every topic the pipeline uses, with its key and value
+//! schemas, partition count and cleanup policy. Nothing else in the code
+//! base names a topic.
+//!
+//! Keys are Avro strings (the cart token, the internship id) in Confluent
+//! wire format. Topics joined by key (a command topic and its processor's
+//! changelog) must keep the same partition count; the runner writes a
+//! changelog record to the partition of the input it came from.
+
+use std::marker::PhantomData;
+
+use crate::records::{
+    cart::{CartCommand, CartSnapshot},
+    catalog::Internship,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Keep by time (commands and events: the history is the point).
+    Delete,
+    /// Keep the latest record per key (tables: catalog, snapshots, changelogs).
+    Compact,
+}
+
+impl Cleanup {
+    pub fn as_config(self) -> &'static str {
+        match self {
+            Cleanup::Delete => "delete",
+            Cleanup::Compact => "compact",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicDef {
+    /// The name without the deployment's prefix.
+    pub name: &'static str,
+    pub partitions: i32,
+    pub cleanup: Cleanup,
+    pub key_schema: &'static str,
+    pub value_schema: &'static str,
+    pub doc: &'static str,
+}
+
+/// A topic whose values are `V`: the codec only encodes and decodes the
+/// record type the catalog pairs with the topic.
+#[derive(Debug)]
+pub struct Topic<V> {
+    pub def: TopicDef,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> Topic<V> {
+    const fn new(def: TopicDef) -> Topic<V> {
+        Topic { def, _value: PhantomData }
+    }
+}
+
+const STRING_KEY: &str = include_str!("../avro/key.string.avsc");
+
+/// Partitions of the cart command topic and everything co-partitioned with it.
+const CART_PARTITIONS: i32 = 4;
+
+pub const CATALOG_INTERNSHIPS: Topic<Internship> = Topic::new(TopicDef {
+    name: "catalog.internships",
+    partitions: 1,
+    cleanup: Cleanup::Compact,
+    key_schema: STRING_KEY,
+    value_schema: include_str!("../avro/internhub.catalog.Internship.avsc"),
+    doc: "The internship catalog, keyed by internship id; every cart processor reads all of it.",
+});
+
+pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
+    name: "cart.commands",
+    partitions: CART_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    key_schema: STRING_KEY,
+    value_schema: include_str!("../avro/internhub.cart.CartCommand.avsc"),
+    doc: "Cart commands accepted by the ingress, keyed by cart token.",
+});
+
+pub const CART_SNAPSHOTS: Topic<CartSnapshot> = Topic::new(TopicDef {
+    name: "cart.snapshots",
+    partitions: CART_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    key_schema: STRING_KEY,
+    value_schema: include_str!("../avro/internhub.cart.CartSnapshot.avsc"),
+    doc: "The priced cart after each command, keyed by cart token.",
+});
+
+pub const CART_CHANGELOG: Topic<CartSnapshot> = Topic::new(TopicDef {
+    name: "cart.processor-changelog",
+    partitions: CART_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    key_schema: STRING_KEY,
+    value_schema: include_str!("../avro/internhub.cart.CartSnapshot.avsc"),
+    doc: "The cart processor's state, restored when it is assigned a partition of cart.commands.",
+});
+
+/// Every topic, for creation and schema registration.
+pub const ALL: &[TopicDef] = &[
+    CATALOG_INTERNSHIPS.def,
+    CART_COMMANDS.def,
+    CART_SNAPSHOTS.def,
+    CART_CHANGELOG.def,
+];
+
+/// Applies a deployment's prefix (empty in production, unique per test).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicNames {
+    prefix: String,
+}
+
+impl TopicNames {
+    pub fn new(prefix: impl Into<String>) -> TopicNames {
+        TopicNames { prefix: prefix.into() }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn name(&self, def: &TopicDef) -> String {
+        format!("{}{}", self.prefix, def.name)
+    }
+
+    /// A consumer group name in the same namespace as the topics.
+    pub fn group(&self, group: &str) -> String {
+        format!("{}{}", self.prefix, group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_co_partitioned_topics_agree() {
+        let mut names: Vec<_> = ALL.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert_eq!(CART_COMMANDS.def.partitions, CART_CHANGELOG.def.partitions);
+    }
+
+    #[test]
+    fn prefix_applies_to_topics_and_groups() {
+        let n = TopicNames::new("t1.");
+        assert_eq!(n.name(&CART_COMMANDS.def), "t1.cart.commands");
+        assert_eq!(n.group("cart-processor"), "t1.cart-processor");
+    }
+}

@@ -1,0 +1,164 @@
+//! Validated identifiers and counts shared by every stage.
+//!
+//! Each type can only be built through its `parse`, so code holding one never
+//! re-checks it; the ingress turns bad input into a typed error at the edge.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("cart token must be 32 lowercase hexadecimal characters")]
+    CartToken,
+    #[error("internship id must be 1-64 characters of a-z, 0-9 and '-'")]
+    InternshipId,
+    #[error("quantity must be between 1 and {max}")]
+    Quantity { max: u32 },
+}
+
+/// The unguessable token that names (and, for a guest, authorizes) a cart:
+/// 128 random bits as 32 lowercase hex characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CartToken(String);
+
+impl CartToken {
+    pub fn random() -> CartToken {
+        CartToken(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    pub fn parse(s: &str) -> Result<CartToken, ValueError> {
+        let ok = s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(CartToken(s.to_owned()))
+        } else {
+            Err(ValueError::CartToken)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CartToken {
+    type Error = ValueError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        CartToken::parse(&value)
+    }
+}
+
+impl From<CartToken> for String {
+    fn from(value: CartToken) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for CartToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CartToken {
+    /// Tokens are credentials for guest carts: logs show only a prefix.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CartToken({}…)", &self.0[..8])
+    }
+}
+
+/// A catalog slug such as `rust-backend-2027`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InternshipId(String);
+
+impl InternshipId {
+    pub fn parse(s: &str) -> Result<InternshipId, ValueError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(InternshipId(s.to_owned()))
+        } else {
+            Err(ValueError::InternshipId)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InternshipId {
+    type Error = ValueError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        InternshipId::parse(&value)
+    }
+}
+
+impl From<InternshipId> for String {
+    fn from(value: InternshipId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for InternshipId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Seats of one internship in a cart: at least one, at most [`Quantity::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    /// A company buys seats in bulk, but not unboundedly: a line above this
+    /// is a typo or an attack, and it keeps every total far from overflow.
+    pub const MAX: u32 = 1_000;
+
+    pub fn new(n: i64) -> Result<Quantity, ValueError> {
+        if (1..=i64::from(Self::MAX)).contains(&n) {
+            Ok(Quantity(n as u32))
+        } else {
+            Err(ValueError::Quantity { max: Self::MAX })
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cart_tokens_are_128_bit_hex() {
+        let t = CartToken::random();
+        assert_eq!(t.as_str().len(), 32);
+        assert_eq!(CartToken::parse(t.as_str()), Ok(t.clone()));
+        assert!(CartToken::parse("ABCDEF0123456789abcdef0123456789").is_err());
+        assert!(CartToken::parse("abc").is_err());
+        assert!(!format!("{t:?}").contains(t.as_str()), "Debug must not print the whole token");
+    }
+
+    #[test]
+    fn internship_ids_are_slugs() {
+        assert!(InternshipId::parse("rust-backend-2027").is_ok());
+        assert!(InternshipId::parse("").is_err());
+        assert!(InternshipId::parse("Rust").is_err());
+        assert!(InternshipId::parse(&"a".repeat(65)).is_err());
+        assert!(InternshipId::parse("a b").is_err());
+    }
+
+    #[test]
+    fn quantities_are_bounded() {
+        assert!(Quantity::new(0).is_err());
+        assert!(Quantity::new(-1).is_err());
+        assert_eq!(Quantity::new(1).map(Quantity::get), Ok(1));
+        assert!(Quantity::new(i64::from(Quantity::MAX) + 1).is_err());
+    }
+}

@@ -1,0 +1,737 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/run.sh and scripts/test.sh. Source it; do not run it.
+#
+# The callers set `set -euo pipefail`. Everything here must work on a fresh
+# machine with nothing installed by hand (CI), and must be fast when the tools
+# are already there (repeat runs): every ensure_* checks first and installs
+# only what is missing.
+
+if [[ -n "${_CHECKOUT_LIB_SOURCED:-}" ]]; then
+  return 0
+fi
+_CHECKOUT_LIB_SOURCED=1
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL_DIR="$REPO_ROOT/.local"
+export CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+# `cargo install` puts binaries here; a fresh login shell may not have it on PATH.
+case ":$PATH:" in
+  *":$CARGO_HOME/bin:"*) ;;
+  *) PATH="$CARGO_HOME/bin:$PATH" ;;
+esac
+export PATH
+
+NISSHI_VERSION="0.6.0"
+NISSHI_FEATURES="dynostore,libsql"
+
+# ---------------------------------------------------------------------------
+# Progress printing
+# ---------------------------------------------------------------------------
+
+_LIB_T0=$SECONDS
+_STEP_NAME=""
+_STEP_T0=$SECONDS
+_STEP_SUMMARY=()
+
+# Why: every line carries the time since the script started, so a slow CI log
+# shows at a glance where the minutes went.
+log() {
+  printf '[%5ss] %s\n' "$((SECONDS - _LIB_T0))" "$*" >&2
+}
+
+# Why: warnings must stand out in a long CI log.
+warn() {
+  log "WARNING: $*"
+}
+
+# Why: a failed helper explains itself before the script stops.
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# Why: one line per phase, with how long the previous phase took, so CI logs
+# (CI=true) give a per-phase timing without extra tooling.
+step() {
+  _step_close
+  _STEP_NAME="$*"
+  _STEP_T0=$SECONDS
+  log "==> $*"
+}
+
+# Why: closes the current phase (called by step and at the end of a script).
+_step_close() {
+  if [[ -n "$_STEP_NAME" ]]; then
+    local took=$((SECONDS - _STEP_T0))
+    _STEP_SUMMARY+=("$(printf '%6ss  %s' "$took" "$_STEP_NAME")")
+    if [[ "${CI:-}" == "true" ]]; then
+      log "    phase '$_STEP_NAME' took ${took}s"
+    fi
+    _STEP_NAME=""
+  fi
+}
+
+# Why: under CI=true the end of the log shows the duration of every phase.
+print_step_summary() {
+  _step_close
+  if [[ "${CI:-}" == "true" && ${#_STEP_SUMMARY[@]} -gt 0 ]]; then
+    log "phase durations:"
+    local line
+    for line in "${_STEP_SUMMARY[@]}"; do
+      printf '         %s\n' "$line" >&2
+    done
+    log "total ${SECONDS}s"
+  fi
+}
+
+# Why: long installs (nisshi takes ~18 min on 2 cores) must show life in CI
+# logs, or they look hung. Runs "$@" with output to LOGFILE, prints a heartbeat
+# with the last line of the log every HEARTBEAT_SECS (30), and returns the
+# command's status; on failure prints the log's tail.
+run_with_heartbeat() {
+  local label="$1" logfile="$2"
+  shift 2
+  local every="${HEARTBEAT_SECS:-30}"
+  mkdir -p "$(dirname "$logfile")"
+  log "$label: started (log: $logfile)"
+  "$@" </dev/null >"$logfile" 2>&1 &
+  local pid=$! t0=$SECONDS next=$((SECONDS + every))
+  while kill -0 "$pid" 2>/dev/null; do
+    if ((SECONDS >= next)); then
+      local last
+      last="$(tail -n 1 "$logfile" 2>/dev/null | tr -d '\r' | cut -c1-120)"
+      log "$label: still running after $((SECONDS - t0))s ... ${last}"
+      next=$((SECONDS + every))
+    fi
+    sleep 1
+  done
+  local status=0
+  wait "$pid" || status=$?
+  if ((status != 0)); then
+    log "$label: FAILED with status $status after $((SECONDS - t0))s; last lines of $logfile:"
+    tail -n 40 "$logfile" >&2 || true
+  else
+    log "$label: done in $((SECONDS - t0))s"
+  fi
+  return "$status"
+}
+
+# Why: installing Debian packages must work as root (CI, sessions) and via sudo
+# on a developer's own machine, without prompting (CI has no stdin).
+apt_install() {
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || die "need root or sudo to apt-get install $*"
+    sudo=(sudo -n)
+  fi
+  run_with_heartbeat "apt-get update" "$LOCAL_DIR/logs/apt-update.log" \
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  run_with_heartbeat "apt-get install $*" "$LOCAL_DIR/logs/apt-install.log" \
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+# ---------------------------------------------------------------------------
+# Background processes and cleanup
+# ---------------------------------------------------------------------------
+
+_BG_PIDS=()
+_BG_NAMES=()
+_CLEANUP_FUNCS=()
+# Set BG_KEEP=1 (run.sh --detach) to leave background processes running at exit.
+BG_KEEP="${BG_KEEP:-0}"
+# When set, bg_start writes <dir>/<name>.pid and appends the name to <dir>/order.
+BG_PIDFILE_DIR="${BG_PIDFILE_DIR:-}"
+# When 1, children start in their own session (setsid), so a terminal's Ctrl-C
+# or hang-up does not reach a detached stack.
+BG_SETSID="${BG_SETSID:-0}"
+
+# Why: one place that starts a long-running process in the background, with
+# its output in a log file, and remembers it so the exit trap can stop it.
+# Usage: bg_start NAME LOGFILE CMD [ARGS...]   (prefix CMD with `env K=V` for
+# per-process environment). Sets BG_LAST_PID.
+bg_start() {
+  local name="$1" logfile="$2"
+  shift 2
+  mkdir -p "$(dirname "$logfile")"
+  if [[ -f "$logfile" ]]; then
+    mv -f "$logfile" "$logfile.1"  # keep the previous run's log for comparison
+  fi
+  local launcher=()
+  if [[ "$BG_SETSID" == "1" ]] && command -v setsid >/dev/null; then
+    launcher=(setsid)
+  fi
+  printf '=== %s: %s\n' "$(date -u +%FT%TZ)" "$*" >"$logfile"
+  "${launcher[@]}" "$@" </dev/null >>"$logfile" 2>&1 &
+  BG_LAST_PID=$!
+  _BG_PIDS+=("$BG_LAST_PID")
+  _BG_NAMES+=("$name")
+  if [[ -n "$BG_PIDFILE_DIR" ]]; then
+    mkdir -p "$BG_PIDFILE_DIR"
+    printf '%s\n%s\n%s\n' "$BG_LAST_PID" "$(proc_starttime "$BG_LAST_PID")" "$logfile" \
+      >"$BG_PIDFILE_DIR/$name.pid"
+    printf '%s\n' "$name" >>"$BG_PIDFILE_DIR/order"
+  fi
+  log "started $name (pid $BG_LAST_PID, log $logfile)"
+}
+
+# Why: a pid file outlives its process and pids get reused; the start time
+# (field 22 of /proc/PID/stat) tells whether a pid is still the same process.
+proc_starttime() {
+  local stat fields
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  read -ra fields <<<"${stat##*) }"
+  printf '%s' "${fields[19]:-}"
+}
+
+# Why: `run.sh stop` and the already-running check must act only on processes
+# that a pid file really describes. Prints the pid when FILE's process lives.
+pidfile_alive() {
+  local file="$1" pid start
+  [[ -f "$file" ]] || return 1
+  { read -r pid && read -r start; } <"$file" || return 1
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ "$(proc_starttime "$pid")" == "$start" ]] || return 1
+  printf '%s\n' "$pid"
+}
+
+# Why: graceful stop first (services flush, commit offsets, leave the group),
+# a hard kill only when a process ignores SIGTERM for STOP_TIMEOUT seconds.
+stop_pid() {
+  local pid="$1" name="${2:-pid $1}" timeout="${STOP_TIMEOUT:-15}"
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + timeout))
+  while kill -0 "$pid" 2>/dev/null; do
+    # A zombie child of ours counts as stopped once reaped below.
+    if [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" == Z* ]]; then
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      warn "$name did not stop within ${timeout}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  wait "$pid" 2>/dev/null || true
+  log "stopped $name"
+}
+
+# Why: stop in reverse start order (ingress before processors before broker),
+# so nothing loses the service it depends on while still draining.
+stop_all_bg() {
+  local i
+  for ((i = ${#_BG_PIDS[@]} - 1; i >= 0; i--)); do
+    stop_pid "${_BG_PIDS[$i]}" "${_BG_NAMES[$i]}"
+    if [[ -n "$BG_PIDFILE_DIR" ]]; then
+      rm -f "$BG_PIDFILE_DIR/${_BG_NAMES[$i]}.pid"
+    fi
+  done
+  _BG_PIDS=()
+  _BG_NAMES=()
+}
+
+# Why: lets a helper (ensure_postgres) register its own undo step for exit.
+on_exit() {
+  _CLEANUP_FUNCS+=("$1")
+}
+
+# Why: the EXIT trap runs on every way out (success, failure, Ctrl-C, SIGTERM)
+# and keeps the script's exit status.
+_lib_on_exit() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ "$BG_KEEP" != "1" ]]; then
+    if ((${#_BG_PIDS[@]} > 0)); then
+      log "stopping background processes ..."
+    fi
+    stop_all_bg
+    local i
+    for ((i = ${#_CLEANUP_FUNCS[@]} - 1; i >= 0; i--)); do
+      "${_CLEANUP_FUNCS[$i]}" || true
+    done
+  fi
+  exit "$status"
+}
+
+# Why: turn INT/TERM into a normal exit so the EXIT trap does the cleanup once.
+install_traps() {
+  trap _lib_on_exit EXIT
+  trap 'log "interrupted (SIGINT)"; exit 130' INT
+  trap 'log "terminated (SIGTERM)"; exit 143' TERM
+}
+
+# Why: names the log to read when a process we started dies early.
+_bg_name_of() {
+  local pid="$1" i
+  for i in "${!_BG_PIDS[@]}"; do
+    if [[ "${_BG_PIDS[$i]}" == "$pid" ]]; then
+      printf '%s' "${_BG_NAMES[$i]}"
+      return 0
+    fi
+  done
+  printf 'pid %s' "$pid"
+}
+
+# Why: when a service dies during start-up, its log says why; print the end of it.
+show_log_tail() {
+  local logfile="$1" lines="${2:-30}"
+  if [[ -f "$logfile" ]]; then
+    log "last $lines lines of $logfile:"
+    tail -n "$lines" "$logfile" >&2 || true
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Ports and waiting
+# ---------------------------------------------------------------------------
+
+# Why: tests run their own broker and registry on ports nobody else uses, so
+# they never collide with a `run.sh` stack or a second test run.
+free_port() {
+  python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Why: a TCP connect is the cheapest "is something listening" check and needs
+# no client tools (bash's /dev/tcp).
+tcp_open() {
+  local host="$1" port="$2"
+  # shellcheck disable=SC2016  # $0/$1 are expanded by the inner bash
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null
+}
+
+# Why: services take a moment to bind; wait for the port instead of sleeping a
+# fixed time. Optional 4th arg: a pid that must stay alive meanwhile (fail fast).
+wait_tcp() {
+  local host="$1" port="$2" timeout="$3" pid="${4:-}"
+  local deadline=$((SECONDS + timeout))
+  until tcp_open "$host" "$port"; do
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      log "$(_bg_name_of "$pid") exited before $host:$port answered"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for $host:$port"
+      return 1
+    fi
+    sleep 0.3
+  done
+}
+
+# Why: /readyz answers 200 only when a service has its dependencies (broker,
+# registry, database) and is safe to receive traffic; wait for that.
+# Optional 3rd arg: a pid that must stay alive meanwhile (fail fast).
+wait_http() {
+  local url="$1" timeout="$2" pid="${3:-}"
+  local deadline=$((SECONDS + timeout))
+  until http_ok "$url"; do
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      log "$(_bg_name_of "$pid") exited before $url answered"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for $url"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# Why: one HTTP probe with curl where present, else Python (always present).
+http_ok() {
+  local url="$1"
+  if command -v curl >/dev/null; then
+    curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null
+  else
+    python3 - "$url" <<'EOF' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2)
+EOF
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------
+
+# Why: nisshi is our Kafka-compatible broker (no Kafka package or Docker here).
+# Building it takes ~18 minutes, so install only when `nisshi --version` does
+# not already say the pinned version; print a heartbeat meanwhile.
+ensure_nisshi() {
+  local want="nisshi $NISSHI_VERSION" have=""
+  have="$(nisshi --version 2>/dev/null || true)"
+  if [[ "$have" == "$want"* ]]; then
+    log "nisshi: $have (already installed)"
+    return 0
+  fi
+  # Another `cargo install nisshi` (e.g. a previous interrupted script's, or
+  # one started by hand) would race this one: wait for it instead.
+  local other
+  other="$(pgrep -f "cargo install nisshi@$NISSHI_VERSION" 2>/dev/null | head -n 1 || true)"
+  if [[ -n "$other" ]]; then
+    log "nisshi: another install is running (pid $other); waiting for it"
+    local t0=$SECONDS next=$((SECONDS + ${HEARTBEAT_SECS:-30}))
+    while kill -0 "$other" 2>/dev/null; do
+      if ((SECONDS >= next)); then
+        log "nisshi: still waiting for pid $other after $((SECONDS - t0))s"
+        next=$((SECONDS + ${HEARTBEAT_SECS:-30}))
+      fi
+      sleep 2
+    done
+    have="$(nisshi --version 2>/dev/null || true)"
+    if [[ "$have" == "$want"* ]]; then
+      log "nisshi: $have (installed by the other process)"
+      return 0
+    fi
+  fi
+  log "nisshi: found '${have:-nothing}', installing $want (takes ~18 min on 2 cores)"
+  run_with_heartbeat "cargo install nisshi@$NISSHI_VERSION" "$LOCAL_DIR/logs/nisshi-install.log" \
+    cargo install "nisshi@$NISSHI_VERSION" --locked --features "$NISSHI_FEATURES" \
+    || die "installing nisshi failed"
+  have="$(nisshi --version 2>/dev/null || true)"
+  [[ "$have" == "$want"* ]] || die "after install, nisshi --version says '$have', expected '$want'"
+  log "nisshi: $have"
+}
+
+# Why: nextest runs each test in its own process (crash/restart tests stay
+# isolated) and in parallel. Prefer it; install it when missing; fall back to
+# `cargo test` if the install fails. Sets TEST_RUNNER to "nextest" or "cargo-test".
+# shellcheck disable=SC2034  # TEST_RUNNER is read by the sourcing script
+ensure_nextest() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    TEST_RUNNER=nextest
+    log "cargo-nextest: $(cargo nextest --version 2>/dev/null | head -n 1)"
+    return 0
+  fi
+  log "cargo-nextest missing; installing (a few minutes)"
+  if run_with_heartbeat "cargo install cargo-nextest" "$LOCAL_DIR/logs/nextest-install.log" \
+    cargo install cargo-nextest --locked; then
+    TEST_RUNNER=nextest
+  else
+    warn "cargo-nextest could not be installed; falling back to cargo test"
+    TEST_RUNNER=cargo-test
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Postgres
+# ---------------------------------------------------------------------------
+
+# Why: everything derives host, port, user and database from DATABASE_URL, so
+# one variable points every tool at the same server. Prints
+# "host port user dbname" (defaults 127.0.0.1 5432 postgres checkout).
+pg_url_parts() {
+  python3 - "$1" <<'EOF'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+host = u.hostname or "127.0.0.1"
+port = u.port or 5432
+user = urllib.parse.unquote(u.username or "postgres")
+db = urllib.parse.unquote(u.path.lstrip("/")) or "checkout"
+print(host, port, user, db, sep="\t")
+EOF
+}
+
+# Why: test.sh needs the same server with another database name.
+# Usage: pg_url_with_db URL DBNAME
+pg_url_with_db() {
+  python3 - "$1" "$2" <<'EOF'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+print(urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + urllib.parse.quote(sys.argv[2]), u.query, u.fragment)))
+EOF
+}
+
+# Why: the newest installed server binaries (Debian keeps them off PATH).
+_pg_bindir() {
+  if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then
+    dirname "$(readlink -f "$(command -v initdb)")"
+    return 0
+  fi
+  local d
+  d="$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)"
+  [[ -n "$d" && -x "$d/initdb" ]] || return 1
+  printf '%s\n' "$d"
+}
+
+_pg_ready() {
+  local host="$1" port="$2"
+  if command -v pg_isready >/dev/null; then
+    pg_isready -q -h "$host" -p "$port" -t 3
+  else
+    tcp_open "$host" "$port"
+  fi
+}
+
+_PG_STARTED=""  # "cluster:<version>" or "local:<datadir>:<user>" when we started it
+
+# Why: the services and tests need a Postgres answering at DATABASE_URL. Use
+# the one running; else start Debian's cluster; else install Postgres; else, as
+# a last resort, run a private server in .local/pg (trust auth, URL's port).
+# A server this function started is stopped at exit (KEEP_POSTGRES=1 keeps it).
+ensure_postgres() {
+  local url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
+  local host port user db
+  IFS=$'\t' read -r host port user db < <(pg_url_parts "$url")
+  if _pg_ready "$host" "$port"; then
+    log "postgres: answering at $host:$port"
+    return 0
+  fi
+  case "$host" in
+    127.0.0.1 | localhost | ::1) ;;
+    *) die "postgres at $host:$port does not answer, and it is not local: start it yourself" ;;
+  esac
+
+  local installed_now=0
+  if [[ ! -d /etc/postgresql ]] && ! _pg_bindir >/dev/null; then
+    log "postgres: no server binaries; installing Debian's postgresql"
+    apt_install postgresql postgresql-client
+    installed_now=1
+  fi
+
+  # Debian's cluster, if its port is the URL's port.
+  local version=""
+  if [[ -d /etc/postgresql ]]; then
+    version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V | tail -n 1)"
+  fi
+  if [[ -n "$version" && -f "/etc/postgresql/$version/main/postgresql.conf" ]]; then
+    local cport
+    cport="$(sed -nE 's/^[[:space:]]*port[[:space:]]*=[[:space:]]*([0-9]+).*/\1/p' \
+      "/etc/postgresql/$version/main/postgresql.conf" | tail -n 1)"
+    if [[ "${cport:-5432}" == "$port" ]]; then
+      if ((installed_now)); then
+        _pg_trust_local "/etc/postgresql/$version/main/pg_hba.conf"
+      fi
+      log "postgres: starting Debian cluster $version/main"
+      if pg_ctlcluster --skip-systemctl-redirect "$version" main start; then
+        _PG_STARTED="cluster:$version"
+        on_exit stop_started_postgres
+      else
+        # "already running" also fails here; readiness below decides.
+        warn "pg_ctlcluster start returned non-zero"
+      fi
+      local deadline=$((SECONDS + 30))
+      until _pg_ready "$host" "$port" || ((SECONDS >= deadline)); do sleep 0.5; done
+      if _pg_ready "$host" "$port"; then
+        log "postgres: answering at $host:$port"
+        return 0
+      fi
+      warn "Debian cluster did not answer at $host:$port; falling back to a private server"
+    else
+      log "postgres: Debian cluster listens on ${cport:-5432}, URL wants $port; using a private server"
+    fi
+  fi
+  _start_private_postgres "$host" "$port" "$user"
+}
+
+# Why: a freshly installed Debian cluster asks for passwords over TCP, but our
+# dev/test URLs carry none. Only applied to a cluster this script just installed.
+_pg_trust_local() {
+  local hba="$1"
+  grep -q '# checkout: trust local' "$hba" 2>/dev/null && return 0
+  log "postgres: allowing trust auth for local connections in $hba"
+  local tmp
+  tmp="$(mktemp)"
+  {
+    echo '# checkout: trust local (dev/test machine, added by scripts/lib.sh)'
+    echo 'local all all trust'
+    echo 'host all all 127.0.0.1/32 trust'
+    echo 'host all all ::1/128 trust'
+    cat "$hba"
+  } >"$tmp"
+  cat "$tmp" >"$hba"
+  rm -f "$tmp"
+}
+
+# Why: initdb and pg_ctl refuse to run as root; run a shell command as the
+# server's owner (su from root, directly otherwise). Usage: _as_user USER CMD
+_as_user() {
+  if [[ $(id -u) -eq 0 && "$1" != root ]]; then
+    su "$1" -s /bin/bash -c "$2"
+  else
+    bash -c "$2"
+  fi
+}
+
+# Why: last resort when no usable system cluster exists: initdb + pg_ctl into
+# .local/pg (PGDATA_DIR overrides). initdb refuses to run as root, so as root
+# the server runs as the `postgres` user (created if missing).
+_start_private_postgres() {
+  local host="$1" port="$2" user="$3"
+  local bindir datadir="${PGDATA_DIR:-$LOCAL_DIR/pg}"
+  bindir="$(_pg_bindir)" || die "postgres server binaries not found"
+  local owner
+  owner="$(id -un)"
+  if [[ $(id -u) -eq 0 ]]; then
+    owner=postgres
+    if ! id postgres >/dev/null 2>&1; then
+      useradd --system --home-dir /nonexistent --shell /bin/bash postgres
+    fi
+  fi
+  mkdir -p "$datadir"
+  if [[ $(id -u) -eq 0 ]]; then
+    chown "$owner" "$datadir"
+    chmod 700 "$datadir"
+    # The server user must be able to reach the directory through its parents.
+    if ! _as_user "$owner" "test -w '$datadir'"; then
+      die "user $owner cannot write $datadir (a parent directory is private); set PGDATA_DIR to a reachable path"
+    fi
+  fi
+  if [[ ! -f "$datadir/PG_VERSION" ]]; then
+    log "postgres: initdb into $datadir (superuser $user, trust auth)"
+    mkdir -p "$LOCAL_DIR/logs"
+    _as_user "$owner" "'$bindir/initdb' -D '$datadir' -U '$user' --auth=trust -E UTF8 --locale=C.UTF-8" \
+      >"$LOCAL_DIR/logs/initdb.log" 2>&1 \
+      || { show_log_tail "$LOCAL_DIR/logs/initdb.log"; die "initdb failed"; }
+  fi
+  local listen="$host"
+  [[ "$host" == localhost ]] && listen=127.0.0.1
+  log "postgres: starting private server on $listen:$port ($datadir)"
+  _as_user "$owner" "'$bindir/pg_ctl' -D '$datadir' -l '$datadir/server.log' -w -t 60 -o \"-p $port -k '$datadir' -c listen_addresses=$listen\" start >/dev/null" \
+    || { show_log_tail "$datadir/server.log"; die "pg_ctl start failed"; }
+  _PG_STARTED="local:$datadir:$owner:$bindir"
+  on_exit stop_started_postgres
+  _pg_ready "$host" "$port" || die "private postgres does not answer at $host:$port"
+  log "postgres: answering at $host:$port"
+}
+
+# Why: leave the machine as we found it: stop a server only if we started it.
+stop_started_postgres() {
+  [[ -n "$_PG_STARTED" ]] || return 0
+  if [[ "${KEEP_POSTGRES:-0}" == "1" ]]; then
+    log "postgres: left running (KEEP_POSTGRES=1)"
+    return 0
+  fi
+  case "$_PG_STARTED" in
+    cluster:*)
+      log "postgres: stopping Debian cluster ${_PG_STARTED#cluster:}/main (we started it)"
+      pg_ctlcluster --skip-systemctl-redirect "${_PG_STARTED#cluster:}" main stop || true
+      ;;
+    local:*)
+      local rest="${_PG_STARTED#local:}" datadir owner bindir
+      IFS=: read -r datadir owner bindir <<<"$rest"
+      log "postgres: stopping private server in $datadir"
+      _as_user "$owner" "'$bindir/pg_ctl' -D '$datadir' -m fast -w stop >/dev/null" || true
+      ;;
+  esac
+  _PG_STARTED=""
+}
+
+# Why: tests get their own database on the same server (created if missing),
+# so they never touch the run stack's data. Usage: ensure_database URL
+ensure_database() {
+  local url="$1" host port user db
+  IFS=$'\t' read -r host port user db < <(pg_url_parts "$url")
+  command -v psql >/dev/null || apt_install postgresql-client
+  local admin_url
+  admin_url="$(pg_url_with_db "$url" postgres)"
+  local exists
+  exists="$(psql "$admin_url" -XAtq -v ON_ERROR_STOP=1 \
+    -c "SELECT 1 FROM pg_database WHERE datname = '${db//\'/\'\'}'")" \
+    || die "cannot connect to $admin_url"
+  if [[ "$exists" == "1" ]]; then
+    log "postgres: database $db exists"
+  else
+    log "postgres: creating database $db"
+    psql "$admin_url" -XAtq -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"${db//\"/\"\"}\"" >/dev/null
+  fi
+}
+
+# ---------------------------------------------------------------------------
+# Python venv for the integration tests
+# ---------------------------------------------------------------------------
+
+# Why: integration tests drive Python clients (CHECKOUT_PYTHON). The venv lives
+# in .local/venv and is rebuilt only when scripts/python/requirements.txt
+# changes (its sha256 is kept inside the venv) or the venv is broken.
+ensure_venv() {
+  local venv="$LOCAL_DIR/venv"
+  local req="$REPO_ROOT/scripts/python/requirements.txt"
+  local stamp="$venv/.requirements.sha256"
+  local want="none"
+  if [[ -f "$req" ]]; then
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+  else
+    warn "venv: $req does not exist yet; creating a venv without requirements"
+  fi
+  CHECKOUT_PYTHON="$venv/bin/python"
+  export CHECKOUT_PYTHON
+  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import sys' 2>/dev/null \
+    && [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    log "venv: $venv up to date"
+    return 0
+  fi
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      # Debian's python3 ships venv support separately.
+      rm -rf "$venv"
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    log "venv: created $venv ($("$venv/bin/python" --version 2>&1))"
+  fi
+  rm -f "$stamp"
+  if [[ -f "$req" ]]; then
+    run_with_heartbeat "pip install -r scripts/python/requirements.txt" "$LOCAL_DIR/logs/pip-install.log" \
+      "$venv/bin/python" -m pip install --disable-pip-version-check -r "$req" \
+      || die "pip install failed"
+  fi
+  printf '%s\n' "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------
+# Cargo
+# ---------------------------------------------------------------------------
+
+# Why: binaries live in the workspace's target dir, which CARGO_TARGET_DIR or
+# .cargo/config may move; ask cargo instead of guessing.
+cargo_target_dir() {
+  if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    printf '%s\n' "$CARGO_TARGET_DIR"
+    return 0
+  fi
+  (cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null) \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' \
+    || printf '%s\n' "$REPO_ROOT/target"
+}
+
+# ---------------------------------------------------------------------------
+# Broker
+# ---------------------------------------------------------------------------
+
+# Why: one way to start nisshi for both commands. MODE is memory (tests: fast,
+# gone on exit) or sqlite (run: durable). nisshi resolves a sqlite:// URL
+# relative to its working directory (even a "/abs" path), so it runs inside
+# DATADIR with `sqlite://nisshi.db`. Usage: start_broker MODE PORT DATADIR.
+# Sets BROKER_PID.
+start_broker() {
+  local mode="$1" port="$2" datadir="$3" storage
+  case "$mode" in
+    memory) storage="memory://nisshi/" ;;
+    sqlite) storage="sqlite://nisshi.db" ;;
+    *) die "start_broker: mode must be memory or sqlite, not '$mode'" ;;
+  esac
+  mkdir -p "$datadir"
+  local logfile="${BROKER_LOG:-$datadir/nisshi.log}"
+  # nisshi also reads SCHEMA_REGISTRY, STORAGE_ENGINE, LISTENER_URL, ... from
+  # the environment: drop any inherited ones so only these flags count.
+  bg_start nisshi "$logfile" \
+    env -C "$datadir" -u SCHEMA_REGISTRY -u STORAGE_ENGINE -u LISTENER_URL \
+    -u ADVERTISED_LISTENER_URL -u CLUSTER_ID -u DATA_LAKE \
+    RUST_LOG="${NISSHI_RUST_LOG:-warn}" \
+    nisshi broker \
+    --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --storage-engine "$storage"
+  BROKER_PID=$BG_LAST_PID
+  if ! wait_tcp 127.0.0.1 "$port" 60 "$BROKER_PID"; then
+    show_log_tail "$logfile"
+    die "nisshi did not start on 127.0.0.1:$port"
+  fi
+  log "nisshi ($mode) answering on 127.0.0.1:$port"
+}

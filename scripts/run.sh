@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# THE run command: the whole checkout pipeline on this machine, no Docker.
+#
+#   scripts/run.sh            # build, start everything, stay in the foreground
+#                             # (Ctrl-C / SIGTERM stops all it started)
+#   scripts/run.sh --detach   # start everything, leave it running, return
+#   scripts/run.sh stop       # stop a stack started by either of the above
+#
+# It starts: nisshi (Kafka-compatible broker, SQLite storage under
+# .local/run/nisshi/) on 127.0.0.1:9092 unless one answers there already; the
+# schema-registry on 8081 (same rule); then runs checkoutctl wait / migrate /
+# create-topics / seed-catalog scripts/demo/catalog.json; then starts
+# `processors cart` twice (ops 127.0.0.1:9101, :9102), `sinks all` (ops :9103)
+# and `ingress` (127.0.0.1:8080). Logs: .local/run/logs/<name>.log.
+#
+# Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
+# SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
+# INGRESS_ADDR; READY_TIMEOUT (seconds to wait for each /readyz, default 120).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+RUN_DIR="$LOCAL_DIR/run"
+LOG_DIR="$RUN_DIR/logs"
+PID_DIR="$RUN_DIR/pids"
+READY_TIMEOUT="${READY_TIMEOUT:-120}"
+
+# Why: the one place that says how to call this script.
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+# Why: `run.sh stop` must stop a detached stack (or one whose terminal is
+# gone) from its pid files, newest first, and the Postgres it started, if any.
+stop_from_pidfiles() {
+  local found=0 name pid
+  if [[ -f "$PID_DIR/order" ]]; then
+    local names=()
+    mapfile -t names <"$PID_DIR/order"
+    local i
+    for ((i = ${#names[@]} - 1; i >= 0; i--)); do
+      name="${names[$i]}"
+      if pid="$(pidfile_alive "$PID_DIR/$name.pid")"; then
+        found=1
+        stop_pid "$pid" "$name"
+      fi
+      rm -f "$PID_DIR/$name.pid"
+    done
+  fi
+  if [[ -f "$PID_DIR/postgres.started" ]]; then
+    _PG_STARTED="$(cat "$PID_DIR/postgres.started")"
+    stop_started_postgres
+    found=1
+  fi
+  rm -rf "$PID_DIR"
+  if ((found)); then
+    log "stack stopped"
+  else
+    log "nothing to stop (no live processes in $PID_DIR)"
+  fi
+}
+
+# Why: two stacks would fight over ports and the SQLite file; say so clearly.
+refuse_if_running() {
+  local f
+  for f in "$PID_DIR"/*.pid; do
+    [[ -e "$f" ]] || continue
+    if pidfile_alive "$f" >/dev/null; then
+      die "a stack is already running ($(basename "$f" .pid) and others); stop it with: scripts/run.sh stop"
+    fi
+  done
+  rm -rf "$PID_DIR"
+}
+
+# Why: "host:port" of a URL or broker list entry, for reuse-or-start decisions.
+host_port_of() {
+  python3 - "$1" <<'EOF'
+import sys, urllib.parse
+v = sys.argv[1].split(",")[0].strip()
+if "://" not in v:
+    v = "tcp://" + v
+u = urllib.parse.urlsplit(v)
+print(u.hostname or "127.0.0.1", u.port or 0, sep="\t")
+EOF
+}
+
+is_local_host() {
+  [[ "$1" == 127.0.0.1 || "$1" == localhost || "$1" == ::1 ]]
+}
+
+# Why: a port held by something else makes a service fail with a bind error
+# deep in its log; check up front and name the port.
+require_free_port() {
+  local host="$1" port="$2" what="$3"
+  if tcp_open "$host" "$port"; then
+    die "$host:$port (for $what) is already in use; stop whatever listens there (ss -ltnp | grep :$port)"
+  fi
+}
+
+# Why: checkoutctl's output goes to the console (it is short) and to a log.
+run_ctl() {
+  log "checkoutctl $*"
+  "$BIN_DIR/checkoutctl" "$@" 2>&1 | tee -a "$LOG_DIR/checkoutctl.log" \
+    || die "checkoutctl $* failed (see $LOG_DIR/checkoutctl.log)"
+}
+
+# Why: start one service and wait for its /readyz; on failure show its log.
+# Usage: start_service NAME OPS_URL CMD [ARGS...]
+start_service() {
+  local name="$1" url="$2"
+  shift 2
+  bg_start "$name" "$LOG_DIR/$name.log" "$@"
+  STARTED_PIDS+=("$BG_LAST_PID")
+  STARTED_NAMES+=("$name")
+  STARTED_URLS+=("$url")
+}
+
+# Why: wait for all services at once (processors joining the group take a few
+# seconds each; waiting in turn would add those up).
+wait_services_ready() {
+  local i
+  for i in "${!STARTED_NAMES[@]}"; do
+    if ! wait_http "${STARTED_URLS[$i]}/readyz" "$READY_TIMEOUT" "${STARTED_PIDS[$i]}"; then
+      show_log_tail "$LOG_DIR/${STARTED_NAMES[$i]}.log"
+      die "${STARTED_NAMES[$i]} did not become ready"
+    fi
+    log "${STARTED_NAMES[$i]} ready (${STARTED_URLS[$i]})"
+  done
+}
+
+# Why: the curl example should use an id that exists; the catalog's format
+# belongs to the Rust side, so look for the first "internship_id" or "id".
+demo_internship_id() {
+  python3 - "$1" <<'EOF' 2>/dev/null || printf '<internship_id>\n'
+import json, sys
+def find(v, keys=("internship_id", "id")):
+    if isinstance(v, dict):
+        for k in keys:
+            if isinstance(v.get(k), (str, int)):
+                return v[k]
+        for x in v.values():
+            r = find(x, keys)
+            if r is not None:
+                return r
+    elif isinstance(v, list):
+        for x in v:
+            r = find(x, keys)
+            if r is not None:
+                return r
+    return None
+r = find(json.load(open(sys.argv[1])))
+print(r if r is not None else "<internship_id>")
+EOF
+}
+
+# ---------------------------------------------------------------------------
+
+MODE=foreground
+case "${1:-}" in
+  stop)
+    stop_from_pidfiles
+    exit 0
+    ;;
+  --detach | -d) MODE=detach ;;
+  -h | --help)
+    usage
+    exit 0
+    ;;
+  "") ;;
+  *)
+    usage >&2
+    exit 2
+    ;;
+esac
+
+refuse_if_running
+mkdir -p "$LOG_DIR"
+# Pid files in both modes, so `scripts/run.sh stop` works from another terminal.
+BG_PIDFILE_DIR="$PID_DIR"
+# Own session for each service: a terminal's Ctrl-C reaches only this script,
+# which then stops the services in order (ingress first, broker last).
+BG_SETSID=1
+install_traps
+
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
+export TOPIC_PREFIX="${TOPIC_PREFIX:-}"
+export RUST_LOG="${RUST_LOG:-info}"
+INGRESS_ADDR="${INGRESS_ADDR:-127.0.0.1:8080}"
+OPS_CART_1="127.0.0.1:9101"
+OPS_CART_2="127.0.0.1:9102"
+OPS_SINKS="127.0.0.1:9103"
+
+PROFILE="${PROFILE:-release}"
+case "$PROFILE" in
+  release) BUILD_ARGS=(--release) OUT_DIR=release ;;
+  dev | debug) BUILD_ARGS=() OUT_DIR=debug ;;
+  *) die "PROFILE must be release or dev, not '$PROFILE'" ;;
+esac
+
+step "tools: nisshi"
+ensure_nisshi
+
+step "postgres"
+ensure_postgres
+if [[ -n "$_PG_STARTED" ]]; then
+  mkdir -p "$PID_DIR"
+  printf '%s\n' "$_PG_STARTED" >"$PID_DIR/postgres.started"
+fi
+
+step "build workspace binaries ($PROFILE)"
+cargo build "${BUILD_ARGS[@]}" --bins || die "cargo build failed"
+BIN_DIR="$(cargo_target_dir)/$OUT_DIR"
+for bin in schema-registry checkoutctl processors sinks ingress; do
+  [[ -x "$BIN_DIR/$bin" ]] || die "no $bin binary in $BIN_DIR after the build"
+done
+
+step "check ports"
+IFS=$'\t' read -r ingress_host ingress_port < <(host_port_of "$INGRESS_ADDR")
+require_free_port "$ingress_host" "$ingress_port" ingress
+require_free_port 127.0.0.1 9101 "processors cart #1 ops"
+require_free_port 127.0.0.1 9102 "processors cart #2 ops"
+require_free_port 127.0.0.1 9103 "sinks ops"
+
+step "broker (nisshi)"
+IFS=$'\t' read -r broker_host broker_port < <(host_port_of "$KAFKA_BROKERS")
+BROKER_NOTE=""
+if ! is_local_host "$broker_host"; then
+  BROKER_NOTE="external, not managed here"
+  log "KAFKA_BROKERS=$KAFKA_BROKERS is not local: using it as is"
+elif tcp_open "$broker_host" "$broker_port"; then
+  BROKER_NOTE="already running, reused; not stopped by this script"
+  log "a broker already answers on $broker_host:$broker_port: reusing it"
+else
+  BROKER_LOG="$LOG_DIR/nisshi.log" start_broker sqlite "$broker_port" "$RUN_DIR/nisshi"
+  BROKER_NOTE="nisshi, SQLite at .local/run/nisshi/nisshi.db"
+fi
+
+step "schema-registry"
+IFS=$'\t' read -r reg_host reg_port < <(host_port_of "$SCHEMA_REGISTRY_URL")
+REGISTRY_NOTE=""
+if ! is_local_host "$reg_host"; then
+  REGISTRY_NOTE="external, not managed here"
+  log "SCHEMA_REGISTRY_URL=$SCHEMA_REGISTRY_URL is not local: using it as is"
+elif http_ok "$SCHEMA_REGISTRY_URL/readyz"; then
+  REGISTRY_NOTE="already running, reused; not stopped by this script"
+  log "a registry already answers at $SCHEMA_REGISTRY_URL: reusing it"
+else
+  require_free_port "$reg_host" "$reg_port" schema-registry
+  bg_start schema-registry "$LOG_DIR/schema-registry.log" \
+    env REGISTRY_ADDR="$reg_host:$reg_port" "$BIN_DIR/schema-registry"
+  if ! wait_http "$SCHEMA_REGISTRY_URL/readyz" 60 "$BG_LAST_PID"; then
+    show_log_tail "$LOG_DIR/schema-registry.log"
+    die "schema-registry did not become ready"
+  fi
+  REGISTRY_NOTE="started here"
+fi
+
+step "checkoutctl: wait, migrate, create-topics, seed-catalog"
+: >"$LOG_DIR/checkoutctl.log"
+run_ctl wait --timeout-secs 120
+run_ctl migrate
+run_ctl create-topics
+CATALOG="scripts/demo/catalog.json"
+if [[ -f "$CATALOG" ]]; then
+  run_ctl seed-catalog "$CATALOG"
+else
+  warn "$CATALOG not found: catalog not seeded"
+fi
+
+step "services"
+STARTED_PIDS=()
+STARTED_NAMES=()
+STARTED_URLS=()
+start_service processors-cart-1 "http://$OPS_CART_1" \
+  env OPS_ADDR="$OPS_CART_1" "$BIN_DIR/processors" cart
+start_service processors-cart-2 "http://$OPS_CART_2" \
+  env OPS_ADDR="$OPS_CART_2" "$BIN_DIR/processors" cart
+start_service sinks "http://$OPS_SINKS" \
+  env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
+start_service ingress "http://$INGRESS_ADDR" \
+  env INGRESS_ADDR="$INGRESS_ADDR" "$BIN_DIR/ingress"
+wait_services_ready
+_step_close
+
+ID="$(demo_internship_id "$CATALOG")"
+API="http://$INGRESS_ADDR"
+cat <<EOF
+
+Checkout stack is up (profile $PROFILE).
+  ingress (API)        $API            /healthz /readyz /metrics
+  processors cart #1   http://$OPS_CART_1   ops: /healthz /readyz /metrics
+  processors cart #2   http://$OPS_CART_2   ops
+  sinks all            http://$OPS_SINKS   ops
+  schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
+  kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
+  postgres             $DATABASE_URL
+  logs                 $LOG_DIR/<name>.log
+
+Try it:
+  # create a cart (answers cart_token and version)
+  curl -s -X POST $API/api/v1/cart -H 'content-type: application/json' \\
+    -d '{"items":[{"internship_id":"$ID","quantity":1}]}'
+  TOKEN=<cart_token from above>
+  # add an item (answers the new version)
+  curl -s -X POST $API/api/v1/cart/\$TOKEN/items -H 'content-type: application/json' \\
+    -d '{"internship_id":"$ID","quantity":2}'
+  VERSION=<version from above>
+  # read it back, waiting up to 5 s for that version
+  curl -s "$API/api/v1/cart/\$TOKEN?version=\$VERSION" -H 'Prefer: wait=5'
+
+EOF
+
+if [[ "$MODE" == detach ]]; then
+  BG_KEEP=1
+  log "detached; pid files in $PID_DIR. Stop with: scripts/run.sh stop"
+  exit 0
+fi
+
+log "running in the foreground; Ctrl-C stops everything this script started"
+# Report (once each) any service that dies, but keep the rest running: killing
+# one processor instance to watch the other take over is a normal experiment.
+declare -A REPORTED=()
+while true; do
+  for i in "${!_BG_PIDS[@]}"; do
+    pid="${_BG_PIDS[$i]}"
+    if [[ -z "${REPORTED[$pid]:-}" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      REPORTED[$pid]=1
+      st=0
+      wait "$pid" 2>/dev/null || st=$?
+      warn "${_BG_NAMES[$i]} (pid $pid) exited with status $st; see $LOG_DIR/${_BG_NAMES[$i]}.log"
+    fi
+  done
+  sleep 2 &
+  wait $! || true
+done

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# THE test command: runs the whole workspace's tests against a throwaway broker
+# and schema registry, and the local Postgres.
+#
+#   scripts/test.sh                      # every test
+#   scripts/test.sh -E 'test(crash)'     # extra args go to cargo nextest run
+#
+# What it does:
+#   1. installs what is missing: cargo-nextest, nisshi (broker), Postgres, the
+#      Python venv (.local/venv, from scripts/python/requirements.txt);
+#   2. builds the workspace binaries (debug, the target dir the tests use);
+#   3. starts nisshi with MEMORY storage and our schema-registry, each on a free
+#      port, and a dedicated database `checkout_test` on DATABASE_URL's server;
+#   4. runs `cargo nextest run --workspace --no-fail-fast "$@"` (or
+#      `cargo test --workspace "$@"` when nextest cannot be had);
+#   5. stops what it started and exits with the test runner's status.
+#
+# Environment: DATABASE_URL (server to use; default
+# postgres://postgres@127.0.0.1:5432/checkout — the tests get .../checkout_test),
+# TEST_DATABASE_URL (use exactly this database instead), RUST_LOG, CI=true
+# (per-phase timings). Logs of the broker and registry: .local/test/logs/.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+install_traps
+
+TEST_DIR="$LOCAL_DIR/test"
+LOG_DIR="$TEST_DIR/logs"
+mkdir -p "$LOG_DIR"
+
+step "tools: cargo-nextest, nisshi"
+ensure_nextest
+ensure_nisshi
+
+step "postgres"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
+ensure_postgres
+TEST_DATABASE_URL="${TEST_DATABASE_URL:-$(pg_url_with_db "$DATABASE_URL" checkout_test)}"
+ensure_database "$TEST_DATABASE_URL"
+export DATABASE_URL="$TEST_DATABASE_URL"
+
+step "python venv"
+ensure_venv
+
+step "build workspace binaries (debug)"
+# Same profile and target dir as the tests, so the tests reuse this build.
+# cargo prints a line per crate, which is progress enough for CI logs.
+cargo build --workspace --bins || die "cargo build failed"
+BIN_DIR="$(cargo_target_dir)/debug"
+[[ -x "$BIN_DIR/schema-registry" ]] || die "no schema-registry binary in $BIN_DIR after the build"
+
+step "start broker (nisshi, memory storage)"
+BROKER_PORT="$(free_port)"
+BROKER_DATA="$(mktemp -d "${TMPDIR:-/tmp}/checkout-test-nisshi.XXXXXX")"
+# Why: the scratch dir goes when the script does (after the broker stopped).
+# shellcheck disable=SC2317  # called indirectly by the exit trap
+remove_broker_data() { rm -rf "$BROKER_DATA"; }
+on_exit remove_broker_data
+BROKER_LOG="$LOG_DIR/nisshi.log" start_broker memory "$BROKER_PORT" "$BROKER_DATA"
+export KAFKA_BROKERS="127.0.0.1:$BROKER_PORT"
+
+step "start schema-registry"
+REGISTRY_PORT="$(free_port)"
+bg_start schema-registry "$LOG_DIR/schema-registry.log" \
+  env REGISTRY_ADDR="127.0.0.1:$REGISTRY_PORT" RUST_LOG="${RUST_LOG:-info}" \
+  "$BIN_DIR/schema-registry"
+REGISTRY_PID=$BG_LAST_PID
+export SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT"
+if ! wait_http "$SCHEMA_REGISTRY_URL/readyz" 60 "$REGISTRY_PID"; then
+  show_log_tail "$LOG_DIR/schema-registry.log"
+  die "schema-registry did not become ready"
+fi
+
+log "KAFKA_BROKERS=$KAFKA_BROKERS"
+log "SCHEMA_REGISTRY_URL=$SCHEMA_REGISTRY_URL"
+log "DATABASE_URL=$DATABASE_URL"
+log "CHECKOUT_PYTHON=$CHECKOUT_PYTHON"
+
+step "tests ($TEST_RUNNER)"
+status=0
+if [[ "$TEST_RUNNER" == nextest ]]; then
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+else
+  cargo test --workspace --no-fail-fast "$@" || status=$?
+fi
+
+if ((status != 0)); then
+  log "tests failed (status $status); broker and registry logs: $LOG_DIR/"
+  if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+    warn "the broker had died during the tests"
+    show_log_tail "$LOG_DIR/nisshi.log"
+  fi
+  if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
+    warn "the schema-registry had died during the tests"
+    show_log_tail "$LOG_DIR/schema-registry.log"
+  fi
+fi
+print_step_summary
+exit "$status"
