@@ -1,1 +1,39 @@
+//! The runtime every service shares, and nothing domain-specific:
+//! configuration from the environment ([`config`]), JSON logs with the
+//! correlation id ([`telemetry`]), Kafka clients, headers and consumer
+//! batching ([`kafka`]), Postgres connections ([`db`]), the pipeline's
+//! metrics ([`metrics`]) and the ops HTTP server with `/healthz`, `/readyz`
+//! and `/metrics` ([`ops`]).
+//!
+//! It sits beside `ingress/`, `processors/` and `sinks/` rather than inside
+//! one of them because all of them depend on it.
 
+pub mod config;
+pub mod db;
+pub mod kafka;
+pub mod metrics;
+pub mod ops;
+pub mod telemetry;
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

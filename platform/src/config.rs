@@ -1,0 +1,49 @@
+//! Configuration every service reads from its environment, with the
+//! defaults of a local run. Production only changes the addresses.
+
+use std::net::SocketAddr;
+
+use schemas::TopicNames;
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// `KAFKA_BROKERS`: bootstrap servers, comma-separated.
+    pub kafka_brokers: String,
+    /// `SCHEMA_REGISTRY_URL`: a Confluent-compatible registry.
+    pub schema_registry_url: String,
+    /// `DATABASE_URL`: the read model's Postgres database.
+    pub database_url: String,
+    /// `DATABASE_SCHEMA`: the Postgres schema holding the tables (tests use
+    /// one per test; production leaves it `public`).
+    pub database_schema: String,
+    /// `TOPIC_PREFIX`: prepended to every topic and consumer group.
+    pub topics: TopicNames,
+    /// `KAFKA_REPLICATION_FACTOR`: for topics this deployment creates.
+    pub replication_factor: i32,
+}
+
+impl PipelineConfig {
+    pub fn from_env() -> anyhow::Result<PipelineConfig> {
+        Ok(PipelineConfig {
+            kafka_brokers: var("KAFKA_BROKERS", "127.0.0.1:9092"),
+            schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
+            database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/checkout"),
+            database_schema: var("DATABASE_SCHEMA", "public"),
+            topics: TopicNames::new(var("TOPIC_PREFIX", "")),
+            replication_factor: var("KAFKA_REPLICATION_FACTOR", "1")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("KAFKA_REPLICATION_FACTOR: {e}"))?,
+        })
+    }
+}
+
+/// A variable with a default.
+pub fn var(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// A socket address variable with a default.
+pub fn addr(name: &str, default: &str) -> anyhow::Result<SocketAddr> {
+    let raw = var(name, default);
+    raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}"))
+}

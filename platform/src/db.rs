@@ -1,0 +1,60 @@
+//! Postgres connections for the read model.
+//!
+//! The database named in `DATABASE_URL` is created when missing, and every
+//! pooled connection uses the configured schema, so a test can own a schema
+//! of its own while sharing the server.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub async fn connect(database_url: &str, schema: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    anyhow::ensure!(
+        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "DATABASE_SCHEMA must be an identifier of [A-Za-z0-9_], got {schema:?}"
+    );
+    let options = PgConnectOptions::from_str(database_url)?;
+    ensure_database(&options).await?;
+    let search_path = format!("SET search_path TO \"{schema}\"");
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            let search_path = search_path.clone();
+            Box::pin(async move {
+                sqlx::query(&search_path).execute(conn).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&pool).await?;
+    Ok(pool)
+}
+
+/// Creates the URL's database when it does not exist yet.
+async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    if options.connect().await.is_ok() {
+        return Ok(());
+    }
+    let mut admin = options.clone().database("postgres").connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        // Two services starting together may race here; losing is fine.
+        let created = sqlx::query(&format!("CREATE DATABASE \"{}\"", name.replace('"', "")))
+            .execute(&mut admin)
+            .await;
+        if let Err(e) = created {
+            tracing::debug!(error = %e, "create database raced");
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}
