@@ -161,12 +161,19 @@ pub fn group_consumer(brokers: &str, group: &str, stage: &'static str) -> Result
 /// A consumer outside any group, for reading a whole partition or topic
 /// (state restore, global tables). It never commits.
 pub fn reader(brokers: &str) -> Result<BaseConsumer, KafkaError> {
-    base_config(brokers)
-        .set("group.id", "internhub-reader")
+    reader_config(brokers).create()
+}
+
+/// The configuration of [`reader`], for a reader of another kind (a
+/// `StreamConsumer` following a global table).
+pub fn reader_config(brokers: &str) -> ClientConfig {
+    let mut c = base_config(brokers);
+    // librdkafka wants a group id even for assign(); nothing is committed.
+    c.set("group.id", "internhub-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .create()
+        .set("enable.partition.eof", "false");
+    c
 }
 
 /// Reads `topic`'s `partition` from the beginning to the end it has now,

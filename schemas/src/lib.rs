@@ -9,6 +9,7 @@
 //! wrong ([`money`], [`values`], [`ids`]).
 
 pub mod codec;
+pub mod codes;
 pub mod headers;
 pub mod ids;
 pub mod money;

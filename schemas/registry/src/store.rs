@@ -102,6 +102,11 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Wraps a pool that is already set up (search_path, migrations).
+    pub fn from_pool(pool: PgPool) -> Store {
+        Store { pool }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
@@ -391,8 +396,11 @@ impl Store {
     ) -> Result<i32, ApiError> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx).await?;
-        // A permanent delete targets soft-deleted versions, so it looks at them.
-        let target = version(&mut tx, subject, spec, permanent).await?;
+        // A numbered version is found even when soft-deleted, to answer 40406
+        // (or to delete it permanently); `latest` means the latest live one,
+        // or the latest of all for a permanent delete.
+        let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
+        let target = version(&mut tx, subject, spec, include_deleted).await?;
         let deleted: bool = sqlx::query("SELECT deleted FROM subject_versions WHERE subject = $1 AND version = $2")
             .bind(subject)
             .bind(target.version)

@@ -62,12 +62,13 @@ impl Metrics {
     }
 }
 
-/// Logs one line per request and counts it. Labels use the route template
-/// (`/subjects/{subject}/versions`), never the raw path, so subjects do not
-/// blow up the metrics' cardinality.
+/// Logs one line per request and counts it. Metric labels use the route
+/// template (`/subjects/{subject}/versions`), never the raw path, so subjects
+/// do not blow up the metrics' cardinality; the log line has both.
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -87,6 +88,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
     tracing::info!(
         method = %method,
         route = %route,
+        path = %path,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
