@@ -1,1 +1,20 @@
+//! Sinks: workers that materialize topics into the Postgres read model.
+//!
+//! [`runner`] is the loop every sink shares: a batch of records is written
+//! in one Postgres transaction, and the batch's offsets are committed only
+//! after that transaction commits. Each sink's writes are idempotent (rows
+//! carry the version they stand for and never move backwards), so a batch
+//! written twice after a crash changes nothing the second time.
+//!
+//! The tables are defined by the migrations in `sinks/migrations`
+//! ([`MIGRATOR`]); the ingress only reads them.
 
+pub mod carts;
+pub mod runner;
+pub mod service;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The Postgres channel the carts sink notifies with `<token>:<version>`
+/// after each commit, so readers waiting for a version wake at once.
+pub const CART_VERSIONS_CHANNEL: &str = "cart_versions";

@@ -123,7 +123,10 @@ impl CompatibilityLevel {
     /// the latest.
     pub fn is_transitive(self) -> bool {
         use CompatibilityLevel::*;
-        matches!(self, BackwardTransitive | ForwardTransitive | FullTransitive)
+        matches!(
+            self,
+            BackwardTransitive | ForwardTransitive | FullTransitive
+        )
     }
 
     fn backward(self) -> bool {
@@ -218,11 +221,18 @@ mod tests {
     #[test]
     fn backward_accepts_a_field_with_default_and_rejects_one_without() {
         let old = parsed(V1).resolved;
-        let ok = parsed(r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"n","type":"int","default":0}]}"#);
-        let bad = parsed(r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}"#);
+        let ok = parsed(
+            r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"n","type":"int","default":0}]}"#,
+        );
+        let bad = parsed(
+            r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"n","type":"int"}]}"#,
+        );
         let olds = [(1, old)];
         assert!(check(CompatibilityLevel::Backward, &ok.resolved, &olds).is_empty());
-        assert_eq!(check(CompatibilityLevel::Backward, &bad.resolved, &olds).len(), 1);
+        assert_eq!(
+            check(CompatibilityLevel::Backward, &bad.resolved, &olds).len(),
+            1
+        );
         assert!(check(CompatibilityLevel::Forward, &bad.resolved, &olds).is_empty());
         assert!(check(CompatibilityLevel::None, &bad.resolved, &olds).is_empty());
     }
@@ -233,7 +243,10 @@ mod tests {
             parse(Some("PROTOBUF"), "syntax = \"proto3\";", vec![], &[]),
             Err(ApiError::InvalidSchema(_))
         ));
-        assert!(matches!(parse(None, "{not json", vec![], &[]), Err(ApiError::InvalidSchema(_))));
+        assert!(matches!(
+            parse(None, "{not json", vec![], &[]),
+            Err(ApiError::InvalidSchema(_))
+        ));
         assert!(matches!(
             parse(None, r#"{"type":"record","name":"X"}"#, vec![], &[]),
             Err(ApiError::InvalidSchema(_))
@@ -244,8 +257,14 @@ mod tests {
     fn references_are_inlined_for_checks() {
         let money = r#"{"type":"record","name":"Money","namespace":"shop","fields":[{"name":"cents","type":"long"}]}"#;
         let order = r#"{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"total","type":"shop.Money"}]}"#;
-        let refs = vec![Reference { name: "shop.Money".into(), subject: "money".into(), version: 1 }];
+        let refs = vec![Reference {
+            name: "shop.Money".into(),
+            subject: "money".into(),
+            version: 1,
+        }];
         let p = parse(None, order, refs, &[money.to_owned()]).unwrap();
-        assert!(serde_json::to_string(&p.resolved).unwrap().contains("cents"));
+        assert!(serde_json::to_string(&p.resolved)
+            .unwrap()
+            .contains("cents"));
     }
 }

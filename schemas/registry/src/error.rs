@@ -28,7 +28,10 @@ pub enum ApiError {
     #[error("Subject '{0}' does not have subject-level compatibility configured")]
     SubjectLevelNotConfigured(String),
     #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]", .messages.join(", "))]
-    Incompatible { subject: String, messages: Vec<String> },
+    Incompatible {
+        subject: String,
+        messages: Vec<String>,
+    },
     #[error("Invalid schema: {0}")]
     InvalidSchema(String),
     #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]

@@ -34,9 +34,15 @@ pub struct SrJson<T>(pub StatusCode, pub T);
 impl<T: Serialize> IntoResponse for SrJson<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.1) {
-            Ok(body) => (self.0, [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], body)
+            Ok(body) => (
+                self.0,
+                [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+                body,
+            )
                 .into_response(),
-            Err(e) => ApiError::Internal(format!("cannot serialise a response: {e}")).into_response(),
+            Err(e) => {
+                ApiError::Internal(format!("cannot serialise a response: {e}")).into_response()
+            }
         }
     }
 }
@@ -48,7 +54,10 @@ fn ok<T: Serialize>(body: T) -> Result<SrJson<T>, ApiError> {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/", get(|| async { SrJson(StatusCode::OK, json!({})) }))
-        .route("/schemas/types", get(|| async { SrJson(StatusCode::OK, [AVRO]) }))
+        .route(
+            "/schemas/types",
+            get(|| async { SrJson(StatusCode::OK, [AVRO]) }),
+        )
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
         .route("/schemas/ids/{id}/subjects", get(subjects_by_id))
@@ -57,15 +66,37 @@ pub fn router(state: AppState) -> Router {
         .route("/subjects", get(subjects))
         .route("/subjects/{subject}", post(lookup).delete(delete_subject))
         .route("/subjects/{subject}/versions", get(versions).post(register))
-        .route("/subjects/{subject}/versions/{version}", get(version).delete(delete_version))
-        .route("/subjects/{subject}/versions/{version}/schema", get(raw_version))
-        .route("/subjects/{subject}/versions/{version}/referencedby", get(referenced_by))
-        .route("/compatibility/subjects/{subject}/versions", post(compatibility_all))
-        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
-        .route("/config", get(get_global_config).put(put_global_config).delete(delete_global_config))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(version).delete(delete_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(raw_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(referenced_by),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(compatibility_all),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(compatibility),
+        )
+        .route(
+            "/config",
+            get(get_global_config)
+                .put(put_global_config)
+                .delete(delete_global_config),
+        )
         .route(
             "/config/{subject}",
-            get(get_subject_config).put(put_subject_config).delete(delete_subject_config),
+            get(get_subject_config)
+                .put(put_subject_config)
+                .delete(delete_subject_config),
         )
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(middleware::map_response(confluent_errors));
@@ -74,7 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics));
     api.merge(ops)
-        .layer(middleware::from_fn_with_state(state.metrics.clone(), telemetry::track))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            telemetry::track,
+        ))
         .with_state(state)
 }
 
@@ -90,16 +124,25 @@ async fn confluent_errors(response: Response) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_owned();
     let message = if text.is_empty() {
-        format!("HTTP {} {}", status.as_u16(), status.canonical_reason().unwrap_or_default())
+        format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        )
     } else {
         text
     };
     parts.headers.remove(header::CONTENT_LENGTH);
-    let mut fresh = SrJson(status, json!({ "error_code": status.as_u16(), "message": message }))
-        .into_response();
+    let mut fresh = SrJson(
+        status,
+        json!({ "error_code": status.as_u16(), "message": message }),
+    )
+    .into_response();
     // Keep headers such as `Allow` on a 405.
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE {
@@ -113,13 +156,18 @@ type Params = Query<HashMap<String, String>>;
 
 /// Confluent's clients send booleans as `true`, `True`, `false`...
 fn flag(params: &HashMap<String, String>, name: &str) -> bool {
-    params.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    params
+        .get(name)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// Bodies are read whatever their content type: Confluent's clients send
 /// `application/vnd.schemaregistry.v1+json`, others plain JSON or even
 /// `application/octet-stream`.
-fn decode<T: DeserializeOwned>(body: &Bytes, data_error: impl FnOnce(String) -> ApiError) -> Result<T, ApiError> {
+fn decode<T: DeserializeOwned>(
+    body: &Bytes,
+    data_error: impl FnOnce(String) -> ApiError,
+) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             data_error(e.to_string())
@@ -155,8 +203,17 @@ async fn parse_schema_request(store: &Store, body: &Bytes) -> Result<ParsedSchem
             let version = i32::try_from(r.version)
                 .ok()
                 .filter(|v| *v > 0)
-                .ok_or_else(|| ApiError::InvalidSchema(format!("reference '{}' has invalid version {}", r.name, r.version)))?;
-            Ok(Reference { name: r.name, subject: r.subject, version })
+                .ok_or_else(|| {
+                    ApiError::InvalidSchema(format!(
+                        "reference '{}' has invalid version {}",
+                        r.name, r.version
+                    ))
+                })?;
+            Ok(Reference {
+                name: r.name,
+                subject: r.subject,
+                version,
+            })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let referenced = if references.is_empty() {
@@ -214,7 +271,8 @@ impl<'a> SchemaBody<'a> {
 }
 
 fn parse_id(id: &str) -> Result<i32, ApiError> {
-    id.parse().map_err(|_| ApiError::SchemaNotFound(id.to_owned()))
+    id.parse()
+        .map_err(|_| ApiError::SchemaNotFound(id.to_owned()))
 }
 
 async fn find_schema(store: &Store, id: &str) -> Result<StoredSchema, ApiError> {
@@ -226,17 +284,26 @@ async fn find_schema(store: &Store, id: &str) -> Result<StoredSchema, ApiError> 
 
 // Soft-deleted schemas are served by id whatever `deleted` says: consumers
 // must still decode records written before the delete.
-async fn schema_by_id(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn schema_by_id(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let schema = find_schema(&app.store, &id).await?;
     Ok(SrJson(StatusCode::OK, SchemaBody::of_schema(&schema)).into_response())
 }
 
-async fn raw_schema_by_id(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn raw_schema_by_id(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let schema = find_schema(&app.store, &id).await?;
     Ok(raw(schema.text))
 }
 
-async fn schema_by_guid(State(app): State<AppState>, Path(guid): Path<String>) -> Result<Response, ApiError> {
+async fn schema_by_guid(
+    State(app): State<AppState>,
+    Path(guid): Path<String>,
+) -> Result<Response, ApiError> {
     let schema = app
         .store
         .schema_by_guid(&guid)
@@ -268,25 +335,41 @@ async fn versions_by_id(
     Query(params): Params,
 ) -> Result<SrJson<serde_json::Value>, ApiError> {
     let schema = find_schema(&app.store, &id).await?;
-    let usages = app.store.usages(schema.id, flag(&params, "deleted")).await?;
+    let usages = app
+        .store
+        .usages(schema.id, flag(&params, "deleted"))
+        .await?;
     ok(usages
         .into_iter()
         .map(|(subject, version)| json!({ "subject": subject, "version": version }))
         .collect())
 }
 
-async fn subjects(State(app): State<AppState>, Query(params): Params) -> Result<SrJson<Vec<String>>, ApiError> {
-    let prefix = params.get("subjectPrefix").map(String::as_str).unwrap_or_default();
+async fn subjects(
+    State(app): State<AppState>,
+    Query(params): Params,
+) -> Result<SrJson<Vec<String>>, ApiError> {
+    let prefix = params
+        .get("subjectPrefix")
+        .map(String::as_str)
+        .unwrap_or_default();
     let subjects = app
         .store
-        .subjects(flag(&params, "deleted"), flag(&params, "deleted_only"), prefix)
+        .subjects(
+            flag(&params, "deleted"),
+            flag(&params, "deleted_only"),
+            prefix,
+        )
         .await?;
     ok(paginate(subjects, &params))
 }
 
 /// Confluent's `offset`/`limit` query parameters; a negative limit is none.
 fn paginate<T>(items: Vec<T>, params: &HashMap<String, String>) -> Vec<T> {
-    let offset = params.get("offset").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+    let offset = params
+        .get("offset")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     let limit = params
         .get("limit")
         .and_then(|v| v.parse::<i64>().ok())
@@ -303,7 +386,10 @@ async fn lookup(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let parsed = parse_schema_request(&app.store, &body).await?;
-    let found = app.store.lookup(&subject, &parsed, flag(&params, "deleted")).await?;
+    let found = app
+        .store
+        .lookup(&subject, &parsed, flag(&params, "deleted"))
+        .await?;
     Ok(SrJson(StatusCode::OK, SchemaBody::of_version(&found)).into_response())
 }
 
@@ -312,7 +398,10 @@ async fn delete_subject(
     Path(subject): Path<String>,
     Query(params): Params,
 ) -> Result<SrJson<Vec<i32>>, ApiError> {
-    let versions = app.store.delete_subject(&subject, flag(&params, "permanent")).await?;
+    let versions = app
+        .store
+        .delete_subject(&subject, flag(&params, "permanent"))
+        .await?;
     tracing::info!(subject = %subject, ?versions, permanent = flag(&params, "permanent"), "deleted subject");
     ok(versions)
 }
@@ -324,7 +413,11 @@ async fn versions(
 ) -> Result<SrJson<Vec<i32>>, ApiError> {
     let versions = app
         .store
-        .versions(&subject, flag(&params, "deleted"), flag(&params, "deleted_only"))
+        .versions(
+            &subject,
+            flag(&params, "deleted"),
+            flag(&params, "deleted_only"),
+        )
         .await?;
     ok(paginate(versions, &params))
 }
@@ -349,7 +442,10 @@ async fn version(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let spec = VersionSpec::parse(&version)?;
-    let found = app.store.version(&subject, spec, flag(&params, "deleted")).await?;
+    let found = app
+        .store
+        .version(&subject, spec, flag(&params, "deleted"))
+        .await?;
     Ok(SrJson(StatusCode::OK, SchemaBody::of_version(&found)).into_response())
 }
 
@@ -359,7 +455,10 @@ async fn raw_version(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     let spec = VersionSpec::parse(&version)?;
-    let found = app.store.version(&subject, spec, flag(&params, "deleted")).await?;
+    let found = app
+        .store
+        .version(&subject, spec, flag(&params, "deleted"))
+        .await?;
     Ok(raw(found.schema.text))
 }
 
@@ -381,7 +480,10 @@ async fn referenced_by(
 ) -> Result<SrJson<Vec<i32>>, ApiError> {
     let spec = VersionSpec::parse(&version)?;
     let found = app.store.version(&subject, spec, false).await?;
-    ok(app.store.referenced_by(&found.subject, found.version).await?)
+    ok(app
+        .store
+        .referenced_by(&found.subject, found.version)
+        .await?)
 }
 
 async fn compatibility(
@@ -440,20 +542,29 @@ fn level_body(level: CompatibilityLevel) -> serde_json::Value {
     json!({ "compatibilityLevel": level.as_str() })
 }
 
-async fn get_global_config(State(app): State<AppState>) -> Result<SrJson<serde_json::Value>, ApiError> {
+async fn get_global_config(
+    State(app): State<AppState>,
+) -> Result<SrJson<serde_json::Value>, ApiError> {
     ok(level_body(app.store.global_level().await?))
 }
 
 // PUT answers with the request (`{"compatibility": ...}`), as Confluent does.
-async fn put_global_config(State(app): State<AppState>, body: Bytes) -> Result<SrJson<serde_json::Value>, ApiError> {
+async fn put_global_config(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<SrJson<serde_json::Value>, ApiError> {
     let level = requested_level(&body)?;
     app.store.set_global_level(level).await?;
     ok(json!({ "compatibility": level.as_str() }))
 }
 
-async fn delete_global_config(State(app): State<AppState>) -> Result<SrJson<serde_json::Value>, ApiError> {
+async fn delete_global_config(
+    State(app): State<AppState>,
+) -> Result<SrJson<serde_json::Value>, ApiError> {
     let previous = app.store.global_level().await?;
-    app.store.set_global_level(CompatibilityLevel::DEFAULT).await?;
+    app.store
+        .set_global_level(CompatibilityLevel::DEFAULT)
+        .await?;
     ok(level_body(previous))
 }
 
@@ -493,7 +604,11 @@ async fn delete_subject_config(
 
 /// A schema's own text as the body, as `.../schema` endpoints answer.
 fn raw(text: String) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))], text).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        text,
+    )
+        .into_response()
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
@@ -512,7 +627,10 @@ async fn readyz(State(app): State<AppState>) -> Response {
 
 async fn metrics(State(app): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(prometheus::TEXT_FORMAT))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(prometheus::TEXT_FORMAT),
+        )],
         app.metrics.render(),
     )
         .into_response()

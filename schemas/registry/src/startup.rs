@@ -30,7 +30,11 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let addr = listener.local_addr()?;
-        Ok(Application { listener, router, addr })
+        Ok(Application {
+            listener,
+            router,
+            addr,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -42,7 +46,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets requests in flight finish.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.addr, "schema registry listening");
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)

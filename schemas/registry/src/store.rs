@@ -112,18 +112,27 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn schema_by_id(&self, id: i32) -> Result<Option<StoredSchema>, ApiError> {
         let sql = format!("SELECT {SCHEMA_COLUMNS} FROM schemas s WHERE s.id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| stored_schema(&r)).transpose()
     }
 
     pub async fn schema_by_guid(&self, guid: &str) -> Result<Option<StoredSchema>, ApiError> {
         let sql = format!("SELECT {SCHEMA_COLUMNS} FROM schemas s WHERE s.guid::text = lower($1)");
-        let row = sqlx::query(&sql).bind(guid).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(guid)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| stored_schema(&r)).transpose()
     }
 
@@ -137,7 +146,10 @@ impl Store {
         .bind(deleted)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.get("subject"), r.get("version"))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("subject"), r.get("version")))
+            .collect())
     }
 
     pub async fn subjects(
@@ -245,7 +257,10 @@ impl Store {
 
     /// Texts of the schemas `references` name, transitively, dependencies
     /// first: what `avro::parse` needs to resolve the names.
-    pub async fn referenced_texts(&self, references: &[Reference]) -> Result<Vec<String>, ApiError> {
+    pub async fn referenced_texts(
+        &self,
+        references: &[Reference],
+    ) -> Result<Vec<String>, ApiError> {
         let mut conn = self.pool.acquire().await?;
         referenced_texts(&mut conn, references).await
     }
@@ -253,7 +268,32 @@ impl Store {
     /// Registers `parsed` under `subject`: returns the existing id when the
     /// subject already holds it, else checks compatibility and adds a version,
     /// reusing the schema's global id when another subject has it.
-    pub async fn register(&self, subject: &str, parsed: &ParsedSchema) -> Result<Registered, ApiError> {
+    pub async fn register(
+        &self,
+        subject: &str,
+        parsed: &ParsedSchema,
+    ) -> Result<Registered, ApiError> {
+        // Every producer re-registers its schema when it starts: answer that
+        // without queueing on the lock.
+        let live = sqlx::query(
+            "SELECT s.id, s.guid::text AS guid FROM schemas s
+             JOIN subject_versions v ON v.schema_id = s.id
+             WHERE md5(s.identity) = md5($1) AND s.identity = $1
+               AND v.subject = $2 AND NOT v.deleted
+             LIMIT 1",
+        )
+        .bind(&parsed.identity)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = live {
+            return Ok(Registered {
+                id: r.get("id"),
+                guid: r.get("guid"),
+                created: false,
+            });
+        }
+
         let mut tx = self.pool.begin().await?;
         lock(&mut tx).await?;
 
@@ -274,14 +314,21 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if live.is_some() {
-                return Ok(Registered { id: *id, guid: guid.clone(), created: false });
+                return Ok(Registered {
+                    id: *id,
+                    guid: guid.clone(),
+                    created: false,
+                });
             }
         }
 
         let level = effective_level(&mut tx, subject).await?;
         let messages = check_against_live(&mut tx, subject, level, &parsed.resolved, false).await?;
         if !messages.is_empty() {
-            return Err(ApiError::Incompatible { subject: subject.to_owned(), messages });
+            return Err(ApiError::Incompatible {
+                subject: subject.to_owned(),
+                messages,
+            });
         }
 
         let (id, guid) = match existing {
@@ -310,7 +357,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Registered { id, guid, created: true })
+        Ok(Registered {
+            id,
+            guid,
+            created: true,
+        })
     }
 
     /// Messages explaining why `parsed` may not follow the subject's versions;
@@ -334,19 +385,29 @@ impl Store {
             Some(spec) => {
                 let old = version(&mut conn, subject, spec, false).await?;
                 let old_schema = resolve_stored(&mut conn, &old.schema).await?;
-                Ok(avro::check(level, &parsed.resolved, &[(old.version, old_schema)]))
+                Ok(avro::check(
+                    level,
+                    &parsed.resolved,
+                    &[(old.version, old_schema)],
+                ))
             }
         }
     }
 
     /// Soft or permanent delete of a subject; returns the versions deleted.
-    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, ApiError> {
+    pub async fn delete_subject(
+        &self,
+        subject: &str,
+        permanent: bool,
+    ) -> Result<Vec<i32>, ApiError> {
         let mut tx = self.pool.begin().await?;
         lock(&mut tx).await?;
-        let rows = sqlx::query("SELECT version, deleted FROM subject_versions WHERE subject = $1 ORDER BY version")
-            .bind(subject)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT version, deleted FROM subject_versions WHERE subject = $1 ORDER BY version",
+        )
+        .bind(subject)
+        .fetch_all(&mut *tx)
+        .await?;
         if rows.is_empty() {
             return Err(ApiError::SubjectNotFound(subject.to_owned()));
         }
@@ -401,15 +462,19 @@ impl Store {
         // or the latest of all for a permanent delete.
         let include_deleted = permanent || matches!(spec, VersionSpec::Number(_));
         let target = version(&mut tx, subject, spec, include_deleted).await?;
-        let deleted: bool = sqlx::query("SELECT deleted FROM subject_versions WHERE subject = $1 AND version = $2")
-            .bind(subject)
-            .bind(target.version)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("deleted");
+        let deleted: bool =
+            sqlx::query("SELECT deleted FROM subject_versions WHERE subject = $1 AND version = $2")
+                .bind(subject)
+                .bind(target.version)
+                .fetch_one(&mut *tx)
+                .await?
+                .get("deleted");
         if permanent {
             if !deleted {
-                return Err(ApiError::VersionNotSoftDeleted(subject.to_owned(), target.version));
+                return Err(ApiError::VersionNotSoftDeleted(
+                    subject.to_owned(),
+                    target.version,
+                ));
             }
             sqlx::query("DELETE FROM subject_versions WHERE subject = $1 AND version = $2")
                 .bind(subject)
@@ -418,13 +483,18 @@ impl Store {
                 .await?;
         } else {
             if deleted {
-                return Err(ApiError::VersionSoftDeleted(subject.to_owned(), target.version));
+                return Err(ApiError::VersionSoftDeleted(
+                    subject.to_owned(),
+                    target.version,
+                ));
             }
-            sqlx::query("UPDATE subject_versions SET deleted = true WHERE subject = $1 AND version = $2")
-                .bind(subject)
-                .bind(target.version)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE subject_versions SET deleted = true WHERE subject = $1 AND version = $2",
+            )
+            .bind(subject)
+            .bind(target.version)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(target.version)
@@ -456,12 +526,19 @@ impl Store {
         Ok(())
     }
 
-    pub async fn subject_level(&self, subject: &str) -> Result<Option<CompatibilityLevel>, ApiError> {
+    pub async fn subject_level(
+        &self,
+        subject: &str,
+    ) -> Result<Option<CompatibilityLevel>, ApiError> {
         let mut conn = self.pool.acquire().await?;
         subject_level(&mut conn, subject).await
     }
 
-    pub async fn set_subject_level(&self, subject: &str, level: CompatibilityLevel) -> Result<(), ApiError> {
+    pub async fn set_subject_level(
+        &self,
+        subject: &str,
+        level: CompatibilityLevel,
+    ) -> Result<(), ApiError> {
         sqlx::query(
             "INSERT INTO subject_config (subject, compatibility) VALUES ($1, $2)
              ON CONFLICT (subject) DO UPDATE SET compatibility = EXCLUDED.compatibility",
@@ -474,11 +551,15 @@ impl Store {
     }
 
     /// Removes the subject's own level; returns it, if there was one.
-    pub async fn delete_subject_level(&self, subject: &str) -> Result<Option<CompatibilityLevel>, ApiError> {
-        let row = sqlx::query("DELETE FROM subject_config WHERE subject = $1 RETURNING compatibility")
-            .bind(subject)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn delete_subject_level(
+        &self,
+        subject: &str,
+    ) -> Result<Option<CompatibilityLevel>, ApiError> {
+        let row =
+            sqlx::query("DELETE FROM subject_config WHERE subject = $1 RETURNING compatibility")
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|r| CompatibilityLevel::parse(r.get::<&str, _>("compatibility"))))
     }
 }
@@ -500,7 +581,10 @@ async fn global_level(conn: &mut PgConnection) -> Result<CompatibilityLevel, Api
         .unwrap_or(CompatibilityLevel::DEFAULT))
 }
 
-async fn subject_level(conn: &mut PgConnection, subject: &str) -> Result<Option<CompatibilityLevel>, ApiError> {
+async fn subject_level(
+    conn: &mut PgConnection,
+    subject: &str,
+) -> Result<Option<CompatibilityLevel>, ApiError> {
     let row = sqlx::query("SELECT compatibility FROM subject_config WHERE subject = $1")
         .bind(subject)
         .fetch_optional(conn)
@@ -508,7 +592,10 @@ async fn subject_level(conn: &mut PgConnection, subject: &str) -> Result<Option<
     Ok(row.and_then(|r| CompatibilityLevel::parse(r.get::<&str, _>("compatibility"))))
 }
 
-async fn effective_level(conn: &mut PgConnection, subject: &str) -> Result<CompatibilityLevel, ApiError> {
+async fn effective_level(
+    conn: &mut PgConnection,
+    subject: &str,
+) -> Result<CompatibilityLevel, ApiError> {
     match subject_level(conn, subject).await? {
         Some(level) => Ok(level),
         None => global_level(conn).await,
@@ -519,11 +606,13 @@ async fn subject_exists<'e, E>(executor: E, subject: &str, deleted: bool) -> Res
 where
     E: Executor<'e, Database = sqlx::Postgres>,
 {
-    let row = sqlx::query("SELECT 1 FROM subject_versions WHERE subject = $1 AND ($2 OR NOT deleted) LIMIT 1")
-        .bind(subject)
-        .bind(deleted)
-        .fetch_optional(executor)
-        .await?;
+    let row = sqlx::query(
+        "SELECT 1 FROM subject_versions WHERE subject = $1 AND ($2 OR NOT deleted) LIMIT 1",
+    )
+    .bind(subject)
+    .bind(deleted)
+    .fetch_optional(executor)
+    .await?;
     Ok(row.is_some())
 }
 
@@ -579,8 +668,14 @@ async fn check_against_live(
          FROM subject_versions v JOIN schemas s ON s.id = v.schema_id
          WHERE v.subject = $1 AND NOT v.deleted ORDER BY v.version"
     );
-    let rows = sqlx::query(&sql).bind(subject).fetch_all(&mut *conn).await?;
-    let mut live = rows.iter().map(subject_version).collect::<Result<Vec<_>, _>>()?;
+    let rows = sqlx::query(&sql)
+        .bind(subject)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut live = rows
+        .iter()
+        .map(subject_version)
+        .collect::<Result<Vec<_>, _>>()?;
     if force_latest || !level.is_transitive() {
         live = live.split_off(live.len().saturating_sub(1));
     }
@@ -592,22 +687,37 @@ async fn check_against_live(
 }
 
 /// Parses a stored schema with its references, for compatibility checks.
-async fn resolve_stored(conn: &mut PgConnection, stored: &StoredSchema) -> Result<Schema, ApiError> {
+async fn resolve_stored(
+    conn: &mut PgConnection,
+    stored: &StoredSchema,
+) -> Result<Schema, ApiError> {
     let texts = referenced_texts(conn, &stored.references).await?;
-    let parsed = avro::parse(Some(&stored.schema_type), &stored.text, stored.references.clone(), &texts)
-        .map_err(|e| {
-            // Stored schemas were valid when registered; failing now is a
-            // server-side fault, not the client's.
-            tracing::error!(id = stored.id, error = %e, "stored schema no longer parses");
-            ApiError::Internal(format!("stored schema {} does not parse: {e}", stored.id))
-        })?;
+    let parsed = avro::parse(
+        Some(&stored.schema_type),
+        &stored.text,
+        stored.references.clone(),
+        &texts,
+    )
+    .map_err(|e| {
+        // Stored schemas were valid when registered; failing now is a
+        // server-side fault, not the client's.
+        tracing::error!(id = stored.id, error = %e, "stored schema no longer parses");
+        ApiError::Internal(format!("stored schema {} does not parse: {e}", stored.id))
+    })?;
     Ok(parsed.resolved)
 }
 
-async fn referenced_texts(conn: &mut PgConnection, references: &[Reference]) -> Result<Vec<String>, ApiError> {
+async fn referenced_texts(
+    conn: &mut PgConnection,
+    references: &[Reference],
+) -> Result<Vec<String>, ApiError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let mut stack: Vec<(Reference, bool)> = references.iter().rev().map(|r| (r.clone(), false)).collect();
+    let mut stack: Vec<(Reference, bool)> = references
+        .iter()
+        .rev()
+        .map(|r| (r.clone(), false))
+        .collect();
     // Depth-first, emitting a schema after the ones it references.
     while let Some((r, expanded)) = stack.pop() {
         let key = (r.subject.clone(), r.version);
@@ -705,7 +815,9 @@ async fn ensure_schema(options: &PgConnectOptions, schema: &str) -> anyhow::Resu
 }
 
 fn db_code(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
 }
 
 /// Quotes a Postgres identifier, so any schema or database name is safe to

@@ -37,11 +37,17 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Metrics> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("schema_registry_http_requests_total", "HTTP requests by route template and status"),
+            Opts::new(
+                "schema_registry_http_requests_total",
+                "HTTP requests by route template and status",
+            ),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("schema_registry_http_request_duration_seconds", "HTTP request latency"),
+            HistogramOpts::new(
+                "schema_registry_http_request_duration_seconds",
+                "HTTP request latency",
+            ),
             &["method", "route"],
         )?;
         let schemas_registered = IntCounter::new(
@@ -51,7 +57,12 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(schemas_registered.clone()))?;
-        Ok(Metrics { registry, requests, latency, schemas_registered })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            schemas_registered,
+        })
     }
 
     /// The Prometheus text exposition of every metric.

@@ -8,13 +8,16 @@ use apache_avro::types::Value as Avro;
 use common::{encode, order_schema, spawn};
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
-use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
 use serde_json::{json, Value};
 
 const V1_FIELDS: &str = r#"[{"name":"id","type":"string"},{"name":"total_cents","type":"long"}]"#;
 const V2_FIELDS: &str = r#"[{"name":"id","type":"string"},{"name":"total_cents","type":"long"},{"name":"currency","type":"string","default":"EUR"}]"#;
 const NO_DEFAULT_FIELDS: &str = r#"[{"name":"id","type":"string"},{"name":"total_cents","type":"long"},{"name":"psp","type":"string"}]"#;
-const TYPE_CHANGE_FIELDS: &str = r#"[{"name":"id","type":"int"},{"name":"total_cents","type":"long"}]"#;
+const TYPE_CHANGE_FIELDS: &str =
+    r#"[{"name":"id","type":"int"},{"name":"total_cents","type":"long"}]"#;
 
 #[tokio::test]
 async fn converter_encodes_and_decodes_through_the_registry() {
@@ -26,17 +29,29 @@ async fn converter_encodes_and_decodes_through_the_registry() {
     let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
         topic.to_owned(),
         false,
-        SuppliedSchema::new(Some("shop.Order".to_owned()), SchemaType::Avro, schema.clone()),
+        SuppliedSchema::new(
+            Some("shop.Order".to_owned()),
+            SchemaType::Avro,
+            schema.clone(),
+        ),
     );
     let bytes = encoder
         .encode(
-            vec![("id", Avro::String("o-1".into())), ("total_cents", Avro::Long(1250))],
+            vec![
+                ("id", Avro::String("o-1".into())),
+                ("total_cents", Avro::Long(1250)),
+            ],
             strategy,
         )
         .await
         .expect("encodes");
 
-    let (status, latest) = app.get(&format!("/subjects/{}/versions/latest", encode("shop/orders-value"))).await;
+    let (status, latest) = app
+        .get(&format!(
+            "/subjects/{}/versions/latest",
+            encode("shop/orders-value")
+        ))
+        .await;
     assert_eq!(status, 200, "{latest}");
     assert_eq!(latest["subject"], "shop/orders-value");
     assert_eq!(latest["version"], 1);
@@ -70,21 +85,34 @@ async fn the_same_schema_gets_the_same_id_in_every_subject() {
 
     // Registering again under the same subject adds no version.
     assert_eq!(app.register_ok("orders-value", &schema).await, a);
-    assert_eq!(app.get("/subjects/orders-value/versions").await, (200, json!([1])));
+    assert_eq!(
+        app.get("/subjects/orders-value/versions").await,
+        (200, json!([1]))
+    );
 
     let (status, by_id) = app.get(&format!("/schemas/ids/{a}")).await;
     assert_eq!(status, 200);
     assert_eq!(by_id["schema"], schema.as_str());
-    assert!(by_id.get("schemaType").is_none(), "AVRO is implied: {by_id}");
+    assert!(
+        by_id.get("schemaType").is_none(),
+        "AVRO is implied: {by_id}"
+    );
     let (_, subjects) = app.get(&format!("/schemas/ids/{a}/subjects")).await;
     assert_eq!(subjects, json!(["orders-value", "refunds-value"]));
 
     // A different schema gets a different id.
-    let other = app.register_ok("payments-value", &order_schema(V2_FIELDS)).await;
+    let other = app
+        .register_ok("payments-value", &order_schema(V2_FIELDS))
+        .await;
     assert_ne!(other, a);
 
     // The raw schema endpoints answer the schema text itself.
-    let raw = app.http.get(app.url(&format!("/schemas/ids/{a}/schema"))).send().await.unwrap();
+    let raw = app
+        .http
+        .get(app.url(&format!("/schemas/ids/{a}/schema")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(raw.text().await.unwrap(), schema);
     app.teardown().await;
 }
@@ -92,28 +120,52 @@ async fn the_same_schema_gets_the_same_id_in_every_subject() {
 #[tokio::test]
 async fn backward_evolution_is_accepted_and_breaking_changes_are_refused() {
     let app = spawn().await;
-    let v1 = app.register_ok("orders-value", &order_schema(V1_FIELDS)).await;
-    let v2 = app.register_ok("orders-value", &order_schema(V2_FIELDS)).await;
+    let v1 = app
+        .register_ok("orders-value", &order_schema(V1_FIELDS))
+        .await;
+    let v2 = app
+        .register_ok("orders-value", &order_schema(V2_FIELDS))
+        .await;
     assert_ne!(v1, v2);
-    assert_eq!(app.get("/subjects/orders-value/versions").await, (200, json!([1, 2])));
+    assert_eq!(
+        app.get("/subjects/orders-value/versions").await,
+        (200, json!([1, 2]))
+    );
 
     for fields in [NO_DEFAULT_FIELDS, TYPE_CHANGE_FIELDS] {
         let (status, body) = app.register("orders-value", &order_schema(fields)).await;
         assert_eq!(status, 409, "{body}");
         assert_eq!(body["error_code"], 409);
-        assert!(body["message"].as_str().unwrap().contains("incompatible"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("incompatible"),
+            "{body}"
+        );
     }
-    assert_eq!(app.get("/subjects/orders-value/versions").await, (200, json!([1, 2])));
+    assert_eq!(
+        app.get("/subjects/orders-value/versions").await,
+        (200, json!([1, 2]))
+    );
 
     // The compatibility endpoint agrees, and explains when asked.
     let body = json!({ "schema": order_schema(NO_DEFAULT_FIELDS) });
-    let (_, answer) = app.post("/compatibility/subjects/orders-value/versions/latest", body.clone()).await;
+    let (_, answer) = app
+        .post(
+            "/compatibility/subjects/orders-value/versions/latest",
+            body.clone(),
+        )
+        .await;
     assert_eq!(answer, json!({ "is_compatible": false }));
     let (_, verbose) = app
-        .post("/compatibility/subjects/orders-value/versions/latest?verbose=true", body)
+        .post(
+            "/compatibility/subjects/orders-value/versions/latest?verbose=true",
+            body,
+        )
         .await;
     assert_eq!(verbose["is_compatible"], false);
-    assert!(verbose["messages"][0].as_str().unwrap().contains("psp"), "{verbose}");
+    assert!(
+        verbose["messages"][0].as_str().unwrap().contains("psp"),
+        "{verbose}"
+    );
     let (_, answer) = app
         .post(
             "/compatibility/subjects/orders-value/versions/1",
@@ -123,8 +175,11 @@ async fn backward_evolution_is_accepted_and_breaking_changes_are_refused() {
     assert_eq!(answer, json!({ "is_compatible": true }));
 
     // NONE lets anything through.
-    app.put("/config/orders-value", json!({ "compatibility": "NONE" })).await;
-    let (status, _) = app.register("orders-value", &order_schema(TYPE_CHANGE_FIELDS)).await;
+    app.put("/config/orders-value", json!({ "compatibility": "NONE" }))
+        .await;
+    let (status, _) = app
+        .register("orders-value", &order_schema(TYPE_CHANGE_FIELDS))
+        .await;
     assert_eq!(status, 200);
     app.teardown().await;
 }
@@ -135,7 +190,11 @@ async fn transitive_levels_check_every_version() {
     let without_default = r#"[{"name":"id","type":"string"},{"name":"total_cents","type":"long"},{"name":"currency","type":"string"}]"#;
     for (level, expected) in [("BACKWARD", 200), ("BACKWARD_TRANSITIVE", 409)] {
         let subject = format!("orders-{level}");
-        app.put(&format!("/config/{subject}"), json!({ "compatibility": level })).await;
+        app.put(
+            &format!("/config/{subject}"),
+            json!({ "compatibility": level }),
+        )
+        .await;
         app.register_ok(&subject, &order_schema(V1_FIELDS)).await;
         app.register_ok(&subject, &order_schema(V2_FIELDS)).await;
         // Reads v2 data (which has `currency`), not v1 data (which lacks it).
@@ -144,11 +203,15 @@ async fn transitive_levels_check_every_version() {
     }
     // FORWARD: the old schema must read new data, so dropping a field the
     // old one needs is refused, adding one without a default is fine.
-    app.put("/config/fwd", json!({ "compatibility": "FORWARD" })).await;
+    app.put("/config/fwd", json!({ "compatibility": "FORWARD" }))
+        .await;
     app.register_ok("fwd", &order_schema(V1_FIELDS)).await;
-    let (status, _) = app.register("fwd", &order_schema(r#"[{"name":"id","type":"string"}]"#)).await;
+    let (status, _) = app
+        .register("fwd", &order_schema(r#"[{"name":"id","type":"string"}]"#))
+        .await;
     assert_eq!(status, 409);
-    app.register_ok("fwd", &order_schema(NO_DEFAULT_FIELDS)).await;
+    app.register_ok("fwd", &order_schema(NO_DEFAULT_FIELDS))
+        .await;
     app.teardown().await;
 }
 
@@ -165,17 +228,40 @@ async fn errors_carry_confluent_codes() {
     };
     expect(app.get("/subjects/missing/versions").await, 404, 40401);
     expect(app.get("/subjects/missing/versions/1").await, 404, 40401);
-    expect(app.post("/subjects/missing", json!({ "schema": schema })).await, 404, 40401);
-    expect(app.get("/subjects/orders-value/versions/7").await, 404, 40402);
+    expect(
+        app.post("/subjects/missing", json!({ "schema": schema }))
+            .await,
+        404,
+        40401,
+    );
+    expect(
+        app.get("/subjects/orders-value/versions/7").await,
+        404,
+        40402,
+    );
     expect(app.get("/schemas/ids/999999").await, 404, 40403);
     expect(app.get("/schemas/ids/999999/schema").await, 404, 40403);
     expect(
-        app.post("/subjects/orders-value", json!({ "schema": order_schema(V2_FIELDS) })).await,
+        app.post(
+            "/subjects/orders-value",
+            json!({ "schema": order_schema(V2_FIELDS) }),
+        )
+        .await,
         404,
         40403,
     );
-    expect(app.register("orders-value", &order_schema(NO_DEFAULT_FIELDS)).await, 409, 409);
-    expect(app.register("orders-value", "{\"type\":\"record\",\"name\":\"X\"}").await, 422, 42201);
+    expect(
+        app.register("orders-value", &order_schema(NO_DEFAULT_FIELDS))
+            .await,
+        409,
+        409,
+    );
+    expect(
+        app.register("orders-value", "{\"type\":\"record\",\"name\":\"X\"}")
+            .await,
+        422,
+        42201,
+    );
     expect(app.register("orders-value", "not json").await, 422, 42201);
     expect(app.register("orders-value", "").await, 422, 42201);
     expect(
@@ -187,13 +273,30 @@ async fn errors_carry_confluent_codes() {
         422,
         42201,
     );
-    expect(app.get("/subjects/orders-value/versions/abc").await, 422, 42202);
-    expect(app.get("/subjects/orders-value/versions/0").await, 422, 42202);
-    expect(app.put("/config", json!({ "compatibility": "SIDEWAYS" })).await, 422, 42203);
+    expect(
+        app.get("/subjects/orders-value/versions/abc").await,
+        422,
+        42202,
+    );
+    expect(
+        app.get("/subjects/orders-value/versions/0").await,
+        422,
+        42202,
+    );
+    expect(
+        app.put("/config", json!({ "compatibility": "SIDEWAYS" }))
+            .await,
+        422,
+        42203,
+    );
     expect(app.get("/config/orders-value").await, 404, 40408);
     expect(app.delete("/config/orders-value").await, 404, 40401);
     expect(app.get("/no/such/route").await, 404, 404);
-    expect(app.call(reqwest::Method::PATCH, "/subjects", None).await, 405, 405);
+    expect(
+        app.call(reqwest::Method::PATCH, "/subjects", None).await,
+        405,
+        405,
+    );
 
     // Bodies are read whatever content type they come with.
     let raw = app
@@ -207,27 +310,60 @@ async fn errors_carry_confluent_codes() {
     assert_eq!(raw.status(), 200);
 
     // Deletes: soft, then permanent, with Confluent's codes on the way.
-    app.register_ok("orders-value", &order_schema(V2_FIELDS)).await;
-    expect(app.delete("/subjects/orders-value/versions/1?permanent=true").await, 404, 40407);
-    assert_eq!(app.delete("/subjects/orders-value/versions/1").await, (200, json!(1)));
-    expect(app.delete("/subjects/orders-value/versions/1").await, 404, 40406);
-    assert_eq!(app.get("/subjects/orders-value/versions").await, (200, json!([2])));
+    app.register_ok("orders-value", &order_schema(V2_FIELDS))
+        .await;
+    expect(
+        app.delete("/subjects/orders-value/versions/1?permanent=true")
+            .await,
+        404,
+        40407,
+    );
     assert_eq!(
-        app.get("/subjects/orders-value/versions?deleted=true").await,
+        app.delete("/subjects/orders-value/versions/1").await,
+        (200, json!(1))
+    );
+    expect(
+        app.delete("/subjects/orders-value/versions/1").await,
+        404,
+        40406,
+    );
+    assert_eq!(
+        app.get("/subjects/orders-value/versions").await,
+        (200, json!([2]))
+    );
+    assert_eq!(
+        app.get("/subjects/orders-value/versions?deleted=true")
+            .await,
         (200, json!([1, 2]))
     );
-    expect(app.delete("/subjects/orders-value?permanent=true").await, 404, 40405);
-    assert_eq!(app.delete("/subjects/orders-value").await, (200, json!([2])));
+    expect(
+        app.delete("/subjects/orders-value?permanent=true").await,
+        404,
+        40405,
+    );
+    assert_eq!(
+        app.delete("/subjects/orders-value").await,
+        (200, json!([2]))
+    );
     expect(app.delete("/subjects/orders-value").await, 404, 40404);
     expect(app.get("/subjects/orders-value/versions").await, 404, 40401);
     assert_eq!(app.get("/subjects").await, (200, json!([])));
-    assert_eq!(app.get("/subjects?deleted=true").await, (200, json!(["orders-value"])));
+    assert_eq!(
+        app.get("/subjects?deleted=true").await,
+        (200, json!(["orders-value"]))
+    );
     // Records written before the delete must stay readable.
     assert_eq!(app.get(&format!("/schemas/ids/{id}")).await.0, 200);
     // Version numbers are not reused after a soft delete.
     assert_eq!(app.register_ok("orders-value", &schema).await, id);
-    assert_eq!(app.get("/subjects/orders-value/versions").await, (200, json!([3])));
-    assert_eq!(app.delete("/subjects/orders-value").await, (200, json!([3])));
+    assert_eq!(
+        app.get("/subjects/orders-value/versions").await,
+        (200, json!([3]))
+    );
+    assert_eq!(
+        app.delete("/subjects/orders-value").await,
+        (200, json!([3]))
+    );
     assert_eq!(
         app.delete("/subjects/orders-value?permanent=true").await,
         (200, json!([1, 2, 3]))
@@ -239,12 +375,18 @@ async fn errors_carry_confluent_codes() {
 #[tokio::test]
 async fn compatibility_config_is_read_and_written() {
     let app = spawn().await;
-    assert_eq!(app.get("/config").await, (200, json!({ "compatibilityLevel": "BACKWARD" })));
+    assert_eq!(
+        app.get("/config").await,
+        (200, json!({ "compatibilityLevel": "BACKWARD" }))
+    );
     assert_eq!(
         app.put("/config", json!({ "compatibility": "FULL" })).await,
         (200, json!({ "compatibility": "FULL" }))
     );
-    assert_eq!(app.get("/config").await, (200, json!({ "compatibilityLevel": "FULL" })));
+    assert_eq!(
+        app.get("/config").await,
+        (200, json!({ "compatibilityLevel": "FULL" }))
+    );
 
     let subject = format!("/config/{}", encode("team/orders-value"));
     assert_eq!(app.get(&subject).await.0, 404);
@@ -254,7 +396,8 @@ async fn compatibility_config_is_read_and_written() {
     );
     // Level names are case-insensitive; answers are upper case.
     assert_eq!(
-        app.put(&subject, json!({ "compatibility": "forward_transitive" })).await,
+        app.put(&subject, json!({ "compatibility": "forward_transitive" }))
+            .await,
         (200, json!({ "compatibility": "FORWARD_TRANSITIVE" }))
     );
     assert_eq!(
@@ -267,7 +410,15 @@ async fn compatibility_config_is_read_and_written() {
     );
     assert_eq!(app.get(&subject).await.0, 404);
 
-    for level in ["NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE"] {
+    for level in [
+        "NONE",
+        "BACKWARD",
+        "BACKWARD_TRANSITIVE",
+        "FORWARD",
+        "FORWARD_TRANSITIVE",
+        "FULL",
+        "FULL_TRANSITIVE",
+    ] {
         assert_eq!(
             app.put("/config", json!({ "compatibility": level })).await,
             (200, json!({ "compatibility": level }))
@@ -277,7 +428,10 @@ async fn compatibility_config_is_read_and_written() {
         app.delete("/config").await,
         (200, json!({ "compatibilityLevel": "FULL_TRANSITIVE" }))
     );
-    assert_eq!(app.get("/config").await, (200, json!({ "compatibilityLevel": "BACKWARD" })));
+    assert_eq!(
+        app.get("/config").await,
+        (200, json!({ "compatibilityLevel": "BACKWARD" }))
+    );
     app.teardown().await;
 }
 
@@ -290,9 +444,15 @@ async fn concurrent_registrations_of_one_new_schema_agree() {
 
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let app = if i % 2 == 0 { app.clone() } else { twin.clone() };
+        let app = if i % 2 == 0 {
+            app.clone()
+        } else {
+            twin.clone()
+        };
         let schema = schema.clone();
-        tasks.push(tokio::spawn(async move { app.register_ok("orders-value", &schema).await }));
+        tasks.push(tokio::spawn(async move {
+            app.register_ok("orders-value", &schema).await
+        }));
     }
     let mut ids = Vec::new();
     for t in tasks {
@@ -300,15 +460,24 @@ async fn concurrent_registrations_of_one_new_schema_agree() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one id: {ids:?}");
-    assert_eq!(app.get("/subjects/orders-value/versions").await, (200, json!([1])));
+    assert_eq!(
+        app.get("/subjects/orders-value/versions").await,
+        (200, json!([1]))
+    );
 
     // The same new schema in 8 subjects at once: one global id.
     let schema = order_schema(V2_FIELDS);
     let mut tasks = Vec::new();
     for i in 0..8 {
-        let app = if i % 2 == 0 { app.clone() } else { twin.clone() };
+        let app = if i % 2 == 0 {
+            app.clone()
+        } else {
+            twin.clone()
+        };
         let schema = schema.clone();
-        tasks.push(tokio::spawn(async move { app.register_ok(&format!("s{i}"), &schema).await }));
+        tasks.push(tokio::spawn(async move {
+            app.register_ok(&format!("s{i}"), &schema).await
+        }));
     }
     let mut ids = Vec::new();
     for t in tasks {
@@ -318,7 +487,10 @@ async fn concurrent_registrations_of_one_new_schema_agree() {
     assert_eq!(ids.len(), 1, "one id: {ids:?}");
 
     for i in 0..8 {
-        assert_eq!(app.get(&format!("/subjects/s{i}/versions")).await, (200, json!([1])));
+        assert_eq!(
+            app.get(&format!("/subjects/s{i}/versions")).await,
+            (200, json!([1]))
+        );
     }
     // The twin shares the schema: tearing down one instance drops it.
     drop(twin);
@@ -344,7 +516,11 @@ async fn references_resolve_against_other_subjects() {
     assert_eq!(status, 200, "{body}");
     let (_, version) = app.get("/subjects/orders-value/versions/1").await;
     assert_eq!(version["references"], references);
-    assert_eq!(app.get("/subjects/shop.Money/versions/1/referencedby").await, (200, json!([body["id"]])));
+    assert_eq!(
+        app.get("/subjects/shop.Money/versions/1/referencedby")
+            .await,
+        (200, json!([body["id"]]))
+    );
 
     // Without the reference the name is unknown.
     let (status, _) = app.register("other-value", order).await;
@@ -352,7 +528,10 @@ async fn references_resolve_against_other_subjects() {
     // A reference to a version that does not exist is an invalid schema.
     let bad = json!([{ "name": "shop.Money", "subject": "shop.Money", "version": 9 }]);
     let (status, body) = app
-        .post("/subjects/other-value/versions", json!({ "schema": order, "references": bad }))
+        .post(
+            "/subjects/other-value/versions",
+            json!({ "schema": order, "references": bad }),
+        )
         .await;
     assert_eq!((status, body["error_code"].clone()), (422, json!(42201)));
 
@@ -391,15 +570,30 @@ async fn ops_endpoints_answer() {
     let app = spawn().await;
     assert_eq!(app.get("/").await, (200, json!({})));
     assert_eq!(app.get("/schemas/types").await, (200, json!(["AVRO"])));
-    app.register_ok("orders-value", &order_schema(V1_FIELDS)).await;
+    app.register_ok("orders-value", &order_schema(V1_FIELDS))
+        .await;
 
     let health = app.http.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!((health.status().as_u16(), health.text().await.unwrap()), (200, "ok".to_owned()));
+    assert_eq!(
+        (health.status().as_u16(), health.text().await.unwrap()),
+        (200, "ok".to_owned())
+    );
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("schema_registry_schemas_registered_total 1"), "{metrics}");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("schema_registry_schemas_registered_total 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"schema_registry_http_requests_total{method="POST",route="/subjects/{subject}/versions",status="200"} 1"#),
         "{metrics}"
@@ -429,17 +623,34 @@ async fn readyz_is_503_and_build_fails_when_postgres_is_unreachable() {
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, schema_registry::routes::router(state)).await });
+    tokio::spawn(
+        async move { axum::serve(listener, schema_registry::routes::router(state)).await },
+    );
     let client = reqwest::Client::new();
-    let ready = client.get(format!("http://{addr}/readyz")).send().await.unwrap();
+    let ready = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status().as_u16(), 503);
-    let health = client.get(format!("http://{addr}/healthz")).send().await.unwrap();
+    let health = client
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200);
     // Store failures reach clients as 50001 without database details.
     let (status, body) = {
-        let r = client.get(format!("http://{addr}/subjects")).send().await.unwrap();
+        let r = client
+            .get(format!("http://{addr}/subjects"))
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     };
     assert_eq!(status, 500);
-    assert_eq!(body, json!({ "error_code": 50001, "message": "Error in the backend data store" }));
+    assert_eq!(
+        body,
+        json!({ "error_code": 50001, "message": "Error in the backend data store" })
+    );
 }

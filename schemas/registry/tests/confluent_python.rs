@@ -42,6 +42,9 @@ async fn confluent_python_client_works_against_the_registry() {
         script.display(),
         output.status
     );
-    assert!(stdout.contains("all Confluent client checks passed"), "{stdout}");
+    assert!(
+        stdout.contains("all Confluent client checks passed"),
+        "{stdout}"
+    );
     app.teardown().await;
 }

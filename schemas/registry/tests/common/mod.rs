@@ -31,7 +31,10 @@ pub fn database_url() -> String {
 
 fn unique_schema() -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!(
         "sr_test_{}_{}_{}",
         std::process::id(),
@@ -91,7 +94,12 @@ impl TestApp {
 
     /// Sends `body` (if any) as Confluent's clients do and returns the status
     /// and JSON answer, checking the content type on the way.
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self.http.request(method, self.url(path));
         if let Some(body) = body {
             request = request
@@ -107,7 +115,8 @@ impl TestApp {
             .unwrap_or_default();
         assert_eq!(content_type, CONTENT_TYPE, "content type of {path}");
         let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} answered non-JSON {text:?}: {e}"));
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path} answered non-JSON {text:?}: {e}"));
         (status, json)
     }
 

@@ -1,0 +1,159 @@
+//! The one error model. Every non-2xx answer, from every route and layer,
+//! has the body
+//!
+//! ```json
+//! {"status": 422, "success": false,
+//!  "error": {"code": 422, "message": "...", "validation_messages": ["..."],
+//!            "correlation_id": "...", "retryable": false, "suggested_action": "..."}}
+//! ```
+//!
+//! Domain codes come from [`schemas::codes::ErrorCode`] (1001 cart not
+//! found, ...); errors of HTTP itself use the status as their code (400,
+//! 404, 405, 413, 415, 422, 429, 500, 503). Internal errors are logged with
+//! their cause and answered with a generic message: no database or Kafka
+//! text reaches a client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use schemas::codes::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request body is not valid JSON")]
+    MalformedJson(String),
+    #[error("the request is invalid")]
+    Validation(Vec<String>),
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("{1}")]
+    Domain(ErrorCode, String),
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A dependency (Kafka, Postgres) is unavailable: nothing was accepted.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody {
+    pub status: u16,
+    pub success: bool,
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize)]
+pub struct ErrorDetail {
+    pub code: i32,
+    pub message: String,
+    pub validation_messages: Vec<String>,
+    pub correlation_id: String,
+    pub retryable: bool,
+    pub suggested_action: String,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Domain(code, _) => domain_status(*code),
+            ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> i32 {
+        match self {
+            ApiError::Domain(code, _) => code.code(),
+            other => i32::from(other.status().as_u16()),
+        }
+    }
+
+    fn suggested_action(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "Send a well-formed JSON body.",
+            ApiError::Validation(_) => "Correct the fields listed in validation_messages and retry.",
+            ApiError::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
+            ApiError::PayloadTooLarge => "Send a smaller request body.",
+            ApiError::Domain(ErrorCode::CartNotFound, _) => "Check the cart token, or create a new cart.",
+            ApiError::Domain(ErrorCode::CartExpired, _) => "Create a new cart.",
+            ApiError::Domain(ErrorCode::InternshipUnavailable, _) => "Choose an internship from the catalog.",
+            ApiError::Domain(ErrorCode::CartLimitExceeded, _) => "Reduce the quantity or the number of items.",
+            ApiError::Domain(..) => "Correct the request and retry.",
+            ApiError::RouteNotFound => "Check the URL against /openapi.json.",
+            ApiError::MethodNotAllowed => "Use a method this route allows.",
+            ApiError::Unavailable(_) | ApiError::Internal(_) => "Retry later; the request was not accepted.",
+        }
+    }
+}
+
+fn domain_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::CartNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::CartExpired => StatusCode::GONE,
+        ErrorCode::CartAlreadyExists => StatusCode::CONFLICT,
+        ErrorCode::CartNotModifiable => StatusCode::CONFLICT,
+        ErrorCode::InternshipUnavailable | ErrorCode::CartLimitExceeded | ErrorCode::CurrencyNotSupported => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            ApiError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
+            other => tracing::info!(status = status.as_u16(), error = %other, "request refused"),
+        }
+        let validation_messages = match &self {
+            ApiError::Validation(m) => m.clone(),
+            ApiError::MalformedJson(m) => vec![m.clone()],
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            status: status.as_u16(),
+            success: false,
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                validation_messages,
+                correlation_id: crate::correlation::current(),
+                retryable: matches!(self, ApiError::Unavailable(_) | ApiError::Internal(_)),
+                suggested_action: self.suggested_action().to_owned(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => ApiError::Unavailable(e.into()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! `ingress`: the HTTP API until SIGTERM.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init("ingress");
+    let config = ingress::Config::from_env()?;
+    let app = ingress::Application::build(config).await?;
+    tracing::info!(addr = %app.addr(), "ingress listening");
+    app.run_until_stopped(platform::shutdown_signal()).await
+}

@@ -1,0 +1,215 @@
+//! `/api/v1/cart`: create a cart, add items, read a cart.
+//!
+//! Writes are validated here and become commands on `cart.commands`; the
+//! answer (201/202) comes after the broker acknowledged the command and
+//! carries the `version` the cart will have once the command is applied.
+//! `GET` reads Postgres; with `Prefer: wait=N` and `?version=V` it answers
+//! as soon as version V is visible, or after N seconds with what is there,
+//! flagged `"stale": true`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use schemas::codes::ErrorCode;
+use schemas::records::cart::{AddItem, CartCommand, Command, CreateCart, ItemRequest};
+use schemas::values::{CartToken, InternshipId, Quantity};
+
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::read_model::{self, CartView};
+use crate::AppState;
+
+/// Longest `Prefer: wait` honoured.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Items in one create request.
+const MAX_CREATE_ITEMS: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cart", post(create_cart))
+        .route("/cart/{token}", get(get_cart))
+        .route("/cart/{token}/items", post(add_item))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCartRequest {
+    #[serde(default)]
+    pub items: Vec<ItemInput>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemInput {
+    pub internship_id: String,
+    #[serde(default = "one")]
+    pub quantity: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub cart_token: String,
+    /// The cart's version once this command is applied; pass it to
+    /// `GET /api/v1/cart/{token}?version=` with `Prefer: wait=N`.
+    pub version: i64,
+    pub command_id: String,
+}
+
+/// Validates one item, collecting every problem rather than the first.
+fn validate_item(i: usize, item: &ItemInput, errors: &mut Vec<String>) -> Option<ItemRequest> {
+    let id = InternshipId::parse(&item.internship_id).map_err(|e| errors.push(format!("items[{i}].internship_id: {e}"))).ok();
+    let qty = Quantity::new(item.quantity).map_err(|e| errors.push(format!("items[{i}].quantity: {e}"))).ok();
+    Some(ItemRequest { internship_id: id?.as_str().to_owned(), quantity: qty?.get() as i32 })
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn create_cart(State(state): State<AppState>, ApiJson(req): ApiJson<CreateCartRequest>) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    if req.items.len() > MAX_CREATE_ITEMS {
+        errors.push(format!("items: at most {MAX_CREATE_ITEMS} items"));
+    }
+    let items: Vec<ItemRequest> = req.items.iter().enumerate().filter_map(|(i, it)| validate_item(i, it, &mut errors)).collect();
+    let currency = match req.currency.as_deref() {
+        None => "INR".to_owned(),
+        Some(c) => match schemas::Currency::parse(c) {
+            Ok(c) => c.code().to_owned(),
+            Err(e) => {
+                errors.push(format!("currency: {e}"));
+                String::new()
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let token = CartToken::random();
+    let command = CartCommand {
+        command_id: uuid::Uuid::new_v4().to_string(),
+        cart_token: token.as_str().to_owned(),
+        issued_at: now_ms(),
+        command: Command::CreateCart(CreateCart { currency, items }),
+    };
+    let version = state.commands.send_cart(&command).await?;
+    let location = format!("/api/v1/cart/{}", token);
+    let body = Accepted { cart_token: token.into(), version, command_id: command.command_id };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+async fn add_item(State(state): State<AppState>, Path(token): Path<String>, ApiJson(item): ApiJson<ItemInput>) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    let mut errors = Vec::new();
+    let Some(item) = validate_item(0, &item, &mut errors) else {
+        let errors = errors.into_iter().map(|e| e.trim_start_matches("items[0].").to_owned()).collect();
+        return Err(ApiError::Validation(errors));
+    };
+    let command = CartCommand {
+        command_id: uuid::Uuid::new_v4().to_string(),
+        cart_token: token.as_str().to_owned(),
+        issued_at: now_ms(),
+        command: Command::AddItem(AddItem { internship_id: item.internship_id, quantity: item.quantity }),
+    };
+    let version = state.commands.send_cart(&command).await?;
+    let body = Accepted { cart_token: token.into(), version, command_id: command.command_id };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// A malformed token names no cart: 404, like an unknown one, so the API
+/// does not tell tokens that exist from tokens that never could.
+fn parse_token(raw: &str) -> Result<CartToken, ApiError> {
+    CartToken::parse(raw).map_err(|_| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// Wait for at least this version (with `Prefer: wait=N`).
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CartResponse {
+    #[serde(flatten)]
+    pub cart: CartView,
+    /// True when the version asked for was not visible when the wait ended.
+    pub stale: bool,
+}
+
+/// `Prefer: wait=N` (RFC 7240), capped at [`MAX_WAIT`].
+fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        if k.trim().eq_ignore_ascii_case("wait") {
+            v.trim().trim_matches('"').parse::<u64>().ok().map(|s| Duration::from_secs(s).min(MAX_WAIT))
+        } else {
+            None
+        }
+    })
+}
+
+async fn get_cart(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    let wait = preferred_wait(&headers);
+    let wanted = q.version.unwrap_or(i64::MIN);
+    let (cart, stale) = match wait {
+        Some(wait) if q.version.is_some() => wait_for_version(&state, token.as_str(), wanted, wait).await?,
+        _ => (read_model::cart(&state.pool, token.as_str()).await?, false),
+    };
+    let Some(cart) = cart else {
+        return Err(ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()));
+    };
+    let mut response = Json(CartResponse { stale: stale || cart.version < wanted, cart }).into_response();
+    if let Some(wait) = wait {
+        if let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
+            response.headers_mut().insert("preference-applied", v);
+        }
+    }
+    Ok(response)
+}
+
+/// Reads until the cart reaches `wanted`, waking on the sink's
+/// notifications, or until `wait` has passed.
+async fn wait_for_version(state: &AppState, token: &str, wanted: i64, wait: Duration) -> Result<(Option<CartView>, bool), ApiError> {
+    let mut rx = state.waiters.subscribe(token);
+    let deadline = tokio::time::Instant::now() + wait;
+    let result = loop {
+        let cart = read_model::cart(&state.pool, token).await?;
+        if cart.as_ref().is_some_and(|c| c.version >= wanted) {
+            break Ok((cart, false));
+        }
+        // Re-check at least every 500 ms in case a notification was lost.
+        let until = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
+        let _ = tokio::time::timeout_at(until, rx.changed()).await;
+        if tokio::time::Instant::now() >= deadline {
+            let cart = read_model::cart(&state.pool, token).await?;
+            let stale = !cart.as_ref().is_some_and(|c| c.version >= wanted);
+            break Ok((cart, stale));
+        }
+    };
+    drop(rx);
+    state.waiters.release(token);
+    result
+}
