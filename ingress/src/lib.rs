@@ -13,6 +13,7 @@ pub mod commands;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod http_metrics;
 pub mod read_model;
 pub mod routes;
 pub mod waiters;
@@ -74,6 +75,7 @@ impl Application {
             .merge(routes::router(state))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
+            .route_layer(axum::middleware::from_fn(http_metrics::layer))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
             .layer(axum::middleware::from_fn(correlation::layer))
             .merge(platform::ops::router(readiness));

@@ -105,6 +105,7 @@ async fn create_cart(State(state): State<AppState>, ApiJson(req): ApiJson<Create
         command: Command::CreateCart(CreateCart { currency, items }),
     };
     let version = state.commands.send_cart(&command).await?;
+    crate::http_metrics::metrics().carts_created.inc();
     let location = format!("/api/v1/cart/{}", token);
     let body = Accepted { cart_token: token.into(), version, command_id: command.command_id };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();

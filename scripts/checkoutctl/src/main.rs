@@ -1,1 +1,148 @@
-fn main() {}
+//! `checkoutctl`: the operator commands the scripts run.
+//!
+//! - `wait [--timeout-secs N]`: until Kafka, the registry and Postgres answer;
+//! - `migrate`: creates the database if needed and runs the read-model migrations;
+//! - `create-topics`: creates every topic of the catalog (idempotent);
+//! - `seed-catalog FILE`: publishes internships from a JSON file.
+//!
+//! Configuration is the services' own (`KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL`,
+//! `DATABASE_URL`, `DATABASE_SCHEMA`, `TOPIC_PREFIX`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rdkafka::producer::FutureRecord;
+use serde::Deserialize;
+
+use platform::config::PipelineConfig;
+use platform::ops::Readiness;
+use schemas::records::catalog::Internship;
+use schemas::records::WireMoney;
+use schemas::topics::{self, CATALOG_INTERNSHIPS};
+use schemas::values::InternshipId;
+use schemas::{Codec, Currency};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    platform::telemetry::init("checkoutctl");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = PipelineConfig::from_env()?;
+    match args.first().map(String::as_str) {
+        Some("wait") => {
+            let secs = match args.get(1).map(String::as_str) {
+                Some("--timeout-secs") => args.get(2).context("--timeout-secs needs a value")?.parse()?,
+                _ => 60,
+            };
+            wait(&config, Duration::from_secs(secs)).await
+        }
+        Some("migrate") => {
+            let pool = platform::db::connect(&config.database_url, &config.database_schema, 2).await?;
+            sinks::MIGRATOR.run(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Some("create-topics") => {
+            platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, config.replication_factor).await?;
+            println!("topics ready: {}", topics::ALL.iter().map(|t| config.topics.name(t)).collect::<Vec<_>>().join(", "));
+            Ok(())
+        }
+        Some("seed-catalog") => seed(&config, args.get(1).context("usage: checkoutctl seed-catalog FILE")?).await,
+        _ => {
+            eprintln!("usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn wait(config: &PipelineConfig, timeout: Duration) -> anyhow::Result<()> {
+    let producer = platform::kafka::producer(&config.kafka_brokers)?;
+    let database_url = config.database_url.clone();
+    let readiness = Readiness::new()
+        .kafka(producer)
+        .registry(config.schema_registry_url.clone())
+        .check("postgres", move || {
+            let url = database_url.clone();
+            async move {
+                use sqlx::Connection;
+                let opts: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+                // The server answering is enough: `migrate` creates the database.
+                let opts = opts.database("postgres");
+                let c = sqlx::PgConnection::connect_with(&opts).await.map_err(|e| e.to_string())?;
+                let _ = c.close().await;
+                Ok(())
+            }
+        });
+    let started = Instant::now();
+    loop {
+        let results = readiness.run().await;
+        let waiting: Vec<String> = results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
+        if waiting.is_empty() {
+            println!("kafka, schema registry and postgres answer");
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            anyhow::bail!("still waiting after {timeout:?}: {}", waiting.join("; "));
+        }
+        eprintln!("waiting ({}s): {}", started.elapsed().as_secs(), waiting.join("; "));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedItem {
+    internship_id: String,
+    title: String,
+    category: String,
+    price_minor: i64,
+    currency: String,
+    #[serde(default = "standard")]
+    tax_class: String,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+fn standard() -> String {
+    "standard".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn seed(config: &PipelineConfig, file: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let items: Vec<SeedItem> = serde_json::from_str(&text).with_context(|| format!("parsing {file}"))?;
+    let codec = Arc::new(Codec::new(&config.schema_registry_url, config.topics.clone(), topics::ALL)?);
+    codec.register(&[CATALOG_INTERNSHIPS.def]).await?;
+    let producer = platform::kafka::producer(&config.kafka_brokers)?;
+    let topic = config.topics.name(&CATALOG_INTERNSHIPS.def);
+    let now = chrono_now_ms();
+    for item in &items {
+        InternshipId::parse(&item.internship_id).with_context(|| format!("internship id {:?}", item.internship_id))?;
+        anyhow::ensure!(item.price_minor >= 0, "{}: negative price", item.internship_id);
+        let currency = Currency::parse(&item.currency)?;
+        let record = Internship {
+            internship_id: item.internship_id.clone(),
+            title: item.title.clone(),
+            category: item.category.clone(),
+            base_price: WireMoney { amount_minor: item.price_minor, currency: currency.code().to_owned() },
+            tax_class: item.tax_class.clone(),
+            active: item.active,
+            updated_at: now,
+        };
+        let key = codec.encode_key(&CATALOG_INTERNSHIPS.def, &record.internship_id).await?;
+        let value = codec.encode(&CATALOG_INTERNSHIPS, &record).await?;
+        producer
+            .send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("producing {}: {e}", record.internship_id))?;
+    }
+    println!("published {} internships to {topic}", items.len());
+    Ok(())
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

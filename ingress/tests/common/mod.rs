@@ -1,0 +1,217 @@
+//! The pipeline test harness: each test gets its own topic prefix (so its
+//! own topics, consumer groups and schema subjects) and its own Postgres
+//! schema, against the broker, registry and Postgres that `scripts/test.sh`
+//! started and named in `KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL` and
+//! `DATABASE_URL`. Stages run in-process (`spawn_*`) or as real processes
+//! (`Child`) when a test must kill one with SIGKILL.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use platform::config::PipelineConfig;
+use schemas::records::cart::{AddItem, CartCommand, Command as CartCmd, CreateCart};
+use schemas::records::catalog::Internship;
+use schemas::records::WireMoney;
+use schemas::topics::{self, CART_COMMANDS, CATALOG_INTERNSHIPS};
+use schemas::values::CartToken;
+use schemas::{Codec, TopicNames};
+
+pub const CATALOG: &[(&str, i64)] = &[("rust-backend", 4_990_000), ("data-science", 3_990_000), ("design", 2_490_000)];
+
+pub struct TestEnv {
+    pub config: PipelineConfig,
+    pub pool: PgPool,
+    pub codec: Arc<Codec>,
+    pub producer: FutureProducer,
+    stop: watch::Sender<bool>,
+}
+
+impl TestEnv {
+    /// Topics created and the catalog seeded under a fresh prefix; a fresh
+    /// Postgres schema, migrated.
+    pub async fn new() -> TestEnv {
+        platform::telemetry::init("tests");
+        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let mut config = PipelineConfig::from_env().expect("pipeline config");
+        config.topics = TopicNames::new(format!("t{id}."));
+        config.database_schema = format!("test_{id}");
+        let pool = platform::db::connect(&config.database_url, &config.database_schema, 4).await.expect("postgres (run through scripts/test.sh)");
+        sinks::MIGRATOR.run(&pool).await.expect("migrations");
+        platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, 1).await.expect("kafka (run through scripts/test.sh)");
+        let codec = Arc::new(Codec::new(&config.schema_registry_url, config.topics.clone(), topics::ALL).unwrap());
+        codec.register(topics::ALL).await.expect("schema registry (run through scripts/test.sh)");
+        let producer = platform::kafka::producer(&config.kafka_brokers).unwrap();
+        platform::kafka::warm_up(&producer, Duration::from_secs(10)).await.unwrap();
+        let env = TestEnv { config, pool, codec, producer, stop: watch::channel(false).0 };
+        for (id, price) in CATALOG {
+            env.publish_internship(id, *price).await;
+        }
+        env
+    }
+
+    pub async fn publish_internship(&self, id: &str, price_minor: i64) {
+        let item = Internship {
+            internship_id: id.into(),
+            title: id.replace('-', " "),
+            category: "engineering".into(),
+            base_price: WireMoney { amount_minor: price_minor, currency: "INR".into() },
+            tax_class: "standard".into(),
+            active: true,
+            updated_at: 0,
+        };
+        let key = self.codec.encode_key(&CATALOG_INTERNSHIPS.def, id).await.unwrap();
+        let value = self.codec.encode(&CATALOG_INTERNSHIPS, &item).await.unwrap();
+        let topic = self.config.topics.name(&CATALOG_INTERNSHIPS.def);
+        self.producer.send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(10)).await.unwrap();
+    }
+
+    /// Produces a cart command directly (as the ingress would); returns its offset.
+    pub async fn send(&self, token: &CartToken, command: CartCmd) -> i64 {
+        let cmd = CartCommand {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            cart_token: token.as_str().into(),
+            issued_at: 1_700_000_000_000,
+            command,
+        };
+        let key = self.codec.encode_key(&CART_COMMANDS.def, token.as_str()).await.unwrap();
+        let value = self.codec.encode(&CART_COMMANDS, &cmd).await.unwrap();
+        let topic = self.config.topics.name(&CART_COMMANDS.def);
+        let headers = platform::kafka::trace_headers("test-correlation", &cmd.command_id);
+        let (_, offset) = self
+            .producer
+            .send(FutureRecord::to(&topic).key(&key).payload(&value).headers(headers), Duration::from_secs(10))
+            .await
+            .map(|d| (d.partition, d.offset))
+            .unwrap();
+        offset
+    }
+
+    pub async fn create_cart(&self) -> (CartToken, i64) {
+        let token = CartToken::random();
+        let offset = self.send(&token, CartCmd::CreateCart(CreateCart { currency: "INR".into(), items: vec![] })).await;
+        (token, offset)
+    }
+
+    pub async fn add_item(&self, token: &CartToken, id: &str, quantity: i32) -> i64 {
+        self.send(token, CartCmd::AddItem(AddItem { internship_id: id.into(), quantity })).await
+    }
+
+    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    pub fn spawn_cart_processor(&self) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        tokio::spawn(async move {
+            if let Err(e) = processors::cart::service::run(config, "127.0.0.1:0".parse().unwrap(), stop).await {
+                panic!("cart processor failed: {e:#}");
+            }
+        });
+    }
+
+    pub fn spawn_sinks(&self) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        tokio::spawn(async move {
+            if let Err(e) = sinks::service::run("all", config, "127.0.0.1:0".parse().unwrap(), stop).await {
+                panic!("sinks failed: {e:#}");
+            }
+        });
+    }
+
+    pub async fn spawn_ingress(&self) -> SocketAddr {
+        let config = ingress::Config { addr: "127.0.0.1:0".parse().unwrap(), pipeline: self.config.clone() };
+        let app = ingress::Application::build(config).await.expect("ingress builds");
+        let addr = app.addr();
+        let stop = self.stopped();
+        tokio::spawn(app.run_until_stopped(stop));
+        addr
+    }
+
+    /// Starts `bin args` as a real process with this test's configuration.
+    pub fn child(&self, bin: &str, args: &[&str]) -> ChildGuard {
+        let path = bin_path(bin);
+        let child = Command::new(&path)
+            .args(args)
+            .env("KAFKA_BROKERS", &self.config.kafka_brokers)
+            .env("SCHEMA_REGISTRY_URL", &self.config.schema_registry_url)
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("DATABASE_SCHEMA", &self.config.database_schema)
+            .env("TOPIC_PREFIX", self.config.topics.prefix())
+            .env("OPS_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+        ChildGuard(child)
+    }
+
+    /// Waits until every cart in `expected` shows at least its version in
+    /// Postgres.
+    pub async fn wait_for_versions(&self, expected: &[(CartToken, i64)], timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let mut behind = 0;
+            for (token, version) in expected {
+                let v: Option<i64> = sqlx::query_scalar("SELECT version FROM carts WHERE cart_token = $1")
+                    .bind(token.as_str())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .unwrap();
+                if v.is_none_or(|v| v < *version) {
+                    behind += 1;
+                }
+            }
+            if behind == 0 {
+                return;
+            }
+            assert!(started.elapsed() < timeout, "{behind} carts still behind after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A child process killed when the guard is dropped.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    /// SIGKILL: no shutdown code runs, nothing is flushed or committed.
+    pub fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// `target/<profile>/<bin>`, beside this test's own executable's folder.
+pub fn bin_path(bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<bin>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(bin);
+    assert!(path.exists(), "{} not built: run the tests through scripts/test.sh (cargo builds every binary)", path.display());
+    path
+}
