@@ -77,7 +77,7 @@ async fn killing_a_cart_processor_mid_stream_loses_and_duplicates_nothing() {
     let stream = stream_commands(&env, 6.0);
     let kill = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        a.kill9();
+        assert!(a.kill9(), "the processor was running when killed");
         tokio::time::sleep(Duration::from_secs(2)).await;
         env.child("processors", &["cart"])
     };
@@ -93,7 +93,7 @@ async fn killing_the_carts_sink_mid_stream_loses_and_duplicates_nothing() {
     let stream = stream_commands(&env, 6.0);
     let kill = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        sink.kill9();
+        assert!(sink.kill9(), "the sink was running when killed");
         tokio::time::sleep(Duration::from_secs(1)).await;
         env.child("sinks", &["all"])
     };

@@ -176,8 +176,14 @@ pub fn reader_config(brokers: &str) -> ClientConfig {
     c
 }
 
-/// Reads `topic`'s `partition` from the beginning to the end it has now,
-/// calling `each` with every record. Blocking: run it in `spawn_blocking`.
+/// Reads `topic`'s `partition` from the beginning to its end, calling
+/// `each` with every record. Blocking: run it in `spawn_blocking`.
+///
+/// "The end" is the high watermark at the start, and then whatever else
+/// arrives until the partition has been quiet for `settle`: a broker may
+/// report a high watermark short of records it has already acknowledged
+/// (nisshi 0.6 reports the base offset of the last batch + 1), and missing
+/// the last acknowledged state record would make a restore stale.
 pub fn read_partition_to_end(
     reader: &BaseConsumer,
     topic: &str,
@@ -185,45 +191,74 @@ pub fn read_partition_to_end(
     timeout: Duration,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<u64, KafkaError> {
+    let settle = Duration::from_millis(250);
     let (low, high) = reader.fetch_watermarks(topic, partition, timeout)?;
-    if high <= low {
-        return Ok(0);
-    }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
     reader.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
     let mut count = 0;
+    let mut next = low;
+    let mut quiet_since = Instant::now();
     loop {
         if Instant::now() > deadline {
             return Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut));
         }
-        match reader.poll(Duration::from_millis(200)) {
+        match reader.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 count += 1;
+                next = m.offset() + 1;
+                quiet_since = Instant::now();
                 each(&m);
-                if m.offset() + 1 >= high {
-                    break;
-                }
             }
             Some(Err(e)) => return Err(e),
-            None => continue,
+            None if next >= high && quiet_since.elapsed() >= settle => break,
+            None => {}
         }
     }
     reader.unassign()?;
+    tracing::debug!(topic, partition, low, high, next, count, "partition read to end");
     Ok(count)
+}
+
+/// A batch of records and the rebalances seen while collecting it.
+pub struct Batch {
+    pub messages: Vec<OwnedMessage>,
+    pub events: Vec<GroupEvent>,
 }
 
 /// Collects up to `max` records: waits for the first, then takes what
 /// arrives within `linger`. Batches amortize the wait for broker acks and
 /// Postgres commits over many records.
-pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration) -> Result<Vec<OwnedMessage>, KafkaError> {
-    let first = consumer.recv().await?.detach();
-    let mut batch = vec![first];
+///
+/// A rebalance inside the collection splits time in two: records of a
+/// revoked partition taken before the revocation are dropped from the
+/// batch. They were not done, so their offsets were not stored, and the
+/// partition's next owner (this instance again, perhaps) reads them again
+/// from the committed offset; processing them here as well would apply
+/// that partition's records out of order.
+pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration) -> Batch {
+    let mut batch = Batch { messages: Vec::new(), events: Vec::new() };
+    let first = consumer.recv().await;
+    absorb_events(consumer, &mut batch);
+    match first {
+        Ok(m) => batch.messages.push(m.detach()),
+        Err(e) => {
+            // The events still reach the caller; the error is transient
+            // (librdkafka retries by itself), so pause instead of spinning.
+            tracing::warn!(error = %e, "consume failed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return batch;
+        }
+    }
     let deadline = tokio::time::Instant::now() + linger;
-    while batch.len() < max {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(Ok(m)) => batch.push(m.detach()),
+    while batch.messages.len() < max {
+        let next = tokio::time::timeout_at(deadline, consumer.recv()).await;
+        // Callbacks run inside recv: anything they reported happened before
+        // the record this recv returned.
+        absorb_events(consumer, &mut batch);
+        match next {
+            Ok(Ok(m)) => batch.messages.push(m.detach()),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "consumer error inside a batch");
                 break;
@@ -231,7 +266,16 @@ pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration) 
             Err(_) => break,
         }
     }
-    Ok(batch)
+    batch
+}
+
+fn absorb_events(consumer: &GroupConsumer, batch: &mut Batch) {
+    for event in consumer.context().drain_events() {
+        if let GroupEvent::Revoked(parts) = &event {
+            batch.messages.retain(|m| !parts.iter().any(|(t, p)| t == m.topic() && *p == m.partition()));
+        }
+        batch.events.push(event);
+    }
 }
 
 /// Stores `offset` (the last record done) of each partition and commits

@@ -63,15 +63,10 @@ pub async fn run<S: Sink>(sink: Arc<S>, deps: SinkDeps, shutdown: impl Future<Ou
             _ = &mut shutdown => break,
             b = kafka::next_batch(&consumer, deps.max_batch, deps.linger) => b,
         };
-        let _ = consumer.context().drain_events();
-        let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(stage = S::NAME, error = %e, "consume failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+        let batch = batch.messages;
+        if batch.is_empty() {
+            continue;
+        }
         let started = Instant::now();
         let mut records = Vec::with_capacity(batch.len());
         for msg in &batch {

@@ -44,6 +44,7 @@ impl TestEnv {
         let mut config = PipelineConfig::from_env().expect("pipeline config");
         config.topics = TopicNames::new(format!("t{id}."));
         config.database_schema = format!("test_{id}");
+        eprintln!("test env: topic prefix {}, postgres schema {}", config.topics.prefix(), config.database_schema);
         let pool = platform::db::connect(&config.database_url, &config.database_schema, 4).await.expect("postgres (run through scripts/test.sh)");
         sinks::MIGRATOR.run(&pool).await.expect("migrations");
         platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, 1).await.expect("kafka (run through scripts/test.sh)");
@@ -151,7 +152,7 @@ impl TestEnv {
             .env("TOPIC_PREFIX", self.config.topics.prefix())
             .env("OPS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
+            .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
@@ -194,15 +195,19 @@ pub struct ChildGuard(pub Child);
 
 impl ChildGuard {
     /// SIGKILL: no shutdown code runs, nothing is flushed or committed.
-    pub fn kill9(&mut self) {
+    /// Returns whether the process was still running (a kill of a process
+    /// that had already died proves nothing).
+    pub fn kill9(&mut self) -> bool {
+        let running = matches!(self.0.try_wait(), Ok(None));
         let _ = self.0.kill();
         let _ = self.0.wait();
+        running
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        self.kill9();
+        let _ = self.kill9();
     }
 }
 

@@ -130,20 +130,18 @@ pub async fn run<P: Processor>(processor: Arc<P>, deps: RunnerDeps, shutdown: im
             _ = &mut shutdown => break,
             b = kafka::next_batch(&consumer, deps.max_batch, deps.linger) => b,
         };
-        for event in consumer.context().drain_events() {
+        for event in &batch.events {
+            tracing::info!(pid = std::process::id(), ?event, "group event");
             match event {
                 GroupEvent::Revoked(parts) => parts.iter().for_each(|(_, p)| states.forget(*p)),
-                GroupEvent::Assigned(_) => {}
+                // Someone else may have owned it meanwhile: read it afresh.
+                GroupEvent::Assigned(parts) => parts.iter().for_each(|(_, p)| states.forget(*p)),
             }
         }
-        let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(stage = P::NAME, error = %e, "consume failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+        let batch = batch.messages;
+        if batch.is_empty() {
+            continue;
+        }
         let started = Instant::now();
         process_batch(&*processor, &deps, &changelog_name, &mut states, &batch).await?;
         kafka::store_and_commit(&consumer, &kafka::last_offsets(&batch))?;
@@ -173,9 +171,9 @@ async fn process_batch<P: Processor>(
         let partition = record.partition();
         if !states.is_restored(partition) {
             let started = Instant::now();
-            let n = states.restore(partition, &deps.codec, processor.changelog_topic()).await?;
+            let n = states.restore(partition, &deps.codec, processor.changelog_topic(), P::applied_offset).await?;
             m.restore_seconds.with_label_values(&[P::NAME]).observe(started.elapsed().as_secs_f64());
-            tracing::info!(stage = P::NAME, partition, keys = n, "partition state restored");
+            tracing::info!(stage = P::NAME, partition, keys = n, first_offset = record.offset(), pid = std::process::id(), "partition state restored");
         }
         let correlation_id = kafka::correlation_id(record).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let span = tracing::info_span!("record", stage = P::NAME, correlation_id = %correlation_id, partition, offset = record.offset());
@@ -219,7 +217,11 @@ async fn process_batch<P: Processor>(
     }
     for d in deliveries {
         match d.await {
-            Ok(Ok(_)) => {}
+            Ok(Ok(delivery)) => {
+                if delivery.partition >= 0 {
+                    tracing::debug!(partition = delivery.partition, offset = delivery.offset, "acked");
+                }
+            }
             Ok(Err((e, _))) => anyhow::bail!("produce failed, stopping before storing offsets: {e}"),
             Err(_) => anyhow::bail!("producer dropped a delivery, stopping before storing offsets"),
         }

@@ -42,9 +42,20 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         self.partitions.entry(partition).or_default().insert(key, state);
     }
 
-    /// Reads the changelog partition to its current end; the latest record
-    /// per key wins and a tombstone removes the key. Returns the key count.
-    pub async fn restore(&mut self, partition: i32, codec: &Codec, topic: &'static Topic<S>) -> anyhow::Result<usize> {
+    /// Reads the changelog partition to its current end and keeps, per key,
+    /// the state that includes the most input (the highest `applied`
+    /// offset), not merely the last record: after a rebalance the previous
+    /// owner may still be finishing a batch and append older states behind
+    /// the new owner's newer ones. Every state is a deterministic function
+    /// of the inputs up to its offset, so the most advanced one is right.
+    /// A tombstone removes the key. Returns the key count.
+    pub async fn restore(
+        &mut self,
+        partition: i32,
+        codec: &Codec,
+        topic: &'static Topic<S>,
+        applied: fn(&S) -> i64,
+    ) -> anyhow::Result<usize> {
         let (brokers, changelog) = (self.brokers.clone(), self.changelog.clone());
         // The Kafka read blocks; decoding needs the (async) registry client,
         // so raw records are collected first and decoded afterwards.
@@ -65,7 +76,13 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
                     states.remove(&key);
                 }
                 Some(bytes) => {
-                    states.insert(key, codec.decode(topic, Some(&bytes)).await?);
+                    let state: S = codec.decode(topic, Some(&bytes)).await?;
+                    match states.get(&key) {
+                        Some(kept) if applied(kept) > applied(&state) => {}
+                        _ => {
+                            states.insert(key, state);
+                        }
+                    }
                 }
             }
         }
