@@ -63,7 +63,7 @@ step() {
 _step_close() {
   if [[ -n "$_STEP_NAME" ]]; then
     local took=$((SECONDS - _STEP_T0))
-    _STEP_SUMMARY+=("$(printf '%6ss  %s' "$took" "$_STEP_NAME")")
+    _STEP_SUMMARY+=(" $_STEP_NAME ${took}s")
     if [[ "${CI:-}" == "true" ]]; then
       log "    phase '$_STEP_NAME' took ${took}s"
     fi
@@ -71,16 +71,13 @@ _step_close() {
   fi
 }
 
-# Why: under CI=true the end of the log shows the duration of every phase.
+# Why: under CI=true the end of the log shows every phase's duration, on one
+# line, so the test runner's own summary stays among the last lines of output.
 print_step_summary() {
   _step_close
   if [[ "${CI:-}" == "true" && ${#_STEP_SUMMARY[@]} -gt 0 ]]; then
-    log "phase durations:"
-    local line
-    for line in "${_STEP_SUMMARY[@]}"; do
-      printf '         %s\n' "$line" >&2
-    done
-    log "total ${SECONDS}s"
+    local IFS=';'
+    log "phase durations:${_STEP_SUMMARY[*]}; total ${SECONDS}s"
   fi
 }
 
@@ -96,6 +93,7 @@ run_with_heartbeat() {
   log "$label: started (log: $logfile)"
   "$@" </dev/null >"$logfile" 2>&1 &
   local pid=$! t0=$SECONDS next=$((SECONDS + every))
+  _bg_track "$pid" "$label"  # so Ctrl-C/SIGTERM stops it too
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS >= next)); then
       local last
@@ -107,6 +105,7 @@ run_with_heartbeat() {
   done
   local status=0
   wait "$pid" || status=$?
+  _bg_untrack "$pid"
   if ((status != 0)); then
     log "$label: FAILED with status $status after $((SECONDS - t0))s; last lines of $logfile:"
     tail -n 40 "$logfile" >&2 || true
@@ -194,6 +193,42 @@ pidfile_alive() {
   printf '%s\n' "$pid"
 }
 
+# Why: processes not started by bg_start (installs, test runners) must also be
+# stopped by the exit trap while they run.
+_bg_track() {
+  _BG_PIDS+=("$1")
+  _BG_NAMES+=("$2")
+}
+
+# Why: a finished process must not be signalled later (its pid may be reused).
+_bg_untrack() {
+  local i
+  for i in "${!_BG_PIDS[@]}"; do
+    if [[ "${_BG_PIDS[$i]}" == "$1" ]]; then
+      unset '_BG_PIDS[i]' '_BG_NAMES[i]'
+    fi
+  done
+  _BG_PIDS=("${_BG_PIDS[@]}")
+  _BG_NAMES=("${_BG_NAMES[@]}")
+}
+
+# Why: bash runs a signal trap only after the current foreground command ends,
+# so a SIGTERM during a 20-minute test run would wait for it. Running the
+# command in the background and `wait`ing on it lets the trap act at once (and
+# stop the command with everything else). Output still goes to the terminal.
+# Usage: run_interruptible NAME CMD [ARGS...]; returns the command's status.
+run_interruptible() {
+  local name="$1"
+  shift
+  "$@" &
+  local pid=$!
+  _bg_track "$pid" "$name"
+  local status=0
+  wait "$pid" || status=$?
+  _bg_untrack "$pid"
+  return "$status"
+}
+
 # Why: graceful stop first (services flush, commit offsets, leave the group),
 # a hard kill only when a process ignores SIGTERM for STOP_TIMEOUT seconds.
 stop_pid() {
@@ -214,7 +249,10 @@ stop_pid() {
     sleep 0.2
   done
   wait "$pid" 2>/dev/null || true
-  log "stopped $name"
+  # Quiet in CI: the test runner's summary should stay near the end of the log.
+  if [[ "${CI:-}" != "true" ]]; then
+    log "stopped $name"
+  fi
 }
 
 # Why: stop in reverse start order (ingress before processors before broker),
@@ -229,6 +267,9 @@ stop_all_bg() {
   done
   _BG_PIDS=()
   _BG_NAMES=()
+  if [[ -n "$BG_PIDFILE_DIR" ]]; then
+    rm -f "$BG_PIDFILE_DIR/order"
+  fi
 }
 
 # Why: lets a helper (ensure_postgres) register its own undo step for exit.
@@ -722,7 +763,7 @@ start_broker() {
   # the environment: drop any inherited ones so only these flags count.
   bg_start nisshi "$logfile" \
     env -C "$datadir" -u SCHEMA_REGISTRY -u STORAGE_ENGINE -u LISTENER_URL \
-    -u ADVERTISED_LISTENER_URL -u CLUSTER_ID -u DATA_LAKE \
+    -u ADVERTISED_LISTENER_URL -u CLUSTER_ID -u DATA_LAKE -u OTEL_EXPORTER_OTLP_ENDPOINT \
     RUST_LOG="${NISSHI_RUST_LOG:-warn}" \
     nisshi broker \
     --listener-url "tcp://127.0.0.1:$port" \

@@ -130,28 +130,27 @@ wait_services_ready() {
   done
 }
 
-# Why: the curl example should use an id that exists; the catalog's format
-# belongs to the Rust side, so look for the first "internship_id" or "id".
+# Why: the curl example should use ids that exist; the catalog's format
+# belongs to the Rust side, so collect every "internship_id" (or "id") found
+# and print the Nth (0-based). Usage: demo_internship_id FILE N
 demo_internship_id() {
-  python3 - "$1" <<'EOF' 2>/dev/null || printf '<internship_id>\n'
+  python3 - "$1" "$2" <<'EOF' 2>/dev/null || printf '<internship_id>\n'
 import json, sys
-def find(v, keys=("internship_id", "id")):
+found = []
+def walk(v):
     if isinstance(v, dict):
-        for k in keys:
+        for k in ("internship_id", "id"):
             if isinstance(v.get(k), (str, int)):
-                return v[k]
+                found.append(v[k])
+                return
         for x in v.values():
-            r = find(x, keys)
-            if r is not None:
-                return r
+            walk(x)
     elif isinstance(v, list):
         for x in v:
-            r = find(x, keys)
-            if r is not None:
-                return r
-    return None
-r = find(json.load(open(sys.argv[1])))
-print(r if r is not None else "<internship_id>")
+            walk(x)
+walk(json.load(open(sys.argv[1])))
+n = int(sys.argv[2])
+print(found[min(n, len(found) - 1)] if found else "<internship_id>")
 EOF
 }
 
@@ -212,7 +211,7 @@ if [[ -n "$_PG_STARTED" ]]; then
 fi
 
 step "build workspace binaries ($PROFILE)"
-cargo build "${BUILD_ARGS[@]}" --bins || die "cargo build failed"
+run_interruptible "cargo build" cargo build "${BUILD_ARGS[@]}" --bins || die "cargo build failed"
 BIN_DIR="$(cargo_target_dir)/$OUT_DIR"
 for bin in schema-registry checkoutctl processors sinks ingress; do
   [[ -x "$BIN_DIR/$bin" ]] || die "no $bin binary in $BIN_DIR after the build"
@@ -286,7 +285,8 @@ start_service ingress "http://$INGRESS_ADDR" \
 wait_services_ready
 _step_close
 
-ID="$(demo_internship_id "$CATALOG")"
+ID="$(demo_internship_id "$CATALOG" 0)"
+ID2="$(demo_internship_id "$CATALOG" 1)"
 API="http://$INGRESS_ADDR"
 cat <<EOF
 
@@ -307,7 +307,7 @@ Try it:
   TOKEN=<cart_token from above>
   # add an item (answers the new version)
   curl -s -X POST $API/api/v1/cart/\$TOKEN/items -H 'content-type: application/json' \\
-    -d '{"internship_id":"$ID","quantity":2}'
+    -d '{"internship_id":"$ID2","quantity":2}'
   VERSION=<version from above>
   # read it back, waiting up to 5 s for that version
   curl -s "$API/api/v1/cart/\$TOKEN?version=\$VERSION" -H 'Prefer: wait=5'

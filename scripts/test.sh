@@ -18,7 +18,7 @@
 # Environment: DATABASE_URL (server to use; default
 # postgres://postgres@127.0.0.1:5432/checkout — the tests get .../checkout_test),
 # TEST_DATABASE_URL (use exactly this database instead), RUST_LOG, CI=true
-# (per-phase timings). Logs of the broker and registry: .local/test/logs/.
+# (per-phase timings). Logs of the broker and registry: .local/test/logs/latest/.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -26,9 +26,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 install_traps
 
+# One log folder per run (two runs may share a checkout); keep the last 10.
 TEST_DIR="$LOCAL_DIR/test"
-LOG_DIR="$TEST_DIR/logs"
+LOG_DIR="$TEST_DIR/logs/$(date +%Y%m%d-%H%M%S)-$$"
 mkdir -p "$LOG_DIR"
+ln -sfn "$LOG_DIR" "$TEST_DIR/logs/latest"
+find "$TEST_DIR/logs" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort | head -n -10 \
+  | while read -r old; do rm -rf "${TEST_DIR:?}/logs/$old"; done
 
 step "tools: cargo-nextest, nisshi"
 ensure_nextest
@@ -47,7 +51,7 @@ ensure_venv
 step "build workspace binaries (debug)"
 # Same profile and target dir as the tests, so the tests reuse this build.
 # cargo prints a line per crate, which is progress enough for CI logs.
-cargo build --workspace --bins || die "cargo build failed"
+run_interruptible "cargo build" cargo build --workspace --bins || die "cargo build failed"
 BIN_DIR="$(cargo_target_dir)/debug"
 [[ -x "$BIN_DIR/schema-registry" ]] || die "no schema-registry binary in $BIN_DIR after the build"
 
@@ -81,9 +85,9 @@ log "CHECKOUT_PYTHON=$CHECKOUT_PYTHON"
 step "tests ($TEST_RUNNER)"
 status=0
 if [[ "$TEST_RUNNER" == nextest ]]; then
-  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+  run_interruptible "cargo nextest" cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
-  cargo test --workspace --no-fail-fast "$@" || status=$?
+  run_interruptible "cargo test" cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
 
 if ((status != 0)); then
