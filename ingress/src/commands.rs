@@ -28,8 +28,16 @@ impl CommandWriter {
 
     /// Writes a cart command; returns its offset once acknowledged.
     pub async fn send_cart(&self, command: &CartCommand) -> Result<i64, ApiError> {
-        let key = self.codec.encode_key(&CART_COMMANDS.def, &command.cart_token).await.map_err(codec_error)?;
-        let value = self.codec.encode(&CART_COMMANDS, command).await.map_err(codec_error)?;
+        let key = self
+            .codec
+            .encode_key(&CART_COMMANDS.def, &command.cart_token)
+            .await
+            .map_err(codec_error)?;
+        let value = self
+            .codec
+            .encode(&CART_COMMANDS, command)
+            .await
+            .map_err(codec_error)?;
         let topic = self.codec.names().name(&CART_COMMANDS.def);
         let correlation_id = crate::correlation::current();
         let record = FutureRecord::to(&topic)
@@ -38,7 +46,9 @@ impl CommandWriter {
             .headers(kafka::trace_headers(&correlation_id, &command.command_id));
         match self.producer.send(record, Duration::from_secs(5)).await {
             Ok(delivery) => Ok(delivery.offset),
-            Err((e, _)) => Err(ApiError::Unavailable(anyhow::anyhow!("producing {topic}: {e}"))),
+            Err((e, _)) => Err(ApiError::Unavailable(anyhow::anyhow!(
+                "producing {topic}: {e}"
+            ))),
         }
     }
 }

@@ -85,17 +85,27 @@ impl ApiError {
     fn suggested_action(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "Send a well-formed JSON body.",
-            ApiError::Validation(_) => "Correct the fields listed in validation_messages and retry.",
+            ApiError::Validation(_) => {
+                "Correct the fields listed in validation_messages and retry."
+            }
             ApiError::UnsupportedMediaType => "Send the body with Content-Type: application/json.",
             ApiError::PayloadTooLarge => "Send a smaller request body.",
-            ApiError::Domain(ErrorCode::CartNotFound, _) => "Check the cart token, or create a new cart.",
+            ApiError::Domain(ErrorCode::CartNotFound, _) => {
+                "Check the cart token, or create a new cart."
+            }
             ApiError::Domain(ErrorCode::CartExpired, _) => "Create a new cart.",
-            ApiError::Domain(ErrorCode::InternshipUnavailable, _) => "Choose an internship from the catalog.",
-            ApiError::Domain(ErrorCode::CartLimitExceeded, _) => "Reduce the quantity or the number of items.",
+            ApiError::Domain(ErrorCode::InternshipUnavailable, _) => {
+                "Choose an internship from the catalog."
+            }
+            ApiError::Domain(ErrorCode::CartLimitExceeded, _) => {
+                "Reduce the quantity or the number of items."
+            }
             ApiError::Domain(..) => "Correct the request and retry.",
             ApiError::RouteNotFound => "Check the URL against /openapi.json.",
             ApiError::MethodNotAllowed => "Use a method this route allows.",
-            ApiError::Unavailable(_) | ApiError::Internal(_) => "Retry later; the request was not accepted.",
+            ApiError::Unavailable(_) | ApiError::Internal(_) => {
+                "Retry later; the request was not accepted."
+            }
         }
     }
 }
@@ -106,9 +116,9 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::CartExpired => StatusCode::GONE,
         ErrorCode::CartAlreadyExists => StatusCode::CONFLICT,
         ErrorCode::CartNotModifiable => StatusCode::CONFLICT,
-        ErrorCode::InternshipUnavailable | ErrorCode::CartLimitExceeded | ErrorCode::CurrencyNotSupported => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        ErrorCode::InternshipUnavailable
+        | ErrorCode::CartLimitExceeded
+        | ErrorCode::CurrencyNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

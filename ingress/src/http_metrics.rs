@@ -7,7 +7,10 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{register_histogram_vec, register_int_counter, register_int_counter_vec, HistogramVec, IntCounter, IntCounterVec};
+use prometheus::{
+    register_histogram_vec, register_int_counter, register_int_counter_vec, HistogramVec,
+    IntCounter, IntCounterVec,
+};
 
 pub struct HttpMetrics {
     pub requests: IntCounterVec,
@@ -19,8 +22,12 @@ pub struct HttpMetrics {
 pub fn metrics() -> &'static HttpMetrics {
     static M: OnceLock<HttpMetrics> = OnceLock::new();
     M.get_or_init(|| HttpMetrics {
-        requests: register_int_counter_vec!("http_requests_total", "HTTP requests", &["route", "method", "class"])
-            .expect("metric registers once"),
+        requests: register_int_counter_vec!(
+            "http_requests_total",
+            "HTTP requests",
+            &["route", "method", "class"]
+        )
+        .expect("metric registers once"),
         latency: register_histogram_vec!(
             "http_request_duration_seconds",
             "HTTP response time",
@@ -28,10 +35,17 @@ pub fn metrics() -> &'static HttpMetrics {
             vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]
         )
         .expect("metric registers once"),
-        errors: register_int_counter_vec!("http_errors_total", "Non-2xx answers by error class", &["class"])
-            .expect("metric registers once"),
-        carts_created: register_int_counter!("carts_created_total", "Carts created (accepted by the broker)")
-            .expect("metric registers once"),
+        errors: register_int_counter_vec!(
+            "http_errors_total",
+            "Non-2xx answers by error class",
+            &["class"]
+        )
+        .expect("metric registers once"),
+        carts_created: register_int_counter!(
+            "carts_created_total",
+            "Carts created (accepted by the broker)"
+        )
+        .expect("metric registers once"),
     })
 }
 
@@ -46,8 +60,12 @@ pub async fn layer(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let class = format!("{}xx", response.status().as_u16() / 100);
     let m = metrics();
-    m.requests.with_label_values(&[&route, &method, &class]).inc();
-    m.latency.with_label_values(&[&route, &class]).observe(started.elapsed().as_secs_f64());
+    m.requests
+        .with_label_values(&[&route, &method, &class])
+        .inc();
+    m.latency
+        .with_label_values(&[&route, &class])
+        .observe(started.elapsed().as_secs_f64());
     if !response.status().is_success() {
         m.errors.with_label_values(&[&class]).inc();
     }

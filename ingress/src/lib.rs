@@ -38,7 +38,10 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Config> {
-        Ok(Config { addr: platform::config::addr("INGRESS_ADDR", "127.0.0.1:8080")?, pipeline: PipelineConfig::from_env()? })
+        Ok(Config {
+            addr: platform::config::addr("INGRESS_ADDR", "127.0.0.1:8080")?,
+            pipeline: PipelineConfig::from_env()?,
+        })
     }
 }
 
@@ -61,7 +64,11 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let p = &config.pipeline;
         let pool = platform::db::connect(&p.database_url, &p.database_schema, 16).await?;
-        let codec = Arc::new(Codec::new(&p.schema_registry_url, p.topics.clone(), topics::ALL)?);
+        let codec = Arc::new(Codec::new(
+            &p.schema_registry_url,
+            p.topics.clone(),
+            topics::ALL,
+        )?);
         codec.register(topics::ALL).await?;
         let producer = platform::kafka::producer(&p.kafka_brokers)?;
         platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;
@@ -70,7 +77,11 @@ impl Application {
             .kafka(producer.clone())
             .registry(p.schema_registry_url.clone())
             .postgres(pool.clone());
-        let state = AppState { commands: commands::CommandWriter::new(producer, codec), pool, waiters };
+        let state = AppState {
+            commands: commands::CommandWriter::new(producer, codec),
+            pool,
+            waiters,
+        };
         let router = Router::new()
             .merge(routes::router(state))
             .fallback(error::not_found)
@@ -84,11 +95,18 @@ impl Application {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 }

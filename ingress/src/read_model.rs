@@ -62,10 +62,16 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
     .bind(token)
     .fetch_all(pool)
     .await?;
-    if let (Some(command_id), Some(code), Some(message)) =
-        (cart.rejection_command_id.clone(), cart.rejection_code, cart.rejection_message.clone())
-    {
-        cart.last_rejection = Some(RejectionView { command_id, code, message });
+    if let (Some(command_id), Some(code), Some(message)) = (
+        cart.rejection_command_id.clone(),
+        cart.rejection_code,
+        cart.rejection_message.clone(),
+    ) {
+        cart.last_rejection = Some(RejectionView {
+            command_id,
+            code,
+            message,
+        });
     }
     Ok(Some(cart))
 }

@@ -19,7 +19,9 @@ pub struct VersionWaiters {
 impl VersionWaiters {
     /// Starts listening for cart versions on `pool`'s database.
     pub async fn listen(pool: &PgPool) -> anyhow::Result<Arc<VersionWaiters>> {
-        let waiters = Arc::new(VersionWaiters { carts: Mutex::new(HashMap::new()) });
+        let waiters = Arc::new(VersionWaiters {
+            carts: Mutex::new(HashMap::new()),
+        });
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(sinks::CART_VERSIONS_CHANNEL).await?;
         let w = waiters.clone();
@@ -39,8 +41,12 @@ impl VersionWaiters {
     }
 
     fn notify(&self, payload: &str) {
-        let Some((token, version)) = payload.rsplit_once(':') else { return };
-        let Ok(version) = version.parse::<i64>() else { return };
+        let Some((token, version)) = payload.rsplit_once(':') else {
+            return;
+        };
+        let Ok(version) = version.parse::<i64>() else {
+            return;
+        };
         if let Ok(map) = self.carts.lock() {
             if let Some(tx) = map.get(token) {
                 tx.send_if_modified(|v| {
@@ -57,8 +63,13 @@ impl VersionWaiters {
     /// Subscribes to `token`'s versions; subscribe before reading, so a
     /// commit between the read and the wait is not missed.
     pub fn subscribe(&self, token: &str) -> watch::Receiver<i64> {
-        let mut map = self.carts.lock().expect("waiter map lock is never poisoned: no panics while held");
-        map.entry(token.to_owned()).or_insert_with(|| watch::channel(-1).0).subscribe()
+        let mut map = self
+            .carts
+            .lock()
+            .expect("waiter map lock is never poisoned: no panics while held");
+        map.entry(token.to_owned())
+            .or_insert_with(|| watch::channel(-1).0)
+            .subscribe()
     }
 
     /// Drops the entry of `token` when nobody waits on it any more.

@@ -37,30 +37,49 @@ async fn stream_commands(env: &TestEnv, seconds: f64) -> Expected {
         let (id, _) = CATALOG[(i / CARTS) % CATALOG.len()];
         let qty = (i % 3 + 1) as i32;
         last[c] = env.add_item(&carts[c].0, id, qty).await;
-        *quantities.entry((carts[c].0.as_str().to_owned(), id.to_owned())).or_insert(0) += i64::from(qty);
+        *quantities
+            .entry((carts[c].0.as_str().to_owned(), id.to_owned()))
+            .or_insert(0) += i64::from(qty);
         if i % 10 == 0 {
             tokio::time::sleep(pause * 10).await;
         }
     }
-    Expected { versions: carts.into_iter().map(|(t, _)| t).zip(last).collect(), quantities }
+    Expected {
+        versions: carts.into_iter().map(|(t, _)| t).zip(last).collect(),
+        quantities,
+    }
 }
 
 async fn assert_exact(env: &TestEnv, expected: &Expected) {
-    env.wait_for_versions(&expected.versions, Duration::from_secs(120)).await;
+    env.wait_for_versions(&expected.versions, Duration::from_secs(120))
+        .await;
     let rows: Vec<(String, String, i32, i64, i64)> = sqlx::query_as(
         "SELECT cart_token, internship_id, quantity, unit_price_minor, line_total_minor FROM cart_items ORDER BY 1, 2",
     )
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    let actual: BTreeMap<(String, String), i64> = rows.iter().map(|(t, i, q, _, _)| ((t.clone(), i.clone()), i64::from(*q))).collect();
-    assert_eq!(actual, expected.quantities, "every command applied exactly once");
+    let actual: BTreeMap<(String, String), i64> = rows
+        .iter()
+        .map(|(t, i, q, _, _)| ((t.clone(), i.clone()), i64::from(*q)))
+        .collect();
+    assert_eq!(
+        actual, expected.quantities,
+        "every command applied exactly once"
+    );
     for (_, _, q, unit, total) in &rows {
         assert_eq!(*total, unit * i64::from(*q));
     }
-    let carts: Vec<(i64, i64, Option<i32>)> = sqlx::query_as("SELECT version, total_minor, rejection_code FROM carts").fetch_all(&env.pool).await.unwrap();
+    let carts: Vec<(i64, i64, Option<i32>)> =
+        sqlx::query_as("SELECT version, total_minor, rejection_code FROM carts")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(carts.len(), CARTS);
-    assert!(carts.iter().all(|(_, _, r)| r.is_none()), "no command was refused: {carts:?}");
+    assert!(
+        carts.iter().all(|(_, _, r)| r.is_none()),
+        "no command was refused: {carts:?}"
+    );
     let sum_lines: i64 = rows.iter().map(|r| r.4).sum();
     let sum_carts: i64 = carts.iter().map(|c| c.1).sum();
     assert_eq!(sum_lines, sum_carts);

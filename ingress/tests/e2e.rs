@@ -16,7 +16,12 @@ async fn command_count(env: &TestEnv) -> i64 {
     let reader = platform::kafka::reader(&env.config.kafka_brokers).unwrap();
     let topic = env.config.topics.name(&CART_COMMANDS.def);
     (0..CART_COMMANDS.def.partitions)
-        .map(|p| reader.fetch_watermarks(&topic, p, Duration::from_secs(5)).map(|(_, h)| h).unwrap())
+        .map(|p| {
+            reader
+                .fetch_watermarks(&topic, p, Duration::from_secs(5))
+                .map(|(_, h)| h)
+                .unwrap()
+        })
         .sum()
 }
 
@@ -49,7 +54,9 @@ async fn a_cart_is_created_filled_priced_and_read_back_at_the_written_version() 
         .await
         .unwrap();
     assert_eq!(added.status(), 202);
-    let version = added.json::<Value>().await.unwrap()["version"].as_i64().unwrap();
+    let version = added.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
 
     let read = http
         .get(format!("{base}/cart/{token}?version={version}"))
@@ -58,7 +65,11 @@ async fn a_cart_is_created_filled_priced_and_read_back_at_the_written_version() 
         .await
         .unwrap();
     assert_eq!(read.status(), 200);
-    assert_eq!(read.headers()["preference-applied"], "wait=30", "waits are capped at 30 s");
+    assert_eq!(
+        read.headers()["preference-applied"],
+        "wait=30",
+        "waits are capped at 30 s"
+    );
     let cart: Value = read.json().await.unwrap();
     assert_eq!(cart["stale"], false, "{cart}");
     assert_eq!(cart["version"], version);
@@ -81,7 +92,9 @@ async fn a_cart_is_created_filled_priced_and_read_back_at_the_written_version() 
         .send()
         .await
         .unwrap();
-    let version = refused.json::<Value>().await.unwrap()["version"].as_i64().unwrap();
+    let version = refused.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
     let cart: Value = http
         .get(format!("{base}/cart/{token}?version={version}"))
         .header("prefer", "wait=30")
@@ -114,11 +127,27 @@ async fn a_wait_that_ends_first_answers_with_what_is_there_flagged_stale() {
     let token = created["cart_token"].as_str().unwrap();
     let version = created["version"].as_i64().unwrap();
     let url = format!("http://{addr}/api/v1/cart/{token}");
-    let cart: Value = http.get(format!("{url}?version={version}")).header("prefer", "wait=30").send().await.unwrap().json().await.unwrap();
+    let cart: Value = http
+        .get(format!("{url}?version={version}"))
+        .header("prefer", "wait=30")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cart["stale"], false);
     // A version no write has produced yet: the wait runs out.
     let future = version + 1_000_000;
-    let cart: Value = http.get(format!("{url}?version={future}")).header("prefer", "wait=1").send().await.unwrap().json().await.unwrap();
+    let cart: Value = http
+        .get(format!("{url}?version={future}"))
+        .header("prefer", "wait=1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(cart["stale"], true, "{cart}");
     assert_eq!(cart["version"], version);
 }
@@ -133,34 +162,139 @@ async fn bad_requests_get_the_error_body_and_write_nothing() {
     let before = command_count(&env).await;
 
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, i64)> = vec![
-        ("malformed json", http.post(format!("{base}/cart")).header("content-type", "application/json").body("{"), 400, 400),
-        ("unknown field", http.post(format!("{base}/cart")).json(&json!({"items": [], "price": 1})), 422, 422),
-        ("client price", http.post(format!("{base}/cart/{token}/items")).json(&json!({"internship_id": "design", "unit_price": 1})), 422, 422),
-        ("zero quantity", http.post(format!("{base}/cart/{token}/items")).json(&json!({"internship_id": "design", "quantity": 0})), 422, 422),
-        ("huge quantity", http.post(format!("{base}/cart/{token}/items")).json(&json!({"internship_id": "design", "quantity": 1_000_000})), 422, 422),
-        ("bad internship id", http.post(format!("{base}/cart")).json(&json!({"items": [{"internship_id": "DROP TABLE"}]})), 422, 422),
-        ("unknown currency", http.post(format!("{base}/cart")).json(&json!({"currency": "XXX"})), 422, 422),
-        ("not json", http.post(format!("{base}/cart")).header("content-type", "text/plain").body("{}"), 415, 415),
-        ("too large", http.post(format!("{base}/cart")).header("content-type", "application/json").body(vec![b' '; 100 * 1024]), 413, 413),
-        ("bad token", http.post(format!("{base}/cart/not-a-token/items")).json(&json!({"internship_id": "design"})), 404, 1001),
-        ("unknown cart", http.get(format!("{base}/cart/{token}")), 404, 1001),
-        ("unknown route", http.get(format!("{base}/nowhere")), 404, 404),
-        ("wrong method", http.delete(format!("{base}/cart")), 405, 405),
+        (
+            "malformed json",
+            http.post(format!("{base}/cart"))
+                .header("content-type", "application/json")
+                .body("{"),
+            400,
+            400,
+        ),
+        (
+            "unknown field",
+            http.post(format!("{base}/cart"))
+                .json(&json!({"items": [], "price": 1})),
+            422,
+            422,
+        ),
+        (
+            "client price",
+            http.post(format!("{base}/cart/{token}/items"))
+                .json(&json!({"internship_id": "design", "unit_price": 1})),
+            422,
+            422,
+        ),
+        (
+            "zero quantity",
+            http.post(format!("{base}/cart/{token}/items"))
+                .json(&json!({"internship_id": "design", "quantity": 0})),
+            422,
+            422,
+        ),
+        (
+            "huge quantity",
+            http.post(format!("{base}/cart/{token}/items"))
+                .json(&json!({"internship_id": "design", "quantity": 1_000_000})),
+            422,
+            422,
+        ),
+        (
+            "bad internship id",
+            http.post(format!("{base}/cart"))
+                .json(&json!({"items": [{"internship_id": "DROP TABLE"}]})),
+            422,
+            422,
+        ),
+        (
+            "unknown currency",
+            http.post(format!("{base}/cart"))
+                .json(&json!({"currency": "XXX"})),
+            422,
+            422,
+        ),
+        (
+            "not json",
+            http.post(format!("{base}/cart"))
+                .header("content-type", "text/plain")
+                .body("{}"),
+            415,
+            415,
+        ),
+        (
+            "too large",
+            http.post(format!("{base}/cart"))
+                .header("content-type", "application/json")
+                .body(vec![b' '; 100 * 1024]),
+            413,
+            413,
+        ),
+        (
+            "bad token",
+            http.post(format!("{base}/cart/not-a-token/items"))
+                .json(&json!({"internship_id": "design"})),
+            404,
+            1001,
+        ),
+        (
+            "unknown cart",
+            http.get(format!("{base}/cart/{token}")),
+            404,
+            1001,
+        ),
+        (
+            "unknown route",
+            http.get(format!("{base}/nowhere")),
+            404,
+            404,
+        ),
+        (
+            "wrong method",
+            http.delete(format!("{base}/cart")),
+            405,
+            405,
+        ),
     ];
     for (name, request, status, code) in cases {
-        let response = request.header("x-correlation-id", format!("case-{}", name.replace(' ', "-"))).send().await.unwrap();
+        let response = request
+            .header(
+                "x-correlation-id",
+                format!("case-{}", name.replace(' ', "-")),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), status, "{name}");
-        let body: Value = response.json().await.unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"));
+        let body: Value = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: body is not JSON: {e}"));
         assert_eq!(body["status"], status, "{name}: {body}");
         assert_eq!(body["success"], false, "{name}");
         assert_eq!(body["error"]["code"], code, "{name}: {body}");
-        assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "{name}");
+        assert!(
+            !body["error"]["message"].as_str().unwrap().is_empty(),
+            "{name}"
+        );
         assert!(body["error"]["validation_messages"].is_array(), "{name}");
-        assert_eq!(body["error"]["correlation_id"], format!("case-{}", name.replace(' ', "-")), "{name}");
+        assert_eq!(
+            body["error"]["correlation_id"],
+            format!("case-{}", name.replace(' ', "-")),
+            "{name}"
+        );
         assert_eq!(body["error"]["retryable"], false, "{name}");
-        assert!(!body["error"]["suggested_action"].as_str().unwrap().is_empty(), "{name}");
+        assert!(
+            !body["error"]["suggested_action"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
     }
-    assert_eq!(command_count(&env).await, before, "a refused request must write nothing to Kafka");
+    assert_eq!(
+        command_count(&env).await,
+        before,
+        "a refused request must write nothing to Kafka"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,14 +302,36 @@ async fn every_service_exposes_health_readiness_and_metrics() {
     let env = TestEnv::new().await;
     let addr = env.spawn_ingress().await;
     let http = reqwest::Client::new();
-    assert_eq!(http.get(format!("http://{addr}/healthz")).send().await.unwrap().status(), 200);
-    let ready = http.get(format!("http://{addr}/readyz")).send().await.unwrap();
+    assert_eq!(
+        http.get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["checks"]["kafka"], "ok");
     assert_eq!(ready["checks"]["postgres"], "ok");
     assert_eq!(ready["checks"]["schema_registry"], "ok");
-    http.post(format!("http://{addr}/api/v1/cart")).json(&json!({})).send().await.unwrap();
-    let metrics = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    http.post(format!("http://{addr}/api/v1/cart"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }

@@ -27,7 +27,10 @@ impl PipelineConfig {
         Ok(PipelineConfig {
             kafka_brokers: var("KAFKA_BROKERS", "127.0.0.1:9092"),
             schema_registry_url: var("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
-            database_url: var("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/checkout"),
+            database_url: var(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/checkout",
+            ),
             database_schema: var("DATABASE_SCHEMA", "public"),
             topics: TopicNames::new(var("TOPIC_PREFIX", "")),
             replication_factor: var("KAFKA_REPLICATION_FACTOR", "1")
@@ -39,11 +42,15 @@ impl PipelineConfig {
 
 /// A variable with a default.
 pub fn var(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// A socket address variable with a default.
 pub fn addr(name: &str, default: &str) -> anyhow::Result<SocketAddr> {
     let raw = var(name, default);
-    raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}"))
+    raw.parse()
+        .map_err(|e| anyhow::anyhow!("{name}={raw}: {e}"))
 }

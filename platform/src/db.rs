@@ -9,9 +9,16 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-pub async fn connect(database_url: &str, schema: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+pub async fn connect(
+    database_url: &str,
+    schema: &str,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
     anyhow::ensure!(
-        !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        !schema.is_empty()
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
         "DATABASE_SCHEMA must be an identifier of [A-Za-z0-9_], got {schema:?}"
     );
     let options = PgConnectOptions::from_str(database_url)?;
@@ -29,7 +36,9 @@ pub async fn connect(database_url: &str, schema: &str, max_connections: u32) -> 
         })
         .connect_with(options)
         .await?;
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&pool).await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .execute(&pool)
+        .await?;
     Ok(pool)
 }
 
@@ -42,10 +51,11 @@ async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
         // Two services starting together may race here; losing is fine.
         let created = sqlx::query(&format!("CREATE DATABASE \"{}\"", name.replace('"', "")))

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
@@ -77,12 +79,18 @@ pub struct GroupContext {
 
 impl GroupContext {
     pub fn new(stage: &'static str) -> GroupContext {
-        GroupContext { stage, events: Mutex::new(VecDeque::new()) }
+        GroupContext {
+            stage,
+            events: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Takes the rebalances seen since the last call, oldest first.
     pub fn drain_events(&self) -> Vec<GroupEvent> {
-        self.events.lock().map(|mut q| q.drain(..).collect()).unwrap_or_default()
+        self.events
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
     }
 
     fn push(&self, event: GroupEvent) {
@@ -93,7 +101,10 @@ impl GroupContext {
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for GroupContext {
@@ -135,7 +146,9 @@ impl ConsumerContext for GroupContext {
             Rebalance::Revoke(tpl) => {
                 tracing::info!(stage = self.stage, partitions = ?partitions(tpl), "partitions revoked");
             }
-            Rebalance::Error(e) => tracing::warn!(stage = self.stage, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(stage = self.stage, error = %e, "rebalance error")
+            }
         }
     }
 }
@@ -143,7 +156,11 @@ impl ConsumerContext for GroupContext {
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
 /// A consumer in `group` that stores and commits offsets only when told.
-pub fn group_consumer(brokers: &str, group: &str, stage: &'static str) -> Result<GroupConsumer, KafkaError> {
+pub fn group_consumer(
+    brokers: &str,
+    group: &str,
+    stage: &'static str,
+) -> Result<GroupConsumer, KafkaError> {
     base_config(brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -202,7 +219,9 @@ pub fn read_partition_to_end(
     let mut quiet_since = Instant::now();
     loop {
         if Instant::now() > deadline {
-            return Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut));
+            return Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::OperationTimedOut,
+            ));
         }
         match reader.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
@@ -217,7 +236,15 @@ pub fn read_partition_to_end(
         }
     }
     reader.unassign()?;
-    tracing::debug!(topic, partition, low, high, next, count, "partition read to end");
+    tracing::debug!(
+        topic,
+        partition,
+        low,
+        high,
+        next,
+        count,
+        "partition read to end"
+    );
     Ok(count)
 }
 
@@ -238,7 +265,10 @@ pub struct Batch {
 /// from the committed offset; processing them here as well would apply
 /// that partition's records out of order.
 pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration) -> Batch {
-    let mut batch = Batch { messages: Vec::new(), events: Vec::new() };
+    let mut batch = Batch {
+        messages: Vec::new(),
+        events: Vec::new(),
+    };
     let first = consumer.recv().await;
     absorb_events(consumer, &mut batch);
     match first {
@@ -272,7 +302,11 @@ pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration) 
 fn absorb_events(consumer: &GroupConsumer, batch: &mut Batch) {
     for event in consumer.context().drain_events() {
         if let GroupEvent::Revoked(parts) = &event {
-            batch.messages.retain(|m| !parts.iter().any(|(t, p)| t == m.topic() && *p == m.partition()));
+            batch.messages.retain(|m| {
+                !parts
+                    .iter()
+                    .any(|(t, p)| t == m.topic() && *p == m.partition())
+            });
         }
         batch.events.push(event);
     }
@@ -280,7 +314,10 @@ fn absorb_events(consumer: &GroupConsumer, batch: &mut Batch) {
 
 /// Stores `offset` (the last record done) of each partition and commits
 /// asynchronously. Only call after the work for these records is durable.
-pub fn store_and_commit(consumer: &GroupConsumer, done: &[(String, i32, i64)]) -> Result<(), KafkaError> {
+pub fn store_and_commit(
+    consumer: &GroupConsumer,
+    done: &[(String, i32, i64)],
+) -> Result<(), KafkaError> {
     for (topic, partition, offset) in done {
         // rd_kafka_offset_store stores offset + 1, the next record to read.
         match consumer.store_offset(topic, *partition, *offset) {
@@ -302,7 +339,10 @@ pub fn store_and_commit(consumer: &GroupConsumer, done: &[(String, i32, i64)]) -
 pub fn last_offsets(batch: &[OwnedMessage]) -> Vec<(String, i32, i64)> {
     let mut out: Vec<(String, i32, i64)> = Vec::new();
     for m in batch {
-        match out.iter_mut().find(|(t, p, _)| t == m.topic() && *p == m.partition()) {
+        match out
+            .iter_mut()
+            .find(|(t, p, _)| t == m.topic() && *p == m.partition())
+        {
             Some(entry) => entry.2 = entry.2.max(m.offset()),
             None => out.push((m.topic().to_owned(), m.partition(), m.offset())),
         }
@@ -313,8 +353,14 @@ pub fn last_offsets(batch: &[OwnedMessage]) -> Vec<(String, i32, i64)> {
 /// Headers for a record caused by `causation_id` within `correlation_id`.
 pub fn trace_headers(correlation_id: &str, causation_id: &str) -> OwnedHeaders {
     OwnedHeaders::new()
-        .insert(Header { key: headers::CORRELATION_ID, value: Some(correlation_id) })
-        .insert(Header { key: headers::CAUSATION_ID, value: Some(causation_id) })
+        .insert(Header {
+            key: headers::CORRELATION_ID,
+            value: Some(correlation_id),
+        })
+        .insert(Header {
+            key: headers::CAUSATION_ID,
+            value: Some(causation_id),
+        })
 }
 
 /// The correlation id a record carries, if any.
@@ -328,7 +374,12 @@ pub fn correlation_id<M: Message>(m: &M) -> Option<String> {
 }
 
 /// Creates the catalog's topics; topics that exist are left as they are.
-pub async fn create_topics(brokers: &str, names: &TopicNames, defs: &[TopicDef], replication: i32) -> anyhow::Result<()> {
+pub async fn create_topics(
+    brokers: &str,
+    names: &TopicNames,
+    defs: &[TopicDef],
+    replication: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(brokers).create()?;
     let full: Vec<String> = defs.iter().map(|d| names.name(d)).collect();
     let topics: Vec<NewTopic<'_>> = defs
@@ -343,7 +394,9 @@ pub async fn create_topics(brokers: &str, names: &TopicNames, defs: &[TopicDef],
     for result in admin.create_topics(topics.iter(), &opts).await? {
         match result {
             Ok(name) => tracing::info!(topic = %name, "topic created"),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic = %name, "topic exists"),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                tracing::debug!(topic = %name, "topic exists")
+            }
             Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
         }
     }

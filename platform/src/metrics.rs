@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec, IntCounterVec,
-    IntGaugeVec,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
 };
 
 pub struct PipelineMetrics {
@@ -32,18 +32,30 @@ pub fn pipeline() -> &'static PipelineMetrics {
     METRICS.get_or_init(|| {
         // Registration fails only on a duplicate name, which OnceLock rules out.
         PipelineMetrics {
-            records_in: register_int_counter_vec!("pipeline_records_in_total", "Records consumed", &["stage", "topic"])
-                .expect("metric registers once"),
-            records_out: register_int_counter_vec!("pipeline_records_out_total", "Records produced", &["stage", "topic"])
-                .expect("metric registers once"),
+            records_in: register_int_counter_vec!(
+                "pipeline_records_in_total",
+                "Records consumed",
+                &["stage", "topic"]
+            )
+            .expect("metric registers once"),
+            records_out: register_int_counter_vec!(
+                "pipeline_records_out_total",
+                "Records produced",
+                &["stage", "topic"]
+            )
+            .expect("metric registers once"),
             duplicates: register_int_counter_vec!(
                 "pipeline_duplicates_total",
                 "Inputs already applied, skipped",
                 &["stage"]
             )
             .expect("metric registers once"),
-            poison: register_int_counter_vec!("pipeline_poison_records_total", "Undecodable inputs", &["stage"])
-                .expect("metric registers once"),
+            poison: register_int_counter_vec!(
+                "pipeline_poison_records_total",
+                "Undecodable inputs",
+                &["stage"]
+            )
+            .expect("metric registers once"),
             batch_seconds: register_histogram_vec!(
                 "pipeline_batch_seconds",
                 "Processing time of a batch until its offsets are stored",

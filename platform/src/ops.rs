@@ -43,7 +43,13 @@ impl Readiness {
     pub fn postgres(self, pool: sqlx::PgPool) -> Readiness {
         self.check("postgres", move || {
             let pool = pool.clone();
-            async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) }
+            async move {
+                sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
         })
     }
 
@@ -54,7 +60,10 @@ impl Readiness {
             async move {
                 use rdkafka::producer::Producer;
                 tokio::task::spawn_blocking(move || {
-                    p.client().fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
+                    p.client()
+                        .fetch_metadata(None, Duration::from_secs(2))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -66,7 +75,10 @@ impl Readiness {
     pub fn registry(self, url: String) -> Readiness {
         let client = reqwest::Client::new();
         self.check("schema_registry", move || {
-            let (client, url) = (client.clone(), format!("{}/subjects", url.trim_end_matches('/')));
+            let (client, url) = (
+                client.clone(),
+                format!("{}/subjects", url.trim_end_matches('/')),
+            );
             async move {
                 let r = client.get(url).send().await.map_err(|e| e.to_string())?;
                 if r.status().is_success() {
@@ -113,8 +125,16 @@ async fn readyz(State(readiness): State<Readiness>) -> Response {
             (name.to_owned(), v)
         })
         .collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "ready": ready, "checks": body }))).into_response()
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "ready": ready, "checks": body })),
+    )
+        .into_response()
 }
 
 async fn metrics() -> Response {
@@ -136,7 +156,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(readiness)).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, router(readiness))
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "ops server failed");
         }
     });

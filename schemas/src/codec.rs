@@ -19,7 +19,9 @@ use apache_avro::Schema;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
-use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -72,14 +74,20 @@ pub struct Codec {
 
 impl std::fmt::Debug for Codec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Codec").field("names", &self.names).finish_non_exhaustive()
+        f.debug_struct("Codec")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
 impl Codec {
     /// A codec for the given topics' prefix. Nothing is fetched until the
     /// first [`Codec::register`], encode or decode.
-    pub fn new(registry_url: &str, names: TopicNames, topics: &[TopicDef]) -> Result<Codec, CodecError> {
+    pub fn new(
+        registry_url: &str,
+        names: TopicNames,
+        topics: &[TopicDef],
+    ) -> Result<Codec, CodecError> {
         let settings = SrSettings::new_builder(registry_url.trim_end_matches('/').to_owned())
             .set_timeout(Duration::from_secs(5))
             .build()
@@ -122,43 +130,89 @@ impl Codec {
         self.encode_with(def, true, key).await
     }
 
-    pub async fn encode<V: Serialize>(&self, topic: &Topic<V>, value: &V) -> Result<Vec<u8>, CodecError> {
+    pub async fn encode<V: Serialize>(
+        &self,
+        topic: &Topic<V>,
+        value: &V,
+    ) -> Result<Vec<u8>, CodecError> {
         self.encode_with(&topic.def, false, value).await
     }
 
-    pub async fn decode_key(&self, def: &TopicDef, bytes: Option<&[u8]>) -> Result<String, CodecError> {
+    pub async fn decode_key(
+        &self,
+        def: &TopicDef,
+        bytes: Option<&[u8]>,
+    ) -> Result<String, CodecError> {
         let what = || format!("{} key", def.name);
-        let decoded = self.decoder.decode(bytes).await.map_err(|e| self.decode_error(e, what()))?;
+        let decoded = self
+            .decoder
+            .decode(bytes)
+            .await
+            .map_err(|e| self.decode_error(e, what()))?;
         match decoded.value {
             apache_avro::types::Value::String(s) => Ok(s),
-            other => Err(CodecError::Malformed { what: what(), reason: format!("expected a string, got {other:?}") }),
+            other => Err(CodecError::Malformed {
+                what: what(),
+                reason: format!("expected a string, got {other:?}"),
+            }),
         }
     }
 
-    pub async fn decode<V: DeserializeOwned>(&self, topic: &Topic<V>, bytes: Option<&[u8]>) -> Result<V, CodecError> {
+    pub async fn decode<V: DeserializeOwned>(
+        &self,
+        topic: &Topic<V>,
+        bytes: Option<&[u8]>,
+    ) -> Result<V, CodecError> {
         let def = &topic.def;
         let what = || format!("{} value", def.name);
-        let decoded = self.decoder.decode(bytes).await.map_err(|e| self.decode_error(e, what()))?;
-        let reader = self.readers.get(def.name).ok_or_else(|| CodecError::Malformed {
-            what: what(),
-            reason: "topic not in this codec's catalog".into(),
-        })?;
+        let decoded = self
+            .decoder
+            .decode(bytes)
+            .await
+            .map_err(|e| self.decode_error(e, what()))?;
+        let reader = self
+            .readers
+            .get(def.name)
+            .ok_or_else(|| CodecError::Malformed {
+                what: what(),
+                reason: "topic not in this codec's catalog".into(),
+            })?;
         let resolved = decoded
             .value
             .resolve(reader)
-            .map_err(|e| CodecError::Malformed { what: what(), reason: e.to_string() })?;
-        apache_avro::from_value(&resolved).map_err(|e| CodecError::Malformed { what: what(), reason: e.to_string() })
+            .map_err(|e| CodecError::Malformed {
+                what: what(),
+                reason: e.to_string(),
+            })?;
+        apache_avro::from_value(&resolved).map_err(|e| CodecError::Malformed {
+            what: what(),
+            reason: e.to_string(),
+        })
     }
 
-    async fn encode_with(&self, def: &TopicDef, is_key: bool, item: impl Serialize) -> Result<Vec<u8>, CodecError> {
+    async fn encode_with(
+        &self,
+        def: &TopicDef,
+        is_key: bool,
+        item: impl Serialize,
+    ) -> Result<Vec<u8>, CodecError> {
         let strategy = self.strategy(def, is_key);
-        self.encoder.encode_struct(item, &strategy).await.map_err(|e| {
-            if e.retriable || e.error.contains("registry") || e.error.contains("id from response") {
-                CodecError::from_registry(e)
-            } else {
-                CodecError::Encode { topic: def.name.to_owned(), reason: e.to_string() }
-            }
-        })
+        self.encoder
+            .encode_struct(item, &strategy)
+            .await
+            .map_err(|e| {
+                if e.retriable
+                    || e.error.contains("registry")
+                    || e.error.contains("id from response")
+                {
+                    CodecError::from_registry(e)
+                } else {
+                    CodecError::Encode {
+                        topic: def.name.to_owned(),
+                        reason: e.to_string(),
+                    }
+                }
+            })
     }
 
     /// A missing or unreachable registry is transient; anything else about
@@ -170,12 +224,19 @@ impl Codec {
             // Non-retriable registry errors are cached by the decoder; clear
             // them so a registry that comes back is used again.
             self.decoder.remove_errors_from_cache();
-            CodecError::Malformed { what, reason: e.to_string() }
+            CodecError::Malformed {
+                what,
+                reason: e.to_string(),
+            }
         }
     }
 
     fn strategy(&self, def: &TopicDef, is_key: bool) -> SubjectNameStrategy {
-        let schema = if is_key { def.key_schema } else { def.value_schema };
+        let schema = if is_key {
+            def.key_schema
+        } else {
+            def.value_schema
+        };
         SubjectNameStrategy::TopicNameStrategyWithSchema(
             self.names.name(def),
             is_key,

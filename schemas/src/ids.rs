@@ -23,7 +23,10 @@ mod tests {
 
     #[test]
     fn same_inputs_give_the_same_id() {
-        assert_eq!(derived("cart-snapshot", "abc", 7), derived("cart-snapshot", "abc", 7));
+        assert_eq!(
+            derived("cart-snapshot", "abc", 7),
+            derived("cart-snapshot", "abc", 7)
+        );
     }
 
     #[test]

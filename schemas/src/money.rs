@@ -53,10 +53,22 @@ const CURRENCIES: &[(&str, u8)] = &[
 ];
 
 impl Currency {
-    pub const INR: Currency = Currency { code: *b"INR", exponent: 2 };
-    pub const USD: Currency = Currency { code: *b"USD", exponent: 2 };
-    pub const JPY: Currency = Currency { code: *b"JPY", exponent: 0 };
-    pub const KWD: Currency = Currency { code: *b"KWD", exponent: 3 };
+    pub const INR: Currency = Currency {
+        code: *b"INR",
+        exponent: 2,
+    };
+    pub const USD: Currency = Currency {
+        code: *b"USD",
+        exponent: 2,
+    };
+    pub const JPY: Currency = Currency {
+        code: *b"JPY",
+        exponent: 0,
+    };
+    pub const KWD: Currency = Currency {
+        code: *b"KWD",
+        exponent: 3,
+    };
 
     /// Parses an alphabetic code, case-insensitively.
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {
@@ -66,7 +78,10 @@ impl Currency {
             .find(|(c, _)| *c == upper)
             .map(|(c, exponent)| {
                 let b = c.as_bytes();
-                Currency { code: [b[0], b[1], b[2]], exponent: *exponent }
+                Currency {
+                    code: [b[0], b[1], b[2]],
+                    exponent: *exponent,
+                }
             })
             .ok_or(MoneyError::UnknownCurrency(code.to_owned()))
     }
@@ -126,12 +141,18 @@ pub struct Money {
 
 impl Money {
     pub fn zero(currency: Currency) -> Money {
-        Money { amount: Decimal::ZERO, currency }
+        Money {
+            amount: Decimal::ZERO,
+            currency,
+        }
     }
 
     /// An amount given as a count of minor units (29500 INR = ₹295.00).
     pub fn from_minor(minor: i64, currency: Currency) -> Money {
-        Money { amount: Decimal::new(minor, currency.exponent()), currency }
+        Money {
+            amount: Decimal::new(minor, currency.exponent()),
+            currency,
+        }
     }
 
     /// An exact decimal amount, possibly finer than the minor unit (an
@@ -172,32 +193,57 @@ impl Money {
             Rounding::HalfUp => RoundingStrategy::MidpointAwayFromZero,
         };
         Money {
-            amount: self.amount.round_dp_with_strategy(self.currency.exponent(), strategy),
+            amount: self
+                .amount
+                .round_dp_with_strategy(self.currency.exponent(), strategy),
             currency: self.currency,
         }
     }
 
     pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let amount = self.amount.checked_add(other.amount).ok_or(MoneyError::Overflow)?;
-        Ok(Money { amount, currency: self.currency })
+        let amount = self
+            .amount
+            .checked_add(other.amount)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            amount,
+            currency: self.currency,
+        })
     }
 
     pub fn checked_sub(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let amount = self.amount.checked_sub(other.amount).ok_or(MoneyError::Overflow)?;
-        Ok(Money { amount, currency: self.currency })
+        let amount = self
+            .amount
+            .checked_sub(other.amount)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            amount,
+            currency: self.currency,
+        })
     }
 
     /// The amount times a count (a quantity of seats).
     pub fn times(&self, count: u32) -> Result<Money, MoneyError> {
-        let amount = self.amount.checked_mul(Decimal::from(count)).ok_or(MoneyError::Overflow)?;
-        Ok(Money { amount, currency: self.currency })
+        let amount = self
+            .amount
+            .checked_mul(Decimal::from(count))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money {
+            amount,
+            currency: self.currency,
+        })
     }
 
     /// Sums amounts that must all be in `currency`.
-    pub fn sum<'a>(currency: Currency, items: impl IntoIterator<Item = &'a Money>) -> Result<Money, MoneyError> {
-        items.into_iter().try_fold(Money::zero(currency), |acc, m| acc.checked_add(m))
+    pub fn sum<'a>(
+        currency: Currency,
+        items: impl IntoIterator<Item = &'a Money>,
+    ) -> Result<Money, MoneyError> {
+        items
+            .into_iter()
+            .try_fold(Money::zero(currency), |acc, m| acc.checked_add(m))
     }
 
     fn same_currency(&self, other: &Money) -> Result<(), MoneyError> {
@@ -233,10 +279,19 @@ mod tests {
 
     #[test]
     fn minor_units_follow_iso_4217() {
-        assert_eq!(Money::from_minor(29500, Currency::INR).amount(), dec("295.00"));
+        assert_eq!(
+            Money::from_minor(29500, Currency::INR).amount(),
+            dec("295.00")
+        );
         assert_eq!(Money::from_minor(500, Currency::JPY).amount(), dec("500"));
-        assert_eq!(Money::from_minor(1250, Currency::KWD).amount(), dec("1.250"));
-        assert_eq!(Money::from_minor(29500, Currency::INR).to_string(), "295.00 INR");
+        assert_eq!(
+            Money::from_minor(1250, Currency::KWD).amount(),
+            dec("1.250")
+        );
+        assert_eq!(
+            Money::from_minor(29500, Currency::INR).to_string(),
+            "295.00 INR"
+        );
     }
 
     #[test]
@@ -245,15 +300,28 @@ mod tests {
         assert!(matches!(m.to_minor(), Err(MoneyError::NotInMinorUnits(..))));
         assert_eq!(m.round(Rounding::HalfEven).to_minor(), Ok(1000));
         assert_eq!(m.round(Rounding::HalfUp).to_minor(), Ok(1001));
-        assert_eq!(Money::new(dec("0.5"), Currency::JPY).round(Rounding::HalfEven).to_minor(), Ok(0));
-        assert_eq!(Money::new(dec("0.5"), Currency::JPY).round(Rounding::HalfUp).to_minor(), Ok(1));
+        assert_eq!(
+            Money::new(dec("0.5"), Currency::JPY)
+                .round(Rounding::HalfEven)
+                .to_minor(),
+            Ok(0)
+        );
+        assert_eq!(
+            Money::new(dec("0.5"), Currency::JPY)
+                .round(Rounding::HalfUp)
+                .to_minor(),
+            Ok(1)
+        );
     }
 
     #[test]
     fn currencies_do_not_mix() {
         let inr = Money::from_minor(100, Currency::INR);
         let usd = Money::from_minor(100, Currency::USD);
-        assert_eq!(inr.checked_add(&usd), Err(MoneyError::CurrencyMismatch(Currency::INR, Currency::USD)));
+        assert_eq!(
+            inr.checked_add(&usd),
+            Err(MoneyError::CurrencyMismatch(Currency::INR, Currency::USD))
+        );
     }
 
     #[test]
@@ -266,7 +334,10 @@ mod tests {
     #[test]
     fn overflow_is_an_error_not_a_panic() {
         let big = Money::from_minor(i64::MAX, Currency::JPY);
-        assert_eq!(big.checked_add(&big).and_then(|m| m.to_minor()), Err(MoneyError::Overflow));
+        assert_eq!(
+            big.checked_add(&big).and_then(|m| m.to_minor()),
+            Err(MoneyError::Overflow)
+        );
     }
 
     proptest! {

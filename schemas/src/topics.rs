@@ -52,7 +52,10 @@ pub struct Topic<V> {
 
 impl<V> Topic<V> {
     const fn new(def: TopicDef) -> Topic<V> {
-        Topic { def, _value: PhantomData }
+        Topic {
+            def,
+            _value: PhantomData,
+        }
     }
 }
 
@@ -113,7 +116,9 @@ pub struct TopicNames {
 
 impl TopicNames {
     pub fn new(prefix: impl Into<String>) -> TopicNames {
-        TopicNames { prefix: prefix.into() }
+        TopicNames {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn prefix(&self) -> &str {

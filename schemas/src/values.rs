@@ -29,7 +29,9 @@ impl CartToken {
     }
 
     pub fn parse(s: &str) -> Result<CartToken, ValueError> {
-        let ok = s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if ok {
             Ok(CartToken(s.to_owned()))
         } else {
@@ -77,7 +79,8 @@ impl InternshipId {
     pub fn parse(s: &str) -> Result<InternshipId, ValueError> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(InternshipId(s.to_owned()))
         } else {
@@ -142,7 +145,10 @@ mod tests {
         assert_eq!(CartToken::parse(t.as_str()), Ok(t.clone()));
         assert!(CartToken::parse("ABCDEF0123456789abcdef0123456789").is_err());
         assert!(CartToken::parse("abc").is_err());
-        assert!(!format!("{t:?}").contains(t.as_str()), "Debug must not print the whole token");
+        assert!(
+            !format!("{t:?}").contains(t.as_str()),
+            "Debug must not print the whole token"
+        );
     }
 
     #[test]

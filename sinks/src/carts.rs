@@ -28,7 +28,11 @@ impl Sink for CartsSink {
         &CART_SNAPSHOTS
     }
 
-    fn write<'a>(&'a self, tx: &'a mut Transaction<'static, Postgres>, batch: &'a [Keyed<CartSnapshot>]) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        batch: &'a [Keyed<CartSnapshot>],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
         Box::pin(write(tx, batch))
     }
 }
@@ -52,12 +56,18 @@ fn ts(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-async fn write(tx: &mut Transaction<'static, Postgres>, batch: &[Keyed<CartSnapshot>]) -> Result<(), sqlx::Error> {
+async fn write(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[Keyed<CartSnapshot>],
+) -> Result<(), sqlx::Error> {
     let snaps = newest(batch);
     let col = |f: fn(&CartSnapshot) -> String| snaps.iter().map(|s| f(s)).collect::<Vec<_>>();
     let tokens = col(|s| s.cart_token.clone());
     let versions: Vec<i64> = snaps.iter().map(|s| s.version).collect();
-    let event_ids: Vec<uuid::Uuid> = snaps.iter().map(|s| s.event_id.parse().unwrap_or_default()).collect();
+    let event_ids: Vec<uuid::Uuid> = snaps
+        .iter()
+        .map(|s| s.event_id.parse().unwrap_or_default())
+        .collect();
     let statuses: Vec<&str> = snaps.iter().map(|s| s.status.as_str()).collect();
     let currencies = col(|s| s.currency.clone());
     let subtotals: Vec<i64> = snaps.iter().map(|s| s.subtotal.amount_minor).collect();
@@ -65,9 +75,18 @@ async fn write(tx: &mut Transaction<'static, Postgres>, batch: &[Keyed<CartSnaps
     let created: Vec<_> = snaps.iter().map(|s| ts(s.created_at)).collect();
     let updated: Vec<_> = snaps.iter().map(|s| ts(s.updated_at)).collect();
     let last_cmd = col(|s| s.last_command_id.clone());
-    let rej_cmd: Vec<Option<String>> = snaps.iter().map(|s| s.rejection.as_ref().map(|r| r.command_id.clone())).collect();
-    let rej_code: Vec<Option<i32>> = snaps.iter().map(|s| s.rejection.as_ref().map(|r| r.code)).collect();
-    let rej_msg: Vec<Option<String>> = snaps.iter().map(|s| s.rejection.as_ref().map(|r| r.message.clone())).collect();
+    let rej_cmd: Vec<Option<String>> = snaps
+        .iter()
+        .map(|s| s.rejection.as_ref().map(|r| r.command_id.clone()))
+        .collect();
+    let rej_code: Vec<Option<i32>> = snaps
+        .iter()
+        .map(|s| s.rejection.as_ref().map(|r| r.code))
+        .collect();
+    let rej_msg: Vec<Option<String>> = snaps
+        .iter()
+        .map(|s| s.rejection.as_ref().map(|r| r.message.clone()))
+        .collect();
 
     let changed: Vec<(String, i64)> = sqlx::query_as(
         r#"
@@ -120,9 +139,30 @@ async fn write(tx: &mut Transaction<'static, Postgres>, batch: &[Keyed<CartSnaps
         .execute(&mut **tx)
         .await?;
 
-    let (mut it_token, mut it_pos, mut it_id, mut it_title, mut it_qty, mut it_cur, mut it_unit, mut it_total) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for s in snaps.iter().filter(|s| changed.iter().any(|(t, v)| *t == s.cart_token && *v == s.version)) {
+    let (
+        mut it_token,
+        mut it_pos,
+        mut it_id,
+        mut it_title,
+        mut it_qty,
+        mut it_cur,
+        mut it_unit,
+        mut it_total,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    for s in snaps.iter().filter(|s| {
+        changed
+            .iter()
+            .any(|(t, v)| *t == s.cart_token && *v == s.version)
+    }) {
         for (i, l) in s.lines.iter().enumerate() {
             it_token.push(s.cart_token.clone());
             it_pos.push(i as i32);

@@ -38,7 +38,11 @@ pub trait Sink: Send + Sync + 'static {
     fn topic(&self) -> &'static Topic<Self::Record>;
 
     /// Writes a batch (in topic order) inside `tx`. Must be idempotent.
-    fn write<'a>(&'a self, tx: &'a mut Transaction<'static, Postgres>, batch: &'a [Keyed<Self::Record>]) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        batch: &'a [Keyed<Self::Record>],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
 #[derive(Clone)]
@@ -50,7 +54,11 @@ pub struct SinkDeps {
     pub linger: Duration,
 }
 
-pub async fn run<S: Sink>(sink: Arc<S>, deps: SinkDeps, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run<S: Sink>(
+    sink: Arc<S>,
+    deps: SinkDeps,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let names = deps.codec.names().clone();
     let topic = names.name(&sink.topic().def);
     let consumer = kafka::group_consumer(&deps.brokers, &names.group(S::NAME), S::NAME)?;
@@ -70,17 +78,27 @@ pub async fn run<S: Sink>(sink: Arc<S>, deps: SinkDeps, shutdown: impl Future<Ou
         let started = Instant::now();
         let mut records = Vec::with_capacity(batch.len());
         for msg in &batch {
-            m.records_in.with_label_values(&[S::NAME, sink.topic().def.name]).inc();
+            m.records_in
+                .with_label_values(&[S::NAME, sink.topic().def.name])
+                .inc();
             let correlation_id = kafka::correlation_id(msg).unwrap_or_default();
             let span = tracing::info_span!("record", stage = S::NAME, correlation_id = %correlation_id, partition = msg.partition(), offset = msg.offset());
-            if let Some(r) = decode(&*sink, &deps.codec, msg).instrument(span).await {
+            if let Some(r) = decode(&*sink, &deps.codec, msg)
+                .instrument(span.clone())
+                .await
+            {
+                span.in_scope(|| tracing::debug!(key = %r.key, "record taken into batch"));
                 records.push(r);
             }
         }
         write_with_retry(&*sink, &deps.pool, &records).await;
         kafka::store_and_commit(&consumer, &kafka::last_offsets(&batch))?;
-        m.batch_seconds.with_label_values(&[S::NAME]).observe(started.elapsed().as_secs_f64());
-        m.batch_size.with_label_values(&[S::NAME]).observe(batch.len() as f64);
+        m.batch_seconds
+            .with_label_values(&[S::NAME])
+            .observe(started.elapsed().as_secs_f64());
+        m.batch_size
+            .with_label_values(&[S::NAME])
+            .observe(batch.len() as f64);
     }
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     tracing::info!(stage = S::NAME, "sink stopped");
@@ -89,7 +107,11 @@ pub async fn run<S: Sink>(sink: Arc<S>, deps: SinkDeps, shutdown: impl Future<Ou
 
 /// Decodes one record; a poison record is logged, counted and skipped, a
 /// registry outage is waited out.
-async fn decode<S: Sink>(sink: &S, codec: &Codec, msg: &rdkafka::message::OwnedMessage) -> Option<Keyed<S::Record>> {
+async fn decode<S: Sink>(
+    sink: &S,
+    codec: &Codec,
+    msg: &rdkafka::message::OwnedMessage,
+) -> Option<Keyed<S::Record>> {
     let mut backoff = Duration::from_millis(100);
     loop {
         let key = codec.decode_key(&sink.topic().def, msg.key()).await;
@@ -99,7 +121,12 @@ async fn decode<S: Sink>(sink: &S, codec: &Codec, msg: &rdkafka::message::OwnedM
         };
         match (key, value) {
             (Ok(key), Ok(Some(value))) => {
-                return Some(Keyed { key, value, partition: msg.partition(), offset: msg.offset() })
+                return Some(Keyed {
+                    key,
+                    value,
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                })
             }
             (Err(e), _) | (_, Err(e)) if e.is_retriable() => {
                 tracing::warn!(error = %e, "schema registry unavailable; retrying");
@@ -107,7 +134,10 @@ async fn decode<S: Sink>(sink: &S, codec: &Codec, msg: &rdkafka::message::OwnedM
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             (Err(e), _) | (_, Err(e)) => {
-                metrics::pipeline().poison.with_label_values(&[S::NAME]).inc();
+                metrics::pipeline()
+                    .poison
+                    .with_label_values(&[S::NAME])
+                    .inc();
                 tracing::error!(error = %e, "undecodable record skipped");
                 return None;
             }
@@ -133,7 +163,10 @@ async fn write_with_retry<S: Sink>(sink: &S, pool: &PgPool, records: &[Keyed<S::
         .await;
         match result {
             Ok(()) => {
-                metrics::pipeline().commit_seconds.with_label_values(&[S::NAME]).observe(started.elapsed().as_secs_f64());
+                metrics::pipeline()
+                    .commit_seconds
+                    .with_label_values(&[S::NAME])
+                    .observe(started.elapsed().as_secs_f64());
                 return;
             }
             Err(e) => {

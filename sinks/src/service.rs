@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
 use schemas::{topics, Codec};
@@ -16,35 +14,47 @@ use crate::runner::{self, SinkDeps};
 
 pub const SINKS: &[&str] = &["carts"];
 
-pub async fn run(which: &str, config: PipelineConfig, ops_addr: SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let wanted: Vec<&str> = if which == "all" { SINKS.to_vec() } else { vec![which] };
+pub async fn run(
+    which: &str,
+    config: PipelineConfig,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let wanted: Vec<&str> = if which == "all" {
+        SINKS.to_vec()
+    } else {
+        vec![which]
+    };
     if let Some(bad) = wanted.iter().find(|w| !SINKS.contains(w)) {
         anyhow::bail!("unknown sink {bad:?}; known: {SINKS:?} or all");
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let shutdown = platform::Shutdown::on(shutdown);
 
     let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
     crate::MIGRATOR.run(&pool).await?;
-    let codec = Arc::new(Codec::new(&config.schema_registry_url, config.topics.clone(), topics::ALL)?);
+    let codec = Arc::new(Codec::new(
+        &config.schema_registry_url,
+        config.topics.clone(),
+        topics::ALL,
+    )?);
     codec.register(topics::ALL).await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     let readiness = Readiness::new()
         .kafka(producer)
         .registry(config.schema_registry_url.clone())
         .postgres(pool.clone());
-    platform::ops::serve(ops_addr, readiness, stopped(stop_rx.clone())).await?;
+    platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
 
-    let deps = SinkDeps { brokers: config.kafka_brokers.clone(), codec, pool, max_batch: 1000, linger: Duration::from_millis(5) };
+    let deps = SinkDeps {
+        brokers: config.kafka_brokers.clone(),
+        codec,
+        pool,
+        max_batch: 1000,
+        linger: Duration::from_millis(5),
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for name in wanted {
-        let (deps, stop) = (deps.clone(), stopped(stop_rx.clone()));
+        let (deps, stop) = (deps.clone(), shutdown.wait());
         match name {
             "carts" => tasks.spawn(runner::run(Arc::new(CartsSink), deps, stop)),
             _ => unreachable!("checked against SINKS above"),

@@ -69,21 +69,36 @@ pub struct Accepted {
 
 /// Validates one item, collecting every problem rather than the first.
 fn validate_item(i: usize, item: &ItemInput, errors: &mut Vec<String>) -> Option<ItemRequest> {
-    let id = InternshipId::parse(&item.internship_id).map_err(|e| errors.push(format!("items[{i}].internship_id: {e}"))).ok();
-    let qty = Quantity::new(item.quantity).map_err(|e| errors.push(format!("items[{i}].quantity: {e}"))).ok();
-    Some(ItemRequest { internship_id: id?.as_str().to_owned(), quantity: qty?.get() as i32 })
+    let id = InternshipId::parse(&item.internship_id)
+        .map_err(|e| errors.push(format!("items[{i}].internship_id: {e}")))
+        .ok();
+    let qty = Quantity::new(item.quantity)
+        .map_err(|e| errors.push(format!("items[{i}].quantity: {e}")))
+        .ok();
+    Some(ItemRequest {
+        internship_id: id?.as_str().to_owned(),
+        quantity: qty?.get() as i32,
+    })
 }
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-async fn create_cart(State(state): State<AppState>, ApiJson(req): ApiJson<CreateCartRequest>) -> Result<Response, ApiError> {
+async fn create_cart(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CreateCartRequest>,
+) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
     if req.items.len() > MAX_CREATE_ITEMS {
         errors.push(format!("items: at most {MAX_CREATE_ITEMS} items"));
     }
-    let items: Vec<ItemRequest> = req.items.iter().enumerate().filter_map(|(i, it)| validate_item(i, it, &mut errors)).collect();
+    let items: Vec<ItemRequest> = req
+        .items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, it)| validate_item(i, it, &mut errors))
+        .collect();
     let currency = match req.currency.as_deref() {
         None => "INR".to_owned(),
         Some(c) => match schemas::Currency::parse(c) {
@@ -107,7 +122,11 @@ async fn create_cart(State(state): State<AppState>, ApiJson(req): ApiJson<Create
     let version = state.commands.send_cart(&command).await?;
     crate::http_metrics::metrics().carts_created.inc();
     let location = format!("/api/v1/cart/{}", token);
-    let body = Accepted { cart_token: token.into(), version, command_id: command.command_id };
+    let body = Accepted {
+        cart_token: token.into(),
+        version,
+        command_id: command.command_id,
+    };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
@@ -115,28 +134,43 @@ async fn create_cart(State(state): State<AppState>, ApiJson(req): ApiJson<Create
     Ok(response)
 }
 
-async fn add_item(State(state): State<AppState>, Path(token): Path<String>, ApiJson(item): ApiJson<ItemInput>) -> Result<Response, ApiError> {
+async fn add_item(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ApiJson(item): ApiJson<ItemInput>,
+) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
     let mut errors = Vec::new();
     let Some(item) = validate_item(0, &item, &mut errors) else {
-        let errors = errors.into_iter().map(|e| e.trim_start_matches("items[0].").to_owned()).collect();
+        let errors = errors
+            .into_iter()
+            .map(|e| e.trim_start_matches("items[0].").to_owned())
+            .collect();
         return Err(ApiError::Validation(errors));
     };
     let command = CartCommand {
         command_id: uuid::Uuid::new_v4().to_string(),
         cart_token: token.as_str().to_owned(),
         issued_at: now_ms(),
-        command: Command::AddItem(AddItem { internship_id: item.internship_id, quantity: item.quantity }),
+        command: Command::AddItem(AddItem {
+            internship_id: item.internship_id,
+            quantity: item.quantity,
+        }),
     };
     let version = state.commands.send_cart(&command).await?;
-    let body = Accepted { cart_token: token.into(), version, command_id: command.command_id };
+    let body = Accepted {
+        cart_token: token.into(),
+        version,
+        command_id: command.command_id,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 /// A malformed token names no cart: 404, like an unknown one, so the API
 /// does not tell tokens that exist from tokens that never could.
 fn parse_token(raw: &str) -> Result<CartToken, ApiError> {
-    CartToken::parse(raw).map_err(|_| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))
+    CartToken::parse(raw)
+        .map_err(|_| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,14 +190,23 @@ pub struct CartResponse {
 
 /// `Prefer: wait=N` (RFC 7240), capped at [`MAX_WAIT`].
 fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
-    headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        if k.trim().eq_ignore_ascii_case("wait") {
-            v.trim().trim_matches('"').parse::<u64>().ok().map(|s| Duration::from_secs(s).min(MAX_WAIT))
-        } else {
-            None
-        }
-    })
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            if k.trim().eq_ignore_ascii_case("wait") {
+                v.trim()
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .ok()
+                    .map(|s| Duration::from_secs(s).min(MAX_WAIT))
+            } else {
+                None
+            }
+        })
 }
 
 async fn get_cart(
@@ -176,13 +219,22 @@ async fn get_cart(
     let wait = preferred_wait(&headers);
     let wanted = q.version.unwrap_or(i64::MIN);
     let (cart, stale) = match wait {
-        Some(wait) if q.version.is_some() => wait_for_version(&state, token.as_str(), wanted, wait).await?,
+        Some(wait) if q.version.is_some() => {
+            wait_for_version(&state, token.as_str(), wanted, wait).await?
+        }
         _ => (read_model::cart(&state.pool, token.as_str()).await?, false),
     };
     let Some(cart) = cart else {
-        return Err(ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()));
+        return Err(ApiError::Domain(
+            ErrorCode::CartNotFound,
+            "cart not found".into(),
+        ));
     };
-    let mut response = Json(CartResponse { stale: stale || cart.version < wanted, cart }).into_response();
+    let mut response = Json(CartResponse {
+        stale: stale || cart.version < wanted,
+        cart,
+    })
+    .into_response();
     if let Some(wait) = wait {
         if let Ok(v) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
             response.headers_mut().insert("preference-applied", v);
@@ -193,7 +245,12 @@ async fn get_cart(
 
 /// Reads until the cart reaches `wanted`, waking on the sink's
 /// notifications, or until `wait` has passed.
-async fn wait_for_version(state: &AppState, token: &str, wanted: i64, wait: Duration) -> Result<(Option<CartView>, bool), ApiError> {
+async fn wait_for_version(
+    state: &AppState,
+    token: &str,
+    wanted: i64,
+    wait: Duration,
+) -> Result<(Option<CartView>, bool), ApiError> {
     let mut rx = state.waiters.subscribe(token);
     let deadline = tokio::time::Instant::now() + wait;
     let result = loop {

@@ -7,5 +7,7 @@ use axum::Router;
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
-    Router::new().nest("/api/v1", cart::router()).with_state(state)
+    Router::new()
+        .nest("/api/v1", cart::router())
+        .with_state(state)
 }

@@ -25,7 +25,11 @@ use schemas::topics::{self, CART_COMMANDS, CATALOG_INTERNSHIPS};
 use schemas::values::CartToken;
 use schemas::{Codec, TopicNames};
 
-pub const CATALOG: &[(&str, i64)] = &[("rust-backend", 4_990_000), ("data-science", 3_990_000), ("design", 2_490_000)];
+pub const CATALOG: &[(&str, i64)] = &[
+    ("rust-backend", 4_990_000),
+    ("data-science", 3_990_000),
+    ("design", 2_490_000),
+];
 
 pub struct TestEnv {
     pub config: PipelineConfig,
@@ -44,15 +48,41 @@ impl TestEnv {
         let mut config = PipelineConfig::from_env().expect("pipeline config");
         config.topics = TopicNames::new(format!("t{id}."));
         config.database_schema = format!("test_{id}");
-        eprintln!("test env: topic prefix {}, postgres schema {}", config.topics.prefix(), config.database_schema);
-        let pool = platform::db::connect(&config.database_url, &config.database_schema, 4).await.expect("postgres (run through scripts/test.sh)");
+        eprintln!(
+            "test env: topic prefix {}, postgres schema {}",
+            config.topics.prefix(),
+            config.database_schema
+        );
+        let pool = platform::db::connect(&config.database_url, &config.database_schema, 4)
+            .await
+            .expect("postgres (run through scripts/test.sh)");
         sinks::MIGRATOR.run(&pool).await.expect("migrations");
-        platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, 1).await.expect("kafka (run through scripts/test.sh)");
-        let codec = Arc::new(Codec::new(&config.schema_registry_url, config.topics.clone(), topics::ALL).unwrap());
-        codec.register(topics::ALL).await.expect("schema registry (run through scripts/test.sh)");
+        platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, 1)
+            .await
+            .expect("kafka (run through scripts/test.sh)");
+        let codec = Arc::new(
+            Codec::new(
+                &config.schema_registry_url,
+                config.topics.clone(),
+                topics::ALL,
+            )
+            .unwrap(),
+        );
+        codec
+            .register(topics::ALL)
+            .await
+            .expect("schema registry (run through scripts/test.sh)");
         let producer = platform::kafka::producer(&config.kafka_brokers).unwrap();
-        platform::kafka::warm_up(&producer, Duration::from_secs(10)).await.unwrap();
-        let env = TestEnv { config, pool, codec, producer, stop: watch::channel(false).0 };
+        platform::kafka::warm_up(&producer, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let env = TestEnv {
+            config,
+            pool,
+            codec,
+            producer,
+            stop: watch::channel(false).0,
+        };
         for (id, price) in CATALOG {
             env.publish_internship(id, *price).await;
         }
@@ -64,15 +94,32 @@ impl TestEnv {
             internship_id: id.into(),
             title: id.replace('-', " "),
             category: "engineering".into(),
-            base_price: WireMoney { amount_minor: price_minor, currency: "INR".into() },
+            base_price: WireMoney {
+                amount_minor: price_minor,
+                currency: "INR".into(),
+            },
             tax_class: "standard".into(),
             active: true,
             updated_at: 0,
         };
-        let key = self.codec.encode_key(&CATALOG_INTERNSHIPS.def, id).await.unwrap();
-        let value = self.codec.encode(&CATALOG_INTERNSHIPS, &item).await.unwrap();
+        let key = self
+            .codec
+            .encode_key(&CATALOG_INTERNSHIPS.def, id)
+            .await
+            .unwrap();
+        let value = self
+            .codec
+            .encode(&CATALOG_INTERNSHIPS, &item)
+            .await
+            .unwrap();
         let topic = self.config.topics.name(&CATALOG_INTERNSHIPS.def);
-        self.producer.send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(10)).await.unwrap();
+        self.producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
     }
 
     /// Produces a cart command directly (as the ingress would); returns its offset.
@@ -83,13 +130,23 @@ impl TestEnv {
             issued_at: 1_700_000_000_000,
             command,
         };
-        let key = self.codec.encode_key(&CART_COMMANDS.def, token.as_str()).await.unwrap();
+        let key = self
+            .codec
+            .encode_key(&CART_COMMANDS.def, token.as_str())
+            .await
+            .unwrap();
         let value = self.codec.encode(&CART_COMMANDS, &cmd).await.unwrap();
         let topic = self.config.topics.name(&CART_COMMANDS.def);
         let headers = platform::kafka::trace_headers("test-correlation", &cmd.command_id);
         let (_, offset) = self
             .producer
-            .send(FutureRecord::to(&topic).key(&key).payload(&value).headers(headers), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&key)
+                    .payload(&value)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
             .await
             .map(|d| (d.partition, d.offset))
             .unwrap();
@@ -98,12 +155,27 @@ impl TestEnv {
 
     pub async fn create_cart(&self) -> (CartToken, i64) {
         let token = CartToken::random();
-        let offset = self.send(&token, CartCmd::CreateCart(CreateCart { currency: "INR".into(), items: vec![] })).await;
+        let offset = self
+            .send(
+                &token,
+                CartCmd::CreateCart(CreateCart {
+                    currency: "INR".into(),
+                    items: vec![],
+                }),
+            )
+            .await;
         (token, offset)
     }
 
     pub async fn add_item(&self, token: &CartToken, id: &str, quantity: i32) -> i64 {
-        self.send(token, CartCmd::AddItem(AddItem { internship_id: id.into(), quantity })).await
+        self.send(
+            token,
+            CartCmd::AddItem(AddItem {
+                internship_id: id.into(),
+                quantity,
+            }),
+        )
+        .await
     }
 
     fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -116,7 +188,9 @@ impl TestEnv {
     pub fn spawn_cart_processor(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         tokio::spawn(async move {
-            if let Err(e) = processors::cart::service::run(config, "127.0.0.1:0".parse().unwrap(), stop).await {
+            if let Err(e) =
+                processors::cart::service::run(config, "127.0.0.1:0".parse().unwrap(), stop).await
+            {
                 panic!("cart processor failed: {e:#}");
             }
         });
@@ -125,15 +199,22 @@ impl TestEnv {
     pub fn spawn_sinks(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         tokio::spawn(async move {
-            if let Err(e) = sinks::service::run("all", config, "127.0.0.1:0".parse().unwrap(), stop).await {
+            if let Err(e) =
+                sinks::service::run("all", config, "127.0.0.1:0".parse().unwrap(), stop).await
+            {
                 panic!("sinks failed: {e:#}");
             }
         });
     }
 
     pub async fn spawn_ingress(&self) -> SocketAddr {
-        let config = ingress::Config { addr: "127.0.0.1:0".parse().unwrap(), pipeline: self.config.clone() };
-        let app = ingress::Application::build(config).await.expect("ingress builds");
+        let config = ingress::Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            pipeline: self.config.clone(),
+        };
+        let app = ingress::Application::build(config)
+            .await
+            .expect("ingress builds");
         let addr = app.addr();
         let stop = self.stopped();
         tokio::spawn(app.run_until_stopped(stop));
@@ -151,7 +232,10 @@ impl TestEnv {
             .env("DATABASE_SCHEMA", &self.config.database_schema)
             .env("TOPIC_PREFIX", self.config.topics.prefix())
             .env("OPS_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
@@ -166,11 +250,12 @@ impl TestEnv {
         loop {
             let mut behind = 0;
             for (token, version) in expected {
-                let v: Option<i64> = sqlx::query_scalar("SELECT version FROM carts WHERE cart_token = $1")
-                    .bind(token.as_str())
-                    .fetch_optional(&self.pool)
-                    .await
-                    .unwrap();
+                let v: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM carts WHERE cart_token = $1")
+                        .bind(token.as_str())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .unwrap();
                 if v.is_none_or(|v| v < *version) {
                     behind += 1;
                 }
@@ -178,7 +263,10 @@ impl TestEnv {
             if behind == 0 {
                 return;
             }
-            assert!(started.elapsed() < timeout, "{behind} carts still behind after {timeout:?}");
+            assert!(
+                started.elapsed() < timeout,
+                "{behind} carts still behind after {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -217,6 +305,10 @@ pub fn bin_path(bin: &str) -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/<bin>
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let path = dir.join(bin);
-    assert!(path.exists(), "{} not built: run the tests through scripts/test.sh (cargo builds every binary)", path.display());
+    assert!(
+        path.exists(),
+        "{} not built: run the tests through scripts/test.sh (cargo builds every binary)",
+        path.display()
+    );
     path
 }

@@ -24,7 +24,12 @@ pub struct Totals {
 }
 
 /// `unit_price × quantity` for one line.
-pub fn price_line(internship_id: &str, title: &str, quantity: u32, unit_price: Money) -> Result<PricedLine, MoneyError> {
+pub fn price_line(
+    internship_id: &str,
+    title: &str,
+    quantity: u32,
+    unit_price: Money,
+) -> Result<PricedLine, MoneyError> {
     Ok(PricedLine {
         internship_id: internship_id.to_owned(),
         title: title.to_owned(),
@@ -37,7 +42,10 @@ pub fn price_line(internship_id: &str, title: &str, quantity: u32, unit_price: M
 /// The cart's totals: the sum of its line totals, all in `currency`.
 pub fn totals(currency: Currency, lines: &[PricedLine]) -> Result<Totals, MoneyError> {
     let subtotal = Money::sum(currency, lines.iter().map(|l| &l.line_total))?;
-    Ok(Totals { subtotal, total: subtotal })
+    Ok(Totals {
+        subtotal,
+        total: subtotal,
+    })
 }
 
 #[cfg(test)]
@@ -58,7 +66,10 @@ mod tests {
     #[test]
     fn lines_in_another_currency_are_refused() {
         let l = price_line("a", "A", 1, Money::from_minor(100, Currency::USD)).unwrap();
-        assert!(matches!(totals(Currency::INR, &[l]), Err(MoneyError::CurrencyMismatch(..))));
+        assert!(matches!(
+            totals(Currency::INR, &[l]),
+            Err(MoneyError::CurrencyMismatch(..))
+        ));
     }
 
     proptest! {

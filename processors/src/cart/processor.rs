@@ -33,7 +33,9 @@ pub enum CartOutput {
 impl Emit for CartOutput {
     fn encode<'a>(&'a self, codec: &'a Codec) -> BoxFuture<'a, Result<Encoded, CodecError>> {
         match self {
-            CartOutput::Snapshot(s) => Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s)),
+            CartOutput::Snapshot(s) => {
+                Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s))
+            }
         }
     }
 }
@@ -57,7 +59,11 @@ impl<C: CatalogLookup + Send + Sync + 'static> Processor for CartProcessor<C> {
         state.version
     }
 
-    fn apply(&self, state: Option<&CartSnapshot>, input: &Input<CartCommand>) -> Outcome<CartSnapshot, CartOutput> {
+    fn apply(
+        &self,
+        state: Option<&CartSnapshot>,
+        input: &Input<CartCommand>,
+    ) -> Outcome<CartSnapshot, CartOutput> {
         let cart = match state.map(from_record).transpose() {
             Ok(c) => c,
             Err(e) => {
@@ -68,10 +74,23 @@ impl<C: CatalogLookup + Send + Sync + 'static> Processor for CartProcessor<C> {
             }
         };
         let cmd = &input.value;
-        let stamp = Stamp { command_id: &cmd.command_id, offset: input.offset, at_ms: cmd.issued_at };
-        match rules::decide(cart.as_ref(), &input.key, &cmd.command, &stamp, &*self.catalog) {
+        let stamp = Stamp {
+            command_id: &cmd.command_id,
+            offset: input.offset,
+            at_ms: cmd.issued_at,
+        };
+        match rules::decide(
+            cart.as_ref(),
+            &input.key,
+            &cmd.command,
+            &stamp,
+            &*self.catalog,
+        ) {
             Decision::Cart(next) => match to_record(&next) {
-                Ok(snapshot) => Outcome { state: Some(snapshot.clone()), outputs: vec![CartOutput::Snapshot(snapshot)] },
+                Ok(snapshot) => Outcome {
+                    state: Some(snapshot.clone()),
+                    outputs: vec![CartOutput::Snapshot(snapshot)],
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "cart not representable on the wire; command not applied");
                     Outcome::nothing()
@@ -143,23 +162,38 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         status: s.status,
         currency: Currency::parse(&s.currency)?,
         lines,
-        totals: Totals { subtotal: s.subtotal.to_money()?, total: s.total.to_money()? },
+        totals: Totals {
+            subtotal: s.subtotal.to_money()?,
+            total: s.total.to_money()?,
+        },
         created_at: s.created_at,
         updated_at: s.updated_at,
         last_command_id: s.last_command_id.clone(),
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {
-            rejection_code(r.code).map(|code| Rejection { command_id: r.command_id.clone(), code, message: r.message.clone() })
+            rejection_code(r.code).map(|code| Rejection {
+                command_id: r.command_id.clone(),
+                code,
+                message: r.message.clone(),
+            })
         }),
     })
 }
 
 fn rejection_code(code: i32) -> Option<schemas::codes::ErrorCode> {
     use schemas::codes::ErrorCode::*;
-    [CartNotFound, CartExpired, InternshipUnavailable, CartLimitExceeded, CartNotModifiable, CurrencyNotSupported, CartAlreadyExists]
-        .into_iter()
-        .find(|c| c.code() == code)
+    [
+        CartNotFound,
+        CartExpired,
+        InternshipUnavailable,
+        CartLimitExceeded,
+        CartNotModifiable,
+        CurrencyNotSupported,
+        CartAlreadyExists,
+    ]
+    .into_iter()
+    .find(|c| c.code() == code)
 }
 
 #[cfg(test)]
@@ -174,7 +208,10 @@ mod tests {
             internship_id: "rust".into(),
             title: "Rust".into(),
             category: "eng".into(),
-            base_price: WireMoney { amount_minor: 49_900, currency: "INR".into() },
+            base_price: WireMoney {
+                amount_minor: 49_900,
+                currency: "INR".into(),
+            },
             tax_class: "standard".into(),
             active: true,
             updated_at: 0,
@@ -185,7 +222,12 @@ mod tests {
     fn input(offset: i64, command: Command) -> Input<CartCommand> {
         Input {
             key: "t".into(),
-            value: CartCommand { command_id: format!("c{offset}"), cart_token: "t".into(), issued_at: 7, command },
+            value: CartCommand {
+                command_id: format!("c{offset}"),
+                cart_token: "t".into(),
+                issued_at: 7,
+                command,
+            },
             partition: 0,
             offset,
             correlation_id: "corr".into(),
@@ -195,21 +237,57 @@ mod tests {
     #[test]
     fn replaying_an_input_gives_identical_outputs_and_ids() {
         let p = processor();
-        let create = input(3, Command::CreateCart(CreateCart { currency: "INR".into(), items: vec![ItemRequest { internship_id: "rust".into(), quantity: 1 }] }));
+        let create = input(
+            3,
+            Command::CreateCart(CreateCart {
+                currency: "INR".into(),
+                items: vec![ItemRequest {
+                    internship_id: "rust".into(),
+                    quantity: 1,
+                }],
+            }),
+        );
         let a = p.apply(None, &create);
         let b = p.apply(None, &create);
         assert_eq!(a.state, b.state);
         let (CartOutput::Snapshot(sa), CartOutput::Snapshot(sb)) = (&a.outputs[0], &b.outputs[0]);
         assert_eq!(sa.event_id, sb.event_id);
         assert_eq!(sa.version, 3);
-        assert_eq!(CartProcessor::<HashMap<String, Internship>>::applied_offset(sa), 3);
+        assert_eq!(
+            CartProcessor::<HashMap<String, Internship>>::applied_offset(sa),
+            3
+        );
     }
 
     #[test]
     fn state_round_trips_through_the_wire_record() {
         let p = processor();
-        let s = p.apply(None, &input(1, Command::CreateCart(CreateCart { currency: "INR".into(), items: vec![] }))).state.unwrap();
-        let s = p.apply(Some(&s), &input(2, Command::AddItem(AddItem { internship_id: "nope".into(), quantity: 1 }))).state.unwrap();
+        let s = p
+            .apply(
+                None,
+                &input(
+                    1,
+                    Command::CreateCart(CreateCart {
+                        currency: "INR".into(),
+                        items: vec![],
+                    }),
+                ),
+            )
+            .state
+            .unwrap();
+        let s = p
+            .apply(
+                Some(&s),
+                &input(
+                    2,
+                    Command::AddItem(AddItem {
+                        internship_id: "nope".into(),
+                        quantity: 1,
+                    }),
+                ),
+            )
+            .state
+            .unwrap();
         let back = to_record(&from_record(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert_eq!(s.rejection.as_ref().map(|r| r.code), Some(1003));
@@ -217,7 +295,16 @@ mod tests {
 
     #[test]
     fn a_command_for_a_missing_cart_changes_nothing() {
-        let o = processor().apply(None, &input(1, Command::AddItem(AddItem { internship_id: "rust".into(), quantity: 1 })));
+        let o = processor().apply(
+            None,
+            &input(
+                1,
+                Command::AddItem(AddItem {
+                    internship_id: "rust".into(),
+                    quantity: 1,
+                }),
+            ),
+        );
         assert!(o.state.is_none() && o.outputs.is_empty());
     }
 }

@@ -57,21 +57,52 @@ pub enum Decision {
     Dropped(Rejection),
 }
 
-pub fn decide(cart: Option<&Cart>, token: &str, command: &Command, stamp: &Stamp<'_>, catalog: &impl CatalogLookup) -> Decision {
+pub fn decide(
+    cart: Option<&Cart>,
+    token: &str,
+    command: &Command,
+    stamp: &Stamp<'_>,
+    catalog: &impl CatalogLookup,
+) -> Decision {
     match (cart, command) {
-        (None, Command::CreateCart(c)) => create(token, &c.currency, c.items.iter().map(|i| (i.internship_id.as_str(), i.quantity)), stamp, catalog),
+        (None, Command::CreateCart(c)) => create(
+            token,
+            &c.currency,
+            c.items
+                .iter()
+                .map(|i| (i.internship_id.as_str(), i.quantity)),
+            stamp,
+            catalog,
+        ),
         (Some(cart), Command::CreateCart(_)) if cart.last_command_id == stamp.command_id => {
             // The same create sent twice (a client retry): not an error.
-            Decision::Cart(Cart { version: stamp.offset, ..cart.clone() })
+            Decision::Cart(Cart {
+                version: stamp.offset,
+                ..cart.clone()
+            })
         }
-        (Some(cart), Command::CreateCart(_)) => refuse(cart, stamp, ErrorCode::CartAlreadyExists, "a cart with this token already exists".into()),
-        (None, Command::AddItem(_)) => Decision::Dropped(rejection(stamp, ErrorCode::CartNotFound, "cart not found".into())),
+        (Some(cart), Command::CreateCart(_)) => refuse(
+            cart,
+            stamp,
+            ErrorCode::CartAlreadyExists,
+            "a cart with this token already exists".into(),
+        ),
+        (None, Command::AddItem(_)) => Decision::Dropped(rejection(
+            stamp,
+            ErrorCode::CartNotFound,
+            "cart not found".into(),
+        )),
         (Some(cart), Command::AddItem(a)) => {
             if cart.status != CartStatus::Active {
                 let msg = format!("cart is {}", cart.status.as_str());
                 return refuse(cart, stamp, ErrorCode::CartNotModifiable, msg);
             }
-            match add_items(cart.currency, cart.lines.clone(), [(a.internship_id.as_str(), a.quantity)], catalog) {
+            match add_items(
+                cart.currency,
+                cart.lines.clone(),
+                [(a.internship_id.as_str(), a.quantity)],
+                catalog,
+            ) {
                 Ok(lines) => accept(cart, lines, stamp),
                 Err((code, msg)) => refuse(cart, stamp, code, msg),
             }
@@ -79,7 +110,13 @@ pub fn decide(cart: Option<&Cart>, token: &str, command: &Command, stamp: &Stamp
     }
 }
 
-fn create<'a>(token: &str, currency: &str, items: impl IntoIterator<Item = (&'a str, i32)>, stamp: &Stamp<'_>, catalog: &impl CatalogLookup) -> Decision {
+fn create<'a>(
+    token: &str,
+    currency: &str,
+    items: impl IntoIterator<Item = (&'a str, i32)>,
+    stamp: &Stamp<'_>,
+    catalog: &impl CatalogLookup,
+) -> Decision {
     // Pricing is in the catalog's currency (INR) until display currencies
     // and FX rates arrive; anything else is refused rather than mispriced.
     let empty = |currency: Currency| Cart {
@@ -88,7 +125,10 @@ fn create<'a>(token: &str, currency: &str, items: impl IntoIterator<Item = (&'a 
         status: CartStatus::Active,
         currency,
         lines: Vec::new(),
-        totals: Totals { subtotal: schemas::Money::zero(currency), total: schemas::Money::zero(currency) },
+        totals: Totals {
+            subtotal: schemas::Money::zero(currency),
+            total: schemas::Money::zero(currency),
+        },
         created_at: stamp.at_ms,
         updated_at: stamp.at_ms,
         last_command_id: stamp.command_id.to_owned(),
@@ -116,27 +156,40 @@ fn add_items<'a>(
     catalog: &impl CatalogLookup,
 ) -> Result<Vec<PricedLine>, (ErrorCode, String)> {
     for (id, quantity) in items {
-        let id = InternshipId::parse(id).map_err(|e| (ErrorCode::InternshipUnavailable, e.to_string()))?;
+        let id = InternshipId::parse(id)
+            .map_err(|e| (ErrorCode::InternshipUnavailable, e.to_string()))?;
         let item = catalog
             .internship(id.as_str())
             .filter(|i| i.active)
-            .ok_or_else(|| (ErrorCode::InternshipUnavailable, format!("internship {id} is not available")))?;
+            .ok_or_else(|| {
+                (
+                    ErrorCode::InternshipUnavailable,
+                    format!("internship {id} is not available"),
+                )
+            })?;
         let unit = item.base_price.to_money().map_err(money_error)?;
         let existing = lines.iter().position(|l| l.internship_id == id.as_str());
         let before = existing.map(|i| lines[i].quantity).unwrap_or(0);
         let wanted = Quantity::new(i64::from(before) + i64::from(quantity))
             .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?;
-        let line = pricing::price_line(id.as_str(), &item.title, wanted.get(), unit).map_err(money_error)?;
+        let line = pricing::price_line(id.as_str(), &item.title, wanted.get(), unit)
+            .map_err(money_error)?;
         match existing {
             Some(i) => lines[i] = line,
             None if lines.len() >= MAX_LINES => {
-                return Err((ErrorCode::CartLimitExceeded, format!("a cart holds at most {MAX_LINES} internships")))
+                return Err((
+                    ErrorCode::CartLimitExceeded,
+                    format!("a cart holds at most {MAX_LINES} internships"),
+                ))
             }
             None => lines.push(line),
         }
     }
     if lines.iter().any(|l| l.unit_price.currency() != currency) {
-        return Err((ErrorCode::CurrencyNotSupported, "catalog price is not in the cart's currency".into()));
+        return Err((
+            ErrorCode::CurrencyNotSupported,
+            "catalog price is not in the cart's currency".into(),
+        ));
     }
     Ok(lines)
 }
@@ -170,7 +223,11 @@ fn refuse(cart: &Cart, stamp: &Stamp<'_>, code: ErrorCode, message: String) -> D
 }
 
 fn rejection(stamp: &Stamp<'_>, code: ErrorCode, message: String) -> Rejection {
-    Rejection { command_id: stamp.command_id.to_owned(), code, message }
+    Rejection {
+        command_id: stamp.command_id.to_owned(),
+        code,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -187,30 +244,50 @@ mod tests {
             internship_id: id.into(),
             title: id.to_uppercase(),
             category: "eng".into(),
-            base_price: WireMoney { amount_minor: minor, currency: "INR".into() },
+            base_price: WireMoney {
+                amount_minor: minor,
+                currency: "INR".into(),
+            },
             tax_class: "standard".into(),
             active,
             updated_at: 0,
         };
-        [mk("rust", 49_900, true), mk("go", 29_900, true), mk("old", 100, false)]
-            .into_iter()
-            .map(|i| (i.internship_id.clone(), i))
-            .collect()
+        [
+            mk("rust", 49_900, true),
+            mk("go", 29_900, true),
+            mk("old", 100, false),
+        ]
+        .into_iter()
+        .map(|i| (i.internship_id.clone(), i))
+        .collect()
     }
 
     fn stamp(offset: i64) -> Stamp<'static> {
-        Stamp { command_id: Box::leak(format!("cmd-{offset}").into_boxed_str()), offset, at_ms: 1000 + offset }
+        Stamp {
+            command_id: Box::leak(format!("cmd-{offset}").into_boxed_str()),
+            offset,
+            at_ms: 1000 + offset,
+        }
     }
 
     fn create(items: &[(&str, i32)]) -> Command {
         Command::CreateCart(CreateCart {
             currency: "INR".into(),
-            items: items.iter().map(|(i, q)| ItemRequest { internship_id: (*i).into(), quantity: *q }).collect(),
+            items: items
+                .iter()
+                .map(|(i, q)| ItemRequest {
+                    internship_id: (*i).into(),
+                    quantity: *q,
+                })
+                .collect(),
         })
     }
 
     fn add(id: &str, q: i32) -> Command {
-        Command::AddItem(AddItem { internship_id: id.into(), quantity: q })
+        Command::AddItem(AddItem {
+            internship_id: id.into(),
+            quantity: q,
+        })
     }
 
     fn cart(d: Decision) -> Cart {
@@ -226,7 +303,13 @@ mod tests {
 
     #[test]
     fn create_prices_items_from_the_catalog() {
-        let c = cart(decide(None, "t", &create(&[("rust", 2)]), &stamp(5), &catalog()));
+        let c = cart(decide(
+            None,
+            "t",
+            &create(&[("rust", 2)]),
+            &stamp(5),
+            &catalog(),
+        ));
         assert_eq!(c.version, 5);
         assert_eq!(c.lines.len(), 1);
         assert_eq!(c.lines[0].unit_price, inr(49_900));
@@ -236,8 +319,20 @@ mod tests {
 
     #[test]
     fn adding_the_same_internship_merges_lines() {
-        let c = cart(decide(None, "t", &create(&[("rust", 1)]), &stamp(1), &catalog()));
-        let c = cart(decide(Some(&c), "t", &add("rust", 2), &stamp(2), &catalog()));
+        let c = cart(decide(
+            None,
+            "t",
+            &create(&[("rust", 1)]),
+            &stamp(1),
+            &catalog(),
+        ));
+        let c = cart(decide(
+            Some(&c),
+            "t",
+            &add("rust", 2),
+            &stamp(2),
+            &catalog(),
+        ));
         let c = cart(decide(Some(&c), "t", &add("go", 1), &stamp(3), &catalog()));
         assert_eq!(c.lines.len(), 2);
         assert_eq!(c.lines[0].quantity, 3);
@@ -253,48 +348,109 @@ mod tests {
             let after = cart(decide(Some(&c), "t", &add(id, 1), &stamp(2), &catalog()));
             assert_eq!(after.version, 2, "the refusal still moves the version");
             assert_eq!(after.lines, c.lines);
-            assert_eq!(after.rejection.as_ref().map(|r| r.code), Some(ErrorCode::InternshipUnavailable));
+            assert_eq!(
+                after.rejection.as_ref().map(|r| r.code),
+                Some(ErrorCode::InternshipUnavailable)
+            );
         }
     }
 
     #[test]
     fn quantity_limit_is_enforced_on_the_merged_line() {
-        let c = cart(decide(None, "t", &create(&[("rust", 999)]), &stamp(1), &catalog()));
-        let after = cart(decide(Some(&c), "t", &add("rust", 2), &stamp(2), &catalog()));
-        assert_eq!(after.rejection.map(|r| r.code), Some(ErrorCode::CartLimitExceeded));
+        let c = cart(decide(
+            None,
+            "t",
+            &create(&[("rust", 999)]),
+            &stamp(1),
+            &catalog(),
+        ));
+        let after = cart(decide(
+            Some(&c),
+            "t",
+            &add("rust", 2),
+            &stamp(2),
+            &catalog(),
+        ));
+        assert_eq!(
+            after.rejection.map(|r| r.code),
+            Some(ErrorCode::CartLimitExceeded)
+        );
         assert_eq!(after.lines[0].quantity, 999);
     }
 
     #[test]
     fn an_accepted_command_clears_the_previous_refusal() {
         let c = cart(decide(None, "t", &create(&[]), &stamp(1), &catalog()));
-        let refused = cart(decide(Some(&c), "t", &add("nope", 1), &stamp(2), &catalog()));
-        let ok = cart(decide(Some(&refused), "t", &add("go", 1), &stamp(3), &catalog()));
+        let refused = cart(decide(
+            Some(&c),
+            "t",
+            &add("nope", 1),
+            &stamp(2),
+            &catalog(),
+        ));
+        let ok = cart(decide(
+            Some(&refused),
+            "t",
+            &add("go", 1),
+            &stamp(3),
+            &catalog(),
+        ));
         assert_eq!(ok.rejection, None);
     }
 
     #[test]
     fn commands_for_a_missing_cart_are_dropped() {
         let d = decide(None, "t", &add("rust", 1), &stamp(1), &catalog());
-        assert!(matches!(d, Decision::Dropped(Rejection { code: ErrorCode::CartNotFound, .. })));
+        assert!(matches!(
+            d,
+            Decision::Dropped(Rejection {
+                code: ErrorCode::CartNotFound,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn a_repeated_create_is_not_an_error_but_another_is() {
-        let c = cart(decide(None, "t", &create(&[("go", 1)]), &stamp(1), &catalog()));
-        let same = Stamp { command_id: c.last_command_id.clone().leak(), offset: 2, at_ms: 9 };
-        let again = cart(decide(Some(&c), "t", &create(&[("go", 1)]), &same, &catalog()));
+        let c = cart(decide(
+            None,
+            "t",
+            &create(&[("go", 1)]),
+            &stamp(1),
+            &catalog(),
+        ));
+        let same = Stamp {
+            command_id: c.last_command_id.clone().leak(),
+            offset: 2,
+            at_ms: 9,
+        };
+        let again = cart(decide(
+            Some(&c),
+            "t",
+            &create(&[("go", 1)]),
+            &same,
+            &catalog(),
+        ));
         assert_eq!(again.rejection, None);
         assert_eq!(again.lines, c.lines);
         let other = cart(decide(Some(&c), "t", &create(&[]), &stamp(3), &catalog()));
-        assert_eq!(other.rejection.map(|r| r.code), Some(ErrorCode::CartAlreadyExists));
+        assert_eq!(
+            other.rejection.map(|r| r.code),
+            Some(ErrorCode::CartAlreadyExists)
+        );
     }
 
     #[test]
     fn other_currencies_are_refused_until_fx_exists() {
-        let cmd = Command::CreateCart(CreateCart { currency: "USD".into(), items: vec![] });
+        let cmd = Command::CreateCart(CreateCart {
+            currency: "USD".into(),
+            items: vec![],
+        });
         let c = cart(decide(None, "t", &cmd, &stamp(1), &catalog()));
-        assert_eq!(c.rejection.map(|r| r.code), Some(ErrorCode::CurrencyNotSupported));
+        assert_eq!(
+            c.rejection.map(|r| r.code),
+            Some(ErrorCode::CurrencyNotSupported)
+        );
         assert_eq!(c.currency, Currency::INR);
     }
 
@@ -308,10 +464,25 @@ mod tests {
         }
         let mut c = cart(decide(None, "t", &create(&[]), &stamp(0), &cat));
         for i in 0..MAX_LINES {
-            c = cart(decide(Some(&c), "t", &add(&format!("i{i}"), 1), &stamp(i as i64 + 1), &cat));
+            c = cart(decide(
+                Some(&c),
+                "t",
+                &add(&format!("i{i}"), 1),
+                &stamp(i as i64 + 1),
+                &cat,
+            ));
             assert_eq!(c.rejection, None);
         }
-        let over = cart(decide(Some(&c), "t", &add(&format!("i{MAX_LINES}"), 1), &stamp(99), &cat));
-        assert_eq!(over.rejection.map(|r| r.code), Some(ErrorCode::CartLimitExceeded));
+        let over = cart(decide(
+            Some(&c),
+            "t",
+            &add(&format!("i{MAX_LINES}"), 1),
+            &stamp(99),
+            &cat,
+        ));
+        assert_eq!(
+            over.rejection.map(|r| r.code),
+            Some(ErrorCode::CartLimitExceeded)
+        );
     }
 }

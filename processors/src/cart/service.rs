@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
 use schemas::{topics, Codec};
@@ -15,17 +13,18 @@ use super::processor::CartProcessor;
 use crate::runner::{self, RunnerDeps};
 use crate::tables::catalog::CatalogTable;
 
-pub async fn run(config: PipelineConfig, ops_addr: SocketAddr, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+pub async fn run(
+    config: PipelineConfig,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let shutdown = platform::Shutdown::on(shutdown);
 
-    let codec = Arc::new(Codec::new(&config.schema_registry_url, config.topics.clone(), topics::ALL)?);
+    let codec = Arc::new(Codec::new(
+        &config.schema_registry_url,
+        config.topics.clone(),
+        topics::ALL,
+    )?);
     codec.register(topics::ALL).await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;
@@ -37,9 +36,15 @@ pub async fn run(config: PipelineConfig, ops_addr: SocketAddr, shutdown: impl st
         .registry(config.schema_registry_url.clone())
         .check("catalog", move || {
             let loaded = table.is_loaded();
-            async move { if loaded { Ok(()) } else { Err("catalog still loading".to_owned()) } }
+            async move {
+                if loaded {
+                    Ok(())
+                } else {
+                    Err("catalog still loading".to_owned())
+                }
+            }
         });
-    platform::ops::serve(ops_addr, readiness, stopped(stop_rx.clone())).await?;
+    platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
 
     catalog.wait_loaded(Duration::from_secs(120)).await?;
     tracing::info!(internships = catalog.len(), "catalog ready");
@@ -50,5 +55,10 @@ pub async fn run(config: PipelineConfig, ops_addr: SocketAddr, shutdown: impl st
         max_batch: 500,
         linger: Duration::from_millis(2),
     };
-    runner::run(Arc::new(CartProcessor::new(Arc::new(catalog))), deps, stopped(stop_rx)).await
+    runner::run(
+        Arc::new(CartProcessor::new(Arc::new(catalog))),
+        deps,
+        shutdown.wait(),
+    )
+    .await
 }

@@ -62,7 +62,10 @@ pub struct Outcome<S, O> {
 
 impl<S, O> Outcome<S, O> {
     pub fn nothing() -> Outcome<S, O> {
-        Outcome { state: None, outputs: Vec::new() }
+        Outcome {
+            state: None,
+            outputs: Vec::new(),
+        }
     }
 }
 
@@ -79,8 +82,17 @@ pub trait Emit: Send + Sync {
 }
 
 /// Encodes `value` for `topic` under `key`; the building block of [`Emit`].
-pub async fn encode_for<V: Serialize>(codec: &Codec, topic: &'static Topic<V>, key: &str, value: &V) -> Result<Encoded, CodecError> {
-    Ok(Encoded { topic: topic.def, key: key.to_owned(), value: codec.encode(topic, value).await? })
+pub async fn encode_for<V: Serialize>(
+    codec: &Codec,
+    topic: &'static Topic<V>,
+    key: &str,
+    value: &V,
+) -> Result<Encoded, CodecError> {
+    Ok(Encoded {
+        topic: topic.def,
+        key: key.to_owned(),
+        value: codec.encode(topic, value).await?,
+    })
 }
 
 /// A stateful processor: pure rules over one keyed input topic.
@@ -99,7 +111,11 @@ pub trait Processor: Send + Sync + 'static {
     fn applied_offset(state: &Self::State) -> i64;
 
     /// The rule: given the key's state (if any) and one input, what changes.
-    fn apply(&self, state: Option<&Self::State>, input: &Input<Self::Input>) -> Outcome<Self::State, Self::Output>;
+    fn apply(
+        &self,
+        state: Option<&Self::State>,
+        input: &Input<Self::Input>,
+    ) -> Outcome<Self::State, Self::Output>;
 }
 
 /// What the runner needs from its surroundings.
@@ -115,13 +131,18 @@ pub struct RunnerDeps {
 }
 
 /// Runs `processor` in its consumer group until `shutdown` resolves.
-pub async fn run<P: Processor>(processor: Arc<P>, deps: RunnerDeps, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run<P: Processor>(
+    processor: Arc<P>,
+    deps: RunnerDeps,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let names = deps.codec.names().clone();
     let input_name = names.name(&processor.input_topic().def);
     let changelog_name = names.name(&processor.changelog_topic().def);
     let consumer = kafka::group_consumer(&deps.brokers, &names.group(P::NAME), P::NAME)?;
     consumer.subscribe(&[&input_name])?;
-    let mut states: PartitionStates<P::State> = PartitionStates::new(deps.brokers.clone(), changelog_name.clone());
+    let mut states: PartitionStates<P::State> =
+        PartitionStates::new(deps.brokers.clone(), changelog_name.clone());
     tracing::info!(stage = P::NAME, topic = %input_name, "processor started");
 
     tokio::pin!(shutdown);
@@ -131,7 +152,7 @@ pub async fn run<P: Processor>(processor: Arc<P>, deps: RunnerDeps, shutdown: im
             b = kafka::next_batch(&consumer, deps.max_batch, deps.linger) => b,
         };
         for event in &batch.events {
-            tracing::info!(pid = std::process::id(), ?event, "group event");
+            tracing::debug!(?event, "group event");
             match event {
                 GroupEvent::Revoked(parts) => parts.iter().for_each(|(_, p)| states.forget(*p)),
                 // Someone else may have owned it meanwhile: read it afresh.
@@ -146,8 +167,12 @@ pub async fn run<P: Processor>(processor: Arc<P>, deps: RunnerDeps, shutdown: im
         process_batch(&*processor, &deps, &changelog_name, &mut states, &batch).await?;
         kafka::store_and_commit(&consumer, &kafka::last_offsets(&batch))?;
         let m = metrics::pipeline();
-        m.batch_seconds.with_label_values(&[P::NAME]).observe(started.elapsed().as_secs_f64());
-        m.batch_size.with_label_values(&[P::NAME]).observe(batch.len() as f64);
+        m.batch_seconds
+            .with_label_values(&[P::NAME])
+            .observe(started.elapsed().as_secs_f64());
+        m.batch_size
+            .with_label_values(&[P::NAME])
+            .observe(batch.len() as f64);
     }
     // Whatever was acknowledged is stored; commit it before leaving the group.
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
@@ -167,17 +192,38 @@ async fn process_batch<P: Processor>(
     let names = deps.codec.names();
     let mut deliveries = Vec::new();
     for record in batch {
-        m.records_in.with_label_values(&[P::NAME, processor.input_topic().def.name]).inc();
+        m.records_in
+            .with_label_values(&[P::NAME, processor.input_topic().def.name])
+            .inc();
         let partition = record.partition();
         if !states.is_restored(partition) {
             let started = Instant::now();
-            let n = states.restore(partition, &deps.codec, processor.changelog_topic(), P::applied_offset).await?;
-            m.restore_seconds.with_label_values(&[P::NAME]).observe(started.elapsed().as_secs_f64());
-            tracing::info!(stage = P::NAME, partition, keys = n, first_offset = record.offset(), pid = std::process::id(), "partition state restored");
+            let n = states
+                .restore(
+                    partition,
+                    &deps.codec,
+                    processor.changelog_topic(),
+                    P::applied_offset,
+                )
+                .await?;
+            m.restore_seconds
+                .with_label_values(&[P::NAME])
+                .observe(started.elapsed().as_secs_f64());
+            tracing::info!(
+                stage = P::NAME,
+                partition,
+                keys = n,
+                first_offset = record.offset(),
+                "partition state restored"
+            );
         }
-        let correlation_id = kafka::correlation_id(record).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let correlation_id =
+            kafka::correlation_id(record).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let span = tracing::info_span!("record", stage = P::NAME, correlation_id = %correlation_id, partition, offset = record.offset());
-        let Some(input) = decode_input(processor, &deps.codec, record, correlation_id.clone()).instrument(span.clone()).await? else {
+        let Some(input) = decode_input(processor, &deps.codec, record, correlation_id.clone())
+            .instrument(span.clone())
+            .await?
+        else {
             continue;
         };
         let _enter = span.enter();
@@ -190,6 +236,7 @@ async fn process_batch<P: Processor>(
             }
         }
         let outcome = processor.apply(current, &input);
+        tracing::debug!(key = %input.key, outputs = outcome.outputs.len(), state_changed = outcome.state.is_some(), "input applied");
         drop(_enter);
         let causation = format!("{}@{}", input.partition, input.offset);
         let headers = kafka::trace_headers(&correlation_id, &causation);
@@ -197,13 +244,24 @@ async fn process_batch<P: Processor>(
             let enc = output.encode(&deps.codec).await?;
             let key = deps.codec.encode_key(&enc.topic, &enc.key).await?;
             let topic = names.name(&enc.topic);
-            let rec = FutureRecord::to(&topic).key(&key).payload(&enc.value).headers(headers.clone());
+            let rec = FutureRecord::to(&topic)
+                .key(&key)
+                .payload(&enc.value)
+                .headers(headers.clone());
             deliveries.push(send(&deps.producer, rec)?);
-            m.records_out.with_label_values(&[P::NAME, enc.topic.name]).inc();
+            m.records_out
+                .with_label_values(&[P::NAME, enc.topic.name])
+                .inc();
         }
         if let Some(new_state) = outcome.state {
-            let value = deps.codec.encode(processor.changelog_topic(), &new_state).await?;
-            let key = deps.codec.encode_key(&processor.changelog_topic().def, &input.key).await?;
+            let value = deps
+                .codec
+                .encode(processor.changelog_topic(), &new_state)
+                .await?;
+            let key = deps
+                .codec
+                .encode_key(&processor.changelog_topic().def, &input.key)
+                .await?;
             // Same partition as the input: restore reads exactly the
             // partition it is assigned.
             let rec = FutureRecord::to(changelog_name)
@@ -217,26 +275,34 @@ async fn process_batch<P: Processor>(
     }
     for d in deliveries {
         match d.await {
-            Ok(Ok(delivery)) => {
-                if delivery.partition >= 0 {
-                    tracing::debug!(partition = delivery.partition, offset = delivery.offset, "acked");
-                }
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => {
+                anyhow::bail!("produce failed, stopping before storing offsets: {e}")
             }
-            Ok(Err((e, _))) => anyhow::bail!("produce failed, stopping before storing offsets: {e}"),
             Err(_) => anyhow::bail!("producer dropped a delivery, stopping before storing offsets"),
         }
     }
     Ok(())
 }
 
-fn send(producer: &FutureProducer, rec: FutureRecord<'_, Vec<u8>, Vec<u8>>) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
-    producer.send_result(rec).map_err(|(e, _)| anyhow::anyhow!("enqueue failed: {e}"))
+fn send(
+    producer: &FutureProducer,
+    rec: FutureRecord<'_, Vec<u8>, Vec<u8>>,
+) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
+    producer
+        .send_result(rec)
+        .map_err(|(e, _)| anyhow::anyhow!("enqueue failed: {e}"))
 }
 
 /// Decodes a record; `None` for a poison record (logged, counted, skipped:
 /// it can never be applied, and blocking the partition on it would stop
 /// every cart behind it). A registry outage is retried, never skipped.
-async fn decode_input<P: Processor>(processor: &P, codec: &Codec, record: &OwnedMessage, correlation_id: String) -> anyhow::Result<Option<Input<P::Input>>> {
+async fn decode_input<P: Processor>(
+    processor: &P,
+    codec: &Codec,
+    record: &OwnedMessage,
+    correlation_id: String,
+) -> anyhow::Result<Option<Input<P::Input>>> {
     let topic = processor.input_topic();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -248,7 +314,13 @@ async fn decode_input<P: Processor>(processor: &P, codec: &Codec, record: &Owned
         .await;
         match decoded {
             Ok((key, value)) => {
-                return Ok(Some(Input { key, value, partition: record.partition(), offset: record.offset(), correlation_id }))
+                return Ok(Some(Input {
+                    key,
+                    value,
+                    partition: record.partition(),
+                    offset: record.offset(),
+                    correlation_id,
+                }))
             }
             Err(e) if e.is_retriable() => {
                 tracing::warn!(error = %e, "schema registry unavailable; retrying");
@@ -256,7 +328,10 @@ async fn decode_input<P: Processor>(processor: &P, codec: &Codec, record: &Owned
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             Err(e) => {
-                metrics::pipeline().poison.with_label_values(&[P::NAME]).inc();
+                metrics::pipeline()
+                    .poison
+                    .with_label_values(&[P::NAME])
+                    .inc();
                 tracing::error!(error = %e, "undecodable input skipped");
                 return Ok(None);
             }

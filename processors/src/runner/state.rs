@@ -23,7 +23,11 @@ pub struct PartitionStates<S> {
 
 impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
     pub fn new(brokers: String, changelog: String) -> PartitionStates<S> {
-        PartitionStates { brokers, changelog, partitions: HashMap::new() }
+        PartitionStates {
+            brokers,
+            changelog,
+            partitions: HashMap::new(),
+        }
     }
 
     pub fn is_restored(&self, partition: i32) -> bool {
@@ -39,7 +43,10 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
     }
 
     pub fn put(&mut self, partition: i32, key: String, state: S) {
-        self.partitions.entry(partition).or_default().insert(key, state);
+        self.partitions
+            .entry(partition)
+            .or_default()
+            .insert(key, state);
     }
 
     /// Reads the changelog partition to its current end and keeps, per key,
@@ -59,14 +66,22 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         let (brokers, changelog) = (self.brokers.clone(), self.changelog.clone());
         // The Kafka read blocks; decoding needs the (async) registry client,
         // so raw records are collected first and decoded afterwards.
-        let raw = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>> {
-            let reader = kafka::reader(&brokers)?;
-            let mut out = Vec::new();
-            kafka::read_partition_to_end(&reader, &changelog, partition, Duration::from_secs(120), |m| {
-                out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
-            })?;
-            Ok(out)
-        })
+        let raw = tokio::task::spawn_blocking(
+            move || -> anyhow::Result<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>> {
+                let reader = kafka::reader(&brokers)?;
+                let mut out = Vec::new();
+                kafka::read_partition_to_end(
+                    &reader,
+                    &changelog,
+                    partition,
+                    Duration::from_secs(120),
+                    |m| {
+                        out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                    },
+                )?;
+                Ok(out)
+            },
+        )
         .await??;
         let mut states = HashMap::new();
         for (key, value) in raw {

@@ -56,7 +56,9 @@ impl CatalogTable {
         consumer.assign(&tpl)?;
         let items = Arc::new(RwLock::new(HashMap::new()));
         let (tx, loaded) = watch::channel(false);
-        let pending = |ends: &HashMap<i32, i64>, p: i32, next: i64| ends.get(&p).is_some_and(|end| next < *end);
+        let pending = |ends: &HashMap<i32, i64>, p: i32, next: i64| {
+            ends.get(&p).is_some_and(|end| next < *end)
+        };
         if (0..partitions).all(|p| !pending(&ends, p, 0)) {
             let _ = tx.send(true);
         }
@@ -79,7 +81,10 @@ impl CatalogTable {
                             t.remove(&id);
                         }
                     }
-                    (Ok(id), Some(bytes)) => match codec.decode(&CATALOG_INTERNSHIPS, Some(bytes)).await {
+                    (Ok(id), Some(bytes)) => match codec
+                        .decode(&CATALOG_INTERNSHIPS, Some(bytes))
+                        .await
+                    {
                         Ok(item) => {
                             if let Ok(mut t) = table.write() {
                                 t.insert(id, item);
@@ -90,7 +95,10 @@ impl CatalogTable {
                     (Err(e), _) => tracing::error!(error = %e, "undecodable catalog key skipped"),
                 }
                 next.insert(m.partition(), m.offset() + 1);
-                if !*tx.borrow() && (0..partitions).all(|p| !pending(&ends, p, next.get(&p).copied().unwrap_or(0))) {
+                if !*tx.borrow()
+                    && (0..partitions)
+                        .all(|p| !pending(&ends, p, next.get(&p).copied().unwrap_or(0)))
+                {
                     let _ = tx.send(true);
                     tracing::info!("catalog loaded");
                 }

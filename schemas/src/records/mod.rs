@@ -23,14 +23,20 @@ pub struct WireMoney {
 
 impl WireMoney {
     pub fn to_money(&self) -> Result<Money, MoneyError> {
-        Ok(Money::from_minor(self.amount_minor, Currency::parse(&self.currency)?))
+        Ok(Money::from_minor(
+            self.amount_minor,
+            Currency::parse(&self.currency)?,
+        ))
     }
 }
 
 impl TryFrom<&Money> for WireMoney {
     type Error = MoneyError;
     fn try_from(m: &Money) -> Result<Self, Self::Error> {
-        Ok(WireMoney { amount_minor: m.to_minor()?, currency: m.currency().code().to_owned() })
+        Ok(WireMoney {
+            amount_minor: m.to_minor()?,
+            currency: m.currency().code().to_owned(),
+        })
     }
 }
 
@@ -57,14 +63,21 @@ mod tests {
             .unwrap()
             .write_ser_to_vec(record)
             .expect("record matches schema");
-        let value = GenericDatumReader::builder(&schema).build().unwrap().read_value(&mut &bytes[..]).unwrap();
+        let value = GenericDatumReader::builder(&schema)
+            .build()
+            .unwrap()
+            .read_value(&mut &bytes[..])
+            .unwrap();
         let values = [value];
         let back: T = from_value(&values[0]).expect("schema's value maps onto the record");
         assert_eq!(&back, record);
     }
 
     fn money(minor: i64) -> WireMoney {
-        WireMoney { amount_minor: minor, currency: "INR".into() }
+        WireMoney {
+            amount_minor: minor,
+            currency: "INR".into(),
+        }
     }
 
     #[test]
@@ -99,12 +112,18 @@ mod tests {
             issued_at: 5,
             command: Command::CreateCart(CreateCart {
                 currency: "INR".into(),
-                items: vec![ItemRequest { internship_id: "a".into(), quantity: 2 }],
+                items: vec![ItemRequest {
+                    internship_id: "a".into(),
+                    quantity: 2,
+                }],
             }),
         };
         round_trip(topics::CART_COMMANDS.def.value_schema, &create);
         let add = CartCommand {
-            command: Command::AddItem(AddItem { internship_id: "b".into(), quantity: 3 }),
+            command: Command::AddItem(AddItem {
+                internship_id: "b".into(),
+                quantity: 3,
+            }),
             ..create
         };
         round_trip(topics::CART_COMMANDS.def.value_schema, &add);
@@ -134,7 +153,11 @@ mod tests {
             rejection: None,
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
-        snap.rejection = Some(CommandRejection { command_id: "c".into(), code: 1003, message: "no".into() });
+        snap.rejection = Some(CommandRejection {
+            command_id: "c".into(),
+            code: 1003,
+            message: "no".into(),
+        });
         snap.status = CartStatus::Merged;
         round_trip(topics::CART_CHANGELOG.def.value_schema, &snap);
     }

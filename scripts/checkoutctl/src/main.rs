@@ -31,23 +31,47 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("wait") => {
             let secs = match args.get(1).map(String::as_str) {
-                Some("--timeout-secs") => args.get(2).context("--timeout-secs needs a value")?.parse()?,
+                Some("--timeout-secs") => args
+                    .get(2)
+                    .context("--timeout-secs needs a value")?
+                    .parse()?,
                 _ => 60,
             };
             wait(&config, Duration::from_secs(secs)).await
         }
         Some("migrate") => {
-            let pool = platform::db::connect(&config.database_url, &config.database_schema, 2).await?;
+            let pool =
+                platform::db::connect(&config.database_url, &config.database_schema, 2).await?;
             sinks::MIGRATOR.run(&pool).await?;
             println!("migrations applied");
             Ok(())
         }
         Some("create-topics") => {
-            platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, config.replication_factor).await?;
-            println!("topics ready: {}", topics::ALL.iter().map(|t| config.topics.name(t)).collect::<Vec<_>>().join(", "));
+            platform::kafka::create_topics(
+                &config.kafka_brokers,
+                &config.topics,
+                topics::ALL,
+                config.replication_factor,
+            )
+            .await?;
+            println!(
+                "topics ready: {}",
+                topics::ALL
+                    .iter()
+                    .map(|t| config.topics.name(t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             Ok(())
         }
-        Some("seed-catalog") => seed(&config, args.get(1).context("usage: checkoutctl seed-catalog FILE")?).await,
+        Some("seed-catalog") => {
+            seed(
+                &config,
+                args.get(1)
+                    .context("usage: checkoutctl seed-catalog FILE")?,
+            )
+            .await
+        }
         _ => {
             eprintln!("usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE");
             std::process::exit(2);
@@ -65,10 +89,13 @@ async fn wait(config: &PipelineConfig, timeout: Duration) -> anyhow::Result<()> 
             let url = database_url.clone();
             async move {
                 use sqlx::Connection;
-                let opts: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+                let opts: sqlx::postgres::PgConnectOptions =
+                    url.parse().map_err(|e: sqlx::Error| e.to_string())?;
                 // The server answering is enough: `migrate` creates the database.
                 let opts = opts.database("postgres");
-                let c = sqlx::PgConnection::connect_with(&opts).await.map_err(|e| e.to_string())?;
+                let c = sqlx::PgConnection::connect_with(&opts)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let _ = c.close().await;
                 Ok(())
             }
@@ -76,7 +103,10 @@ async fn wait(config: &PipelineConfig, timeout: Duration) -> anyhow::Result<()> 
     let started = Instant::now();
     loop {
         let results = readiness.run().await;
-        let waiting: Vec<String> = results.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}"))).collect();
+        let waiting: Vec<String> = results
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+            .collect();
         if waiting.is_empty() {
             println!("kafka, schema registry and postgres answer");
             return Ok(());
@@ -84,7 +114,11 @@ async fn wait(config: &PipelineConfig, timeout: Duration) -> anyhow::Result<()> 
         if started.elapsed() > timeout {
             anyhow::bail!("still waiting after {timeout:?}: {}", waiting.join("; "));
         }
-        eprintln!("waiting ({}s): {}", started.elapsed().as_secs(), waiting.join("; "));
+        eprintln!(
+            "waiting ({}s): {}",
+            started.elapsed().as_secs(),
+            waiting.join("; ")
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -113,29 +147,47 @@ fn yes() -> bool {
 
 async fn seed(config: &PipelineConfig, file: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    let items: Vec<SeedItem> = serde_json::from_str(&text).with_context(|| format!("parsing {file}"))?;
-    let codec = Arc::new(Codec::new(&config.schema_registry_url, config.topics.clone(), topics::ALL)?);
+    let items: Vec<SeedItem> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {file}"))?;
+    let codec = Arc::new(Codec::new(
+        &config.schema_registry_url,
+        config.topics.clone(),
+        topics::ALL,
+    )?);
     codec.register(&[CATALOG_INTERNSHIPS.def]).await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     let topic = config.topics.name(&CATALOG_INTERNSHIPS.def);
     let now = chrono_now_ms();
     for item in &items {
-        InternshipId::parse(&item.internship_id).with_context(|| format!("internship id {:?}", item.internship_id))?;
-        anyhow::ensure!(item.price_minor >= 0, "{}: negative price", item.internship_id);
+        InternshipId::parse(&item.internship_id)
+            .with_context(|| format!("internship id {:?}", item.internship_id))?;
+        anyhow::ensure!(
+            item.price_minor >= 0,
+            "{}: negative price",
+            item.internship_id
+        );
         let currency = Currency::parse(&item.currency)?;
         let record = Internship {
             internship_id: item.internship_id.clone(),
             title: item.title.clone(),
             category: item.category.clone(),
-            base_price: WireMoney { amount_minor: item.price_minor, currency: currency.code().to_owned() },
+            base_price: WireMoney {
+                amount_minor: item.price_minor,
+                currency: currency.code().to_owned(),
+            },
             tax_class: item.tax_class.clone(),
             active: item.active,
             updated_at: now,
         };
-        let key = codec.encode_key(&CATALOG_INTERNSHIPS.def, &record.internship_id).await?;
+        let key = codec
+            .encode_key(&CATALOG_INTERNSHIPS.def, &record.internship_id)
+            .await?;
         let value = codec.encode(&CATALOG_INTERNSHIPS, &record).await?;
         producer
-            .send(FutureRecord::to(&topic).key(&key).payload(&value), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("producing {}: {e}", record.internship_id))?;
     }
@@ -144,5 +196,8 @@ async fn seed(config: &PipelineConfig, file: &str) -> anyhow::Result<()> {
 }
 
 fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
