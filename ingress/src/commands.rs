@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use platform::kafka;
 use schemas::records::cart::CartCommand;
 use schemas::topics::CART_COMMANDS;
-use schemas::Codec;
+use schemas::{Codec, Topic};
 
 use crate::error::ApiError;
 
@@ -28,26 +28,40 @@ impl CommandWriter {
 
     /// Writes a cart command; returns its offset once acknowledged.
     pub async fn send_cart(&self, command: &CartCommand) -> Result<i64, ApiError> {
+        self.send(
+            &CART_COMMANDS,
+            &command.cart_token,
+            command,
+            &command.command_id,
+        )
+        .await
+    }
+
+    /// Writes `value` under `key` to `topic`; returns its offset once the
+    /// broker acknowledged it.
+    pub async fn send<V: serde::Serialize>(
+        &self,
+        topic: &'static Topic<V>,
+        key: &str,
+        value: &V,
+        causation_id: &str,
+    ) -> Result<i64, ApiError> {
         let key = self
             .codec
-            .encode_key(&CART_COMMANDS.def, &command.cart_token)
+            .encode_key(&topic.def, key)
             .await
             .map_err(codec_error)?;
-        let value = self
-            .codec
-            .encode(&CART_COMMANDS, command)
-            .await
-            .map_err(codec_error)?;
-        let topic = self.codec.names().name(&CART_COMMANDS.def);
+        let value = self.codec.encode(topic, value).await.map_err(codec_error)?;
+        let name = self.codec.names().name(&topic.def);
         let correlation_id = crate::correlation::current();
-        let record = FutureRecord::to(&topic)
+        let record = FutureRecord::to(&name)
             .key(&key)
             .payload(&value)
-            .headers(kafka::trace_headers(&correlation_id, &command.command_id));
+            .headers(kafka::trace_headers(&correlation_id, causation_id));
         match self.producer.send(record, Duration::from_secs(5)).await {
             Ok(delivery) => Ok(delivery.offset),
             Err((e, _)) => Err(ApiError::Unavailable(anyhow::anyhow!(
-                "producing {topic}: {e}"
+                "producing {name}: {e}"
             ))),
         }
     }

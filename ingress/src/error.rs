@@ -32,6 +32,17 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{1}")]
     Domain(ErrorCode, String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("too many requests")]
+    RateLimited { retry_after: u64 },
+    #[error("the request took too long")]
+    Timeout,
+    /// Any other status a layer produced without a body of ours.
+    #[error("{1}")]
+    Status(StatusCode, String),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -43,14 +54,14 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub status: u16,
     pub success: bool,
     pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: i32,
     pub message: String,
@@ -68,6 +79,11 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Domain(code, _) => domain_status(*code),
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Status(s, _) => *s,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,6 +117,13 @@ impl ApiError {
                 "Reduce the quantity or the number of items."
             }
             ApiError::Domain(..) => "Correct the request and retry.",
+            ApiError::Unauthorized(_) => "Send a valid bearer token in the Authorization header.",
+            ApiError::Forbidden(_) => "Use an account with the required role.",
+            ApiError::RateLimited { .. } => {
+                "Wait for the number of seconds in Retry-After, then retry."
+            }
+            ApiError::Timeout => "Retry the request.",
+            ApiError::Status(..) => "Check the request against /openapi.json.",
             ApiError::RouteNotFound => "Check the URL against /openapi.json.",
             ApiError::MethodNotAllowed => "Use a method this route allows.",
             ApiError::Unavailable(_) | ApiError::Internal(_) => {
@@ -122,6 +145,45 @@ fn domain_status(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The error body of a refusal a processor recorded (read back later, so
+/// its correlation id is the current request's).
+pub fn rejection_body(code: i32, message: String) -> ErrorBody {
+    let error = match ErrorCode::from_code(code) {
+        Some(c) => ApiError::Domain(c, message),
+        None => ApiError::Status(StatusCode::UNPROCESSABLE_ENTITY, message),
+    };
+    error.body()
+}
+
+impl ApiError {
+    fn body(&self) -> ErrorBody {
+        let status = self.status();
+        let validation_messages = match self {
+            ApiError::Validation(m) => m.clone(),
+            ApiError::MalformedJson(m) => vec![m.clone()],
+            _ => Vec::new(),
+        };
+        ErrorBody {
+            status: status.as_u16(),
+            success: false,
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                validation_messages,
+                correlation_id: crate::correlation::current(),
+                retryable: matches!(
+                    self,
+                    ApiError::Unavailable(_)
+                        | ApiError::Internal(_)
+                        | ApiError::RateLimited { .. }
+                        | ApiError::Timeout
+                ),
+                suggested_action: self.suggested_action().to_owned(),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -130,25 +192,52 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
             other => tracing::info!(status = status.as_u16(), error = %other, "request refused"),
         }
-        let validation_messages = match &self {
-            ApiError::Validation(m) => m.clone(),
-            ApiError::MalformedJson(m) => vec![m.clone()],
-            _ => Vec::new(),
-        };
-        let body = ErrorBody {
-            status: status.as_u16(),
-            success: false,
-            error: ErrorDetail {
-                code: self.code(),
-                message: self.to_string(),
-                validation_messages,
-                correlation_id: crate::correlation::current(),
-                retryable: matches!(self, ApiError::Unavailable(_) | ApiError::Internal(_)),
-                suggested_action: self.suggested_action().to_owned(),
-            },
-        };
-        (status, Json(body)).into_response()
+        let body = self.body();
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        response
     }
+}
+
+/// Gives every non-2xx answer the error body: a layer that answers on its
+/// own (a timeout, a CORS refusal, a limit) produces a bare status, which
+/// is replaced here by the body for that status.
+pub async fn normalize(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let ours = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.as_u16() < 400 || ours {
+        return response;
+    }
+    let error = match status {
+        StatusCode::REQUEST_TIMEOUT => ApiError::Timeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        StatusCode::NOT_FOUND => ApiError::RouteNotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        s if s.is_server_error() => ApiError::Internal(anyhow::anyhow!("a layer answered {s}")),
+        s => ApiError::Status(
+            s,
+            s.canonical_reason()
+                .unwrap_or("request refused")
+                .to_lowercase(),
+        ),
+    };
+    let mut replaced = error.into_response();
+    // Keep what the layer said beyond the status (Allow, Retry-After, CORS).
+    for (name, value) in response.headers() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            replaced.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    replaced
 }
 
 pub async fn not_found() -> ApiError {

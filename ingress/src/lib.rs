@@ -2,18 +2,21 @@
 //! (answering only after the broker acknowledged), and serves reads from
 //! the Postgres read model, waiting for the caller's own write on request.
 //!
-//! - [`routes`]: the endpoints, one module per resource;
+//! - [`routes`]: the endpoints, one module per resource, and their OpenAPI;
+//! - [`auth`]: bearer tokens, users, roles; [`rate_limit`]: budgets;
 //! - [`error`]: the one error body every non-2xx answer uses;
 //! - [`correlation`]: the `X-Correlation-ID` layer;
 //! - [`extract`]: JSON input with unknown fields refused;
 //! - [`commands`]: producing commands to Kafka;
 //! - [`read_model`] and [`waiters`]: reading carts and waiting for versions.
 
+pub mod auth;
 pub mod commands;
 pub mod correlation;
 pub mod error;
 pub mod extract;
 pub mod http_metrics;
+pub mod rate_limit;
 pub mod read_model;
 pub mod routes;
 pub mod waiters;
@@ -34,14 +37,74 @@ pub struct Config {
     /// `INGRESS_ADDR`
     pub addr: SocketAddr,
     pub pipeline: PipelineConfig,
+    pub auth: auth::AuthConfig,
+    /// `RATE_LIMIT_API` (per second/burst, per caller)
+    pub api_budget: rate_limit::Budget,
+    /// `RATE_LIMIT_ADMIN`
+    pub admin_budget: rate_limit::Budget,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins; none by default.
+    pub cors_origins: Vec<String>,
+    /// `TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For`
+    /// (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// `REQUEST_TIMEOUT_SECS`: longer than the longest `Prefer: wait`.
+    pub request_timeout: Duration,
 }
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Config> {
+        use platform::config::var;
         Ok(Config {
             addr: platform::config::addr("INGRESS_ADDR", "127.0.0.1:8080")?,
             pipeline: PipelineConfig::from_env()?,
+            auth: auth::AuthConfig::from_env(),
+            api_budget: rate_limit::Budget::from_env(
+                "RATE_LIMIT_API",
+                rate_limit::Budget {
+                    per_second: 20,
+                    burst: 40,
+                },
+            )?,
+            admin_budget: rate_limit::Budget::from_env(
+                "RATE_LIMIT_ADMIN",
+                rate_limit::Budget {
+                    per_second: 10,
+                    burst: 20,
+                },
+            )?,
+            cors_origins: var("CORS_ALLOWED_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false") == "true",
+            request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "40").parse()?),
         })
+    }
+
+    /// The configuration for tests: port 0, the given pipeline, and the
+    /// given HS256 secret.
+    pub fn for_tests(pipeline: PipelineConfig, hs256_secret: &str) -> Config {
+        Config {
+            addr: "127.0.0.1:0".parse().expect("a literal address"),
+            pipeline,
+            auth: auth::AuthConfig {
+                hs256_secret: Some(hs256_secret.to_owned()),
+                ..auth::AuthConfig::default()
+            },
+            api_budget: rate_limit::Budget {
+                per_second: 1000,
+                burst: 1000,
+            },
+            admin_budget: rate_limit::Budget {
+                per_second: 1000,
+                burst: 1000,
+            },
+            cors_origins: Vec::new(),
+            trust_forwarded_for: false,
+            request_timeout: Duration::from_secs(40),
+        }
     }
 }
 
@@ -82,14 +145,39 @@ impl Application {
             pool,
             waiters,
         };
+        let verifier = auth::Verifier::new(&config.auth)?;
+        let groups = routes::Groups {
+            api: rate_limit::Limiter::new(
+                "api",
+                config.api_budget,
+                verifier.clone(),
+                config.trust_forwarded_for,
+            ),
+            admin: rate_limit::Limiter::new(
+                "admin",
+                config.admin_budget,
+                verifier.clone(),
+                config.trust_forwarded_for,
+            ),
+        };
+        let (api, doc) = routes::api(state, groups);
         let router = Router::new()
-            .merge(routes::router(state))
+            .merge(api)
+            .merge(routes::docs::router(doc))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .route_layer(axum::middleware::from_fn(http_metrics::layer))
+            .merge(platform::ops::router(readiness))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                config.request_timeout,
+            ))
+            .layer(cors(&config.cors_origins)?)
+            .layer(axum::Extension(verifier))
+            .layer(axum::middleware::from_fn(error::normalize))
             .layer(axum::middleware::from_fn(correlation::layer))
-            .merge(platform::ops::router(readiness));
+            .layer(security_headers());
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         Ok(Application { listener, router })
     }
@@ -104,9 +192,76 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
     }
+}
+
+/// CORS for the configured origins only; no origins, no CORS headers.
+fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderValue, Method};
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o).map_err(|e| anyhow::anyhow!("CORS_ALLOWED_ORIGINS {o}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-correlation-id"),
+            header::HeaderName::from_static("prefer"),
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            header::HeaderName::from_static("x-correlation-id"),
+            header::LOCATION,
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600)))
+}
+
+/// Security headers on every answer.
+fn security_headers() -> tower::layer::util::Stack<
+    tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue>,
+    tower::layer::util::Stack<
+        tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue>,
+        tower::layer::util::Stack<
+            tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue>,
+            tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue>,
+        >,
+    >,
+> {
+    use axum::http::{header, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer as Set;
+    tower::layer::util::Stack::new(
+        Set::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ),
+        tower::layer::util::Stack::new(
+            Set::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            tower::layer::util::Stack::new(
+                Set::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static("frame-ancestors 'none'"),
+                ),
+                Set::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ),
+            ),
+        ),
+    )
 }

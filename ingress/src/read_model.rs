@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 /// A cart as the API returns it. Amounts are minor units with a currency.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CartView {
     pub cart_token: String,
     pub version: i64,
@@ -14,6 +14,8 @@ pub struct CartView {
     pub total_minor: i64,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip)]
+    pub owner_user_id: Option<String>,
     #[serde(skip)]
     pub rejection_command_id: Option<String>,
     #[serde(skip)]
@@ -26,7 +28,7 @@ pub struct CartView {
     pub last_rejection: Option<RejectionView>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CartItemView {
     pub internship_id: String,
     pub title: String,
@@ -36,16 +38,26 @@ pub struct CartItemView {
     pub line_total_minor: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A command the processor refused, in the error body every refusal uses.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RejectionView {
     pub command_id: String,
-    pub code: i32,
-    pub message: String,
+    #[serde(flatten)]
+    pub body: crate::error::ErrorBody,
+}
+
+/// The owner of a cart: `None` when the cart is not in the read model,
+/// `Some(None)` for a guest cart.
+pub async fn owner(pool: &PgPool, token: &str) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT owner_user_id FROM carts WHERE cart_token = $1")
+        .bind(token)
+        .fetch_optional(pool)
+        .await
 }
 
 pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::Error> {
     let Some(mut cart) = sqlx::query_as::<_, CartView>(
-        "SELECT cart_token, version, status, currency, subtotal_minor, total_minor, created_at, updated_at,
+        "SELECT cart_token, version, status, currency, subtotal_minor, total_minor, created_at, updated_at, owner_user_id,
                 rejection_command_id, rejection_code, rejection_message
          FROM carts WHERE cart_token = $1",
     )
@@ -69,8 +81,7 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
     ) {
         cart.last_rejection = Some(RejectionView {
             command_id,
-            code,
-            message,
+            body: crate::error::rejection_body(code, message),
         });
     }
     Ok(Some(cart))

@@ -104,7 +104,8 @@ async fn a_cart_is_created_filled_priced_and_read_back_at_the_written_version() 
         .json()
         .await
         .unwrap();
-    assert_eq!(cart["last_rejection"]["code"], 1003, "{cart}");
+    assert_eq!(cart["last_rejection"]["error"]["code"], 1003, "{cart}");
+    assert_eq!(cart["last_rejection"]["status"], 422, "{cart}");
     assert_eq!(cart["items"].as_array().unwrap().len(), 2);
 }
 

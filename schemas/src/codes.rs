@@ -16,7 +16,35 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 7] = [
+        ErrorCode::CartNotFound,
+        ErrorCode::CartExpired,
+        ErrorCode::InternshipUnavailable,
+        ErrorCode::CartLimitExceeded,
+        ErrorCode::CartNotModifiable,
+        ErrorCode::CurrencyNotSupported,
+        ErrorCode::CartAlreadyExists,
+    ];
+
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// The code read back from a record.
+    pub fn from_code(code: i32) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.code() == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(c.code()), Some(c));
+        }
+        assert_eq!(ErrorCode::from_code(42), None);
     }
 }

@@ -83,6 +83,7 @@ async fn write(
         .iter()
         .map(|s| s.rejection.as_ref().map(|r| r.code))
         .collect();
+    let owners: Vec<Option<String>> = snaps.iter().map(|s| s.owner_user_id.clone()).collect();
     let rej_msg: Vec<Option<String>> = snaps
         .iter()
         .map(|s| s.rejection.as_ref().map(|r| r.message.clone()))
@@ -92,9 +93,9 @@ async fn write(
         r#"
         INSERT INTO carts (cart_token, version, event_id, status, currency, subtotal_minor, total_minor,
                            created_at, updated_at, last_command_id,
-                           rejection_command_id, rejection_code, rejection_message)
+                           rejection_command_id, rejection_code, rejection_message, owner_user_id)
         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::int8[],
-                             $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[])
+                             $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[])
         ON CONFLICT (cart_token) DO UPDATE SET
             version = EXCLUDED.version,
             event_id = EXCLUDED.event_id,
@@ -107,6 +108,7 @@ async fn write(
             rejection_command_id = EXCLUDED.rejection_command_id,
             rejection_code = EXCLUDED.rejection_code,
             rejection_message = EXCLUDED.rejection_message,
+            owner_user_id = EXCLUDED.owner_user_id,
             materialized_at = now()
         -- A snapshot of the same version is rewritten (a replay carries the
         -- same content); an older one is ignored.
@@ -127,6 +129,7 @@ async fn write(
     .bind(&rej_cmd)
     .bind(&rej_code)
     .bind(&rej_msg)
+    .bind(&owners)
     .fetch_all(&mut **tx)
     .await?;
     if changed.is_empty() {

@@ -12,15 +12,15 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{AddItem, CartCommand, Command, CreateCart, ItemRequest};
 use schemas::values::{CartToken, InternshipId, Quantity};
 
-use crate::error::ApiError;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::read_model::{self, CartView};
 use crate::AppState;
@@ -30,14 +30,15 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// Items in one create request.
 const MAX_CREATE_ITEMS: usize = 50;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cart", post(create_cart))
-        .route("/cart/{token}", get(get_cart))
-        .route("/cart/{token}/items", post(add_item))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(create_cart))
+        .routes(routes!(get_cart))
+        .routes(routes!(add_item))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCartRequest {
     #[serde(default)]
@@ -46,7 +47,7 @@ pub struct CreateCartRequest {
     pub currency: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
     pub internship_id: String,
@@ -58,7 +59,7 @@ fn one() -> i64 {
     1
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub cart_token: String,
     /// The cart's version once this command is applied; pass it to
@@ -85,8 +86,26 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-async fn create_cart(
+/// Create a cart, optionally with items. With a bearer token the cart
+/// belongs to that user; without one it is a guest cart, authorized by its
+/// token alone.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cart",
+    tag = "cart",
+    request_body(content = CreateCartRequest, example = json!({"items": [{"internship_id": "rust-backend-2027", "quantity": 2}]})),
+    responses(
+        (status = 201, description = "accepted by the broker; `version` is the cart's version once applied", body = Accepted,
+         example = json!({"cart_token": "6f1c0e0b2b7d4f6e9a0c3d5e7f9a1b2c", "version": 12, "command_id": "8b8cfdee-725c-4b8f-b0af-fbf6e3ad3981"})),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 401, description = "invalid bearer token", body = ErrorBody),
+        (status = 422, description = "invalid request", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn create_cart(
     State(state): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<CreateCartRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
@@ -117,7 +136,11 @@ async fn create_cart(
         command_id: uuid::Uuid::new_v4().to_string(),
         cart_token: token.as_str().to_owned(),
         issued_at: now_ms(),
-        command: Command::CreateCart(CreateCart { currency, items }),
+        command: Command::CreateCart(CreateCart {
+            currency,
+            owner_user_id: caller.user_id().map(str::to_owned),
+            items,
+        }),
     };
     let version = state.commands.send_cart(&command).await?;
     crate::http_metrics::metrics().carts_created.inc();
@@ -134,12 +157,29 @@ async fn create_cart(
     Ok(response)
 }
 
-async fn add_item(
+/// Add seats of an internship to a cart (merged into its line if present).
+#[utoipa::path(
+    post,
+    path = "/api/v1/cart/{token}/items",
+    tag = "cart",
+    params(("token" = String, Path, description = "the cart token")),
+    request_body(content = ItemInput, example = json!({"internship_id": "data-science-2027", "quantity": 2})),
+    responses(
+        (status = 202, description = "accepted by the broker", body = Accepted),
+        (status = 401, description = "invalid bearer token", body = ErrorBody),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "invalid request", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn add_item(
     State(state): State<AppState>,
+    caller: Caller,
     Path(token): Path<String>,
     ApiJson(item): ApiJson<ItemInput>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
+    authorize(&state, &caller, &token).await?;
     let mut errors = Vec::new();
     let Some(item) = validate_item(0, &item, &mut errors) else {
         let errors = errors
@@ -155,6 +195,7 @@ async fn add_item(
         command: Command::AddItem(AddItem {
             internship_id: item.internship_id,
             quantity: item.quantity,
+            actor_user_id: caller.user_id().map(str::to_owned),
         }),
     };
     let version = state.commands.send_cart(&command).await?;
@@ -166,6 +207,40 @@ async fn add_item(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+/// Whether `caller` may use a cart owned by `owner`: a guest cart by anyone
+/// holding its token, a user's cart by that user (or an admin). A denial is
+/// answered like an unknown cart, so a stolen token reveals nothing, and is
+/// written to the audit log.
+fn owns(caller: &Caller, owner: Option<&str>, token: &str) -> bool {
+    let allowed = match owner {
+        None => true,
+        Some(owner) => caller.user_id() == Some(owner) || caller.is_admin(),
+    };
+    if !allowed {
+        tracing::warn!(target: "audit", event = "ownership_denied", caller = ?caller.user_id(),
+            cart = %&token[..8], "cart belongs to another user");
+    }
+    allowed
+}
+
+/// Refuses a write to a cart the caller may not change: a user's cart
+/// takes writes from that user only (an admin included, as the processor's
+/// rule says). A cart not yet in the read model passes here; the processor
+/// applies the same rule to it.
+async fn authorize(state: &AppState, caller: &Caller, token: &CartToken) -> Result<(), ApiError> {
+    match read_model::owner(&state.pool, token.as_str()).await? {
+        Some(Some(owner)) if caller.user_id() != Some(owner.as_str()) => {
+            tracing::warn!(target: "audit", event = "ownership_denied", caller = ?caller.user_id(),
+                cart = %&token.as_str()[..8], "write to another user's cart");
+            Err(ApiError::Domain(
+                ErrorCode::CartNotFound,
+                "cart not found".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A malformed token names no cart: 404, like an unknown one, so the API
 /// does not tell tokens that exist from tokens that never could.
 fn parse_token(raw: &str) -> Result<CartToken, ApiError> {
@@ -173,14 +248,14 @@ fn parse_token(raw: &str) -> Result<CartToken, ApiError> {
         .map_err(|_| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// Wait for at least this version (with `Prefer: wait=N`).
     pub version: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CartResponse {
     #[serde(flatten)]
     pub cart: CartView,
@@ -209,8 +284,28 @@ fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
         })
 }
 
-async fn get_cart(
+/// Read a cart. With `Prefer: wait=N` (at most 30) and `?version=V`, the
+/// answer comes as soon as version V is visible, or after N seconds with
+/// what is there and `"stale": true`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cart/{token}",
+    tag = "cart",
+    params(
+        ("token" = String, Path, description = "the cart token"),
+        ReadQuery,
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for `version`"),
+    ),
+    responses(
+        (status = 200, description = "the cart", body = CartResponse),
+        (status = 401, description = "invalid bearer token", body = ErrorBody),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn get_cart(
     State(state): State<AppState>,
+    caller: Caller,
     Path(token): Path<String>,
     Query(q): Query<ReadQuery>,
     headers: HeaderMap,
@@ -224,7 +319,8 @@ async fn get_cart(
         }
         _ => (read_model::cart(&state.pool, token.as_str()).await?, false),
     };
-    let Some(cart) = cart else {
+    let Some(cart) = cart.filter(|c| owns(&caller, c.owner_user_id.as_deref(), token.as_str()))
+    else {
         return Err(ApiError::Domain(
             ErrorCode::CartNotFound,
             "cart not found".into(),

@@ -1,13 +1,72 @@
-//! The API routes under `/api/v1`, one module per resource.
+//! The API routes, one module per resource, each documented for OpenAPI
+//! next to its handler (`utoipa`). [`api`] assembles them into route groups,
+//! each with its own rate-limit budget, and returns the router together
+//! with the OpenAPI document generated from the very same routes, so a
+//! route cannot exist without its documentation.
 
+pub mod admin;
 pub mod cart;
+pub mod docs;
 
 use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
+use crate::rate_limit::{self, Limiter};
 use crate::AppState;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .nest("/api/v1", cart::router())
-        .with_state(state)
+/// The limiters of the route groups.
+pub struct Groups {
+    /// Browsers and API clients: `/api/v1/...`.
+    pub api: Limiter,
+    /// Operators: `/api/v1/admin/...`.
+    pub admin: Limiter,
+}
+
+pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
+    let api = cart::router().route_layer(axum::middleware::from_fn_with_state(
+        groups.api,
+        rate_limit::limit,
+    ));
+    let admin = OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(admin::put_internship))
+        .route_layer(axum::middleware::from_fn_with_state(
+            groups.admin,
+            rate_limit::limit,
+        ));
+    let (router, mut doc) = OpenApiRouter::with_openapi(base_document())
+        .merge(api)
+        .merge(admin)
+        .split_for_parts();
+    if let Some(components) = doc.components.as_mut() {
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+    (router.with_state(state), doc)
+}
+
+fn base_document() -> OpenApi {
+    use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder};
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("InternHub checkout API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Carts, pricing and checkout. Every non-2xx answer has the body \
+                     {status, success: false, error: {code, message, validation_messages, correlation_id, retryable, suggested_action}}. \
+                     Send X-Correlation-ID to follow a request through the pipeline.",
+                ))
+                .build(),
+        )
+        .components(Some(ComponentsBuilder::new().build()))
+        .build()
 }

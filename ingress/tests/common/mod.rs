@@ -25,6 +25,24 @@ use schemas::topics::{self, CART_COMMANDS, CATALOG_INTERNSHIPS};
 use schemas::values::CartToken;
 use schemas::{Codec, TopicNames};
 
+/// The HS256 secret test ingresses accept.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// A token for `sub` with `role`, valid for `ttl_secs` (negative: expired).
+pub fn token(sub: &str, role: &str, ttl_secs: i64, secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = serde_json::json!({"sub": sub, "role": role, "exp": now + ttl_secs});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
 pub const CATALOG: &[(&str, i64)] = &[
     ("rust-backend", 4_990_000),
     ("data-science", 3_990_000),
@@ -160,6 +178,7 @@ impl TestEnv {
                 &token,
                 CartCmd::CreateCart(CreateCart {
                     currency: "INR".into(),
+                    owner_user_id: None,
                     items: vec![],
                 }),
             )
@@ -173,6 +192,7 @@ impl TestEnv {
             CartCmd::AddItem(AddItem {
                 internship_id: id.into(),
                 quantity,
+                actor_user_id: None,
             }),
         )
         .await
@@ -208,10 +228,16 @@ impl TestEnv {
     }
 
     pub async fn spawn_ingress(&self) -> SocketAddr {
-        let config = ingress::Config {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            pipeline: self.config.clone(),
-        };
+        self.spawn_ingress_with(|_| {}).await
+    }
+
+    /// An ingress with its test configuration adjusted by `adjust`.
+    pub async fn spawn_ingress_with(
+        &self,
+        adjust: impl FnOnce(&mut ingress::Config),
+    ) -> SocketAddr {
+        let mut config = ingress::Config::for_tests(self.config.clone(), JWT_SECRET);
+        adjust(&mut config);
         let app = ingress::Application::build(config)
             .await
             .expect("ingress builds");

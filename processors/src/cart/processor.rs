@@ -139,6 +139,7 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
             code: r.code.code(),
             message: r.message.clone(),
         }),
+        owner_user_id: cart.owner.clone(),
     })
 }
 
@@ -172,28 +173,14 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {
-            rejection_code(r.code).map(|code| Rejection {
+            schemas::codes::ErrorCode::from_code(r.code).map(|code| Rejection {
                 command_id: r.command_id.clone(),
                 code,
                 message: r.message.clone(),
             })
         }),
+        owner: s.owner_user_id.clone(),
     })
-}
-
-fn rejection_code(code: i32) -> Option<schemas::codes::ErrorCode> {
-    use schemas::codes::ErrorCode::*;
-    [
-        CartNotFound,
-        CartExpired,
-        InternshipUnavailable,
-        CartLimitExceeded,
-        CartNotModifiable,
-        CurrencyNotSupported,
-        CartAlreadyExists,
-    ]
-    .into_iter()
-    .find(|c| c.code() == code)
 }
 
 #[cfg(test)]
@@ -241,6 +228,7 @@ mod tests {
             3,
             Command::CreateCart(CreateCart {
                 currency: "INR".into(),
+                owner_user_id: None,
                 items: vec![ItemRequest {
                     internship_id: "rust".into(),
                     quantity: 1,
@@ -269,6 +257,7 @@ mod tests {
                     1,
                     Command::CreateCart(CreateCart {
                         currency: "INR".into(),
+                        owner_user_id: None,
                         items: vec![],
                     }),
                 ),
@@ -283,6 +272,7 @@ mod tests {
                     Command::AddItem(AddItem {
                         internship_id: "nope".into(),
                         quantity: 1,
+                        actor_user_id: None,
                     }),
                 ),
             )
@@ -302,6 +292,7 @@ mod tests {
                 Command::AddItem(AddItem {
                     internship_id: "rust".into(),
                     quantity: 1,
+                    actor_user_id: None,
                 }),
             ),
         );

@@ -30,6 +30,9 @@ pub struct Cart {
     pub updated_at: i64,
     pub last_command_id: String,
     pub rejection: Option<Rejection>,
+    /// The user the cart belongs to; `None` for a guest cart, which its
+    /// token alone authorizes.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,7 @@ pub fn decide(
     match (cart, command) {
         (None, Command::CreateCart(c)) => create(
             token,
+            c.owner_user_id.as_deref(),
             &c.currency,
             c.items
                 .iter()
@@ -92,6 +96,15 @@ pub fn decide(
             ErrorCode::CartNotFound,
             "cart not found".into(),
         )),
+        (Some(cart), Command::AddItem(a)) if !may_change(cart, a.actor_user_id.as_deref()) => {
+            // Someone else's token: nothing about the cart changes, not even
+            // its version, and the owner sees no trace of the attempt.
+            Decision::Dropped(rejection(
+                stamp,
+                ErrorCode::CartNotFound,
+                "cart not found".into(),
+            ))
+        }
         (Some(cart), Command::AddItem(a)) => {
             if cart.status != CartStatus::Active {
                 let msg = format!("cart is {}", cart.status.as_str());
@@ -110,8 +123,18 @@ pub fn decide(
     }
 }
 
+/// A user's cart changes only by that user; a guest cart by whoever holds
+/// its token.
+pub fn may_change(cart: &Cart, actor: Option<&str>) -> bool {
+    match &cart.owner {
+        None => true,
+        Some(owner) => actor == Some(owner.as_str()),
+    }
+}
+
 fn create<'a>(
     token: &str,
+    owner: Option<&str>,
     currency: &str,
     items: impl IntoIterator<Item = (&'a str, i32)>,
     stamp: &Stamp<'_>,
@@ -133,6 +156,7 @@ fn create<'a>(
         updated_at: stamp.at_ms,
         last_command_id: stamp.command_id.to_owned(),
         rejection: None,
+        owner: owner.map(str::to_owned),
     };
     let cart = empty(Currency::INR);
     if Currency::parse(currency) != Ok(Currency::INR) {
@@ -273,6 +297,7 @@ mod tests {
     fn create(items: &[(&str, i32)]) -> Command {
         Command::CreateCart(CreateCart {
             currency: "INR".into(),
+            owner_user_id: None,
             items: items
                 .iter()
                 .map(|(i, q)| ItemRequest {
@@ -287,6 +312,7 @@ mod tests {
         Command::AddItem(AddItem {
             internship_id: id.into(),
             quantity: q,
+            actor_user_id: None,
         })
     }
 
@@ -444,6 +470,7 @@ mod tests {
     fn other_currencies_are_refused_until_fx_exists() {
         let cmd = Command::CreateCart(CreateCart {
             currency: "USD".into(),
+            owner_user_id: None,
             items: vec![],
         });
         let c = cart(decide(None, "t", &cmd, &stamp(1), &catalog()));
@@ -484,5 +511,42 @@ mod tests {
             over.rejection.map(|r| r.code),
             Some(ErrorCode::CartLimitExceeded)
         );
+    }
+
+    #[test]
+    fn a_users_cart_changes_only_by_that_user() {
+        let mine = Command::CreateCart(CreateCart {
+            currency: "INR".into(),
+            owner_user_id: Some("u1".into()),
+            items: vec![],
+        });
+        let c = cart(decide(None, "t", &mine, &stamp(1), &catalog()));
+        assert_eq!(c.owner.as_deref(), Some("u1"));
+        let by = |actor: Option<&str>| {
+            Command::AddItem(AddItem {
+                internship_id: "go".into(),
+                quantity: 1,
+                actor_user_id: actor.map(Into::into),
+            })
+        };
+        assert!(matches!(
+            decide(Some(&c), "t", &by(None), &stamp(2), &catalog()),
+            Decision::Dropped(_)
+        ));
+        assert!(matches!(
+            decide(Some(&c), "t", &by(Some("u2")), &stamp(2), &catalog()),
+            Decision::Dropped(_)
+        ));
+        let ok = cart(decide(
+            Some(&c),
+            "t",
+            &by(Some("u1")),
+            &stamp(2),
+            &catalog(),
+        ));
+        assert_eq!(ok.lines.len(), 1);
+        // A guest cart is open to whoever holds its token.
+        let guest = cart(decide(None, "t", &create(&[]), &stamp(1), &catalog()));
+        assert!(may_change(&guest, None) && may_change(&guest, Some("anyone")));
     }
 }

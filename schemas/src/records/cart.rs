@@ -25,6 +25,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateCart {
     pub currency: String,
+    pub owner_user_id: Option<String>,
     pub items: Vec<ItemRequest>,
 }
 
@@ -38,6 +39,7 @@ pub struct ItemRequest {
 pub struct AddItem {
     pub internship_id: String,
     pub quantity: i32,
+    pub actor_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,7 @@ pub struct CartSnapshot {
     pub updated_at: i64,
     pub last_command_id: String,
     pub rejection: Option<CommandRejection>,
+    pub owner_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

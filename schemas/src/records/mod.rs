@@ -112,6 +112,7 @@ mod tests {
             issued_at: 5,
             command: Command::CreateCart(CreateCart {
                 currency: "INR".into(),
+                owner_user_id: Some("u1".into()),
                 items: vec![ItemRequest {
                     internship_id: "a".into(),
                     quantity: 2,
@@ -123,6 +124,7 @@ mod tests {
             command: Command::AddItem(AddItem {
                 internship_id: "b".into(),
                 quantity: 3,
+                actor_user_id: None,
             }),
             ..create
         };
@@ -151,6 +153,7 @@ mod tests {
             updated_at: 2,
             last_command_id: "c".into(),
             rejection: None,
+            owner_user_id: None,
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {

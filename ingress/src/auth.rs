@@ -1,0 +1,398 @@
+//! Who is calling: JWT bearer tokens (HS256 with a shared secret, or RS256
+//! with the keys of a JWKS file), checked for signature, expiry and
+//! not-before (with a small clock skew) and, when configured, issuer and
+//! audience.
+//!
+//! [`Caller`] is the extractor every route uses: no `Authorization` header
+//! is a guest (guest carts are authorized by their unguessable token); a
+//! header that is present must hold a valid token, or the request is
+//! refused with 401 before anything else happens. [`Admin`] additionally
+//! requires `role = admin` (403 otherwise). Every refusal is written to the
+//! audit log (target `audit`).
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Tolerated clock difference for `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    User,
+    Admin,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default)]
+    pub role: Role,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// An authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// `AUTH_JWT_HS256_SECRET`
+    pub hs256_secret: Option<String>,
+    /// `AUTH_JWT_JWKS_FILE`: RS256 public keys, chosen by the token's `kid`.
+    pub jwks_file: Option<String>,
+    /// `AUTH_JWT_ISSUER`
+    pub issuer: Option<String>,
+    /// `AUTH_JWT_AUDIENCE`
+    pub audience: Option<String>,
+}
+
+impl AuthConfig {
+    pub fn from_env() -> AuthConfig {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        AuthConfig {
+            hs256_secret: get("AUTH_JWT_HS256_SECRET"),
+            jwks_file: get("AUTH_JWT_JWKS_FILE"),
+            issuer: get("AUTH_JWT_ISSUER"),
+            audience: get("AUTH_JWT_AUDIENCE"),
+        }
+    }
+}
+
+/// Verifies tokens; built once at start-up.
+pub struct Verifier {
+    hs256: Option<DecodingKey>,
+    jwks: Option<JwkSet>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl Verifier {
+    pub fn new(config: &AuthConfig) -> anyhow::Result<Arc<Verifier>> {
+        let jwks = match &config.jwks_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("AUTH_JWT_JWKS_FILE {path}: {e}"))?;
+                Some(
+                    serde_json::from_str::<JwkSet>(&text)
+                        .map_err(|e| anyhow::anyhow!("AUTH_JWT_JWKS_FILE {path}: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        if config.hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            anyhow::bail!("AUTH_JWT_HS256_SECRET must be at least 32 bytes");
+        }
+        if config.hs256_secret.is_none() && jwks.is_none() {
+            tracing::warn!("no AUTH_JWT_HS256_SECRET or AUTH_JWT_JWKS_FILE: every bearer token will be refused");
+        }
+        Ok(Arc::new(Verifier {
+            hs256: config
+                .hs256_secret
+                .as_ref()
+                .map(|s| DecodingKey::from_secret(s.as_bytes())),
+            jwks,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        }))
+    }
+
+    /// The user a token stands for, or why it does not.
+    pub fn verify(&self, token: &str) -> Result<User, String> {
+        let header = decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let (key, alg) = match header.alg {
+            Algorithm::HS256 => (
+                self.hs256.clone().ok_or("HS256 tokens are not accepted")?,
+                Algorithm::HS256,
+            ),
+            Algorithm::RS256 => {
+                let set = self.jwks.as_ref().ok_or("RS256 tokens are not accepted")?;
+                let jwk = match &header.kid {
+                    Some(kid) => set.find(kid).ok_or("unknown key id")?,
+                    None if set.keys.len() == 1 => &set.keys[0],
+                    None => return Err("token has no key id".into()),
+                };
+                (
+                    DecodingKey::from_jwk(jwk).map_err(|e| format!("bad key: {e}"))?,
+                    Algorithm::RS256,
+                )
+            }
+            other => return Err(format!("algorithm {other:?} is not accepted")),
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        required.extend(self.issuer.as_ref().map(|_| "iss"));
+        required.extend(self.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
+        match &self.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let data = decode::<Claims>(token, &key, &validation)
+            .map_err(|e| format!("invalid token: {e}"))?;
+        let sub = data.claims.sub;
+        if sub.is_empty() || sub.len() > 128 || sub.chars().any(char::is_control) {
+            return Err("invalid subject".into());
+        }
+        Ok(User {
+            id: sub,
+            role: data.claims.role,
+        })
+    }
+}
+
+/// The caller of a request: a user, or a guest.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<User>);
+
+impl Caller {
+    pub fn user_id(&self) -> Option<&str> {
+        self.0.as_ref().map(|u| u.id.as_str())
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.0.as_ref().is_some_and(|u| u.role == Role::Admin)
+    }
+}
+
+/// The bearer token of a request, if it has an `Authorization` header.
+pub fn bearer(parts: &Parts) -> Option<Result<&str, ()>> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    Some(token.ok_or(()))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let caller = match bearer(parts) {
+            None => Caller(None),
+            Some(Err(())) => {
+                audit_refusal(parts, "authorization header is not a bearer token");
+                return Err(ApiError::Unauthorized(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                ));
+            }
+            Some(Ok(token)) => {
+                let verifier = parts
+                    .extensions
+                    .get::<Arc<Verifier>>()
+                    .cloned()
+                    .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no verifier installed")))?;
+                match verifier.verify(token) {
+                    Ok(user) => Caller(Some(user)),
+                    Err(reason) => {
+                        audit_refusal(parts, &reason);
+                        return Err(ApiError::Unauthorized(reason));
+                    }
+                }
+            }
+        };
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+fn audit_refusal(parts: &Parts, reason: &str) {
+    tracing::warn!(target: "audit", event = "auth_failure", method = %parts.method, path = %parts.uri.path(), reason, "authentication refused");
+}
+
+/// A caller with `role = admin`.
+#[derive(Debug, Clone)]
+pub struct Admin(pub User);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller(Some(user)) if user.role == Role::Admin => Ok(Admin(user)),
+            Caller(Some(user)) => {
+                tracing::warn!(target: "audit", event = "role_denied", user = %user.id, path = %parts.uri.path(), "admin role required");
+                Err(ApiError::Forbidden(
+                    "this endpoint requires the admin role".into(),
+                ))
+            }
+            Caller(None) => {
+                audit_refusal(parts, "no token on an admin endpoint");
+                Err(ApiError::Unauthorized(
+                    "this endpoint requires a bearer token".into(),
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn token(claims: &Claims, secret: &str) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            sub: "u1".into(),
+            role: Role::User,
+            exp: now() + 60,
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    fn verifier(issuer: Option<&str>, audience: Option<&str>) -> Arc<Verifier> {
+        Verifier::new(&AuthConfig {
+            hs256_secret: Some(SECRET.into()),
+            jwks_file: None,
+            issuer: issuer.map(Into::into),
+            audience: audience.map(Into::into),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_valid_token_names_its_user_and_role() {
+        let v = verifier(None, None);
+        assert_eq!(
+            v.verify(&token(&claims(), SECRET)),
+            Ok(User {
+                id: "u1".into(),
+                role: Role::User
+            })
+        );
+        let admin = Claims {
+            role: Role::Admin,
+            ..claims()
+        };
+        assert_eq!(v.verify(&token(&admin, SECRET)).unwrap().role, Role::Admin);
+    }
+
+    #[test]
+    fn bad_signature_expiry_and_not_before_are_refused() {
+        let v = verifier(None, None);
+        assert!(v
+            .verify(&token(&claims(), "another-secret-another-secret-00"))
+            .is_err());
+        assert!(v
+            .verify(&token(
+                &Claims {
+                    exp: now() - 120,
+                    ..claims()
+                },
+                SECRET
+            ))
+            .is_err());
+        assert!(v
+            .verify(&token(
+                &Claims {
+                    nbf: Some(now() + 600),
+                    ..claims()
+                },
+                SECRET
+            ))
+            .is_err());
+        // Within the clock skew both are still fine.
+        assert!(v
+            .verify(&token(
+                &Claims {
+                    exp: now() - 5,
+                    nbf: Some(now() + 5),
+                    ..claims()
+                },
+                SECRET
+            ))
+            .is_ok());
+        assert!(v.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let v = verifier(Some("https://id.example"), Some("checkout"));
+        let good = Claims {
+            iss: Some("https://id.example".into()),
+            aud: Some("checkout".into()),
+            ..claims()
+        };
+        assert!(v.verify(&token(&good, SECRET)).is_ok());
+        assert!(v
+            .verify(&token(
+                &Claims {
+                    iss: Some("evil".into()),
+                    ..good.clone()
+                },
+                SECRET
+            ))
+            .is_err());
+        assert!(v
+            .verify(&token(
+                &Claims {
+                    aud: Some("other".into()),
+                    ..good.clone()
+                },
+                SECRET
+            ))
+            .is_err());
+        assert!(v.verify(&token(&claims(), SECRET)).is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused_at_start_up() {
+        let short = AuthConfig {
+            hs256_secret: Some("short".into()),
+            ..AuthConfig::default()
+        };
+        assert!(Verifier::new(&short).is_err());
+    }
+}

@@ -1,0 +1,529 @@
+//! The API edge, route by route: authentication, ownership, roles, limits,
+//! the error body, headers, and the OpenAPI document. Every refusal must
+//! leave Kafka untouched.
+
+mod common;
+
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+use common::{token, TestEnv, JWT_SECRET};
+use schemas::topics::{CART_COMMANDS, CATALOG_INTERNSHIPS};
+
+/// Records in the command and catalog topics: the test's "nothing written".
+async fn records_written(env: &TestEnv) -> i64 {
+    let reader = platform::kafka::reader(&env.config.kafka_brokers).unwrap();
+    let mut total = 0;
+    for def in [&CART_COMMANDS.def, &CATALOG_INTERNSHIPS.def] {
+        let topic = env.config.topics.name(def);
+        for p in 0..def.partitions {
+            total += reader
+                .fetch_watermarks(&topic, p, Duration::from_secs(5))
+                .unwrap()
+                .1;
+        }
+    }
+    total
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Route {
+    CreateCart,
+    GetCart,
+    AddItem,
+    PutInternship,
+}
+
+const ROUTES: [Route; 4] = [
+    Route::CreateCart,
+    Route::GetCart,
+    Route::AddItem,
+    Route::PutInternship,
+];
+
+impl Route {
+    fn method(self) -> Method {
+        match self {
+            Route::CreateCart | Route::AddItem => Method::POST,
+            Route::GetCart => Method::GET,
+            Route::PutInternship => Method::PUT,
+        }
+    }
+
+    fn path(self, cart: &str) -> String {
+        match self {
+            Route::CreateCart => "/api/v1/cart".into(),
+            Route::GetCart => format!("/api/v1/cart/{cart}"),
+            Route::AddItem => format!("/api/v1/cart/{cart}/items"),
+            Route::PutInternship => "/api/v1/admin/internships/new-internship".into(),
+        }
+    }
+
+    fn valid_body(self) -> Option<Value> {
+        match self {
+            Route::CreateCart => {
+                Some(json!({"items": [{"internship_id": "design", "quantity": 1}]}))
+            }
+            Route::AddItem => Some(json!({"internship_id": "design", "quantity": 1})),
+            Route::GetCart => None,
+            Route::PutInternship => Some(
+                json!({"title": "New", "category": "eng", "price_minor": 100, "currency": "INR"}),
+            ),
+        }
+    }
+
+    /// The OpenAPI path template.
+    fn template(self) -> &'static str {
+        match self {
+            Route::CreateCart => "/api/v1/cart",
+            Route::GetCart => "/api/v1/cart/{token}",
+            Route::AddItem => "/api/v1/cart/{token}/items",
+            Route::PutInternship => "/api/v1/admin/internships/{internship_id}",
+        }
+    }
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Raw(&'static str, Vec<u8>),
+}
+
+async fn call(
+    http: &Client,
+    base: &str,
+    route: Route,
+    cart: &str,
+    bearer: Option<&str>,
+    body: Body,
+    case: &str,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut req = http
+        .request(route.method(), format!("{base}{}", route.path(cart)))
+        .header("x-correlation-id", case);
+    if let Some(t) = bearer {
+        req = req.header("authorization", t);
+    }
+    req = match body {
+        Body::None => req,
+        Body::Json(v) => req.json(&v),
+        Body::Raw(ct, bytes) => req.header("content-type", ct).body(bytes),
+    };
+    let res = req.send().await.unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+fn assert_error(case: &str, status: StatusCode, body: &Value, want_status: u16, want_code: i64) {
+    assert_eq!(status.as_u16(), want_status, "{case}: {body}");
+    assert_eq!(body["status"], want_status, "{case}: {body}");
+    assert_eq!(body["success"], false, "{case}");
+    assert_eq!(body["error"]["code"], want_code, "{case}: {body}");
+    assert_eq!(body["error"]["correlation_id"], case, "{case}: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{case}"
+    );
+    assert!(body["error"]["validation_messages"].is_array(), "{case}");
+    assert!(body["error"]["retryable"].is_boolean(), "{case}");
+    assert!(
+        body["error"]["suggested_action"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{case}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let addr = env.spawn_ingress().await;
+    let base = format!("http://{addr}");
+    let http = Client::new();
+    let alice = format!("Bearer {}", token("alice", "user", 300, JWT_SECRET));
+    let bob = format!("Bearer {}", token("bob", "user", 300, JWT_SECRET));
+    let admin = format!("Bearer {}", token("root", "admin", 300, JWT_SECRET));
+
+    // Alice's cart, materialized so the ingress knows its owner.
+    let created: Value = http
+        .post(format!("{base}/api/v1/cart"))
+        .header("authorization", &alice)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cart = created["cart_token"].as_str().unwrap().to_owned();
+    let v = created["version"].as_i64().unwrap();
+    let read = http
+        .get(format!("{base}/api/v1/cart/{cart}?version={v}"))
+        .header("authorization", &alice)
+        .header("prefer", "wait=30")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200, "the owner reads her cart");
+    let admin_read = http
+        .get(format!("{base}/api/v1/cart/{cart}"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin_read.status(), 200, "an admin reads any cart");
+
+    let before = records_written(&env).await;
+    let bad_signature = format!(
+        "Bearer {}",
+        token(
+            "alice",
+            "user",
+            300,
+            "another-secret-another-secret-another"
+        )
+    );
+    let expired = format!("Bearer {}", token("alice", "user", -3600, JWT_SECRET));
+    let admin_expired = format!("Bearer {}", token("root", "admin", -3600, JWT_SECRET));
+    for route in ROUTES {
+        let body = || route.valid_body().map(Body::Json).unwrap_or(Body::None);
+        let case = |what: &str| format!("{route:?}-{what}");
+        let owner_token = if matches!(route, Route::PutInternship) {
+            &admin
+        } else {
+            &alice
+        };
+
+        let c = case("bad-signature");
+        let (s, b, _) = call(&http, &base, route, &cart, Some(&bad_signature), body(), &c).await;
+        assert_error(&c, s, &b, 401, 401);
+
+        let c = case("expired");
+        let token = if matches!(route, Route::PutInternship) {
+            &admin_expired
+        } else {
+            &expired
+        };
+        let (s, b, _) = call(&http, &base, route, &cart, Some(token), body(), &c).await;
+        assert_error(&c, s, &b, 401, 401);
+
+        let c = case("not-bearer");
+        let (s, b, _) = call(
+            &http,
+            &base,
+            route,
+            &cart,
+            Some("Basic YWxpY2U6eA=="),
+            body(),
+            &c,
+        )
+        .await;
+        assert_error(&c, s, &b, 401, 401);
+
+        match route {
+            Route::PutInternship => {
+                let c = case("no-token");
+                let (s, b, _) = call(&http, &base, route, &cart, None, body(), &c).await;
+                assert_error(&c, s, &b, 401, 401);
+                let c = case("wrong-role");
+                let (s, b, _) = call(&http, &base, route, &cart, Some(&alice), body(), &c).await;
+                assert_error(&c, s, &b, 403, 403);
+            }
+            Route::GetCart | Route::AddItem => {
+                for (who, bearer) in [
+                    ("wrong-owner", Some(bob.as_str())),
+                    ("guest-on-user-cart", None),
+                ] {
+                    let c = case(who);
+                    let (s, b, _) = call(&http, &base, route, &cart, bearer, body(), &c).await;
+                    assert_error(&c, s, &b, 404, 1001);
+                }
+            }
+            Route::CreateCart => {}
+        }
+
+        if route.valid_body().is_some() {
+            let c = case("malformed-json");
+            let (s, b, _) = call(
+                &http,
+                &base,
+                route,
+                &cart,
+                Some(owner_token),
+                Body::Raw("application/json", b"{,".to_vec()),
+                &c,
+            )
+            .await;
+            assert_error(&c, s, &b, 400, 400);
+
+            let c = case("unknown-field");
+            let mut v = route.valid_body().unwrap();
+            v["unit_price"] = json!(1);
+            let (s, b, _) = call(
+                &http,
+                &base,
+                route,
+                &cart,
+                Some(owner_token),
+                Body::Json(v),
+                &c,
+            )
+            .await;
+            assert_error(&c, s, &b, 422, 422);
+
+            let c = case("oversized");
+            let mut big = route.valid_body().unwrap().to_string().into_bytes();
+            big.extend(std::iter::repeat_n(b' ', 70 * 1024));
+            let (s, b, _) = call(
+                &http,
+                &base,
+                route,
+                &cart,
+                Some(owner_token),
+                Body::Raw("application/json", big),
+                &c,
+            )
+            .await;
+            assert_error(&c, s, &b, 413, 413);
+
+            let c = case("wrong-content-type");
+            let (s, b, _) = call(
+                &http,
+                &base,
+                route,
+                &cart,
+                Some(owner_token),
+                Body::Raw("text/plain", b"{}".to_vec()),
+                &c,
+            )
+            .await;
+            assert_error(&c, s, &b, 415, 415);
+        }
+    }
+    assert_eq!(
+        records_written(&env).await,
+        before,
+        "a refused request must write nothing to Kafka"
+    );
+
+    // The owner and an admin still get through where they should.
+    let ok = http
+        .post(format!("{base}/api/v1/cart/{cart}/items"))
+        .header("authorization", &alice)
+        .json(&json!({"internship_id": "design"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 202);
+    let ok = http
+        .put(format!("{base}/api/v1/admin/internships/new-internship"))
+        .header("authorization", &admin)
+        .json(&Route::PutInternship.valid_body().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 202);
+    assert_eq!(records_written(&env).await, before + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_rate_limited_per_caller_with_retry_after() {
+    let env = TestEnv::new().await;
+    let addr = env
+        .spawn_ingress_with(|c| {
+            c.api_budget = ingress::rate_limit::Budget {
+                per_second: 1,
+                burst: 1,
+            };
+            c.admin_budget = ingress::rate_limit::Budget {
+                per_second: 1,
+                burst: 1,
+            };
+        })
+        .await;
+    let base = format!("http://{addr}");
+    let http = Client::new();
+    let admin = format!("Bearer {}", token("root", "admin", 300, JWT_SECRET));
+    let cart = "0123456789abcdef0123456789abcdef";
+    for route in ROUTES {
+        let bearer = matches!(route, Route::PutInternship).then_some(admin.as_str());
+        let user = format!(
+            "Bearer {}",
+            token(&format!("user-{route:?}"), "user", 300, JWT_SECRET)
+        );
+        let bearer = bearer.unwrap_or(&user);
+        let c = format!("{route:?}-first");
+        let (first, b, _) = call(
+            &http,
+            &base,
+            route,
+            cart,
+            Some(bearer),
+            Body::Json(route.valid_body().unwrap_or(json!({}))),
+            &c,
+        )
+        .await;
+        assert_ne!(first.as_u16(), 429, "{c}: {b}");
+        let before = records_written(&env).await;
+        let c = format!("{route:?}-limited");
+        let (s, b, h) = call(
+            &http,
+            &base,
+            route,
+            cart,
+            Some(bearer),
+            Body::Json(route.valid_body().unwrap_or(json!({}))),
+            &c,
+        )
+        .await;
+        assert_error(&c, s, &b, 429, 429);
+        assert_eq!(b["error"]["retryable"], true);
+        assert!(
+            h.get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|s| s >= 1),
+            "{c}: Retry-After"
+        );
+        assert_eq!(records_written(&env).await, before, "{c}: nothing written");
+    }
+    // Another caller has a budget of their own.
+    let other = format!("Bearer {}", token("someone-else", "user", 300, JWT_SECRET));
+    let res = http
+        .post(format!("{base}/api/v1/cart"))
+        .header("authorization", other)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_security_headers_and_cors_only_for_configured_origins() {
+    let env = TestEnv::new().await;
+    let addr = env
+        .spawn_ingress_with(|c| c.cors_origins = vec!["https://app.example".into()])
+        .await;
+    let http = Client::new();
+    let res = http
+        .get(format!("http://{addr}/api/v1/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    let h = res.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "frame-ancestors 'none'");
+    assert!(h["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .starts_with("max-age="));
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let preflight = |origin: &'static str| {
+        http.request(Method::OPTIONS, format!("http://{addr}/api/v1/cart"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    let ok = preflight("https://app.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route_and_validates() {
+    let env = TestEnv::new().await;
+    let addr = env.spawn_ingress().await;
+    let http = Client::new();
+    let doc: Value = http
+        .get(format!("http://{addr}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    for route in ROUTES {
+        let method = route.method().as_str().to_lowercase();
+        assert!(
+            paths
+                .get(route.template())
+                .and_then(|p| p.get(&method))
+                .is_some(),
+            "{route:?} ({method} {}) missing from /openapi.json",
+            route.template()
+        );
+    }
+    // Every documented operation is a live route (not the 404 fallback).
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{token}", "0123456789abcdef0123456789abcdef")
+                .replace("{internship_id}", "x");
+            let res = http
+                .request(
+                    method.to_uppercase().parse().unwrap(),
+                    format!("http://{addr}{concrete}"),
+                )
+                .send()
+                .await
+                .unwrap();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            assert_ne!(
+                body["error"]["code"], 404,
+                "{method} {path} is documented but not routed"
+            );
+            assert_ne!(
+                body["error"]["code"], 405,
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    let docs = http
+        .get(format!("http://{addr}/docs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("/openapi.json"));
+
+    let python = std::env::var("CHECKOUT_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../.local/venv/bin/python", env!("CARGO_MANIFEST_DIR")));
+    let script = format!(
+        "{}/../scripts/python/validate_openapi.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let file = std::env::temp_dir().join(format!("openapi-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{python}: {e} (run the tests through scripts/test.sh, which creates the venv)")
+        });
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "OpenAPI document invalid:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
