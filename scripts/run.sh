@@ -271,6 +271,14 @@ else
 fi
 
 step "services"
+# A development signing secret for bearer tokens, kept across runs so tokens
+# minted with `checkoutctl token` stay valid; production sets its own.
+if [[ -z "${AUTH_JWT_HS256_SECRET:-}" && -z "${AUTH_JWT_JWKS_FILE:-}" ]]; then
+  SECRET_FILE="$RUN_DIR/jwt-secret"
+  [[ -s "$SECRET_FILE" ]] || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$SECRET_FILE"
+  AUTH_JWT_HS256_SECRET="$(cat "$SECRET_FILE")"
+fi
+export AUTH_JWT_HS256_SECRET
 STARTED_PIDS=()
 STARTED_NAMES=()
 STARTED_URLS=()
@@ -311,6 +319,14 @@ Try it:
   VERSION=<version from above>
   # read it back, waiting up to 5 s for that version
   curl -s "$API/api/v1/cart/\$TOKEN?version=\$VERSION" -H 'Prefer: wait=5'
+  # a user's cart, and an admin change (tokens signed with the dev secret)
+  JWT=\$(AUTH_JWT_HS256_SECRET=\$(cat $RUN_DIR/jwt-secret) $BIN_DIR/checkoutctl token --sub alice)
+  curl -s -X POST $API/api/v1/cart -H "authorization: Bearer \$JWT" -H 'content-type: application/json' -d '{}'
+  ADMIN=\$(AUTH_JWT_HS256_SECRET=\$(cat $RUN_DIR/jwt-secret) $BIN_DIR/checkoutctl token --sub ops --role admin)
+  curl -s -X PUT $API/api/v1/admin/internships/ml-research-2027 -H "authorization: Bearer \$ADMIN" \\
+    -H 'content-type: application/json' -d '{"title":"ML Research","category":"data","price_minor":5990000,"currency":"INR"}'
+  # the API documentation
+  open $API/docs   (document: $API/openapi.json)
 
 EOF
 

@@ -18,6 +18,8 @@ pub fn init(service: &'static str) {
         .with_current_span(true)
         .with_span_list(false)
         .with_target(true)
+        // stdout stays free for what a command prints (`checkoutctl token`).
+        .with_writer(std::io::stderr)
         .try_init()
         .is_ok();
     if installed {

@@ -3,7 +3,9 @@
 //! - `wait [--timeout-secs N]`: until Kafka, the registry and Postgres answer;
 //! - `migrate`: creates the database if needed and runs the read-model migrations;
 //! - `create-topics`: creates every topic of the catalog (idempotent);
-//! - `seed-catalog FILE`: publishes internships from a JSON file.
+//! - `seed-catalog FILE`: publishes internships from a JSON file;
+//! - `token --sub ID [--role user|admin] [--ttl-secs N]`: prints an HS256
+//!   bearer token signed with `AUTH_JWT_HS256_SECRET` (development only).
 //!
 //! Configuration is the services' own (`KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL`,
 //! `DATABASE_URL`, `DATABASE_SCHEMA`, `TOPIC_PREFIX`).
@@ -64,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some("token") => token(&args[1..]),
         Some("seed-catalog") => {
             seed(
                 &config,
@@ -73,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         _ => {
-            eprintln!("usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE");
+            eprintln!(
+                "usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE \
+                 | token --sub ID [--role user|admin] [--ttl-secs N]"
+            );
             std::process::exit(2);
         }
     }
@@ -200,4 +206,23 @@ fn chrono_now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Mints a development token; the ingress verifies it with the same secret.
+fn token(args: &[String]) -> anyhow::Result<()> {
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let sub = flag("--sub").context("token needs --sub ID")?;
+    let role = flag("--role").unwrap_or_else(|| "user".into());
+    anyhow::ensure!(role == "user" || role == "admin", "--role is user or admin");
+    let ttl: u64 = flag("--ttl-secs").map(|v| v.parse()).transpose()?.unwrap_or(3600);
+    let secret = std::env::var("AUTH_JWT_HS256_SECRET").context("AUTH_JWT_HS256_SECRET is not set")?;
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + ttl;
+    let claims = serde_json::json!({ "sub": sub, "role": role, "exp": exp });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?;
+    println!("{token}");
+    Ok(())
 }
