@@ -403,14 +403,20 @@ mod tests {
     #[test]
     fn rs256_tokens_are_checked_against_the_jwks_key_named_by_kid() {
         let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/src/test_jwks.json");
-        let v = Verifier::new(&AuthConfig { jwks_file: Some(jwks.into()), ..AuthConfig::default() }).unwrap();
+        let v = Verifier::new(&AuthConfig {
+            jwks_file: Some(jwks.into()),
+            ..AuthConfig::default()
+        })
+        .unwrap();
         let key = EncodingKey::from_rsa_pem(TEST_RSA_KEY.as_bytes()).unwrap();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("test-key-1".into());
         let good = encode(&header, &claims(), &key).unwrap();
         assert_eq!(v.verify(&good).map(|u| u.id), Ok("u1".to_owned()));
         header.kid = Some("unknown".into());
-        assert!(v.verify(&encode(&header, &claims(), &key).unwrap()).is_err());
+        assert!(v
+            .verify(&encode(&header, &claims(), &key).unwrap())
+            .is_err());
         // An HS256 token is refused when only RS256 keys are configured.
         assert!(v.verify(&token(&claims(), SECRET)).is_err());
     }

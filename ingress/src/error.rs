@@ -139,7 +139,9 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::CartExpired => StatusCode::GONE,
         ErrorCode::CartAlreadyExists => StatusCode::CONFLICT,
         ErrorCode::CartNotModifiable => StatusCode::CONFLICT,
+        ErrorCode::ItemNotInCart => StatusCode::NOT_FOUND,
         ErrorCode::InternshipUnavailable
+        | ErrorCode::InvalidBuyerDetails
         | ErrorCode::CartLimitExceeded
         | ErrorCode::CurrencyNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
     }

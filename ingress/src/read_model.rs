@@ -11,7 +11,11 @@ pub struct CartView {
     pub status: String,
     pub currency: String,
     pub subtotal_minor: i64,
+    pub discount_total_minor: i64,
+    pub tax_total_minor: i64,
     pub total_minor: i64,
+    /// True when line prices include the taxes (total = subtotal − discounts).
+    pub tax_inclusive: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(skip)]
@@ -22,8 +26,27 @@ pub struct CartView {
     pub rejection_code: Option<i32>,
     #[serde(skip)]
     pub rejection_message: Option<String>,
+    #[serde(skip)]
+    pub buyer_country: Option<String>,
+    #[serde(skip)]
+    pub buyer_state: Option<String>,
+    #[serde(skip)]
+    pub buyer_gstin: Option<String>,
+    #[serde(skip)]
+    pub fx_base: Option<String>,
+    #[serde(skip)]
+    pub fx_rate: Option<rust_decimal::Decimal>,
+    #[serde(skip)]
+    pub fx_as_of: Option<chrono::DateTime<chrono::Utc>>,
     #[sqlx(skip)]
     pub items: Vec<CartItemView>,
+    #[sqlx(skip)]
+    pub taxes: Vec<TaxView>,
+    #[sqlx(skip)]
+    pub buyer: Option<BuyerView>,
+    /// The rate the prices were converted at (absent for INR).
+    #[sqlx(skip)]
+    pub fx: Option<FxView>,
     #[sqlx(skip)]
     pub last_rejection: Option<RejectionView>,
 }
@@ -35,7 +58,40 @@ pub struct CartItemView {
     pub quantity: i32,
     pub currency: String,
     pub unit_price_minor: i64,
+    /// `unit_price_minor × quantity`.
+    pub line_subtotal_minor: i64,
+    pub line_discount_minor: i64,
+    /// `line_subtotal_minor − line_discount_minor`.
     pub line_total_minor: i64,
+    pub tax_class: String,
+    /// False when the internship left the catalog: the line blocks checkout.
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct TaxView {
+    pub name: String,
+    /// Decimal fraction, e.g. `0.09`.
+    #[schema(value_type = String)]
+    pub rate: rust_decimal::Decimal,
+    pub currency: String,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BuyerView {
+    pub country: String,
+    pub state: Option<String>,
+    pub gstin: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FxView {
+    pub base: String,
+    pub quote: String,
+    #[schema(value_type = String)]
+    pub rate: rust_decimal::Decimal,
+    pub as_of: chrono::DateTime<chrono::Utc>,
 }
 
 /// A command the processor refused, in the error body every refusal uses.
@@ -57,7 +113,8 @@ pub async fn owner(pool: &PgPool, token: &str) -> Result<Option<Option<String>>,
 
 pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::Error> {
     let Some(mut cart) = sqlx::query_as::<_, CartView>(
-        "SELECT cart_token, version, status, currency, subtotal_minor, total_minor, created_at, updated_at, owner_user_id,
+        "SELECT cart_token, version, status, currency, subtotal_minor, discount_total_minor, tax_total_minor, total_minor, tax_inclusive,
+                created_at, updated_at, owner_user_id, buyer_country, buyer_state, buyer_gstin, fx_base, fx_rate, fx_as_of,
                 rejection_command_id, rejection_code, rejection_message
          FROM carts WHERE cart_token = $1",
     )
@@ -68,12 +125,34 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
         return Ok(None);
     };
     cart.items = sqlx::query_as::<_, CartItemView>(
-        "SELECT internship_id, title, quantity, currency, unit_price_minor, line_total_minor
+        "SELECT internship_id, title, quantity, currency, unit_price_minor, line_subtotal_minor, line_discount_minor,
+                line_total_minor, tax_class, available
          FROM cart_items WHERE cart_token = $1 ORDER BY position",
     )
     .bind(token)
     .fetch_all(pool)
     .await?;
+    cart.taxes = sqlx::query_as::<_, TaxView>(
+        "SELECT name, rate, currency, amount_minor FROM cart_tax_lines WHERE cart_token = $1 ORDER BY position",
+    )
+    .bind(token)
+    .fetch_all(pool)
+    .await?;
+    cart.buyer = cart.buyer_country.clone().map(|country| BuyerView {
+        country,
+        state: cart.buyer_state.clone(),
+        gstin: cart.buyer_gstin.clone(),
+    });
+    if let (Some(base), Some(rate), Some(as_of)) =
+        (cart.fx_base.clone(), cart.fx_rate, cart.fx_as_of)
+    {
+        cart.fx = Some(FxView {
+            base,
+            quote: cart.currency.clone(),
+            rate: rate.normalize(),
+            as_of,
+        });
+    }
     if let (Some(command_id), Some(code), Some(message)) = (
         cart.rejection_command_id.clone(),
         cart.rejection_code,

@@ -34,14 +34,22 @@ enum Route {
     CreateCart,
     GetCart,
     AddItem,
+    UpdateQuantity,
+    RemoveItem,
+    SetBuyer,
     PutInternship,
+    PutFxRate,
 }
 
-const ROUTES: [Route; 4] = [
+const ROUTES: [Route; 8] = [
     Route::CreateCart,
     Route::GetCart,
     Route::AddItem,
+    Route::UpdateQuantity,
+    Route::RemoveItem,
+    Route::SetBuyer,
     Route::PutInternship,
+    Route::PutFxRate,
 ];
 
 impl Route {
@@ -49,8 +57,15 @@ impl Route {
         match self {
             Route::CreateCart | Route::AddItem => Method::POST,
             Route::GetCart => Method::GET,
-            Route::PutInternship => Method::PUT,
+            Route::RemoveItem => Method::DELETE,
+            Route::UpdateQuantity | Route::SetBuyer | Route::PutInternship | Route::PutFxRate => {
+                Method::PUT
+            }
         }
+    }
+
+    fn admin(self) -> bool {
+        matches!(self, Route::PutInternship | Route::PutFxRate)
     }
 
     fn path(self, cart: &str) -> String {
@@ -58,7 +73,12 @@ impl Route {
             Route::CreateCart => "/api/v1/cart".into(),
             Route::GetCart => format!("/api/v1/cart/{cart}"),
             Route::AddItem => format!("/api/v1/cart/{cart}/items"),
+            Route::UpdateQuantity | Route::RemoveItem => {
+                format!("/api/v1/cart/{cart}/items/design")
+            }
+            Route::SetBuyer => format!("/api/v1/cart/{cart}/buyer"),
             Route::PutInternship => "/api/v1/admin/internships/new-internship".into(),
+            Route::PutFxRate => "/api/v1/admin/fx-rates/USD".into(),
         }
     }
 
@@ -68,10 +88,13 @@ impl Route {
                 Some(json!({"items": [{"internship_id": "design", "quantity": 1}]}))
             }
             Route::AddItem => Some(json!({"internship_id": "design", "quantity": 1})),
-            Route::GetCart => None,
+            Route::GetCart | Route::RemoveItem => None,
+            Route::UpdateQuantity => Some(json!({"quantity": 2})),
+            Route::SetBuyer => Some(json!({"country": "IN", "state": "MH"})),
             Route::PutInternship => Some(
                 json!({"title": "New", "category": "eng", "price_minor": 100, "currency": "INR"}),
             ),
+            Route::PutFxRate => Some(json!({"rate": "0.012"})),
         }
     }
 
@@ -81,7 +104,12 @@ impl Route {
             Route::CreateCart => "/api/v1/cart",
             Route::GetCart => "/api/v1/cart/{token}",
             Route::AddItem => "/api/v1/cart/{token}/items",
+            Route::UpdateQuantity | Route::RemoveItem => {
+                "/api/v1/cart/{token}/items/{internship_id}"
+            }
+            Route::SetBuyer => "/api/v1/cart/{token}/buyer",
             Route::PutInternship => "/api/v1/admin/internships/{internship_id}",
+            Route::PutFxRate => "/api/v1/admin/fx-rates/{currency}",
         }
     }
 }
@@ -196,18 +224,14 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
     for route in ROUTES {
         let body = || route.valid_body().map(Body::Json).unwrap_or(Body::None);
         let case = |what: &str| format!("{route:?}-{what}");
-        let owner_token = if matches!(route, Route::PutInternship) {
-            &admin
-        } else {
-            &alice
-        };
+        let owner_token = if route.admin() { &admin } else { &alice };
 
         let c = case("bad-signature");
         let (s, b, _) = call(&http, &base, route, &cart, Some(&bad_signature), body(), &c).await;
         assert_error(&c, s, &b, 401, 401);
 
         let c = case("expired");
-        let token = if matches!(route, Route::PutInternship) {
+        let token = if route.admin() {
             &admin_expired
         } else {
             &expired
@@ -229,7 +253,7 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
         assert_error(&c, s, &b, 401, 401);
 
         match route {
-            Route::PutInternship => {
+            _ if route.admin() => {
                 let c = case("no-token");
                 let (s, b, _) = call(&http, &base, route, &cart, None, body(), &c).await;
                 assert_error(&c, s, &b, 401, 401);
@@ -237,7 +261,8 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
                 let (s, b, _) = call(&http, &base, route, &cart, Some(&alice), body(), &c).await;
                 assert_error(&c, s, &b, 403, 403);
             }
-            Route::GetCart | Route::AddItem => {
+            Route::CreateCart => {}
+            _ => {
                 for (who, bearer) in [
                     ("wrong-owner", Some(bob.as_str())),
                     ("guest-on-user-cart", None),
@@ -247,7 +272,6 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
                     assert_error(&c, s, &b, 404, 1001);
                 }
             }
-            Route::CreateCart => {}
         }
 
         if route.valid_body().is_some() {
@@ -351,15 +375,15 @@ async fn every_route_is_rate_limited_per_caller_with_retry_after() {
         .await;
     let base = format!("http://{addr}");
     let http = Client::new();
-    let admin = format!("Bearer {}", token("root", "admin", 300, JWT_SECRET));
     let cart = "0123456789abcdef0123456789abcdef";
     for route in ROUTES {
-        let bearer = matches!(route, Route::PutInternship).then_some(admin.as_str());
-        let user = format!(
+        // A caller of its own per route: budgets are per caller.
+        let role = if route.admin() { "admin" } else { "user" };
+        let bearer = format!(
             "Bearer {}",
-            token(&format!("user-{route:?}"), "user", 300, JWT_SECRET)
+            token(&format!("caller-{route:?}"), role, 300, JWT_SECRET)
         );
-        let bearer = bearer.unwrap_or(&user);
+        let bearer = bearer.as_str();
         let c = format!("{route:?}-first");
         let (first, b, _) = call(
             &http,

@@ -71,7 +71,7 @@ async fn assert_exact(env: &TestEnv, expected: &Expected) {
         assert_eq!(*total, unit * i64::from(*q));
     }
     let carts: Vec<(i64, i64, Option<i32>)> =
-        sqlx::query_as("SELECT version, total_minor, rejection_code FROM carts")
+        sqlx::query_as("SELECT version, subtotal_minor, rejection_code FROM carts")
             .fetch_all(&env.pool)
             .await
             .unwrap();

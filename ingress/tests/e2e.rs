@@ -82,7 +82,12 @@ async fn a_cart_is_created_filled_priced_and_read_back_at_the_written_version() 
     assert_eq!(items[0]["line_total_minor"], 9_980_000);
     assert_eq!(items[1]["internship_id"], "design");
     assert_eq!(cart["subtotal_minor"], 9_980_000 + 2_490_000);
-    assert_eq!(cart["total_minor"], 9_980_000 + 2_490_000);
+    // No buyer location yet: estimated in the seller's state (CGST + SGST 18 %).
+    assert_eq!(cart["tax_total_minor"], (9_980_000 + 2_490_000) * 18 / 100);
+    assert_eq!(
+        cart["total_minor"],
+        9_980_000 + 2_490_000 + (9_980_000 + 2_490_000) * 18 / 100
+    );
 
     // A command the processor refuses is still answered at its version,
     // with the refusal on the cart.
@@ -335,4 +340,160 @@ async fn every_service_exposes_health_readiness_and_metrics() {
         .await
         .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
+}
+
+/// Sends `req`, expects 202/201, and reads the cart back at the version the
+/// write returned.
+async fn write_then_read(
+    http: &reqwest::Client,
+    req: reqwest::RequestBuilder,
+    read_url: &str,
+    bearer: &str,
+) -> Value {
+    let res = req.header("authorization", bearer).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let version = res.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
+    http.get(format!("{read_url}?version={version}"))
+        .header("authorization", bearer)
+        .header("prefer", "wait=30")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_is_priced_with_gst_for_its_buyer_and_converted_to_their_currency() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let addr = env.spawn_ingress().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    let user = format!(
+        "Bearer {}",
+        common::token("buyer-1", "user", 600, common::JWT_SECRET)
+    );
+    let admin = format!(
+        "Bearer {}",
+        common::token("ops", "admin", 600, common::JWT_SECRET)
+    );
+
+    // A rate for USD, published before the cart needs it.
+    let fx = http
+        .put(format!("{base}/admin/fx-rates/USD"))
+        .header("authorization", &admin)
+        .json(&json!({"rate": "0.012"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fx.status(), 202);
+
+    let created: Value = http
+        .post(format!("{base}/cart"))
+        .header("authorization", &user)
+        .json(&json!({"items": [{"internship_id": "rust-backend", "quantity": 1}, {"internship_id": "design", "quantity": 2}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["cart_token"].as_str().unwrap();
+    let url = format!("{base}/cart/{token}");
+
+    // Another Indian state: IGST 18 % on 49,900.00 + 2 × 24,900.00.
+    let cart = write_then_read(
+        &http,
+        http.put(format!("{url}/buyer"))
+            .json(&json!({"country": "IN", "state": "MH"})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(cart["stale"], false, "{cart}");
+    assert_eq!(cart["subtotal_minor"], 9_970_000);
+    assert_eq!(cart["taxes"][0]["name"], "IGST", "{cart}");
+    assert_eq!(cart["taxes"][0]["rate"], "0.18");
+    assert_eq!(cart["taxes"][0]["amount_minor"], 1_794_600);
+    assert_eq!(cart["tax_total_minor"], 1_794_600);
+    assert_eq!(cart["total_minor"], 9_970_000 + 1_794_600);
+    assert_eq!(cart["buyer"]["state"], "MH");
+
+    // The seller's state: CGST + SGST.
+    let cart = write_then_read(
+        &http,
+        http.put(format!("{url}/buyer"))
+            .json(&json!({"country": "IN", "state": "KA"})),
+        &url,
+        &user,
+    )
+    .await;
+    let names: Vec<&str> = cart["taxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["CGST", "SGST"]);
+
+    // Abroad, in dollars: no GST (export of services), unit prices converted and rounded.
+    let cart = write_then_read(
+        &http,
+        http.put(format!("{url}/buyer"))
+            .json(&json!({"country": "US", "currency": "USD"})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(cart["currency"], "USD", "{cart}");
+    assert_eq!(cart["fx"]["rate"], "0.012");
+    assert!(cart["fx"]["as_of"].is_string());
+    assert_eq!(cart["items"][0]["unit_price_minor"], 59_880); // ₹49,900.00 × 0.012 = $598.80
+    assert_eq!(cart["items"][1]["unit_price_minor"], 29_880);
+    assert_eq!(cart["items"][1]["line_subtotal_minor"], 59_760);
+    assert_eq!(cart["taxes"].as_array().unwrap().len(), 0);
+    assert_eq!(cart["total_minor"], 59_880 + 59_760);
+
+    // Quantities change and lines go.
+    let cart = write_then_read(
+        &http,
+        http.put(format!("{url}/items/design"))
+            .json(&json!({"quantity": 5})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(cart["items"][1]["quantity"], 5);
+    let cart = write_then_read(
+        &http,
+        http.delete(format!("{url}/items/rust-backend")),
+        &url,
+        &user,
+    )
+    .await;
+    let ids: Vec<&str> = cart["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["internship_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["design"]);
+    assert_eq!(cart["total_minor"], 5 * 29_880);
+
+    // A currency without a published rate is refused on the cart.
+    let cart = write_then_read(
+        &http,
+        http.put(format!("{url}/buyer"))
+            .json(&json!({"country": "JP", "currency": "JPY"})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(cart["last_rejection"]["error"]["code"], 1006, "{cart}");
+    assert_eq!(cart["currency"], "USD");
 }

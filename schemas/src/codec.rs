@@ -8,9 +8,13 @@
 //! ([`Codec::register`]), so a schema the registry refuses as incompatible
 //! stops a service before it writes anything.
 //!
-//! Decoding reads with the writer's schema (fetched by id) and then resolves
-//! to this build's schema, so an older or newer compatible writer is read
-//! correctly.
+//! Decoding reads with the writer's schema (fetched by id). When the writer
+//! used this build's schema (the usual case) the value maps straight onto
+//! the Rust record. Otherwise it is first resolved to this build's schema,
+//! so an older or newer compatible writer is read correctly — with one
+//! caveat of apache-avro 0.22: union branches are resolved by shape, not by
+//! name, so two record branches of one union must never have the same
+//! fields (a test on the command union guards this).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -69,7 +73,9 @@ pub struct Codec {
     decoder: AvroDecoder,
     names: TopicNames,
     /// This build's value schema per topic, the reader side of resolution.
-    readers: HashMap<&'static str, Schema>,
+    readers: HashMap<&'static str, (Schema, String)>,
+    /// (writer schema id, topic) → whether the writer used this build's schema.
+    same_as_reader: std::sync::Mutex<HashMap<(u32, &'static str), bool>>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -96,13 +102,15 @@ impl Codec {
         for def in topics {
             let schema = Schema::parse_str(def.value_schema)
                 .map_err(|e| CodecError::BadSchema(def.name, e.to_string()))?;
-            readers.insert(def.name, schema);
+            let canonical = schema.canonical_form();
+            readers.insert(def.name, (schema, canonical));
         }
         Ok(Codec {
             encoder: AvroEncoder::new(settings.clone()),
             decoder: AvroDecoder::new(settings),
             names,
             readers,
+            same_as_reader: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -167,24 +175,48 @@ impl Codec {
         let what = || format!("{} value", def.name);
         let decoded = self
             .decoder
-            .decode(bytes)
+            .decode_with_schema(bytes)
             .await
-            .map_err(|e| self.decode_error(e, what()))?;
-        let reader = self
-            .readers
-            .get(def.name)
+            .map_err(|e| self.decode_error(e, what()))?
             .ok_or_else(|| CodecError::Malformed {
                 what: what(),
-                reason: "topic not in this codec's catalog".into(),
+                reason: "no payload (a tombstone)".into(),
             })?;
-        let resolved = decoded
-            .value
-            .resolve(reader)
-            .map_err(|e| CodecError::Malformed {
-                what: what(),
-                reason: e.to_string(),
-            })?;
-        apache_avro::from_value(&resolved).map_err(|e| CodecError::Malformed {
+        let (reader, canonical) =
+            self.readers
+                .get(def.name)
+                .ok_or_else(|| CodecError::Malformed {
+                    what: what(),
+                    reason: "topic not in this codec's catalog".into(),
+                })?;
+        let key = (decoded.schema.id, def.name);
+        let cached = self
+            .same_as_reader
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied());
+        let same = match cached {
+            Some(same) => same,
+            None => {
+                let same = decoded.schema.parsed.canonical_form() == *canonical;
+                if let Ok(mut m) = self.same_as_reader.lock() {
+                    m.insert(key, same);
+                }
+                same
+            }
+        };
+        let value = if same {
+            decoded.value
+        } else {
+            decoded
+                .value
+                .resolve(reader)
+                .map_err(|e| CodecError::Malformed {
+                    what: what(),
+                    reason: e.to_string(),
+                })?
+        };
+        apache_avro::from_value(&value).map_err(|e| CodecError::Malformed {
             what: what(),
             reason: e.to_string(),
         })

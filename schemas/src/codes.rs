@@ -13,10 +13,12 @@ pub enum ErrorCode {
     CartNotModifiable = 1005,
     CurrencyNotSupported = 1006,
     CartAlreadyExists = 1007,
+    ItemNotInCart = 1008,
+    InvalidBuyerDetails = 1009,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::CartNotFound,
         ErrorCode::CartExpired,
         ErrorCode::InternshipUnavailable,
@@ -24,6 +26,8 @@ impl ErrorCode {
         ErrorCode::CartNotModifiable,
         ErrorCode::CurrencyNotSupported,
         ErrorCode::CartAlreadyExists,
+        ErrorCode::ItemNotInCart,
+        ErrorCode::InvalidBuyerDetails,
     ];
 
     pub fn code(self) -> i32 {

@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use crate::records::{
     cart::{CartCommand, CartSnapshot},
     catalog::Internship,
+    fx::FxRate,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,15 @@ pub const CATALOG_INTERNSHIPS: Topic<Internship> = Topic::new(TopicDef {
     doc: "The internship catalog, keyed by internship id; every cart processor reads all of it.",
 });
 
+pub const FX_RATES: Topic<FxRate> = Topic::new(TopicDef {
+    name: "fx.rates",
+    partitions: 1,
+    cleanup: Cleanup::Compact,
+    key_schema: STRING_KEY,
+    value_schema: include_str!("../avro/internhub.fx.FxRate.avsc"),
+    doc: "INR to display-currency rates, keyed by currency code; every cart processor reads all of it.",
+});
+
 pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
     name: "cart.commands",
     partitions: CART_PARTITIONS,
@@ -103,6 +113,7 @@ pub const CART_CHANGELOG: Topic<CartSnapshot> = Topic::new(TopicDef {
 /// Every topic, for creation and schema registration.
 pub const ALL: &[TopicDef] = &[
     CATALOG_INTERNSHIPS.def,
+    FX_RATES.def,
     CART_COMMANDS.def,
     CART_SNAPSHOTS.def,
     CART_CHANGELOG.def,

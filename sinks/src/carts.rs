@@ -84,6 +84,33 @@ async fn write(
         .map(|s| s.rejection.as_ref().map(|r| r.code))
         .collect();
     let owners: Vec<Option<String>> = snaps.iter().map(|s| s.owner_user_id.clone()).collect();
+    let discounts: Vec<i64> = snaps
+        .iter()
+        .map(|s| s.discount_total.amount_minor)
+        .collect();
+    let taxes: Vec<i64> = snaps.iter().map(|s| s.tax_total.amount_minor).collect();
+    let inclusive: Vec<bool> = snaps.iter().map(|s| s.tax_inclusive).collect();
+    let buyer =
+        |f: fn(&schemas::records::cart::BuyerDetails) -> Option<String>| -> Vec<Option<String>> {
+            snaps.iter().map(|s| s.buyer.as_ref().and_then(f)).collect()
+        };
+    let (b_country, b_state, b_gstin) = (
+        buyer(|b| Some(b.country.clone())),
+        buyer(|b| b.state.clone()),
+        buyer(|b| b.gstin.clone()),
+    );
+    let fx_base: Vec<Option<String>> = snaps
+        .iter()
+        .map(|s| s.fx.as_ref().map(|f| f.base.clone()))
+        .collect();
+    let fx_rate: Vec<Option<rust_decimal::Decimal>> = snaps
+        .iter()
+        .map(|s| s.fx.as_ref().and_then(|f| f.rate.parse().ok()))
+        .collect();
+    let fx_as_of: Vec<Option<chrono::DateTime<chrono::Utc>>> = snaps
+        .iter()
+        .map(|s| s.fx.as_ref().map(|f| ts(f.as_of)))
+        .collect();
     let rej_msg: Vec<Option<String>> = snaps
         .iter()
         .map(|s| s.rejection.as_ref().map(|r| r.message.clone()))
@@ -93,9 +120,13 @@ async fn write(
         r#"
         INSERT INTO carts (cart_token, version, event_id, status, currency, subtotal_minor, total_minor,
                            created_at, updated_at, last_command_id,
-                           rejection_command_id, rejection_code, rejection_message, owner_user_id)
+                           rejection_command_id, rejection_code, rejection_message, owner_user_id,
+                           discount_total_minor, tax_total_minor, tax_inclusive, buyer_country, buyer_state, buyer_gstin,
+                           fx_base, fx_rate, fx_as_of)
         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::int8[],
-                             $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[])
+                             $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[],
+                             $15::int8[], $16::int8[], $17::bool[], $18::text[], $19::text[], $20::text[],
+                             $21::text[], $22::numeric[], $23::timestamptz[])
         ON CONFLICT (cart_token) DO UPDATE SET
             version = EXCLUDED.version,
             event_id = EXCLUDED.event_id,
@@ -109,6 +140,15 @@ async fn write(
             rejection_code = EXCLUDED.rejection_code,
             rejection_message = EXCLUDED.rejection_message,
             owner_user_id = EXCLUDED.owner_user_id,
+            discount_total_minor = EXCLUDED.discount_total_minor,
+            tax_total_minor = EXCLUDED.tax_total_minor,
+            tax_inclusive = EXCLUDED.tax_inclusive,
+            buyer_country = EXCLUDED.buyer_country,
+            buyer_state = EXCLUDED.buyer_state,
+            buyer_gstin = EXCLUDED.buyer_gstin,
+            fx_base = EXCLUDED.fx_base,
+            fx_rate = EXCLUDED.fx_rate,
+            fx_as_of = EXCLUDED.fx_as_of,
             materialized_at = now()
         -- A snapshot of the same version is rewritten (a replay carries the
         -- same content); an older one is ignored.
@@ -130,6 +170,15 @@ async fn write(
     .bind(&rej_code)
     .bind(&rej_msg)
     .bind(&owners)
+    .bind(&discounts)
+    .bind(&taxes)
+    .bind(&inclusive)
+    .bind(&b_country)
+    .bind(&b_state)
+    .bind(&b_gstin)
+    .bind(&fx_base)
+    .bind(&fx_rate)
+    .bind(&fx_as_of)
     .fetch_all(&mut **tx)
     .await?;
     if changed.is_empty() {
@@ -141,57 +190,70 @@ async fn write(
         .bind(&changed_tokens)
         .execute(&mut **tx)
         .await?;
+    sqlx::query("DELETE FROM cart_tax_lines WHERE cart_token = ANY($1)")
+        .bind(&changed_tokens)
+        .execute(&mut **tx)
+        .await?;
 
-    let (
-        mut it_token,
-        mut it_pos,
-        mut it_id,
-        mut it_title,
-        mut it_qty,
-        mut it_cur,
-        mut it_unit,
-        mut it_total,
-    ) = (
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-        vec![],
-    );
-    for s in snaps.iter().filter(|s| {
-        changed
-            .iter()
-            .any(|(t, v)| *t == s.cart_token && *v == s.version)
-    }) {
-        for (i, l) in s.lines.iter().enumerate() {
-            it_token.push(s.cart_token.clone());
-            it_pos.push(i as i32);
-            it_id.push(l.internship_id.clone());
-            it_title.push(l.title.clone());
-            it_qty.push(l.quantity);
-            it_cur.push(l.unit_price.currency.clone());
-            it_unit.push(l.unit_price.amount_minor);
-            it_total.push(l.line_total.amount_minor);
-        }
-    }
-    if !it_token.is_empty() {
+    let written: Vec<&CartSnapshot> = snaps
+        .iter()
+        .copied()
+        .filter(|s| {
+            changed
+                .iter()
+                .any(|(t, v)| *t == s.cart_token && *v == s.version)
+        })
+        .collect();
+    let items = Items::of(&written);
+    if !items.token.is_empty() {
         sqlx::query(
             r#"
-            INSERT INTO cart_items (cart_token, position, internship_id, title, quantity, currency, unit_price_minor, line_total_minor)
-            SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::int8[], $8::int8[])
+            INSERT INTO cart_items (cart_token, position, internship_id, title, quantity, currency, unit_price_minor,
+                                    line_total_minor, base_unit_price_minor, line_subtotal_minor, line_discount_minor,
+                                    tax_class, available)
+            SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::int8[],
+                                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::bool[])
             "#,
         )
-        .bind(&it_token)
-        .bind(&it_pos)
-        .bind(&it_id)
-        .bind(&it_title)
-        .bind(&it_qty)
-        .bind(&it_cur)
-        .bind(&it_unit)
-        .bind(&it_total)
+        .bind(&items.token)
+        .bind(&items.position)
+        .bind(&items.internship_id)
+        .bind(&items.title)
+        .bind(&items.quantity)
+        .bind(&items.currency)
+        .bind(&items.unit_price)
+        .bind(&items.line_total)
+        .bind(&items.base_unit_price)
+        .bind(&items.line_subtotal)
+        .bind(&items.line_discount)
+        .bind(&items.tax_class)
+        .bind(&items.available)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let (mut t_token, mut t_pos, mut t_name, mut t_rate, mut t_cur, mut t_amount) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for s in &written {
+        for (i, t) in s.taxes.iter().enumerate() {
+            t_token.push(s.cart_token.clone());
+            t_pos.push(i as i32);
+            t_name.push(t.name.clone());
+            t_rate.push(t.rate.parse::<rust_decimal::Decimal>().unwrap_or_default());
+            t_cur.push(t.amount.currency.clone());
+            t_amount.push(t.amount.amount_minor);
+        }
+    }
+    if !t_token.is_empty() {
+        sqlx::query(
+            "INSERT INTO cart_tax_lines (cart_token, position, name, rate, currency, amount_minor)
+             SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::numeric[], $5::text[], $6::int8[])",
+        )
+        .bind(&t_token)
+        .bind(&t_pos)
+        .bind(&t_name)
+        .bind(&t_rate)
+        .bind(&t_cur)
+        .bind(&t_amount)
         .execute(&mut **tx)
         .await?;
     }
@@ -203,4 +265,46 @@ async fn write(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The `cart_items` rows of a batch, column by column (for `UNNEST`).
+#[derive(Default)]
+struct Items {
+    token: Vec<String>,
+    position: Vec<i32>,
+    internship_id: Vec<String>,
+    title: Vec<String>,
+    quantity: Vec<i32>,
+    currency: Vec<String>,
+    unit_price: Vec<i64>,
+    line_total: Vec<i64>,
+    base_unit_price: Vec<i64>,
+    line_subtotal: Vec<i64>,
+    line_discount: Vec<i64>,
+    tax_class: Vec<String>,
+    available: Vec<bool>,
+}
+
+impl Items {
+    fn of(snaps: &[&CartSnapshot]) -> Items {
+        let mut c = Items::default();
+        for s in snaps {
+            for (i, l) in s.lines.iter().enumerate() {
+                c.token.push(s.cart_token.clone());
+                c.position.push(i as i32);
+                c.internship_id.push(l.internship_id.clone());
+                c.title.push(l.title.clone());
+                c.quantity.push(l.quantity);
+                c.currency.push(l.unit_price.currency.clone());
+                c.unit_price.push(l.unit_price.amount_minor);
+                c.line_total.push(l.line_total.amount_minor);
+                c.base_unit_price.push(l.base_unit_price.amount_minor);
+                c.line_subtotal.push(l.line_subtotal.amount_minor);
+                c.line_discount.push(l.line_discount.amount_minor);
+                c.tax_class.push(l.tax_class.clone());
+                c.available.push(l.available);
+            }
+        }
+        c
+    }
 }

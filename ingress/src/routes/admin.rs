@@ -3,7 +3,9 @@
 //!
 //! - `PUT /internships/{internship_id}`: create or replace a catalog entry
 //!   (published to the compacted `catalog.internships`; the cart processors
-//!   price from it).
+//!   price from it);
+//! - `PUT /fx-rates/{currency}`: publish the INR → currency rate (to the
+//!   compacted `fx.rates`; carts keep the rate's time on their snapshot).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,8 +15,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use schemas::records::catalog::Internship;
+use schemas::records::fx::FxRate;
 use schemas::records::WireMoney;
-use schemas::topics::CATALOG_INTERNSHIPS;
+use schemas::topics::{CATALOG_INTERNSHIPS, FX_RATES};
 use schemas::values::InternshipId;
 use schemas::Currency;
 
@@ -137,4 +140,87 @@ pub async fn put_internship(
         }),
     )
         .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FxRateInput {
+    /// Units of the currency per 1 INR, as a decimal string, e.g. `"0.012"`.
+    pub rate: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FxPublished {
+    pub quote: String,
+    pub rate: String,
+    pub as_of: chrono::DateTime<chrono::Utc>,
+    /// Offset of the record in `fx.rates`.
+    pub offset: i64,
+}
+
+/// Publish the rate from INR to a display currency.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/fx-rates/{currency}",
+    tag = "admin",
+    params(("currency" = String, Path, description = "ISO 4217 code, e.g. USD")),
+    request_body(content = FxRateInput, example = json!({"rate": "0.012"})),
+    responses(
+        (status = 202, description = "published to the rates topic", body = FxPublished),
+        (status = 401, description = "no or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "not an admin", body = crate::error::ErrorBody),
+        (status = 422, description = "invalid rate", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_fx_rate(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(currency): Path<String>,
+    ApiJson(input): ApiJson<FxRateInput>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let quote = match Currency::parse(&currency) {
+        Ok(c) if c == Currency::INR => {
+            errors.push("currency: INR is the base; its rate is 1".to_owned());
+            None
+        }
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.push(format!("currency: {e}"));
+            None
+        }
+    };
+    let rate = match input.rate.trim().parse::<rust_decimal::Decimal>() {
+        Ok(r) if r > rust_decimal::Decimal::ZERO && r < rust_decimal::Decimal::from(1_000_000) => {
+            Some(r.normalize())
+        }
+        _ => {
+            errors.push("rate: a decimal above 0 and below 1,000,000".to_owned());
+            None
+        }
+    };
+    let (Some(quote), Some(rate)) = (quote, rate) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let now = chrono::Utc::now();
+    let record = FxRate {
+        base: "INR".into(),
+        quote: quote.code().to_owned(),
+        rate: rate.to_string(),
+        as_of: now.timestamp_millis(),
+    };
+    let causation = uuid::Uuid::new_v4().to_string();
+    let offset = state
+        .commands
+        .send(&FX_RATES, quote.code(), &record, &causation)
+        .await?;
+    tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, currency = quote.code(), rate = %rate, "fx rate published");
+    let body = FxPublished {
+        quote: record.quote,
+        rate: record.rate,
+        as_of: now,
+        offset,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

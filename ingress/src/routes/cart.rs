@@ -16,7 +16,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
-use schemas::records::cart::{AddItem, CartCommand, Command, CreateCart, ItemRequest};
+use schemas::records::cart::{
+    AddItem, CartCommand, Command, CreateCart, ItemRequest, RemoveItem, SetBuyer, UpdateQuantity,
+};
 use schemas::values::{CartToken, InternshipId, Quantity};
 
 use crate::auth::Caller;
@@ -36,6 +38,8 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(create_cart))
         .routes(routes!(get_cart))
         .routes(routes!(add_item))
+        .routes(routes!(update_quantity, remove_item))
+        .routes(routes!(set_buyer))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -188,15 +192,31 @@ pub async fn add_item(
             .collect();
         return Err(ApiError::Validation(errors));
     };
+    let actor = caller.user_id().map(str::to_owned);
+    send_to_cart(
+        &state,
+        token,
+        Command::AddItem(AddItem {
+            internship_id: item.internship_id,
+            quantity: item.quantity,
+            actor_user_id: actor,
+        }),
+    )
+    .await
+}
+
+/// Writes a command for an existing cart and answers 202 with the version
+/// it will produce.
+async fn send_to_cart(
+    state: &AppState,
+    token: CartToken,
+    command: Command,
+) -> Result<Response, ApiError> {
     let command = CartCommand {
         command_id: uuid::Uuid::new_v4().to_string(),
         cart_token: token.as_str().to_owned(),
         issued_at: now_ms(),
-        command: Command::AddItem(AddItem {
-            internship_id: item.internship_id,
-            quantity: item.quantity,
-            actor_user_id: caller.user_id().map(str::to_owned),
-        }),
+        command,
     };
     let version = state.commands.send_cart(&command).await?;
     let body = Accepted {
@@ -205,6 +225,168 @@ pub async fn add_item(
         command_id: command.command_id,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuantityInput {
+    /// 0 to 1000; 0 removes the line.
+    pub quantity: i64,
+}
+
+/// Set the quantity of a line (0 removes it).
+#[utoipa::path(
+    put,
+    path = "/api/v1/cart/{token}/items/{internship_id}",
+    tag = "cart",
+    params(("token" = String, Path, description = "the cart token"), ("internship_id" = String, Path, description = "the line's internship")),
+    request_body(content = QuantityInput, example = json!({"quantity": 5})),
+    responses(
+        (status = 202, description = "accepted by the broker", body = Accepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "invalid request", body = ErrorBody),
+    )
+)]
+pub async fn update_quantity(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((token, internship_id)): Path<(String, String)>,
+    ApiJson(input): ApiJson<QuantityInput>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    let mut errors = Vec::new();
+    if InternshipId::parse(&internship_id).is_err() {
+        errors.push("internship_id: 1-64 characters of a-z, 0-9 and '-'".to_owned());
+    }
+    if !(0..=i64::from(Quantity::MAX)).contains(&input.quantity) {
+        errors.push(format!("quantity: between 0 and {}", Quantity::MAX));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    authorize(&state, &caller, &token).await?;
+    let actor = caller.user_id().map(str::to_owned);
+    let command = Command::UpdateQuantity(UpdateQuantity {
+        internship_id,
+        new_quantity: input.quantity as i32,
+        actor_user_id: actor,
+    });
+    send_to_cart(&state, token, command).await
+}
+
+/// Remove a line.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart/{token}/items/{internship_id}",
+    tag = "cart",
+    params(("token" = String, Path, description = "the cart token"), ("internship_id" = String, Path, description = "the line's internship")),
+    responses(
+        (status = 202, description = "accepted by the broker", body = Accepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "invalid request", body = ErrorBody),
+    )
+)]
+pub async fn remove_item(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((token, internship_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    if InternshipId::parse(&internship_id).is_err() {
+        return Err(ApiError::Validation(vec![
+            "internship_id: 1-64 characters of a-z, 0-9 and '-'".to_owned(),
+        ]));
+    }
+    authorize(&state, &caller, &token).await?;
+    let actor = caller.user_id().map(str::to_owned);
+    send_to_cart(
+        &state,
+        token,
+        Command::RemoveItem(RemoveItem {
+            internship_id,
+            actor_user_id: actor,
+        }),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerInput {
+    /// ISO 3166-1 alpha-2, e.g. `IN`.
+    pub country: String,
+    /// For India: the GST state (code or name), e.g. `KA`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// 15-character GSTIN of a business buyer in India.
+    #[serde(default)]
+    pub gstin: Option<String>,
+    /// ISO 4217 display currency; a rate must be published for it.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// Set the buyer's location (for tax) and display currency.
+#[utoipa::path(
+    put,
+    path = "/api/v1/cart/{token}/buyer",
+    tag = "cart",
+    params(("token" = String, Path, description = "the cart token")),
+    request_body(content = BuyerInput, example = json!({"country": "IN", "state": "MH", "currency": "INR"})),
+    responses(
+        (status = 202, description = "accepted by the broker", body = Accepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "invalid request", body = ErrorBody),
+    )
+)]
+pub async fn set_buyer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token): Path<String>,
+    ApiJson(input): ApiJson<BuyerInput>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    let mut errors = Vec::new();
+    let country = input.country.trim().to_ascii_uppercase();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        errors.push("country: an ISO 3166-1 alpha-2 code".to_owned());
+    }
+    if input
+        .state
+        .as_ref()
+        .is_some_and(|s| s.len() > 64 || s.chars().any(char::is_control))
+    {
+        errors.push("state: at most 64 printable characters".to_owned());
+    }
+    if let Some(g) = &input.gstin {
+        if g.len() != 15 || !g.bytes().all(|b| b.is_ascii_alphanumeric()) || country != "IN" {
+            errors.push("gstin: 15 letters and digits, for a buyer in India".to_owned());
+        }
+    }
+    let currency = match input
+        .currency
+        .as_deref()
+        .map(schemas::Currency::parse)
+        .transpose()
+    {
+        Ok(c) => c.map(|c| c.code().to_owned()),
+        Err(e) => {
+            errors.push(format!("currency: {e}"));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    authorize(&state, &caller, &token).await?;
+    let command = Command::SetBuyer(SetBuyer {
+        country,
+        state: input.state,
+        gstin: input.gstin.map(|g| g.to_ascii_uppercase()),
+        display_currency: currency,
+        actor_user_id: caller.user_id().map(str::to_owned),
+    });
+    send_to_cart(&state, token, command).await
 }
 
 /// Whether `caller` may use a cart owned by `owner`: a guest cart by anyone

@@ -5,24 +5,34 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use rust_decimal::Decimal;
 
-use schemas::records::cart::{CartCommand, CartLine, CartSnapshot, CommandRejection};
+use schemas::codes::ErrorCode;
+use schemas::records::cart::{
+    BuyerDetails, CartCommand, CartLine, CartSnapshot, CommandRejection, FxQuote, TaxLine,
+};
 use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
-use schemas::{ids, Codec, CodecError, Currency, MoneyError, Topic};
+use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 
-use super::pricing::{PricedLine, Totals};
-use super::rules::{self, Cart, Decision, Rejection, Stamp};
+use super::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
+use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Rejection, Stamp};
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
-use crate::tables::catalog::CatalogLookup;
+use crate::tables::catalog::{CatalogLookup, RateLookup};
 
-pub struct CartProcessor<C> {
+pub struct CartProcessor<C, R> {
     catalog: Arc<C>,
+    rates: Arc<R>,
+    policy: PricingPolicy,
 }
 
-impl<C> CartProcessor<C> {
-    pub fn new(catalog: Arc<C>) -> CartProcessor<C> {
-        CartProcessor { catalog }
+impl<C, R> CartProcessor<C, R> {
+    pub fn new(catalog: Arc<C>, rates: Arc<R>, policy: PricingPolicy) -> CartProcessor<C, R> {
+        CartProcessor {
+            catalog,
+            rates,
+            policy,
+        }
     }
 }
 
@@ -40,7 +50,11 @@ impl Emit for CartOutput {
     }
 }
 
-impl<C: CatalogLookup + Send + Sync + 'static> Processor for CartProcessor<C> {
+impl<C, R> Processor for CartProcessor<C, R>
+where
+    C: CatalogLookup + Send + Sync + 'static,
+    R: RateLookup + Send + Sync + 'static,
+{
     type Input = CartCommand;
     type State = CartSnapshot;
     type Output = CartOutput;
@@ -79,13 +93,12 @@ impl<C: CatalogLookup + Send + Sync + 'static> Processor for CartProcessor<C> {
             offset: input.offset,
             at_ms: cmd.issued_at,
         };
-        match rules::decide(
-            cart.as_ref(),
-            &input.key,
-            &cmd.command,
-            &stamp,
-            &*self.catalog,
-        ) {
+        let ctx = Context {
+            catalog: &*self.catalog,
+            rates: &*self.rates,
+            policy: &self.policy,
+        };
+        match rules::decide(cart.as_ref(), &input.key, &cmd.command, &stamp, &ctx) {
             Decision::Cart(next) => match to_record(&next) {
                 Ok(snapshot) => Outcome {
                     state: Some(snapshot.clone()),
@@ -104,21 +117,39 @@ impl<C: CatalogLookup + Send + Sync + 'static> Processor for CartProcessor<C> {
     }
 }
 
-fn wire(m: &schemas::Money) -> Result<WireMoney, MoneyError> {
+fn wire(m: &Money) -> Result<WireMoney, MoneyError> {
     WireMoney::try_from(m)
 }
 
 pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
+    let b = &cart.breakdown;
     let lines = cart
-        .lines
+        .items
         .iter()
-        .map(|l| {
+        .zip(&b.lines)
+        .map(|(item, l)| {
             Ok(CartLine {
                 internship_id: l.internship_id.clone(),
                 title: l.title.clone(),
                 quantity: l.quantity as i32,
                 unit_price: wire(&l.unit_price)?,
                 line_total: wire(&l.line_total)?,
+                base_unit_price: wire(&item.base_unit_price)?,
+                line_subtotal: wire(&l.line_subtotal)?,
+                line_discount: wire(&l.line_discount)?,
+                tax_class: l.tax_class.as_str().to_owned(),
+                available: item.available,
+            })
+        })
+        .collect::<Result<Vec<_>, MoneyError>>()?;
+    let taxes = b
+        .taxes
+        .iter()
+        .map(|t| {
+            Ok(TaxLine {
+                name: t.name.clone(),
+                rate: t.rate.normalize().to_string(),
+                amount: wire(&t.amount)?,
             })
         })
         .collect::<Result<Vec<_>, MoneyError>>()?;
@@ -127,10 +158,10 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
         cart_token: cart.token.clone(),
         version: cart.version,
         status: cart.status,
-        currency: cart.currency.code().to_owned(),
+        currency: b.currency.code().to_owned(),
         lines,
-        subtotal: wire(&cart.totals.subtotal)?,
-        total: wire(&cart.totals.total)?,
+        subtotal: wire(&b.subtotal)?,
+        total: wire(&b.total)?,
         created_at: cart.created_at,
         updated_at: cart.updated_at,
         last_command_id: cart.last_command_id.clone(),
@@ -140,32 +171,97 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
             message: r.message.clone(),
         }),
         owner_user_id: cart.owner.clone(),
+        discount_total: wire(&b.discount_total)?,
+        tax_total: wire(&b.tax_total)?,
+        taxes,
+        tax_inclusive: b.tax_inclusive,
+        buyer: cart.buyer.as_ref().map(|b| BuyerDetails {
+            country: b.country.clone(),
+            state: b.state.clone(),
+            gstin: b.gstin.clone(),
+        }),
+        fx: cart.fx.as_ref().map(|f| FxQuote {
+            base: "INR".into(),
+            quote: f.currency.code().to_owned(),
+            rate: f.rate.normalize().to_string(),
+            as_of: f.as_of_ms,
+        }),
     })
 }
 
 pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
-    let lines = s
-        .lines
+    let mut items = Vec::with_capacity(s.lines.len());
+    let mut lines = Vec::with_capacity(s.lines.len());
+    for l in &s.lines {
+        let quantity = u32::try_from(l.quantity).map_err(|_| MoneyError::Overflow)?;
+        let tax_class = TaxClass::parse(&l.tax_class);
+        items.push(Item {
+            internship_id: l.internship_id.clone(),
+            title: l.title.clone(),
+            quantity,
+            base_unit_price: l.base_unit_price.to_money()?,
+            tax_class,
+            available: l.available,
+        });
+        lines.push(PricedLine {
+            internship_id: l.internship_id.clone(),
+            title: l.title.clone(),
+            quantity,
+            unit_price: l.unit_price.to_money()?,
+            line_subtotal: l.line_subtotal.to_money()?,
+            line_discount: l.line_discount.to_money()?,
+            line_total: l.line_total.to_money()?,
+            tax_class,
+        });
+    }
+    let currency = Currency::parse(&s.currency)?;
+    let taxes = s
+        .taxes
         .iter()
-        .map(|l| {
-            Ok(PricedLine {
-                internship_id: l.internship_id.clone(),
-                title: l.title.clone(),
-                quantity: u32::try_from(l.quantity).map_err(|_| MoneyError::Overflow)?,
-                unit_price: l.unit_price.to_money()?,
-                line_total: l.line_total.to_money()?,
+        .map(|t| {
+            Ok(pricing::TaxLine {
+                name: t.name.clone(),
+                rate: t
+                    .rate
+                    .parse::<Decimal>()
+                    .map_err(|_| MoneyError::Overflow)?,
+                amount: t.amount.to_money()?,
             })
         })
         .collect::<Result<Vec<_>, MoneyError>>()?;
+    let fx = match &s.fx {
+        None => None,
+        Some(q) => Some(Fx {
+            currency: Currency::parse(&q.quote)?,
+            rate: q
+                .rate
+                .parse::<Decimal>()
+                .map_err(|_| MoneyError::Overflow)?,
+            as_of_ms: q.as_of,
+        }),
+    };
     Ok(Cart {
         token: s.cart_token.clone(),
         version: s.version,
         status: s.status,
-        currency: Currency::parse(&s.currency)?,
-        lines,
-        totals: Totals {
+        owner: s.owner_user_id.clone(),
+        items,
+        buyer: s.buyer.as_ref().map(|b| BuyerInfo {
+            country: b.country.clone(),
+            state: b.state.clone(),
+            gstin: b.gstin.clone(),
+        }),
+        display_currency: currency,
+        fx,
+        breakdown: Breakdown {
+            currency,
+            lines,
+            taxes,
             subtotal: s.subtotal.to_money()?,
+            discount_total: s.discount_total.to_money()?,
+            tax_total: s.tax_total.to_money()?,
             total: s.total.to_money()?,
+            tax_inclusive: s.tax_inclusive,
         },
         created_at: s.created_at,
         updated_at: s.updated_at,
@@ -173,24 +269,26 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {
-            schemas::codes::ErrorCode::from_code(r.code).map(|code| Rejection {
+            ErrorCode::from_code(r.code).map(|code| Rejection {
                 command_id: r.command_id.clone(),
                 code,
                 message: r.message.clone(),
             })
         }),
-        owner: s.owner_user_id.clone(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::records::cart::{AddItem, Command, CreateCart, ItemRequest};
+    use schemas::records::cart::{AddItem, Command, CreateCart, ItemRequest, SetBuyer};
     use schemas::records::catalog::Internship;
+    use schemas::records::fx::FxRate;
     use std::collections::HashMap;
 
-    fn processor() -> CartProcessor<HashMap<String, Internship>> {
+    type Proc = CartProcessor<HashMap<String, Internship>, HashMap<String, FxRate>>;
+
+    fn processor() -> Proc {
         let item = Internship {
             internship_id: "rust".into(),
             title: "Rust".into(),
@@ -203,7 +301,17 @@ mod tests {
             active: true,
             updated_at: 0,
         };
-        CartProcessor::new(Arc::new(HashMap::from([("rust".to_owned(), item)])))
+        let usd = FxRate {
+            base: "INR".into(),
+            quote: "USD".into(),
+            rate: "0.012".into(),
+            as_of: 5,
+        };
+        CartProcessor::new(
+            Arc::new(HashMap::from([("rust".to_owned(), item)])),
+            Arc::new(HashMap::from([("USD".to_owned(), usd)])),
+            PricingPolicy::default(),
+        )
     }
 
     fn input(offset: i64, command: Command) -> Input<CartCommand> {
@@ -221,54 +329,48 @@ mod tests {
         }
     }
 
+    fn create() -> Command {
+        Command::CreateCart(CreateCart {
+            currency: "INR".into(),
+            owner_user_id: None,
+            items: vec![ItemRequest {
+                internship_id: "rust".into(),
+                quantity: 1,
+            }],
+        })
+    }
+
     #[test]
     fn replaying_an_input_gives_identical_outputs_and_ids() {
         let p = processor();
-        let create = input(
-            3,
-            Command::CreateCart(CreateCart {
-                currency: "INR".into(),
-                owner_user_id: None,
-                items: vec![ItemRequest {
-                    internship_id: "rust".into(),
-                    quantity: 1,
-                }],
-            }),
-        );
-        let a = p.apply(None, &create);
-        let b = p.apply(None, &create);
+        let a = p.apply(None, &input(3, create()));
+        let b = p.apply(None, &input(3, create()));
         assert_eq!(a.state, b.state);
         let (CartOutput::Snapshot(sa), CartOutput::Snapshot(sb)) = (&a.outputs[0], &b.outputs[0]);
         assert_eq!(sa.event_id, sb.event_id);
         assert_eq!(sa.version, 3);
-        assert_eq!(
-            CartProcessor::<HashMap<String, Internship>>::applied_offset(sa),
-            3
-        );
+        assert_eq!(Proc::applied_offset(sa), 3);
     }
 
     #[test]
     fn state_round_trips_through_the_wire_record() {
         let p = processor();
-        let s = p
-            .apply(
-                None,
-                &input(
-                    1,
-                    Command::CreateCart(CreateCart {
-                        currency: "INR".into(),
-                        owner_user_id: None,
-                        items: vec![],
-                    }),
-                ),
-            )
-            .state
-            .unwrap();
+        let s = p.apply(None, &input(1, create())).state.unwrap();
+        let set = Command::SetBuyer(SetBuyer {
+            country: "US".into(),
+            state: None,
+            gstin: None,
+            display_currency: Some("USD".into()),
+            actor_user_id: None,
+        });
+        let s = p.apply(Some(&s), &input(2, set)).state.unwrap();
+        assert_eq!(s.currency, "USD");
+        assert_eq!(s.fx.as_ref().map(|f| f.rate.as_str()), Some("0.012"));
         let s = p
             .apply(
                 Some(&s),
                 &input(
-                    2,
+                    3,
                     Command::AddItem(AddItem {
                         internship_id: "nope".into(),
                         quantity: 1,

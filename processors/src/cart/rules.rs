@@ -4,18 +4,40 @@
 //! Every command that reaches a cart moves the cart to a new version (the
 //! command's offset), whether it is accepted or refused, so a client that
 //! waits for "the version my write returned" always sees an answer: either
-//! the change, or the refusal recorded on the cart.
+//! the change, or the refusal recorded on the cart. After every command the
+//! cart is re-priced from the current catalog and rates ([`settle`]).
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{CartStatus, Command};
 use schemas::values::{InternshipId, Quantity};
-use schemas::{Currency, MoneyError};
+use schemas::{Currency, Money, MoneyError};
 
-use super::pricing::{self, PricedLine, Totals};
-use crate::tables::catalog::CatalogLookup;
+use super::pricing::{self, Breakdown, Buyer, Fx, LineInput, PricingPolicy, TaxClass};
+use crate::tables::catalog::{CatalogLookup, RateLookup};
 
 /// Most distinct internships in one cart.
 pub const MAX_LINES: usize = 50;
+
+/// An internship in a cart, with the catalog facts it was last priced from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub internship_id: String,
+    pub title: String,
+    pub quantity: u32,
+    /// The catalog price (INR).
+    pub base_unit_price: Money,
+    pub tax_class: TaxClass,
+    /// False once the internship left the catalog or was deactivated: the
+    /// line stays visible (never silently dropped) and blocks checkout.
+    pub available: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyerInfo {
+    pub country: String,
+    pub state: Option<String>,
+    pub gstin: Option<String>,
+}
 
 /// A cart as the rules see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,16 +45,19 @@ pub struct Cart {
     pub token: String,
     pub version: i64,
     pub status: CartStatus,
-    pub currency: Currency,
-    pub lines: Vec<PricedLine>,
-    pub totals: Totals,
+    /// The user the cart belongs to; `None` for a guest cart, which its
+    /// token alone authorizes.
+    pub owner: Option<String>,
+    pub items: Vec<Item>,
+    pub buyer: Option<BuyerInfo>,
+    /// The currency the buyer sees; `fx` converts INR into it.
+    pub display_currency: Currency,
+    pub fx: Option<Fx>,
+    pub breakdown: Breakdown,
     pub created_at: i64,
     pub updated_at: i64,
     pub last_command_id: String,
     pub rejection: Option<Rejection>,
-    /// The user the cart belongs to; `None` for a guest cart, which its
-    /// token alone authorizes.
-    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,76 +75,115 @@ pub struct Stamp<'a> {
     pub at_ms: i64,
 }
 
+/// What the rules read besides the cart.
+pub struct Context<'a, C, R> {
+    pub catalog: &'a C,
+    pub rates: &'a R,
+    pub policy: &'a PricingPolicy,
+}
+
 /// The decision about one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The cart after the command (accepted, or refused with the refusal
     /// recorded on it).
     Cart(Cart),
-    /// No cart to record anything on (a command for an unknown cart).
+    /// No cart to record anything on (an unknown cart, or another user's).
     Dropped(Rejection),
 }
 
-pub fn decide(
+type Refusal = (ErrorCode, String);
+
+pub fn decide<C: CatalogLookup, R: RateLookup>(
     cart: Option<&Cart>,
     token: &str,
     command: &Command,
     stamp: &Stamp<'_>,
-    catalog: &impl CatalogLookup,
+    ctx: &Context<'_, C, R>,
 ) -> Decision {
-    match (cart, command) {
-        (None, Command::CreateCart(c)) => create(
-            token,
-            c.owner_user_id.as_deref(),
-            &c.currency,
-            c.items
+    let cart = match (cart, command) {
+        (None, Command::CreateCart(c)) => {
+            let items = c
+                .items
                 .iter()
-                .map(|i| (i.internship_id.as_str(), i.quantity)),
-            stamp,
-            catalog,
-        ),
-        (Some(cart), Command::CreateCart(_)) if cart.last_command_id == stamp.command_id => {
-            // The same create sent twice (a client retry): not an error.
-            Decision::Cart(Cart {
-                version: stamp.offset,
-                ..cart.clone()
-            })
+                .map(|i| (i.internship_id.as_str(), i.quantity));
+            return create(
+                token,
+                c.owner_user_id.as_deref(),
+                &c.currency,
+                items,
+                stamp,
+                ctx,
+            );
         }
-        (Some(cart), Command::CreateCart(_)) => refuse(
-            cart,
-            stamp,
-            ErrorCode::CartAlreadyExists,
-            "a cart with this token already exists".into(),
-        ),
-        (None, Command::AddItem(_)) => Decision::Dropped(rejection(
-            stamp,
-            ErrorCode::CartNotFound,
-            "cart not found".into(),
-        )),
-        (Some(cart), Command::AddItem(a)) if !may_change(cart, a.actor_user_id.as_deref()) => {
-            // Someone else's token: nothing about the cart changes, not even
-            // its version, and the owner sees no trace of the attempt.
-            Decision::Dropped(rejection(
+        (None, _) => {
+            return Decision::Dropped(rejection(
                 stamp,
                 ErrorCode::CartNotFound,
                 "cart not found".into(),
             ))
         }
-        (Some(cart), Command::AddItem(a)) => {
-            if cart.status != CartStatus::Active {
-                let msg = format!("cart is {}", cart.status.as_str());
-                return refuse(cart, stamp, ErrorCode::CartNotModifiable, msg);
-            }
-            match add_items(
-                cart.currency,
-                cart.lines.clone(),
-                [(a.internship_id.as_str(), a.quantity)],
-                catalog,
-            ) {
-                Ok(lines) => accept(cart, lines, stamp),
-                Err((code, msg)) => refuse(cart, stamp, code, msg),
-            }
+        (Some(cart), _) if !may_change(cart, command.actor()) => {
+            // Someone else's token: nothing about the cart changes, not even
+            // its version, and the owner sees no trace of the attempt.
+            return Decision::Dropped(rejection(
+                stamp,
+                ErrorCode::CartNotFound,
+                "cart not found".into(),
+            ));
         }
+        (Some(cart), _) => cart,
+    };
+    if let Command::CreateCart(_) = command {
+        return if cart.last_command_id == stamp.command_id {
+            // The same create sent twice (a client retry): not an error.
+            Decision::Cart(Cart {
+                version: stamp.offset,
+                ..cart.clone()
+            })
+        } else {
+            refuse(
+                cart,
+                stamp,
+                ErrorCode::CartAlreadyExists,
+                "a cart with this token already exists".into(),
+            )
+        };
+    }
+    if cart.status != CartStatus::Active {
+        let msg = format!("cart is {}", cart.status.as_str());
+        return refuse(cart, stamp, ErrorCode::CartNotModifiable, msg);
+    }
+    let mut next = cart.clone();
+    let changed = match command {
+        Command::CreateCart(_) => unreachable!("handled above"),
+        Command::AddItem(a) => add_items(
+            &mut next.items,
+            [(a.internship_id.as_str(), a.quantity)],
+            ctx.catalog,
+        ),
+        Command::UpdateQuantity(u) => {
+            set_quantity(&mut next.items, &u.internship_id, u.new_quantity)
+        }
+        Command::RemoveItem(r) => set_quantity(&mut next.items, &r.internship_id, 0),
+        Command::SetBuyer(b) => set_buyer(
+            &mut next,
+            &b.country,
+            b.state.as_deref(),
+            b.gstin.as_deref(),
+            b.display_currency.as_deref(),
+            ctx.rates,
+        ),
+    };
+    match changed.and_then(|()| settle(&mut next, ctx).map_err(money_refusal)) {
+        Ok(()) => Decision::Cart(Cart {
+            version: stamp.offset,
+            updated_at: stamp.at_ms,
+            last_command_id: stamp.command_id.to_owned(),
+            rejection: None,
+            ..next
+        }),
+        Err((code, msg)) => refuse(cart, stamp, code, msg),
     }
 }
 
@@ -132,54 +196,52 @@ pub fn may_change(cart: &Cart, actor: Option<&str>) -> bool {
     }
 }
 
-fn create<'a>(
+fn create<'a, C: CatalogLookup, R: RateLookup>(
     token: &str,
     owner: Option<&str>,
     currency: &str,
     items: impl IntoIterator<Item = (&'a str, i32)>,
     stamp: &Stamp<'_>,
-    catalog: &impl CatalogLookup,
+    ctx: &Context<'_, C, R>,
 ) -> Decision {
-    // Pricing is in the catalog's currency (INR) until display currencies
-    // and FX rates arrive; anything else is refused rather than mispriced.
-    let empty = |currency: Currency| Cart {
+    let mut cart = Cart {
         token: token.to_owned(),
         version: stamp.offset,
         status: CartStatus::Active,
-        currency,
-        lines: Vec::new(),
-        totals: Totals {
-            subtotal: schemas::Money::zero(currency),
-            total: schemas::Money::zero(currency),
-        },
+        owner: owner.map(str::to_owned),
+        items: Vec::new(),
+        buyer: None,
+        display_currency: Currency::INR,
+        fx: None,
+        breakdown: empty_breakdown(Currency::INR, ctx.policy),
         created_at: stamp.at_ms,
         updated_at: stamp.at_ms,
         last_command_id: stamp.command_id.to_owned(),
         rejection: None,
-        owner: owner.map(str::to_owned),
     };
-    let cart = empty(Currency::INR);
-    if Currency::parse(currency) != Ok(Currency::INR) {
-        let msg = format!("currency {currency:?} is not supported yet; carts are priced in INR");
-        return refuse(&cart, stamp, ErrorCode::CurrencyNotSupported, msg);
-    }
-    match add_items(cart.currency, Vec::new(), items, catalog) {
-        Ok(lines) => accept(&cart, lines, stamp),
-        // The cart exists either way; the items that could not be added are
-        // refused together, and the refusal says why.
-        Err((code, msg)) => refuse(&cart, stamp, code, msg),
+    let mut next = cart.clone();
+    // The cart exists whatever happens next; what could not be applied is
+    // refused as a whole, and the refusal says why.
+    let applied = choose_currency(&mut next, Some(currency), ctx.rates)
+        .and_then(|()| add_items(&mut next.items, items, ctx.catalog))
+        .and_then(|()| settle(&mut next, ctx).map_err(money_refusal));
+    match applied {
+        Ok(()) => Decision::Cart(next),
+        Err((code, msg)) => {
+            // Best effort: the empty cart is still priced (in INR).
+            let _ = settle(&mut cart, ctx);
+            refuse(&cart, stamp, code, msg)
+        }
     }
 }
 
-/// Adds each (internship, quantity) to `lines`, merging into an existing
-/// line, re-checking limits and pricing from the catalog.
+/// Adds each (internship, quantity), merging into an existing line.
 fn add_items<'a>(
-    currency: Currency,
-    mut lines: Vec<PricedLine>,
-    items: impl IntoIterator<Item = (&'a str, i32)>,
+    items: &mut Vec<Item>,
+    adds: impl IntoIterator<Item = (&'a str, i32)>,
     catalog: &impl CatalogLookup,
-) -> Result<Vec<PricedLine>, (ErrorCode, String)> {
-    for (id, quantity) in items {
+) -> Result<(), Refusal> {
+    for (id, quantity) in adds {
         let id = InternshipId::parse(id)
             .map_err(|e| (ErrorCode::InternshipUnavailable, e.to_string()))?;
         let item = catalog
@@ -191,49 +253,187 @@ fn add_items<'a>(
                     format!("internship {id} is not available"),
                 )
             })?;
-        let unit = item.base_price.to_money().map_err(money_error)?;
-        let existing = lines.iter().position(|l| l.internship_id == id.as_str());
-        let before = existing.map(|i| lines[i].quantity).unwrap_or(0);
-        let wanted = Quantity::new(i64::from(before) + i64::from(quantity))
-            .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?;
-        let line = pricing::price_line(id.as_str(), &item.title, wanted.get(), unit)
-            .map_err(money_error)?;
-        match existing {
-            Some(i) => lines[i] = line,
-            None if lines.len() >= MAX_LINES => {
+        let price = item.base_price.to_money().map_err(money_refusal)?;
+        let count = items.len();
+        match items.iter_mut().find(|l| l.internship_id == id.as_str()) {
+            Some(line) => {
+                line.quantity = Quantity::new(i64::from(line.quantity) + i64::from(quantity))
+                    .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?
+                    .get();
+            }
+            None if count >= MAX_LINES => {
                 return Err((
                     ErrorCode::CartLimitExceeded,
                     format!("a cart holds at most {MAX_LINES} internships"),
                 ))
             }
-            None => lines.push(line),
+            None => items.push(Item {
+                internship_id: id.as_str().to_owned(),
+                title: item.title.clone(),
+                quantity: Quantity::new(i64::from(quantity))
+                    .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?
+                    .get(),
+                base_unit_price: price,
+                tax_class: TaxClass::parse(&item.tax_class),
+                available: true,
+            }),
         }
     }
-    if lines.iter().any(|l| l.unit_price.currency() != currency) {
-        return Err((
-            ErrorCode::CurrencyNotSupported,
-            "catalog price is not in the cart's currency".into(),
-        ));
+    Ok(())
+}
+
+/// Sets a line's quantity; 0 removes the line.
+fn set_quantity(items: &mut Vec<Item>, id: &str, quantity: i32) -> Result<(), Refusal> {
+    let index = items
+        .iter()
+        .position(|l| l.internship_id == id)
+        .ok_or_else(|| {
+            (
+                ErrorCode::ItemNotInCart,
+                format!("internship {id} is not in the cart"),
+            )
+        })?;
+    if quantity == 0 {
+        items.remove(index);
+    } else {
+        items[index].quantity = Quantity::new(i64::from(quantity))
+            .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?
+            .get();
     }
-    Ok(lines)
+    Ok(())
 }
 
-fn money_error(e: MoneyError) -> (ErrorCode, String) {
-    (ErrorCode::CurrencyNotSupported, e.to_string())
+fn set_buyer(
+    cart: &mut Cart,
+    country: &str,
+    state: Option<&str>,
+    gstin: Option<&str>,
+    currency: Option<&str>,
+    rates: &impl RateLookup,
+) -> Result<(), Refusal> {
+    let invalid = |m: &str| (ErrorCode::InvalidBuyerDetails, m.to_owned());
+    let country = country.trim().to_ascii_uppercase();
+    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid("country must be an ISO 3166-1 alpha-2 code"));
+    }
+    let state = state
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty());
+    if state.as_ref().is_some_and(|s| s.len() > 64) {
+        return Err(invalid("state is at most 64 characters"));
+    }
+    let gstin = gstin
+        .map(|g| g.trim().to_ascii_uppercase())
+        .filter(|g| !g.is_empty());
+    if let Some(g) = &gstin {
+        if country != "IN" || g.len() != 15 || !g.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(invalid(
+                "a GSTIN is 15 letters and digits, for a buyer in India",
+            ));
+        }
+    }
+    cart.buyer = Some(BuyerInfo {
+        country,
+        state,
+        gstin,
+    });
+    choose_currency(cart, currency, rates)
 }
 
-fn accept(cart: &Cart, lines: Vec<PricedLine>, stamp: &Stamp<'_>) -> Decision {
-    match pricing::totals(cart.currency, &lines) {
-        Ok(totals) => Decision::Cart(Cart {
-            version: stamp.offset,
-            lines,
-            totals,
-            updated_at: stamp.at_ms,
-            last_command_id: stamp.command_id.to_owned(),
-            rejection: None,
-            ..cart.clone()
-        }),
-        Err(e) => refuse(cart, stamp, ErrorCode::CartLimitExceeded, e.to_string()),
+/// Switches the display currency when a rate for it is published.
+fn choose_currency(
+    cart: &mut Cart,
+    currency: Option<&str>,
+    rates: &impl RateLookup,
+) -> Result<(), Refusal> {
+    let Some(code) = currency else { return Ok(()) };
+    let currency =
+        Currency::parse(code).map_err(|e| (ErrorCode::CurrencyNotSupported, e.to_string()))?;
+    if currency == Currency::INR {
+        cart.display_currency = currency;
+        cart.fx = None;
+        return Ok(());
+    }
+    match rates.rate(currency) {
+        Some(fx) => {
+            cart.display_currency = currency;
+            cart.fx = Some(fx);
+            Ok(())
+        }
+        None => Err((
+            ErrorCode::CurrencyNotSupported,
+            format!("no exchange rate is published for {currency}"),
+        )),
+    }
+}
+
+/// Re-prices the cart: catalog facts for every line (flagging lines whose
+/// internship is gone or inactive), the newest rate for the display
+/// currency (the last one is kept if it was withdrawn), then the breakdown.
+pub fn settle<C: CatalogLookup, R: RateLookup>(
+    cart: &mut Cart,
+    ctx: &Context<'_, C, R>,
+) -> Result<(), MoneyError> {
+    for item in &mut cart.items {
+        match ctx
+            .catalog
+            .internship(&item.internship_id)
+            .filter(|i| i.active)
+        {
+            Some(current) => {
+                item.title = current.title.clone();
+                item.base_unit_price = current.base_price.to_money()?;
+                item.tax_class = TaxClass::parse(&current.tax_class);
+                item.available = true;
+            }
+            None => item.available = false,
+        }
+    }
+    if cart.display_currency != Currency::INR {
+        if let Some(fx) = ctx.rates.rate(cart.display_currency) {
+            cart.fx = Some(fx);
+        }
+    }
+    let lines: Vec<LineInput> = cart
+        .items
+        .iter()
+        .map(|i| LineInput {
+            internship_id: i.internship_id.clone(),
+            title: i.title.clone(),
+            quantity: i.quantity,
+            unit_price: i.base_unit_price,
+            tax_class: i.tax_class,
+        })
+        .collect();
+    let buyer = cart.buyer.as_ref().map(|b| Buyer {
+        country: b.country.clone(),
+        state: b.state.clone(),
+    });
+    cart.breakdown = pricing::price(&lines, buyer.as_ref(), cart.fx.as_ref(), ctx.policy)?;
+    Ok(())
+}
+
+fn empty_breakdown(currency: Currency, policy: &PricingPolicy) -> Breakdown {
+    let zero = Money::zero(currency);
+    Breakdown {
+        currency,
+        lines: Vec::new(),
+        taxes: Vec::new(),
+        subtotal: zero,
+        discount_total: zero,
+        tax_total: zero,
+        total: zero,
+        tax_inclusive: policy.tax_inclusive,
+    }
+}
+
+fn money_refusal(e: MoneyError) -> Refusal {
+    match e {
+        MoneyError::Overflow => (
+            ErrorCode::CartLimitExceeded,
+            "the cart's total is out of range".into(),
+        ),
+        other => (ErrorCode::CurrencyNotSupported, other.to_string()),
     }
 }
 
@@ -255,298 +455,4 @@ fn rejection(stamp: &Stamp<'_>, code: ErrorCode, message: String) -> Rejection {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use schemas::records::cart::{AddItem, CreateCart, ItemRequest};
-    use schemas::records::catalog::Internship;
-    use schemas::records::WireMoney;
-    use schemas::Money;
-    use std::collections::HashMap;
-
-    fn catalog() -> HashMap<String, Internship> {
-        let mk = |id: &str, minor: i64, active: bool| Internship {
-            internship_id: id.into(),
-            title: id.to_uppercase(),
-            category: "eng".into(),
-            base_price: WireMoney {
-                amount_minor: minor,
-                currency: "INR".into(),
-            },
-            tax_class: "standard".into(),
-            active,
-            updated_at: 0,
-        };
-        [
-            mk("rust", 49_900, true),
-            mk("go", 29_900, true),
-            mk("old", 100, false),
-        ]
-        .into_iter()
-        .map(|i| (i.internship_id.clone(), i))
-        .collect()
-    }
-
-    fn stamp(offset: i64) -> Stamp<'static> {
-        Stamp {
-            command_id: Box::leak(format!("cmd-{offset}").into_boxed_str()),
-            offset,
-            at_ms: 1000 + offset,
-        }
-    }
-
-    fn create(items: &[(&str, i32)]) -> Command {
-        Command::CreateCart(CreateCart {
-            currency: "INR".into(),
-            owner_user_id: None,
-            items: items
-                .iter()
-                .map(|(i, q)| ItemRequest {
-                    internship_id: (*i).into(),
-                    quantity: *q,
-                })
-                .collect(),
-        })
-    }
-
-    fn add(id: &str, q: i32) -> Command {
-        Command::AddItem(AddItem {
-            internship_id: id.into(),
-            quantity: q,
-            actor_user_id: None,
-        })
-    }
-
-    fn cart(d: Decision) -> Cart {
-        match d {
-            Decision::Cart(c) => c,
-            Decision::Dropped(r) => panic!("dropped: {r:?}"),
-        }
-    }
-
-    fn inr(minor: i64) -> Money {
-        Money::from_minor(minor, Currency::INR)
-    }
-
-    #[test]
-    fn create_prices_items_from_the_catalog() {
-        let c = cart(decide(
-            None,
-            "t",
-            &create(&[("rust", 2)]),
-            &stamp(5),
-            &catalog(),
-        ));
-        assert_eq!(c.version, 5);
-        assert_eq!(c.lines.len(), 1);
-        assert_eq!(c.lines[0].unit_price, inr(49_900));
-        assert_eq!(c.totals.total, inr(99_800));
-        assert_eq!(c.rejection, None);
-    }
-
-    #[test]
-    fn adding_the_same_internship_merges_lines() {
-        let c = cart(decide(
-            None,
-            "t",
-            &create(&[("rust", 1)]),
-            &stamp(1),
-            &catalog(),
-        ));
-        let c = cart(decide(
-            Some(&c),
-            "t",
-            &add("rust", 2),
-            &stamp(2),
-            &catalog(),
-        ));
-        let c = cart(decide(Some(&c), "t", &add("go", 1), &stamp(3), &catalog()));
-        assert_eq!(c.lines.len(), 2);
-        assert_eq!(c.lines[0].quantity, 3);
-        assert_eq!(c.totals.total, inr(3 * 49_900 + 29_900));
-        assert_eq!(c.version, 3);
-        assert_eq!(c.updated_at, 1003);
-    }
-
-    #[test]
-    fn unknown_or_inactive_internships_are_refused_on_the_cart() {
-        let c = cart(decide(None, "t", &create(&[]), &stamp(1), &catalog()));
-        for id in ["nope", "old", "Bad Id"] {
-            let after = cart(decide(Some(&c), "t", &add(id, 1), &stamp(2), &catalog()));
-            assert_eq!(after.version, 2, "the refusal still moves the version");
-            assert_eq!(after.lines, c.lines);
-            assert_eq!(
-                after.rejection.as_ref().map(|r| r.code),
-                Some(ErrorCode::InternshipUnavailable)
-            );
-        }
-    }
-
-    #[test]
-    fn quantity_limit_is_enforced_on_the_merged_line() {
-        let c = cart(decide(
-            None,
-            "t",
-            &create(&[("rust", 999)]),
-            &stamp(1),
-            &catalog(),
-        ));
-        let after = cart(decide(
-            Some(&c),
-            "t",
-            &add("rust", 2),
-            &stamp(2),
-            &catalog(),
-        ));
-        assert_eq!(
-            after.rejection.map(|r| r.code),
-            Some(ErrorCode::CartLimitExceeded)
-        );
-        assert_eq!(after.lines[0].quantity, 999);
-    }
-
-    #[test]
-    fn an_accepted_command_clears_the_previous_refusal() {
-        let c = cart(decide(None, "t", &create(&[]), &stamp(1), &catalog()));
-        let refused = cart(decide(
-            Some(&c),
-            "t",
-            &add("nope", 1),
-            &stamp(2),
-            &catalog(),
-        ));
-        let ok = cart(decide(
-            Some(&refused),
-            "t",
-            &add("go", 1),
-            &stamp(3),
-            &catalog(),
-        ));
-        assert_eq!(ok.rejection, None);
-    }
-
-    #[test]
-    fn commands_for_a_missing_cart_are_dropped() {
-        let d = decide(None, "t", &add("rust", 1), &stamp(1), &catalog());
-        assert!(matches!(
-            d,
-            Decision::Dropped(Rejection {
-                code: ErrorCode::CartNotFound,
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn a_repeated_create_is_not_an_error_but_another_is() {
-        let c = cart(decide(
-            None,
-            "t",
-            &create(&[("go", 1)]),
-            &stamp(1),
-            &catalog(),
-        ));
-        let same = Stamp {
-            command_id: c.last_command_id.clone().leak(),
-            offset: 2,
-            at_ms: 9,
-        };
-        let again = cart(decide(
-            Some(&c),
-            "t",
-            &create(&[("go", 1)]),
-            &same,
-            &catalog(),
-        ));
-        assert_eq!(again.rejection, None);
-        assert_eq!(again.lines, c.lines);
-        let other = cart(decide(Some(&c), "t", &create(&[]), &stamp(3), &catalog()));
-        assert_eq!(
-            other.rejection.map(|r| r.code),
-            Some(ErrorCode::CartAlreadyExists)
-        );
-    }
-
-    #[test]
-    fn other_currencies_are_refused_until_fx_exists() {
-        let cmd = Command::CreateCart(CreateCart {
-            currency: "USD".into(),
-            owner_user_id: None,
-            items: vec![],
-        });
-        let c = cart(decide(None, "t", &cmd, &stamp(1), &catalog()));
-        assert_eq!(
-            c.rejection.map(|r| r.code),
-            Some(ErrorCode::CurrencyNotSupported)
-        );
-        assert_eq!(c.currency, Currency::INR);
-    }
-
-    #[test]
-    fn too_many_lines_are_refused() {
-        let mut cat = catalog();
-        for i in 0..=MAX_LINES {
-            let mut it = cat["go"].clone();
-            it.internship_id = format!("i{i}");
-            cat.insert(it.internship_id.clone(), it);
-        }
-        let mut c = cart(decide(None, "t", &create(&[]), &stamp(0), &cat));
-        for i in 0..MAX_LINES {
-            c = cart(decide(
-                Some(&c),
-                "t",
-                &add(&format!("i{i}"), 1),
-                &stamp(i as i64 + 1),
-                &cat,
-            ));
-            assert_eq!(c.rejection, None);
-        }
-        let over = cart(decide(
-            Some(&c),
-            "t",
-            &add(&format!("i{MAX_LINES}"), 1),
-            &stamp(99),
-            &cat,
-        ));
-        assert_eq!(
-            over.rejection.map(|r| r.code),
-            Some(ErrorCode::CartLimitExceeded)
-        );
-    }
-
-    #[test]
-    fn a_users_cart_changes_only_by_that_user() {
-        let mine = Command::CreateCart(CreateCart {
-            currency: "INR".into(),
-            owner_user_id: Some("u1".into()),
-            items: vec![],
-        });
-        let c = cart(decide(None, "t", &mine, &stamp(1), &catalog()));
-        assert_eq!(c.owner.as_deref(), Some("u1"));
-        let by = |actor: Option<&str>| {
-            Command::AddItem(AddItem {
-                internship_id: "go".into(),
-                quantity: 1,
-                actor_user_id: actor.map(Into::into),
-            })
-        };
-        assert!(matches!(
-            decide(Some(&c), "t", &by(None), &stamp(2), &catalog()),
-            Decision::Dropped(_)
-        ));
-        assert!(matches!(
-            decide(Some(&c), "t", &by(Some("u2")), &stamp(2), &catalog()),
-            Decision::Dropped(_)
-        ));
-        let ok = cart(decide(
-            Some(&c),
-            "t",
-            &by(Some("u1")),
-            &stamp(2),
-            &catalog(),
-        ));
-        assert_eq!(ok.lines.len(), 1);
-        // A guest cart is open to whoever holds its token.
-        let guest = cart(decide(None, "t", &create(&[]), &stamp(1), &catalog()));
-        assert!(may_change(&guest, None) && may_change(&guest, Some("anyone")));
-    }
-}
+mod tests;

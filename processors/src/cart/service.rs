@@ -9,9 +9,10 @@ use platform::config::PipelineConfig;
 use platform::ops::Readiness;
 use schemas::{topics, Codec};
 
+use super::pricing::PricingPolicy;
 use super::processor::CartProcessor;
 use crate::runner::{self, RunnerDeps};
-use crate::tables::catalog::CatalogTable;
+use crate::tables::GlobalTable;
 
 pub async fn run(
     config: PipelineConfig,
@@ -28,14 +29,22 @@ pub async fn run(
     codec.register(topics::ALL).await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;
-    let catalog = CatalogTable::follow(&config.kafka_brokers, codec.clone()).await?;
+    let policy = policy_from_env()?;
+    let catalog = GlobalTable::follow(
+        &config.kafka_brokers,
+        codec.clone(),
+        &topics::CATALOG_INTERNSHIPS,
+    )
+    .await?;
+    let rates =
+        GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::FX_RATES).await?;
 
-    let table = catalog.clone();
+    let (table, fx) = (catalog.clone(), rates.clone());
     let readiness = Readiness::new()
         .kafka(producer.clone())
         .registry(config.schema_registry_url.clone())
         .check("catalog", move || {
-            let loaded = table.is_loaded();
+            let loaded = table.is_loaded() && fx.is_loaded();
             async move {
                 if loaded {
                     Ok(())
@@ -47,6 +56,7 @@ pub async fn run(
     platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
 
     catalog.wait_loaded(Duration::from_secs(120)).await?;
+    rates.wait_loaded(Duration::from_secs(120)).await?;
     tracing::info!(internships = catalog.len(), "catalog ready");
     let deps = RunnerDeps {
         brokers: config.kafka_brokers.clone(),
@@ -56,9 +66,50 @@ pub async fn run(
         linger: Duration::from_millis(2),
     };
     runner::run(
-        Arc::new(CartProcessor::new(Arc::new(catalog))),
+        Arc::new(CartProcessor::new(
+            Arc::new(catalog),
+            Arc::new(rates),
+            policy,
+        )),
         deps,
         shutdown.wait(),
     )
     .await
+}
+
+/// The seller's pricing policy: `PRICING_SELLER_STATE` (KA),
+/// `PRICING_GST_RATE` (0.18), `PRICING_EXPORT_RATES` (`GB=0.20,AE=0.05`;
+/// countries not listed pay 0), `PRICING_TAX_INCLUSIVE` (false),
+/// `PRICING_ROUNDING` (`half_even` or `half_up`).
+pub fn policy_from_env() -> anyhow::Result<PricingPolicy> {
+    use platform::config::var;
+    let mut policy = PricingPolicy {
+        seller_state: var("PRICING_SELLER_STATE", "KA"),
+        ..PricingPolicy::default()
+    };
+    policy.gst_rate = var("PRICING_GST_RATE", "0.18")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("PRICING_GST_RATE: {e}"))?;
+    for pair in var("PRICING_EXPORT_RATES", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (country, rate) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("PRICING_EXPORT_RATES: {pair} is not COUNTRY=RATE"))?;
+        policy.export_rates.insert(
+            country.trim().to_ascii_uppercase(),
+            rate.trim()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("PRICING_EXPORT_RATES {pair}: {e}"))?,
+        );
+    }
+    policy.tax_inclusive = var("PRICING_TAX_INCLUSIVE", "false") == "true";
+    policy.rounding = match var("PRICING_ROUNDING", "half_even").as_str() {
+        "half_even" => schemas::Rounding::HalfEven,
+        "half_up" => schemas::Rounding::HalfUp,
+        other => anyhow::bail!("PRICING_ROUNDING={other}: half_even or half_up"),
+    };
+    Ok(policy)
 }

@@ -20,6 +20,44 @@ pub struct CartCommand {
 pub enum Command {
     CreateCart(CreateCart),
     AddItem(AddItem),
+    UpdateQuantity(UpdateQuantity),
+    RemoveItem(RemoveItem),
+    SetBuyer(SetBuyer),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateQuantity {
+    pub internship_id: String,
+    pub new_quantity: i32,
+    pub actor_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveItem {
+    pub internship_id: String,
+    pub actor_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetBuyer {
+    pub country: String,
+    pub state: Option<String>,
+    pub gstin: Option<String>,
+    pub display_currency: Option<String>,
+    pub actor_user_id: Option<String>,
+}
+
+impl Command {
+    /// The authenticated user sending the command, if any.
+    pub fn actor(&self) -> Option<&str> {
+        match self {
+            Command::CreateCart(c) => c.owner_user_id.as_deref(),
+            Command::AddItem(c) => c.actor_user_id.as_deref(),
+            Command::UpdateQuantity(c) => c.actor_user_id.as_deref(),
+            Command::RemoveItem(c) => c.actor_user_id.as_deref(),
+            Command::SetBuyer(c) => c.actor_user_id.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +95,35 @@ pub struct CartSnapshot {
     pub last_command_id: String,
     pub rejection: Option<CommandRejection>,
     pub owner_user_id: Option<String>,
+    pub discount_total: WireMoney,
+    pub tax_total: WireMoney,
+    pub taxes: Vec<TaxLine>,
+    pub tax_inclusive: bool,
+    pub buyer: Option<BuyerDetails>,
+    pub fx: Option<FxQuote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxLine {
+    pub name: String,
+    /// Decimal fraction as text, e.g. `0.09`.
+    pub rate: String,
+    pub amount: WireMoney,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuyerDetails {
+    pub country: String,
+    pub state: Option<String>,
+    pub gstin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FxQuote {
+    pub base: String,
+    pub quote: String,
+    pub rate: String,
+    pub as_of: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +154,11 @@ pub struct CartLine {
     pub quantity: i32,
     pub unit_price: WireMoney,
     pub line_total: WireMoney,
+    pub base_unit_price: WireMoney,
+    pub line_subtotal: WireMoney,
+    pub line_discount: WireMoney,
+    pub tax_class: String,
+    pub available: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

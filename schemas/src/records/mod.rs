@@ -9,6 +9,7 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod fx;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +130,116 @@ mod tests {
             ..create
         };
         round_trip(topics::CART_COMMANDS.def.value_schema, &add);
+        for command in [
+            Command::UpdateQuantity(UpdateQuantity {
+                internship_id: "b".into(),
+                new_quantity: 1,
+                actor_user_id: Some("u".into()),
+            }),
+            Command::RemoveItem(RemoveItem {
+                internship_id: "b".into(),
+                actor_user_id: None,
+            }),
+            Command::SetBuyer(SetBuyer {
+                country: "IN".into(),
+                state: Some("KA".into()),
+                gstin: Some("29ABCDE1234F1Z5".into()),
+                display_currency: Some("USD".into()),
+                actor_user_id: None,
+            }),
+        ] {
+            round_trip(
+                topics::CART_COMMANDS.def.value_schema,
+                &CartCommand {
+                    command,
+                    ..add.clone()
+                },
+            );
+        }
     }
+
+    /// apache-avro resolves a union branch by shape, so two record branches
+    /// with the same fields would be confused when a reader resolves an
+    /// older writer's command (see the codec).
+    #[test]
+    fn command_union_branches_differ_in_shape() {
+        let schema: serde_json::Value =
+            serde_json::from_str(topics::CART_COMMANDS.def.value_schema).unwrap();
+        let union = schema["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "command")
+            .unwrap()["type"]
+            .clone();
+        let mut shapes: Vec<Vec<String>> = union
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                let mut names: Vec<String> = b["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["name"].as_str().unwrap().to_owned())
+                    .collect();
+                names.sort();
+                names
+            })
+            .collect();
+        let n = shapes.len();
+        shapes.sort();
+        shapes.dedup();
+        assert_eq!(shapes.len(), n, "two command kinds have the same fields");
+    }
+
+    #[test]
+    fn fx_rate_matches_its_schema() {
+        round_trip(
+            topics::FX_RATES.def.value_schema,
+            &fx::FxRate {
+                base: "INR".into(),
+                quote: "USD".into(),
+                rate: "0.012".into(),
+                as_of: 9,
+            },
+        );
+    }
+
+    /// A record written before the breakdown fields existed is read with
+    /// their defaults: the new schema is BACKWARD compatible.
+    #[test]
+    fn old_snapshots_are_read_with_defaults() {
+        let old_schema = r#"{"type":"record","name":"CartSnapshot","namespace":"internhub.cart","fields":[
+            {"name":"cart_token","type":"string"},{"name":"version","type":"long"}]}"#;
+        let old = Schema::parse_str(old_schema).unwrap();
+        let new = Schema::parse_str(topics::CART_SNAPSHOTS.def.value_schema).unwrap();
+        assert!(
+            apache_avro::schema_compatibility::SchemaCompatibility::can_read(&old, &new).is_err(),
+            "sanity: required fields without defaults are not readable"
+        );
+        let previous = Schema::parse_str(PREVIOUS_SNAPSHOT).unwrap();
+        apache_avro::schema_compatibility::SchemaCompatibility::can_read(&previous, &new).expect(
+            "the snapshot schema stays BACKWARD compatible with the one before the breakdown",
+        );
+    }
+
+    /// The snapshot schema as first published (before owner and breakdown).
+    const PREVIOUS_SNAPSHOT: &str = r#"{"type":"record","name":"CartSnapshot","namespace":"internhub.cart","fields":[
+        {"name":"event_id","type":"string"},{"name":"cart_token","type":"string"},{"name":"version","type":"long"},
+        {"name":"status","type":{"type":"enum","name":"CartStatus","symbols":["ACTIVE","CONVERTED","EXPIRED","MERGED"],"default":"ACTIVE"}},
+        {"name":"currency","type":"string"},
+        {"name":"lines","type":{"type":"array","items":{"type":"record","name":"CartLine","fields":[
+            {"name":"internship_id","type":"string"},{"name":"title","type":"string"},{"name":"quantity","type":"int"},
+            {"name":"unit_price","type":{"type":"record","name":"Money","namespace":"internhub.money","fields":[
+                {"name":"amount_minor","type":"long"},{"name":"currency","type":"string"}]}},
+            {"name":"line_total","type":"internhub.money.Money"}]}}},
+        {"name":"subtotal","type":"internhub.money.Money"},{"name":"total","type":"internhub.money.Money"},
+        {"name":"created_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"updated_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+        {"name":"last_command_id","type":"string"},
+        {"name":"rejection","type":["null",{"type":"record","name":"CommandRejection","fields":[
+            {"name":"command_id","type":"string"},{"name":"code","type":"int"},{"name":"message","type":"string"}]}],"default":null}]}"#;
 
     #[test]
     fn cart_snapshot_matches_its_schema() {
@@ -139,6 +249,11 @@ mod tests {
             quantity: 2,
             unit_price: money(100),
             line_total: money(200),
+            base_unit_price: money(100),
+            line_subtotal: money(200),
+            line_discount: money(0),
+            tax_class: "standard".into(),
+            available: true,
         };
         let mut snap = CartSnapshot {
             event_id: "e".into(),
@@ -154,6 +269,25 @@ mod tests {
             last_command_id: "c".into(),
             rejection: None,
             owner_user_id: None,
+            discount_total: money(0),
+            tax_total: money(36),
+            taxes: vec![TaxLine {
+                name: "IGST".into(),
+                rate: "0.18".into(),
+                amount: money(36),
+            }],
+            tax_inclusive: false,
+            buyer: Some(BuyerDetails {
+                country: "IN".into(),
+                state: Some("MH".into()),
+                gstin: None,
+            }),
+            fx: Some(FxQuote {
+                base: "INR".into(),
+                quote: "INR".into(),
+                rate: "1".into(),
+                as_of: 3,
+            }),
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {

@@ -210,13 +210,25 @@ fn chrono_now_ms() -> i64 {
 
 /// Mints a development token; the ingress verifies it with the same secret.
 fn token(args: &[String]) -> anyhow::Result<()> {
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let sub = flag("--sub").context("token needs --sub ID")?;
     let role = flag("--role").unwrap_or_else(|| "user".into());
     anyhow::ensure!(role == "user" || role == "admin", "--role is user or admin");
-    let ttl: u64 = flag("--ttl-secs").map(|v| v.parse()).transpose()?.unwrap_or(3600);
-    let secret = std::env::var("AUTH_JWT_HS256_SECRET").context("AUTH_JWT_HS256_SECRET is not set")?;
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + ttl;
+    let ttl: u64 = flag("--ttl-secs")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(3600);
+    let secret =
+        std::env::var("AUTH_JWT_HS256_SECRET").context("AUTH_JWT_HS256_SECRET is not set")?;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + ttl;
     let claims = serde_json::json!({ "sub": sub, "role": role, "exp": exp });
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

@@ -1,0 +1,384 @@
+//! One test per rule of [`super::decide`].
+
+use std::collections::HashMap;
+
+use schemas::records::cart::{
+    AddItem, CartStatus, Command, CreateCart, ItemRequest, RemoveItem, SetBuyer, UpdateQuantity,
+};
+use schemas::records::catalog::Internship;
+use schemas::records::fx::FxRate;
+use schemas::records::WireMoney;
+
+use super::*;
+
+fn catalog() -> HashMap<String, Internship> {
+    let mk = |id: &str, minor: i64, active: bool, tax: &str| Internship {
+        internship_id: id.into(),
+        title: id.to_uppercase(),
+        category: "eng".into(),
+        base_price: WireMoney {
+            amount_minor: minor,
+            currency: "INR".into(),
+        },
+        tax_class: tax.into(),
+        active,
+        updated_at: 0,
+    };
+    [
+        mk("rust", 49_900, true, "standard"),
+        mk("go", 29_900, true, "standard"),
+        mk("old", 100, false, "standard"),
+        mk("free", 10_000, true, "exempt"),
+    ]
+    .into_iter()
+    .map(|i| (i.internship_id.clone(), i))
+    .collect()
+}
+
+fn rates() -> HashMap<String, FxRate> {
+    HashMap::from([(
+        "USD".to_owned(),
+        FxRate {
+            base: "INR".into(),
+            quote: "USD".into(),
+            rate: "0.012".into(),
+            as_of: 77,
+        },
+    )])
+}
+
+struct World {
+    catalog: HashMap<String, Internship>,
+    rates: HashMap<String, FxRate>,
+    policy: PricingPolicy,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            catalog: catalog(),
+            rates: rates(),
+            policy: PricingPolicy::default(),
+        }
+    }
+
+    fn decide(&self, cart: Option<&Cart>, command: Command, offset: i64) -> Decision {
+        let id = format!("cmd-{offset}");
+        let stamp = Stamp {
+            command_id: &id,
+            offset,
+            at_ms: 1000 + offset,
+        };
+        decide(
+            cart,
+            "t",
+            &command,
+            &stamp,
+            &Context {
+                catalog: &self.catalog,
+                rates: &self.rates,
+                policy: &self.policy,
+            },
+        )
+    }
+
+    fn cart(&self, cart: Option<&Cart>, command: Command, offset: i64) -> Cart {
+        match self.decide(cart, command, offset) {
+            Decision::Cart(c) => c,
+            Decision::Dropped(r) => panic!("dropped: {r:?}"),
+        }
+    }
+}
+
+fn create(items: &[(&str, i32)]) -> Command {
+    create_as(None, items)
+}
+
+fn create_as(owner: Option<&str>, items: &[(&str, i32)]) -> Command {
+    Command::CreateCart(CreateCart {
+        currency: "INR".into(),
+        owner_user_id: owner.map(Into::into),
+        items: items
+            .iter()
+            .map(|(i, q)| ItemRequest {
+                internship_id: (*i).into(),
+                quantity: *q,
+            })
+            .collect(),
+    })
+}
+
+fn add(id: &str, q: i32) -> Command {
+    Command::AddItem(AddItem {
+        internship_id: id.into(),
+        quantity: q,
+        actor_user_id: None,
+    })
+}
+
+fn set_qty(id: &str, q: i32) -> Command {
+    Command::UpdateQuantity(UpdateQuantity {
+        internship_id: id.into(),
+        new_quantity: q,
+        actor_user_id: None,
+    })
+}
+
+fn remove(id: &str) -> Command {
+    Command::RemoveItem(RemoveItem {
+        internship_id: id.into(),
+        actor_user_id: None,
+    })
+}
+
+fn buyer(country: &str, state: Option<&str>, currency: Option<&str>) -> Command {
+    Command::SetBuyer(SetBuyer {
+        country: country.into(),
+        state: state.map(Into::into),
+        gstin: None,
+        display_currency: currency.map(Into::into),
+        actor_user_id: None,
+    })
+}
+
+fn inr(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::INR)
+}
+
+fn code(c: &Cart) -> Option<ErrorCode> {
+    c.rejection.as_ref().map(|r| r.code)
+}
+
+#[test]
+fn create_prices_items_from_the_catalog_with_tax() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("rust", 2)]), 5);
+    assert_eq!(c.version, 5);
+    assert_eq!(c.breakdown.lines[0].unit_price, inr(49_900));
+    assert_eq!(c.breakdown.subtotal, inr(99_800));
+    // No location yet: estimated in the seller's state, CGST + SGST 9 % each.
+    assert_eq!(c.breakdown.tax_total, inr(17_964));
+    assert_eq!(c.breakdown.total, inr(99_800 + 17_964));
+    assert_eq!(c.rejection, None);
+}
+
+#[test]
+fn adding_the_same_internship_merges_lines() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("rust", 1)]), 1);
+    let c = w.cart(Some(&c), add("rust", 2), 2);
+    let c = w.cart(Some(&c), add("go", 1), 3);
+    assert_eq!(c.items.len(), 2);
+    assert_eq!(c.items[0].quantity, 3);
+    assert_eq!(c.breakdown.subtotal, inr(3 * 49_900 + 29_900));
+    assert_eq!((c.version, c.updated_at), (3, 1003));
+}
+
+#[test]
+fn quantities_can_be_set_and_lines_removed() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("rust", 1), ("go", 1)]), 1);
+    let c = w.cart(Some(&c), set_qty("rust", 10), 2);
+    assert_eq!(c.items[0].quantity, 10);
+    let c = w.cart(Some(&c), set_qty("go", 0), 3);
+    assert_eq!(c.items.len(), 1);
+    let c = w.cart(Some(&c), remove("rust"), 4);
+    assert!(c.items.is_empty());
+    assert_eq!(c.breakdown.total, inr(0));
+    let missing = w.cart(Some(&c), remove("rust"), 5);
+    assert_eq!(code(&missing), Some(ErrorCode::ItemNotInCart));
+    let too_many = w.cart(
+        Some(&w.cart(None, create(&[("go", 1)]), 6)),
+        set_qty("go", 1_001),
+        7,
+    );
+    assert_eq!(code(&too_many), Some(ErrorCode::CartLimitExceeded));
+}
+
+#[test]
+fn unknown_or_inactive_internships_are_refused_on_the_cart() {
+    let w = World::new();
+    let c = w.cart(None, create(&[]), 1);
+    for id in ["nope", "old", "Bad Id"] {
+        let after = w.cart(Some(&c), add(id, 1), 2);
+        assert_eq!(after.version, 2, "the refusal still moves the version");
+        assert_eq!(after.items, c.items);
+        assert_eq!(code(&after), Some(ErrorCode::InternshipUnavailable));
+    }
+}
+
+#[test]
+fn a_deactivated_internship_is_flagged_not_dropped() {
+    let mut w = World::new();
+    let c = w.cart(None, create(&[("rust", 1), ("go", 1)]), 1);
+    w.catalog.get_mut("rust").unwrap().active = false;
+    let c = w.cart(Some(&c), add("go", 1), 2);
+    assert_eq!(c.items.len(), 2);
+    assert!(!c.items[0].available);
+    assert!(c.items[1].available);
+}
+
+#[test]
+fn catalog_price_changes_reach_the_cart_on_its_next_command() {
+    let mut w = World::new();
+    let c = w.cart(None, create(&[("rust", 1)]), 1);
+    w.catalog.get_mut("rust").unwrap().base_price.amount_minor = 39_900;
+    let c = w.cart(Some(&c), add("go", 1), 2);
+    assert_eq!(c.breakdown.lines[0].unit_price, inr(39_900));
+}
+
+#[test]
+fn quantity_limit_is_enforced_on_the_merged_line() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("rust", 999)]), 1);
+    let after = w.cart(Some(&c), add("rust", 2), 2);
+    assert_eq!(code(&after), Some(ErrorCode::CartLimitExceeded));
+    assert_eq!(after.items[0].quantity, 999);
+}
+
+#[test]
+fn an_accepted_command_clears_the_previous_refusal() {
+    let w = World::new();
+    let c = w.cart(None, create(&[]), 1);
+    let refused = w.cart(Some(&c), add("nope", 1), 2);
+    let ok = w.cart(Some(&refused), add("go", 1), 3);
+    assert_eq!(ok.rejection, None);
+}
+
+#[test]
+fn commands_for_a_missing_cart_are_dropped() {
+    let w = World::new();
+    for command in [
+        add("rust", 1),
+        set_qty("rust", 1),
+        remove("rust"),
+        buyer("IN", None, None),
+    ] {
+        assert!(matches!(
+            w.decide(None, command, 1),
+            Decision::Dropped(Rejection {
+                code: ErrorCode::CartNotFound,
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn a_repeated_create_is_not_an_error_but_another_is() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("go", 1)]), 1);
+    let same = Stamp {
+        command_id: "cmd-1",
+        offset: 2,
+        at_ms: 9,
+    };
+    let ctx = Context {
+        catalog: &w.catalog,
+        rates: &w.rates,
+        policy: &w.policy,
+    };
+    let Decision::Cart(again) = decide(Some(&c), "t", &create(&[("go", 1)]), &same, &ctx) else {
+        panic!()
+    };
+    assert_eq!(again.rejection, None);
+    assert_eq!(again.items, c.items);
+    let other = w.cart(Some(&c), create(&[]), 3);
+    assert_eq!(code(&other), Some(ErrorCode::CartAlreadyExists));
+}
+
+#[test]
+fn the_buyers_location_sets_the_taxes() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("rust", 1), ("free", 1)]), 1);
+    let other_state = w.cart(Some(&c), buyer("IN", Some("MH"), None), 2);
+    let names: Vec<_> = other_state
+        .breakdown
+        .taxes
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(names, ["IGST"]);
+    // 18 % of the standard line only (the other is exempt).
+    assert_eq!(other_state.breakdown.tax_total, inr(8_982));
+    let abroad = w.cart(Some(&c), buyer("US", None, None), 3);
+    assert!(abroad.breakdown.taxes.is_empty());
+    let bad = w.cart(Some(&c), buyer("India", None, None), 4);
+    assert_eq!(code(&bad), Some(ErrorCode::InvalidBuyerDetails));
+}
+
+#[test]
+fn a_display_currency_needs_a_published_rate() {
+    let w = World::new();
+    let c = w.cart(None, create(&[("rust", 1)]), 1);
+    let usd = w.cart(Some(&c), buyer("US", None, Some("USD")), 2);
+    assert_eq!(usd.display_currency, Currency::USD);
+    assert_eq!(usd.fx.as_ref().map(|f| f.as_of_ms), Some(77));
+    assert_eq!(usd.breakdown.total, Money::from_minor(599, Currency::USD)); // ₹499 × 0.012
+    let jpy = w.cart(Some(&c), buyer("JP", None, Some("JPY")), 3);
+    assert_eq!(code(&jpy), Some(ErrorCode::CurrencyNotSupported));
+    assert_eq!(jpy.display_currency, Currency::INR);
+    let unknown = Command::CreateCart(CreateCart {
+        currency: "XXX".into(),
+        owner_user_id: None,
+        items: vec![],
+    });
+    assert_eq!(
+        code(&w.cart(None, unknown, 5)),
+        Some(ErrorCode::CurrencyNotSupported)
+    );
+}
+
+#[test]
+fn a_users_cart_changes_only_by_that_user() {
+    let w = World::new();
+    let c = w.cart(None, create_as(Some("u1"), &[]), 1);
+    assert_eq!(c.owner.as_deref(), Some("u1"));
+    let by = |actor: Option<&str>| {
+        Command::AddItem(AddItem {
+            internship_id: "go".into(),
+            quantity: 1,
+            actor_user_id: actor.map(Into::into),
+        })
+    };
+    assert!(matches!(
+        w.decide(Some(&c), by(None), 2),
+        Decision::Dropped(_)
+    ));
+    assert!(matches!(
+        w.decide(Some(&c), by(Some("u2")), 2),
+        Decision::Dropped(_)
+    ));
+    assert_eq!(w.cart(Some(&c), by(Some("u1")), 2).items.len(), 1);
+    // A guest cart is open to whoever holds its token.
+    let guest = w.cart(None, create(&[]), 1);
+    assert!(may_change(&guest, None) && may_change(&guest, Some("anyone")));
+}
+
+#[test]
+fn only_active_carts_change() {
+    let w = World::new();
+    let mut c = w.cart(None, create(&[("go", 1)]), 1);
+    c.status = CartStatus::Converted;
+    assert_eq!(
+        code(&w.cart(Some(&c), add("go", 1), 2)),
+        Some(ErrorCode::CartNotModifiable)
+    );
+}
+
+#[test]
+fn too_many_lines_are_refused() {
+    let mut w = World::new();
+    for i in 0..=MAX_LINES {
+        let mut it = w.catalog["go"].clone();
+        it.internship_id = format!("i{i}");
+        w.catalog.insert(it.internship_id.clone(), it);
+    }
+    let mut c = w.cart(None, create(&[]), 0);
+    for i in 0..MAX_LINES {
+        c = w.cart(Some(&c), add(&format!("i{i}"), 1), i as i64 + 1);
+        assert_eq!(c.rejection, None);
+    }
+    let over = w.cart(Some(&c), add(&format!("i{MAX_LINES}"), 1), 99);
+    assert_eq!(code(&over), Some(ErrorCode::CartLimitExceeded));
+}

@@ -1,0 +1,130 @@
+//! A compacted topic followed into memory.
+//!
+//! Every instance reads the whole topic from the beginning and keeps
+//! following it; the latest record per key wins and a tombstone removes the
+//! key. A service reports ready only once the table has caught up with the
+//! end the topic had when the service started.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use schemas::{Codec, Topic};
+
+pub struct GlobalTable<V> {
+    items: Arc<RwLock<HashMap<String, V>>>,
+    loaded: watch::Receiver<bool>,
+}
+
+impl<V> Clone for GlobalTable<V> {
+    fn clone(&self) -> Self {
+        GlobalTable {
+            items: self.items.clone(),
+            loaded: self.loaded.clone(),
+        }
+    }
+}
+
+impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
+    /// Starts following `topic` in the background.
+    pub async fn follow(
+        brokers: &str,
+        codec: Arc<Codec>,
+        topic: &'static Topic<V>,
+    ) -> anyhow::Result<GlobalTable<V>> {
+        let name = codec.names().name(&topic.def);
+        let consumer: StreamConsumer = platform::kafka::reader_config(brokers).create()?;
+        let partitions = topic.def.partitions;
+        let mut ends = HashMap::new();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            let (_, high) = consumer.fetch_watermarks(&name, p, Duration::from_secs(10))?;
+            ends.insert(p, high);
+            tpl.add_partition_offset(&name, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let items = Arc::new(RwLock::new(HashMap::new()));
+        let (tx, loaded) = watch::channel(false);
+        let caught_up = move |next: &HashMap<i32, i64>| {
+            (0..partitions)
+                .all(|p| next.get(&p).copied().unwrap_or(0) >= ends.get(&p).copied().unwrap_or(0))
+        };
+        if caught_up(&HashMap::new()) {
+            let _ = tx.send(true);
+        }
+        let table = items.clone();
+        tokio::spawn(async move {
+            let mut next: HashMap<i32, i64> = HashMap::new();
+            loop {
+                let m = match consumer.recv().await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(topic = topic.def.name, error = %e, "table read failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                match codec.decode_key(&topic.def, m.key()).await {
+                    Ok(key) => match m.payload() {
+                        None => {
+                            if let Ok(mut t) = table.write() {
+                                t.remove(&key);
+                            }
+                        }
+                        Some(bytes) => match codec.decode(topic, Some(bytes)).await {
+                            Ok(value) => {
+                                if let Ok(mut t) = table.write() {
+                                    t.insert(key, value);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = topic.def.name, error = %e, "undecodable record skipped")
+                            }
+                        },
+                    },
+                    Err(e) => {
+                        tracing::error!(topic = topic.def.name, error = %e, "undecodable key skipped")
+                    }
+                }
+                next.insert(m.partition(), m.offset() + 1);
+                if !*tx.borrow() && caught_up(&next) {
+                    let _ = tx.send(true);
+                    tracing::info!(topic = topic.def.name, "table loaded");
+                }
+            }
+        });
+        Ok(GlobalTable { items, loaded })
+    }
+}
+
+impl<V: Clone> GlobalTable<V> {
+    pub fn get(&self, key: &str) -> Option<V> {
+        self.items.read().ok().and_then(|m| m.get(key).cloned())
+    }
+
+    /// Waits until the table holds everything the topic had at start-up.
+    pub async fn wait_loaded(&self, timeout: Duration) -> anyhow::Result<()> {
+        let mut rx = self.loaded.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|loaded| *loaded))
+            .await
+            .map_err(|_| anyhow::anyhow!("table not loaded within {timeout:?}"))??;
+        Ok(())
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        *self.loaded.borrow()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
