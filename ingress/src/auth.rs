@@ -232,6 +232,23 @@ fn audit_refusal(parts: &Parts, reason: &str) {
     tracing::warn!(target: "audit", event = "auth_failure", method = %parts.method, path = %parts.uri.path(), reason, "authentication refused");
 }
 
+/// Authenticates every API request up front, so a route that never names
+/// [`Caller`] still refuses a bad token (401) and new routes inherit it.
+pub async fn authenticate(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    match Caller::from_request_parts(&mut parts, &()).await {
+        Ok(_) => {
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
 /// A caller with `role = admin`.
 #[derive(Debug, Clone)]
 pub struct Admin(pub User);

@@ -49,6 +49,9 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `REQUEST_TIMEOUT_SECS`: longer than the longest `Prefer: wait`.
     pub request_timeout: Duration,
+    /// The seller's pricing policy (`PRICING_*`, as the cart processor
+    /// reads it), for estimates.
+    pub pricing: processors::cart::pricing::PricingPolicy,
 }
 
 impl Config {
@@ -80,6 +83,7 @@ impl Config {
                 .collect(),
             trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false") == "true",
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "40").parse()?),
+            pricing: processors::cart::service::policy_from_env()?,
         })
     }
 
@@ -104,6 +108,7 @@ impl Config {
             cors_origins: Vec::new(),
             trust_forwarded_for: false,
             request_timeout: Duration::from_secs(40),
+            pricing: processors::cart::pricing::PricingPolicy::default(),
         }
     }
 }
@@ -114,6 +119,7 @@ pub struct AppState {
     pub commands: commands::CommandWriter,
     pub pool: PgPool,
     pub waiters: Arc<waiters::VersionWaiters>,
+    pub pricing: Arc<processors::cart::pricing::PricingPolicy>,
 }
 
 pub struct Application {
@@ -144,6 +150,7 @@ impl Application {
             commands: commands::CommandWriter::new(producer, codec),
             pool,
             waiters,
+            pricing: Arc::new(config.pricing.clone()),
         };
         let verifier = auth::Verifier::new(&config.auth)?;
         let groups = routes::Groups {

@@ -39,9 +39,13 @@ enum Route {
     SetBuyer,
     PutInternship,
     PutFxRate,
+    Estimate,
+    ListInternships,
 }
 
-const ROUTES: [Route; 8] = [
+const ROUTES: [Route; 10] = [
+    Route::Estimate,
+    Route::ListInternships,
     Route::CreateCart,
     Route::GetCart,
     Route::AddItem,
@@ -55,8 +59,8 @@ const ROUTES: [Route; 8] = [
 impl Route {
     fn method(self) -> Method {
         match self {
-            Route::CreateCart | Route::AddItem => Method::POST,
-            Route::GetCart => Method::GET,
+            Route::CreateCart | Route::AddItem | Route::Estimate => Method::POST,
+            Route::GetCart | Route::ListInternships => Method::GET,
             Route::RemoveItem => Method::DELETE,
             Route::UpdateQuantity | Route::SetBuyer | Route::PutInternship | Route::PutFxRate => {
                 Method::PUT
@@ -79,6 +83,8 @@ impl Route {
             Route::SetBuyer => format!("/api/v1/cart/{cart}/buyer"),
             Route::PutInternship => "/api/v1/admin/internships/new-internship".into(),
             Route::PutFxRate => "/api/v1/admin/fx-rates/USD".into(),
+            Route::Estimate => "/api/v1/cart/estimate".into(),
+            Route::ListInternships => "/api/v1/internships".into(),
         }
     }
 
@@ -88,7 +94,10 @@ impl Route {
                 Some(json!({"items": [{"internship_id": "design", "quantity": 1}]}))
             }
             Route::AddItem => Some(json!({"internship_id": "design", "quantity": 1})),
-            Route::GetCart | Route::RemoveItem => None,
+            Route::GetCart | Route::RemoveItem | Route::ListInternships => None,
+            Route::Estimate => Some(
+                json!({"items": [{"internship_id": "design", "quantity": 2}], "country": "IN"}),
+            ),
             Route::UpdateQuantity => Some(json!({"quantity": 2})),
             Route::SetBuyer => Some(json!({"country": "IN", "state": "MH"})),
             Route::PutInternship => Some(
@@ -110,6 +119,8 @@ impl Route {
             Route::SetBuyer => "/api/v1/cart/{token}/buyer",
             Route::PutInternship => "/api/v1/admin/internships/{internship_id}",
             Route::PutFxRate => "/api/v1/admin/fx-rates/{currency}",
+            Route::Estimate => "/api/v1/cart/estimate",
+            Route::ListInternships => "/api/v1/internships",
         }
     }
 }
@@ -261,7 +272,8 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
                 let (s, b, _) = call(&http, &base, route, &cart, Some(&alice), body(), &c).await;
                 assert_error(&c, s, &b, 403, 403);
             }
-            Route::CreateCart => {}
+            // Open to guests: nothing to own.
+            Route::CreateCart | Route::Estimate | Route::ListInternships => {}
             _ => {
                 for (who, bearer) in [
                     ("wrong-owner", Some(bob.as_str())),

@@ -497,3 +497,79 @@ async fn a_cart_is_priced_with_gst_for_its_buyer_and_converted_to_their_currency
     assert_eq!(cart["last_rejection"]["error"]["code"], 1006, "{cart}");
     assert_eq!(cart["currency"], "USD");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_estimate_prices_items_without_a_cart_and_the_catalog_is_listed() {
+    let env = TestEnv::new().await;
+    env.spawn_sinks();
+    let addr = env.spawn_ingress().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    // The catalog reaches Postgres through its sink.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let listed: Value = http
+            .get(format!("{base}/internships"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed
+            .as_array()
+            .is_some_and(|a| a.len() == common::CATALOG.len())
+            || std::time::Instant::now() > deadline
+        {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        common::CATALOG.len(),
+        "{listed}"
+    );
+
+    let before = command_count(&env).await;
+    let estimate: Value = http
+        .post(format!("{base}/cart/estimate"))
+        .json(&json!({"items": [{"internship_id": "rust-backend", "quantity": 3}], "country": "IN", "state": "MH"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(estimate["subtotal_minor"], 3 * 4_990_000, "{estimate}");
+    assert_eq!(estimate["taxes"][0]["name"], "IGST");
+    assert_eq!(estimate["tax_total_minor"], 3 * 4_990_000 * 18 / 100);
+    assert_eq!(estimate["total_minor"], 3 * 4_990_000 * 118 / 100);
+    assert_eq!(
+        command_count(&env).await,
+        before,
+        "an estimate writes nothing"
+    );
+
+    let unknown = http
+        .post(format!("{base}/cart/estimate"))
+        .json(&json!({"items": [{"internship_id": "nope", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 422);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["error"]["code"],
+        1003
+    );
+    let no_rate = http
+        .post(format!("{base}/cart/estimate"))
+        .json(&json!({"items": [{"internship_id": "design"}], "currency": "JPY"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        no_rate.json::<Value>().await.unwrap()["error"]["code"],
+        1006
+    );
+}

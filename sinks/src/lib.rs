@@ -10,6 +10,7 @@
 //! ([`MIGRATOR`]); the ingress only reads them.
 
 pub mod carts;
+pub mod catalog;
 pub mod runner;
 pub mod service;
 

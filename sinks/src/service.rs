@@ -10,9 +10,10 @@ use platform::ops::Readiness;
 use schemas::{topics, Codec};
 
 use crate::carts::CartsSink;
+use crate::catalog::{FxRatesSink, InternshipsSink};
 use crate::runner::{self, SinkDeps};
 
-pub const SINKS: &[&str] = &["carts"];
+pub const SINKS: &[&str] = &["carts", "internships", "fx-rates"];
 
 pub async fn run(
     which: &str,
@@ -57,6 +58,8 @@ pub async fn run(
         let (deps, stop) = (deps.clone(), shutdown.wait());
         match name {
             "carts" => tasks.spawn(runner::run(Arc::new(CartsSink), deps, stop)),
+            "internships" => tasks.spawn(runner::run(Arc::new(InternshipsSink), deps, stop)),
+            "fx-rates" => tasks.spawn(runner::run(Arc::new(FxRatesSink), deps, stop)),
             _ => unreachable!("checked against SINKS above"),
         };
     }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod cart;
+pub mod catalog;
 pub mod docs;
 
 use axum::Router;
@@ -25,10 +26,13 @@ pub struct Groups {
 }
 
 pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
-    let api = cart::router().route_layer(axum::middleware::from_fn_with_state(
-        groups.api,
-        rate_limit::limit,
-    ));
+    let api =
+        cart::router()
+            .merge(catalog::router())
+            .route_layer(axum::middleware::from_fn_with_state(
+                groups.api,
+                rate_limit::limit,
+            ));
     let admin = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(admin::put_internship))
         .routes(utoipa_axum::routes!(admin::put_fx_rate))
@@ -39,6 +43,9 @@ pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(base_document())
         .merge(api)
         .merge(admin)
+        // Outside the groups' rate limits: a bad token is refused (401) before
+        // any handler, on every route, including routes added later.
+        .route_layer(axum::middleware::from_fn(crate::auth::authenticate))
         .split_for_parts();
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(
