@@ -264,12 +264,21 @@ pub struct Batch {
 /// partition's next owner (this instance again, perhaps) reads them again
 /// from the committed offset; processing them here as well would apply
 /// that partition's records out of order.
-pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration) -> Batch {
+///
+/// With nothing to read it returns an empty batch after `idle`, so a stage
+/// can do timed work; dropping a pending `recv` takes no record.
+pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration, idle: Duration) -> Batch {
     let mut batch = Batch {
         messages: Vec::new(),
         events: Vec::new(),
     };
-    let first = consumer.recv().await;
+    let first = match tokio::time::timeout(idle, consumer.recv()).await {
+        Ok(first) => first,
+        Err(_) => {
+            absorb_events(consumer, &mut batch);
+            return batch;
+        }
+    };
     absorb_events(consumer, &mut batch);
     match first {
         Ok(m) => batch.messages.push(m.detach()),

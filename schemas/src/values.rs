@@ -70,6 +70,15 @@ impl fmt::Debug for CartToken {
     }
 }
 
+/// The token of a cart's read-only shared view: derived from the cart token
+/// (so sharing twice gives the same link) by a one-way hash (so the link
+/// does not reveal the cart token, which can change the cart).
+pub fn share_token_for(cart: &CartToken) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("internhub-share:{}", cart.as_str()).as_bytes());
+    hex::encode(&digest[..16])
+}
+
 /// A catalog slug such as `rust-backend-2027`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -149,6 +158,15 @@ mod tests {
             !format!("{t:?}").contains(t.as_str()),
             "Debug must not print the whole token"
         );
+    }
+
+    #[test]
+    fn share_tokens_are_stable_and_differ_from_the_cart_token() {
+        let t = CartToken::random();
+        assert_eq!(share_token_for(&t), share_token_for(&t));
+        assert_ne!(share_token_for(&t), t.as_str());
+        assert_eq!(share_token_for(&t).len(), 32);
+        assert!(CartToken::parse(&share_token_for(&t)).is_ok(), "same shape as a cart token");
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub async fn run<S: Sink>(
     loop {
         let batch = tokio::select! {
             _ = &mut shutdown => break,
-            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger) => b,
+            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, Duration::from_secs(1)) => b,
         };
         let batch = batch.messages;
         if batch.is_empty() {

@@ -9,7 +9,8 @@ use rust_decimal::Decimal;
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
-    BuyerDetails, CartCommand, CartLine, CartSnapshot, CommandRejection, FxQuote, TaxLine,
+    AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, Command, CommandRejection, ExpireCart,
+    FxQuote, ItemRequest, TaxLine,
 };
 use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
@@ -20,32 +21,34 @@ use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Rejection, St
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
 use crate::tables::catalog::{CatalogLookup, RateLookup};
 
+/// A day: carts idle this long expire.
+pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
 pub struct CartProcessor<C, R> {
     catalog: Arc<C>,
     rates: Arc<R>,
     policy: PricingPolicy,
+    ttl_ms: i64,
 }
 
 impl<C, R> CartProcessor<C, R> {
-    pub fn new(catalog: Arc<C>, rates: Arc<R>, policy: PricingPolicy) -> CartProcessor<C, R> {
-        CartProcessor {
-            catalog,
-            rates,
-            policy,
-        }
+    pub fn new(catalog: Arc<C>, rates: Arc<R>, policy: PricingPolicy, ttl_ms: i64) -> CartProcessor<C, R> {
+        CartProcessor { catalog, rates, policy, ttl_ms }
     }
 }
 
 pub enum CartOutput {
     Snapshot(CartSnapshot),
+    /// A command for a cart, back onto `cart.commands`: the items of a
+    /// merged cart for the cart that takes them, or the expiry timer's.
+    Command(CartCommand),
 }
 
 impl Emit for CartOutput {
     fn encode<'a>(&'a self, codec: &'a Codec) -> BoxFuture<'a, Result<Encoded, CodecError>> {
         match self {
-            CartOutput::Snapshot(s) => {
-                Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s))
-            }
+            CartOutput::Snapshot(s) => Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s)),
+            CartOutput::Command(c) => Box::pin(encode_for(codec, &CART_COMMANDS, &c.cart_token, c)),
         }
     }
 }
@@ -94,6 +97,7 @@ where
             at_ms: cmd.issued_at,
         };
         let ctx = Context {
+            ttl_ms: self.ttl_ms,
             catalog: &*self.catalog,
             rates: &*self.rates,
             policy: &self.policy,
@@ -109,11 +113,53 @@ where
                     Outcome::nothing()
                 }
             },
+            Decision::Merged { cart, target, items, user_id } => match to_record(&cart) {
+                Ok(snapshot) => {
+                    // The id is derived from the merge, so a replay sends
+                    // the same command and the target applies it once.
+                    let absorb = CartCommand {
+                        command_id: ids::derived("cart-absorb", &input.key, input.offset).to_string(),
+                        cart_token: target,
+                        issued_at: cmd.issued_at,
+                        command: Command::AbsorbItems(AbsorbItems {
+                            source_cart_token: input.key.clone(),
+                            items: items.into_iter().map(|(internship_id, quantity)| ItemRequest { internship_id, quantity }).collect(),
+                            user_id,
+                        }),
+                    };
+                    Outcome {
+                        state: Some(snapshot.clone()),
+                        outputs: vec![CartOutput::Snapshot(snapshot), CartOutput::Command(absorb)],
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cart not representable on the wire; command not applied");
+                    Outcome::nothing()
+                }
+            },
             Decision::Dropped(r) => {
                 tracing::warn!(code = r.code.code(), message = %r.message, "command dropped");
                 Outcome::nothing()
             }
+            Decision::Unchanged => Outcome::nothing(),
         }
+    }
+
+    fn timers(&self, now_ms: i64, states: &std::collections::HashMap<String, CartSnapshot>) -> Vec<CartOutput> {
+        states
+            .values()
+            .filter(|s| s.status == CartStatus::Active && s.updated_at.saturating_add(self.ttl_ms) <= now_ms)
+            .map(|s| {
+                CartOutput::Command(CartCommand {
+                    // One id per cart version: every tick until the cart
+                    // moves asks for the same expiry.
+                    command_id: ids::derived("cart-expire", &s.cart_token, s.version).to_string(),
+                    cart_token: s.cart_token.clone(),
+                    issued_at: now_ms,
+                    command: Command::ExpireCart(ExpireCart { ttl_ms: self.ttl_ms }),
+                })
+            })
+            .collect()
     }
 }
 
@@ -186,6 +232,10 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
             rate: f.rate.normalize().to_string(),
             as_of: f.as_of_ms,
         }),
+        share_token: cart.share_token.clone(),
+        device_id: cart.device_id.clone(),
+        analytics: cart.analytics.clone(),
+        merged_into: cart.merged_into.clone(),
     })
 }
 
@@ -266,6 +316,10 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         created_at: s.created_at,
         updated_at: s.updated_at,
         last_command_id: s.last_command_id.clone(),
+        share_token: s.share_token.clone(),
+        device_id: s.device_id.clone(),
+        analytics: s.analytics.clone(),
+        merged_into: s.merged_into.clone(),
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {
@@ -281,7 +335,7 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::records::cart::{AddItem, Command, CreateCart, ItemRequest, SetBuyer};
+    use schemas::records::cart::{AddItem, CreateCart, SetBuyer};
     use schemas::records::catalog::Internship;
     use schemas::records::fx::FxRate;
     use std::collections::HashMap;
@@ -311,6 +365,7 @@ mod tests {
             Arc::new(HashMap::from([("rust".to_owned(), item)])),
             Arc::new(HashMap::from([("USD".to_owned(), usd)])),
             PricingPolicy::default(),
+            DEFAULT_TTL_MS,
         )
     }
 
@@ -337,6 +392,7 @@ mod tests {
                 internship_id: "rust".into(),
                 quantity: 1,
             }],
+            device_id: None,
         })
     }
 
@@ -346,7 +402,9 @@ mod tests {
         let a = p.apply(None, &input(3, create()));
         let b = p.apply(None, &input(3, create()));
         assert_eq!(a.state, b.state);
-        let (CartOutput::Snapshot(sa), CartOutput::Snapshot(sb)) = (&a.outputs[0], &b.outputs[0]);
+        let (CartOutput::Snapshot(sa), CartOutput::Snapshot(sb)) = (&a.outputs[0], &b.outputs[0]) else {
+            panic!("snapshots expected")
+        };
         assert_eq!(sa.event_id, sb.event_id);
         assert_eq!(sa.version, 3);
         assert_eq!(Proc::applied_offset(sa), 3);

@@ -8,7 +8,9 @@
 //! cart is re-priced from the current catalog and rates ([`settle`]).
 
 use schemas::codes::ErrorCode;
-use schemas::records::cart::{CartStatus, Command};
+use std::collections::BTreeMap;
+
+use schemas::records::cart::{CartStatus, Command, CreateCart};
 use schemas::values::{InternshipId, Quantity};
 use schemas::{Currency, Money, MoneyError};
 
@@ -58,7 +60,17 @@ pub struct Cart {
     pub updated_at: i64,
     pub last_command_id: String,
     pub rejection: Option<Rejection>,
+    /// Set once shared: the token of the read-only view.
+    pub share_token: Option<String>,
+    pub device_id: Option<String>,
+    /// Attribution pairs (utm_source, …), at most [`MAX_ANALYTICS`].
+    pub analytics: BTreeMap<String, String>,
+    /// For a merged cart, the cart that took its items.
+    pub merged_into: Option<String>,
 }
+
+/// Most attribution pairs on a cart.
+pub const MAX_ANALYTICS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -80,6 +92,8 @@ pub struct Context<'a, C, R> {
     pub catalog: &'a C,
     pub rates: &'a R,
     pub policy: &'a PricingPolicy,
+    /// A cart idle this long expires.
+    pub ttl_ms: i64,
 }
 
 /// The decision about one command.
@@ -88,8 +102,13 @@ pub enum Decision {
     /// The cart after the command (accepted, or refused with the refusal
     /// recorded on it).
     Cart(Cart),
+    /// The cart after a merge into another cart, with the items to send on
+    /// to that cart (as an `AbsorbItems` command).
+    Merged { cart: Cart, target: String, items: Vec<(String, i32)>, user_id: String },
     /// No cart to record anything on (an unknown cart, or another user's).
     Dropped(Rejection),
+    /// Nothing to do (a timer's command that is no longer needed).
+    Unchanged,
 }
 
 type Refusal = (ErrorCode, String);
@@ -103,77 +122,71 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
 ) -> Decision {
     let cart = match (cart, command) {
         (None, Command::CreateCart(c)) => {
-            let items = c
-                .items
-                .iter()
-                .map(|i| (i.internship_id.as_str(), i.quantity));
-            return create(
-                token,
-                c.owner_user_id.as_deref(),
-                &c.currency,
-                items,
-                stamp,
-                ctx,
-            );
+            let items = c.items.iter().map(|i| (i.internship_id.as_str(), i.quantity));
+            return create(token, c, items, stamp, ctx);
         }
-        (None, _) => {
-            return Decision::Dropped(rejection(
-                stamp,
-                ErrorCode::CartNotFound,
-                "cart not found".into(),
-            ))
-        }
+        (None, Command::ExpireCart(_)) => return Decision::Unchanged,
+        (None, _) => return Decision::Dropped(rejection(stamp, ErrorCode::CartNotFound, "cart not found".into())),
+        (Some(cart), Command::ExpireCart(e)) => return expire(cart, e.ttl_ms, stamp),
         (Some(cart), _) if !may_change(cart, command.actor()) => {
             // Someone else's token: nothing about the cart changes, not even
             // its version, and the owner sees no trace of the attempt.
-            return Decision::Dropped(rejection(
-                stamp,
-                ErrorCode::CartNotFound,
-                "cart not found".into(),
-            ));
+            return Decision::Dropped(rejection(stamp, ErrorCode::CartNotFound, "cart not found".into()));
         }
         (Some(cart), _) => cart,
     };
     if let Command::CreateCart(_) = command {
         return if cart.last_command_id == stamp.command_id {
             // The same create sent twice (a client retry): not an error.
-            Decision::Cart(Cart {
-                version: stamp.offset,
-                ..cart.clone()
-            })
+            Decision::Cart(Cart { version: stamp.offset, ..cart.clone() })
         } else {
-            refuse(
-                cart,
-                stamp,
-                ErrorCode::CartAlreadyExists,
-                "a cart with this token already exists".into(),
-            )
+            refuse(cart, stamp, ErrorCode::CartAlreadyExists, "a cart with this token already exists".into())
         };
     }
-    if cart.status != CartStatus::Active {
-        let msg = format!("cart is {}", cart.status.as_str());
-        return refuse(cart, stamp, ErrorCode::CartNotModifiable, msg);
+    // Idle past its time: the cart expires now, whether or not the timer
+    // got to it first.
+    if cart.status == CartStatus::Active && is_idle(cart, ctx.ttl_ms, stamp.at_ms) {
+        let expired = Cart { status: CartStatus::Expired, ..cart.clone() };
+        return refuse(&expired, stamp, ErrorCode::CartExpired, "the cart expired after a day without activity".into());
+    }
+    match cart.status {
+        CartStatus::Active => {}
+        CartStatus::Expired => {
+            return refuse(cart, stamp, ErrorCode::CartExpired, "the cart expired after a day without activity".into())
+        }
+        other => return refuse(cart, stamp, ErrorCode::CartNotModifiable, format!("cart is {}", other.as_str())),
     }
     let mut next = cart.clone();
     let changed = match command {
-        Command::CreateCart(_) => unreachable!("handled above"),
-        Command::AddItem(a) => add_items(
-            &mut next.items,
-            [(a.internship_id.as_str(), a.quantity)],
-            ctx.catalog,
-        ),
-        Command::UpdateQuantity(u) => {
-            set_quantity(&mut next.items, &u.internship_id, u.new_quantity)
-        }
+        Command::CreateCart(_) | Command::ExpireCart(_) => unreachable!("handled above"),
+        Command::AddItem(a) => add_items(&mut next.items, [(a.internship_id.as_str(), a.quantity)], ctx.catalog),
+        Command::UpdateQuantity(u) => set_quantity(&mut next.items, &u.internship_id, u.new_quantity),
         Command::RemoveItem(r) => set_quantity(&mut next.items, &r.internship_id, 0),
-        Command::SetBuyer(b) => set_buyer(
-            &mut next,
-            &b.country,
-            b.state.as_deref(),
-            b.gstin.as_deref(),
-            b.display_currency.as_deref(),
-            ctx.rates,
-        ),
+        Command::SetBuyer(b) => set_buyer(&mut next, &b.country, b.state.as_deref(), b.gstin.as_deref(), b.display_currency.as_deref(), ctx.rates),
+        Command::ShareCart(s) => {
+            // The first share token stays: a link once given keeps working.
+            next.share_token.get_or_insert_with(|| s.share_token.clone());
+            Ok(())
+        }
+        Command::AttachAnalytics(a) => attach_analytics(&mut next.analytics, &a.pairs),
+        Command::AttachOwner(o) => {
+            next.owner = Some(o.user_id.clone());
+            Ok(())
+        }
+        Command::AbsorbItems(a) => add_items(&mut next.items, a.items.iter().map(|i| (i.internship_id.as_str(), i.quantity)), ctx.catalog),
+        Command::MergeInto(m) => {
+            let items = next.items.iter().map(|i| (i.internship_id.clone(), i.quantity as i32)).collect();
+            let merged = Cart {
+                status: CartStatus::Merged,
+                merged_into: Some(m.target_cart_token.clone()),
+                version: stamp.offset,
+                updated_at: stamp.at_ms,
+                last_command_id: stamp.command_id.to_owned(),
+                rejection: None,
+                ..next
+            };
+            return Decision::Merged { cart: merged, target: m.target_cart_token.clone(), items, user_id: m.user_id.clone() };
+        }
     };
     match changed.and_then(|()| settle(&mut next, ctx).map_err(money_refusal)) {
         Ok(()) => Decision::Cart(Cart {
@@ -187,6 +200,40 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
     }
 }
 
+/// Whether a cart has been idle for `ttl_ms` at `now_ms`.
+pub fn is_idle(cart: &Cart, ttl_ms: i64, now_ms: i64) -> bool {
+    cart.updated_at.saturating_add(ttl_ms) <= now_ms
+}
+
+/// The timer's command: expires an active cart that is still idle.
+fn expire(cart: &Cart, ttl_ms: i64, stamp: &Stamp<'_>) -> Decision {
+    if cart.status != CartStatus::Active || !is_idle(cart, ttl_ms, stamp.at_ms) {
+        return Decision::Unchanged;
+    }
+    Decision::Cart(Cart {
+        status: CartStatus::Expired,
+        version: stamp.offset,
+        last_command_id: stamp.command_id.to_owned(),
+        rejection: None,
+        ..cart.clone()
+    })
+}
+
+fn attach_analytics(analytics: &mut BTreeMap<String, String>, pairs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+    let mut merged = analytics.clone();
+    for (k, v) in pairs {
+        if k.is_empty() || k.len() > 64 || v.len() > 256 {
+            return Err((ErrorCode::CartLimitExceeded, "analytics keys are 1-64 characters, values at most 256".into()));
+        }
+        merged.insert(k.clone(), v.clone());
+    }
+    if merged.len() > MAX_ANALYTICS {
+        return Err((ErrorCode::CartLimitExceeded, format!("a cart holds at most {MAX_ANALYTICS} analytics pairs")));
+    }
+    *analytics = merged;
+    Ok(())
+}
+
 /// A user's cart changes only by that user; a guest cart by whoever holds
 /// its token.
 pub fn may_change(cart: &Cart, actor: Option<&str>) -> bool {
@@ -198,8 +245,7 @@ pub fn may_change(cart: &Cart, actor: Option<&str>) -> bool {
 
 fn create<'a, C: CatalogLookup, R: RateLookup>(
     token: &str,
-    owner: Option<&str>,
-    currency: &str,
+    command: &CreateCart,
     items: impl IntoIterator<Item = (&'a str, i32)>,
     stamp: &Stamp<'_>,
     ctx: &Context<'_, C, R>,
@@ -208,7 +254,7 @@ fn create<'a, C: CatalogLookup, R: RateLookup>(
         token: token.to_owned(),
         version: stamp.offset,
         status: CartStatus::Active,
-        owner: owner.map(str::to_owned),
+        owner: command.owner_user_id.clone(),
         items: Vec::new(),
         buyer: None,
         display_currency: Currency::INR,
@@ -218,11 +264,15 @@ fn create<'a, C: CatalogLookup, R: RateLookup>(
         updated_at: stamp.at_ms,
         last_command_id: stamp.command_id.to_owned(),
         rejection: None,
+        share_token: None,
+        device_id: command.device_id.clone(),
+        analytics: BTreeMap::new(),
+        merged_into: None,
     };
     let mut next = cart.clone();
     // The cart exists whatever happens next; what could not be applied is
     // refused as a whole, and the refusal says why.
-    let applied = choose_currency(&mut next, Some(currency), ctx.rates)
+    let applied = choose_currency(&mut next, Some(&command.currency), ctx.rates)
         .and_then(|()| add_items(&mut next.items, items, ctx.catalog))
         .and_then(|()| settle(&mut next, ctx).map_err(money_refusal));
     match applied {

@@ -64,13 +64,12 @@ pub async fn run(
         producer,
         max_batch: 500,
         linger: Duration::from_millis(2),
+        tick: Duration::from_millis(platform::config::var("CART_EXPIRY_TICK_MS", "10000").parse()?),
+        clock: Arc::new(crate::runner::SystemClock),
     };
+    let ttl_ms: i64 = platform::config::var("CART_TTL_SECS", "86400").parse::<i64>()? * 1000;
     runner::run(
-        Arc::new(CartProcessor::new(
-            Arc::new(catalog),
-            Arc::new(rates),
-            policy,
-        )),
+        Arc::new(CartProcessor::new(Arc::new(catalog), Arc::new(rates), policy, ttl_ms)),
         deps,
         shutdown.wait(),
     )

@@ -116,6 +116,28 @@ pub trait Processor: Send + Sync + 'static {
         state: Option<&Self::State>,
         input: &Input<Self::Input>,
     ) -> Outcome<Self::State, Self::Output>;
+
+    /// Timers: called every [`RunnerDeps::tick`] with the wall-clock time
+    /// and the states of one owned partition. What it returns is produced
+    /// as is; a timer changes state only through the commands it emits
+    /// (which come back as inputs), so replays stay deterministic, and its
+    /// outputs carry ids derived from the state, so a repeat is harmless.
+    fn timers(&self, _now_ms: i64, _states: &std::collections::HashMap<String, Self::State>) -> Vec<Self::Output> {
+        Vec::new()
+    }
+}
+
+/// The clock timers read; tests substitute their own.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
 }
 
 /// What the runner needs from its surroundings.
@@ -128,6 +150,9 @@ pub struct RunnerDeps {
     pub max_batch: usize,
     /// How long a batch waits to fill after its first record.
     pub linger: Duration,
+    /// How often [`Processor::timers`] runs.
+    pub tick: Duration,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Runs `processor` in its consumer group until `shutdown` resolves.
@@ -146,11 +171,16 @@ pub async fn run<P: Processor>(
     tracing::info!(stage = P::NAME, topic = %input_name, "processor started");
 
     tokio::pin!(shutdown);
+    let mut last_tick = Instant::now();
     loop {
         let batch = tokio::select! {
             _ = &mut shutdown => break,
-            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger) => b,
+            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, deps.tick) => b,
         };
+        if last_tick.elapsed() >= deps.tick {
+            last_tick = Instant::now();
+            run_timers(&*processor, &deps, &states).await?;
+        }
         for event in &batch.events {
             tracing::debug!(?event, "group event");
             match event {
@@ -177,6 +207,32 @@ pub async fn run<P: Processor>(
     // Whatever was acknowledged is stored; commit it before leaving the group.
     let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     tracing::info!(stage = P::NAME, "processor stopped");
+    Ok(())
+}
+
+/// Produces what the processor's timers ask for, for every owned partition.
+async fn run_timers<P: Processor>(processor: &P, deps: &RunnerDeps, states: &PartitionStates<P::State>) -> anyhow::Result<()> {
+    let now = deps.clock.now_ms();
+    let mut deliveries = Vec::new();
+    for (_, partition) in states.partitions() {
+        for output in processor.timers(now, partition) {
+            let enc = output.encode(&deps.codec).await?;
+            let key = deps.codec.encode_key(&enc.topic, &enc.key).await?;
+            let topic = deps.codec.names().name(&enc.topic);
+            let rec = FutureRecord::to(&topic).key(&key).payload(&enc.value);
+            deliveries.push(send(&deps.producer, rec)?);
+            metrics::pipeline().records_out.with_label_values(&[P::NAME, enc.topic.name]).inc();
+        }
+    }
+    if !deliveries.is_empty() {
+        tracing::info!(stage = P::NAME, records = deliveries.len(), "timers fired");
+    }
+    for d in deliveries {
+        if let Ok(Err((e, _))) = d.await {
+            // Nothing was promised on them: the next tick asks again.
+            tracing::warn!(error = %e, "timer output not produced; the next tick retries");
+        }
+    }
     Ok(())
 }
 

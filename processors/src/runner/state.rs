@@ -42,6 +42,11 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         self.partitions.get(&partition).and_then(|p| p.get(key))
     }
 
+    /// The states of every partition held, by partition.
+    pub fn partitions(&self) -> impl Iterator<Item = (&i32, &HashMap<String, S>)> {
+        self.partitions.iter()
+    }
+
     pub fn put(&mut self, partition: i32, key: String, state: S) {
         self.partitions
             .entry(partition)

@@ -23,6 +23,47 @@ pub enum Command {
     UpdateQuantity(UpdateQuantity),
     RemoveItem(RemoveItem),
     SetBuyer(SetBuyer),
+    ShareCart(ShareCart),
+    ExpireCart(ExpireCart),
+    AttachAnalytics(AttachAnalytics),
+    AttachOwner(AttachOwner),
+    MergeInto(MergeInto),
+    AbsorbItems(AbsorbItems),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareCart {
+    pub share_token: String,
+    pub actor_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireCart {
+    pub ttl_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachAnalytics {
+    pub pairs: std::collections::BTreeMap<String, String>,
+    pub actor_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachOwner {
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeInto {
+    pub target_cart_token: String,
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsorbItems {
+    pub source_cart_token: String,
+    pub items: Vec<ItemRequest>,
+    pub user_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +97,14 @@ impl Command {
             Command::UpdateQuantity(c) => c.actor_user_id.as_deref(),
             Command::RemoveItem(c) => c.actor_user_id.as_deref(),
             Command::SetBuyer(c) => c.actor_user_id.as_deref(),
+            Command::ShareCart(c) => c.actor_user_id.as_deref(),
+            Command::AttachAnalytics(c) => c.actor_user_id.as_deref(),
+            // Issued by the processor itself, or by the ingress for the
+            // logged-in user named in the command: the rules check those.
+            Command::ExpireCart(_) => None,
+            Command::AttachOwner(c) => Some(&c.user_id),
+            Command::MergeInto(c) => Some(&c.user_id),
+            Command::AbsorbItems(c) => Some(&c.user_id),
         }
     }
 }
@@ -65,6 +114,7 @@ pub struct CreateCart {
     pub currency: String,
     pub owner_user_id: Option<String>,
     pub items: Vec<ItemRequest>,
+    pub device_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +151,10 @@ pub struct CartSnapshot {
     pub tax_inclusive: bool,
     pub buyer: Option<BuyerDetails>,
     pub fx: Option<FxQuote>,
+    pub share_token: Option<String>,
+    pub device_id: Option<String>,
+    pub analytics: std::collections::BTreeMap<String, String>,
+    pub merged_into: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -114,6 +114,7 @@ mod tests {
             command: Command::CreateCart(CreateCart {
                 currency: "INR".into(),
                 owner_user_id: Some("u1".into()),
+                device_id: Some("device-1".into()),
                 items: vec![ItemRequest {
                     internship_id: "a".into(),
                     quantity: 2,
@@ -146,6 +147,16 @@ mod tests {
                 gstin: Some("29ABCDE1234F1Z5".into()),
                 display_currency: Some("USD".into()),
                 actor_user_id: None,
+            }),
+            Command::ShareCart(ShareCart { share_token: "s".into(), actor_user_id: None }),
+            Command::ExpireCart(ExpireCart { ttl_ms: 86_400_000 }),
+            Command::AttachAnalytics(AttachAnalytics { pairs: [("utm_source".to_owned(), "x".to_owned())].into(), actor_user_id: None }),
+            Command::AttachOwner(AttachOwner { user_id: "u".into() }),
+            Command::MergeInto(MergeInto { target_cart_token: "b".into(), user_id: "u".into() }),
+            Command::AbsorbItems(AbsorbItems {
+                source_cart_token: "a".into(),
+                items: vec![ItemRequest { internship_id: "x".into(), quantity: 1 }],
+                user_id: "u".into(),
             }),
         ] {
             round_trip(
@@ -288,6 +299,10 @@ mod tests {
                 rate: "1".into(),
                 as_of: 3,
             }),
+            share_token: Some("s".into()),
+            device_id: None,
+            analytics: [("utm_source".to_owned(), "newsletter".to_owned())].into(),
+            merged_into: None,
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {
