@@ -38,6 +38,13 @@ pub struct CartView {
     pub fx_rate: Option<rust_decimal::Decimal>,
     #[serde(skip)]
     pub fx_as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// The token of the read-only view, once shared.
+    pub share_token: Option<String>,
+    /// For a merged cart: the cart that took its items.
+    pub merged_into: Option<String>,
+    /// Attribution pairs.
+    #[schema(value_type = Object)]
+    pub analytics: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
     #[sqlx(skip)]
     pub items: Vec<CartItemView>,
     #[sqlx(skip)]
@@ -102,19 +109,39 @@ pub struct RejectionView {
     pub body: crate::error::ErrorBody,
 }
 
-/// The owner of a cart: `None` when the cart is not in the read model,
-/// `Some(None)` for a guest cart.
-pub async fn owner(pool: &PgPool, token: &str) -> Result<Option<Option<String>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT owner_user_id FROM carts WHERE cart_token = $1")
+/// Who owns a cart and what state it is in, when the read model has it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Access {
+    pub owner_user_id: Option<String>,
+    pub status: String,
+    pub version: i64,
+}
+
+pub async fn access(pool: &PgPool, token: &str) -> Result<Option<Access>, sqlx::Error> {
+    sqlx::query_as("SELECT owner_user_id, status, version FROM carts WHERE cart_token = $1")
         .bind(token)
         .fetch_optional(pool)
         .await
+}
+
+/// The user's active cart (the newest, should a race have made two).
+pub async fn active_cart_of(
+    pool: &PgPool,
+    user_id: &str,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT cart_token, version FROM carts WHERE owner_user_id = $1 AND status = 'active' ORDER BY updated_at DESC LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::Error> {
     let Some(mut cart) = sqlx::query_as::<_, CartView>(
         "SELECT cart_token, version, status, currency, subtotal_minor, discount_total_minor, tax_total_minor, total_minor, tax_inclusive,
                 created_at, updated_at, owner_user_id, buyer_country, buyer_state, buyer_gstin, fx_base, fx_rate, fx_as_of,
+                share_token, merged_into, analytics,
                 rejection_command_id, rejection_code, rejection_message
          FROM carts WHERE cart_token = $1",
     )

@@ -41,9 +41,21 @@ enum Route {
     PutFxRate,
     Estimate,
     ListInternships,
+    Share,
+    SharedView,
+    CloneShared,
+    Analytics,
+    AuthCheck,
+    Login,
 }
 
-const ROUTES: [Route; 10] = [
+const ROUTES: [Route; 16] = [
+    Route::Share,
+    Route::SharedView,
+    Route::CloneShared,
+    Route::Analytics,
+    Route::AuthCheck,
+    Route::Login,
     Route::Estimate,
     Route::ListInternships,
     Route::CreateCart,
@@ -59,8 +71,15 @@ const ROUTES: [Route; 10] = [
 impl Route {
     fn method(self) -> Method {
         match self {
-            Route::CreateCart | Route::AddItem | Route::Estimate => Method::POST,
-            Route::GetCart | Route::ListInternships => Method::GET,
+            Route::CreateCart
+            | Route::AddItem
+            | Route::Estimate
+            | Route::Share
+            | Route::CloneShared
+            | Route::AuthCheck
+            | Route::Login => Method::POST,
+            Route::GetCart | Route::ListInternships | Route::SharedView => Method::GET,
+            Route::Analytics => Method::PUT,
             Route::RemoveItem => Method::DELETE,
             Route::UpdateQuantity | Route::SetBuyer | Route::PutInternship | Route::PutFxRate => {
                 Method::PUT
@@ -85,6 +104,14 @@ impl Route {
             Route::PutFxRate => "/api/v1/admin/fx-rates/USD".into(),
             Route::Estimate => "/api/v1/cart/estimate".into(),
             Route::ListInternships => "/api/v1/internships".into(),
+            Route::Share => format!("/api/v1/cart/{cart}/share"),
+            Route::SharedView => "/api/v1/cart/shared/0123456789abcdef0123456789abcdef".into(),
+            Route::CloneShared => {
+                "/api/v1/cart/shared/0123456789abcdef0123456789abcdef/clone".into()
+            }
+            Route::Analytics => format!("/api/v1/cart/{cart}/analytics"),
+            Route::AuthCheck => format!("/api/v1/cart/{cart}/auth/check"),
+            Route::Login => format!("/api/v1/cart/{cart}/auth/login"),
         }
     }
 
@@ -94,7 +121,15 @@ impl Route {
                 Some(json!({"items": [{"internship_id": "design", "quantity": 1}]}))
             }
             Route::AddItem => Some(json!({"internship_id": "design", "quantity": 1})),
-            Route::GetCart | Route::RemoveItem | Route::ListInternships => None,
+            Route::GetCart
+            | Route::RemoveItem
+            | Route::ListInternships
+            | Route::Share
+            | Route::SharedView
+            | Route::CloneShared
+            | Route::AuthCheck
+            | Route::Login => None,
+            Route::Analytics => Some(json!({"pairs": {"utm_source": "x"}})),
             Route::Estimate => Some(
                 json!({"items": [{"internship_id": "design", "quantity": 2}], "country": "IN"}),
             ),
@@ -121,6 +156,12 @@ impl Route {
             Route::PutFxRate => "/api/v1/admin/fx-rates/{currency}",
             Route::Estimate => "/api/v1/cart/estimate",
             Route::ListInternships => "/api/v1/internships",
+            Route::Share => "/api/v1/cart/{token}/share",
+            Route::SharedView => "/api/v1/cart/shared/{share_token}",
+            Route::CloneShared => "/api/v1/cart/shared/{share_token}/clone",
+            Route::Analytics => "/api/v1/cart/{token}/analytics",
+            Route::AuthCheck => "/api/v1/cart/{token}/auth/check",
+            Route::Login => "/api/v1/cart/{token}/auth/login",
         }
     }
 }
@@ -273,7 +314,11 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
                 assert_error(&c, s, &b, 403, 403);
             }
             // Open to guests: nothing to own.
-            Route::CreateCart | Route::Estimate | Route::ListInternships => {}
+            Route::CreateCart
+            | Route::Estimate
+            | Route::ListInternships
+            | Route::SharedView
+            | Route::CloneShared => {}
             _ => {
                 for (who, bearer) in [
                     ("wrong-owner", Some(bob.as_str())),
@@ -281,7 +326,11 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
                 ] {
                     let c = case(who);
                     let (s, b, _) = call(&http, &base, route, &cart, bearer, body(), &c).await;
-                    assert_error(&c, s, &b, 404, 1001);
+                    if matches!(route, Route::Login) && bearer.is_none() {
+                        assert_error(&c, s, &b, 401, 401);
+                    } else {
+                        assert_error(&c, s, &b, 404, 1001);
+                    }
                 }
             }
         }

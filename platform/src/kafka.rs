@@ -267,7 +267,12 @@ pub struct Batch {
 ///
 /// With nothing to read it returns an empty batch after `idle`, so a stage
 /// can do timed work; dropping a pending `recv` takes no record.
-pub async fn next_batch(consumer: &GroupConsumer, max: usize, linger: Duration, idle: Duration) -> Batch {
+pub async fn next_batch(
+    consumer: &GroupConsumer,
+    max: usize,
+    linger: Duration,
+    idle: Duration,
+) -> Batch {
     let mut batch = Batch {
         messages: Vec::new(),
         events: Vec::new(),

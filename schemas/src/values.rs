@@ -166,7 +166,10 @@ mod tests {
         assert_eq!(share_token_for(&t), share_token_for(&t));
         assert_ne!(share_token_for(&t), t.as_str());
         assert_eq!(share_token_for(&t).len(), 32);
-        assert!(CartToken::parse(&share_token_for(&t)).is_ok(), "same shape as a cart token");
+        assert!(
+            CartToken::parse(&share_token_for(&t)).is_ok(),
+            "same shape as a cart token"
+        );
     }
 
     #[test]

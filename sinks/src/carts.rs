@@ -107,6 +107,13 @@ async fn write(
         .iter()
         .map(|s| s.fx.as_ref().and_then(|f| f.rate.parse().ok()))
         .collect();
+    let share: Vec<Option<String>> = snaps.iter().map(|s| s.share_token.clone()).collect();
+    let device: Vec<Option<String>> = snaps.iter().map(|s| s.device_id.clone()).collect();
+    let analytics: Vec<serde_json::Value> = snaps
+        .iter()
+        .map(|s| serde_json::json!(s.analytics))
+        .collect();
+    let merged: Vec<Option<String>> = snaps.iter().map(|s| s.merged_into.clone()).collect();
     let fx_as_of: Vec<Option<chrono::DateTime<chrono::Utc>>> = snaps
         .iter()
         .map(|s| s.fx.as_ref().map(|f| ts(f.as_of)))
@@ -122,11 +129,11 @@ async fn write(
                            created_at, updated_at, last_command_id,
                            rejection_command_id, rejection_code, rejection_message, owner_user_id,
                            discount_total_minor, tax_total_minor, tax_inclusive, buyer_country, buyer_state, buyer_gstin,
-                           fx_base, fx_rate, fx_as_of)
+                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into)
         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                              $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[],
                              $15::int8[], $16::int8[], $17::bool[], $18::text[], $19::text[], $20::text[],
-                             $21::text[], $22::numeric[], $23::timestamptz[])
+                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[])
         ON CONFLICT (cart_token) DO UPDATE SET
             version = EXCLUDED.version,
             event_id = EXCLUDED.event_id,
@@ -149,6 +156,10 @@ async fn write(
             fx_base = EXCLUDED.fx_base,
             fx_rate = EXCLUDED.fx_rate,
             fx_as_of = EXCLUDED.fx_as_of,
+            share_token = EXCLUDED.share_token,
+            device_id = EXCLUDED.device_id,
+            analytics = EXCLUDED.analytics,
+            merged_into = EXCLUDED.merged_into,
             materialized_at = now()
         -- A snapshot of the same version is rewritten (a replay carries the
         -- same content); an older one is ignored.
@@ -179,6 +190,10 @@ async fn write(
     .bind(&fx_base)
     .bind(&fx_rate)
     .bind(&fx_as_of)
+    .bind(&share)
+    .bind(&device)
+    .bind(&analytics)
+    .bind(&merged)
     .fetch_all(&mut **tx)
     .await?;
     if changed.is_empty() {

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
-    AddItem, CartCommand, Command, CreateCart, ItemRequest, RemoveItem, SetBuyer, UpdateQuantity,
+    AbsorbItems, AddItem, CartCommand, Command, CreateCart, ItemRequest, RemoveItem, SetBuyer,
+    UpdateQuantity,
 };
 use schemas::values::{CartToken, InternshipId, Quantity};
 
@@ -49,6 +50,9 @@ pub struct CreateCartRequest {
     pub items: Vec<ItemInput>,
     #[serde(default)]
     pub currency: Option<String>,
+    /// The guest's device (1-128 of A-Z a-z 0-9 - _ . :), kept on the cart.
+    #[serde(default)]
+    pub device_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -69,7 +73,9 @@ pub struct Accepted {
     /// The cart's version once this command is applied; pass it to
     /// `GET /api/v1/cart/{token}?version=` with `Prefer: wait=N`.
     pub version: i64,
-    pub command_id: String,
+    /// The command written; absent when nothing was (an existing cart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
 }
 
 /// Validates one item, collecting every problem rather than the first.
@@ -86,7 +92,7 @@ fn validate_item(i: usize, item: &ItemInput, errors: &mut Vec<String>) -> Option
     })
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -99,6 +105,7 @@ fn now_ms() -> i64 {
     tag = "cart",
     request_body(content = CreateCartRequest, example = json!({"items": [{"internship_id": "rust-backend-2027", "quantity": 2}]})),
     responses(
+        (status = 200, description = "the caller already has an active cart: that one (with the items added)", body = Accepted),
         (status = 201, description = "accepted by the broker; `version` is the cart's version once applied", body = Accepted,
          example = json!({"cart_token": "6f1c0e0b2b7d4f6e9a0c3d5e7f9a1b2c", "version": 12, "command_id": "8b8cfdee-725c-4b8f-b0af-fbf6e3ad3981"})),
         (status = 400, description = "malformed JSON", body = ErrorBody),
@@ -135,6 +142,59 @@ pub async fn create_cart(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let device_id = req.device_id.filter(|d| !d.is_empty());
+    if device_id.as_ref().is_some_and(|d| {
+        d.len() > 128
+            || !d
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    }) {
+        return Err(ApiError::Validation(vec![
+            "device_id: 1-128 of A-Z a-z 0-9 - _ . :".into(),
+        ]));
+    }
+    open_cart(&state, &caller, currency, items, device_id).await
+}
+
+/// Opens a cart for `caller`: a new guest cart, a new cart for a user
+/// without one, or — at most one active cart per user — the user's active
+/// cart (200), with `items` added to it.
+pub(crate) async fn open_cart(
+    state: &AppState,
+    caller: &Caller,
+    currency: String,
+    items: Vec<ItemRequest>,
+    device_id: Option<String>,
+) -> Result<Response, ApiError> {
+    if let Some(user) = caller.user_id() {
+        if let Some((existing, version)) = read_model::active_cart_of(&state.pool, user).await? {
+            let token = CartToken::parse(&existing).map_err(|e| ApiError::Internal(e.into()))?;
+            let (version, command_id) = if items.is_empty() {
+                (version, None)
+            } else {
+                let command = CartCommand {
+                    command_id: uuid::Uuid::new_v4().to_string(),
+                    cart_token: existing.clone(),
+                    issued_at: now_ms(),
+                    command: Command::AbsorbItems(AbsorbItems {
+                        source_cart_token: String::new(),
+                        items,
+                        user_id: user.to_owned(),
+                    }),
+                };
+                (
+                    state.commands.send_cart(&command).await?,
+                    Some(command.command_id),
+                )
+            };
+            let body = Accepted {
+                cart_token: token.into(),
+                version,
+                command_id,
+            };
+            return Ok((StatusCode::OK, Json(body)).into_response());
+        }
+    }
     let token = CartToken::random();
     let command = CartCommand {
         command_id: uuid::Uuid::new_v4().to_string(),
@@ -144,6 +204,7 @@ pub async fn create_cart(
             currency,
             owner_user_id: caller.user_id().map(str::to_owned),
             items,
+            device_id,
         }),
     };
     let version = state.commands.send_cart(&command).await?;
@@ -152,7 +213,7 @@ pub async fn create_cart(
     let body = Accepted {
         cart_token: token.into(),
         version,
-        command_id: command.command_id,
+        command_id: Some(command.command_id),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -203,15 +264,16 @@ pub async fn add_item(
         }),
     )
     .await
+    .map(accepted)
 }
 
 /// Writes a command for an existing cart and answers 202 with the version
 /// it will produce.
-async fn send_to_cart(
+pub(crate) async fn send_to_cart(
     state: &AppState,
     token: CartToken,
     command: Command,
-) -> Result<Response, ApiError> {
+) -> Result<Accepted, ApiError> {
     let command = CartCommand {
         command_id: uuid::Uuid::new_v4().to_string(),
         cart_token: token.as_str().to_owned(),
@@ -219,12 +281,16 @@ async fn send_to_cart(
         command,
     };
     let version = state.commands.send_cart(&command).await?;
-    let body = Accepted {
+    Ok(Accepted {
         cart_token: token.into(),
         version,
-        command_id: command.command_id,
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        command_id: Some(command.command_id),
+    })
+}
+
+/// 202 with what was accepted.
+pub(crate) fn accepted(body: Accepted) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -271,7 +337,7 @@ pub async fn update_quantity(
         new_quantity: input.quantity as i32,
         actor_user_id: actor,
     });
-    send_to_cart(&state, token, command).await
+    send_to_cart(&state, token, command).await.map(accepted)
 }
 
 /// Remove a line.
@@ -308,6 +374,7 @@ pub async fn remove_item(
         }),
     )
     .await
+    .map(accepted)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -386,7 +453,7 @@ pub async fn set_buyer(
         display_currency: currency,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    send_to_cart(&state, token, command).await
+    send_to_cart(&state, token, command).await.map(accepted)
 }
 
 /// Whether `caller` may use a cart owned by `owner`: a guest cart by anyone
@@ -409,23 +476,40 @@ fn owns(caller: &Caller, owner: Option<&str>, token: &str) -> bool {
 /// takes writes from that user only (an admin included, as the processor's
 /// rule says). A cart not yet in the read model passes here; the processor
 /// applies the same rule to it.
-async fn authorize(state: &AppState, caller: &Caller, token: &CartToken) -> Result<(), ApiError> {
-    match read_model::owner(&state.pool, token.as_str()).await? {
-        Some(Some(owner)) if caller.user_id() != Some(owner.as_str()) => {
+pub(crate) async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    token: &CartToken,
+) -> Result<(), ApiError> {
+    let Some(access) = read_model::access(&state.pool, token.as_str()).await? else {
+        return Ok(());
+    };
+    if let Some(owner) = &access.owner_user_id {
+        if caller.user_id() != Some(owner.as_str()) {
             tracing::warn!(target: "audit", event = "ownership_denied", caller = ?caller.user_id(),
                 cart = %&token.as_str()[..8], "write to another user's cart");
-            Err(ApiError::Domain(
+            return Err(ApiError::Domain(
                 ErrorCode::CartNotFound,
                 "cart not found".into(),
-            ))
+            ));
         }
-        _ => Ok(()),
+    }
+    match access.status.as_str() {
+        "expired" => Err(ApiError::Domain(
+            ErrorCode::CartExpired,
+            "the cart expired after a day without activity".into(),
+        )),
+        "active" => Ok(()),
+        other => Err(ApiError::Domain(
+            ErrorCode::CartNotModifiable,
+            format!("the cart is {other}"),
+        )),
     }
 }
 
 /// A malformed token names no cart: 404, like an unknown one, so the API
 /// does not tell tokens that exist from tokens that never could.
-fn parse_token(raw: &str) -> Result<CartToken, ApiError> {
+pub(crate) fn parse_token(raw: &str) -> Result<CartToken, ApiError> {
     CartToken::parse(raw)
         .map_err(|_| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))
 }

@@ -8,6 +8,8 @@ pub mod admin;
 pub mod cart;
 pub mod catalog;
 pub mod docs;
+pub mod login;
+pub mod sharing;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,13 +28,14 @@ pub struct Groups {
 }
 
 pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
-    let api =
-        cart::router()
-            .merge(catalog::router())
-            .route_layer(axum::middleware::from_fn_with_state(
-                groups.api,
-                rate_limit::limit,
-            ));
+    let api = cart::router()
+        .merge(catalog::router())
+        .merge(sharing::router())
+        .merge(login::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            groups.api,
+            rate_limit::limit,
+        ));
     let admin = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(admin::put_internship))
         .routes(utoipa_axum::routes!(admin::put_fx_rate))

@@ -145,7 +145,8 @@ impl TestEnv {
         let cmd = CartCommand {
             command_id: uuid::Uuid::new_v4().to_string(),
             cart_token: token.as_str().into(),
-            issued_at: 1_700_000_000_000,
+            // Real time: the processor's expiry timer compares it with its clock.
+            issued_at: chrono::Utc::now().timestamp_millis(),
             command,
         };
         let key = self
@@ -179,6 +180,7 @@ impl TestEnv {
                 CartCmd::CreateCart(CreateCart {
                     currency: "INR".into(),
                     owner_user_id: None,
+                    device_id: None,
                     items: vec![],
                 }),
             )
@@ -206,10 +208,23 @@ impl TestEnv {
     }
 
     pub fn spawn_cart_processor(&self) {
+        let settings = processors::cart::service::Settings {
+            ttl_ms: 86_400_000,
+            tick: Duration::from_secs(10),
+        };
+        self.spawn_cart_processor_with(settings);
+    }
+
+    pub fn spawn_cart_processor_with(&self, settings: processors::cart::service::Settings) {
         let (config, stop) = (self.config.clone(), self.stopped());
         tokio::spawn(async move {
-            if let Err(e) =
-                processors::cart::service::run(config, "127.0.0.1:0".parse().unwrap(), stop).await
+            if let Err(e) = processors::cart::service::run_with(
+                config,
+                settings,
+                "127.0.0.1:0".parse().unwrap(),
+                stop,
+            )
+            .await
             {
                 panic!("cart processor failed: {e:#}");
             }

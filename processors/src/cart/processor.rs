@@ -9,8 +9,8 @@ use rust_decimal::Decimal;
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
-    AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, Command, CommandRejection, ExpireCart,
-    FxQuote, ItemRequest, TaxLine,
+    AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, Command,
+    CommandRejection, ExpireCart, FxQuote, ItemRequest, TaxLine,
 };
 use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
@@ -32,8 +32,18 @@ pub struct CartProcessor<C, R> {
 }
 
 impl<C, R> CartProcessor<C, R> {
-    pub fn new(catalog: Arc<C>, rates: Arc<R>, policy: PricingPolicy, ttl_ms: i64) -> CartProcessor<C, R> {
-        CartProcessor { catalog, rates, policy, ttl_ms }
+    pub fn new(
+        catalog: Arc<C>,
+        rates: Arc<R>,
+        policy: PricingPolicy,
+        ttl_ms: i64,
+    ) -> CartProcessor<C, R> {
+        CartProcessor {
+            catalog,
+            rates,
+            policy,
+            ttl_ms,
+        }
     }
 }
 
@@ -47,7 +57,9 @@ pub enum CartOutput {
 impl Emit for CartOutput {
     fn encode<'a>(&'a self, codec: &'a Codec) -> BoxFuture<'a, Result<Encoded, CodecError>> {
         match self {
-            CartOutput::Snapshot(s) => Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s)),
+            CartOutput::Snapshot(s) => {
+                Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s))
+            }
             CartOutput::Command(c) => Box::pin(encode_for(codec, &CART_COMMANDS, &c.cart_token, c)),
         }
     }
@@ -113,17 +125,29 @@ where
                     Outcome::nothing()
                 }
             },
-            Decision::Merged { cart, target, items, user_id } => match to_record(&cart) {
+            Decision::Merged {
+                cart,
+                target,
+                items,
+                user_id,
+            } => match to_record(&cart) {
                 Ok(snapshot) => {
                     // The id is derived from the merge, so a replay sends
                     // the same command and the target applies it once.
                     let absorb = CartCommand {
-                        command_id: ids::derived("cart-absorb", &input.key, input.offset).to_string(),
+                        command_id: ids::derived("cart-absorb", &input.key, input.offset)
+                            .to_string(),
                         cart_token: target,
                         issued_at: cmd.issued_at,
                         command: Command::AbsorbItems(AbsorbItems {
                             source_cart_token: input.key.clone(),
-                            items: items.into_iter().map(|(internship_id, quantity)| ItemRequest { internship_id, quantity }).collect(),
+                            items: items
+                                .into_iter()
+                                .map(|(internship_id, quantity)| ItemRequest {
+                                    internship_id,
+                                    quantity,
+                                })
+                                .collect(),
                             user_id,
                         }),
                     };
@@ -145,10 +169,16 @@ where
         }
     }
 
-    fn timers(&self, now_ms: i64, states: &std::collections::HashMap<String, CartSnapshot>) -> Vec<CartOutput> {
+    fn timers(
+        &self,
+        now_ms: i64,
+        states: &std::collections::HashMap<String, CartSnapshot>,
+    ) -> Vec<CartOutput> {
         states
             .values()
-            .filter(|s| s.status == CartStatus::Active && s.updated_at.saturating_add(self.ttl_ms) <= now_ms)
+            .filter(|s| {
+                s.status == CartStatus::Active && s.updated_at.saturating_add(self.ttl_ms) <= now_ms
+            })
             .map(|s| {
                 CartOutput::Command(CartCommand {
                     // One id per cart version: every tick until the cart
@@ -156,7 +186,9 @@ where
                     command_id: ids::derived("cart-expire", &s.cart_token, s.version).to_string(),
                     cart_token: s.cart_token.clone(),
                     issued_at: now_ms,
-                    command: Command::ExpireCart(ExpireCart { ttl_ms: self.ttl_ms }),
+                    command: Command::ExpireCart(ExpireCart {
+                        ttl_ms: self.ttl_ms,
+                    }),
                 })
             })
             .collect()
@@ -402,7 +434,8 @@ mod tests {
         let a = p.apply(None, &input(3, create()));
         let b = p.apply(None, &input(3, create()));
         assert_eq!(a.state, b.state);
-        let (CartOutput::Snapshot(sa), CartOutput::Snapshot(sb)) = (&a.outputs[0], &b.outputs[0]) else {
+        let (CartOutput::Snapshot(sa), CartOutput::Snapshot(sb)) = (&a.outputs[0], &b.outputs[0])
+        else {
             panic!("snapshots expected")
         };
         assert_eq!(sa.event_id, sb.event_id);

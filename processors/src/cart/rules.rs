@@ -104,7 +104,12 @@ pub enum Decision {
     Cart(Cart),
     /// The cart after a merge into another cart, with the items to send on
     /// to that cart (as an `AbsorbItems` command).
-    Merged { cart: Cart, target: String, items: Vec<(String, i32)>, user_id: String },
+    Merged {
+        cart: Cart,
+        target: String,
+        items: Vec<(String, i32)>,
+        user_id: String,
+    },
     /// No cart to record anything on (an unknown cart, or another user's).
     Dropped(Rejection),
     /// Nothing to do (a timer's command that is no longer needed).
@@ -122,50 +127,105 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
 ) -> Decision {
     let cart = match (cart, command) {
         (None, Command::CreateCart(c)) => {
-            let items = c.items.iter().map(|i| (i.internship_id.as_str(), i.quantity));
+            let items = c
+                .items
+                .iter()
+                .map(|i| (i.internship_id.as_str(), i.quantity));
             return create(token, c, items, stamp, ctx);
         }
         (None, Command::ExpireCart(_)) => return Decision::Unchanged,
-        (None, _) => return Decision::Dropped(rejection(stamp, ErrorCode::CartNotFound, "cart not found".into())),
+        (None, _) => {
+            return Decision::Dropped(rejection(
+                stamp,
+                ErrorCode::CartNotFound,
+                "cart not found".into(),
+            ))
+        }
         (Some(cart), Command::ExpireCart(e)) => return expire(cart, e.ttl_ms, stamp),
         (Some(cart), _) if !may_change(cart, command.actor()) => {
             // Someone else's token: nothing about the cart changes, not even
             // its version, and the owner sees no trace of the attempt.
-            return Decision::Dropped(rejection(stamp, ErrorCode::CartNotFound, "cart not found".into()));
+            return Decision::Dropped(rejection(
+                stamp,
+                ErrorCode::CartNotFound,
+                "cart not found".into(),
+            ));
         }
         (Some(cart), _) => cart,
     };
     if let Command::CreateCart(_) = command {
         return if cart.last_command_id == stamp.command_id {
             // The same create sent twice (a client retry): not an error.
-            Decision::Cart(Cart { version: stamp.offset, ..cart.clone() })
+            Decision::Cart(Cart {
+                version: stamp.offset,
+                ..cart.clone()
+            })
         } else {
-            refuse(cart, stamp, ErrorCode::CartAlreadyExists, "a cart with this token already exists".into())
+            refuse(
+                cart,
+                stamp,
+                ErrorCode::CartAlreadyExists,
+                "a cart with this token already exists".into(),
+            )
         };
     }
     // Idle past its time: the cart expires now, whether or not the timer
     // got to it first.
     if cart.status == CartStatus::Active && is_idle(cart, ctx.ttl_ms, stamp.at_ms) {
-        let expired = Cart { status: CartStatus::Expired, ..cart.clone() };
-        return refuse(&expired, stamp, ErrorCode::CartExpired, "the cart expired after a day without activity".into());
+        let expired = Cart {
+            status: CartStatus::Expired,
+            ..cart.clone()
+        };
+        return refuse(
+            &expired,
+            stamp,
+            ErrorCode::CartExpired,
+            "the cart expired after a day without activity".into(),
+        );
     }
     match cart.status {
         CartStatus::Active => {}
         CartStatus::Expired => {
-            return refuse(cart, stamp, ErrorCode::CartExpired, "the cart expired after a day without activity".into())
+            return refuse(
+                cart,
+                stamp,
+                ErrorCode::CartExpired,
+                "the cart expired after a day without activity".into(),
+            )
         }
-        other => return refuse(cart, stamp, ErrorCode::CartNotModifiable, format!("cart is {}", other.as_str())),
+        other => {
+            return refuse(
+                cart,
+                stamp,
+                ErrorCode::CartNotModifiable,
+                format!("cart is {}", other.as_str()),
+            )
+        }
     }
     let mut next = cart.clone();
     let changed = match command {
         Command::CreateCart(_) | Command::ExpireCart(_) => unreachable!("handled above"),
-        Command::AddItem(a) => add_items(&mut next.items, [(a.internship_id.as_str(), a.quantity)], ctx.catalog),
-        Command::UpdateQuantity(u) => set_quantity(&mut next.items, &u.internship_id, u.new_quantity),
+        Command::AddItem(a) => add_items(
+            &mut next.items,
+            [(a.internship_id.as_str(), a.quantity)],
+            ctx.catalog,
+        ),
+        Command::UpdateQuantity(u) => {
+            set_quantity(&mut next.items, &u.internship_id, u.new_quantity)
+        }
         Command::RemoveItem(r) => set_quantity(&mut next.items, &r.internship_id, 0),
-        Command::SetBuyer(b) => set_buyer(&mut next, &b.country, b.state.as_deref(), b.gstin.as_deref(), b.display_currency.as_deref(), ctx.rates),
+        Command::SetBuyer(b) => set_buyer(
+            &mut next,
+            &b.country,
+            b.state.as_deref(),
+            b.gstin.as_deref(),
+            b.display_currency.as_deref(),
+            ctx.rates,
+        ),
         Command::ShareCart(s) => {
             // The first share token stays: a link once given keeps working.
-            next.share_token.get_or_insert_with(|| s.share_token.clone());
+            next.share_token
+                .get_or_insert_with(|| s.share_token.clone());
             Ok(())
         }
         Command::AttachAnalytics(a) => attach_analytics(&mut next.analytics, &a.pairs),
@@ -173,9 +233,19 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
             next.owner = Some(o.user_id.clone());
             Ok(())
         }
-        Command::AbsorbItems(a) => add_items(&mut next.items, a.items.iter().map(|i| (i.internship_id.as_str(), i.quantity)), ctx.catalog),
+        Command::AbsorbItems(a) => add_items(
+            &mut next.items,
+            a.items
+                .iter()
+                .map(|i| (i.internship_id.as_str(), i.quantity)),
+            ctx.catalog,
+        ),
         Command::MergeInto(m) => {
-            let items = next.items.iter().map(|i| (i.internship_id.clone(), i.quantity as i32)).collect();
+            let items = next
+                .items
+                .iter()
+                .map(|i| (i.internship_id.clone(), i.quantity as i32))
+                .collect();
             let merged = Cart {
                 status: CartStatus::Merged,
                 merged_into: Some(m.target_cart_token.clone()),
@@ -185,7 +255,12 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
                 rejection: None,
                 ..next
             };
-            return Decision::Merged { cart: merged, target: m.target_cart_token.clone(), items, user_id: m.user_id.clone() };
+            return Decision::Merged {
+                cart: merged,
+                target: m.target_cart_token.clone(),
+                items,
+                user_id: m.user_id.clone(),
+            };
         }
     };
     match changed.and_then(|()| settle(&mut next, ctx).map_err(money_refusal)) {
@@ -219,16 +294,25 @@ fn expire(cart: &Cart, ttl_ms: i64, stamp: &Stamp<'_>) -> Decision {
     })
 }
 
-fn attach_analytics(analytics: &mut BTreeMap<String, String>, pairs: &BTreeMap<String, String>) -> Result<(), Refusal> {
+fn attach_analytics(
+    analytics: &mut BTreeMap<String, String>,
+    pairs: &BTreeMap<String, String>,
+) -> Result<(), Refusal> {
     let mut merged = analytics.clone();
     for (k, v) in pairs {
         if k.is_empty() || k.len() > 64 || v.len() > 256 {
-            return Err((ErrorCode::CartLimitExceeded, "analytics keys are 1-64 characters, values at most 256".into()));
+            return Err((
+                ErrorCode::CartLimitExceeded,
+                "analytics keys are 1-64 characters, values at most 256".into(),
+            ));
         }
         merged.insert(k.clone(), v.clone());
     }
     if merged.len() > MAX_ANALYTICS {
-        return Err((ErrorCode::CartLimitExceeded, format!("a cart holds at most {MAX_ANALYTICS} analytics pairs")));
+        return Err((
+            ErrorCode::CartLimitExceeded,
+            format!("a cart holds at most {MAX_ANALYTICS} analytics pairs"),
+        ));
     }
     *analytics = merged;
     Ok(())

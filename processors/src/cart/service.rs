@@ -14,8 +14,36 @@ use super::processor::CartProcessor;
 use crate::runner::{self, RunnerDeps};
 use crate::tables::GlobalTable;
 
+/// Cart timing: `CART_TTL_SECS` (86400: a day idle expires a cart) and
+/// `CART_EXPIRY_TICK_MS` (10000: how often the expiry timer looks).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub ttl_ms: i64,
+    pub tick: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Ok(Settings {
+            ttl_ms: platform::config::var("CART_TTL_SECS", "86400").parse::<i64>()? * 1000,
+            tick: Duration::from_millis(
+                platform::config::var("CART_EXPIRY_TICK_MS", "10000").parse()?,
+            ),
+        })
+    }
+}
+
 pub async fn run(
     config: PipelineConfig,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(config, Settings::from_env()?, ops_addr, shutdown).await
+}
+
+pub async fn run_with(
+    config: PipelineConfig,
+    settings: Settings,
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -64,12 +92,17 @@ pub async fn run(
         producer,
         max_batch: 500,
         linger: Duration::from_millis(2),
-        tick: Duration::from_millis(platform::config::var("CART_EXPIRY_TICK_MS", "10000").parse()?),
+        tick: settings.tick,
         clock: Arc::new(crate::runner::SystemClock),
     };
-    let ttl_ms: i64 = platform::config::var("CART_TTL_SECS", "86400").parse::<i64>()? * 1000;
+    let ttl_ms = settings.ttl_ms;
     runner::run(
-        Arc::new(CartProcessor::new(Arc::new(catalog), Arc::new(rates), policy, ttl_ms)),
+        Arc::new(CartProcessor::new(
+            Arc::new(catalog),
+            Arc::new(rates),
+            policy,
+            ttl_ms,
+        )),
         deps,
         shutdown.wait(),
     )

@@ -122,7 +122,11 @@ pub trait Processor: Send + Sync + 'static {
     /// as is; a timer changes state only through the commands it emits
     /// (which come back as inputs), so replays stay deterministic, and its
     /// outputs carry ids derived from the state, so a repeat is harmless.
-    fn timers(&self, _now_ms: i64, _states: &std::collections::HashMap<String, Self::State>) -> Vec<Self::Output> {
+    fn timers(
+        &self,
+        _now_ms: i64,
+        _states: &std::collections::HashMap<String, Self::State>,
+    ) -> Vec<Self::Output> {
         Vec::new()
     }
 }
@@ -136,7 +140,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
 }
 
@@ -211,7 +218,11 @@ pub async fn run<P: Processor>(
 }
 
 /// Produces what the processor's timers ask for, for every owned partition.
-async fn run_timers<P: Processor>(processor: &P, deps: &RunnerDeps, states: &PartitionStates<P::State>) -> anyhow::Result<()> {
+async fn run_timers<P: Processor>(
+    processor: &P,
+    deps: &RunnerDeps,
+    states: &PartitionStates<P::State>,
+) -> anyhow::Result<()> {
     let now = deps.clock.now_ms();
     let mut deliveries = Vec::new();
     for (_, partition) in states.partitions() {
@@ -221,7 +232,10 @@ async fn run_timers<P: Processor>(processor: &P, deps: &RunnerDeps, states: &Par
             let topic = deps.codec.names().name(&enc.topic);
             let rec = FutureRecord::to(&topic).key(&key).payload(&enc.value);
             deliveries.push(send(&deps.producer, rec)?);
-            metrics::pipeline().records_out.with_label_values(&[P::NAME, enc.topic.name]).inc();
+            metrics::pipeline()
+                .records_out
+                .with_label_values(&[P::NAME, enc.topic.name])
+                .inc();
         }
     }
     if !deliveries.is_empty() {

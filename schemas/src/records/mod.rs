@@ -148,14 +148,28 @@ mod tests {
                 display_currency: Some("USD".into()),
                 actor_user_id: None,
             }),
-            Command::ShareCart(ShareCart { share_token: "s".into(), actor_user_id: None }),
+            Command::ShareCart(ShareCart {
+                share_token: "s".into(),
+                actor_user_id: None,
+            }),
             Command::ExpireCart(ExpireCart { ttl_ms: 86_400_000 }),
-            Command::AttachAnalytics(AttachAnalytics { pairs: [("utm_source".to_owned(), "x".to_owned())].into(), actor_user_id: None }),
-            Command::AttachOwner(AttachOwner { user_id: "u".into() }),
-            Command::MergeInto(MergeInto { target_cart_token: "b".into(), user_id: "u".into() }),
+            Command::AttachAnalytics(AttachAnalytics {
+                pairs: [("utm_source".to_owned(), "x".to_owned())].into(),
+                actor_user_id: None,
+            }),
+            Command::AttachOwner(AttachOwner {
+                user_id: "u".into(),
+            }),
+            Command::MergeInto(MergeInto {
+                target_cart_token: "b".into(),
+                user_id: "u".into(),
+            }),
             Command::AbsorbItems(AbsorbItems {
                 source_cart_token: "a".into(),
-                items: vec![ItemRequest { internship_id: "x".into(), quantity: 1 }],
+                items: vec![ItemRequest {
+                    internship_id: "x".into(),
+                    quantity: 1,
+                }],
                 user_id: "u".into(),
             }),
         ] {

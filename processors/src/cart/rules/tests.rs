@@ -99,7 +99,8 @@ fn create(items: &[(&str, i32)]) -> Command {
 fn create_as(owner: Option<&str>, items: &[(&str, i32)]) -> Command {
     Command::CreateCart(CreateCart {
         currency: "INR".into(),
-        owner_user_id: owner.map(Into::into), device_id: None,
+        owner_user_id: owner.map(Into::into),
+        device_id: None,
         items: items
             .iter()
             .map(|(i, q)| ItemRequest {
@@ -323,7 +324,8 @@ fn a_display_currency_needs_a_published_rate() {
     assert_eq!(jpy.display_currency, Currency::INR);
     let unknown = Command::CreateCart(CreateCart {
         currency: "XXX".into(),
-        owner_user_id: None, device_id: None,
+        owner_user_id: None,
+        device_id: None,
         items: vec![],
     });
     assert_eq!(
@@ -388,8 +390,23 @@ fn too_many_lines_are_refused() {
 
 fn at(w: &World, cart: Option<&Cart>, command: Command, offset: i64, at_ms: i64) -> Decision {
     let id = format!("cmd-{offset}");
-    let stamp = Stamp { command_id: &id, offset, at_ms };
-    decide(cart, "t", &command, &stamp, &Context { catalog: &w.catalog, rates: &w.rates, policy: &w.policy, ttl_ms: 1_000 })
+    let stamp = Stamp {
+        command_id: &id,
+        offset,
+        at_ms,
+    };
+    decide(
+        cart,
+        "t",
+        &command,
+        &stamp,
+        &Context {
+            catalog: &w.catalog,
+            rates: &w.rates,
+            policy: &w.policy,
+            ttl_ms: 1_000,
+        },
+    )
 }
 
 fn expire() -> Command {
@@ -399,36 +416,59 @@ fn expire() -> Command {
 #[test]
 fn an_idle_cart_expires_by_timer_and_then_refuses_commands_with_1002() {
     let w = World::new();
-    let Decision::Cart(c) = at(&w, None, create(&[("go", 1)]), 1, 10_000) else { panic!() };
+    let Decision::Cart(c) = at(&w, None, create(&[("go", 1)]), 1, 10_000) else {
+        panic!()
+    };
     // Not idle long enough yet: the timer's command changes nothing.
     assert_eq!(at(&w, Some(&c), expire(), 2, 10_500), Decision::Unchanged);
-    let Decision::Cart(expired) = at(&w, Some(&c), expire(), 3, 11_000) else { panic!() };
+    let Decision::Cart(expired) = at(&w, Some(&c), expire(), 3, 11_000) else {
+        panic!()
+    };
     assert_eq!(expired.status, CartStatus::Expired);
     assert_eq!(expired.version, 3);
-    let Decision::Cart(after) = at(&w, Some(&expired), add("go", 1), 4, 11_100) else { panic!() };
+    let Decision::Cart(after) = at(&w, Some(&expired), add("go", 1), 4, 11_100) else {
+        panic!()
+    };
     assert_eq!(code(&after), Some(ErrorCode::CartExpired));
     assert_eq!(after.items, expired.items);
     // A second timer command for an expired cart is a no-op.
-    assert_eq!(at(&w, Some(&expired), expire(), 5, 99_000), Decision::Unchanged);
+    assert_eq!(
+        at(&w, Some(&expired), expire(), 5, 99_000),
+        Decision::Unchanged
+    );
 }
 
 #[test]
 fn a_command_after_the_ttl_expires_the_cart_even_before_the_timer() {
     let w = World::new();
-    let Decision::Cart(c) = at(&w, None, create(&[("go", 1)]), 1, 10_000) else { panic!() };
-    let Decision::Cart(late) = at(&w, Some(&c), add("go", 1), 2, 20_000) else { panic!() };
+    let Decision::Cart(c) = at(&w, None, create(&[("go", 1)]), 1, 10_000) else {
+        panic!()
+    };
+    let Decision::Cart(late) = at(&w, Some(&c), add("go", 1), 2, 20_000) else {
+        panic!()
+    };
     assert_eq!(late.status, CartStatus::Expired);
     assert_eq!(code(&late), Some(ErrorCode::CartExpired));
     // Activity keeps a cart alive.
-    let Decision::Cart(busy) = at(&w, Some(&c), add("go", 1), 2, 10_900) else { panic!() };
-    assert_eq!(at(&w, Some(&busy), expire(), 3, 11_500), Decision::Unchanged);
+    let Decision::Cart(busy) = at(&w, Some(&c), add("go", 1), 2, 10_900) else {
+        panic!()
+    };
+    assert_eq!(
+        at(&w, Some(&busy), expire(), 3, 11_500),
+        Decision::Unchanged
+    );
 }
 
 #[test]
 fn sharing_keeps_the_first_share_token() {
     let w = World::new();
     let c = w.cart(None, create(&[("go", 1)]), 1);
-    let share = |t: &str| Command::ShareCart(schemas::records::cart::ShareCart { share_token: t.into(), actor_user_id: None });
+    let share = |t: &str| {
+        Command::ShareCart(schemas::records::cart::ShareCart {
+            share_token: t.into(),
+            actor_user_id: None,
+        })
+    };
     let shared = w.cart(Some(&c), share("s1"), 2);
     assert_eq!(shared.share_token.as_deref(), Some("s1"));
     let again = w.cart(Some(&shared), share("s2"), 3);
@@ -440,21 +480,48 @@ fn analytics_pairs_merge_and_are_bounded() {
     let w = World::new();
     let c = w.cart(None, create(&[]), 1);
     let attach = |pairs: Vec<(String, String)>| {
-        Command::AttachAnalytics(schemas::records::cart::AttachAnalytics { pairs: pairs.into_iter().collect(), actor_user_id: None })
+        Command::AttachAnalytics(schemas::records::cart::AttachAnalytics {
+            pairs: pairs.into_iter().collect(),
+            actor_user_id: None,
+        })
     };
-    let c = w.cart(Some(&c), attach(vec![("utm_source".into(), "mail".into())]), 2);
-    let c = w.cart(Some(&c), attach(vec![("utm_campaign".into(), "spring".into())]), 3);
+    let c = w.cart(
+        Some(&c),
+        attach(vec![("utm_source".into(), "mail".into())]),
+        2,
+    );
+    let c = w.cart(
+        Some(&c),
+        attach(vec![("utm_campaign".into(), "spring".into())]),
+        3,
+    );
     assert_eq!(c.analytics.len(), 2);
-    let many = (0..MAX_ANALYTICS).map(|i| (format!("k{i}"), "v".to_owned())).collect();
-    assert_eq!(code(&w.cart(Some(&c), attach(many), 4)), Some(ErrorCode::CartLimitExceeded));
+    let many = (0..MAX_ANALYTICS)
+        .map(|i| (format!("k{i}"), "v".to_owned()))
+        .collect();
+    assert_eq!(
+        code(&w.cart(Some(&c), attach(many), 4)),
+        Some(ErrorCode::CartLimitExceeded)
+    );
 }
 
 #[test]
 fn a_guest_cart_merges_into_the_users_cart() {
     let w = World::new();
     let guest = w.cart(None, create(&[("go", 2)]), 1);
-    let merge = Command::MergeInto(schemas::records::cart::MergeInto { target_cart_token: "b".into(), user_id: "u1".into() });
-    let Decision::Merged { cart, target, items, user_id } = w.decide(Some(&guest), merge, 2) else { panic!("merge expected") };
+    let merge = Command::MergeInto(schemas::records::cart::MergeInto {
+        target_cart_token: "b".into(),
+        user_id: "u1".into(),
+    });
+    let Decision::Merged {
+        cart,
+        target,
+        items,
+        user_id,
+    } = w.decide(Some(&guest), merge, 2)
+    else {
+        panic!("merge expected")
+    };
     assert_eq!(cart.status, CartStatus::Merged);
     assert_eq!(cart.merged_into.as_deref(), Some("b"));
     assert_eq!((target.as_str(), user_id.as_str()), ("b", "u1"));
@@ -463,23 +530,36 @@ fn a_guest_cart_merges_into_the_users_cart() {
     let users = w.cart(None, create_as(Some("u1"), &[("go", 1)]), 3);
     let absorb = Command::AbsorbItems(schemas::records::cart::AbsorbItems {
         source_cart_token: "a".into(),
-        items: vec![ItemRequest { internship_id: "go".into(), quantity: 2 }],
+        items: vec![ItemRequest {
+            internship_id: "go".into(),
+            quantity: 2,
+        }],
         user_id: "u1".into(),
     });
     assert_eq!(w.cart(Some(&users), absorb.clone(), 4).items[0].quantity, 3);
     // Another user's cart does not.
     let other = w.cart(None, create_as(Some("u2"), &[]), 5);
-    assert!(matches!(w.decide(Some(&other), absorb, 6), Decision::Dropped(_)));
+    assert!(matches!(
+        w.decide(Some(&other), absorb, 6),
+        Decision::Dropped(_)
+    ));
     // A merged cart takes no more commands.
-    assert_eq!(code(&w.cart(Some(&cart), add("go", 1), 7)), Some(ErrorCode::CartNotModifiable));
+    assert_eq!(
+        code(&w.cart(Some(&cart), add("go", 1), 7)),
+        Some(ErrorCode::CartNotModifiable)
+    );
 }
 
 #[test]
 fn attaching_an_owner_claims_a_guest_cart_only() {
     let w = World::new();
     let guest = w.cart(None, create(&[]), 1);
-    let claim = |u: &str| Command::AttachOwner(schemas::records::cart::AttachOwner { user_id: u.into() });
+    let claim =
+        |u: &str| Command::AttachOwner(schemas::records::cart::AttachOwner { user_id: u.into() });
     let mine = w.cart(Some(&guest), claim("u1"), 2);
     assert_eq!(mine.owner.as_deref(), Some("u1"));
-    assert!(matches!(w.decide(Some(&mine), claim("u2"), 3), Decision::Dropped(_)));
+    assert!(matches!(
+        w.decide(Some(&mine), claim("u2"), 3),
+        Decision::Dropped(_)
+    ));
 }

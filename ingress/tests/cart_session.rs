@@ -1,0 +1,372 @@
+//! Through HTTP: one active cart per user, login attach and merge, sharing
+//! and cloning, attribution, and expiry (with a short TTL and a fast timer
+//! tick instead of a day's wait).
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::Client;
+use serde_json::{json, Value};
+
+use common::{token, TestEnv, JWT_SECRET};
+
+struct Api {
+    http: Client,
+    base: String,
+}
+
+impl Api {
+    async fn start(env: &TestEnv) -> Api {
+        let addr = env.spawn_ingress().await;
+        Api {
+            http: Client::new(),
+            base: format!("http://{addr}/api/v1"),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The cart at `version` or later.
+    async fn cart(&self, cart: &str, version: i64, bearer: Option<&str>) -> Value {
+        let mut req = self
+            .http
+            .get(format!("{}/cart/{cart}?version={version}", self.base))
+            .header("prefer", "wait=30");
+        if let Some(b) = bearer {
+            req = req.header("authorization", format!("Bearer {b}"));
+        }
+        let cart: Value = req.send().await.unwrap().json().await.unwrap();
+        assert_eq!(cart["stale"], false, "{cart}");
+        cart
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_has_one_active_cart_and_a_guest_cart_merges_into_it_on_login() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let api = Api::start(&env).await;
+    let alice = token("alice", "user", 600, JWT_SECRET);
+    use reqwest::Method;
+
+    let (s, mine) = api
+        .call(
+            Method::POST,
+            "/cart",
+            Some(&alice),
+            Some(json!({"items": [{"internship_id": "design"}]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let mine_token = mine["cart_token"].as_str().unwrap().to_owned();
+    api.cart(&mine_token, mine["version"].as_i64().unwrap(), Some(&alice))
+        .await;
+    // Creating again gives back the active cart, with the new items in it.
+    let (s, again) = api
+        .call(
+            Method::POST,
+            "/cart",
+            Some(&alice),
+            Some(json!({"items": [{"internship_id": "design", "quantity": 2}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["cart_token"], mine_token.as_str());
+    let cart = api
+        .cart(
+            &mine_token,
+            again["version"].as_i64().unwrap(),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(cart["items"][0]["quantity"], 3);
+
+    // A guest fills a cart, then logs in as Alice: the cart merges into hers.
+    let (_, guest) = api
+        .call(
+            Method::POST,
+            "/cart",
+            None,
+            Some(json!({"items": [{"internship_id": "rust-backend"}], "device_id": "phone-1"})),
+        )
+        .await;
+    let guest_token = guest["cart_token"].as_str().unwrap().to_owned();
+    api.cart(&guest_token, guest["version"].as_i64().unwrap(), None)
+        .await;
+    let (s, plan) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{guest_token}/auth/check"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(plan["action"], "merge", "{plan}");
+    assert_eq!(plan["merge_into"], mine_token.as_str());
+    let (s, _) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{guest_token}/auth/login"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 401, "login needs a token");
+    let (s, login) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{guest_token}/auth/login"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{login}");
+    assert_eq!(login["merged"], true);
+    assert_eq!(login["cart_token"], mine_token.as_str());
+    let guest_after = api
+        .cart(
+            &guest_token,
+            login["guest_cart_version"].as_i64().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(guest_after["status"], "merged");
+    assert_eq!(guest_after["merged_into"], mine_token.as_str());
+    // The items arrive in Alice's cart through the pipeline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, cart) = api
+            .call(
+                Method::GET,
+                &format!("/cart/{mine_token}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        let ids: Vec<String> = cart["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["internship_id"].as_str().unwrap().to_owned())
+            .collect();
+        if ids.contains(&"rust-backend".to_owned()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "merged items never arrived: {cart}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The merged cart takes no more changes.
+    let (s, refused) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{guest_token}/items"),
+            None,
+            Some(json!({"internship_id": "design"})),
+        )
+        .await;
+    assert_eq!(
+        (s, refused["error"]["code"].as_i64()),
+        (409, Some(1005)),
+        "{refused}"
+    );
+
+    // Bob logs in on a fresh guest cart: it simply becomes his.
+    let bob = token("bob", "user", 600, JWT_SECRET);
+    let (_, g2) = api.call(Method::POST, "/cart", None, Some(json!({}))).await;
+    let g2_token = g2["cart_token"].as_str().unwrap().to_owned();
+    api.cart(&g2_token, g2["version"].as_i64().unwrap(), None)
+        .await;
+    let (s, login) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{g2_token}/auth/login"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, login["merged"].as_bool()),
+        (202, Some(false)),
+        "{login}"
+    );
+    api.cart(
+        &g2_token,
+        login["guest_cart_version"].as_i64().unwrap(),
+        Some(&bob),
+    )
+    .await;
+    let (s, _) = api
+        .call(Method::GET, &format!("/cart/{g2_token}"), None, None)
+        .await;
+    assert_eq!(s, 404, "now Bob's: the token alone no longer opens it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_cart_shows_items_only_and_can_be_cloned_and_attribution_is_kept() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let api = Api::start(&env).await;
+    use reqwest::Method;
+    let (_, c) = api
+        .call(
+            Method::POST,
+            "/cart",
+            None,
+            Some(json!({"items": [{"internship_id": "design", "quantity": 4}]})),
+        )
+        .await;
+    let cart = c["cart_token"].as_str().unwrap().to_owned();
+    let (s, a) = api
+        .call(
+            Method::PUT,
+            &format!("/cart/{cart}/analytics"),
+            None,
+            Some(json!({"pairs": {"utm_source": "newsletter"}})),
+        )
+        .await;
+    assert_eq!(s, 202, "{a}");
+    let (s, bad) = api
+        .call(
+            Method::PUT,
+            &format!("/cart/{cart}/analytics"),
+            None,
+            Some(json!({"pairs": {"bad key!": "x"}})),
+        )
+        .await;
+    assert_eq!((s, bad["error"]["code"].as_i64()), (422, Some(422)));
+    let (s, shared) = api
+        .call(Method::POST, &format!("/cart/{cart}/share"), None, None)
+        .await;
+    assert_eq!(s, 202, "{shared}");
+    let share_token = shared["share_token"].as_str().unwrap().to_owned();
+    assert_ne!(share_token, cart);
+    let (_, again) = api
+        .call(Method::POST, &format!("/cart/{cart}/share"), None, None)
+        .await;
+    assert_eq!(
+        again["share_token"],
+        share_token.as_str(),
+        "sharing twice gives the same link"
+    );
+    let view = api
+        .cart(&cart, again["version"].as_i64().unwrap(), None)
+        .await;
+    assert_eq!(view["analytics"]["utm_source"], "newsletter");
+    assert_eq!(view["share_token"], share_token.as_str());
+
+    let (s, public) = api
+        .call(
+            Method::GET,
+            &format!("/cart/shared/{share_token}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{public}");
+    assert_eq!(public["items"][0]["quantity"], 4);
+    let text = public.to_string();
+    assert!(
+        !text.contains(&cart) && !text.contains("buyer") && !text.contains("owner"),
+        "no private data: {public}"
+    );
+    let (s, _) = api
+        .call(
+            Method::GET,
+            "/cart/shared/0123456789abcdef0123456789abcdef",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, clone) = api
+        .call(
+            Method::POST,
+            &format!("/cart/shared/{share_token}/clone"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{clone}");
+    let cloned = api
+        .cart(
+            clone["cart_token"].as_str().unwrap(),
+            clone["version"].as_i64().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(cloned["items"][0]["internship_id"], "design");
+    assert_eq!(cloned["items"][0]["quantity"], 4);
+    assert_ne!(cloned["cart_token"], cart.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cart_expires_and_later_commands_get_1002() {
+    let env = TestEnv::new().await;
+    // Two seconds stand for a day; the timer looks every 200 ms.
+    env.spawn_cart_processor_with(processors::cart::service::Settings {
+        ttl_ms: 2_000,
+        tick: Duration::from_millis(200),
+    });
+    env.spawn_sinks();
+    let api = Api::start(&env).await;
+    use reqwest::Method;
+    let (_, c) = api
+        .call(
+            Method::POST,
+            "/cart",
+            None,
+            Some(json!({"items": [{"internship_id": "design"}]})),
+        )
+        .await;
+    let cart = c["cart_token"].as_str().unwrap().to_owned();
+    let version = c["version"].as_i64().unwrap();
+    assert_eq!(api.cart(&cart, version, None).await["status"], "active");
+    // The timer's command moves the cart on by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let expired = loop {
+        let (_, view) = api
+            .call(Method::GET, &format!("/cart/{cart}"), None, None)
+            .await;
+        if view["status"] == "expired" || std::time::Instant::now() > deadline {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(expired["status"], "expired", "{expired}");
+    assert!(expired["version"].as_i64().unwrap() > version);
+    let (s, refused) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{cart}/items"),
+            None,
+            Some(json!({"internship_id": "design"})),
+        )
+        .await;
+    assert_eq!(s, 410, "{refused}");
+    assert_eq!(refused["error"]["code"], 1002);
+}
