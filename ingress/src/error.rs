@@ -140,6 +140,7 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::CartAlreadyExists => StatusCode::CONFLICT,
         ErrorCode::CartNotModifiable => StatusCode::CONFLICT,
         ErrorCode::ItemNotInCart => StatusCode::NOT_FOUND,
+        ErrorCode::PlanNotAvailable => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InternshipUnavailable
         | ErrorCode::InvalidBuyerDetails
         | ErrorCode::CartLimitExceeded

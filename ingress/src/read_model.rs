@@ -73,6 +73,10 @@ pub struct CartItemView {
     pub tax_class: String,
     /// False when the internship left the catalog: the line blocks checkout.
     pub available: bool,
+    /// The billing period chosen for the line, if any.
+    pub plan_id: Option<String>,
+    pub plan_value: Option<i32>,
+    pub plan_unit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -153,7 +157,7 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
     };
     cart.items = sqlx::query_as::<_, CartItemView>(
         "SELECT internship_id, title, quantity, currency, unit_price_minor, line_subtotal_minor, line_discount_minor,
-                line_total_minor, tax_class, available
+                line_total_minor, tax_class, available, plan_id, plan_value, plan_unit
          FROM cart_items WHERE cart_token = $1 ORDER BY position",
     )
     .bind(token)

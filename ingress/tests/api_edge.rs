@@ -47,9 +47,11 @@ enum Route {
     Analytics,
     AuthCheck,
     Login,
+    ChoosePlan,
 }
 
-const ROUTES: [Route; 16] = [
+const ROUTES: [Route; 17] = [
+    Route::ChoosePlan,
     Route::Share,
     Route::SharedView,
     Route::CloneShared,
@@ -79,7 +81,7 @@ impl Route {
             | Route::AuthCheck
             | Route::Login => Method::POST,
             Route::GetCart | Route::ListInternships | Route::SharedView => Method::GET,
-            Route::Analytics => Method::PUT,
+            Route::Analytics | Route::ChoosePlan => Method::PUT,
             Route::RemoveItem => Method::DELETE,
             Route::UpdateQuantity | Route::SetBuyer | Route::PutInternship | Route::PutFxRate => {
                 Method::PUT
@@ -112,6 +114,7 @@ impl Route {
             Route::Analytics => format!("/api/v1/cart/{cart}/analytics"),
             Route::AuthCheck => format!("/api/v1/cart/{cart}/auth/check"),
             Route::Login => format!("/api/v1/cart/{cart}/auth/login"),
+            Route::ChoosePlan => format!("/api/v1/cart/{cart}/plan/design-6m"),
         }
     }
 
@@ -128,7 +131,8 @@ impl Route {
             | Route::SharedView
             | Route::CloneShared
             | Route::AuthCheck
-            | Route::Login => None,
+            | Route::Login
+            | Route::ChoosePlan => None,
             Route::Analytics => Some(json!({"pairs": {"utm_source": "x"}})),
             Route::Estimate => Some(
                 json!({"items": [{"internship_id": "design", "quantity": 2}], "country": "IN"}),
@@ -162,6 +166,7 @@ impl Route {
             Route::Analytics => "/api/v1/cart/{token}/analytics",
             Route::AuthCheck => "/api/v1/cart/{token}/auth/check",
             Route::Login => "/api/v1/cart/{token}/auth/login",
+            Route::ChoosePlan => "/api/v1/cart/{token}/plan/{plan_id}",
         }
     }
 }

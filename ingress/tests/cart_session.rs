@@ -370,3 +370,51 @@ async fn an_idle_cart_expires_and_later_commands_get_1002() {
     assert_eq!(s, 410, "{refused}");
     assert_eq!(refused["error"]["code"], 1002);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_billing_period_prices_its_line() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let api = Api::start(&env).await;
+    use reqwest::Method;
+    let (_, c) = api
+        .call(
+            Method::POST,
+            "/cart",
+            None,
+            Some(json!({"items": [{"internship_id": "design", "quantity": 2}]})),
+        )
+        .await;
+    let cart = c["cart_token"].as_str().unwrap().to_owned();
+    // The harness catalog offers `<id>-6m` at half the base price.
+    let (s, chosen) = api
+        .call(
+            Method::PUT,
+            &format!("/cart/{cart}/plan/design-6m"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{chosen}");
+    let view = api
+        .cart(&cart, chosen["version"].as_i64().unwrap(), None)
+        .await;
+    assert_eq!(view["items"][0]["plan_id"], "design-6m", "{view}");
+    assert_eq!(view["items"][0]["plan_value"], 6);
+    assert_eq!(view["items"][0]["plan_unit"], "month");
+    assert_eq!(view["items"][0]["unit_price_minor"], 2_490_000 / 2);
+    assert_eq!(view["subtotal_minor"], 2_490_000);
+    let (_, other) = api
+        .call(
+            Method::PUT,
+            &format!("/cart/{cart}/plan/rust-backend-6m"),
+            None,
+            None,
+        )
+        .await;
+    let view = api
+        .cart(&cart, other["version"].as_i64().unwrap(), None)
+        .await;
+    assert_eq!(view["last_rejection"]["error"]["code"], 1010, "{view}");
+}

@@ -15,10 +15,11 @@ pub enum ErrorCode {
     CartAlreadyExists = 1007,
     ItemNotInCart = 1008,
     InvalidBuyerDetails = 1009,
+    PlanNotAvailable = 1010,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::CartNotFound,
         ErrorCode::CartExpired,
         ErrorCode::InternshipUnavailable,
@@ -28,6 +29,7 @@ impl ErrorCode {
         ErrorCode::CartAlreadyExists,
         ErrorCode::ItemNotInCart,
         ErrorCode::InvalidBuyerDetails,
+        ErrorCode::PlanNotAvailable,
     ];
 
     pub fn code(self) -> i32 {

@@ -225,9 +225,9 @@ async fn write(
             r#"
             INSERT INTO cart_items (cart_token, position, internship_id, title, quantity, currency, unit_price_minor,
                                     line_total_minor, base_unit_price_minor, line_subtotal_minor, line_discount_minor,
-                                    tax_class, available)
+                                    tax_class, available, plan_id, plan_value, plan_unit)
             SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::int8[],
-                                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::bool[])
+                                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::bool[], $14::text[], $15::int4[], $16::text[])
             "#,
         )
         .bind(&items.token)
@@ -243,6 +243,9 @@ async fn write(
         .bind(&items.line_discount)
         .bind(&items.tax_class)
         .bind(&items.available)
+        .bind(&items.plan_id)
+        .bind(&items.plan_value)
+        .bind(&items.plan_unit)
         .execute(&mut **tx)
         .await?;
     }
@@ -298,6 +301,9 @@ struct Items {
     line_discount: Vec<i64>,
     tax_class: Vec<String>,
     available: Vec<bool>,
+    plan_id: Vec<Option<String>>,
+    plan_value: Vec<Option<i32>>,
+    plan_unit: Vec<Option<String>>,
 }
 
 impl Items {
@@ -318,6 +324,9 @@ impl Items {
                 c.line_discount.push(l.line_discount.amount_minor);
                 c.tax_class.push(l.tax_class.clone());
                 c.available.push(l.available);
+                c.plan_id.push(l.plan.as_ref().map(|p| p.plan_id.clone()));
+                c.plan_value.push(l.plan.as_ref().map(|p| p.value));
+                c.plan_unit.push(l.plan.as_ref().map(|p| p.unit.clone()));
             }
         }
         c

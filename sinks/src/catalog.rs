@@ -52,12 +52,13 @@ impl Sink for InternshipsSink {
             for r in newest(batch) {
                 let i = &r.value;
                 sqlx::query(
-                    "INSERT INTO internships (internship_id, title, category, currency, price_minor, tax_class, active, updated_at, source_offset)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    "INSERT INTO internships (internship_id, title, category, currency, price_minor, tax_class, active, updated_at, source_offset, billing_periods)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                      ON CONFLICT (internship_id) DO UPDATE SET
                         title = EXCLUDED.title, category = EXCLUDED.category, currency = EXCLUDED.currency,
                         price_minor = EXCLUDED.price_minor, tax_class = EXCLUDED.tax_class, active = EXCLUDED.active,
-                        updated_at = EXCLUDED.updated_at, source_offset = EXCLUDED.source_offset
+                        updated_at = EXCLUDED.updated_at, source_offset = EXCLUDED.source_offset,
+                        billing_periods = EXCLUDED.billing_periods
                      WHERE internships.source_offset <= EXCLUDED.source_offset",
                 )
                 .bind(&r.key)
@@ -69,6 +70,12 @@ impl Sink for InternshipsSink {
                 .bind(i.active)
                 .bind(ts(i.updated_at))
                 .bind(r.offset)
+                .bind(serde_json::json!(i
+                    .billing_periods
+                    .iter()
+                    .map(|p| serde_json::json!({"plan_id": p.plan_id, "value": p.value, "unit": p.unit.as_str(),
+                        "price_minor": p.price.amount_minor, "currency": p.price.currency}))
+                    .collect::<Vec<_>>()))
                 .execute(&mut **tx)
                 .await?;
             }

@@ -14,7 +14,7 @@ use axum::routing::put;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use schemas::records::catalog::Internship;
+use schemas::records::catalog::{BillingPeriod, Internship, PeriodUnit};
 use schemas::records::fx::FxRate;
 use schemas::records::WireMoney;
 use schemas::topics::{CATALOG_INTERNSHIPS, FX_RATES};
@@ -46,6 +46,21 @@ pub struct InternshipInput {
     pub tax_class: String,
     #[serde(default = "yes")]
     pub active: bool,
+    /// Optional plans, each a length of access with its own price (INR).
+    #[serde(default)]
+    pub billing_periods: Vec<PeriodInput>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodInput {
+    /// Unique across the catalog: 1-64 of a-z, 0-9 and '-'.
+    pub plan_id: String,
+    /// 1 to 36.
+    pub value: i32,
+    /// `month` or `year`.
+    pub unit: String,
+    pub price_minor: i64,
 }
 
 fn standard() -> String {
@@ -86,10 +101,34 @@ fn validate(id: &str, input: &InternshipInput) -> Result<Internship, ApiError> {
     if !matches!(input.tax_class.as_str(), "standard" | "exempt") {
         errors.push("tax_class: standard or exempt".to_owned());
     }
+    let mut periods = Vec::new();
+    for (i, p) in input.billing_periods.iter().enumerate() {
+        let unit = match p.unit.as_str() {
+            "month" => Some(PeriodUnit::Month),
+            "year" => Some(PeriodUnit::Year),
+            _ => None,
+        };
+        let ok = InternshipId::parse(&p.plan_id).is_ok()
+            && (1..=36).contains(&p.value)
+            && (0..=1_000_000_000_000).contains(&p.price_minor);
+        match (unit, ok) {
+            (Some(unit), true) => periods.push(BillingPeriod {
+                plan_id: p.plan_id.clone(),
+                value: p.value,
+                unit,
+                price: WireMoney { amount_minor: p.price_minor, currency: "INR".into() },
+            }),
+            _ => errors.push(format!("billing_periods[{i}]: plan_id a slug, value 1-36, unit month or year, price_minor 0 to 10^12")),
+        }
+    }
+    if input.billing_periods.len() > 12 {
+        errors.push("billing_periods: at most 12".to_owned());
+    }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     Ok(Internship {
+        billing_periods: periods,
         internship_id: id.to_owned(),
         title: title.to_owned(),
         category: input.category.clone(),

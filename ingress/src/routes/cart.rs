@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
-    AbsorbItems, AddItem, CartCommand, Command, CreateCart, ItemRequest, RemoveItem, SetBuyer,
-    UpdateQuantity,
+    AbsorbItems, AddItem, CartCommand, ChoosePlan, Command, CreateCart, ItemRequest, RemoveItem,
+    SetBuyer, UpdateQuantity,
 };
 use schemas::values::{CartToken, InternshipId, Quantity};
 
@@ -41,6 +41,7 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(add_item))
         .routes(routes!(update_quantity, remove_item))
         .routes(routes!(set_buyer))
+        .routes(routes!(choose_plan))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -632,4 +633,36 @@ async fn wait_for_version(
     drop(rx);
     state.waiters.release(token);
     result
+}
+
+/// Choose a billing period: the line whose internship offers the plan is
+/// priced at it.
+#[utoipa::path(
+    put,
+    path = "/api/v1/cart/{token}/plan/{plan_id}",
+    tag = "cart",
+    params(("token" = String, Path, description = "the cart token"), ("plan_id" = String, Path, description = "a plan from the catalog")),
+    responses(
+        (status = 202, description = "accepted by the broker", body = Accepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "invalid plan id", body = ErrorBody),
+    )
+)]
+pub async fn choose_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((token, plan_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    if InternshipId::parse(&plan_id).is_err() {
+        return Err(ApiError::Validation(vec![
+            "plan_id: 1-64 characters of a-z, 0-9 and '-'".to_owned(),
+        ]));
+    }
+    authorize(&state, &caller, &token).await?;
+    let command = Command::ChoosePlan(ChoosePlan {
+        plan_id,
+        actor_user_id: caller.user_id().map(str::to_owned),
+    });
+    send_to_cart(&state, token, command).await.map(accepted)
 }

@@ -37,6 +37,9 @@ pub struct InternshipView {
     /// Tax-exclusive (unless the deployment prices tax-inclusive) base price.
     pub price_minor: i64,
     pub tax_class: String,
+    /// Plans: `[{plan_id, value, unit, price_minor, currency}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub billing_periods: sqlx::types::Json<serde_json::Value>,
 }
 
 /// The active internships.
@@ -46,7 +49,7 @@ pub async fn list_internships(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<InternshipView>>, ApiError> {
     let rows = sqlx::query_as::<_, InternshipView>(
-        "SELECT internship_id, title, category, currency, price_minor, tax_class FROM internships WHERE active ORDER BY title",
+        "SELECT internship_id, title, category, currency, price_minor, tax_class, billing_periods FROM internships WHERE active ORDER BY title",
     )
     .fetch_all(&state.pool)
     .await?;

@@ -119,6 +119,15 @@ impl TestEnv {
             tax_class: "standard".into(),
             active: true,
             updated_at: 0,
+            billing_periods: vec![schemas::records::catalog::BillingPeriod {
+                plan_id: format!("{id}-6m"),
+                value: 6,
+                unit: schemas::records::catalog::PeriodUnit::Month,
+                price: WireMoney {
+                    amount_minor: price_minor / 2,
+                    currency: "INR".into(),
+                },
+            }],
         };
         let key = self
             .codec

@@ -9,15 +9,15 @@ use rust_decimal::Decimal;
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
-    AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, Command,
-    CommandRejection, ExpireCart, FxQuote, ItemRequest, TaxLine,
+    AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, ChosenPlan,
+    Command, CommandRejection, ExpireCart, FxQuote, ItemRequest, TaxLine,
 };
 use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
 use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 
 use super::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
-use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Rejection, Stamp};
+use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
 use crate::tables::catalog::{CatalogLookup, RateLookup};
 
@@ -217,6 +217,11 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
                 line_discount: wire(&l.line_discount)?,
                 tax_class: l.tax_class.as_str().to_owned(),
                 available: item.available,
+                plan: item.plan.as_ref().map(|p| ChosenPlan {
+                    plan_id: p.plan_id.clone(),
+                    value: p.value,
+                    unit: p.unit.clone(),
+                }),
             })
         })
         .collect::<Result<Vec<_>, MoneyError>>()?;
@@ -284,6 +289,11 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
             base_unit_price: l.base_unit_price.to_money()?,
             tax_class,
             available: l.available,
+            plan: l.plan.as_ref().map(|p| Plan {
+                plan_id: p.plan_id.clone(),
+                value: p.value,
+                unit: p.unit.clone(),
+            }),
         });
         lines.push(PricedLine {
             internship_id: l.internship_id.clone(),
@@ -386,6 +396,7 @@ mod tests {
             tax_class: "standard".into(),
             active: true,
             updated_at: 0,
+            billing_periods: vec![],
         };
         let usd = FxRate {
             base: "INR".into(),

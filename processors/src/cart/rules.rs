@@ -29,9 +29,21 @@ pub struct Item {
     /// The catalog price (INR).
     pub base_unit_price: Money,
     pub tax_class: TaxClass,
-    /// False once the internship left the catalog or was deactivated: the
-    /// line stays visible (never silently dropped) and blocks checkout.
+    /// False once the internship left the catalog or was deactivated (or
+    /// the chosen plan was withdrawn): the line stays visible (never
+    /// silently dropped) and blocks checkout.
     pub available: bool,
+    /// The billing period chosen for the line; its price is then
+    /// `base_unit_price`.
+    pub plan: Option<Plan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub plan_id: String,
+    pub value: i32,
+    /// `month` or `year`.
+    pub unit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +245,7 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
             next.owner = Some(o.user_id.clone());
             Ok(())
         }
+        Command::ChoosePlan(p) => choose_plan(&mut next.items, &p.plan_id, ctx.catalog),
         Command::AbsorbItems(a) => add_items(
             &mut next.items,
             a.items
@@ -410,10 +423,38 @@ fn add_items<'a>(
                 base_unit_price: price,
                 tax_class: TaxClass::parse(&item.tax_class),
                 available: true,
+                plan: None,
             }),
         }
     }
     Ok(())
+}
+
+/// Prices the line whose internship offers `plan_id` at that plan.
+fn choose_plan(
+    items: &mut [Item],
+    plan_id: &str,
+    catalog: &impl CatalogLookup,
+) -> Result<(), Refusal> {
+    for item in items.iter_mut() {
+        let offered = catalog
+            .internship(&item.internship_id)
+            .filter(|i| i.active)
+            .and_then(|i| i.billing_periods.into_iter().find(|p| p.plan_id == plan_id));
+        if let Some(period) = offered {
+            item.base_unit_price = period.price.to_money().map_err(money_refusal)?;
+            item.plan = Some(Plan {
+                plan_id: period.plan_id,
+                value: period.value,
+                unit: period.unit.as_str().to_owned(),
+            });
+            return Ok(());
+        }
+    }
+    Err((
+        ErrorCode::PlanNotAvailable,
+        format!("no internship in the cart offers plan {plan_id}"),
+    ))
 }
 
 /// Sets a line's quantity; 0 removes the line.
@@ -516,9 +557,25 @@ pub fn settle<C: CatalogLookup, R: RateLookup>(
         {
             Some(current) => {
                 item.title = current.title.clone();
-                item.base_unit_price = current.base_price.to_money()?;
                 item.tax_class = TaxClass::parse(&current.tax_class);
-                item.available = true;
+                match &item.plan {
+                    None => {
+                        item.base_unit_price = current.base_price.to_money()?;
+                        item.available = true;
+                    }
+                    Some(plan) => match current
+                        .billing_periods
+                        .iter()
+                        .find(|p| p.plan_id == plan.plan_id)
+                    {
+                        Some(period) => {
+                            item.base_unit_price = period.price.to_money()?;
+                            item.available = true;
+                        }
+                        // A withdrawn plan: the line keeps its last price, flagged.
+                        None => item.available = false,
+                    },
+                }
             }
             None => item.available = false,
         }

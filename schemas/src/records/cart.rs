@@ -29,6 +29,13 @@ pub enum Command {
     AttachOwner(AttachOwner),
     MergeInto(MergeInto),
     AbsorbItems(AbsorbItems),
+    ChoosePlan(ChoosePlan),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChoosePlan {
+    pub plan_id: String,
+    pub actor_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +106,7 @@ impl Command {
             Command::SetBuyer(c) => c.actor_user_id.as_deref(),
             Command::ShareCart(c) => c.actor_user_id.as_deref(),
             Command::AttachAnalytics(c) => c.actor_user_id.as_deref(),
+            Command::ChoosePlan(c) => c.actor_user_id.as_deref(),
             // Issued by the processor itself, or by the ingress for the
             // logged-in user named in the command: the rules check those.
             Command::ExpireCart(_) => None,
@@ -213,6 +221,15 @@ pub struct CartLine {
     pub line_discount: WireMoney,
     pub tax_class: String,
     pub available: bool,
+    pub plan: Option<ChosenPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenPlan {
+    pub plan_id: String,
+    pub value: i32,
+    /// `month` or `year`.
+    pub unit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,4 +14,29 @@ pub struct Internship {
     pub active: bool,
     /// Milliseconds since the Unix epoch.
     pub updated_at: i64,
+    pub billing_periods: Vec<BillingPeriod>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillingPeriod {
+    pub plan_id: String,
+    pub value: i32,
+    pub unit: PeriodUnit,
+    pub price: WireMoney,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PeriodUnit {
+    Month,
+    Year,
+}
+
+impl PeriodUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodUnit::Month => "month",
+            PeriodUnit::Year => "year",
+        }
+    }
 }

@@ -101,6 +101,12 @@ mod tests {
                 tax_class: "standard".into(),
                 active: true,
                 updated_at: 1_700_000_000_000,
+                billing_periods: vec![catalog::BillingPeriod {
+                    plan_id: "rust-6m".into(),
+                    value: 6,
+                    unit: catalog::PeriodUnit::Month,
+                    price: money(1_000),
+                }],
             },
         );
     }
@@ -279,6 +285,11 @@ mod tests {
             line_discount: money(0),
             tax_class: "standard".into(),
             available: true,
+            plan: Some(ChosenPlan {
+                plan_id: "p".into(),
+                value: 6,
+                unit: "month".into(),
+            }),
         };
         let mut snap = CartSnapshot {
             event_id: "e".into(),

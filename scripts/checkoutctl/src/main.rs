@@ -141,6 +141,17 @@ struct SeedItem {
     tax_class: String,
     #[serde(default = "yes")]
     active: bool,
+    #[serde(default)]
+    billing_periods: Vec<SeedPeriod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedPeriod {
+    plan_id: String,
+    value: i32,
+    unit: String,
+    price_minor: i64,
 }
 
 fn standard() -> String {
@@ -184,6 +195,23 @@ async fn seed(config: &PipelineConfig, file: &str) -> anyhow::Result<()> {
             tax_class: item.tax_class.clone(),
             active: item.active,
             updated_at: now,
+            billing_periods: item
+                .billing_periods
+                .iter()
+                .map(|p| schemas::records::catalog::BillingPeriod {
+                    plan_id: p.plan_id.clone(),
+                    value: p.value,
+                    unit: if p.unit == "year" {
+                        schemas::records::catalog::PeriodUnit::Year
+                    } else {
+                        schemas::records::catalog::PeriodUnit::Month
+                    },
+                    price: WireMoney {
+                        amount_minor: p.price_minor,
+                        currency: currency.code().to_owned(),
+                    },
+                })
+                .collect(),
         };
         let key = codec
             .encode_key(&CATALOG_INTERNSHIPS.def, &record.internship_id)

@@ -23,6 +23,7 @@ fn catalog() -> HashMap<String, Internship> {
         tax_class: tax.into(),
         active,
         updated_at: 0,
+        billing_periods: vec![],
     };
     [
         mk("rust", 49_900, true, "standard"),
@@ -562,4 +563,39 @@ fn attaching_an_owner_claims_a_guest_cart_only() {
         w.decide(Some(&mine), claim("u2"), 3),
         Decision::Dropped(_)
     ));
+}
+
+#[test]
+fn a_plan_prices_its_line_and_a_withdrawn_plan_flags_it() {
+    let mut w = World::new();
+    w.catalog.get_mut("rust").unwrap().billing_periods =
+        vec![schemas::records::catalog::BillingPeriod {
+            plan_id: "rust-6m".into(),
+            value: 6,
+            unit: schemas::records::catalog::PeriodUnit::Month,
+            price: WireMoney {
+                amount_minor: 29_900,
+                currency: "INR".into(),
+            },
+        }];
+    let c = w.cart(None, create(&[("rust", 2), ("go", 1)]), 1);
+    let choose = |p: &str| {
+        Command::ChoosePlan(schemas::records::cart::ChoosePlan {
+            plan_id: p.into(),
+            actor_user_id: None,
+        })
+    };
+    let c = w.cart(Some(&c), choose("rust-6m"), 2);
+    assert_eq!(
+        c.items[0].plan.as_ref().map(|p| (p.value, p.unit.as_str())),
+        Some((6, "month"))
+    );
+    assert_eq!(c.breakdown.lines[0].line_subtotal, inr(2 * 29_900));
+    assert_eq!(
+        code(&w.cart(Some(&c), choose("go-1y"), 3)),
+        Some(ErrorCode::PlanNotAvailable)
+    );
+    w.catalog.get_mut("rust").unwrap().billing_periods.clear();
+    let c = w.cart(Some(&c), add("go", 1), 4);
+    assert!(!c.items[0].available, "the plan was withdrawn");
 }
