@@ -236,6 +236,13 @@ impl Money {
         })
     }
 
+    /// The amount times a fraction (a tax or discount rate), rounded to the
+    /// minor unit.
+    pub fn times_rate(&self, rate: Decimal, rounding: Rounding) -> Result<Money, MoneyError> {
+        let amount = self.amount.checked_mul(rate).ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(amount, self.currency).round(rounding))
+    }
+
     /// Sums amounts that must all be in `currency`.
     pub fn sum<'a>(
         currency: Currency,

@@ -6,6 +6,7 @@
 //! - [`processor`]: the adapter between those rules and the runner;
 //! - [`service`]: wiring for the `processors cart` binary.
 
+pub mod coupons;
 pub mod pricing;
 pub mod processor;
 pub mod rules;
