@@ -141,6 +141,18 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::CartNotModifiable => StatusCode::CONFLICT,
         ErrorCode::ItemNotInCart => StatusCode::NOT_FOUND,
         ErrorCode::PlanNotAvailable => StatusCode::UNPROCESSABLE_ENTITY,
+        // Every coupon refusal: the request was understood, the coupon does not apply.
+        ErrorCode::CouponUnknown
+        | ErrorCode::CouponExpired
+        | ErrorCode::CouponNotYetValid
+        | ErrorCode::CouponMinimumNotReached
+        | ErrorCode::CouponNotApplicable
+        | ErrorCode::CouponNotCombinable
+        | ErrorCode::CouponUsedUp
+        | ErrorCode::CouponPerUserLimit
+        | ErrorCode::CouponOwnReferral
+        | ErrorCode::CouponTooMany
+        | ErrorCode::CouponAlreadyApplied => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::InternshipUnavailable
         | ErrorCode::InvalidBuyerDetails
         | ErrorCode::CartLimitExceeded

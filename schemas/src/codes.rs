@@ -16,10 +16,21 @@ pub enum ErrorCode {
     ItemNotInCart = 1008,
     InvalidBuyerDetails = 1009,
     PlanNotAvailable = 1010,
+    CouponUnknown = 2001,
+    CouponExpired = 2002,
+    CouponNotYetValid = 2003,
+    CouponMinimumNotReached = 2005,
+    CouponNotApplicable = 2006,
+    CouponNotCombinable = 2007,
+    CouponUsedUp = 2008,
+    CouponPerUserLimit = 2009,
+    CouponOwnReferral = 2010,
+    CouponTooMany = 2011,
+    CouponAlreadyApplied = 2012,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::CartNotFound,
         ErrorCode::CartExpired,
         ErrorCode::InternshipUnavailable,
@@ -30,6 +41,17 @@ impl ErrorCode {
         ErrorCode::ItemNotInCart,
         ErrorCode::InvalidBuyerDetails,
         ErrorCode::PlanNotAvailable,
+        ErrorCode::CouponUnknown,
+        ErrorCode::CouponExpired,
+        ErrorCode::CouponNotYetValid,
+        ErrorCode::CouponMinimumNotReached,
+        ErrorCode::CouponNotApplicable,
+        ErrorCode::CouponNotCombinable,
+        ErrorCode::CouponUsedUp,
+        ErrorCode::CouponPerUserLimit,
+        ErrorCode::CouponOwnReferral,
+        ErrorCode::CouponTooMany,
+        ErrorCode::CouponAlreadyApplied,
     ];
 
     pub fn code(self) -> i32 {

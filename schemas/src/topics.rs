@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use crate::records::{
     cart::{CartCommand, CartSnapshot},
     catalog::Internship,
+    coupons::Coupon,
     fx::FxRate,
 };
 
@@ -83,6 +84,15 @@ pub const FX_RATES: Topic<FxRate> = Topic::new(TopicDef {
     doc: "INR to display-currency rates, keyed by currency code; every cart processor reads all of it.",
 });
 
+pub const COUPONS: Topic<Coupon> = Topic::new(TopicDef {
+    name: "coupons.definitions",
+    partitions: 1,
+    cleanup: Cleanup::Compact,
+    key_schema: STRING_KEY,
+    value_schema: include_str!("../avro/internhub.coupons.Coupon.avsc"),
+    doc: "Coupon definitions, keyed by code; every cart processor reads all of it.",
+});
+
 pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
     name: "cart.commands",
     partitions: CART_PARTITIONS,
@@ -114,6 +124,7 @@ pub const CART_CHANGELOG: Topic<CartSnapshot> = Topic::new(TopicDef {
 pub const ALL: &[TopicDef] = &[
     CATALOG_INTERNSHIPS.def,
     FX_RATES.def,
+    COUPONS.def,
     CART_COMMANDS.def,
     CART_SNAPSHOTS.def,
     CART_CHANGELOG.def,

@@ -156,17 +156,17 @@ pub async fn estimate(
         return Err(ApiError::Validation(errors));
     }
     let ids: Vec<&str> = wanted.iter().map(|(id, _)| id.as_str()).collect();
-    let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
-        "SELECT internship_id, title, currency, price_minor, tax_class FROM internships WHERE active AND internship_id = ANY($1)",
+    let rows: Vec<(String, String, String, i64, String, String)> = sqlx::query_as(
+        "SELECT internship_id, title, currency, price_minor, tax_class, category FROM internships WHERE active AND internship_id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(&state.pool)
     .await?;
-    let found: HashMap<&str, &(String, String, String, i64, String)> =
+    let found: HashMap<&str, &(String, String, String, i64, String, String)> =
         rows.iter().map(|r| (r.0.as_str(), r)).collect();
     let mut lines = Vec::with_capacity(wanted.len());
     for (id, quantity) in &wanted {
-        let Some((_, title, cur, price, tax)) = found.get(id.as_str()).copied() else {
+        let Some((_, title, cur, price, tax, category)) = found.get(id.as_str()).copied() else {
             return Err(ApiError::Domain(
                 ErrorCode::InternshipUnavailable,
                 format!("internship {id} is not available"),
@@ -176,6 +176,7 @@ pub async fn estimate(
         lines.push(LineInput {
             internship_id: id.clone(),
             title: title.clone(),
+            category: category.clone(),
             quantity: *quantity,
             unit_price: Money::from_minor(*price, cur),
             tax_class: TaxClass::parse(tax),
@@ -205,7 +206,7 @@ pub async fn estimate(
         country,
         state: req.state.clone(),
     });
-    let b = pricing::price(&lines, buyer.as_ref(), fx.as_ref(), &state.pricing)
+    let b = pricing::price(&lines, buyer.as_ref(), fx.as_ref(), &state.pricing, &[])
         .map_err(|e| ApiError::Domain(ErrorCode::CartLimitExceeded, e.to_string()))?;
     view(&b, fx.as_ref())
         .map(Json)

@@ -18,6 +18,8 @@
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
+use schemas::codes::ErrorCode;
+use schemas::records::coupons::{Coupon as CouponRecord, CouponKind};
 use schemas::{Currency, Money, MoneyError, Rounding};
 
 use super::pricing::Fx;
@@ -70,6 +72,42 @@ pub struct Coupon {
     pub referrer_user_id: Option<String>,
 }
 
+impl Coupon {
+    /// The rules of a published definition; `None` when it does not make
+    /// sense (a kind without its amount), which then counts as unknown.
+    pub fn from_record(r: &CouponRecord) -> Option<Coupon> {
+        let rate = r.percent.as_deref().and_then(|p| p.parse::<Decimal>().ok()).filter(|p| *p > Decimal::ZERO && *p <= Decimal::ONE);
+        let amount = match r.kind {
+            CouponKind::Percentage | CouponKind::Referral => Amount::Percent {
+                rate: rate?,
+                cap: r.cap.as_ref().map(|c| c.to_money()).transpose().ok()?,
+            },
+            CouponKind::Fixed => Amount::Fixed(r.amounts.iter().map(|a| a.to_money()).collect::<Result<_, _>>().ok()?),
+            CouponKind::FreeEnrollment => Amount::Free,
+            CouponKind::BulkTiers => Amount::Tiers(
+                r.tiers
+                    .iter()
+                    .map(|t| Some((u32::try_from(t.min_seats).ok()?, t.percent.parse::<Decimal>().ok()?)))
+                    .collect::<Option<_>>()?,
+            ),
+        };
+        Some(Coupon {
+            code: r.code.clone(),
+            name: r.name.clone(),
+            amount,
+            scope: Scope { internships: r.scope_internships.clone(), categories: r.scope_categories.clone() },
+            valid_from_ms: r.valid_from,
+            valid_until_ms: r.valid_until,
+            min_order: r.min_order.as_ref().map(|m| m.to_money()).transpose().ok()?,
+            usage_limit: r.usage_limit.and_then(|n| u32::try_from(n).ok()),
+            per_user_limit: r.per_user_limit.and_then(|n| u32::try_from(n).ok()),
+            combinable: r.combinable,
+            active: r.active,
+            referrer_user_id: r.referrer_user_id.clone(),
+        })
+    }
+}
+
 /// A line as discounts see it, in the cart's currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscountLine {
@@ -96,20 +134,24 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn code(&self) -> i32 {
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            Refusal::Unknown => 2001,
-            Refusal::Expired => 2002,
-            Refusal::NotYetValid => 2003,
-            Refusal::MinimumNotReached { .. } => 2005,
-            Refusal::NotApplicable => 2006,
-            Refusal::NotCombinable => 2007,
-            Refusal::UsageLimitReached => 2008,
-            Refusal::PerUserLimitReached => 2009,
-            Refusal::OwnReferralCode => 2010,
-            Refusal::TooManyCoupons { .. } => 2011,
-            Refusal::AlreadyApplied => 2012,
+            Refusal::Unknown => ErrorCode::CouponUnknown,
+            Refusal::Expired => ErrorCode::CouponExpired,
+            Refusal::NotYetValid => ErrorCode::CouponNotYetValid,
+            Refusal::MinimumNotReached { .. } => ErrorCode::CouponMinimumNotReached,
+            Refusal::NotApplicable => ErrorCode::CouponNotApplicable,
+            Refusal::NotCombinable => ErrorCode::CouponNotCombinable,
+            Refusal::UsageLimitReached => ErrorCode::CouponUsedUp,
+            Refusal::PerUserLimitReached => ErrorCode::CouponPerUserLimit,
+            Refusal::OwnReferralCode => ErrorCode::CouponOwnReferral,
+            Refusal::TooManyCoupons { .. } => ErrorCode::CouponTooMany,
+            Refusal::AlreadyApplied => ErrorCode::CouponAlreadyApplied,
         }
+    }
+
+    pub fn code(&self) -> i32 {
+        self.error_code().code()
     }
 
     pub fn message(&self) -> String {

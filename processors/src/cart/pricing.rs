@@ -23,6 +23,8 @@ use rust_decimal::Decimal;
 
 use schemas::{Currency, Money, MoneyError, Rounding};
 
+use super::coupons::{self, AppliedDiscount, Coupon, DiscountLine};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaxClass {
     Standard,
@@ -96,6 +98,8 @@ pub struct Fx {
 pub struct LineInput {
     pub internship_id: String,
     pub title: String,
+    /// The catalog category (coupon scopes name categories).
+    pub category: String,
     pub quantity: u32,
     pub unit_price: Money,
     pub tax_class: TaxClass,
@@ -133,6 +137,8 @@ pub struct Breakdown {
     pub tax_total: Money,
     pub total: Money,
     pub tax_inclusive: bool,
+    /// Each applied coupon and what it took off.
+    pub discounts: Vec<AppliedDiscount>,
 }
 
 /// The taxes that apply to a buyer, by name and rate.
@@ -165,6 +171,7 @@ pub fn price(
     buyer: Option<&Buyer>,
     fx: Option<&Fx>,
     policy: &PricingPolicy,
+    coupons: &[Coupon],
 ) -> Result<Breakdown, MoneyError> {
     let currency = fx.map(|f| f.currency).unwrap_or(Currency::INR);
     let zero = Money::zero(currency);
@@ -183,6 +190,22 @@ pub fn price(
             line_total: line_subtotal.checked_sub(&line_discount)?,
             tax_class: l.tax_class,
         });
+    }
+    // Discounts come off each line before tax is computed on what is left.
+    let discount_lines: Vec<DiscountLine> = lines
+        .iter()
+        .zip(&priced)
+        .map(|(l, p)| DiscountLine {
+            internship_id: l.internship_id.clone(),
+            category: l.category.clone(),
+            quantity: l.quantity,
+            line_subtotal: p.line_subtotal,
+        })
+        .collect();
+    let (line_discounts, discounts) = coupons::allocate(coupons, &discount_lines, currency, fx, policy.rounding)?;
+    for (p, d) in priced.iter_mut().zip(line_discounts) {
+        p.line_discount = d;
+        p.line_total = p.line_subtotal.checked_sub(&d)?;
     }
     let subtotal = Money::sum(currency, priced.iter().map(|l| &l.line_subtotal))?;
     let discount_total = Money::sum(currency, priced.iter().map(|l| &l.line_discount))?;
@@ -224,6 +247,7 @@ pub fn price(
         tax_total,
         total,
         tax_inclusive: policy.tax_inclusive,
+        discounts,
     })
 }
 
@@ -295,6 +319,7 @@ mod tests {
         LineInput {
             internship_id: "x".into(),
             title: "X".into(),
+            category: "eng".into(),
             quantity: qty,
             unit_price: inr(minor),
             tax_class: class,
@@ -340,7 +365,7 @@ mod tests {
             (Some(buyer("US", None)), vec![]),
         ];
         for (b, want) in cases {
-            let got = price(&lines, b.as_ref(), None, &policy).unwrap();
+            let got = price(&lines, b.as_ref(), None, &policy, &[]).unwrap();
             let want: Vec<_> = want
                 .into_iter()
                 .map(|(n, r, a)| (n.to_owned(), dec(r), a))
@@ -359,7 +384,7 @@ mod tests {
             &[line(100_000, 1, TaxClass::Standard)],
             Some(&buyer("GB", None)),
             None,
-            &policy,
+            &policy, &[],
         )
         .unwrap();
         assert_eq!(
@@ -377,7 +402,7 @@ mod tests {
             ],
             Some(&buyer("IN", Some("MH"))),
             None,
-            &PricingPolicy::default(),
+            &PricingPolicy::default(), &[],
         )
         .unwrap();
         assert_eq!(got.tax_total, inr(18_000));
@@ -394,7 +419,7 @@ mod tests {
             &[line(118_000, 1, TaxClass::Standard)],
             Some(&buyer("IN", Some("KA"))),
             None,
-            &policy,
+            &policy, &[],
         )
         .unwrap();
         assert_eq!(got.total, inr(118_000));
@@ -407,7 +432,7 @@ mod tests {
             ]
         );
         // An odd paisa goes to the last component, so the parts add up.
-        let odd = price(&[line(118_001, 1, TaxClass::Standard)], None, None, &policy).unwrap();
+        let odd = price(&[line(118_001, 1, TaxClass::Standard)], None, None, &policy, &[]).unwrap();
         assert_eq!(
             odd.taxes
                 .iter()
@@ -428,7 +453,7 @@ mod tests {
             &[line(49_999, 3, TaxClass::Standard)],
             Some(&buyer("US", None)),
             Some(&usd),
-            &PricingPolicy::default(),
+            &PricingPolicy::default(), &[],
         )
         .unwrap();
         // ₹499.99 × 0.012 = $5.99988 → $6.00; three seats $18.00.
@@ -450,7 +475,7 @@ mod tests {
             &[line(49_999, 1, TaxClass::Standard)],
             Some(&buyer("JP", None)),
             Some(&jpy),
-            &PricingPolicy::default(),
+            &PricingPolicy::default(), &[],
         )
         .unwrap();
         assert_eq!(got.total, Money::from_minor(900, Currency::JPY)); // ¥899.982 → ¥900
@@ -463,7 +488,7 @@ mod tests {
             &[line(49_999, 1, TaxClass::Standard)],
             Some(&buyer("KW", None)),
             Some(&kwd),
-            &PricingPolicy::default(),
+            &PricingPolicy::default(), &[],
         )
         .unwrap();
         assert_eq!(got.total, Money::from_minor(1_850, Currency::KWD)); // 1.849963 → 1.850
@@ -476,7 +501,7 @@ mod tests {
             &[line(25, 1, TaxClass::Standard)],
             Some(&buyer("IN", Some("MH"))),
             None,
-            &PricingPolicy::default(),
+            &PricingPolicy::default(), &[],
         )
         .unwrap();
         assert_eq!(even.tax_total, inr(4));
@@ -488,7 +513,7 @@ mod tests {
             &[line(25, 1, TaxClass::Standard)],
             Some(&buyer("IN", Some("MH"))),
             None,
-            &up_policy,
+            &up_policy, &[],
         )
         .unwrap();
         assert_eq!(up.tax_total, inr(5));
@@ -550,7 +575,7 @@ mod tests {
             policy.export_rates.insert("GB".into(), Decimal::new(20, 2));
             if half_up { policy.rounding = Rounding::HalfUp; }
             let input: Vec<_> = lines.iter().map(|(p, q, exempt)| line(*p, *q, if *exempt { TaxClass::Exempt } else { TaxClass::Standard })).collect();
-            let b = price(&input, buyer.as_ref(), fx.as_ref(), &policy).unwrap();
+            let b = price(&input, buyer.as_ref(), fx.as_ref(), &policy, &[]).unwrap();
             let currency = b.currency;
             let minor = |m: &Money| { prop_assert_eq!(m.currency(), currency); m.to_minor().map_err(|e| TestCaseError::fail(e.to_string())) };
             // Every amount is in the display currency and whole minor units.
@@ -571,7 +596,7 @@ mod tests {
 
         #[test]
         fn conversion_is_consistent_per_unit(p in 0i64..100_000_000, q in 1u32..1000, fx in any_fx()) {
-            let b = price(&[line(p, q, TaxClass::Standard)], None, fx.as_ref(), &PricingPolicy::default()).unwrap();
+            let b = price(&[line(p, q, TaxClass::Standard)], None, fx.as_ref(), &PricingPolicy::default(), &[]).unwrap();
             let unit = convert(&inr(p), fx.as_ref(), Rounding::HalfEven).unwrap();
             prop_assert_eq!(b.lines[0].unit_price, unit);
             prop_assert!((unit.amount() - inr(p).amount() * fx.as_ref().map(|f| f.rate).unwrap_or(Decimal::ONE)).abs()

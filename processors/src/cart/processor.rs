@@ -16,34 +16,29 @@ use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
 use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 
+use super::coupons;
 use super::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
 use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
-use crate::tables::catalog::{CatalogLookup, RateLookup};
+use crate::tables::catalog::{CatalogLookup, CouponLookup, RateLookup};
 
 /// A day: carts idle this long expire.
 pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
-pub struct CartProcessor<C, R> {
+/// Most coupons on one cart.
+pub const MAX_COUPONS: usize = 3;
+
+pub struct CartProcessor<C, R, K> {
     catalog: Arc<C>,
     rates: Arc<R>,
+    coupons: Arc<K>,
     policy: PricingPolicy,
     ttl_ms: i64,
 }
 
-impl<C, R> CartProcessor<C, R> {
-    pub fn new(
-        catalog: Arc<C>,
-        rates: Arc<R>,
-        policy: PricingPolicy,
-        ttl_ms: i64,
-    ) -> CartProcessor<C, R> {
-        CartProcessor {
-            catalog,
-            rates,
-            policy,
-            ttl_ms,
-        }
+impl<C, R, K> CartProcessor<C, R, K> {
+    pub fn new(catalog: Arc<C>, rates: Arc<R>, coupons: Arc<K>, policy: PricingPolicy, ttl_ms: i64) -> CartProcessor<C, R, K> {
+        CartProcessor { catalog, rates, coupons, policy, ttl_ms }
     }
 }
 
@@ -65,10 +60,11 @@ impl Emit for CartOutput {
     }
 }
 
-impl<C, R> Processor for CartProcessor<C, R>
+impl<C, R, K> Processor for CartProcessor<C, R, K>
 where
     C: CatalogLookup + Send + Sync + 'static,
     R: RateLookup + Send + Sync + 'static,
+    K: CouponLookup + Send + Sync + 'static,
 {
     type Input = CartCommand;
     type State = CartSnapshot;
@@ -109,6 +105,8 @@ where
             at_ms: cmd.issued_at,
         };
         let ctx = Context {
+            coupons: &*self.coupons,
+            max_coupons: MAX_COUPONS,
             ttl_ms: self.ttl_ms,
             catalog: &*self.catalog,
             rates: &*self.rates,
@@ -222,6 +220,7 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
                     value: p.value,
                     unit: p.unit.clone(),
                 }),
+                category: item.category.clone(),
             })
         })
         .collect::<Result<Vec<_>, MoneyError>>()?;
@@ -273,6 +272,12 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
         device_id: cart.device_id.clone(),
         analytics: cart.analytics.clone(),
         merged_into: cart.merged_into.clone(),
+        coupons: cart.coupons.clone(),
+        discounts: b
+            .discounts
+            .iter()
+            .map(|d| Ok(schemas::records::cart::AppliedDiscount { code: d.code.clone(), name: d.name.clone(), amount: wire(&d.amount)? }))
+            .collect::<Result<_, MoneyError>>()?,
     })
 }
 
@@ -285,6 +290,7 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         items.push(Item {
             internship_id: l.internship_id.clone(),
             title: l.title.clone(),
+            category: l.category.clone(),
             quantity,
             base_unit_price: l.base_unit_price.to_money()?,
             tax_class,
@@ -354,6 +360,11 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
             tax_total: s.tax_total.to_money()?,
             total: s.total.to_money()?,
             tax_inclusive: s.tax_inclusive,
+            discounts: s
+                .discounts
+                .iter()
+                .map(|d| Ok(coupons::AppliedDiscount { code: d.code.clone(), name: d.name.clone(), amount: d.amount.to_money()? }))
+                .collect::<Result<_, MoneyError>>()?,
         },
         created_at: s.created_at,
         updated_at: s.updated_at,
@@ -362,6 +373,7 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         device_id: s.device_id.clone(),
         analytics: s.analytics.clone(),
         merged_into: s.merged_into.clone(),
+        coupons: s.coupons.clone(),
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {
@@ -382,7 +394,7 @@ mod tests {
     use schemas::records::fx::FxRate;
     use std::collections::HashMap;
 
-    type Proc = CartProcessor<HashMap<String, Internship>, HashMap<String, FxRate>>;
+    type Proc = CartProcessor<HashMap<String, Internship>, HashMap<String, FxRate>, HashMap<String, schemas::records::coupons::Coupon>>;
 
     fn processor() -> Proc {
         let item = Internship {
@@ -407,6 +419,7 @@ mod tests {
         CartProcessor::new(
             Arc::new(HashMap::from([("rust".to_owned(), item)])),
             Arc::new(HashMap::from([("USD".to_owned(), usd)])),
+            Arc::new(HashMap::new()),
             PricingPolicy::default(),
             DEFAULT_TTL_MS,
         )

@@ -14,8 +14,9 @@ use schemas::records::cart::{CartStatus, Command, CreateCart};
 use schemas::values::{InternshipId, Quantity};
 use schemas::{Currency, Money, MoneyError};
 
+use super::coupons::{self, CheckContext, Coupon, DiscountLine};
 use super::pricing::{self, Breakdown, Buyer, Fx, LineInput, PricingPolicy, TaxClass};
-use crate::tables::catalog::{CatalogLookup, RateLookup};
+use crate::tables::catalog::{CatalogLookup, CouponLookup, RateLookup};
 
 /// Most distinct internships in one cart.
 pub const MAX_LINES: usize = 50;
@@ -25,6 +26,7 @@ pub const MAX_LINES: usize = 50;
 pub struct Item {
     pub internship_id: String,
     pub title: String,
+    pub category: String,
     pub quantity: u32,
     /// The catalog price (INR).
     pub base_unit_price: Money,
@@ -79,6 +81,9 @@ pub struct Cart {
     pub analytics: BTreeMap<String, String>,
     /// For a merged cart, the cart that took its items.
     pub merged_into: Option<String>,
+    /// Coupon codes applied, in order (only those still valid at the last
+    /// re-pricing stay).
+    pub coupons: Vec<String>,
 }
 
 /// Most attribution pairs on a cart.
@@ -100,12 +105,23 @@ pub struct Stamp<'a> {
 }
 
 /// What the rules read besides the cart.
-pub struct Context<'a, C, R> {
+pub struct Context<'a, C, R, K = NoCoupons> {
     pub catalog: &'a C,
     pub rates: &'a R,
+    pub coupons: &'a K,
+    pub max_coupons: usize,
     pub policy: &'a PricingPolicy,
     /// A cart idle this long expires.
     pub ttl_ms: i64,
+}
+
+/// A coupon lookup that knows no coupon.
+pub struct NoCoupons;
+
+impl CouponLookup for NoCoupons {
+    fn coupon(&self, _code: &str) -> Option<Coupon> {
+        None
+    }
 }
 
 /// The decision about one command.
@@ -130,12 +146,12 @@ pub enum Decision {
 
 type Refusal = (ErrorCode, String);
 
-pub fn decide<C: CatalogLookup, R: RateLookup>(
+pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     cart: Option<&Cart>,
     token: &str,
     command: &Command,
     stamp: &Stamp<'_>,
-    ctx: &Context<'_, C, R>,
+    ctx: &Context<'_, C, R, K>,
 ) -> Decision {
     let cart = match (cart, command) {
         (None, Command::CreateCart(c)) => {
@@ -246,6 +262,12 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
             Ok(())
         }
         Command::ChoosePlan(p) => choose_plan(&mut next.items, &p.plan_id, ctx.catalog),
+        Command::ApplyCoupon(a) => apply_coupon(&mut next, &a.code, ctx, stamp.at_ms),
+        Command::RemoveCoupon(r) => {
+            let code = r.coupon_code.trim().to_ascii_uppercase();
+            next.coupons.retain(|c| *c != code);
+            Ok(())
+        }
         Command::AbsorbItems(a) => add_items(
             &mut next.items,
             a.items
@@ -276,7 +298,7 @@ pub fn decide<C: CatalogLookup, R: RateLookup>(
             };
         }
     };
-    match changed.and_then(|()| settle(&mut next, ctx).map_err(money_refusal)) {
+    match changed.and_then(|()| settle(&mut next, ctx, stamp.at_ms).map_err(money_refusal)) {
         Ok(()) => Decision::Cart(Cart {
             version: stamp.offset,
             updated_at: stamp.at_ms,
@@ -340,12 +362,12 @@ pub fn may_change(cart: &Cart, actor: Option<&str>) -> bool {
     }
 }
 
-fn create<'a, C: CatalogLookup, R: RateLookup>(
+fn create<'a, C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     token: &str,
     command: &CreateCart,
     items: impl IntoIterator<Item = (&'a str, i32)>,
     stamp: &Stamp<'_>,
-    ctx: &Context<'_, C, R>,
+    ctx: &Context<'_, C, R, K>,
 ) -> Decision {
     let mut cart = Cart {
         token: token.to_owned(),
@@ -365,18 +387,19 @@ fn create<'a, C: CatalogLookup, R: RateLookup>(
         device_id: command.device_id.clone(),
         analytics: BTreeMap::new(),
         merged_into: None,
+        coupons: Vec::new(),
     };
     let mut next = cart.clone();
     // The cart exists whatever happens next; what could not be applied is
     // refused as a whole, and the refusal says why.
     let applied = choose_currency(&mut next, Some(&command.currency), ctx.rates)
         .and_then(|()| add_items(&mut next.items, items, ctx.catalog))
-        .and_then(|()| settle(&mut next, ctx).map_err(money_refusal));
+        .and_then(|()| settle(&mut next, ctx, stamp.at_ms).map_err(money_refusal));
     match applied {
         Ok(()) => Decision::Cart(next),
         Err((code, msg)) => {
             // Best effort: the empty cart is still priced (in INR).
-            let _ = settle(&mut cart, ctx);
+            let _ = settle(&mut cart, ctx, stamp.at_ms);
             refuse(&cart, stamp, code, msg)
         }
     }
@@ -424,6 +447,7 @@ fn add_items<'a>(
                 tax_class: TaxClass::parse(&item.tax_class),
                 available: true,
                 plan: None,
+                category: item.category.clone(),
             }),
         }
     }
@@ -545,9 +569,10 @@ fn choose_currency(
 /// Re-prices the cart: catalog facts for every line (flagging lines whose
 /// internship is gone or inactive), the newest rate for the display
 /// currency (the last one is kept if it was withdrawn), then the breakdown.
-pub fn settle<C: CatalogLookup, R: RateLookup>(
+pub fn settle<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     cart: &mut Cart,
-    ctx: &Context<'_, C, R>,
+    ctx: &Context<'_, C, R, K>,
+    now_ms: i64,
 ) -> Result<(), MoneyError> {
     for item in &mut cart.items {
         match ctx
@@ -557,6 +582,7 @@ pub fn settle<C: CatalogLookup, R: RateLookup>(
         {
             Some(current) => {
                 item.title = current.title.clone();
+                item.category = current.category.clone();
                 item.tax_class = TaxClass::parse(&current.tax_class);
                 match &item.plan {
                     None => {
@@ -591,6 +617,7 @@ pub fn settle<C: CatalogLookup, R: RateLookup>(
         .map(|i| LineInput {
             internship_id: i.internship_id.clone(),
             title: i.title.clone(),
+            category: i.category.clone(),
             quantity: i.quantity,
             unit_price: i.base_unit_price,
             tax_class: i.tax_class,
@@ -600,8 +627,97 @@ pub fn settle<C: CatalogLookup, R: RateLookup>(
         country: b.country.clone(),
         state: b.state.clone(),
     });
-    cart.breakdown = pricing::price(&lines, buyer.as_ref(), cart.fx.as_ref(), ctx.policy)?;
+    // Coupons are checked again on every re-pricing, in the order they were
+    // applied; one that no longer holds (expired, minimum no longer met)
+    // stops applying and leaves the list.
+    let before = pricing::price(&lines, buyer.as_ref(), cart.fx.as_ref(), ctx.policy, &[])?;
+    let valid = valid_coupons(cart, &before, ctx, now_ms, None);
+    cart.coupons = valid.iter().map(|c| c.code.clone()).collect();
+    cart.breakdown = pricing::price(&lines, buyer.as_ref(), cart.fx.as_ref(), ctx.policy, &valid)?;
     Ok(())
+}
+
+/// The cart's coupons (plus `candidate`) that pass their checks, in order;
+/// with a candidate, its refusal if it does not.
+fn valid_coupons<C, R, K: CouponLookup>(
+    cart: &Cart,
+    priced: &Breakdown,
+    ctx: &Context<'_, C, R, K>,
+    now_ms: i64,
+    candidate: Option<&str>,
+) -> Vec<Coupon> {
+    check_coupons(cart, priced, ctx, now_ms, candidate).0
+}
+
+fn check_coupons<C, R, K: CouponLookup>(
+    cart: &Cart,
+    priced: &Breakdown,
+    ctx: &Context<'_, C, R, K>,
+    now_ms: i64,
+    candidate: Option<&str>,
+) -> (Vec<Coupon>, Option<coupons::Refusal>) {
+    let lines: Vec<DiscountLine> = cart
+        .items
+        .iter()
+        .zip(&priced.lines)
+        .map(|(i, p)| DiscountLine {
+            internship_id: i.internship_id.clone(),
+            category: i.category.clone(),
+            quantity: i.quantity,
+            line_subtotal: p.line_subtotal,
+        })
+        .collect();
+    let mut valid: Vec<Coupon> = Vec::new();
+    let mut refusal = None;
+    for code in cart.coupons.iter().map(String::as_str).chain(candidate) {
+        let coupon = ctx.coupons.coupon(code);
+        let check = coupons::check(
+            coupon.as_ref(),
+            &CheckContext {
+                now_ms,
+                user_id: cart.owner.as_deref(),
+                lines: &lines,
+                subtotal: priced.subtotal,
+                fx: cart.fx.as_ref(),
+                applied: &valid,
+                max_per_cart: ctx.max_coupons,
+                // Exact usage is counted at order placement; until then the
+                // limits are checked against what is known here: nothing.
+                used: 0,
+                used_by_user: 0,
+                rounding: ctx.policy.rounding,
+            },
+        );
+        match (check, coupon) {
+            (Ok(()), Some(c)) => valid.push(c),
+            (Err(r), _) if Some(code) == candidate => refusal = Some(r),
+            _ => {}
+        }
+    }
+    (valid, refusal)
+}
+
+/// Adds a coupon after the ones on the cart, if it passes its checks.
+fn apply_coupon<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
+    cart: &mut Cart,
+    code: &str,
+    ctx: &Context<'_, C, R, K>,
+    now_ms: i64,
+) -> Result<(), Refusal> {
+    let code = code.trim().to_ascii_uppercase();
+    settle(cart, ctx, now_ms).map_err(money_refusal)?;
+    if cart.coupons.contains(&code) {
+        let r = coupons::Refusal::AlreadyApplied;
+        return Err((r.error_code(), r.message()));
+    }
+    let without = Breakdown { discounts: Vec::new(), ..cart.breakdown.clone() };
+    match check_coupons(cart, &without, ctx, now_ms, Some(&code)).1 {
+        Some(r) => Err((r.error_code(), r.message())),
+        None => {
+            cart.coupons.push(code);
+            Ok(())
+        }
+    }
 }
 
 fn empty_breakdown(currency: Currency, policy: &PricingPolicy) -> Breakdown {
@@ -615,6 +731,7 @@ fn empty_breakdown(currency: Currency, policy: &PricingPolicy) -> Breakdown {
         tax_total: zero,
         total: zero,
         tax_inclusive: policy.tax_inclusive,
+        discounts: Vec::new(),
     }
 }
 

@@ -66,6 +66,7 @@ pub async fn run_with(
     .await?;
     let rates =
         GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::FX_RATES).await?;
+    let coupons = GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::COUPONS).await?;
 
     let (table, fx) = (catalog.clone(), rates.clone());
     let readiness = Readiness::new()
@@ -85,6 +86,7 @@ pub async fn run_with(
 
     catalog.wait_loaded(Duration::from_secs(120)).await?;
     rates.wait_loaded(Duration::from_secs(120)).await?;
+    coupons.wait_loaded(Duration::from_secs(120)).await?;
     tracing::info!(internships = catalog.len(), "catalog ready");
     let deps = RunnerDeps {
         brokers: config.kafka_brokers.clone(),
@@ -100,6 +102,7 @@ pub async fn run_with(
         Arc::new(CartProcessor::new(
             Arc::new(catalog),
             Arc::new(rates),
+            Arc::new(coupons),
             policy,
             ttl_ms,
         )),

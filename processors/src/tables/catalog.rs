@@ -1,6 +1,6 @@
 //! The joins the cart rules make, as traits the pure code depends on: the
-//! catalog (prices always come from here, never from a client) and the FX
-//! rates. The running processor backs them with [`GlobalTable`]s; tests
+//! catalog (prices always come from here, never from a client), the FX
+//! rates and the coupon definitions. The running processor backs them with [`GlobalTable`]s; tests
 //! back them with plain maps.
 
 use std::collections::HashMap;
@@ -12,7 +12,9 @@ use schemas::records::fx::FxRate;
 use schemas::Currency;
 
 use super::GlobalTable;
+use crate::cart::coupons::Coupon;
 use crate::cart::pricing::Fx;
+use schemas::records::coupons::Coupon as CouponRecord;
 
 pub trait CatalogLookup {
     fn internship(&self, id: &str) -> Option<Internship>;
@@ -27,6 +29,23 @@ impl CatalogLookup for HashMap<String, Internship> {
 impl CatalogLookup for GlobalTable<Internship> {
     fn internship(&self, id: &str) -> Option<Internship> {
         self.get(id)
+    }
+}
+
+/// Coupon definitions by code.
+pub trait CouponLookup {
+    fn coupon(&self, code: &str) -> Option<Coupon>;
+}
+
+impl CouponLookup for HashMap<String, CouponRecord> {
+    fn coupon(&self, code: &str) -> Option<Coupon> {
+        self.get(code).and_then(Coupon::from_record)
+    }
+}
+
+impl CouponLookup for GlobalTable<CouponRecord> {
+    fn coupon(&self, code: &str) -> Option<Coupon> {
+        self.get(code).as_ref().and_then(Coupon::from_record)
     }
 }
 

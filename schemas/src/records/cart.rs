@@ -30,6 +30,20 @@ pub enum Command {
     MergeInto(MergeInto),
     AbsorbItems(AbsorbItems),
     ChoosePlan(ChoosePlan),
+    ApplyCoupon(ApplyCoupon),
+    RemoveCoupon(RemoveCoupon),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyCoupon {
+    pub code: String,
+    pub actor_user_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveCoupon {
+    pub coupon_code: String,
+    pub actor_user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +121,8 @@ impl Command {
             Command::ShareCart(c) => c.actor_user_id.as_deref(),
             Command::AttachAnalytics(c) => c.actor_user_id.as_deref(),
             Command::ChoosePlan(c) => c.actor_user_id.as_deref(),
+            Command::ApplyCoupon(c) => c.actor_user_id.as_deref(),
+            Command::RemoveCoupon(c) => c.actor_user_id.as_deref(),
             // Issued by the processor itself, or by the ingress for the
             // logged-in user named in the command: the rules check those.
             Command::ExpireCart(_) => None,
@@ -163,6 +179,15 @@ pub struct CartSnapshot {
     pub device_id: Option<String>,
     pub analytics: std::collections::BTreeMap<String, String>,
     pub merged_into: Option<String>,
+    pub coupons: Vec<String>,
+    pub discounts: Vec<AppliedDiscount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedDiscount {
+    pub code: String,
+    pub name: String,
+    pub amount: WireMoney,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +247,7 @@ pub struct CartLine {
     pub tax_class: String,
     pub available: bool,
     pub plan: Option<ChosenPlan>,
+    pub category: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

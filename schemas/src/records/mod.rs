@@ -9,6 +9,7 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod coupons;
 pub mod fx;
 
 use serde::{Deserialize, Serialize};
@@ -225,6 +226,33 @@ mod tests {
     }
 
     #[test]
+    fn coupon_matches_its_schema() {
+        round_trip(
+            topics::COUPONS.def.value_schema,
+            &coupons::Coupon {
+                code: "TEN".into(),
+                name: "Ten percent".into(),
+                kind: coupons::CouponKind::Percentage,
+                percent: Some("0.10".into()),
+                cap: Some(money(50_000)),
+                amounts: vec![],
+                tiers: vec![coupons::Tier { min_seats: 3, percent: "0.1".into() }],
+                referrer_user_id: None,
+                scope_internships: vec![],
+                scope_categories: vec!["eng".into()],
+                valid_from: Some(1),
+                valid_until: None,
+                min_order: Some(money(100)),
+                usage_limit: Some(100),
+                per_user_limit: Some(1),
+                combinable: true,
+                active: true,
+                updated_at: 5,
+            },
+        );
+    }
+
+    #[test]
     fn fx_rate_matches_its_schema() {
         round_trip(
             topics::FX_RATES.def.value_schema,
@@ -290,6 +318,7 @@ mod tests {
                 value: 6,
                 unit: "month".into(),
             }),
+            category: "eng".into(),
         };
         let mut snap = CartSnapshot {
             event_id: "e".into(),
@@ -328,6 +357,8 @@ mod tests {
             device_id: None,
             analytics: [("utm_source".to_owned(), "newsletter".to_owned())].into(),
             merged_into: None,
+            coupons: vec!["TEN".into()],
+            discounts: vec![AppliedDiscount { code: "TEN".into(), name: "ten".into(), amount: money(20) }],
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {

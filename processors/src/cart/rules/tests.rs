@@ -51,6 +51,7 @@ fn rates() -> HashMap<String, FxRate> {
 struct World {
     catalog: HashMap<String, Internship>,
     rates: HashMap<String, FxRate>,
+    coupons: HashMap<String, schemas::records::coupons::Coupon>,
     policy: PricingPolicy,
 }
 
@@ -59,6 +60,7 @@ impl World {
         World {
             catalog: catalog(),
             rates: rates(),
+            coupons: HashMap::new(),
             policy: PricingPolicy::default(),
         }
     }
@@ -76,6 +78,8 @@ impl World {
             &command,
             &stamp,
             &Context {
+                coupons: &self.coupons,
+                max_coupons: 3,
                 ttl_ms: 86_400_000,
                 catalog: &self.catalog,
                 rates: &self.rates,
@@ -278,6 +282,8 @@ fn a_repeated_create_is_not_an_error_but_another_is() {
         at_ms: 9,
     };
     let ctx = Context {
+        coupons: &w.coupons,
+        max_coupons: 3,
         ttl_ms: 86_400_000,
         catalog: &w.catalog,
         rates: &w.rates,
@@ -402,6 +408,8 @@ fn at(w: &World, cart: Option<&Cart>, command: Command, offset: i64, at_ms: i64)
         &command,
         &stamp,
         &Context {
+                coupons: &w.coupons,
+                max_coupons: 3,
             catalog: &w.catalog,
             rates: &w.rates,
             policy: &w.policy,
@@ -598,4 +606,85 @@ fn a_plan_prices_its_line_and_a_withdrawn_plan_flags_it() {
     w.catalog.get_mut("rust").unwrap().billing_periods.clear();
     let c = w.cart(Some(&c), add("go", 1), 4);
     assert!(!c.items[0].available, "the plan was withdrawn");
+}
+
+fn coupon_record(code: &str, percent: &str) -> schemas::records::coupons::Coupon {
+    use schemas::records::coupons::{Coupon, CouponKind};
+    Coupon {
+        code: code.into(),
+        name: format!("{code} off"),
+        kind: CouponKind::Percentage,
+        percent: Some(percent.into()),
+        cap: None,
+        amounts: vec![],
+        tiers: vec![],
+        referrer_user_id: None,
+        scope_internships: vec![],
+        scope_categories: vec![],
+        valid_from: None,
+        valid_until: None,
+        min_order: None,
+        usage_limit: None,
+        per_user_limit: None,
+        combinable: false,
+        active: true,
+        updated_at: 0,
+    }
+}
+
+fn apply(code: &str) -> Command {
+    Command::ApplyCoupon(schemas::records::cart::ApplyCoupon { code: code.into(), actor_user_id: None })
+}
+
+#[test]
+fn a_coupon_discounts_the_lines_and_tax_is_on_the_discounted_amount() {
+    let mut w = World::new();
+    w.coupons.insert("TEN".into(), coupon_record("TEN", "0.10"));
+    let c = w.cart(None, create(&[("rust", 2)]), 1);
+    let c = w.cart(Some(&c), apply("ten"), 2);
+    assert_eq!(c.rejection, None);
+    assert_eq!(c.coupons, vec!["TEN".to_owned()]);
+    let b = &c.breakdown;
+    assert_eq!(b.subtotal, inr(99_800));
+    assert_eq!(b.discount_total, inr(9_980));
+    assert_eq!(b.discounts[0].amount, inr(9_980));
+    assert_eq!(b.lines[0].line_total, inr(89_820));
+    // 18 % (CGST + SGST) of ₹898.20, each half rounded: ₹80.84 + ₹80.84.
+    assert_eq!(b.tax_total, inr(16_168));
+    assert_eq!(b.total, inr(89_820 + 16_168));
+    // Removing it restores the price.
+    let removed = w.cart(Some(&c), Command::RemoveCoupon(schemas::records::cart::RemoveCoupon { coupon_code: "TEN".into(), actor_user_id: None }), 3);
+    assert!(removed.coupons.is_empty());
+    assert_eq!(removed.breakdown.discount_total, inr(0));
+}
+
+#[test]
+fn a_refused_coupon_is_recorded_with_its_own_code_and_changes_nothing() {
+    let mut w = World::new();
+    w.coupons.insert("TEN".into(), coupon_record("TEN", "0.10"));
+    w.coupons.insert("FIVE".into(), coupon_record("FIVE", "0.05"));
+    let c = w.cart(None, create(&[("rust", 1)]), 1);
+    let unknown = w.cart(Some(&c), apply("NOPE"), 2);
+    assert_eq!(code(&unknown), Some(ErrorCode::CouponUnknown));
+    let c = w.cart(Some(&c), apply("TEN"), 3);
+    // TEN is exclusive: FIVE cannot join it.
+    let both = w.cart(Some(&c), apply("FIVE"), 4);
+    assert_eq!(code(&both), Some(ErrorCode::CouponNotCombinable));
+    assert_eq!(both.coupons, vec!["TEN".to_owned()]);
+    assert_eq!(code(&w.cart(Some(&c), apply("TEN"), 5)), Some(ErrorCode::CouponAlreadyApplied));
+}
+
+#[test]
+fn a_coupon_that_stops_holding_leaves_the_cart_on_the_next_pricing() {
+    let mut w = World::new();
+    let mut min = coupon_record("BIG", "0.10");
+    min.min_order = Some(WireMoney { amount_minor: 90_000, currency: "INR".into() });
+    w.coupons.insert("BIG".into(), min);
+    let c = w.cart(None, create(&[("rust", 2)]), 1);
+    let c = w.cart(Some(&c), apply("BIG"), 2);
+    assert_eq!(c.coupons.len(), 1);
+    // Down to one seat (₹499): below the minimum, the coupon no longer applies.
+    let c = w.cart(Some(&c), set_qty("rust", 1), 3);
+    assert!(c.coupons.is_empty());
+    assert_eq!(c.breakdown.discount_total, inr(0));
 }
