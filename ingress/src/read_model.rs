@@ -47,6 +47,12 @@ pub struct CartView {
     pub analytics: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
     #[sqlx(skip)]
     pub items: Vec<CartItemView>,
+    /// Coupon codes applied, in order.
+    #[schema(value_type = Vec<String>)]
+    pub coupons: sqlx::types::Json<Vec<String>>,
+    /// What each coupon took off.
+    #[sqlx(skip)]
+    pub discounts: Vec<DiscountView>,
     #[sqlx(skip)]
     pub taxes: Vec<TaxView>,
     #[sqlx(skip)]
@@ -77,6 +83,14 @@ pub struct CartItemView {
     pub plan_id: Option<String>,
     pub plan_value: Option<i32>,
     pub plan_unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct DiscountView {
+    pub code: String,
+    pub name: String,
+    pub currency: String,
+    pub amount_minor: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -145,7 +159,7 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
     let Some(mut cart) = sqlx::query_as::<_, CartView>(
         "SELECT cart_token, version, status, currency, subtotal_minor, discount_total_minor, tax_total_minor, total_minor, tax_inclusive,
                 created_at, updated_at, owner_user_id, buyer_country, buyer_state, buyer_gstin, fx_base, fx_rate, fx_as_of,
-                share_token, merged_into, analytics,
+                share_token, merged_into, analytics, coupons,
                 rejection_command_id, rejection_code, rejection_message
          FROM carts WHERE cart_token = $1",
     )
@@ -159,6 +173,12 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
         "SELECT internship_id, title, quantity, currency, unit_price_minor, line_subtotal_minor, line_discount_minor,
                 line_total_minor, tax_class, available, plan_id, plan_value, plan_unit
          FROM cart_items WHERE cart_token = $1 ORDER BY position",
+    )
+    .bind(token)
+    .fetch_all(pool)
+    .await?;
+    cart.discounts = sqlx::query_as::<_, DiscountView>(
+        "SELECT code, name, currency, amount_minor FROM cart_discounts WHERE cart_token = $1 ORDER BY position",
     )
     .bind(token)
     .fetch_all(pool)

@@ -48,9 +48,15 @@ enum Route {
     AuthCheck,
     Login,
     ChoosePlan,
+    PutCoupon,
+    ApplyCoupon,
+    RemoveCoupon,
 }
 
-const ROUTES: [Route; 17] = [
+const ROUTES: [Route; 20] = [
+    Route::PutCoupon,
+    Route::ApplyCoupon,
+    Route::RemoveCoupon,
     Route::ChoosePlan,
     Route::Share,
     Route::SharedView,
@@ -79,9 +85,11 @@ impl Route {
             | Route::Share
             | Route::CloneShared
             | Route::AuthCheck
-            | Route::Login => Method::POST,
+            | Route::Login
+            | Route::ApplyCoupon => Method::POST,
             Route::GetCart | Route::ListInternships | Route::SharedView => Method::GET,
-            Route::Analytics | Route::ChoosePlan => Method::PUT,
+            Route::Analytics | Route::ChoosePlan | Route::PutCoupon => Method::PUT,
+            Route::RemoveCoupon => Method::DELETE,
             Route::RemoveItem => Method::DELETE,
             Route::UpdateQuantity | Route::SetBuyer | Route::PutInternship | Route::PutFxRate => {
                 Method::PUT
@@ -90,7 +98,10 @@ impl Route {
     }
 
     fn admin(self) -> bool {
-        matches!(self, Route::PutInternship | Route::PutFxRate)
+        matches!(
+            self,
+            Route::PutInternship | Route::PutFxRate | Route::PutCoupon
+        )
     }
 
     fn path(self, cart: &str) -> String {
@@ -115,6 +126,9 @@ impl Route {
             Route::AuthCheck => format!("/api/v1/cart/{cart}/auth/check"),
             Route::Login => format!("/api/v1/cart/{cart}/auth/login"),
             Route::ChoosePlan => format!("/api/v1/cart/{cart}/plan/design-6m"),
+            Route::PutCoupon => "/api/v1/admin/coupons/TEN10".into(),
+            Route::ApplyCoupon => format!("/api/v1/cart/{cart}/coupon"),
+            Route::RemoveCoupon => format!("/api/v1/cart/{cart}/coupon/TEN10"),
         }
     }
 
@@ -132,7 +146,12 @@ impl Route {
             | Route::CloneShared
             | Route::AuthCheck
             | Route::Login
-            | Route::ChoosePlan => None,
+            | Route::ChoosePlan
+            | Route::RemoveCoupon => None,
+            Route::PutCoupon => {
+                Some(json!({"name": "Ten", "kind": "percentage", "percent": "0.10"}))
+            }
+            Route::ApplyCoupon => Some(json!({"code": "TEN10"})),
             Route::Analytics => Some(json!({"pairs": {"utm_source": "x"}})),
             Route::Estimate => Some(
                 json!({"items": [{"internship_id": "design", "quantity": 2}], "country": "IN"}),
@@ -167,6 +186,9 @@ impl Route {
             Route::AuthCheck => "/api/v1/cart/{token}/auth/check",
             Route::Login => "/api/v1/cart/{token}/auth/login",
             Route::ChoosePlan => "/api/v1/cart/{token}/plan/{plan_id}",
+            Route::PutCoupon => "/api/v1/admin/coupons/{code}",
+            Route::ApplyCoupon => "/api/v1/cart/{token}/coupon",
+            Route::RemoveCoupon => "/api/v1/cart/{token}/coupon/{code}",
         }
     }
 }

@@ -418,3 +418,94 @@ async fn a_billing_period_prices_its_line() {
         .await;
     assert_eq!(view["last_rejection"]["error"]["code"], 1010, "{view}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coupon_published_by_an_admin_discounts_a_cart_before_tax() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let api = Api::start(&env).await;
+    use reqwest::Method;
+    let admin = token("ops", "admin", 600, JWT_SECRET);
+    let (s, published) = api
+        .call(
+            Method::PUT,
+            "/admin/coupons/WELCOME10",
+            Some(&admin),
+            Some(json!({"name": "Welcome 10 %", "kind": "percentage", "percent": "0.10", "cap_minor": 1_000_000})),
+        )
+        .await;
+    assert_eq!(s, 202, "{published}");
+    let (s, bad) = api
+        .call(
+            Method::PUT,
+            "/admin/coupons/BAD1",
+            Some(&admin),
+            Some(json!({"name": "x", "kind": "fixed"})),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["error"]["code"].as_i64()),
+        (422, Some(422)),
+        "a fixed coupon without amounts"
+    );
+    // The processor follows the coupons topic; a cart created now sees it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, c) = api
+        .call(
+            Method::POST,
+            "/cart",
+            None,
+            Some(json!({"items": [{"internship_id": "design", "quantity": 2}]})),
+        )
+        .await;
+    let cart = c["cart_token"].as_str().unwrap().to_owned();
+    let (s, applied) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{cart}/coupon"),
+            None,
+            Some(json!({"code": "welcome10"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{applied}");
+    let view = api
+        .cart(&cart, applied["version"].as_i64().unwrap(), None)
+        .await;
+    assert_eq!(view["coupons"], json!(["WELCOME10"]), "{view}");
+    assert_eq!(view["subtotal_minor"], 4_980_000);
+    assert_eq!(view["discounts"][0]["code"], "WELCOME10");
+    assert_eq!(view["discounts"][0]["amount_minor"], 498_000);
+    assert_eq!(view["discount_total_minor"], 498_000);
+    assert_eq!(view["items"][0]["line_discount_minor"], 498_000);
+    // Tax (seller's state, 18 %) on the discounted ₹44,820.00.
+    assert_eq!(view["tax_total_minor"], 806_760);
+    assert_eq!(view["total_minor"], 4_482_000 + 806_760);
+
+    let (_, unknown) = api
+        .call(
+            Method::POST,
+            &format!("/cart/{cart}/coupon"),
+            None,
+            Some(json!({"code": "NOPE"})),
+        )
+        .await;
+    let view = api
+        .cart(&cart, unknown["version"].as_i64().unwrap(), None)
+        .await;
+    assert_eq!(view["last_rejection"]["error"]["code"], 2001, "{view}");
+    assert_eq!(view["coupons"], json!(["WELCOME10"]));
+    let (_, removed) = api
+        .call(
+            Method::DELETE,
+            &format!("/cart/{cart}/coupon/WELCOME10"),
+            None,
+            None,
+        )
+        .await;
+    let view = api
+        .cart(&cart, removed["version"].as_i64().unwrap(), None)
+        .await;
+    assert_eq!(view["coupons"], json!([]));
+    assert_eq!(view["discount_total_minor"], 0);
+}

@@ -114,6 +114,8 @@ async fn write(
         .map(|s| serde_json::json!(s.analytics))
         .collect();
     let merged: Vec<Option<String>> = snaps.iter().map(|s| s.merged_into.clone()).collect();
+    let coupon_codes: Vec<serde_json::Value> =
+        snaps.iter().map(|s| serde_json::json!(s.coupons)).collect();
     let fx_as_of: Vec<Option<chrono::DateTime<chrono::Utc>>> = snaps
         .iter()
         .map(|s| s.fx.as_ref().map(|f| ts(f.as_of)))
@@ -129,11 +131,11 @@ async fn write(
                            created_at, updated_at, last_command_id,
                            rejection_command_id, rejection_code, rejection_message, owner_user_id,
                            discount_total_minor, tax_total_minor, tax_inclusive, buyer_country, buyer_state, buyer_gstin,
-                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into)
+                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into, coupons)
         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                              $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[],
                              $15::int8[], $16::int8[], $17::bool[], $18::text[], $19::text[], $20::text[],
-                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[])
+                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[], $28::jsonb[])
         ON CONFLICT (cart_token) DO UPDATE SET
             version = EXCLUDED.version,
             event_id = EXCLUDED.event_id,
@@ -160,6 +162,7 @@ async fn write(
             device_id = EXCLUDED.device_id,
             analytics = EXCLUDED.analytics,
             merged_into = EXCLUDED.merged_into,
+            coupons = EXCLUDED.coupons,
             materialized_at = now()
         -- A snapshot of the same version is rewritten (a replay carries the
         -- same content); an older one is ignored.
@@ -194,6 +197,7 @@ async fn write(
     .bind(&device)
     .bind(&analytics)
     .bind(&merged)
+    .bind(&coupon_codes)
     .fetch_all(&mut **tx)
     .await?;
     if changed.is_empty() {
@@ -202,6 +206,10 @@ async fn write(
 
     let changed_tokens: Vec<String> = changed.iter().map(|(t, _)| t.clone()).collect();
     sqlx::query("DELETE FROM cart_items WHERE cart_token = ANY($1)")
+        .bind(&changed_tokens)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM cart_discounts WHERE cart_token = ANY($1)")
         .bind(&changed_tokens)
         .execute(&mut **tx)
         .await?;
@@ -225,9 +233,9 @@ async fn write(
             r#"
             INSERT INTO cart_items (cart_token, position, internship_id, title, quantity, currency, unit_price_minor,
                                     line_total_minor, base_unit_price_minor, line_subtotal_minor, line_discount_minor,
-                                    tax_class, available, plan_id, plan_value, plan_unit)
+                                    tax_class, available, plan_id, plan_value, plan_unit, category)
             SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::int8[],
-                                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::bool[], $14::text[], $15::int4[], $16::text[])
+                                 $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::bool[], $14::text[], $15::int4[], $16::text[], $17::text[])
             "#,
         )
         .bind(&items.token)
@@ -246,6 +254,33 @@ async fn write(
         .bind(&items.plan_id)
         .bind(&items.plan_value)
         .bind(&items.plan_unit)
+        .bind(&items.category)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let (mut d_token, mut d_pos, mut d_code, mut d_name, mut d_cur, mut d_amount) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for s in &written {
+        for (i, d) in s.discounts.iter().enumerate() {
+            d_token.push(s.cart_token.clone());
+            d_pos.push(i as i32);
+            d_code.push(d.code.clone());
+            d_name.push(d.name.clone());
+            d_cur.push(d.amount.currency.clone());
+            d_amount.push(d.amount.amount_minor);
+        }
+    }
+    if !d_token.is_empty() {
+        sqlx::query(
+            "INSERT INTO cart_discounts (cart_token, position, code, name, currency, amount_minor)
+             SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::int8[])",
+        )
+        .bind(&d_token)
+        .bind(&d_pos)
+        .bind(&d_code)
+        .bind(&d_name)
+        .bind(&d_cur)
+        .bind(&d_amount)
         .execute(&mut **tx)
         .await?;
     }
@@ -304,6 +339,7 @@ struct Items {
     plan_id: Vec<Option<String>>,
     plan_value: Vec<Option<i32>>,
     plan_unit: Vec<Option<String>>,
+    category: Vec<String>,
 }
 
 impl Items {
@@ -327,6 +363,7 @@ impl Items {
                 c.plan_id.push(l.plan.as_ref().map(|p| p.plan_id.clone()));
                 c.plan_value.push(l.plan.as_ref().map(|p| p.value));
                 c.plan_unit.push(l.plan.as_ref().map(|p| p.unit.clone()));
+                c.category.push(l.category.clone());
             }
         }
         c

@@ -9,8 +9,9 @@ use futures::future::BoxFuture;
 use sqlx::{Postgres, Transaction};
 
 use schemas::records::catalog::Internship;
+use schemas::records::coupons::Coupon as CouponRecord;
 use schemas::records::fx::FxRate;
-use schemas::topics::{CATALOG_INTERNSHIPS, FX_RATES};
+use schemas::topics::{CATALOG_INTERNSHIPS, COUPONS, FX_RATES};
 use schemas::Topic;
 
 use crate::runner::{Keyed, Sink};
@@ -115,6 +116,61 @@ impl Sink for FxRatesSink {
                 .bind(&r.value.base)
                 .bind(rate)
                 .bind(ts(r.value.as_of))
+                .bind(r.offset)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+pub struct CouponsSink;
+
+impl Sink for CouponsSink {
+    type Record = CouponRecord;
+    const NAME: &'static str = "coupons-sink";
+
+    fn topic(&self) -> &'static Topic<CouponRecord> {
+        &COUPONS
+    }
+
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Transaction<'static, Postgres>,
+        batch: &'a [Keyed<CouponRecord>],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            for r in newest(batch) {
+                let c = &r.value;
+                let kind = serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_lowercase))
+                    .unwrap_or_default();
+                let definition = serde_json::json!({
+                    "percent": c.percent, "cap_minor": c.cap.as_ref().map(|m| m.amount_minor),
+                    "amounts": c.amounts.iter().map(|a| serde_json::json!({"currency": a.currency, "amount_minor": a.amount_minor})).collect::<Vec<_>>(),
+                    "tiers": c.tiers.iter().map(|t| serde_json::json!({"min_seats": t.min_seats, "percent": t.percent})).collect::<Vec<_>>(),
+                    "referrer_user_id": c.referrer_user_id, "scope_internships": c.scope_internships,
+                    "scope_categories": c.scope_categories, "min_order_minor": c.min_order.as_ref().map(|m| m.amount_minor),
+                    "usage_limit": c.usage_limit, "per_user_limit": c.per_user_limit, "combinable": c.combinable,
+                });
+                sqlx::query(
+                    "INSERT INTO coupons (code, name, kind, definition, active, valid_from, valid_until, updated_at, source_offset)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind, definition = EXCLUDED.definition,
+                        active = EXCLUDED.active, valid_from = EXCLUDED.valid_from, valid_until = EXCLUDED.valid_until,
+                        updated_at = EXCLUDED.updated_at, source_offset = EXCLUDED.source_offset
+                     WHERE coupons.source_offset <= EXCLUDED.source_offset",
+                )
+                .bind(&r.key)
+                .bind(&c.name)
+                .bind(kind)
+                .bind(definition)
+                .bind(c.active)
+                .bind(c.valid_from.map(ts))
+                .bind(c.valid_until.map(ts))
+                .bind(ts(c.updated_at))
                 .bind(r.offset)
                 .execute(&mut **tx)
                 .await?;

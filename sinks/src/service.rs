@@ -10,10 +10,10 @@ use platform::ops::Readiness;
 use schemas::{topics, Codec};
 
 use crate::carts::CartsSink;
-use crate::catalog::{FxRatesSink, InternshipsSink};
+use crate::catalog::{CouponsSink, FxRatesSink, InternshipsSink};
 use crate::runner::{self, SinkDeps};
 
-pub const SINKS: &[&str] = &["carts", "internships", "fx-rates"];
+pub const SINKS: &[&str] = &["carts", "internships", "fx-rates", "coupons"];
 
 pub async fn run(
     which: &str,
@@ -60,6 +60,7 @@ pub async fn run(
             "carts" => tasks.spawn(runner::run(Arc::new(CartsSink), deps, stop)),
             "internships" => tasks.spawn(runner::run(Arc::new(InternshipsSink), deps, stop)),
             "fx-rates" => tasks.spawn(runner::run(Arc::new(FxRatesSink), deps, stop)),
+            "coupons" => tasks.spawn(runner::run(Arc::new(CouponsSink), deps, stop)),
             _ => unreachable!("checked against SINKS above"),
         };
     }

@@ -4,6 +4,8 @@
 //! - `PUT /internships/{internship_id}`: create or replace a catalog entry
 //!   (published to the compacted `catalog.internships`; the cart processors
 //!   price from it);
+//! - `PUT /coupons/{code}`: create or replace a coupon (to the compacted
+//!   `coupons.definitions`; carts re-check their coupons on every change);
 //! - `PUT /fx-rates/{currency}`: publish the INR → currency rate (to the
 //!   compacted `fx.rates`; carts keep the rate's time on their snapshot).
 
@@ -15,9 +17,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use schemas::records::catalog::{BillingPeriod, Internship, PeriodUnit};
+use schemas::records::coupons::{Coupon as CouponRecord, CouponKind, Tier};
 use schemas::records::fx::FxRate;
 use schemas::records::WireMoney;
-use schemas::topics::{CATALOG_INTERNSHIPS, FX_RATES};
+use schemas::topics::{CATALOG_INTERNSHIPS, COUPONS, FX_RATES};
 use schemas::values::InternshipId;
 use schemas::Currency;
 
@@ -262,4 +265,226 @@ pub async fn put_fx_rate(
         offset,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CouponInput {
+    pub name: String,
+    /// `percentage`, `fixed`, `free_enrollment`, `bulk_tiers` or `referral`.
+    pub kind: String,
+    /// percentage, referral: a fraction in (0, 1], e.g. `"0.10"`.
+    #[serde(default)]
+    pub percent: Option<String>,
+    /// percentage: the most it takes off, in paise.
+    #[serde(default)]
+    pub cap_minor: Option<i64>,
+    /// fixed: the amount per currency.
+    #[serde(default)]
+    pub amounts: Vec<AmountInput>,
+    /// bulk_tiers: a fraction from a number of seats up.
+    #[serde(default)]
+    pub tiers: Vec<TierInput>,
+    /// referral: the referring user (who cannot use the code).
+    #[serde(default)]
+    pub referrer_user_id: Option<String>,
+    /// free_enrollment: the internships it makes free; otherwise a scope.
+    #[serde(default)]
+    pub scope_internships: Vec<String>,
+    #[serde(default)]
+    pub scope_categories: Vec<String>,
+    #[serde(default)]
+    pub valid_from: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// In paise, compared with the cart's subtotal after conversion.
+    #[serde(default)]
+    pub min_order_minor: Option<i64>,
+    #[serde(default)]
+    pub usage_limit: Option<i32>,
+    #[serde(default)]
+    pub per_user_limit: Option<i32>,
+    #[serde(default)]
+    pub combinable: bool,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmountInput {
+    pub currency: String,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierInput {
+    pub min_seats: i32,
+    pub percent: String,
+}
+
+fn fraction_ok(p: &str) -> bool {
+    p.parse::<rust_decimal::Decimal>()
+        .is_ok_and(|d| d > rust_decimal::Decimal::ZERO && d <= rust_decimal::Decimal::ONE)
+}
+
+fn coupon_record(code: &str, c: &CouponInput) -> Result<CouponRecord, ApiError> {
+    let mut errors = Vec::new();
+    let ok_code = (3..=32).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    if !ok_code {
+        errors.push("code: 3-32 of A-Z, 0-9 and '-'".to_owned());
+    }
+    if c.name.trim().is_empty() || c.name.len() > 200 {
+        errors.push("name: 1-200 characters".to_owned());
+    }
+    let kind = match c.kind.as_str() {
+        "percentage" => Some(CouponKind::Percentage),
+        "fixed" => Some(CouponKind::Fixed),
+        "free_enrollment" => Some(CouponKind::FreeEnrollment),
+        "bulk_tiers" => Some(CouponKind::BulkTiers),
+        "referral" => Some(CouponKind::Referral),
+        _ => {
+            errors.push(
+                "kind: percentage, fixed, free_enrollment, bulk_tiers or referral".to_owned(),
+            );
+            None
+        }
+    };
+    let needs_percent = matches!(kind, Some(CouponKind::Percentage | CouponKind::Referral));
+    if needs_percent && !c.percent.as_deref().is_some_and(fraction_ok) {
+        errors.push("percent: a fraction above 0 and at most 1".to_owned());
+    }
+    if kind == Some(CouponKind::Referral) && c.referrer_user_id.as_deref().is_none_or(str::is_empty)
+    {
+        errors.push("referrer_user_id: required for a referral code".to_owned());
+    }
+    let mut amounts = Vec::new();
+    for a in &c.amounts {
+        match Currency::parse(&a.currency) {
+            Ok(cur) if (0..=1_000_000_000_000).contains(&a.amount_minor) => {
+                amounts.push(WireMoney {
+                    amount_minor: a.amount_minor,
+                    currency: cur.code().to_owned(),
+                })
+            }
+            _ => errors.push("amounts: a known currency and an amount from 0 to 10^12".to_owned()),
+        }
+    }
+    if kind == Some(CouponKind::Fixed) && amounts.is_empty() {
+        errors.push("amounts: a fixed coupon needs at least one amount".to_owned());
+    }
+    if kind == Some(CouponKind::FreeEnrollment) && c.scope_internships.is_empty() {
+        errors.push(
+            "scope_internships: name the internships a free-enrollment coupon covers".to_owned(),
+        );
+    }
+    if kind == Some(CouponKind::BulkTiers)
+        && (c.tiers.is_empty()
+            || c.tiers
+                .iter()
+                .any(|t| t.min_seats < 1 || !fraction_ok(&t.percent)))
+    {
+        errors.push(
+            "tiers: at least one, each with min_seats ≥ 1 and a fraction in (0, 1]".to_owned(),
+        );
+    }
+    if c.scope_internships
+        .iter()
+        .chain(&c.scope_categories)
+        .any(|s| InternshipId::parse(s).is_err())
+    {
+        errors.push("scope: slugs of a-z, 0-9 and '-'".to_owned());
+    }
+    if c.valid_from.zip(c.valid_until).is_some_and(|(f, u)| f >= u) {
+        errors.push("valid_until: after valid_from".to_owned());
+    }
+    if c.usage_limit.is_some_and(|n| n < 1) || c.per_user_limit.is_some_and(|n| n < 1) {
+        errors.push("usage_limit, per_user_limit: at least 1".to_owned());
+    }
+    if c.cap_minor.is_some_and(|m| m < 0) || c.min_order_minor.is_some_and(|m| m < 0) {
+        errors.push("cap_minor, min_order_minor: not negative".to_owned());
+    }
+    let Some(kind) = kind.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let inr = |m: i64| WireMoney {
+        amount_minor: m,
+        currency: "INR".into(),
+    };
+    Ok(CouponRecord {
+        code: code.to_owned(),
+        name: c.name.trim().to_owned(),
+        kind,
+        percent: c.percent.clone(),
+        cap: c.cap_minor.map(inr),
+        amounts,
+        tiers: c
+            .tiers
+            .iter()
+            .map(|t| Tier {
+                min_seats: t.min_seats,
+                percent: t.percent.clone(),
+            })
+            .collect(),
+        referrer_user_id: c.referrer_user_id.clone(),
+        scope_internships: c.scope_internships.clone(),
+        scope_categories: c.scope_categories.clone(),
+        valid_from: c.valid_from.map(|t| t.timestamp_millis()),
+        valid_until: c.valid_until.map(|t| t.timestamp_millis()),
+        min_order: c.min_order_minor.map(inr),
+        usage_limit: c.usage_limit,
+        per_user_limit: c.per_user_limit,
+        combinable: c.combinable,
+        active: c.active,
+        updated_at: chrono::Utc::now().timestamp_millis(),
+    })
+}
+
+/// Create or replace a coupon.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/coupons/{code}",
+    tag = "admin",
+    params(("code" = String, Path, description = "upper case, e.g. WELCOME10")),
+    request_body(content = CouponInput, example = json!({"name": "Welcome 10 %", "kind": "percentage", "percent": "0.10", "cap_minor": 100000, "per_user_limit": 1})),
+    responses(
+        (status = 202, description = "published to the coupons topic", body = CouponPublished),
+        (status = 401, description = "no or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "not an admin", body = crate::error::ErrorBody),
+        (status = 422, description = "invalid definition", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_coupon(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(code): Path<String>,
+    ApiJson(input): ApiJson<CouponInput>,
+) -> Result<Response, ApiError> {
+    let record = coupon_record(&code, &input)?;
+    let causation = uuid::Uuid::new_v4().to_string();
+    let offset = state
+        .commands
+        .send(&COUPONS, &record.code, &record, &causation)
+        .await?;
+    tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, coupon = %record.code, active = record.active, "coupon published");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CouponPublished {
+            code: record.code,
+            offset,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CouponPublished {
+    pub code: String,
+    /// Offset of the record in `coupons.definitions`.
+    pub offset: i64,
 }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
-    AbsorbItems, AddItem, CartCommand, ChoosePlan, Command, CreateCart, ItemRequest, RemoveItem,
-    SetBuyer, UpdateQuantity,
+    AbsorbItems, AddItem, ApplyCoupon, CartCommand, ChoosePlan, Command, CreateCart, ItemRequest,
+    RemoveCoupon, RemoveItem, SetBuyer, UpdateQuantity,
 };
 use schemas::values::{CartToken, InternshipId, Quantity};
 
@@ -42,6 +42,8 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(update_quantity, remove_item))
         .routes(routes!(set_buyer))
         .routes(routes!(choose_plan))
+        .routes(routes!(apply_coupon))
+        .routes(routes!(remove_coupon))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -662,6 +664,84 @@ pub async fn choose_plan(
     authorize(&state, &caller, &token).await?;
     let command = Command::ChoosePlan(ChoosePlan {
         plan_id,
+        actor_user_id: caller.user_id().map(str::to_owned),
+    });
+    send_to_cart(&state, token, command).await.map(accepted)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CouponInput {
+    pub code: String,
+}
+
+fn coupon_code(raw: &str) -> Result<String, ApiError> {
+    let code = raw.trim().to_ascii_uppercase();
+    if (3..=32).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(code)
+    } else {
+        Err(ApiError::Validation(vec![
+            "code: 3-32 of A-Z, 0-9 and '-'".to_owned()
+        ]))
+    }
+}
+
+/// Apply a coupon; a refusal is recorded on the cart with its own code
+/// (2001-2012).
+#[utoipa::path(
+    post,
+    path = "/api/v1/cart/{token}/coupon",
+    tag = "coupons",
+    params(("token" = String, Path, description = "the cart token")),
+    request_body(content = CouponInput, example = json!({"code": "WELCOME10"})),
+    responses(
+        (status = 202, description = "accepted by the broker; read the cart at `version` for the outcome", body = Accepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "malformed code", body = ErrorBody),
+    )
+)]
+pub async fn apply_coupon(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token): Path<String>,
+    ApiJson(input): ApiJson<CouponInput>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    let code = coupon_code(&input.code)?;
+    authorize(&state, &caller, &token).await?;
+    let command = Command::ApplyCoupon(ApplyCoupon {
+        code,
+        actor_user_id: caller.user_id().map(str::to_owned),
+    });
+    send_to_cart(&state, token, command).await.map(accepted)
+}
+
+/// Remove a coupon from a cart.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart/{token}/coupon/{code}",
+    tag = "coupons",
+    params(("token" = String, Path, description = "the cart token"), ("code" = String, Path, description = "the coupon code")),
+    responses(
+        (status = 202, description = "accepted by the broker", body = Accepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "malformed code", body = ErrorBody),
+    )
+)]
+pub async fn remove_coupon(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((token, code)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&token)?;
+    let code = coupon_code(&code)?;
+    authorize(&state, &caller, &token).await?;
+    let command = Command::RemoveCoupon(RemoveCoupon {
+        coupon_code: code,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
     send_to_cart(&state, token, command).await.map(accepted)

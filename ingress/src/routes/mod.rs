@@ -39,6 +39,7 @@ pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
     let admin = OpenApiRouter::new()
         .routes(utoipa_axum::routes!(admin::put_internship))
         .routes(utoipa_axum::routes!(admin::put_fx_rate))
+        .routes(utoipa_axum::routes!(admin::put_coupon))
         .route_layer(axum::middleware::from_fn_with_state(
             groups.admin,
             rate_limit::limit,

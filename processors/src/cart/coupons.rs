@@ -76,18 +76,33 @@ impl Coupon {
     /// The rules of a published definition; `None` when it does not make
     /// sense (a kind without its amount), which then counts as unknown.
     pub fn from_record(r: &CouponRecord) -> Option<Coupon> {
-        let rate = r.percent.as_deref().and_then(|p| p.parse::<Decimal>().ok()).filter(|p| *p > Decimal::ZERO && *p <= Decimal::ONE);
+        let rate = r
+            .percent
+            .as_deref()
+            .and_then(|p| p.parse::<Decimal>().ok())
+            .filter(|p| *p > Decimal::ZERO && *p <= Decimal::ONE);
         let amount = match r.kind {
             CouponKind::Percentage | CouponKind::Referral => Amount::Percent {
                 rate: rate?,
                 cap: r.cap.as_ref().map(|c| c.to_money()).transpose().ok()?,
             },
-            CouponKind::Fixed => Amount::Fixed(r.amounts.iter().map(|a| a.to_money()).collect::<Result<_, _>>().ok()?),
+            CouponKind::Fixed => Amount::Fixed(
+                r.amounts
+                    .iter()
+                    .map(|a| a.to_money())
+                    .collect::<Result<_, _>>()
+                    .ok()?,
+            ),
             CouponKind::FreeEnrollment => Amount::Free,
             CouponKind::BulkTiers => Amount::Tiers(
                 r.tiers
                     .iter()
-                    .map(|t| Some((u32::try_from(t.min_seats).ok()?, t.percent.parse::<Decimal>().ok()?)))
+                    .map(|t| {
+                        Some((
+                            u32::try_from(t.min_seats).ok()?,
+                            t.percent.parse::<Decimal>().ok()?,
+                        ))
+                    })
                     .collect::<Option<_>>()?,
             ),
         };
@@ -95,10 +110,18 @@ impl Coupon {
             code: r.code.clone(),
             name: r.name.clone(),
             amount,
-            scope: Scope { internships: r.scope_internships.clone(), categories: r.scope_categories.clone() },
+            scope: Scope {
+                internships: r.scope_internships.clone(),
+                categories: r.scope_categories.clone(),
+            },
             valid_from_ms: r.valid_from,
             valid_until_ms: r.valid_until,
-            min_order: r.min_order.as_ref().map(|m| m.to_money()).transpose().ok()?,
+            min_order: r
+                .min_order
+                .as_ref()
+                .map(|m| m.to_money())
+                .transpose()
+                .ok()?,
             usage_limit: r.usage_limit.and_then(|n| u32::try_from(n).ok()),
             per_user_limit: r.per_user_limit.and_then(|n| u32::try_from(n).ok()),
             combinable: r.combinable,

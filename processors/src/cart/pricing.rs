@@ -202,7 +202,8 @@ pub fn price(
             line_subtotal: p.line_subtotal,
         })
         .collect();
-    let (line_discounts, discounts) = coupons::allocate(coupons, &discount_lines, currency, fx, policy.rounding)?;
+    let (line_discounts, discounts) =
+        coupons::allocate(coupons, &discount_lines, currency, fx, policy.rounding)?;
     for (p, d) in priced.iter_mut().zip(line_discounts) {
         p.line_discount = d;
         p.line_total = p.line_subtotal.checked_sub(&d)?;
@@ -384,7 +385,8 @@ mod tests {
             &[line(100_000, 1, TaxClass::Standard)],
             Some(&buyer("GB", None)),
             None,
-            &policy, &[],
+            &policy,
+            &[],
         )
         .unwrap();
         assert_eq!(
@@ -402,7 +404,8 @@ mod tests {
             ],
             Some(&buyer("IN", Some("MH"))),
             None,
-            &PricingPolicy::default(), &[],
+            &PricingPolicy::default(),
+            &[],
         )
         .unwrap();
         assert_eq!(got.tax_total, inr(18_000));
@@ -419,7 +422,8 @@ mod tests {
             &[line(118_000, 1, TaxClass::Standard)],
             Some(&buyer("IN", Some("KA"))),
             None,
-            &policy, &[],
+            &policy,
+            &[],
         )
         .unwrap();
         assert_eq!(got.total, inr(118_000));
@@ -432,7 +436,14 @@ mod tests {
             ]
         );
         // An odd paisa goes to the last component, so the parts add up.
-        let odd = price(&[line(118_001, 1, TaxClass::Standard)], None, None, &policy, &[]).unwrap();
+        let odd = price(
+            &[line(118_001, 1, TaxClass::Standard)],
+            None,
+            None,
+            &policy,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             odd.taxes
                 .iter()
@@ -453,7 +464,8 @@ mod tests {
             &[line(49_999, 3, TaxClass::Standard)],
             Some(&buyer("US", None)),
             Some(&usd),
-            &PricingPolicy::default(), &[],
+            &PricingPolicy::default(),
+            &[],
         )
         .unwrap();
         // ₹499.99 × 0.012 = $5.99988 → $6.00; three seats $18.00.
@@ -475,7 +487,8 @@ mod tests {
             &[line(49_999, 1, TaxClass::Standard)],
             Some(&buyer("JP", None)),
             Some(&jpy),
-            &PricingPolicy::default(), &[],
+            &PricingPolicy::default(),
+            &[],
         )
         .unwrap();
         assert_eq!(got.total, Money::from_minor(900, Currency::JPY)); // ¥899.982 → ¥900
@@ -488,7 +501,8 @@ mod tests {
             &[line(49_999, 1, TaxClass::Standard)],
             Some(&buyer("KW", None)),
             Some(&kwd),
-            &PricingPolicy::default(), &[],
+            &PricingPolicy::default(),
+            &[],
         )
         .unwrap();
         assert_eq!(got.total, Money::from_minor(1_850, Currency::KWD)); // 1.849963 → 1.850
@@ -501,7 +515,8 @@ mod tests {
             &[line(25, 1, TaxClass::Standard)],
             Some(&buyer("IN", Some("MH"))),
             None,
-            &PricingPolicy::default(), &[],
+            &PricingPolicy::default(),
+            &[],
         )
         .unwrap();
         assert_eq!(even.tax_total, inr(4));
@@ -513,7 +528,8 @@ mod tests {
             &[line(25, 1, TaxClass::Standard)],
             Some(&buyer("IN", Some("MH"))),
             None,
-            &up_policy, &[],
+            &up_policy,
+            &[],
         )
         .unwrap();
         assert_eq!(up.tax_total, inr(5));

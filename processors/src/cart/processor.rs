@@ -37,8 +37,20 @@ pub struct CartProcessor<C, R, K> {
 }
 
 impl<C, R, K> CartProcessor<C, R, K> {
-    pub fn new(catalog: Arc<C>, rates: Arc<R>, coupons: Arc<K>, policy: PricingPolicy, ttl_ms: i64) -> CartProcessor<C, R, K> {
-        CartProcessor { catalog, rates, coupons, policy, ttl_ms }
+    pub fn new(
+        catalog: Arc<C>,
+        rates: Arc<R>,
+        coupons: Arc<K>,
+        policy: PricingPolicy,
+        ttl_ms: i64,
+    ) -> CartProcessor<C, R, K> {
+        CartProcessor {
+            catalog,
+            rates,
+            coupons,
+            policy,
+            ttl_ms,
+        }
     }
 }
 
@@ -276,7 +288,13 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
         discounts: b
             .discounts
             .iter()
-            .map(|d| Ok(schemas::records::cart::AppliedDiscount { code: d.code.clone(), name: d.name.clone(), amount: wire(&d.amount)? }))
+            .map(|d| {
+                Ok(schemas::records::cart::AppliedDiscount {
+                    code: d.code.clone(),
+                    name: d.name.clone(),
+                    amount: wire(&d.amount)?,
+                })
+            })
             .collect::<Result<_, MoneyError>>()?,
     })
 }
@@ -363,7 +381,13 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
             discounts: s
                 .discounts
                 .iter()
-                .map(|d| Ok(coupons::AppliedDiscount { code: d.code.clone(), name: d.name.clone(), amount: d.amount.to_money()? }))
+                .map(|d| {
+                    Ok(coupons::AppliedDiscount {
+                        code: d.code.clone(),
+                        name: d.name.clone(),
+                        amount: d.amount.to_money()?,
+                    })
+                })
                 .collect::<Result<_, MoneyError>>()?,
         },
         created_at: s.created_at,
@@ -394,7 +418,11 @@ mod tests {
     use schemas::records::fx::FxRate;
     use std::collections::HashMap;
 
-    type Proc = CartProcessor<HashMap<String, Internship>, HashMap<String, FxRate>, HashMap<String, schemas::records::coupons::Coupon>>;
+    type Proc = CartProcessor<
+        HashMap<String, Internship>,
+        HashMap<String, FxRate>,
+        HashMap<String, schemas::records::coupons::Coupon>,
+    >;
 
     fn processor() -> Proc {
         let item = Internship {

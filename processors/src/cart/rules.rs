@@ -710,7 +710,10 @@ fn apply_coupon<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         let r = coupons::Refusal::AlreadyApplied;
         return Err((r.error_code(), r.message()));
     }
-    let without = Breakdown { discounts: Vec::new(), ..cart.breakdown.clone() };
+    let without = Breakdown {
+        discounts: Vec::new(),
+        ..cart.breakdown.clone()
+    };
     match check_coupons(cart, &without, ctx, now_ms, Some(&code)).1 {
         Some(r) => Err((r.error_code(), r.message())),
         None => {

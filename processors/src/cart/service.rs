@@ -66,7 +66,8 @@ pub async fn run_with(
     .await?;
     let rates =
         GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::FX_RATES).await?;
-    let coupons = GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::COUPONS).await?;
+    let coupons =
+        GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::COUPONS).await?;
 
     let (table, fx) = (catalog.clone(), rates.clone());
     let readiness = Readiness::new()

@@ -236,7 +236,10 @@ mod tests {
                 percent: Some("0.10".into()),
                 cap: Some(money(50_000)),
                 amounts: vec![],
-                tiers: vec![coupons::Tier { min_seats: 3, percent: "0.1".into() }],
+                tiers: vec![coupons::Tier {
+                    min_seats: 3,
+                    percent: "0.1".into(),
+                }],
                 referrer_user_id: None,
                 scope_internships: vec![],
                 scope_categories: vec!["eng".into()],
@@ -358,7 +361,11 @@ mod tests {
             analytics: [("utm_source".to_owned(), "newsletter".to_owned())].into(),
             merged_into: None,
             coupons: vec!["TEN".into()],
-            discounts: vec![AppliedDiscount { code: "TEN".into(), name: "ten".into(), amount: money(20) }],
+            discounts: vec![AppliedDiscount {
+                code: "TEN".into(),
+                name: "ten".into(),
+                amount: money(20),
+            }],
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {

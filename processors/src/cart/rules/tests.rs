@@ -408,8 +408,8 @@ fn at(w: &World, cart: Option<&Cart>, command: Command, offset: i64, at_ms: i64)
         &command,
         &stamp,
         &Context {
-                coupons: &w.coupons,
-                max_coupons: 3,
+            coupons: &w.coupons,
+            max_coupons: 3,
             catalog: &w.catalog,
             rates: &w.rates,
             policy: &w.policy,
@@ -633,7 +633,10 @@ fn coupon_record(code: &str, percent: &str) -> schemas::records::coupons::Coupon
 }
 
 fn apply(code: &str) -> Command {
-    Command::ApplyCoupon(schemas::records::cart::ApplyCoupon { code: code.into(), actor_user_id: None })
+    Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
+        code: code.into(),
+        actor_user_id: None,
+    })
 }
 
 #[test]
@@ -653,7 +656,14 @@ fn a_coupon_discounts_the_lines_and_tax_is_on_the_discounted_amount() {
     assert_eq!(b.tax_total, inr(16_168));
     assert_eq!(b.total, inr(89_820 + 16_168));
     // Removing it restores the price.
-    let removed = w.cart(Some(&c), Command::RemoveCoupon(schemas::records::cart::RemoveCoupon { coupon_code: "TEN".into(), actor_user_id: None }), 3);
+    let removed = w.cart(
+        Some(&c),
+        Command::RemoveCoupon(schemas::records::cart::RemoveCoupon {
+            coupon_code: "TEN".into(),
+            actor_user_id: None,
+        }),
+        3,
+    );
     assert!(removed.coupons.is_empty());
     assert_eq!(removed.breakdown.discount_total, inr(0));
 }
@@ -662,7 +672,8 @@ fn a_coupon_discounts_the_lines_and_tax_is_on_the_discounted_amount() {
 fn a_refused_coupon_is_recorded_with_its_own_code_and_changes_nothing() {
     let mut w = World::new();
     w.coupons.insert("TEN".into(), coupon_record("TEN", "0.10"));
-    w.coupons.insert("FIVE".into(), coupon_record("FIVE", "0.05"));
+    w.coupons
+        .insert("FIVE".into(), coupon_record("FIVE", "0.05"));
     let c = w.cart(None, create(&[("rust", 1)]), 1);
     let unknown = w.cart(Some(&c), apply("NOPE"), 2);
     assert_eq!(code(&unknown), Some(ErrorCode::CouponUnknown));
@@ -671,14 +682,20 @@ fn a_refused_coupon_is_recorded_with_its_own_code_and_changes_nothing() {
     let both = w.cart(Some(&c), apply("FIVE"), 4);
     assert_eq!(code(&both), Some(ErrorCode::CouponNotCombinable));
     assert_eq!(both.coupons, vec!["TEN".to_owned()]);
-    assert_eq!(code(&w.cart(Some(&c), apply("TEN"), 5)), Some(ErrorCode::CouponAlreadyApplied));
+    assert_eq!(
+        code(&w.cart(Some(&c), apply("TEN"), 5)),
+        Some(ErrorCode::CouponAlreadyApplied)
+    );
 }
 
 #[test]
 fn a_coupon_that_stops_holding_leaves_the_cart_on_the_next_pricing() {
     let mut w = World::new();
     let mut min = coupon_record("BIG", "0.10");
-    min.min_order = Some(WireMoney { amount_minor: 90_000, currency: "INR".into() });
+    min.min_order = Some(WireMoney {
+        amount_minor: 90_000,
+        currency: "INR".into(),
+    });
     w.coupons.insert("BIG".into(), min);
     let c = w.cart(None, create(&[("rust", 2)]), 1);
     let c = w.cart(Some(&c), apply("BIG"), 2);
