@@ -51,9 +51,13 @@ enum Route {
     PutCoupon,
     ApplyCoupon,
     RemoveCoupon,
+    ValidateCoupon,
+    ListDiscounts,
 }
 
-const ROUTES: [Route; 20] = [
+const ROUTES: [Route; 22] = [
+    Route::ValidateCoupon,
+    Route::ListDiscounts,
     Route::PutCoupon,
     Route::ApplyCoupon,
     Route::RemoveCoupon,
@@ -86,8 +90,11 @@ impl Route {
             | Route::CloneShared
             | Route::AuthCheck
             | Route::Login
-            | Route::ApplyCoupon => Method::POST,
-            Route::GetCart | Route::ListInternships | Route::SharedView => Method::GET,
+            | Route::ApplyCoupon
+            | Route::ValidateCoupon => Method::POST,
+            Route::GetCart | Route::ListInternships | Route::SharedView | Route::ListDiscounts => {
+                Method::GET
+            }
             Route::Analytics | Route::ChoosePlan | Route::PutCoupon => Method::PUT,
             Route::RemoveCoupon => Method::DELETE,
             Route::RemoveItem => Method::DELETE,
@@ -129,6 +136,8 @@ impl Route {
             Route::PutCoupon => "/api/v1/admin/coupons/TEN10".into(),
             Route::ApplyCoupon => format!("/api/v1/cart/{cart}/coupon"),
             Route::RemoveCoupon => format!("/api/v1/cart/{cart}/coupon/TEN10"),
+            Route::ValidateCoupon => "/api/v1/cart/discount/validate".into(),
+            Route::ListDiscounts => format!("/api/v1/cart/{cart}/discounts"),
         }
     }
 
@@ -147,7 +156,11 @@ impl Route {
             | Route::AuthCheck
             | Route::Login
             | Route::ChoosePlan
-            | Route::RemoveCoupon => None,
+            | Route::RemoveCoupon
+            | Route::ListDiscounts => None,
+            Route::ValidateCoupon => {
+                Some(json!({"cart_token": "0123456789abcdef0123456789abcdef", "code": "TEN10"}))
+            }
             Route::PutCoupon => {
                 Some(json!({"name": "Ten", "kind": "percentage", "percent": "0.10"}))
             }
@@ -189,6 +202,8 @@ impl Route {
             Route::PutCoupon => "/api/v1/admin/coupons/{code}",
             Route::ApplyCoupon => "/api/v1/cart/{token}/coupon",
             Route::RemoveCoupon => "/api/v1/cart/{token}/coupon/{code}",
+            Route::ValidateCoupon => "/api/v1/cart/discount/validate",
+            Route::ListDiscounts => "/api/v1/cart/{token}/discounts",
         }
     }
 }
@@ -345,7 +360,9 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
             | Route::Estimate
             | Route::ListInternships
             | Route::SharedView
-            | Route::CloneShared => {}
+            | Route::CloneShared
+            // Names its cart in the body; that cart's owner is checked like the others'.
+            | Route::ValidateCoupon => {}
             _ => {
                 for (who, bearer) in [
                     ("wrong-owner", Some(bob.as_str())),

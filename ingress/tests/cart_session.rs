@@ -508,4 +508,20 @@ async fn a_coupon_published_by_an_admin_discounts_a_cart_before_tax() {
         .await;
     assert_eq!(view["coupons"], json!([]));
     assert_eq!(view["discount_total_minor"], 0);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/cart/discount/validate",
+            None,
+            Some(json!({"cart_token": cart, "code": "welcome10"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["discount_minor"], 498_000);
+    let (_, offers) = api
+        .call(Method::GET, &format!("/cart/{cart}/discounts"), None, None)
+        .await;
+    assert_eq!(offers[0]["applicable"], true, "{offers}");
+    assert_eq!(offers[0]["discount_minor"], 498_000);
 }

@@ -147,14 +147,8 @@ impl Sink for CouponsSink {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_lowercase))
                     .unwrap_or_default();
-                let definition = serde_json::json!({
-                    "percent": c.percent, "cap_minor": c.cap.as_ref().map(|m| m.amount_minor),
-                    "amounts": c.amounts.iter().map(|a| serde_json::json!({"currency": a.currency, "amount_minor": a.amount_minor})).collect::<Vec<_>>(),
-                    "tiers": c.tiers.iter().map(|t| serde_json::json!({"min_seats": t.min_seats, "percent": t.percent})).collect::<Vec<_>>(),
-                    "referrer_user_id": c.referrer_user_id, "scope_internships": c.scope_internships,
-                    "scope_categories": c.scope_categories, "min_order_minor": c.min_order.as_ref().map(|m| m.amount_minor),
-                    "usage_limit": c.usage_limit, "per_user_limit": c.per_user_limit, "combinable": c.combinable,
-                });
+                // The whole definition, as the record: readers rebuild the rules from it.
+                let definition = serde_json::to_value(c).unwrap_or_default();
                 sqlx::query(
                     "INSERT INTO coupons (code, name, kind, definition, active, valid_from, valid_until, updated_at, source_offset)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod cart;
 pub mod catalog;
+pub mod coupons;
 pub mod docs;
 pub mod login;
 pub mod sharing;
@@ -32,6 +33,7 @@ pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
         .merge(catalog::router())
         .merge(sharing::router())
         .merge(login::router())
+        .merge(coupons::router())
         .route_layer(axum::middleware::from_fn_with_state(
             groups.api,
             rate_limit::limit,

@@ -717,6 +717,10 @@ fn apply_coupon<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     match check_coupons(cart, &without, ctx, now_ms, Some(&code)).1 {
         Some(r) => Err((r.error_code(), r.message())),
         None => {
+            // A referral is recorded for analytics: who brought this buyer.
+            if let Some(referrer) = ctx.coupons.coupon(&code).and_then(|c| c.referrer_user_id) {
+                cart.analytics.insert("referrer_user_id".into(), referrer);
+            }
             cart.coupons.push(code);
             Ok(())
         }

@@ -705,3 +705,33 @@ fn a_coupon_that_stops_holding_leaves_the_cart_on_the_next_pricing() {
     assert!(c.coupons.is_empty());
     assert_eq!(c.breakdown.discount_total, inr(0));
 }
+
+#[test]
+fn a_referral_code_records_the_referrer_and_refuses_its_owner() {
+    use schemas::records::coupons::CouponKind;
+    let mut w = World::new();
+    let mut referral = coupon_record("FRIEND-ANNA", "0.05");
+    referral.kind = CouponKind::Referral;
+    referral.referrer_user_id = Some("anna".into());
+    w.coupons.insert("FRIEND-ANNA".into(), referral);
+    let bob = w.cart(None, create_as(Some("bob"), &[("go", 1)]), 1);
+    let by_bob = Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
+        code: "FRIEND-ANNA".into(),
+        actor_user_id: Some("bob".into()),
+    });
+    let bob = w.cart(Some(&bob), by_bob, 2);
+    assert_eq!(bob.rejection, None);
+    assert_eq!(
+        bob.analytics.get("referrer_user_id").map(String::as_str),
+        Some("anna")
+    );
+    let anna = w.cart(None, create_as(Some("anna"), &[("go", 1)]), 3);
+    let by_anna = Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
+        code: "FRIEND-ANNA".into(),
+        actor_user_id: Some("anna".into()),
+    });
+    assert_eq!(
+        code(&w.cart(Some(&anna), by_anna, 4)),
+        Some(ErrorCode::CouponOwnReferral)
+    );
+}
