@@ -60,6 +60,10 @@ pub struct CartView {
     /// The rate the prices were converted at (absent for INR).
     #[sqlx(skip)]
     pub fx: Option<FxView>,
+    /// What stops this cart from being checked out, each with its code
+    /// (empty: ready). Order placement enforces the same list.
+    #[sqlx(skip)]
+    pub checkout_blockers: Vec<Blocker>,
     #[sqlx(skip)]
     pub last_rejection: Option<RejectionView>,
 }
@@ -117,6 +121,45 @@ pub struct FxView {
     #[schema(value_type = String)]
     pub rate: rust_decimal::Decimal,
     pub as_of: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Blocker {
+    pub code: i32,
+    pub message: String,
+}
+
+/// Why a cart cannot be checked out as it stands.
+pub fn checkout_blockers(cart: &CartView) -> Vec<Blocker> {
+    use schemas::codes::ErrorCode;
+    let mut out = Vec::new();
+    match cart.status.as_str() {
+        "active" => {}
+        "expired" => out.push(Blocker {
+            code: ErrorCode::CartExpired.code(),
+            message: "the cart expired".into(),
+        }),
+        other => out.push(Blocker {
+            code: ErrorCode::CartNotModifiable.code(),
+            message: format!("the cart is {other}"),
+        }),
+    }
+    if cart.items.is_empty() {
+        out.push(Blocker {
+            code: ErrorCode::ItemNotInCart.code(),
+            message: "the cart is empty".into(),
+        });
+    }
+    for item in cart.items.iter().filter(|i| !i.available) {
+        out.push(Blocker {
+            code: ErrorCode::InternshipUnavailable.code(),
+            message: format!(
+                "{} is no longer available: remove it to check out",
+                item.internship_id
+            ),
+        });
+    }
+    out
 }
 
 /// A command the processor refused, in the error body every refusal uses.
@@ -215,4 +258,81 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
         });
     }
     Ok(Some(cart))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, available: bool) -> CartItemView {
+        CartItemView {
+            internship_id: id.into(),
+            title: id.into(),
+            quantity: 1,
+            currency: "INR".into(),
+            unit_price_minor: 100,
+            line_subtotal_minor: 100,
+            line_discount_minor: 0,
+            line_total_minor: 100,
+            tax_class: "standard".into(),
+            available,
+            plan_id: None,
+            plan_value: None,
+            plan_unit: None,
+        }
+    }
+
+    fn cart(status: &str, items: Vec<CartItemView>) -> CartView {
+        let t = chrono::DateTime::from_timestamp_millis(0).unwrap();
+        CartView {
+            cart_token: "t".into(),
+            version: 1,
+            status: status.into(),
+            currency: "INR".into(),
+            subtotal_minor: 0,
+            discount_total_minor: 0,
+            tax_total_minor: 0,
+            total_minor: 0,
+            tax_inclusive: false,
+            created_at: t,
+            updated_at: t,
+            owner_user_id: None,
+            rejection_command_id: None,
+            rejection_code: None,
+            rejection_message: None,
+            buyer_country: None,
+            buyer_state: None,
+            buyer_gstin: None,
+            fx_base: None,
+            fx_rate: None,
+            fx_as_of: None,
+            share_token: None,
+            merged_into: None,
+            analytics: sqlx::types::Json(Default::default()),
+            coupons: sqlx::types::Json(vec![]),
+            discounts: vec![],
+            items,
+            taxes: vec![],
+            buyer: None,
+            fx: None,
+            checkout_blockers: vec![],
+            last_rejection: None,
+        }
+    }
+
+    fn codes(c: &CartView) -> Vec<i32> {
+        checkout_blockers(c).iter().map(|b| b.code).collect()
+    }
+
+    #[test]
+    fn an_unavailable_line_an_empty_cart_or_a_closed_cart_blocks_checkout() {
+        assert!(codes(&cart("active", vec![item("a", true)])).is_empty());
+        assert_eq!(
+            codes(&cart("active", vec![item("a", true), item("b", false)])),
+            [1003]
+        );
+        assert_eq!(codes(&cart("active", vec![])), [1008]);
+        assert_eq!(codes(&cart("expired", vec![item("a", true)])), [1002]);
+        assert_eq!(codes(&cart("merged", vec![item("a", true)])), [1005]);
+    }
 }

@@ -611,6 +611,28 @@ mod tests {
         }
 
         #[test]
+        fn discounts_come_off_before_tax_and_never_below_zero(
+            lines in proptest::collection::vec((0i64..10_000_000, 1u32..100, any::<bool>()), 1..8),
+            percent in 0u32..=100,
+            fixed in 0i64..100_000_000,
+        ) {
+            use crate::cart::coupons::{Amount, Coupon, Scope};
+            let mk = |code: &str, amount: Amount| Coupon {
+                code: code.into(), name: code.into(), amount, scope: Scope::default(), valid_from_ms: None, valid_until_ms: None,
+                min_order: None, usage_limit: None, per_user_limit: None, combinable: true, active: true, referrer_user_id: None,
+            };
+            let coupons = [mk("P", Amount::Percent { rate: Decimal::new(i64::from(percent), 2), cap: None }), mk("F", Amount::Fixed(vec![inr(fixed)]))];
+            let input: Vec<_> = lines.iter().map(|(p, q, exempt)| line(*p, *q, if *exempt { TaxClass::Exempt } else { TaxClass::Standard })).collect();
+            let b = price(&input, Some(&buyer("IN", Some("MH"))), None, &PricingPolicy::default(), &coupons).unwrap();
+            let taxable: i64 = b.lines.iter().filter(|l| l.tax_class == TaxClass::Standard).map(|l| l.line_total.to_minor().unwrap()).sum();
+            prop_assert_eq!(b.tax_total, Money::new(Decimal::new(taxable, 2) * Decimal::new(18, 2), Currency::INR).round(Rounding::HalfEven));
+            let discount: i64 = b.discounts.iter().map(|d| d.amount.to_minor().unwrap()).sum();
+            prop_assert_eq!(b.discount_total.to_minor().unwrap(), discount);
+            prop_assert!(b.lines.iter().all(|l| !l.line_total.is_negative()));
+            prop_assert_eq!(b.total.to_minor().unwrap(), b.subtotal.to_minor().unwrap() - discount + b.tax_total.to_minor().unwrap());
+        }
+
+        #[test]
         fn conversion_is_consistent_per_unit(p in 0i64..100_000_000, q in 1u32..1000, fx in any_fx()) {
             let b = price(&[line(p, q, TaxClass::Standard)], None, fx.as_ref(), &PricingPolicy::default(), &[]).unwrap();
             let unit = convert(&inr(p), fx.as_ref(), Rounding::HalfEven).unwrap();
