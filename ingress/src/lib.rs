@@ -30,7 +30,6 @@ use sqlx::PgPool;
 
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
-use schemas::{topics, Codec};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -133,12 +132,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let p = &config.pipeline;
         let pool = platform::db::connect(&p.database_url, &p.database_schema, 16).await?;
-        let codec = Arc::new(Codec::new(
-            &p.schema_registry_url,
-            p.topics.clone(),
-            topics::ALL,
-        )?);
-        codec.register(topics::ALL).await?;
+        let codec = p.codec().await?;
         let producer = platform::kafka::producer(&p.kafka_brokers)?;
         platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;
         let waiters = waiters::VersionWaiters::listen(&pool).await?;

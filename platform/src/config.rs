@@ -40,6 +40,20 @@ impl PipelineConfig {
     }
 }
 
+impl PipelineConfig {
+    /// The codec for every topic of the catalog, with their subjects
+    /// registered (a registry refusing a schema stops the service here).
+    pub async fn codec(&self) -> anyhow::Result<std::sync::Arc<schemas::Codec>> {
+        let codec = schemas::Codec::new(
+            &self.schema_registry_url,
+            self.topics.clone(),
+            schemas::topics::ALL,
+        )?;
+        codec.register(schemas::topics::ALL).await?;
+        Ok(std::sync::Arc::new(codec))
+    }
+}
+
 /// A variable with a default.
 pub fn var(name: &str, default: &str) -> String {
     std::env::var(name)

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
-use schemas::{topics, Codec};
 
 use crate::carts::CartsSink;
 use crate::catalog::{CouponsSink, FxRatesSink, InternshipsSink};
@@ -33,12 +32,7 @@ pub async fn run(
 
     let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
     crate::MIGRATOR.run(&pool).await?;
-    let codec = Arc::new(Codec::new(
-        &config.schema_registry_url,
-        config.topics.clone(),
-        topics::ALL,
-    )?);
-    codec.register(topics::ALL).await?;
+    let codec = config.codec().await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     let readiness = Readiness::new()
         .kafka(producer)

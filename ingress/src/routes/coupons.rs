@@ -136,17 +136,7 @@ async fn evaluate(
         &[],
     )
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let lines: Vec<DiscountLine> = cart
-        .lines
-        .iter()
-        .zip(&priced.lines)
-        .map(|(l, p)| DiscountLine {
-            internship_id: l.internship_id.clone(),
-            category: l.category.clone(),
-            quantity: l.quantity,
-            line_subtotal: p.line_subtotal,
-        })
-        .collect();
+    let lines = DiscountLine::of(&cart.lines, priced.lines.iter().map(|p| p.line_subtotal));
     let mut applied = Vec::new();
     for c in &cart.applied {
         if c == code {

@@ -140,6 +140,26 @@ pub struct DiscountLine {
     pub line_subtotal: Money,
 }
 
+impl DiscountLine {
+    /// The lines as discounts see them: what each is and what it costs
+    /// before any discount (`subtotals`, in the lines' order).
+    pub fn of(
+        lines: &[super::pricing::LineInput],
+        subtotals: impl IntoIterator<Item = Money>,
+    ) -> Vec<DiscountLine> {
+        lines
+            .iter()
+            .zip(subtotals)
+            .map(|(l, line_subtotal)| DiscountLine {
+                internship_id: l.internship_id.clone(),
+                category: l.category.clone(),
+                quantity: l.quantity,
+                line_subtotal,
+            })
+            .collect()
+    }
+}
+
 /// Why a coupon cannot be applied; each has its own code (20xx).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

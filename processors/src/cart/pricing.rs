@@ -192,16 +192,7 @@ pub fn price(
         });
     }
     // Discounts come off each line before tax is computed on what is left.
-    let discount_lines: Vec<DiscountLine> = lines
-        .iter()
-        .zip(&priced)
-        .map(|(l, p)| DiscountLine {
-            internship_id: l.internship_id.clone(),
-            category: l.category.clone(),
-            quantity: l.quantity,
-            line_subtotal: p.line_subtotal,
-        })
-        .collect();
+    let discount_lines = DiscountLine::of(lines, priced.iter().map(|p| p.line_subtotal));
     let (line_discounts, discounts) =
         coupons::allocate(coupons, &discount_lines, currency, fx, policy.rounding)?;
     for (p, d) in priced.iter_mut().zip(line_discounts) {

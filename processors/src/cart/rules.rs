@@ -611,18 +611,7 @@ pub fn settle<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
             cart.fx = Some(fx);
         }
     }
-    let lines: Vec<LineInput> = cart
-        .items
-        .iter()
-        .map(|i| LineInput {
-            internship_id: i.internship_id.clone(),
-            title: i.title.clone(),
-            category: i.category.clone(),
-            quantity: i.quantity,
-            unit_price: i.base_unit_price,
-            tax_class: i.tax_class,
-        })
-        .collect();
+    let lines = line_inputs(&cart.items);
     let buyer = cart.buyer.as_ref().map(|b| Buyer {
         country: b.country.clone(),
         state: b.state.clone(),
@@ -656,17 +645,10 @@ fn check_coupons<C, R, K: CouponLookup>(
     now_ms: i64,
     candidate: Option<&str>,
 ) -> (Vec<Coupon>, Option<coupons::Refusal>) {
-    let lines: Vec<DiscountLine> = cart
-        .items
-        .iter()
-        .zip(&priced.lines)
-        .map(|(i, p)| DiscountLine {
-            internship_id: i.internship_id.clone(),
-            category: i.category.clone(),
-            quantity: i.quantity,
-            line_subtotal: p.line_subtotal,
-        })
-        .collect();
+    let lines = DiscountLine::of(
+        &line_inputs(&cart.items),
+        priced.lines.iter().map(|p| p.line_subtotal),
+    );
     let mut valid: Vec<Coupon> = Vec::new();
     let mut refusal = None;
     for code in cart.coupons.iter().map(String::as_str).chain(candidate) {
@@ -725,6 +707,21 @@ fn apply_coupon<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
             Ok(())
         }
     }
+}
+
+/// The cart's items as the pricing rules take them.
+fn line_inputs(items: &[Item]) -> Vec<LineInput> {
+    items
+        .iter()
+        .map(|i| LineInput {
+            internship_id: i.internship_id.clone(),
+            title: i.title.clone(),
+            category: i.category.clone(),
+            quantity: i.quantity,
+            unit_price: i.base_unit_price,
+            tax_class: i.tax_class,
+        })
+        .collect()
 }
 
 fn empty_breakdown(currency: Currency, policy: &PricingPolicy) -> Breakdown {

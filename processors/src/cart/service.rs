@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
-use schemas::{topics, Codec};
+use schemas::topics;
 
 use super::pricing::PricingPolicy;
 use super::processor::CartProcessor;
@@ -49,12 +49,7 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let shutdown = platform::Shutdown::on(shutdown);
 
-    let codec = Arc::new(Codec::new(
-        &config.schema_registry_url,
-        config.topics.clone(),
-        topics::ALL,
-    )?);
-    codec.register(topics::ALL).await?;
+    let codec = config.codec().await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;
     let policy = policy_from_env()?;
