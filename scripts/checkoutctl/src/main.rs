@@ -5,10 +5,14 @@
 //! - `create-topics`: creates every topic of the catalog (idempotent);
 //! - `seed-catalog FILE`: publishes internships from a JSON file;
 //! - `token --sub ID [--role user|admin] [--ttl-secs N]`: prints an HS256
-//!   bearer token signed with `AUTH_JWT_HS256_SECRET` (development only).
+//!   bearer token signed with `AUTH_JWT_HS256_SECRET` (development only);
+//! - `bench [--url U] [--sessions N] [--seconds S] [--internship ID]`: the
+//!   checkout-session benchmark (see `bench.rs`).
 //!
 //! Configuration is the services' own (`KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL`,
 //! `DATABASE_URL`, `DATABASE_SCHEMA`, `TOPIC_PREFIX`).
+
+mod bench;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("token") => token(&args[1..]),
+        Some("bench") => bench::run(&args[1..]).await,
         Some("seed-catalog") => {
             seed(
                 &config,
@@ -78,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         _ => {
             eprintln!(
                 "usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE \
-                 | token --sub ID [--role user|admin] [--ttl-secs N]"
+                 | token --sub ID [--role user|admin] [--ttl-secs N] | bench [--url U] [--sessions N] [--seconds S]"
             );
             std::process::exit(2);
         }

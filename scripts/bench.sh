@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The checkout benchmark: starts the whole stack (scripts/run.sh --detach,
+# release build unless PROFILE=dev) unless an ingress already answers on
+# 127.0.0.1:8080, runs `checkoutctl bench` against it, and stops what it
+# started. Loopback only. A stack it starts runs with the per-caller rate
+# limit lifted (every simulated shopper shares one IP).
+#
+#   scripts/bench.sh                          # 200 sessions for 30 s
+#   SESSIONS=1000 SECONDS_=60 scripts/bench.sh
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+PROFILE="${PROFILE:-release}"
+SESSIONS="${SESSIONS:-200}"
+DURATION="${SECONDS_:-30}"
+started_here=0
+if ! http_ok "http://127.0.0.1:8080/readyz"; then
+  step "start the stack ($PROFILE)"
+  # Every simulated shopper comes from 127.0.0.1: the per-IP limit would
+  # measure the limiter, not the pipeline.
+  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" PROFILE="$PROFILE" bash scripts/run.sh --detach
+  started_here=1
+fi
+if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi
+step "bench: $SESSIONS sessions, $DURATION s"
+status=0
+"$BIN/checkoutctl" bench --url http://127.0.0.1:8080 --sessions "$SESSIONS" --seconds "$DURATION" || status=$?
+if ((started_here)); then
+  bash scripts/run.sh stop
+fi
+exit "$status"
