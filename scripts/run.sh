@@ -13,7 +13,8 @@
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `sinks all` (ops :9103)
 # and `ingress` (127.0.0.1:8080). Logs: .local/run/logs/<name>.log.
 #
-# Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
+# Environment: PROFILE=release (default) or dev; BROKER_STORAGE=sqlite (default,
+# survives restarts) or memory (fast, for benchmarks); KAFKA_BROKERS,
 # SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
 # INGRESS_ADDR; READY_TIMEOUT (seconds to wait for each /readyz, default 120).
 set -euo pipefail
@@ -234,8 +235,8 @@ elif tcp_open "$broker_host" "$broker_port"; then
   BROKER_NOTE="already running, reused; not stopped by this script"
   log "a broker already answers on $broker_host:$broker_port: reusing it"
 else
-  BROKER_LOG="$LOG_DIR/nisshi.log" start_broker sqlite "$broker_port" "$RUN_DIR/nisshi"
-  BROKER_NOTE="nisshi, SQLite at .local/run/nisshi/nisshi.db"
+  BROKER_LOG="$LOG_DIR/nisshi.log" start_broker "${BROKER_STORAGE:-sqlite}" "$broker_port" "$RUN_DIR/nisshi"
+  BROKER_NOTE="nisshi, ${BROKER_STORAGE:-sqlite} storage (.local/run/nisshi/)"
 fi
 
 step "schema-registry"
