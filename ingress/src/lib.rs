@@ -51,6 +51,8 @@ pub struct Config {
     /// The seller's pricing policy (`PRICING_*`, as the cart processor
     /// reads it), for estimates.
     pub pricing: processors::cart::pricing::PricingPolicy,
+    /// `CART_MAX_QUANTITY`, `CART_MAX_LINES` (as the cart processor reads them).
+    pub limits: processors::cart::rules::CartLimits,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Config {
             trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false") == "true",
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "40").parse()?),
             pricing: processors::cart::service::policy_from_env()?,
+            limits: processors::cart::service::limits_from_env()?,
         })
     }
 
@@ -108,6 +111,7 @@ impl Config {
             trust_forwarded_for: false,
             request_timeout: Duration::from_secs(40),
             pricing: processors::cart::pricing::PricingPolicy::default(),
+            limits: processors::cart::rules::CartLimits::default(),
         }
     }
 }
@@ -119,6 +123,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub waiters: Arc<waiters::VersionWaiters>,
     pub pricing: Arc<processors::cart::pricing::PricingPolicy>,
+    pub limits: processors::cart::rules::CartLimits,
 }
 
 pub struct Application {
@@ -145,6 +150,7 @@ impl Application {
             pool,
             waiters,
             pricing: Arc::new(config.pricing.clone()),
+            limits: config.limits,
         };
         let verifier = auth::Verifier::new(&config.auth)?;
         let groups = routes::Groups {

@@ -30,8 +30,6 @@ use crate::AppState;
 
 /// Longest `Prefer: wait` honoured.
 const MAX_WAIT: Duration = Duration::from_secs(30);
-/// Items in one create request.
-const MAX_CREATE_ITEMS: usize = 50;
 
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
@@ -82,11 +80,19 @@ pub struct Accepted {
 }
 
 /// Validates one item, collecting every problem rather than the first.
-fn validate_item(i: usize, item: &ItemInput, errors: &mut Vec<String>) -> Option<ItemRequest> {
+fn validate_item(
+    i: usize,
+    item: &ItemInput,
+    max: u32,
+    errors: &mut Vec<String>,
+) -> Option<ItemRequest> {
     let id = InternshipId::parse(&item.internship_id)
         .map_err(|e| errors.push(format!("items[{i}].internship_id: {e}")))
         .ok();
     let qty = Quantity::new(item.quantity)
+        .ok()
+        .filter(|q| q.get() <= max)
+        .ok_or(format!("quantity must be between 1 and {max}"))
         .map_err(|e| errors.push(format!("items[{i}].quantity: {e}")))
         .ok();
     Some(ItemRequest {
@@ -123,14 +129,15 @@ pub async fn create_cart(
     ApiJson(req): ApiJson<CreateCartRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    if req.items.len() > MAX_CREATE_ITEMS {
-        errors.push(format!("items: at most {MAX_CREATE_ITEMS} items"));
+    let limits = state.limits;
+    if req.items.len() > limits.max_lines {
+        errors.push(format!("items: at most {} items", limits.max_lines));
     }
     let items: Vec<ItemRequest> = req
         .items
         .iter()
         .enumerate()
-        .filter_map(|(i, it)| validate_item(i, it, &mut errors))
+        .filter_map(|(i, it)| validate_item(i, it, limits.max_quantity, &mut errors))
         .collect();
     let currency = match req.currency.as_deref() {
         None => "INR".to_owned(),
@@ -249,7 +256,7 @@ pub async fn add_item(
     let token = parse_token(&token)?;
     authorize(&state, &caller, &token).await?;
     let mut errors = Vec::new();
-    let Some(item) = validate_item(0, &item, &mut errors) else {
+    let Some(item) = validate_item(0, &item, state.limits.max_quantity, &mut errors) else {
         let errors = errors
             .into_iter()
             .map(|e| e.trim_start_matches("items[0].").to_owned())
@@ -327,8 +334,9 @@ pub async fn update_quantity(
     if InternshipId::parse(&internship_id).is_err() {
         errors.push("internship_id: 1-64 characters of a-z, 0-9 and '-'".to_owned());
     }
-    if !(0..=i64::from(Quantity::MAX)).contains(&input.quantity) {
-        errors.push(format!("quantity: between 0 and {}", Quantity::MAX));
+    let max = state.limits.max_quantity;
+    if !(0..=i64::from(max)).contains(&input.quantity) {
+        errors.push(format!("quantity: between 0 and {max}"));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

@@ -29,6 +29,8 @@ pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 pub const MAX_COUPONS: usize = 3;
 
 pub struct CartProcessor<C, R, K> {
+    /// Set after construction with [`CartProcessor::with_limits`].
+    limits: super::rules::CartLimits,
     catalog: Arc<C>,
     rates: Arc<R>,
     coupons: Arc<K>,
@@ -45,12 +47,17 @@ impl<C, R, K> CartProcessor<C, R, K> {
         ttl_ms: i64,
     ) -> CartProcessor<C, R, K> {
         CartProcessor {
+            limits: super::rules::CartLimits::default(),
             catalog,
             rates,
             coupons,
             policy,
             ttl_ms,
         }
+    }
+
+    pub fn with_limits(self, limits: super::rules::CartLimits) -> Self {
+        CartProcessor { limits, ..self }
     }
 }
 
@@ -117,6 +124,7 @@ where
             at_ms: cmd.issued_at,
         };
         let ctx = Context {
+            limits: self.limits,
             coupons: &*self.coupons,
             max_coupons: MAX_COUPONS,
             ttl_ms: self.ttl_ms,

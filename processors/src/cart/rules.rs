@@ -18,8 +18,39 @@ use super::coupons::{self, CheckContext, Coupon, DiscountLine};
 use super::pricing::{self, Breakdown, Buyer, Fx, LineInput, PricingPolicy, TaxClass};
 use crate::tables::catalog::{CatalogLookup, CouponLookup, RateLookup};
 
-/// Most distinct internships in one cart.
+/// Most distinct internships in one cart, by default.
 pub const MAX_LINES: usize = 50;
+
+/// The cart's limits, set per deployment (`CART_MAX_QUANTITY`,
+/// `CART_MAX_LINES`); the quantity limit is at most [`Quantity::MAX`], the
+/// bound of the wire contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CartLimits {
+    pub max_quantity: u32,
+    pub max_lines: usize,
+}
+
+impl Default for CartLimits {
+    fn default() -> Self {
+        CartLimits {
+            max_quantity: Quantity::MAX,
+            max_lines: MAX_LINES,
+        }
+    }
+}
+
+impl CartLimits {
+    /// A line's quantity within the limit, or the refusal saying so.
+    fn quantity(&self, id: &str, n: i64) -> Result<u32, Refusal> {
+        match Quantity::new(n) {
+            Ok(q) if q.get() <= self.max_quantity => Ok(q.get()),
+            _ => Err((
+                ErrorCode::CartLimitExceeded,
+                format!("{id}: quantity must be between 1 and {}", self.max_quantity),
+            )),
+        }
+    }
+}
 
 /// An internship in a cart, with the catalog facts it was last priced from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +138,7 @@ pub struct Stamp<'a> {
 /// What the rules read besides the cart.
 pub struct Context<'a, C, R, K = NoCoupons> {
     pub catalog: &'a C,
+    pub limits: CartLimits,
     pub rates: &'a R,
     pub coupons: &'a K,
     pub max_coupons: usize,
@@ -234,14 +266,18 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     let changed = match command {
         Command::CreateCart(_) | Command::ExpireCart(_) => unreachable!("handled above"),
         Command::AddItem(a) => add_items(
+            &ctx.limits,
             &mut next.items,
             [(a.internship_id.as_str(), a.quantity)],
             ctx.catalog,
         ),
-        Command::UpdateQuantity(u) => {
-            set_quantity(&mut next.items, &u.internship_id, u.new_quantity)
-        }
-        Command::RemoveItem(r) => set_quantity(&mut next.items, &r.internship_id, 0),
+        Command::UpdateQuantity(u) => set_quantity(
+            &ctx.limits,
+            &mut next.items,
+            &u.internship_id,
+            u.new_quantity,
+        ),
+        Command::RemoveItem(r) => set_quantity(&ctx.limits, &mut next.items, &r.internship_id, 0),
         Command::SetBuyer(b) => set_buyer(
             &mut next,
             &b.country,
@@ -269,6 +305,7 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
             Ok(())
         }
         Command::AbsorbItems(a) => add_items(
+            &ctx.limits,
             &mut next.items,
             a.items
                 .iter()
@@ -393,7 +430,7 @@ fn create<'a, C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     // The cart exists whatever happens next; what could not be applied is
     // refused as a whole, and the refusal says why.
     let applied = choose_currency(&mut next, Some(&command.currency), ctx.rates)
-        .and_then(|()| add_items(&mut next.items, items, ctx.catalog))
+        .and_then(|()| add_items(&ctx.limits, &mut next.items, items, ctx.catalog))
         .and_then(|()| settle(&mut next, ctx, stamp.at_ms).map_err(money_refusal));
     match applied {
         Ok(()) => Decision::Cart(next),
@@ -407,6 +444,7 @@ fn create<'a, C: CatalogLookup, R: RateLookup, K: CouponLookup>(
 
 /// Adds each (internship, quantity), merging into an existing line.
 fn add_items<'a>(
+    limits: &CartLimits,
     items: &mut Vec<Item>,
     adds: impl IntoIterator<Item = (&'a str, i32)>,
     catalog: &impl CatalogLookup,
@@ -427,22 +465,19 @@ fn add_items<'a>(
         let count = items.len();
         match items.iter_mut().find(|l| l.internship_id == id.as_str()) {
             Some(line) => {
-                line.quantity = Quantity::new(i64::from(line.quantity) + i64::from(quantity))
-                    .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?
-                    .get();
+                line.quantity =
+                    limits.quantity(id.as_str(), i64::from(line.quantity) + i64::from(quantity))?;
             }
-            None if count >= MAX_LINES => {
+            None if count >= limits.max_lines => {
                 return Err((
                     ErrorCode::CartLimitExceeded,
-                    format!("a cart holds at most {MAX_LINES} internships"),
+                    format!("a cart holds at most {} internships", limits.max_lines),
                 ))
             }
             None => items.push(Item {
                 internship_id: id.as_str().to_owned(),
                 title: item.title.clone(),
-                quantity: Quantity::new(i64::from(quantity))
-                    .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?
-                    .get(),
+                quantity: limits.quantity(id.as_str(), i64::from(quantity))?,
                 base_unit_price: price,
                 tax_class: TaxClass::parse(&item.tax_class),
                 available: true,
@@ -482,7 +517,12 @@ fn choose_plan(
 }
 
 /// Sets a line's quantity; 0 removes the line.
-fn set_quantity(items: &mut Vec<Item>, id: &str, quantity: i32) -> Result<(), Refusal> {
+fn set_quantity(
+    limits: &CartLimits,
+    items: &mut Vec<Item>,
+    id: &str,
+    quantity: i32,
+) -> Result<(), Refusal> {
     let index = items
         .iter()
         .position(|l| l.internship_id == id)
@@ -495,9 +535,7 @@ fn set_quantity(items: &mut Vec<Item>, id: &str, quantity: i32) -> Result<(), Re
     if quantity == 0 {
         items.remove(index);
     } else {
-        items[index].quantity = Quantity::new(i64::from(quantity))
-            .map_err(|e| (ErrorCode::CartLimitExceeded, format!("{id}: {e}")))?
-            .get();
+        items[index].quantity = limits.quantity(id, i64::from(quantity))?;
     }
     Ok(())
 }

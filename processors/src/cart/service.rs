@@ -95,17 +95,38 @@ pub async fn run_with(
     };
     let ttl_ms = settings.ttl_ms;
     runner::run(
-        Arc::new(CartProcessor::new(
-            Arc::new(catalog),
-            Arc::new(rates),
-            Arc::new(coupons),
-            policy,
-            ttl_ms,
-        )),
+        Arc::new(
+            CartProcessor::new(
+                Arc::new(catalog),
+                Arc::new(rates),
+                Arc::new(coupons),
+                policy,
+                ttl_ms,
+            )
+            .with_limits(limits_from_env()?),
+        ),
         deps,
         shutdown.wait(),
     )
     .await
+}
+
+/// The cart limits: `CART_MAX_QUANTITY` (1000, the most the contract
+/// allows) seats per line and `CART_MAX_LINES` (50) lines per cart.
+pub fn limits_from_env() -> anyhow::Result<super::rules::CartLimits> {
+    use platform::config::var;
+    let max_quantity: u32 = var("CART_MAX_QUANTITY", "1000").parse()?;
+    anyhow::ensure!(
+        (1..=schemas::values::Quantity::MAX).contains(&max_quantity),
+        "CART_MAX_QUANTITY must be 1 to {}",
+        schemas::values::Quantity::MAX
+    );
+    let max_lines: usize = var("CART_MAX_LINES", "50").parse()?;
+    anyhow::ensure!(max_lines >= 1, "CART_MAX_LINES must be at least 1");
+    Ok(super::rules::CartLimits {
+        max_quantity,
+        max_lines,
+    })
 }
 
 /// The seller's pricing policy: `PRICING_SELLER_STATE` (KA),

@@ -78,6 +78,7 @@ impl World {
             &command,
             &stamp,
             &Context {
+                limits: CartLimits::default(),
                 coupons: &self.coupons,
                 max_coupons: 3,
                 ttl_ms: 86_400_000,
@@ -282,6 +283,7 @@ fn a_repeated_create_is_not_an_error_but_another_is() {
         at_ms: 9,
     };
     let ctx = Context {
+        limits: CartLimits::default(),
         coupons: &w.coupons,
         max_coupons: 3,
         ttl_ms: 86_400_000,
@@ -408,6 +410,7 @@ fn at(w: &World, cart: Option<&Cart>, command: Command, offset: i64, at_ms: i64)
         &command,
         &stamp,
         &Context {
+            limits: CartLimits::default(),
             coupons: &w.coupons,
             max_coupons: 3,
             catalog: &w.catalog,
@@ -733,5 +736,45 @@ fn a_referral_code_records_the_referrer_and_refuses_its_owner() {
     assert_eq!(
         code(&w.cart(Some(&anna), by_anna, 4)),
         Some(ErrorCode::CouponOwnReferral)
+    );
+}
+
+#[test]
+fn limits_are_the_deployments() {
+    let w = World::new();
+    let tight = CartLimits {
+        max_quantity: 5,
+        max_lines: 1,
+    };
+    let decide_with = |cart: Option<&Cart>, command: Command, offset: i64| {
+        let id = format!("cmd-{offset}");
+        let stamp = Stamp {
+            command_id: &id,
+            offset,
+            at_ms: 1,
+        };
+        let ctx = Context {
+            limits: tight,
+            catalog: &w.catalog,
+            rates: &w.rates,
+            coupons: &w.coupons,
+            max_coupons: 3,
+            policy: &w.policy,
+            ttl_ms: 86_400_000,
+        };
+        match decide(cart, "t", &command, &stamp, &ctx) {
+            Decision::Cart(c) => c,
+            other => panic!("{other:?}"),
+        }
+    };
+    let c = decide_with(None, create(&[("go", 5)]), 1);
+    assert_eq!(c.rejection, None);
+    assert_eq!(
+        code(&decide_with(Some(&c), add("go", 1), 2)),
+        Some(ErrorCode::CartLimitExceeded)
+    );
+    assert_eq!(
+        code(&decide_with(Some(&c), add("rust", 1), 3)),
+        Some(ErrorCode::CartLimitExceeded)
     );
 }
