@@ -8,6 +8,7 @@
 #   scripts/bench.sh                          # 200 sessions for 30 s
 #   SESSIONS=1000 SECONDS_=60 scripts/bench.sh
 #   BROKER_STORAGE=memory scripts/bench.sh    # the broker without its SQLite engine
+#   WARMUP=10 scripts/bench.sh                # drop the first 10 s
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,7 +28,8 @@ fi
 if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi
 step "bench: $SESSIONS sessions, $DURATION s"
 status=0
-"$BIN/checkoutctl" bench --url http://127.0.0.1:8080 --sessions "$SESSIONS" --seconds "$DURATION" || status=$?
+"$BIN/checkoutctl" bench --url http://127.0.0.1:8080 --sessions "$SESSIONS" --seconds "$DURATION" \
+  --warmup-secs "${WARMUP:-0}" || status=$?
 if ((started_here)); then
   bash scripts/run.sh stop
 fi

@@ -3,8 +3,8 @@
 //! its write returned (`Prefer: wait`), for `--seconds`. It reports the
 //! ingress latency of each call (p50/p95/p99/max) and the write-to-visible
 //! latency (a command accepted → the priced cart readable from Postgres),
-//! with a line of progress every five seconds. Loopback only; bounded in
-//! time and count.
+//! with a line of progress every five seconds. `--warmup-secs` drops what
+//! happens first. Loopback only; bounded in time and count.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +41,12 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(20);
     let internship = flag(args, "--internship").unwrap_or_else(|| "rust-backend-2027".into());
+    // Samples from the first seconds are dropped: consumer groups may still
+    // be forming right after a stack starts.
+    let warmup: u64 = flag(args, "--warmup-secs")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(0);
     anyhow::ensure!(
         sessions <= 10_000 && seconds <= 600,
         "at most 10,000 sessions for 600 s"
@@ -54,8 +60,11 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(40))
         .build()?;
     let samples = Arc::new(Mutex::new(Samples::default()));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    println!("bench: {sessions} sessions for {seconds} s against {url}");
+    let measure_from = Instant::now() + Duration::from_secs(warmup);
+    let deadline = measure_from + Duration::from_secs(seconds);
+    println!(
+        "bench: {sessions} sessions for {seconds} s (after {warmup} s of warm-up) against {url}"
+    );
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..sessions {
         let (http, url, samples, internship) = (
@@ -66,7 +75,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         );
         tasks.spawn(async move {
             while Instant::now() < deadline {
-                if session(&http, &url, &internship, &samples, deadline)
+                if session(&http, &url, &internship, &samples, measure_from, deadline)
                     .await
                     .is_err()
                 {
@@ -97,7 +106,8 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     while tasks.join_next().await.is_some() {}
     progress.abort();
     let s = samples.lock().await;
-    let elapsed = started.elapsed().as_secs_f64();
+    // The rate is over the measured window only, not the warm-up.
+    let elapsed = measure_from.elapsed().as_secs_f64();
     let calls = s.create.len() + s.add.len() + s.read.len();
     println!(
         "done: {calls} calls in {elapsed:.1} s ({:.0}/s), {} errors, {} stale reads",
@@ -121,6 +131,7 @@ async fn session(
     url: &str,
     internship: &str,
     samples: &Mutex<Samples>,
+    measure_from: Instant,
     deadline: Instant,
 ) -> anyhow::Result<()> {
     let t = Instant::now();
@@ -137,7 +148,9 @@ async fn session(
         .as_str()
         .context("no cart token")?
         .to_owned();
-    samples.lock().await.create.push(create_ms);
+    if t >= measure_from {
+        samples.lock().await.create.push(create_ms);
+    }
     for _ in 0..3 {
         if Instant::now() >= deadline {
             break;
@@ -165,6 +178,9 @@ async fn session(
             .await?;
         let read_ms = t.elapsed().as_secs_f64() * 1e3;
         let visible_ms = accepted.elapsed().as_secs_f64() * 1e3;
+        if t < measure_from {
+            continue;
+        }
         let mut s = samples.lock().await;
         s.add.push(add_ms);
         s.read.push(read_ms);
