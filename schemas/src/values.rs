@@ -15,6 +15,34 @@ pub enum ValueError {
     InternshipId,
     #[error("quantity must be between 1 and {max}")]
     Quantity { max: u32 },
+    #[error("coupon codes are 3-32 of A-Z, 0-9 and '-'")]
+    CouponCode,
+    #[error("country must be an ISO 3166-1 alpha-2 code")]
+    Country,
+}
+
+/// A coupon code, upper-cased: 3-32 of A-Z, 0-9 and '-'.
+pub fn coupon_code(raw: &str) -> Result<String, ValueError> {
+    let code = raw.trim().to_ascii_uppercase();
+    let ok = (3..=32).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(code)
+    } else {
+        Err(ValueError::CouponCode)
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code, upper-cased.
+pub fn country_code(raw: &str) -> Result<String, ValueError> {
+    let country = raw.trim().to_ascii_uppercase();
+    if country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(country)
+    } else {
+        Err(ValueError::Country)
+    }
 }
 
 /// The unguessable token that names (and, for a guest, authorizes) a cart:
@@ -179,6 +207,18 @@ mod tests {
         assert!(InternshipId::parse("Rust").is_err());
         assert!(InternshipId::parse(&"a".repeat(65)).is_err());
         assert!(InternshipId::parse("a b").is_err());
+    }
+
+    #[test]
+    fn coupon_and_country_codes_are_normalized_and_bounded() {
+        assert_eq!(coupon_code(" welcome-10 "), Ok("WELCOME-10".into()));
+        assert!(
+            coupon_code("ab").is_err()
+                && coupon_code("NO SPACE").is_err()
+                && coupon_code(&"A".repeat(33)).is_err()
+        );
+        assert_eq!(country_code("in"), Ok("IN".into()));
+        assert!(country_code("IND").is_err() && country_code("I1").is_err());
     }
 
     #[test]

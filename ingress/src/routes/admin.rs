@@ -331,12 +331,12 @@ fn fraction_ok(p: &str) -> bool {
 
 fn coupon_record(code: &str, c: &CouponInput) -> Result<CouponRecord, ApiError> {
     let mut errors = Vec::new();
-    let ok_code = (3..=32).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
-    if !ok_code {
-        errors.push("code: 3-32 of A-Z, 0-9 and '-'".to_owned());
+    // The path's code is the key as given: it must already be upper case.
+    if schemas::values::coupon_code(code).ok().as_deref() != Some(code) {
+        errors.push(format!(
+            "code: {} (upper case)",
+            schemas::values::ValueError::CouponCode
+        ));
     }
     if c.name.trim().is_empty() || c.name.len() > 200 {
         errors.push("name: 1-200 characters".to_owned());

@@ -425,10 +425,10 @@ pub async fn set_buyer(
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
     let mut errors = Vec::new();
-    let country = input.country.trim().to_ascii_uppercase();
-    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-        errors.push("country: an ISO 3166-1 alpha-2 code".to_owned());
-    }
+    let country = schemas::values::country_code(&input.country).unwrap_or_else(|e| {
+        errors.push(format!("country: {e}"));
+        String::new()
+    });
     if input
         .state
         .as_ref()
@@ -471,7 +471,7 @@ pub async fn set_buyer(
 /// holding its token, a user's cart by that user (or an admin). A denial is
 /// answered like an unknown cart, so a stolen token reveals nothing, and is
 /// written to the audit log.
-fn owns(caller: &Caller, owner: Option<&str>, token: &str) -> bool {
+pub(crate) fn owns(caller: &Caller, owner: Option<&str>, token: &str) -> bool {
     let allowed = match owner {
         None => true,
         Some(owner) => caller.user_id() == Some(owner) || caller.is_admin(),
@@ -683,19 +683,8 @@ pub struct CouponInput {
     pub code: String,
 }
 
-fn coupon_code(raw: &str) -> Result<String, ApiError> {
-    let code = raw.trim().to_ascii_uppercase();
-    if (3..=32).contains(&code.len())
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Ok(code)
-    } else {
-        Err(ApiError::Validation(vec![
-            "code: 3-32 of A-Z, 0-9 and '-'".to_owned()
-        ]))
-    }
+pub(crate) fn coupon_code(raw: &str) -> Result<String, ApiError> {
+    schemas::values::coupon_code(raw).map_err(|e| ApiError::Validation(vec![format!("code: {e}")]))
 }
 
 /// Apply a coupon; a refusal is recorded on the cart with its own code

@@ -135,16 +135,18 @@ pub async fn estimate(
             (_, Err(e)) => errors.push(format!("items[{i}].quantity: {e}")),
         }
     }
-    let country = req
+    let country = match req
         .country
         .as_deref()
-        .map(|c| c.trim().to_ascii_uppercase());
-    if country
-        .as_ref()
-        .is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        .map(schemas::values::country_code)
+        .transpose()
     {
-        errors.push("country: an ISO 3166-1 alpha-2 code".to_owned());
-    }
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(format!("country: {e}"));
+            None
+        }
+    };
     let currency = match req.currency.as_deref().map(Currency::parse).transpose() {
         Ok(c) => c.unwrap_or(Currency::INR),
         Err(e) => {

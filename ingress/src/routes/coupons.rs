@@ -67,10 +67,7 @@ async fn facts(
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(not_found)?;
-    if owner
-        .as_deref()
-        .is_some_and(|o| Some(o) != caller.user_id() && !caller.is_admin())
-    {
+    if !super::cart::owns(caller, owner.as_deref(), token.as_str()) {
         return Err(not_found());
     }
     let rows: Vec<(String, String, String, i32, i64, String)> = sqlx::query_as(
@@ -214,16 +211,7 @@ pub async fn validate(
     ApiJson(req): ApiJson<ValidateRequest>,
 ) -> Result<Json<Validation>, ApiError> {
     let token = parse_token(&req.cart_token)?;
-    let code = req.code.trim().to_ascii_uppercase();
-    if !(3..=32).contains(&code.len())
-        || !code
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(ApiError::Validation(vec![
-            "code: 3-32 of A-Z, 0-9 and '-'".to_owned()
-        ]));
-    }
+    let code = super::cart::coupon_code(&req.code)?;
     let cart = facts(&state, &caller, &token).await?;
     let candidate = coupon(&state, &code).await?;
     match evaluate(&state, &cart, candidate, &code).await? {

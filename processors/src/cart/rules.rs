@@ -549,10 +549,7 @@ fn set_buyer(
     rates: &impl RateLookup,
 ) -> Result<(), Refusal> {
     let invalid = |m: &str| (ErrorCode::InvalidBuyerDetails, m.to_owned());
-    let country = country.trim().to_ascii_uppercase();
-    if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(invalid("country must be an ISO 3166-1 alpha-2 code"));
-    }
+    let country = schemas::values::country_code(country).map_err(|e| invalid(&e.to_string()))?;
     let state = state
         .map(|s| s.trim().to_ascii_uppercase())
         .filter(|s| !s.is_empty());
