@@ -7,7 +7,6 @@
 #
 #   scripts/bench.sh                          # 200 sessions for 30 s
 #   SESSIONS=1000 SECONDS_=60 scripts/bench.sh
-#   BROKER_STORAGE=memory scripts/bench.sh    # the broker without its SQLite engine
 #   WARMUP=10 scripts/bench.sh                # drop the first 10 s
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -22,7 +21,7 @@ if ! http_ok "http://127.0.0.1:8080/readyz"; then
   step "start the stack ($PROFILE)"
   # Every simulated shopper comes from 127.0.0.1: the per-IP limit would
   # measure the limiter, not the pipeline.
-  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" BROKER_STORAGE="${BROKER_STORAGE:-sqlite}" PROFILE="$PROFILE" bash scripts/run.sh --detach
+  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" PROFILE="$PROFILE" bash scripts/run.sh --detach
   started_here=1
 fi
 if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi

@@ -21,8 +21,12 @@ case ":$PATH:" in
 esac
 export PATH
 
-NISSHI_VERSION="0.6.0"
-NISSHI_FEATURES="dynostore,libsql"
+# The Apache Kafka version is pinned in scripts/broker/pom.xml (one place).
+KAFKA_POM="$REPO_ROOT/scripts/broker/pom.xml"
+KAFKA_VERSION="$(sed -nE 's:.*<kafka.version>([^<]+)</kafka.version>.*:\1:p' "$KAFKA_POM")"
+KAFKA_HOME="$LOCAL_DIR/kafka/$KAFKA_VERSION"
+# Pinned so a new release can never change what CI runs.
+NEXTEST_VERSION="0.9.151"
 
 # ---------------------------------------------------------------------------
 # Progress printing
@@ -81,7 +85,7 @@ print_step_summary() {
   fi
 }
 
-# Why: long installs (nisshi takes ~18 min on 2 cores) must show life in CI
+# Why: long installs (a cold cargo install takes minutes on 2 cores) must show life in CI
 # logs, or they look hung. Runs "$@" with output to LOGFILE, prints a heartbeat
 # with the last line of the log every HEARTBEAT_SECS (30), and returns the
 # command's status; on failure prints the log's tail.
@@ -399,63 +403,63 @@ EOF
 # Tools
 # ---------------------------------------------------------------------------
 
-# Why: nisshi is our Kafka-compatible broker (no Kafka package or Docker here).
-# Building it takes ~18 minutes, so install only when `nisshi --version` does
-# not already say the pinned version; print a heartbeat meanwhile.
-ensure_nisshi() {
-  local want="nisshi $NISSHI_VERSION" have=""
-  have="$(nisshi --version 2>/dev/null || true)"
-  if [[ "$have" == "$want"* ]]; then
-    log "nisshi: $have (already installed)"
+# Why: Apache Kafka's broker and tools come from Maven Central as jars (no
+# Docker engine, no Kafka download site here). Resolve them once into
+# .local/kafka/<version>/lib; a stamp with the pom's sha256 says the copy is
+# whole and current, so repeat runs skip Maven entirely. Installs a JRE and
+# Maven from Debian's packages when missing.
+ensure_kafka() {
+  local stamp="$KAFKA_HOME/.pom.sha256" want
+  want="$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
+  if ! command -v java >/dev/null || ! java -version >/dev/null 2>&1; then
+    apt_install openjdk-17-jre-headless
+  fi
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    log "kafka: $KAFKA_VERSION in $KAFKA_HOME (already resolved)"
     return 0
   fi
-  # Another `cargo install nisshi` (e.g. a previous interrupted script's, or
-  # one started by hand) would race this one: wait for it instead.
-  local other
-  other="$(pgrep -f "cargo install nisshi@$NISSHI_VERSION" 2>/dev/null | head -n 1 || true)"
-  if [[ -n "$other" ]]; then
-    log "nisshi: another install is running (pid $other); waiting for it"
-    local t0=$SECONDS next=$((SECONDS + ${HEARTBEAT_SECS:-30}))
-    while kill -0 "$other" 2>/dev/null; do
-      if ((SECONDS >= next)); then
-        log "nisshi: still waiting for pid $other after $((SECONDS - t0))s"
-        next=$((SECONDS + ${HEARTBEAT_SECS:-30}))
-      fi
-      sleep 2
-    done
-    have="$(nisshi --version 2>/dev/null || true)"
-    if [[ "$have" == "$want"* ]]; then
-      log "nisshi: $have (installed by the other process)"
-      return 0
-    fi
-  fi
-  log "nisshi: found '${have:-nothing}', installing $want (takes ~18 min on 2 cores)"
-  run_with_heartbeat "cargo install nisshi@$NISSHI_VERSION" "$LOCAL_DIR/logs/nisshi-install.log" \
-    cargo install "nisshi@$NISSHI_VERSION" --locked --features "$NISSHI_FEATURES" \
-    || die "installing nisshi failed"
-  have="$(nisshi --version 2>/dev/null || true)"
-  [[ "$have" == "$want"* ]] || die "after install, nisshi --version says '$have', expected '$want'"
-  log "nisshi: $have"
+  command -v mvn >/dev/null || apt_install maven
+  log "kafka: resolving Apache Kafka $KAFKA_VERSION and its dependencies from Maven Central"
+  rm -rf "$KAFKA_HOME/lib.partial"
+  mkdir -p "$KAFKA_HOME"
+  run_with_heartbeat "mvn dependency:copy-dependencies (kafka $KAFKA_VERSION)" "$LOCAL_DIR/logs/kafka-resolve.log" \
+    mvn -B -f "$KAFKA_POM" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_HOME/lib.partial" -DincludeScope=runtime \
+    || die "resolving Kafka from Maven Central failed (see $LOCAL_DIR/logs/kafka-resolve.log)"
+  [[ -f "$KAFKA_HOME/lib.partial/kafka_2.13-$KAFKA_VERSION.jar" ]] \
+    || die "Maven finished but kafka_2.13-$KAFKA_VERSION.jar is not in $KAFKA_HOME/lib.partial"
+  rm -rf "$KAFKA_HOME/lib"
+  mv "$KAFKA_HOME/lib.partial" "$KAFKA_HOME/lib"
+  printf '%s\n' "$want" >"$stamp"
+  log "kafka: $KAFKA_VERSION ready ($(find "$KAFKA_HOME/lib" -name '*.jar' | wc -l) jars)"
+}
+
+# Why: one way to run a Kafka main class (broker, storage tool, CLI tools),
+# with our Log4j 2 configuration. KAFKA_HEAP overrides the heap options.
+# Usage: kafka_java MAIN_CLASS [ARGS...]
+kafka_java() {
+  local main="$1"
+  shift
+  # shellcheck disable=SC2086  # KAFKA_HEAP holds several options
+  java ${KAFKA_HEAP:--Xms64m -Xmx256m} -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$REPO_ROOT/scripts/broker/log4j2.properties" \
+    -cp "$KAFKA_HOME/lib/*" "$main" "$@"
 }
 
 # Why: nextest runs each test in its own process (crash/restart tests stay
-# isolated) and in parallel. Prefer it; install it when missing; fall back to
-# `cargo test` if the install fails. Sets TEST_RUNNER to "nextest" or "cargo-test".
-# shellcheck disable=SC2034  # TEST_RUNNER is read by the sourcing script
+# isolated) and in parallel, and with --no-tests=fail a filter that matches
+# nothing fails instead of passing. It is required: no fallback to cargo test.
 ensure_nextest() {
-  if cargo nextest --version >/dev/null 2>&1; then
-    TEST_RUNNER=nextest
-    log "cargo-nextest: $(cargo nextest --version 2>/dev/null | head -n 1)"
+  local have
+  have="$(cargo nextest --version 2>/dev/null | head -n 1 || true)"
+  if [[ "$have" == *"$NEXTEST_VERSION"* ]]; then
+    log "cargo-nextest: $have"
     return 0
   fi
-  log "cargo-nextest missing; installing (a few minutes)"
-  if run_with_heartbeat "cargo install cargo-nextest" "$LOCAL_DIR/logs/nextest-install.log" \
-    cargo install cargo-nextest --locked; then
-    TEST_RUNNER=nextest
-  else
-    warn "cargo-nextest could not be installed; falling back to cargo test"
-    TEST_RUNNER=cargo-test
-  fi
+  log "cargo-nextest: found '${have:-nothing}', installing $NEXTEST_VERSION (a few minutes)"
+  run_with_heartbeat "cargo install cargo-nextest@$NEXTEST_VERSION" "$LOCAL_DIR/logs/nextest-install.log" \
+    cargo install "cargo-nextest@$NEXTEST_VERSION" --locked \
+    || die "installing cargo-nextest $NEXTEST_VERSION failed"
 }
 
 # ---------------------------------------------------------------------------
@@ -527,11 +531,9 @@ ensure_postgres() {
     *) die "postgres at $host:$port does not answer, and it is not local: start it yourself" ;;
   esac
 
-  local installed_now=0
   if [[ ! -d /etc/postgresql ]] && ! _pg_bindir >/dev/null; then
     log "postgres: no server binaries; installing Debian's postgresql"
     apt_install postgresql postgresql-client
-    installed_now=1
   fi
 
   # Debian's cluster, if its port is the URL's port.
@@ -544,9 +546,10 @@ ensure_postgres() {
     cport="$(sed -nE 's/^[[:space:]]*port[[:space:]]*=[[:space:]]*([0-9]+).*/\1/p' \
       "/etc/postgresql/$version/main/postgresql.conf" | tail -n 1)"
     if [[ "${cport:-5432}" == "$port" ]]; then
-      if ((installed_now)); then
-        _pg_trust_local "/etc/postgresql/$version/main/pg_hba.conf"
-      fi
+      # Our dev/test URLs carry no password, and a stock Debian cluster asks
+      # for one over TCP (installed by us now or shipped with the image):
+      # a cluster this script starts gets trust for local connections.
+      _pg_trust_local "/etc/postgresql/$version/main/pg_hba.conf"
       log "postgres: starting Debian cluster $version/main"
       if pg_ctlcluster --skip-systemctl-redirect "$version" main start; then
         _PG_STARTED="cluster:$version"
@@ -569,8 +572,8 @@ ensure_postgres() {
   _start_private_postgres "$host" "$port" "$user"
 }
 
-# Why: a freshly installed Debian cluster asks for passwords over TCP, but our
-# dev/test URLs carry none. Only applied to a cluster this script just installed.
+# Why: a stock Debian cluster asks for passwords over TCP, but our dev/test
+# URLs carry none. Only applied to a cluster this script starts itself.
 _pg_trust_local() {
   local hba="$1"
   grep -q '# checkout: trust local' "$hba" 2>/dev/null && return 0
@@ -745,34 +748,81 @@ cargo_target_dir() {
 # Broker
 # ---------------------------------------------------------------------------
 
-# Why: one way to start nisshi for both commands. MODE is memory (tests: fast,
-# gone on exit) or sqlite (run: durable). nisshi resolves a sqlite:// URL
-# relative to its working directory (even a "/abs" path), so it runs inside
-# DATADIR with `sqlite://nisshi.db`. Usage: start_broker MODE PORT DATADIR.
-# Sets BROKER_PID.
-start_broker() {
-  local mode="$1" port="$2" datadir="$3" storage
-  case "$mode" in
-    memory) storage="memory://nisshi/" ;;
-    sqlite) storage="sqlite://nisshi.db" ;;
-    *) die "start_broker: mode must be memory or sqlite, not '$mode'" ;;
-  esac
+# Why: one way to start a single-node Apache Kafka (broker and KRaft
+# controller in one process) for both commands. DATADIR keeps its
+# configuration, its log directory and its cluster id; storage is formatted
+# only when DATADIR has none yet, so the run command's broker keeps its data
+# across restarts. Usage: start_kafka DATADIR PORT CONTROLLER_PORT.
+# Sets BROKER_PID; the broker's output goes to BROKER_LOG (default
+# DATADIR/kafka.log).
+start_kafka() {
+  local datadir="$1" port="$2" cport="$3"
   mkdir -p "$datadir"
-  local logfile="${BROKER_LOG:-$datadir/nisshi.log}"
-  # nisshi also reads SCHEMA_REGISTRY, STORAGE_ENGINE, LISTENER_URL, ... from
-  # the environment: drop any inherited ones so only these flags count.
-  bg_start nisshi "$logfile" \
-    env -C "$datadir" -u SCHEMA_REGISTRY -u STORAGE_ENGINE -u LISTENER_URL \
-    -u ADVERTISED_LISTENER_URL -u CLUSTER_ID -u DATA_LAKE -u OTEL_EXPORTER_OTLP_ENDPOINT \
-    RUST_LOG="${NISSHI_RUST_LOG:-warn}" \
-    nisshi broker \
-    --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$storage"
-  BROKER_PID=$BG_LAST_PID
-  if ! wait_tcp 127.0.0.1 "$port" 60 "$BROKER_PID"; then
-    show_log_tail "$logfile"
-    die "nisshi did not start on 127.0.0.1:$port"
+  local config="$datadir/server.properties" logfile="${BROKER_LOG:-$datadir/kafka.log}"
+  write_kafka_config "$config" "$datadir/data" "$port" "$cport"
+  if [[ ! -f "$datadir/data/meta.properties" ]]; then
+    local cluster_id
+    cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    log "kafka: formatting storage in $datadir/data (cluster $cluster_id)"
+    kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$config" \
+      >"$datadir/format.log" 2>&1 || { show_log_tail "$datadir/format.log"; die "formatting Kafka storage failed"; }
   fi
-  log "nisshi ($mode) answering on 127.0.0.1:$port"
+  KAFKA_HEAP="${KAFKA_BROKER_HEAP:--Xms256m -Xmx1g}" \
+    bg_start kafka "$logfile" kafka_java kafka.Kafka "$config"
+  BROKER_PID=$BG_LAST_PID
+  if ! wait_tcp 127.0.0.1 "$port" 90 "$BROKER_PID"; then
+    show_log_tail "$logfile"
+    die "kafka did not start on 127.0.0.1:$port"
+  fi
+  log "kafka $KAFKA_VERSION answering on 127.0.0.1:$port (controller :$cport, data $datadir/data)"
+}
+
+# Why: the broker's settings, each with its reason, in one place. Written
+# anew at every start, so a change here reaches an existing data directory.
+# Usage: write_kafka_config FILE LOG_DIR PORT CONTROLLER_PORT
+write_kafka_config() {
+  local file="$1" logdir="$2" port="$3" cport="$4"
+  cat >"$file" <<EOF
+# Written by scripts/lib.sh (write_kafka_config) at every start; edit it there.
+# One node that is both broker and KRaft controller (Kafka 4 has no ZooKeeper).
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+# Clients must be told an address they can reach: loopback, never a hostname.
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$logdir
+# One node holds one copy: the internal topics (consumer offsets, transaction
+# state, share groups) cannot ask for more, or they are never created and
+# every group or transaction waits for them.
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# One partition each instead of 50: created in a second on two cores, and
+# one coordinator serves all our groups and transactional producers.
+offsets.topic.num.partitions=1
+transaction.state.log.num.partitions=1
+# A group forms at once instead of waiting 3 s for more members: tests start
+# and kill processors and must not pay that on every join.
+group.initial.rebalance.delay.ms=0
+# Topics are created by checkoutctl create-topics from the topic catalog
+# (partitions and cleanup policy per topic); a typo must fail, not create one.
+auto.create.topics.enable=false
+num.partitions=4
+# Small segments, so compaction of changelog and entity topics can act on a
+# development machine's volumes (only closed segments are compacted).
+log.segment.bytes=16777216
+log.cleaner.min.compaction.lag.ms=0
+# Two cores are shared with Postgres and every service: few threads.
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+log.cleaner.threads=1
+num.recovery.threads.per.data.dir=1
+EOF
 }

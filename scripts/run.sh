@@ -6,15 +6,15 @@
 #   scripts/run.sh --detach   # start everything, leave it running, return
 #   scripts/run.sh stop       # stop a stack started by either of the above
 #
-# It starts: nisshi (Kafka-compatible broker, SQLite storage under
-# .local/run/nisshi/) on 127.0.0.1:9092 unless one answers there already; the
+# It starts: Apache Kafka (one node, broker + KRaft controller, data under
+# .local/run/kafka/, kept across runs) on 127.0.0.1:9092 (controller 9093)
+# unless a broker answers there already; the
 # schema-registry on 8081 (same rule); then runs checkoutctl wait / migrate /
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `sinks all` (ops :9103)
 # and `ingress` (127.0.0.1:8080). Logs: .local/run/logs/<name>.log.
 #
-# Environment: PROFILE=release (default) or dev; BROKER_STORAGE=sqlite (default,
-# survives restarts) or memory (fast, for benchmarks); KAFKA_BROKERS,
+# Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
 # SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
 # INGRESS_ADDR; READY_TIMEOUT (seconds to wait for each /readyz, default 120).
 set -euo pipefail
@@ -63,7 +63,7 @@ stop_from_pidfiles() {
   fi
 }
 
-# Why: two stacks would fight over ports and the SQLite file; say so clearly.
+# Why: two stacks would fight over ports and the broker's data; say so clearly.
 refuse_if_running() {
   local f
   for f in "$PID_DIR"/*.pid; do
@@ -201,8 +201,8 @@ case "$PROFILE" in
   *) die "PROFILE must be release or dev, not '$PROFILE'" ;;
 esac
 
-step "tools: nisshi"
-ensure_nisshi
+step "tools: Apache Kafka"
+ensure_kafka
 
 step "postgres"
 ensure_postgres
@@ -225,7 +225,7 @@ require_free_port 127.0.0.1 9101 "processors cart #1 ops"
 require_free_port 127.0.0.1 9102 "processors cart #2 ops"
 require_free_port 127.0.0.1 9103 "sinks ops"
 
-step "broker (nisshi)"
+step "broker (Apache Kafka $KAFKA_VERSION)"
 IFS=$'\t' read -r broker_host broker_port < <(host_port_of "$KAFKA_BROKERS")
 BROKER_NOTE=""
 if ! is_local_host "$broker_host"; then
@@ -235,8 +235,9 @@ elif tcp_open "$broker_host" "$broker_port"; then
   BROKER_NOTE="already running, reused; not stopped by this script"
   log "a broker already answers on $broker_host:$broker_port: reusing it"
 else
-  BROKER_LOG="$LOG_DIR/nisshi.log" start_broker "${BROKER_STORAGE:-sqlite}" "$broker_port" "$RUN_DIR/nisshi"
-  BROKER_NOTE="nisshi, ${BROKER_STORAGE:-sqlite} storage (.local/run/nisshi/)"
+  require_free_port 127.0.0.1 9093 "kafka controller"
+  BROKER_LOG="$LOG_DIR/kafka.log" start_kafka "$RUN_DIR/kafka" "$broker_port" 9093
+  BROKER_NOTE="Apache Kafka $KAFKA_VERSION, data in .local/run/kafka/"
 fi
 
 step "schema-registry"

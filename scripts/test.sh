@@ -6,13 +6,14 @@
 #   scripts/test.sh -E 'test(crash)'     # extra args go to cargo nextest run
 #
 # What it does:
-#   1. installs what is missing: cargo-nextest, nisshi (broker), Postgres, the
-#      Python venv (.local/venv, from scripts/python/requirements.txt);
+#   1. installs what is missing: cargo-nextest (pinned), Apache Kafka (jars
+#      from Maven Central, scripts/broker/pom.xml), Postgres, the Python venv
+#      (.local/venv, from scripts/python/requirements.txt);
 #   2. builds the workspace binaries (debug, the target dir the tests use);
-#   3. starts nisshi with MEMORY storage and our schema-registry, each on a free
-#      port, and a dedicated database `checkout_test` on DATABASE_URL's server;
-#   4. runs `cargo nextest run --workspace --no-fail-fast "$@"` (or
-#      `cargo test --workspace "$@"` when nextest cannot be had);
+#   3. starts a single-node Kafka in a throwaway directory and our
+#      schema-registry, each on a free port, and a dedicated database
+#      `checkout_test` on DATABASE_URL's server;
+#   4. runs `cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"`;
 #   5. stops what it started and exits with the test runner's status.
 #
 # Environment: DATABASE_URL (server to use; default
@@ -34,9 +35,9 @@ ln -sfn "$LOG_DIR" "$TEST_DIR/logs/latest"
 find "$TEST_DIR/logs" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort | head -n -10 \
   | while read -r old; do rm -rf "${TEST_DIR:?}/logs/$old"; done
 
-step "tools: cargo-nextest, nisshi"
+step "tools: cargo-nextest, Apache Kafka"
 ensure_nextest
-ensure_nisshi
+ensure_kafka
 
 step "postgres"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
@@ -55,14 +56,15 @@ run_interruptible "cargo build" cargo build --workspace --bins || die "cargo bui
 BIN_DIR="$(cargo_target_dir)/debug"
 [[ -x "$BIN_DIR/schema-registry" ]] || die "no schema-registry binary in $BIN_DIR after the build"
 
-step "start broker (nisshi, memory storage)"
+step "start broker (Apache Kafka $KAFKA_VERSION, throwaway storage)"
 BROKER_PORT="$(free_port)"
-BROKER_DATA="$(mktemp -d "${TMPDIR:-/tmp}/checkout-test-nisshi.XXXXXX")"
+CONTROLLER_PORT="$(free_port)"
+BROKER_DATA="$(mktemp -d "${TMPDIR:-/tmp}/checkout-test-kafka.XXXXXX")"
 # Why: the scratch dir goes when the script does (after the broker stopped).
 # shellcheck disable=SC2317  # called indirectly by the exit trap
 remove_broker_data() { rm -rf "$BROKER_DATA"; }
 on_exit remove_broker_data
-BROKER_LOG="$LOG_DIR/nisshi.log" start_broker memory "$BROKER_PORT" "$BROKER_DATA"
+BROKER_LOG="$LOG_DIR/kafka.log" start_kafka "$BROKER_DATA" "$BROKER_PORT" "$CONTROLLER_PORT"
 export KAFKA_BROKERS="127.0.0.1:$BROKER_PORT"
 
 step "start schema-registry"
@@ -82,19 +84,18 @@ log "SCHEMA_REGISTRY_URL=$SCHEMA_REGISTRY_URL"
 log "DATABASE_URL=$DATABASE_URL"
 log "CHECKOUT_PYTHON=$CHECKOUT_PYTHON"
 
-step "tests ($TEST_RUNNER)"
+step "wait for the broker"
+"$BIN_DIR/checkoutctl" wait --timeout-secs 90 || die "the broker or registry did not answer"
+
+step "tests (cargo nextest)"
 status=0
-if [[ "$TEST_RUNNER" == nextest ]]; then
-  run_interruptible "cargo nextest" cargo nextest run --workspace --no-fail-fast "$@" || status=$?
-else
-  run_interruptible "cargo test" cargo test --workspace --no-fail-fast "$@" || status=$?
-fi
+run_interruptible "cargo nextest" cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@" || status=$?
 
 if ((status != 0)); then
   log "tests failed (status $status); broker and registry logs: $LOG_DIR/"
   if ! kill -0 "$BROKER_PID" 2>/dev/null; then
     warn "the broker had died during the tests"
-    show_log_tail "$LOG_DIR/nisshi.log"
+    show_log_tail "$LOG_DIR/kafka.log"
   fi
   if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
     warn "the schema-registry had died during the tests"
