@@ -46,11 +46,7 @@ impl CommandWriter {
         value: &V,
         causation_id: &str,
     ) -> Result<i64, ApiError> {
-        let key = self
-            .codec
-            .encode_key(&topic.def, key)
-            .await
-            .map_err(codec_error)?;
+        let key = Codec::encode_key(key);
         let value = self.codec.encode(topic, value).await.map_err(codec_error)?;
         let name = self.codec.names().name(&topic.def);
         let correlation_id = crate::correlation::current();

@@ -1,11 +1,14 @@
 //! Kafka clients configured the one way every stage needs them.
 //!
-//! Producers are idempotent with `acks=all`; consumers never commit on their
-//! own (`enable.auto.commit=false`, `enable.auto.offset.store=false`): a
-//! stage stores an offset only after the work it stands for is durable, then
-//! commits. Keys are partitioned with murmur2, the Java client's
-//! partitioner, so any Kafka client writing our topics agrees with us on
-//! which partition a cart lives in.
+//! Producers are idempotent with `acks=all`; a processor's producer is also
+//! transactional ([`Transactions`]). Consumers never commit on their own:
+//! a processor commits its input offsets inside its output transaction, a
+//! sink stores them in Postgres with its rows. Every consumer reads with
+//! `isolation.level=read_committed`, so records of an aborted transaction
+//! (a batch that failed, a zombie's writes) are never seen. Keys are
+//! partitioned with murmur2, the Java client's partitioner, so any Kafka
+//! client writing our topics agrees with us on which partition a cart lives
+//! in.
 //!
 //! Nothing here relies on a particular broker: it is plain Kafka protocol.
 
@@ -17,12 +20,13 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::statistics::Statistics;
+use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use schemas::headers;
@@ -38,17 +42,22 @@ fn base_config(brokers: &str) -> ClientConfig {
     c
 }
 
-/// The producer every stage uses: idempotent, `acks=all`, murmur2 keys.
-pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaError> {
-    base_config(brokers)
-        .set("enable.idempotence", "true")
+fn producer_config(brokers: &str) -> ClientConfig {
+    let mut c = base_config(brokers);
+    c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
         // A short linger batches a burst of checkouts without adding
         // noticeable latency to a single one.
         .set("linger.ms", "2")
-        .set("message.timeout.ms", "30000")
-        .create()
+        .set("message.timeout.ms", "30000");
+    c
+}
+
+/// The producer of the ingress and the tools: idempotent, `acks=all`,
+/// murmur2 keys, not transactional (each request is one record).
+pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaError> {
+    producer_config(brokers).create()
 }
 
 /// Waits until the producer has talked to the cluster once. An idempotent
@@ -69,9 +78,10 @@ pub enum GroupEvent {
     Revoked(Vec<(String, i32)>),
 }
 
-/// The consumer context: records rebalances, commits stored offsets before
-/// partitions are taken away, and exports consumer lag from librdkafka's
-/// statistics.
+/// The consumer context: records rebalances for the stage's loop and
+/// exports consumer lag from librdkafka's statistics. It commits nothing:
+/// offsets travel with the work they stand for (a transaction, a Postgres
+/// commit).
 pub struct GroupContext {
     stage: &'static str,
     events: Mutex<VecDeque<GroupEvent>>,
@@ -124,15 +134,8 @@ impl ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
-            // Offsets stored for finished work are committed now, so the next
-            // owner does not redo it (it would be a no-op, but a slow one).
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
-                    tracing::warn!(stage = self.stage, error = %e, "commit before revoke failed");
-                }
-            }
             self.push(GroupEvent::Revoked(partitions(tpl)));
         }
     }
@@ -155,7 +158,7 @@ impl ConsumerContext for GroupContext {
 
 pub type GroupConsumer = StreamConsumer<GroupContext>;
 
-/// A consumer in `group` that stores and commits offsets only when told.
+/// A consumer in `group` that never commits by itself (see the module doc).
 pub fn group_consumer(
     brokers: &str,
     group: &str,
@@ -165,15 +168,19 @@ pub fn group_consumer(
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
+        // A member that stops polling this long (a stuck or SIGSTOPped
+        // process) leaves the group, so its partitions move on; its
+        // transactions then fail with a stale generation.
+        .set("max.poll.interval.ms", "30000")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1500")
         // Bounded prefetch: a slow stage must not buffer without limit
         // (rust-rdkafka #650).
         .set("queued.max.messages.kbytes", "16384")
-        // A fetch returns within 25 ms even when the broker holds it for
-        // more data (nisshi, and Kafka with fetch.min.bytes > 1): the
-        // write-to-visible path crosses three consumers.
+        // A fetch returns within 25 ms when the broker holds it for more
+        // data: the write-to-visible path crosses three consumers.
         .set("fetch.wait.max.ms", "25")
         .set("statistics.interval.ms", "5000")
         .create_with_context(GroupContext::new(stage))
@@ -193,35 +200,43 @@ pub fn reader_config(brokers: &str) -> ClientConfig {
     c.set("group.id", "internhub-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "25")
         .set("enable.partition.eof", "false");
     c
 }
 
-/// Reads `topic`'s `partition` from the beginning to its end, calling
-/// `each` with every record. Blocking: run it in `spawn_blocking`.
+/// Reads `topic`'s `partition` from `from` to its end, calling `each` with
+/// every record, and returns the next offset to read (where a later catch-up
+/// starts). Blocking: run it in `spawn_blocking`.
 ///
-/// "The end" is the high watermark at the start, and then whatever else
-/// arrives until the partition has been quiet for `settle`: a broker may
-/// report a high watermark short of records it has already acknowledged
-/// (nisshi 0.6 reports the base offset of the last batch + 1), and missing
-/// the last acknowledged state record would make a restore stale.
-pub fn read_partition_to_end(
+/// "The end" is the last stable offset at the time of the call: under
+/// `read_committed` the watermark query answers it, records of open
+/// transactions lie beyond it, and transaction markers occupy offsets
+/// without being delivered, so the loop ends on the consumer's position,
+/// never on "last record + 1" (librdkafka #3918).
+pub fn read_partition(
     reader: &BaseConsumer,
     topic: &str,
     partition: i32,
+    from: Offset,
     timeout: Duration,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
-) -> Result<u64, KafkaError> {
-    let settle = Duration::from_millis(250);
-    let (low, high) = reader.fetch_watermarks(topic, partition, timeout)?;
+) -> Result<i64, KafkaError> {
+    let (low, end) = reader.fetch_watermarks(topic, partition, timeout)?;
+    let start = match from {
+        Offset::Offset(o) => o.max(low),
+        _ => low,
+    };
+    if start >= end {
+        return Ok(start.max(end));
+    }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
+    tpl.add_partition_offset(topic, partition, Offset::Offset(start))?;
     reader.assign(&tpl)?;
     let deadline = Instant::now() + timeout;
-    let mut count = 0;
-    let mut next = low;
-    let mut quiet_since = Instant::now();
-    loop {
+    let mut count = 0u64;
+    let next = loop {
         if Instant::now() > deadline {
             return Err(KafkaError::MessageConsumption(
                 RDKafkaErrorCode::OperationTimedOut,
@@ -230,26 +245,31 @@ pub fn read_partition_to_end(
         match reader.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 count += 1;
-                next = m.offset() + 1;
-                quiet_since = Instant::now();
                 each(&m);
             }
             Some(Err(e)) => return Err(e),
-            None if next >= high && quiet_since.elapsed() >= settle => break,
             None => {}
         }
-    }
+        let position = reader
+            .position()?
+            .find_partition(topic, partition)
+            .and_then(|e| e.offset().to_raw())
+            .unwrap_or(start);
+        if position >= end {
+            break position;
+        }
+    };
     reader.unassign()?;
     tracing::debug!(
         topic,
         partition,
-        low,
-        high,
+        start,
+        end,
         next,
         count,
-        "partition read to end"
+        "partition read to its end"
     );
-    Ok(count)
+    Ok(next)
 }
 
 /// A batch of records and the rebalances seen while collecting it.
@@ -330,31 +350,10 @@ fn absorb_events(consumer: &GroupConsumer, batch: &mut Batch) {
     }
 }
 
-/// Stores `offset` (the last record done) of each partition and commits
-/// asynchronously. Only call after the work for these records is durable.
-pub fn store_and_commit(
-    consumer: &GroupConsumer,
-    done: &[(String, i32, i64)],
-) -> Result<(), KafkaError> {
-    for (topic, partition, offset) in done {
-        // rd_kafka_offset_store stores offset + 1, the next record to read.
-        match consumer.store_offset(topic, *partition, *offset) {
-            Ok(()) => {}
-            // The partition was revoked meanwhile: its next owner redoes the
-            // work, which is idempotent.
-            Err(KafkaError::StoreOffset(RDKafkaErrorCode::UnknownPartition)) => {}
-            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    match consumer.commit_consumer_state(CommitMode::Async) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// The last offset of each (topic, partition) in `batch`.
-pub fn last_offsets(batch: &[OwnedMessage]) -> Vec<(String, i32, i64)> {
+pub fn last_offsets<'a>(
+    batch: impl IntoIterator<Item = &'a OwnedMessage>,
+) -> Vec<(String, i32, i64)> {
     let mut out: Vec<(String, i32, i64)> = Vec::new();
     for m in batch {
         match out
@@ -419,4 +418,129 @@ pub async fn create_topics(
         }
     }
     Ok(())
+}
+
+/// How a transactional call failed, which decides what the stage does next.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// The transaction must be aborted; the producer stays usable. The
+    /// stage rewinds the batch's partitions and tries again.
+    #[error("transaction must be aborted: {0}")]
+    Abort(KafkaError),
+    /// A step of the batch other than a Kafka call failed (encoding with
+    /// an unreachable registry, a restore read): abort and retry likewise.
+    #[error("batch step failed: {0}")]
+    Step(String),
+    /// The producer is unusable: fenced by a newer instance with the same
+    /// transactional id, or a member the group has moved on from. The
+    /// stage drops its producer, consumer and state, and rejoins.
+    #[error("producer fenced or failed for good: {0}")]
+    Fatal(KafkaError),
+}
+
+impl TxnError {
+    fn classify(e: KafkaError) -> TxnError {
+        match &e {
+            KafkaError::Transaction(r) if r.is_fatal() => TxnError::Fatal(e),
+            KafkaError::Transaction(r) if r.txn_requires_abort() || r.is_retriable() => {
+                TxnError::Abort(e)
+            }
+            // commit_transaction flushes first; a flush that timed out
+            // leaves the transaction open, to be aborted.
+            KafkaError::Flush(_) => TxnError::Abort(e),
+            _ => TxnError::Fatal(e),
+        }
+    }
+}
+
+/// A transactional producer (Kafka Streams' `exactly_once_v2`, KIP-447):
+/// one per stage instance, with a transactional id stable for that
+/// instance, serving every partition it is assigned. A batch's outputs,
+/// its changelog records and its input offsets commit together or not at
+/// all. The blocking librdkafka calls run on the blocking pool
+/// (rust-rdkafka #293).
+#[derive(Clone)]
+pub struct Transactions {
+    producer: FutureProducer,
+}
+
+impl Transactions {
+    /// Creates the producer and registers its transactional id, fencing
+    /// any older producer with the same id (a previous run of this
+    /// instance) and aborting what it left open.
+    pub async fn init(brokers: &str, transactional_id: &str) -> Result<Transactions, KafkaError> {
+        let producer: FutureProducer = producer_config(brokers)
+            .set("transactional.id", transactional_id)
+            // Short transactions: a zombie's open transaction holds back
+            // every read_committed reader of its partitions until the
+            // coordinator aborts it at this timeout. Batches take
+            // milliseconds. message.timeout.ms must stay below it.
+            .set("transaction.timeout.ms", "15000")
+            .set("message.timeout.ms", "10000")
+            .create()?;
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(30)))
+            .await
+            .map_err(|_| KafkaError::Canceled)??;
+        Ok(Transactions { producer })
+    }
+
+    /// The producer, for sending records inside an open transaction.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    pub fn begin(&self) -> Result<(), TxnError> {
+        self.producer
+            .begin_transaction()
+            .map_err(TxnError::classify)
+    }
+
+    /// Adds the consumed `offsets` (the next offset to read, per partition)
+    /// to the open transaction, then commits it. The group metadata carries
+    /// the member's generation: a member the group has moved on from is
+    /// refused here, and its outputs are aborted with the transaction.
+    pub async fn commit(
+        &self,
+        offsets: Option<(TopicPartitionList, ConsumerGroupMetadata)>,
+    ) -> Result<(), TxnError> {
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some((tpl, group)) = offsets {
+                p.send_offsets_to_transaction(&tpl, &group, Duration::from_secs(30))
+                    .map_err(TxnError::classify)?;
+            }
+            let mut tries = 0;
+            loop {
+                match p.commit_transaction(Timeout::Never) {
+                    Ok(()) => return Ok(()),
+                    Err(KafkaError::Transaction(r)) if r.is_retriable() && tries < 3 => {
+                        tries += 1;
+                        tracing::warn!(error = %r, "commit retried");
+                    }
+                    Err(e) => return Err(TxnError::classify(e)),
+                }
+            }
+        })
+        .await
+        .map_err(|_| TxnError::Fatal(KafkaError::Canceled))?
+    }
+
+    pub async fn abort(&self) -> Result<(), TxnError> {
+        let p = self.producer.clone();
+        tokio::task::spawn_blocking(move || p.abort_transaction(Timeout::Never))
+            .await
+            .map_err(|_| TxnError::Fatal(KafkaError::Canceled))?
+            .map_err(TxnError::classify)
+    }
+}
+
+/// The offsets to commit for a batch: for each (topic, partition) of
+/// `done` (its last record), the next offset to read.
+pub fn next_offsets(done: &[(String, i32, i64)]) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, last) in done {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(last + 1))?;
+    }
+    Ok(tpl)
 }

@@ -2,8 +2,9 @@
 //! configuration from the environment ([`config`]), JSON logs with the
 //! correlation id ([`telemetry`]), Kafka clients, headers and consumer
 //! batching ([`kafka`]), Postgres connections ([`db`]), the pipeline's
-//! metrics ([`metrics`]) and the ops HTTP server with `/healthz`, `/readyz`
-//! and `/metrics` ([`ops`]).
+//! metrics ([`metrics`]), the ops HTTP server with `/healthz`, `/readyz`
+//! and `/metrics` ([`ops`]), and what every stage does with a record
+//! before its own work: decode with retry, dead letters ([`stage`]).
 //!
 //! It sits beside `ingress/`, `processors/` and `sinks/` rather than inside
 //! one of them because all of them depend on it.
@@ -13,6 +14,7 @@ pub mod db;
 pub mod kafka;
 pub mod metrics;
 pub mod ops;
+pub mod stage;
 pub mod telemetry;
 
 /// A stop signal any number of tasks can wait on: the ops server, the

@@ -16,8 +16,16 @@ pub struct PipelineMetrics {
     pub records_out: IntCounterVec,
     /// Inputs recognised as already applied and skipped.
     pub duplicates: IntCounterVec,
-    /// Inputs that could not be decoded.
+    /// Inputs that could not be decoded (sent to the dead letters).
     pub poison: IntCounterVec,
+    /// Decode attempts that waited for the schema registry.
+    pub decode_retries: IntCounterVec,
+    /// Records written to the dead-letter topic, by stage and kind.
+    pub dead_letters: IntCounterVec,
+    /// Transactions aborted, and stage sessions restarted after a fatal
+    /// producer error (fenced), by stage.
+    pub aborts: IntCounterVec,
+    pub restarts: IntCounterVec,
     /// Time from taking a batch to its offsets being stored.
     pub batch_seconds: HistogramVec,
     pub batch_size: HistogramVec,
@@ -53,6 +61,30 @@ pub fn pipeline() -> &'static PipelineMetrics {
             poison: register_int_counter_vec!(
                 "pipeline_poison_records_total",
                 "Undecodable inputs",
+                &["stage"]
+            )
+            .expect("metric registers once"),
+            decode_retries: register_int_counter_vec!(
+                "pipeline_decode_retries_total",
+                "Decode attempts that waited for the schema registry",
+                &["stage"]
+            )
+            .expect("metric registers once"),
+            dead_letters: register_int_counter_vec!(
+                "pipeline_dead_letters_total",
+                "Records sent to the dead-letter topic",
+                &["stage", "kind"]
+            )
+            .expect("metric registers once"),
+            aborts: register_int_counter_vec!(
+                "pipeline_transaction_aborts_total",
+                "Transactions aborted (the batch is retried)",
+                &["stage"]
+            )
+            .expect("metric registers once"),
+            restarts: register_int_counter_vec!(
+                "pipeline_stage_restarts_total",
+                "Stage sessions restarted after a fatal producer error (fenced)",
                 &["stage"]
             )
             .expect("metric registers once"),

@@ -1,10 +1,11 @@
-//! The Confluent wire format: magic byte 0, the 4-byte big-endian schema id,
-//! then the Avro binary body.
+//! The Confluent wire format for values: magic byte 0, the 4-byte
+//! big-endian schema id, then the Avro binary body. Keys are plain UTF-8
+//! (see [`crate::topics`]).
 //!
 //! Encoding and decoding go through `schema_registry_converter`, which
 //! caches schemas by subject and id, so after start-up a record costs no
-//! registry round trip. Subjects follow TopicNameStrategy (`<topic>-key`,
-//! `<topic>-value`) and are registered from the `.avsc` files at start-up
+//! registry round trip. Subjects follow TopicNameStrategy
+//! (`<topic>-value`) and are registered from the `.avsc` files at start-up
 //! ([`Codec::register`]), so a schema the registry refuses as incompatible
 //! stops a service before it writes anything.
 //!
@@ -118,24 +119,35 @@ impl Codec {
         &self.names
     }
 
-    /// Registers the key and value subjects of `topics` (idempotent: an
-    /// identical schema keeps its id and version).
+    /// Registers the value subjects of `topics` (idempotent: an identical
+    /// schema keeps its id and version).
     pub async fn register(&self, topics: &[TopicDef]) -> Result<(), CodecError> {
         for def in topics {
-            for is_key in [true, false] {
-                let strategy = self.strategy(def, is_key);
-                let subject = strategy.get_subject().map_err(CodecError::from_registry)?;
-                self.encoder
-                    .get_schema_and_id(&subject, strategy)
-                    .await
-                    .map_err(CodecError::from_registry)?;
-            }
+            let strategy = self.strategy(def);
+            let subject = strategy.get_subject().map_err(CodecError::from_registry)?;
+            self.encoder
+                .get_schema_and_id(&subject, strategy)
+                .await
+                .map_err(CodecError::from_registry)?;
         }
         Ok(())
     }
 
-    pub async fn encode_key(&self, def: &TopicDef, key: &str) -> Result<Vec<u8>, CodecError> {
-        self.encode_with(def, true, key).await
+    /// A key's bytes: the entity id as UTF-8, nothing else.
+    pub fn encode_key(key: &str) -> Vec<u8> {
+        key.as_bytes().to_vec()
+    }
+
+    /// The entity id a key's bytes hold.
+    pub fn decode_key(def: &TopicDef, bytes: Option<&[u8]>) -> Result<String, CodecError> {
+        let bytes = bytes.ok_or_else(|| CodecError::Malformed {
+            what: format!("{} key", def.name),
+            reason: "no key".into(),
+        })?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| CodecError::Malformed {
+            what: format!("{} key", def.name),
+            reason: format!("not UTF-8: {e}"),
+        })
     }
 
     pub async fn encode<V: Serialize>(
@@ -143,27 +155,7 @@ impl Codec {
         topic: &Topic<V>,
         value: &V,
     ) -> Result<Vec<u8>, CodecError> {
-        self.encode_with(&topic.def, false, value).await
-    }
-
-    pub async fn decode_key(
-        &self,
-        def: &TopicDef,
-        bytes: Option<&[u8]>,
-    ) -> Result<String, CodecError> {
-        let what = || format!("{} key", def.name);
-        let decoded = self
-            .decoder
-            .decode(bytes)
-            .await
-            .map_err(|e| self.decode_error(e, what()))?;
-        match decoded.value {
-            apache_avro::types::Value::String(s) => Ok(s),
-            other => Err(CodecError::Malformed {
-                what: what(),
-                reason: format!("expected a string, got {other:?}"),
-            }),
-        }
+        self.encode_with(&topic.def, value).await
     }
 
     pub async fn decode<V: DeserializeOwned>(
@@ -173,6 +165,10 @@ impl Codec {
     ) -> Result<V, CodecError> {
         let def = &topic.def;
         let what = || format!("{} value", def.name);
+        check_framing(bytes).map_err(|reason| CodecError::Malformed {
+            what: what(),
+            reason,
+        })?;
         let decoded = self
             .decoder
             .decode_with_schema(bytes)
@@ -225,10 +221,9 @@ impl Codec {
     async fn encode_with(
         &self,
         def: &TopicDef,
-        is_key: bool,
         item: impl Serialize,
     ) -> Result<Vec<u8>, CodecError> {
-        let strategy = self.strategy(def, is_key);
+        let strategy = self.strategy(def);
         self.encoder
             .encode_struct(item, &strategy)
             .await
@@ -247,32 +242,89 @@ impl Codec {
             })
     }
 
-    /// A missing or unreachable registry is transient; anything else about
-    /// the bytes means the record itself is bad.
+    /// The framing was checked before, so what fails here is either the
+    /// registry (unreachable, a server error, an answer it could not parse:
+    /// all transient, never a reason to drop a record) or the body itself.
+    /// Only a registry that positively says the schema id does not exist
+    /// (404) makes the record undecodable.
     fn decode_error(&self, e: SRCError, what: String) -> CodecError {
-        if e.retriable {
-            CodecError::Unavailable(e.to_string())
+        let text = e.to_string();
+        // Non-retriable registry errors are cached by the decoder; clear
+        // them so a registry that comes back is asked again.
+        self.decoder.remove_errors_from_cache();
+        if registry_failure(&text) && !text.contains("status 404") {
+            CodecError::Unavailable(text)
         } else {
-            // Non-retriable registry errors are cached by the decoder; clear
-            // them so a registry that comes back is used again.
-            self.decoder.remove_errors_from_cache();
-            CodecError::Malformed {
-                what,
-                reason: e.to_string(),
-            }
+            CodecError::Malformed { what, reason: text }
         }
     }
 
-    fn strategy(&self, def: &TopicDef, is_key: bool) -> SubjectNameStrategy {
-        let schema = if is_key {
-            def.key_schema
-        } else {
-            def.value_schema
-        };
+    fn strategy(&self, def: &TopicDef) -> SubjectNameStrategy {
         SubjectNameStrategy::TopicNameStrategyWithSchema(
             self.names.name(def),
-            is_key,
-            SuppliedSchema::new(None, SchemaType::Avro, schema.to_owned()),
+            false,
+            SuppliedSchema::new(None, SchemaType::Avro, def.value_schema.to_owned()),
         )
+    }
+}
+
+/// Whether `schema_registry_converter`'s error text is about talking to
+/// the registry rather than about the record's bytes. The crate marks
+/// only connection failures and 502/503 as retriable; a 500, a 429 or an
+/// unparsable answer arrive as "non-retriable" although the record is fine.
+fn registry_failure(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "schema registry",
+        "http call",
+        "http request",
+        "response",
+        "parse to",
+    ]
+    .iter()
+    .any(|needle| t.contains(needle))
+}
+
+/// A value in the Confluent wire format has the magic byte 0 and a schema
+/// id before its body; anything else is not ours, whatever the registry.
+fn check_framing(bytes: Option<&[u8]>) -> Result<(), String> {
+    match bytes {
+        None => Err("no payload (a tombstone)".into()),
+        Some(b) if b.len() < 5 => Err(format!("{} bytes, shorter than the wire header", b.len())),
+        Some(b) if b[0] != 0 => Err(format!("magic byte {} instead of 0", b[0])),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_trouble_is_transient_and_bad_bytes_are_not() {
+        // The texts schema_registry_converter 6 produces.
+        for transient in [
+            "Error: HTTP request to schema registry failed with status 500 Internal Server Error, was cause by ...",
+            "Error: http call to schema registry failed, was cause by error sending request",
+            "Error: could not parse to RawRegisteredSchema, was cause by EOF",
+        ] {
+            assert!(registry_failure(transient), "{transient}");
+        }
+        assert!(!registry_failure(
+            "Error: Could not transform bytes using schema"
+        ));
+        assert!(check_framing(Some(&[1, 0, 0, 0, 1, 2])).is_err());
+        assert!(check_framing(Some(&[0, 0, 0])).is_err());
+        assert!(check_framing(None).is_err());
+        assert!(check_framing(Some(&[0, 0, 0, 0, 1, 2])).is_ok());
+    }
+
+    #[test]
+    fn keys_are_the_ids_utf8() {
+        let def = crate::topics::CART_COMMANDS.def;
+        assert_eq!(Codec::encode_key("abc"), b"abc");
+        assert_eq!(Codec::decode_key(&def, Some(b"abc")).unwrap(), "abc");
+        assert!(Codec::decode_key(&def, Some(&[0xff, 0xfe])).is_err());
+        assert!(Codec::decode_key(&def, None).is_err());
     }
 }

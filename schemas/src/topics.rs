@@ -2,10 +2,15 @@
 //! schemas, partition count and cleanup policy. Nothing else in the code
 //! base names a topic.
 //!
-//! Keys are Avro strings (the cart token, the internship id) in Confluent
-//! wire format. Topics joined by key (a command topic and its processor's
-//! changelog) must keep the same partition count; the runner writes a
-//! changelog record to the partition of the input it came from.
+//! Keys are plain UTF-8 strings: the entity id (the cart token, the
+//! internship id, the coupon code), the way Confluent's own examples key
+//! their orders. Values are Avro through the registry. A key's bytes then
+//! depend on nothing but the id, so the partition a key lands in (murmur2
+//! of those bytes, as every Kafka client computes it) is the same whatever
+//! registry or schema id a deployment has. Topics joined by key (a command
+//! topic and its processor's changelog) must keep the same partition count;
+//! the runner writes a changelog record to the partition of the input it
+//! came from.
 
 use std::marker::PhantomData;
 
@@ -13,6 +18,7 @@ use crate::records::{
     cart::{CartCommand, CartSnapshot},
     catalog::Internship,
     coupons::Coupon,
+    dead_letter::DeadLetter,
     fx::FxRate,
 };
 
@@ -39,7 +45,6 @@ pub struct TopicDef {
     pub name: &'static str,
     pub partitions: i32,
     pub cleanup: Cleanup,
-    pub key_schema: &'static str,
     pub value_schema: &'static str,
     pub doc: &'static str,
 }
@@ -61,8 +66,6 @@ impl<V> Topic<V> {
     }
 }
 
-const STRING_KEY: &str = include_str!("../avro/key.string.avsc");
-
 /// Partitions of the cart command topic and everything co-partitioned with it.
 const CART_PARTITIONS: i32 = 4;
 
@@ -70,7 +73,6 @@ pub const CATALOG_INTERNSHIPS: Topic<Internship> = Topic::new(TopicDef {
     name: "catalog.internships",
     partitions: 1,
     cleanup: Cleanup::Compact,
-    key_schema: STRING_KEY,
     value_schema: include_str!("../avro/internhub.catalog.Internship.avsc"),
     doc: "The internship catalog, keyed by internship id; every cart processor reads all of it.",
 });
@@ -79,7 +81,6 @@ pub const FX_RATES: Topic<FxRate> = Topic::new(TopicDef {
     name: "fx.rates",
     partitions: 1,
     cleanup: Cleanup::Compact,
-    key_schema: STRING_KEY,
     value_schema: include_str!("../avro/internhub.fx.FxRate.avsc"),
     doc: "INR to display-currency rates, keyed by currency code; every cart processor reads all of it.",
 });
@@ -88,7 +89,6 @@ pub const COUPONS: Topic<Coupon> = Topic::new(TopicDef {
     name: "coupons.definitions",
     partitions: 1,
     cleanup: Cleanup::Compact,
-    key_schema: STRING_KEY,
     value_schema: include_str!("../avro/internhub.coupons.Coupon.avsc"),
     doc: "Coupon definitions, keyed by code; every cart processor reads all of it.",
 });
@@ -97,7 +97,6 @@ pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
     name: "cart.commands",
     partitions: CART_PARTITIONS,
     cleanup: Cleanup::Delete,
-    key_schema: STRING_KEY,
     value_schema: include_str!("../avro/internhub.cart.CartCommand.avsc"),
     doc: "Cart commands accepted by the ingress, keyed by cart token.",
 });
@@ -106,7 +105,6 @@ pub const CART_SNAPSHOTS: Topic<CartSnapshot> = Topic::new(TopicDef {
     name: "cart.snapshots",
     partitions: CART_PARTITIONS,
     cleanup: Cleanup::Compact,
-    key_schema: STRING_KEY,
     value_schema: include_str!("../avro/internhub.cart.CartSnapshot.avsc"),
     doc: "The priced cart after each command, keyed by cart token.",
 });
@@ -115,9 +113,18 @@ pub const CART_CHANGELOG: Topic<CartSnapshot> = Topic::new(TopicDef {
     name: "cart.processor-changelog",
     partitions: CART_PARTITIONS,
     cleanup: Cleanup::Compact,
-    key_schema: STRING_KEY,
     value_schema: include_str!("../avro/internhub.cart.CartSnapshot.avsc"),
     doc: "The cart processor's state, restored when it is assigned a partition of cart.commands.",
+});
+
+pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
+    name: "dead-letters",
+    partitions: 1,
+    cleanup: Cleanup::Delete,
+    value_schema: include_str!("../avro/internhub.runtime.DeadLetter.avsc"),
+    doc: "Records a stage could not take (undecodable, or refused for good by Postgres), with the reason, \
+          where they came from and their original bytes; keyed by `<topic>/<partition>/<offset>`. \
+          `checkoutctl dlq list | show | replay`.",
 });
 
 /// Every topic, for creation and schema registration.
@@ -128,6 +135,7 @@ pub const ALL: &[TopicDef] = &[
     CART_COMMANDS.def,
     CART_SNAPSHOTS.def,
     CART_CHANGELOG.def,
+    DEAD_LETTERS.def,
 ];
 
 /// Applies a deployment's prefix (empty in production, unique per test).

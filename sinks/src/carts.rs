@@ -28,6 +28,10 @@ impl Sink for CartsSink {
         &CART_SNAPSHOTS
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["carts", "cart_items", "cart_tax_lines", "cart_discounts"]
+    }
+
     fn write<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,

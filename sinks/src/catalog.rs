@@ -44,6 +44,10 @@ impl Sink for InternshipsSink {
         &CATALOG_INTERNSHIPS
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["internships"]
+    }
+
     fn write<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
@@ -95,6 +99,10 @@ impl Sink for FxRatesSink {
         &FX_RATES
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["fx_rates"]
+    }
+
     fn write<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
@@ -133,6 +141,10 @@ impl Sink for CouponsSink {
 
     fn topic(&self) -> &'static Topic<CouponRecord> {
         &COUPONS
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["coupons"]
     }
 
     fn write<'a>(

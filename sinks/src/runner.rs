@@ -1,34 +1,41 @@
-//! The sink loop: consume a batch, decode it, write it in one Postgres
-//! transaction, commit the transaction, then store and commit the offsets.
+//! The sink loop, exactly once into Postgres: the offsets a batch consumed
+//! are stored in the same Postgres transaction as the rows it wrote (table
+//! `sink_offsets`: group, topic, partition → next offset), and a partition
+//! that is assigned starts from the offset stored there. A crash anywhere
+//! leaves rows and offsets agreeing; Kafka's own committed offsets are
+//! written afterwards for tools (`scripts/kafka consumer-groups`), never
+//! read.
 //!
-//! A crash before the offsets are committed makes the next owner write the
-//! same batch again; every sink's `write` is idempotent, so that is safe.
-//! A database error retries the whole batch (with backoff) and never
-//! advances the offsets, so nothing consumed is lost.
+//! Each batch is decoded (a registry outage is waited out; a record that can
+//! never be decoded goes to the dead letters), written with the sink's
+//! idempotent `write`, and committed. A transient database error retries
+//! the batch with backoff. A batch that Postgres refuses for good (a
+//! constraint, a value out of range) is written again one record at a time
+//! under savepoints: the refused records go to the dead letters, the rest
+//! are kept, and the offsets move past both.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use rdkafka::consumer::Consumer;
-use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset};
 use serde::de::DeserializeOwned;
 use sqlx::{PgPool, Postgres, Transaction};
-use tracing::Instrument;
 
-use platform::kafka;
+use platform::kafka::{self, GroupConsumer, GroupEvent};
 use platform::metrics;
+use platform::stage::{self, Stall, Taken};
+use schemas::records::dead_letter::DeadLetter;
 use schemas::{Codec, Topic};
 
 /// A decoded record with the position it came from.
-#[derive(Debug, Clone)]
-pub struct Keyed<T> {
-    pub key: String,
-    pub value: T,
-    pub partition: i32,
-    pub offset: i64,
-}
+pub use platform::stage::Record as Keyed;
 
 pub trait Sink: Send + Sync + 'static {
     type Record: DeserializeOwned + Send + Sync;
@@ -36,6 +43,9 @@ pub trait Sink: Send + Sync + 'static {
     const NAME: &'static str;
 
     fn topic(&self) -> &'static Topic<Self::Record>;
+
+    /// The tables this sink alone writes: what a rebuild empties.
+    fn tables(&self) -> &'static [&'static str];
 
     /// Writes a batch (in topic order) inside `tx`. Must be idempotent.
     fn write<'a>(
@@ -45,135 +55,320 @@ pub trait Sink: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
+/// The next offset to read per partition, as committed to Postgres; shared
+/// with whoever watches a sink's progress (a rebuild).
+pub type Positions = Arc<Mutex<HashMap<i32, i64>>>;
+
 #[derive(Clone)]
 pub struct SinkDeps {
     pub brokers: String,
     pub codec: Arc<Codec>,
     pub pool: PgPool,
+    /// For dead letters (acknowledged before the offsets move past them).
+    pub producer: FutureProducer,
     pub max_batch: usize,
     pub linger: Duration,
+    pub stall: Stall,
+    pub positions: Positions,
 }
 
+/// Runs `sink` in its consumer group until `shutdown` resolves; a session
+/// that fails (the broker or Postgres gone while assigning) is followed by a
+/// fresh one after a pause.
 pub async fn run<S: Sink>(
     sink: Arc<S>,
     deps: SinkDeps,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match session(&*sink, &deps, shutdown.as_mut()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                metrics::pipeline()
+                    .restarts
+                    .with_label_values(&[S::NAME])
+                    .inc();
+                tracing::warn!(
+                    stage = S::NAME,
+                    error = format!("{e:#}"),
+                    ?pause,
+                    "sink session ended; rejoining"
+                );
+                tokio::select! {
+                    _ = shutdown.as_mut() => return Ok(()),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn session<S: Sink>(
+    sink: &S,
+    deps: &SinkDeps,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<()> {
     let names = deps.codec.names().clone();
     let topic = names.name(&sink.topic().def);
-    let consumer = kafka::group_consumer(&deps.brokers, &names.group(S::NAME), S::NAME)?;
+    let group = names.group(S::NAME);
+    let consumer = kafka::group_consumer(&deps.brokers, &group, S::NAME)?;
     consumer.subscribe(&[&topic])?;
+    if let Ok(mut p) = deps.positions.lock() {
+        p.clear();
+    }
     tracing::info!(stage = S::NAME, %topic, "sink started");
     let m = metrics::pipeline();
-    tokio::pin!(shutdown);
     loop {
         let batch = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = shutdown.as_mut() => break,
             b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, Duration::from_secs(1)) => b,
         };
-        let batch = batch.messages;
-        if batch.is_empty() {
+        for event in &batch.events {
+            match event {
+                GroupEvent::Revoked(parts) => {
+                    if let Ok(mut p) = deps.positions.lock() {
+                        parts.iter().for_each(|(_, part)| {
+                            p.remove(part);
+                        });
+                    }
+                }
+                GroupEvent::Assigned(parts) => {
+                    assign(
+                        &consumer,
+                        &deps.pool,
+                        &group,
+                        &topic,
+                        parts,
+                        &deps.positions,
+                    )
+                    .await?
+                }
+            }
+        }
+        // Records a stored offset already covers were written before.
+        let positions = deps.positions.lock().map(|p| p.clone()).unwrap_or_default();
+        let fresh: Vec<&OwnedMessage> = batch
+            .messages
+            .iter()
+            .filter(|m| {
+                positions
+                    .get(&m.partition())
+                    .is_some_and(|next| m.offset() >= *next)
+            })
+            .collect();
+        if fresh.is_empty() {
             continue;
         }
         let started = Instant::now();
-        let mut records = Vec::with_capacity(batch.len());
-        for msg in &batch {
+        let mut records = Vec::with_capacity(fresh.len());
+        let mut dead = Vec::new();
+        for msg in &fresh {
             m.records_in
                 .with_label_values(&[S::NAME, sink.topic().def.name])
                 .inc();
-            let correlation_id = kafka::correlation_id(msg).unwrap_or_default();
-            let span = tracing::info_span!("record", stage = S::NAME, correlation_id = %correlation_id, partition = msg.partition(), offset = msg.offset());
-            if let Some(r) = decode(&*sink, &deps.codec, msg)
-                .instrument(span.clone())
-                .await
-            {
-                span.in_scope(|| tracing::debug!(key = %r.key, "record taken into batch"));
-                records.push(r);
+            match stage::take(S::NAME, &deps.codec, sink.topic(), msg, &deps.stall).await {
+                Taken::Record(r) => records.push((*msg, r)),
+                Taken::Dead(letter) => dead.push(letter),
             }
         }
-        write_with_retry(&*sink, &deps.pool, &records).await;
-        kafka::store_and_commit(&consumer, &kafka::last_offsets(&batch))?;
+        let done = kafka::last_offsets(fresh.iter().copied());
+        write_batch(sink, deps, &group, &topic, records, dead, &done).await?;
+        if let Ok(mut p) = deps.positions.lock() {
+            for (_, partition, last) in &done {
+                p.insert(*partition, last + 1);
+            }
+        }
+        // For people and tools only: Postgres holds the offsets that count.
+        if let Ok(tpl) = kafka::next_offsets(&done) {
+            let _ = consumer.commit(&tpl, CommitMode::Async);
+        }
         m.batch_seconds
             .with_label_values(&[S::NAME])
             .observe(started.elapsed().as_secs_f64());
         m.batch_size
             .with_label_values(&[S::NAME])
-            .observe(batch.len() as f64);
+            .observe(fresh.len() as f64);
     }
-    let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     tracing::info!(stage = S::NAME, "sink stopped");
     Ok(())
 }
 
-/// Decodes one record; a poison record is logged, counted and skipped, a
-/// registry outage is waited out.
-async fn decode<S: Sink>(
-    sink: &S,
-    codec: &Codec,
-    msg: &rdkafka::message::OwnedMessage,
-) -> Option<Keyed<S::Record>> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let key = codec.decode_key(&sink.topic().def, msg.key()).await;
-        let value = match &key {
-            Ok(_) => codec.decode(sink.topic(), msg.payload()).await.map(Some),
-            Err(_) => Ok(None),
-        };
-        match (key, value) {
-            (Ok(key), Ok(Some(value))) => {
-                return Some(Keyed {
-                    key,
-                    value,
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                })
+/// Starts assigned partitions where Postgres says this sink is.
+async fn assign(
+    consumer: &GroupConsumer,
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+    parts: &[(String, i32)],
+    positions: &Positions,
+) -> anyhow::Result<()> {
+    let stored: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2",
+    )
+    .bind(group)
+    .bind(topic)
+    .fetch_all(pool)
+    .await?;
+    let stored: HashMap<i32, i64> = stored.into_iter().collect();
+    for (_, partition) in parts {
+        let next = stored.get(partition).copied().unwrap_or(0);
+        if next > 0 {
+            // Skips re-reading what is written; the offset filter above is
+            // what guarantees it, the seek only saves the reading.
+            if let Err(e) = consumer.seek(
+                topic,
+                *partition,
+                Offset::Offset(next),
+                Duration::from_secs(5),
+            ) {
+                tracing::warn!(%topic, partition, next, error = %e, "seek to the stored offset failed; filtering instead");
             }
-            (Err(e), _) | (_, Err(e)) if e.is_retriable() => {
-                tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                metrics::pipeline()
-                    .poison
-                    .with_label_values(&[S::NAME])
-                    .inc();
-                tracing::error!(error = %e, "undecodable record skipped");
-                return None;
-            }
-            (Ok(_), Ok(None)) => return None,
+        }
+        tracing::info!(%topic, partition, next, "partition assigned; starting at the offset stored in Postgres");
+        if let Ok(mut p) = positions.lock() {
+            p.insert(*partition, next);
         }
     }
+    Ok(())
 }
 
-/// Writes until it succeeds: the offsets must not move past a batch that
-/// is not in Postgres.
-async fn write_with_retry<S: Sink>(sink: &S, pool: &PgPool, records: &[Keyed<S::Record>]) {
-    if records.is_empty() {
-        return;
-    }
+/// Writes `records` and the offsets `done` in one Postgres transaction,
+/// after the dead letters are acknowledged. Retries transient failures
+/// until they pass: the offsets never move past a record that is neither
+/// in Postgres nor in the dead letters.
+async fn write_batch<S: Sink>(
+    sink: &S,
+    deps: &SinkDeps,
+    group: &str,
+    topic: &str,
+    records: Vec<(&OwnedMessage, Keyed<S::Record>)>,
+    mut dead: Vec<DeadLetter>,
+    done: &[(String, i32, i64)],
+) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(100);
+    let (msgs, records): (Vec<&OwnedMessage>, Vec<Keyed<S::Record>>) = records.into_iter().unzip();
+    let mut one_by_one = false;
     loop {
         let started = Instant::now();
-        let result = async {
-            let mut tx = pool.begin().await?;
-            sink.write(&mut tx, records).await?;
-            tx.commit().await
+        let attempt = async {
+            let mut tx = deps.pool.begin().await?;
+            let mut refused = Vec::new();
+            if one_by_one {
+                for (msg, record) in msgs.iter().zip(&records) {
+                    sqlx::query("SAVEPOINT record").execute(&mut *tx).await?;
+                    match sink.write(&mut tx, std::slice::from_ref(record)).await {
+                        Ok(()) => {
+                            sqlx::query("RELEASE SAVEPOINT record")
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        Err(e) if refused_for_good(&e) => {
+                            sqlx::query("ROLLBACK TO SAVEPOINT record")
+                                .execute(&mut *tx)
+                                .await?;
+                            refused.push(stage::dead_letter(S::NAME, msg, &e, "refused"));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            } else if !records.is_empty() {
+                sink.write(&mut tx, &records).await?;
+            }
+            store_offsets(&mut tx, group, topic, done).await?;
+            Ok::<_, sqlx::Error>((tx, refused))
         }
         .await;
-        match result {
-            Ok(()) => {
-                metrics::pipeline()
-                    .commit_seconds
-                    .with_label_values(&[S::NAME])
-                    .observe(started.elapsed().as_secs_f64());
-                return;
+        match attempt {
+            Ok((tx, refused)) => {
+                dead.extend(refused);
+                // Durable before the offsets that pass them are.
+                send_dead_letters(S::NAME, deps, &dead).await?;
+                match tx.commit().await {
+                    Ok(()) => {
+                        metrics::pipeline()
+                            .commit_seconds
+                            .with_label_values(&[S::NAME])
+                            .observe(started.elapsed().as_secs_f64());
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::error!(stage = S::NAME, error = %e, "batch commit failed; retrying");
+                    }
+                }
+            }
+            Err(e) if refused_for_good(&e) && !one_by_one => {
+                tracing::warn!(stage = S::NAME, error = %e, records = records.len(), "Postgres refused the batch; writing it record by record");
+                one_by_one = true;
+                continue;
             }
             Err(e) => {
                 tracing::error!(stage = S::NAME, error = %e, records = records.len(), "batch write failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+/// A refusal that no retry changes: integrity constraints (SQLSTATE class
+/// 23) and data exceptions (class 22, a value out of range).
+fn refused_for_good(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("23") || c.starts_with("22")),
+        _ => false,
+    }
+}
+
+async fn store_offsets(
+    tx: &mut Transaction<'static, Postgres>,
+    group: &str,
+    topic: &str,
+    done: &[(String, i32, i64)],
+) -> Result<(), sqlx::Error> {
+    let partitions: Vec<i32> = done.iter().map(|(_, p, _)| *p).collect();
+    let next: Vec<i64> = done.iter().map(|(_, _, o)| o + 1).collect();
+    sqlx::query(
+        "INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset)
+         SELECT $1, $2, p, n FROM UNNEST($3::int[], $4::bigint[]) AS t(p, n)
+         ON CONFLICT (consumer_group, topic, partition)
+         DO UPDATE SET next_offset = GREATEST(sink_offsets.next_offset, EXCLUDED.next_offset),
+                       updated_at = now()",
+    )
+    .bind(group)
+    .bind(topic)
+    .bind(&partitions)
+    .bind(&next)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Produces dead letters and waits for the broker's acknowledgement.
+pub async fn send_dead_letters(
+    stage_name: &'static str,
+    deps: &SinkDeps,
+    dead: &[DeadLetter],
+) -> anyhow::Result<()> {
+    let topic = deps.codec.names().name(&schemas::topics::DEAD_LETTERS.def);
+    for letter in dead {
+        let (key, value) = stage::encode_dead_letter(&deps.codec, letter).await?;
+        deps.producer
+            .send(
+                FutureRecord::to(&topic).key(&key).payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("dead letter not produced: {e}"))?;
+        metrics::pipeline()
+            .dead_letters
+            .with_label_values(&[stage_name, &letter.kind])
+            .inc();
+        tracing::error!(stage = stage_name, reason = %letter.reason, source = %stage::dead_letter_key(letter), "record sent to the dead letters");
+    }
+    Ok(())
 }

@@ -34,22 +34,32 @@ pub async fn run(
     crate::MIGRATOR.run(&pool).await?;
     let codec = config.codec().await?;
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
+    let stall = platform::stage::Stall::default();
+    let stalled = stall.clone();
     let readiness = Readiness::new()
-        .kafka(producer)
+        .kafka(producer.clone())
         .registry(config.schema_registry_url.clone())
-        .postgres(pool.clone());
+        .postgres(pool.clone())
+        .check("pipeline", move || {
+            let state = stalled.check();
+            async move { state }
+        });
     platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
 
     let deps = SinkDeps {
         brokers: config.kafka_brokers.clone(),
         codec,
         pool,
+        producer,
         max_batch: 1000,
         linger: Duration::from_millis(5),
+        stall,
+        positions: Default::default(),
     };
     let mut tasks = tokio::task::JoinSet::new();
     for name in wanted {
-        let (deps, stop) = (deps.clone(), shutdown.wait());
+        let (mut deps, stop) = (deps.clone(), shutdown.wait());
+        deps.positions = Default::default();
         match name {
             "carts" => tasks.spawn(runner::run(Arc::new(CartsSink), deps, stop)),
             "internships" => tasks.spawn(runner::run(Arc::new(InternshipsSink), deps, stop)),

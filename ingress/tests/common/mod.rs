@@ -129,11 +129,7 @@ impl TestEnv {
                 },
             }],
         };
-        let key = self
-            .codec
-            .encode_key(&CATALOG_INTERNSHIPS.def, id)
-            .await
-            .unwrap();
+        let key = Codec::encode_key(id);
         let value = self
             .codec
             .encode(&CATALOG_INTERNSHIPS, &item)
@@ -158,11 +154,7 @@ impl TestEnv {
             issued_at: chrono::Utc::now().timestamp_millis(),
             command,
         };
-        let key = self
-            .codec
-            .encode_key(&CART_COMMANDS.def, token.as_str())
-            .await
-            .unwrap();
+        let key = Codec::encode_key(token.as_str());
         let value = self.codec.encode(&CART_COMMANDS, &cmd).await.unwrap();
         let topic = self.config.topics.name(&CART_COMMANDS.def);
         let headers = platform::kafka::trace_headers("test-correlation", &cmd.command_id);

@@ -65,6 +65,8 @@ pub async fn run_with(
         GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::COUPONS).await?;
 
     let (table, fx) = (catalog.clone(), rates.clone());
+    let stall = platform::stage::Stall::default();
+    let stalled = stall.clone();
     let readiness = Readiness::new()
         .kafka(producer.clone())
         .registry(config.schema_registry_url.clone())
@@ -77,6 +79,10 @@ pub async fn run_with(
                     Err("catalog still loading".to_owned())
                 }
             }
+        })
+        .check("pipeline", move || {
+            let state = stalled.check();
+            async move { state }
         });
     platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
 
@@ -87,11 +93,12 @@ pub async fn run_with(
     let deps = RunnerDeps {
         brokers: config.kafka_brokers.clone(),
         codec,
-        producer,
+        instance: instance_from_env(),
         max_batch: 500,
         linger: Duration::from_millis(2),
         tick: settings.tick,
         clock: Arc::new(crate::runner::SystemClock),
+        stall,
     };
     let ttl_ms = settings.ttl_ms;
     runner::run(
@@ -109,6 +116,17 @@ pub async fn run_with(
         shutdown.wait(),
     )
     .await
+}
+
+/// `PROCESSOR_INSTANCE`: this instance's name, stable across its restarts
+/// (`scripts/run.sh` names them 1 and 2), so a restarted instance fences
+/// what its previous run left open. Unset, a random name: nothing is
+/// fenced by id then, but the group generation still fences a zombie.
+pub fn instance_from_env() -> String {
+    std::env::var("PROCESSOR_INSTANCE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// The cart limits: `CART_MAX_QUANTITY` (1000, the most the contract

@@ -1,55 +1,59 @@
-//! The processor runner: the only place a processor meets Kafka.
+//! The processor runner: the only place a processor meets Kafka, and the
+//! place its exactly-once guarantee lives (Kafka Streams' `exactly_once_v2`).
 //!
-//! For each batch of input records it:
-//! 1. restores the state of any newly assigned partition from the
-//!    processor's changelog (lazily, before the partition's first record);
-//! 2. decodes each record and skips it when the stored state already
-//!    includes its offset (a redelivery after a crash is a no-op);
-//! 3. calls the processor's pure [`Processor::apply`];
-//! 4. produces the outputs (keyed, with deterministic ids chosen by the
-//!    processor) and the new state to the changelog, in the input's
-//!    partition;
-//! 5. waits until the broker acknowledged every record of the batch, and
-//!    only then stores and commits the input offsets.
+//! Each instance has one consumer in the processor's group and one
+//! transactional producer. For each batch of input records it:
+//! 1. begins a transaction;
+//! 2. decodes each record (waiting out a registry outage, never skipping;
+//!    a record that can never be decoded goes to the dead letters);
+//! 3. skips an input whose offset the key's state already includes, or
+//!    whose command id the state lists as applied (the same command
+//!    written twice: a client retry, a re-emitted follow-up);
+//! 4. calls the processor's pure [`Processor::apply`] and produces its
+//!    outputs and the key's new state (to the changelog, in the input's
+//!    partition);
+//! 5. adds the batch's input offsets to the transaction and commits it.
 //!
-//! A crash anywhere before step 5 leaves the offsets where they were: the
-//! inputs are read again, the restored state tells which of them were
-//! already applied, and the ones that were not produce the same outputs
-//! with the same ids as before. A failed produce ends the run with an
-//! error rather than continuing with in-memory state the changelog lacks.
+//! Outputs, state and offsets become visible together or not at all: every
+//! consumer reads `read_committed`. A batch whose transaction fails is
+//! aborted, its staged state dropped, and its partitions rewound to the
+//! committed offsets; it is then read and applied again. A producer that
+//! is fenced (another instance took its transactional id, or the group
+//! moved on while this one stalled) can commit nothing: its session ends
+//! and a fresh one rejoins the group and restores its state.
+//!
+//! State is restored when a partition is assigned, from the changelog's
+//! committed records ([`state`]). Output ids are derived from the input
+//! (UUIDv5), so the retry of an aborted batch produces the same ids, and
+//! timers only emit commands (which come back as inputs), so replays stay
+//! deterministic.
 
 mod state;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
-use platform::kafka::{self, GroupEvent};
+use platform::kafka::{self, GroupConsumer, GroupEvent, Transactions, TxnError};
 use platform::metrics;
+use platform::stage::{self, Stall, Taken};
 use schemas::{Codec, CodecError, Topic, TopicDef};
 
+pub use platform::stage::Record as Input;
 pub use state::PartitionStates;
 
-/// One input record as the processor sees it.
-#[derive(Debug, Clone)]
-pub struct Input<T> {
-    pub key: String,
-    pub value: T,
-    pub partition: i32,
-    /// The record's offset: the processor's notion of "position", used as
-    /// the version of what it derives from this record.
-    pub offset: i64,
-    pub correlation_id: String,
-}
+/// How many applied command ids a key's state remembers.
+pub const REMEMBERED_IDS: usize = 64;
 
 /// What applying one input changes.
 #[derive(Debug)]
@@ -95,10 +99,17 @@ pub async fn encode_for<V: Serialize>(
     })
 }
 
+/// A state that remembers the ids of the last inputs applied to it, so the
+/// runner applies an input id at most once per key.
+pub trait AppliedIds {
+    fn applied_ids(&self) -> &[String];
+    fn set_applied_ids(&mut self, ids: Vec<String>);
+}
+
 /// A stateful processor: pure rules over one keyed input topic.
 pub trait Processor: Send + Sync + 'static {
     type Input: DeserializeOwned + Send + Sync;
-    type State: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    type State: Serialize + DeserializeOwned + Clone + AppliedIds + Send + Sync + 'static;
     type Output: Emit;
 
     /// The stage name: metrics label and consumer group.
@@ -110,12 +121,27 @@ pub trait Processor: Send + Sync + 'static {
     /// The offset of the last input this state includes.
     fn applied_offset(state: &Self::State) -> i64;
 
+    /// The input's own id (a command id): the same id arriving twice, at
+    /// any offsets, is applied once.
+    fn input_id(input: &Self::Input) -> &str;
+
     /// The rule: given the key's state (if any) and one input, what changes.
     fn apply(
         &self,
         state: Option<&Self::State>,
         input: &Input<Self::Input>,
     ) -> Outcome<Self::State, Self::Output>;
+
+    /// What an input whose id was already applied produces: by default
+    /// nothing. A processor whose readers wait for "the version of this
+    /// input" moves its state to the input's offset without changing it.
+    fn duplicate(
+        &self,
+        _state: &Self::State,
+        _input: &Input<Self::Input>,
+    ) -> Outcome<Self::State, Self::Output> {
+        Outcome::nothing()
+    }
 
     /// Timers: called every [`RunnerDeps::tick`] with the wall-clock time
     /// and the states of one owned partition. What it returns is produced
@@ -152,7 +178,10 @@ impl Clock for SystemClock {
 pub struct RunnerDeps {
     pub brokers: String,
     pub codec: Arc<Codec>,
-    pub producer: FutureProducer,
+    /// This instance's name, stable across its restarts: its producer's
+    /// transactional id is `<group>.<instance>`, so a restarted instance
+    /// fences the producer its previous run left behind.
+    pub instance: String,
     /// Largest batch taken at once.
     pub max_batch: usize,
     /// How long a batch waits to fill after its first record.
@@ -160,251 +189,367 @@ pub struct RunnerDeps {
     /// How often [`Processor::timers`] runs.
     pub tick: Duration,
     pub clock: Arc<dyn Clock>,
+    /// Set while a record waits for the registry (readiness).
+    pub stall: Stall,
 }
 
-/// Runs `processor` in its consumer group until `shutdown` resolves.
+/// Runs `processor` in its consumer group until `shutdown` resolves. A
+/// session that ends in error (fenced, or a broker or registry failure
+/// during restore) is followed by a fresh one after a pause.
 pub async fn run<P: Processor>(
     processor: Arc<P>,
     deps: RunnerDeps,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    tokio::pin!(shutdown);
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match session(&*processor, &deps, shutdown.as_mut()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                metrics::pipeline()
+                    .restarts
+                    .with_label_values(&[P::NAME])
+                    .inc();
+                tracing::warn!(
+                    stage = P::NAME,
+                    error = format!("{e:#}"),
+                    ?pause,
+                    "session ended; rejoining"
+                );
+                deps.stall.set(format!("rejoining after: {e}"));
+                tokio::select! {
+                    _ = shutdown.as_mut() => return Ok(()),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// One membership of the group, with its own consumer, producer and state.
+async fn session<P: Processor>(
+    processor: &P,
+    deps: &RunnerDeps,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<()> {
     let names = deps.codec.names().clone();
+    let group = names.group(P::NAME);
     let input_name = names.name(&processor.input_topic().def);
     let changelog_name = names.name(&processor.changelog_topic().def);
-    let consumer = kafka::group_consumer(&deps.brokers, &names.group(P::NAME), P::NAME)?;
+    let consumer = kafka::group_consumer(&deps.brokers, &group, P::NAME)?;
     consumer.subscribe(&[&input_name])?;
+    let txn = Transactions::init(&deps.brokers, &format!("{group}.{}", deps.instance)).await?;
     let mut states: PartitionStates<P::State> =
         PartitionStates::new(deps.brokers.clone(), changelog_name.clone());
-    tracing::info!(stage = P::NAME, topic = %input_name, "processor started");
+    deps.stall.clear();
+    tracing::info!(stage = P::NAME, topic = %input_name, instance = %deps.instance, "processor session started");
 
-    tokio::pin!(shutdown);
+    let m = metrics::pipeline();
     let mut last_tick = Instant::now();
     loop {
         let batch = tokio::select! {
-            _ = &mut shutdown => break,
+            _ = shutdown.as_mut() => break,
             b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, deps.tick) => b,
         };
-        if last_tick.elapsed() >= deps.tick {
-            last_tick = Instant::now();
-            run_timers(&*processor, &deps, &states).await?;
-        }
         for event in &batch.events {
-            tracing::debug!(?event, "group event");
             match event {
                 GroupEvent::Revoked(parts) => parts.iter().for_each(|(_, p)| states.forget(*p)),
-                // Someone else may have owned it meanwhile: read it afresh.
-                GroupEvent::Assigned(parts) => parts.iter().for_each(|(_, p)| states.forget(*p)),
+                GroupEvent::Assigned(parts) => {
+                    for (_, p) in parts {
+                        let started = Instant::now();
+                        let keys = states
+                            .restore(
+                                *p,
+                                &deps.codec,
+                                processor.changelog_topic(),
+                                P::applied_offset,
+                            )
+                            .await?;
+                        m.restore_seconds
+                            .with_label_values(&[P::NAME])
+                            .observe(started.elapsed().as_secs_f64());
+                        tracing::info!(
+                            stage = P::NAME,
+                            partition = p,
+                            keys,
+                            "partition state restored"
+                        );
+                    }
+                }
             }
         }
-        let batch = batch.messages;
-        if batch.is_empty() {
+        if last_tick.elapsed() >= deps.tick {
+            last_tick = Instant::now();
+            run_timers(processor, deps, &txn, &states).await?;
+        }
+        if batch.messages.is_empty() {
             continue;
         }
         let started = Instant::now();
-        process_batch(&*processor, &deps, &changelog_name, &mut states, &batch).await?;
-        kafka::store_and_commit(&consumer, &kafka::last_offsets(&batch))?;
-        let m = metrics::pipeline();
-        m.batch_seconds
-            .with_label_values(&[P::NAME])
-            .observe(started.elapsed().as_secs_f64());
-        m.batch_size
-            .with_label_values(&[P::NAME])
-            .observe(batch.len() as f64);
+        let done = kafka::last_offsets(&batch.messages);
+        let result = async {
+            txn.begin()?;
+            process_batch(
+                processor,
+                deps,
+                &txn,
+                &changelog_name,
+                &mut states,
+                &batch.messages,
+            )
+            .await?;
+            let group_meta = consumer
+                .group_metadata()
+                .ok_or_else(|| TxnError::Fatal(rdkafka::error::KafkaError::NoMessageReceived))?;
+            let offsets = kafka::next_offsets(&done).map_err(TxnError::Fatal)?;
+            txn.commit(Some((offsets, group_meta))).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                states.commit_staged();
+                m.batch_seconds
+                    .with_label_values(&[P::NAME])
+                    .observe(started.elapsed().as_secs_f64());
+                m.batch_size
+                    .with_label_values(&[P::NAME])
+                    .observe(batch.messages.len() as f64);
+            }
+            Err(e @ (TxnError::Abort(_) | TxnError::Step(_))) => {
+                m.aborts.with_label_values(&[P::NAME]).inc();
+                tracing::warn!(stage = P::NAME, error = %e, records = batch.messages.len(), "batch aborted; rewinding to the committed offsets");
+                states.discard_staged();
+                txn.abort().await?;
+                rewind(&consumer, &batch.messages)?;
+            }
+            Err(TxnError::Fatal(e)) => {
+                states.discard_staged();
+                anyhow::bail!("transaction failed for good: {e}");
+            }
+        }
     }
-    // Whatever was acknowledged is stored; commit it before leaving the group.
-    let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     tracing::info!(stage = P::NAME, "processor stopped");
     Ok(())
 }
 
-/// Produces what the processor's timers ask for, for every owned partition.
-async fn run_timers<P: Processor>(
-    processor: &P,
-    deps: &RunnerDeps,
-    states: &PartitionStates<P::State>,
-) -> anyhow::Result<()> {
-    let now = deps.clock.now_ms();
-    let mut deliveries = Vec::new();
-    for (_, partition) in states.partitions() {
-        for output in processor.timers(now, partition) {
-            let enc = output.encode(&deps.codec).await?;
-            let key = deps.codec.encode_key(&enc.topic, &enc.key).await?;
-            let topic = deps.codec.names().name(&enc.topic);
-            let rec = FutureRecord::to(&topic).key(&key).payload(&enc.value);
-            deliveries.push(send(&deps.producer, rec)?);
-            metrics::pipeline()
-                .records_out
-                .with_label_values(&[P::NAME, enc.topic.name])
-                .inc();
+/// Seeks each partition of an aborted batch back to its first record, so
+/// the batch is read again; librdkafka drops what it had fetched past it.
+fn rewind(consumer: &GroupConsumer, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+    let mut firsts: Vec<(&str, i32, i64)> = Vec::new();
+    for m in batch {
+        if !firsts
+            .iter()
+            .any(|(t, p, _)| *t == m.topic() && *p == m.partition())
+        {
+            firsts.push((m.topic(), m.partition(), m.offset()));
         }
     }
-    if !deliveries.is_empty() {
-        tracing::info!(stage = P::NAME, records = deliveries.len(), "timers fired");
-    }
-    for d in deliveries {
-        if let Ok(Err((e, _))) = d.await {
-            // Nothing was promised on them: the next tick asks again.
-            tracing::warn!(error = %e, "timer output not produced; the next tick retries");
-        }
+    for (topic, partition, offset) in firsts {
+        consumer.seek(
+            topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        )?;
     }
     Ok(())
 }
 
-/// Applies a batch and waits until all it produced is acknowledged.
+/// Produces what the processor's timers ask for, for every owned partition,
+/// in a transaction of its own.
+async fn run_timers<P: Processor>(
+    processor: &P,
+    deps: &RunnerDeps,
+    txn: &Transactions,
+    states: &PartitionStates<P::State>,
+) -> anyhow::Result<()> {
+    let now = deps.clock.now_ms();
+    let outputs: Vec<P::Output> = states
+        .partitions()
+        .flat_map(|(_, partition)| processor.timers(now, partition))
+        .collect();
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    let result = async {
+        txn.begin()?;
+        for output in &outputs {
+            produce(deps, txn, P::NAME, output, None).await?;
+        }
+        txn.commit(None).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!(stage = P::NAME, records = outputs.len(), "timers fired");
+            Ok(())
+        }
+        // Nothing was promised on them: the next tick asks again.
+        Err(e @ (TxnError::Abort(_) | TxnError::Step(_))) => {
+            tracing::warn!(stage = P::NAME, error = %e, "timer outputs aborted; the next tick retries");
+            txn.abort().await?;
+            Ok(())
+        }
+        Err(TxnError::Fatal(e)) => anyhow::bail!("timer transaction failed for good: {e}"),
+    }
+}
+
+/// Applies a batch inside the open transaction.
 async fn process_batch<P: Processor>(
     processor: &P,
     deps: &RunnerDeps,
+    txn: &Transactions,
     changelog_name: &str,
     states: &mut PartitionStates<P::State>,
     batch: &[OwnedMessage],
-) -> anyhow::Result<()> {
+) -> Result<(), TxnError> {
     let m = metrics::pipeline();
-    let names = deps.codec.names();
-    let mut deliveries = Vec::new();
     for record in batch {
         m.records_in
             .with_label_values(&[P::NAME, processor.input_topic().def.name])
             .inc();
         let partition = record.partition();
-        if !states.is_restored(partition) {
-            let started = Instant::now();
-            let n = states
-                .restore(
+        if !states.is_caught_up(partition) {
+            if !states.is_restored(partition) {
+                // Assigned before this session saw the event: read it now.
+                states
+                    .restore(
+                        partition,
+                        &deps.codec,
+                        processor.changelog_topic(),
+                        P::applied_offset,
+                    )
+                    .await
+                    .map_err(abort_on)?;
+            }
+            states
+                .catch_up(
                     partition,
                     &deps.codec,
                     processor.changelog_topic(),
                     P::applied_offset,
                 )
-                .await?;
-            m.restore_seconds
-                .with_label_values(&[P::NAME])
-                .observe(started.elapsed().as_secs_f64());
-            tracing::info!(
-                stage = P::NAME,
-                partition,
-                keys = n,
-                first_offset = record.offset(),
-                "partition state restored"
-            );
+                .await
+                .map_err(abort_on)?;
         }
-        let correlation_id =
-            kafka::correlation_id(record).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let span = tracing::info_span!("record", stage = P::NAME, correlation_id = %correlation_id, partition, offset = record.offset());
-        let Some(input) = decode_input(processor, &deps.codec, record, correlation_id.clone())
-            .instrument(span.clone())
-            .await?
-        else {
-            continue;
-        };
-        let _enter = span.enter();
-        let current = states.get(partition, &input.key);
-        if let Some(s) = current {
-            if P::applied_offset(s) >= input.offset {
-                m.duplicates.with_label_values(&[P::NAME]).inc();
-                tracing::debug!("input already applied; skipped");
+        let taken = stage::take(
+            P::NAME,
+            &deps.codec,
+            processor.input_topic(),
+            record,
+            &deps.stall,
+        )
+        .await;
+        let input = match taken {
+            Taken::Record(input) => input,
+            Taken::Dead(letter) => {
+                let (key, value) = stage::encode_dead_letter(&deps.codec, &letter)
+                    .await
+                    .map_err(abort_on)?;
+                let topic = deps.codec.names().name(&schemas::topics::DEAD_LETTERS.def);
+                send(txn, FutureRecord::to(&topic).key(&key).payload(&value))?;
+                m.dead_letters
+                    .with_label_values(&[P::NAME, &letter.kind])
+                    .inc();
                 continue;
             }
-        }
-        let outcome = processor.apply(current, &input);
-        tracing::debug!(key = %input.key, outputs = outcome.outputs.len(), state_changed = outcome.state.is_some(), "input applied");
-        drop(_enter);
+        };
+        let span = tracing::info_span!("record", stage = P::NAME, correlation_id = %input.correlation_id, partition, offset = input.offset);
+        let current = states.get(partition, &input.key);
+        let id = P::input_id(&input.value).to_owned();
+        let outcome = match current {
+            Some(s) if P::applied_offset(s) >= input.offset => {
+                m.duplicates.with_label_values(&[P::NAME]).inc();
+                span.in_scope(|| tracing::debug!("input offset already applied; skipped"));
+                continue;
+            }
+            Some(s) if s.applied_ids().iter().any(|a| *a == id) => {
+                m.duplicates.with_label_values(&[P::NAME]).inc();
+                span.in_scope(|| tracing::info!(input_id = %id, "input id already applied; not applied again"));
+                processor.duplicate(s, &input)
+            }
+            _ => {
+                let outcome = span.in_scope(|| processor.apply(current, &input));
+                span.in_scope(|| tracing::debug!(key = %input.key, outputs = outcome.outputs.len(), state_changed = outcome.state.is_some(), "input applied"));
+                outcome
+            }
+        };
         let causation = format!("{}@{}", input.partition, input.offset);
-        let headers = kafka::trace_headers(&correlation_id, &causation);
+        let headers = Some((input.correlation_id.as_str(), causation.as_str()));
         for output in &outcome.outputs {
-            let enc = output.encode(&deps.codec).await?;
-            let key = deps.codec.encode_key(&enc.topic, &enc.key).await?;
-            let topic = names.name(&enc.topic);
-            let rec = FutureRecord::to(&topic)
-                .key(&key)
-                .payload(&enc.value)
-                .headers(headers.clone());
-            deliveries.push(send(&deps.producer, rec)?);
-            m.records_out
-                .with_label_values(&[P::NAME, enc.topic.name])
-                .inc();
+            produce(deps, txn, P::NAME, output, headers)
+                .instrument(span.clone())
+                .await?;
         }
-        if let Some(new_state) = outcome.state {
+        if let Some(mut new_state) = outcome.state {
+            let mut ids: Vec<String> = current
+                .map(|s| s.applied_ids().to_vec())
+                .unwrap_or_default();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+            let excess = ids.len().saturating_sub(REMEMBERED_IDS);
+            ids.drain(..excess);
+            new_state.set_applied_ids(ids);
             let value = deps
                 .codec
                 .encode(processor.changelog_topic(), &new_state)
-                .await?;
-            let key = deps
-                .codec
-                .encode_key(&processor.changelog_topic().def, &input.key)
-                .await?;
+                .await
+                .map_err(abort_on)?;
+            let key = Codec::encode_key(&input.key);
             // Same partition as the input: restore reads exactly the
             // partition it is assigned.
-            let rec = FutureRecord::to(changelog_name)
-                .key(&key)
-                .payload(&value)
-                .partition(partition)
-                .headers(headers.clone());
-            deliveries.push(send(&deps.producer, rec)?);
-            states.put(partition, input.key.clone(), new_state);
-        }
-    }
-    for d in deliveries {
-        match d.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => {
-                anyhow::bail!("produce failed, stopping before storing offsets: {e}")
-            }
-            Err(_) => anyhow::bail!("producer dropped a delivery, stopping before storing offsets"),
+            send(
+                txn,
+                FutureRecord::to(changelog_name)
+                    .key(&key)
+                    .payload(&value)
+                    .partition(partition)
+                    .headers(kafka::trace_headers(&input.correlation_id, &causation)),
+            )?;
+            states.stage(partition, input.key.clone(), new_state);
         }
     }
     Ok(())
 }
 
-fn send(
-    producer: &FutureProducer,
-    rec: FutureRecord<'_, Vec<u8>, Vec<u8>>,
-) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
-    producer
-        .send_result(rec)
-        .map_err(|(e, _)| anyhow::anyhow!("enqueue failed: {e}"))
+/// Encodes and sends one output inside the open transaction.
+async fn produce(
+    deps: &RunnerDeps,
+    txn: &Transactions,
+    stage: &'static str,
+    output: &impl Emit,
+    trace: Option<(&str, &str)>,
+) -> Result<(), TxnError> {
+    let enc = output.encode(&deps.codec).await.map_err(abort_on)?;
+    let key = Codec::encode_key(&enc.key);
+    let topic = deps.codec.names().name(&enc.topic);
+    let mut rec = FutureRecord::to(&topic).key(&key).payload(&enc.value);
+    if let Some((correlation, causation)) = trace {
+        rec = rec.headers(kafka::trace_headers(correlation, causation));
+    }
+    send(txn, rec)?;
+    metrics::pipeline()
+        .records_out
+        .with_label_values(&[stage, enc.topic.name])
+        .inc();
+    Ok(())
 }
 
-/// Decodes a record; `None` for a poison record (logged, counted, skipped:
-/// it can never be applied, and blocking the partition on it would stop
-/// every cart behind it). A registry outage is retried, never skipped.
-async fn decode_input<P: Processor>(
-    processor: &P,
-    codec: &Codec,
-    record: &OwnedMessage,
-    correlation_id: String,
-) -> anyhow::Result<Option<Input<P::Input>>> {
-    let topic = processor.input_topic();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let decoded = async {
-            let key = codec.decode_key(&topic.def, record.key()).await?;
-            let value = codec.decode(topic, record.payload()).await?;
-            Ok::<_, CodecError>((key, value))
-        }
-        .await;
-        match decoded {
-            Ok((key, value)) => {
-                return Ok(Some(Input {
-                    key,
-                    value,
-                    partition: record.partition(),
-                    offset: record.offset(),
-                    correlation_id,
-                }))
-            }
-            Err(e) if e.is_retriable() => {
-                tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                metrics::pipeline()
-                    .poison
-                    .with_label_values(&[P::NAME])
-                    .inc();
-                tracing::error!(error = %e, "undecodable input skipped");
-                return Ok(None);
-            }
-        }
-    }
+/// Hands a record to the transactional producer. Delivery is settled by
+/// the commit, which flushes and fails if any record of the transaction
+/// failed, so the delivery future is not awaited here.
+fn send(txn: &Transactions, rec: FutureRecord<'_, Vec<u8>, Vec<u8>>) -> Result<(), TxnError> {
+    txn.producer()
+        .send_result(rec)
+        .map(drop)
+        .map_err(|(e, _)| TxnError::Abort(e))
+}
+
+/// An error inside a batch that is not the transaction's own (the registry
+/// failed while encoding, a restore read failed): abort, rewind, retry.
+fn abort_on(e: impl std::fmt::Display) -> TxnError {
+    TxnError::Step(e.to_string())
 }

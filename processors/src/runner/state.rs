@@ -1,24 +1,44 @@
 //! Per-partition state of a processor, restored from its changelog.
 //!
 //! State is kept only for partitions this instance owns. A partition's
-//! state is rebuilt from the changelog's partition of the same number the
-//! first time a record of it arrives after assignment, and dropped when the
-//! partition is revoked, so a partition that comes back is read afresh
-//! rather than trusted from memory.
+//! state is read from the changelog's partition of the same number as soon
+//! as the partition is assigned (so timers see every owned partition, busy
+//! or quiet), and dropped when it is revoked, so a partition that comes
+//! back is read afresh rather than trusted from memory.
+//!
+//! The changelog is read to its last stable offset: committed transactions
+//! only. Just before the first record of a partition is applied, the
+//! restore catches up once more: by then the group coordinator has settled
+//! any transaction the previous owner still had open (the consumer's
+//! committed-offset fetch waits for it), so nothing it committed is missed.
+//!
+//! Changes made while a batch's transaction is open are staged beside the
+//! restored state and become part of it only when the transaction commits;
+//! an aborted batch leaves the state exactly as committed.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::Message;
+use rdkafka::{Message, Offset};
 use serde::de::DeserializeOwned;
 
 use platform::kafka;
 use schemas::{Codec, Topic};
 
+struct Partition<S> {
+    states: HashMap<String, S>,
+    /// The changelog offset the next catch-up reads from.
+    next: i64,
+    /// Whether the catch-up before the first record has happened.
+    caught_up: bool,
+}
+
 pub struct PartitionStates<S> {
     brokers: String,
     changelog: String,
-    partitions: HashMap<i32, HashMap<String, S>>,
+    partitions: HashMap<i32, Partition<S>>,
+    /// Changes of the open transaction, by (partition, key).
+    staged: HashMap<(i32, String), S>,
 }
 
 impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
@@ -27,6 +47,7 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
             brokers,
             changelog,
             partitions: HashMap::new(),
+            staged: HashMap::new(),
         }
     }
 
@@ -34,33 +55,48 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         self.partitions.contains_key(&partition)
     }
 
+    pub fn is_caught_up(&self, partition: i32) -> bool {
+        self.partitions.get(&partition).is_some_and(|p| p.caught_up)
+    }
+
     pub fn forget(&mut self, partition: i32) {
         self.partitions.remove(&partition);
+        self.staged.retain(|(p, _), _| *p != partition);
     }
 
+    /// The key's state, including the open transaction's change.
     pub fn get(&self, partition: i32, key: &str) -> Option<&S> {
-        self.partitions.get(&partition).and_then(|p| p.get(key))
+        self.staged
+            .get(&(partition, key.to_owned()))
+            .or_else(|| self.partitions.get(&partition)?.states.get(key))
     }
 
-    /// The states of every partition held, by partition.
+    /// The committed states of every partition held, by partition.
     pub fn partitions(&self) -> impl Iterator<Item = (&i32, &HashMap<String, S>)> {
-        self.partitions.iter()
+        self.partitions.iter().map(|(p, part)| (p, &part.states))
     }
 
-    pub fn put(&mut self, partition: i32, key: String, state: S) {
-        self.partitions
-            .entry(partition)
-            .or_default()
-            .insert(key, state);
+    /// Stages a change inside the open transaction.
+    pub fn stage(&mut self, partition: i32, key: String, state: S) {
+        self.staged.insert((partition, key), state);
     }
 
-    /// Reads the changelog partition to its current end and keeps, per key,
-    /// the state that includes the most input (the highest `applied`
-    /// offset), not merely the last record: after a rebalance the previous
-    /// owner may still be finishing a batch and append older states behind
-    /// the new owner's newer ones. Every state is a deterministic function
-    /// of the inputs up to its offset, so the most advanced one is right.
-    /// A tombstone removes the key. Returns the key count.
+    /// The transaction committed: its changes are now the state.
+    pub fn commit_staged(&mut self) {
+        for ((partition, key), state) in self.staged.drain() {
+            if let Some(p) = self.partitions.get_mut(&partition) {
+                p.states.insert(key, state);
+            }
+        }
+    }
+
+    /// The transaction aborted: its changes never happened.
+    pub fn discard_staged(&mut self) {
+        self.staged.clear();
+    }
+
+    /// Reads the changelog partition from the beginning to its last stable
+    /// offset. Returns the key count.
     pub async fn restore(
         &mut self,
         partition: i32,
@@ -68,46 +104,89 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         topic: &'static Topic<S>,
         applied: fn(&S) -> i64,
     ) -> anyhow::Result<usize> {
-        let (brokers, changelog) = (self.brokers.clone(), self.changelog.clone());
+        self.forget(partition);
+        let mut part = Partition {
+            states: HashMap::new(),
+            next: 0,
+            caught_up: false,
+        };
+        self.read_into(&mut part, partition, codec, topic, applied)
+            .await?;
+        let n = part.states.len();
+        self.partitions.insert(partition, part);
+        Ok(n)
+    }
+
+    /// Reads what the changelog partition gained since the restore.
+    pub async fn catch_up(
+        &mut self,
+        partition: i32,
+        codec: &Codec,
+        topic: &'static Topic<S>,
+        applied: fn(&S) -> i64,
+    ) -> anyhow::Result<()> {
+        let Some(mut part) = self.partitions.remove(&partition) else {
+            anyhow::bail!("partition {partition} is not restored");
+        };
+        let result = self
+            .read_into(&mut part, partition, codec, topic, applied)
+            .await;
+        part.caught_up = result.is_ok();
+        self.partitions.insert(partition, part);
+        result
+    }
+
+    /// Applies the changelog from `part.next` to its end onto `part`,
+    /// keeping per key the state that includes the most input (the highest
+    /// `applied` offset) rather than merely the last record. Every state is
+    /// a deterministic function of the inputs up to its offset, so the most
+    /// advanced one is right. A tombstone removes the key.
+    async fn read_into(
+        &self,
+        part: &mut Partition<S>,
+        partition: i32,
+        codec: &Codec,
+        topic: &'static Topic<S>,
+        applied: fn(&S) -> i64,
+    ) -> anyhow::Result<()> {
+        let (brokers, changelog, from) = (self.brokers.clone(), self.changelog.clone(), part.next);
         // The Kafka read blocks; decoding needs the (async) registry client,
         // so raw records are collected first and decoded afterwards.
-        let raw = tokio::task::spawn_blocking(
-            move || -> anyhow::Result<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>> {
-                let reader = kafka::reader(&brokers)?;
-                let mut out = Vec::new();
-                kafka::read_partition_to_end(
-                    &reader,
-                    &changelog,
-                    partition,
-                    Duration::from_secs(120),
-                    |m| {
-                        out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
-                    },
-                )?;
-                Ok(out)
-            },
-        )
+        type Raw = Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>;
+        let (raw, next) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Raw, i64)> {
+            let reader = kafka::reader(&brokers)?;
+            let mut out = Vec::new();
+            let next = kafka::read_partition(
+                &reader,
+                &changelog,
+                partition,
+                Offset::Offset(from),
+                Duration::from_secs(120),
+                |m| {
+                    out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                },
+            )?;
+            Ok((out, next))
+        })
         .await??;
-        let mut states = HashMap::new();
         for (key, value) in raw {
-            let key = codec.decode_key(&topic.def, key.as_deref()).await?;
+            let key = Codec::decode_key(&topic.def, key.as_deref())?;
             match value {
                 None => {
-                    states.remove(&key);
+                    part.states.remove(&key);
                 }
                 Some(bytes) => {
                     let state: S = codec.decode(topic, Some(&bytes)).await?;
-                    match states.get(&key) {
+                    match part.states.get(&key) {
                         Some(kept) if applied(kept) > applied(&state) => {}
                         _ => {
-                            states.insert(key, state);
+                            part.states.insert(key, state);
                         }
                     }
                 }
             }
         }
-        let n = states.len();
-        self.partitions.insert(partition, states);
-        Ok(n)
+        part.next = next;
+        Ok(())
     }
 }

@@ -69,7 +69,7 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
                         continue;
                     }
                 };
-                match codec.decode_key(&topic.def, m.key()).await {
+                match Codec::decode_key(&topic.def, m.key()) {
                     Ok(key) => match m.payload() {
                         None => {
                             if let Ok(mut t) = table.write() {

@@ -218,9 +218,7 @@ async fn seed(config: &PipelineConfig, file: &str) -> anyhow::Result<()> {
                 })
                 .collect(),
         };
-        let key = codec
-            .encode_key(&CATALOG_INTERNSHIPS.def, &record.internship_id)
-            .await?;
+        let key = schemas::Codec::encode_key(&record.internship_id);
         let value = codec.encode(&CATALOG_INTERNSHIPS, &record).await?;
         producer
             .send(

@@ -1,0 +1,185 @@
+//! What every stage (processor, sink, and next the gateway workers) does
+//! with a record before its own work, in one place: decode it, retrying
+//! for as long as the registry is unreachable (never skipping a record for
+//! that), and turn a record that can never be decoded into a dead letter
+//! carrying the reason, where it came from and its original bytes.
+//!
+//! A stage's own loop decides where the dead letter goes: a processor
+//! writes it inside its transaction, a sink before it commits the batch's
+//! offsets to Postgres. Either way the record's offset moves on only once
+//! its dead letter is durable.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::Message;
+use serde::de::DeserializeOwned;
+
+use schemas::records::dead_letter::DeadLetter;
+use schemas::{Codec, CodecError, Topic};
+
+use crate::kafka;
+use crate::metrics;
+
+/// One decoded input record with the position it came from.
+#[derive(Debug, Clone)]
+pub struct Record<T> {
+    pub key: String,
+    pub value: T,
+    pub partition: i32,
+    /// The record's offset: a processor's notion of "position", used as
+    /// the version of what it derives from this record.
+    pub offset: i64,
+    pub correlation_id: String,
+}
+
+/// What became of a consumed record.
+pub enum Taken<T> {
+    Record(Record<T>),
+    /// It can never be decoded: hand it to the dead-letter topic.
+    Dead(DeadLetter),
+}
+
+/// Why a stage is not making progress, for `/readyz`: set while the
+/// registry (or another dependency) keeps a record from being taken.
+#[derive(Clone, Default)]
+pub struct Stall(Arc<Mutex<Option<String>>>);
+
+impl Stall {
+    pub fn set(&self, reason: String) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some(reason);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = None;
+        }
+    }
+
+    /// `Err(reason)` while stalled: a readiness check.
+    pub fn check(&self) -> Result<(), String> {
+        match self.0.lock().ok().and_then(|s| s.clone()) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Decodes `msg` as a record of `topic`. A registry that cannot be reached
+/// (or answers an error) is waited out with backoff, the stage reported
+/// not ready meanwhile; only bytes that are not a record of this topic
+/// become a dead letter.
+pub async fn take<T: DeserializeOwned>(
+    stage: &'static str,
+    codec: &Codec,
+    topic: &'static Topic<T>,
+    msg: &OwnedMessage,
+    stall: &Stall,
+) -> Taken<T> {
+    let correlation_id =
+        kafka::correlation_id(msg).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let decoded = match Codec::decode_key(&topic.def, msg.key()) {
+            Ok(key) => codec.decode(topic, msg.payload()).await.map(|v| (key, v)),
+            Err(e) => Err(e),
+        };
+        match decoded {
+            Ok((key, value)) => {
+                stall.clear();
+                return Taken::Record(Record {
+                    key,
+                    value,
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                    correlation_id,
+                });
+            }
+            Err(e) if e.is_retriable() => {
+                tracing::warn!(stage, error = %e, ?backoff, "schema registry unavailable; retrying the record");
+                stall.set(format!("waiting for the schema registry: {e}"));
+                metrics::pipeline()
+                    .decode_retries
+                    .with_label_values(&[stage])
+                    .inc();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                stall.clear();
+                metrics::pipeline().poison.with_label_values(&[stage]).inc();
+                tracing::error!(stage, error = %e, partition = msg.partition(), offset = msg.offset(), "undecodable record sent to the dead letters");
+                return Taken::Dead(dead_letter(stage, msg, &e, "undecodable"));
+            }
+        }
+    }
+}
+
+/// A dead letter for `msg`: the reason, where it came from, its bytes.
+pub fn dead_letter(
+    stage: &str,
+    msg: &OwnedMessage,
+    reason: &dyn std::fmt::Display,
+    kind: &str,
+) -> DeadLetter {
+    let mut headers = BTreeMap::new();
+    if let Some(hs) = msg.headers() {
+        for h in hs.iter() {
+            if let Some(v) = h.value.and_then(|v| std::str::from_utf8(v).ok()) {
+                headers.insert(h.key.to_owned(), v.to_owned());
+            }
+        }
+    }
+    DeadLetter {
+        stage: stage.to_owned(),
+        reason: reason.to_string(),
+        kind: kind.to_owned(),
+        source_topic: msg.topic().to_owned(),
+        source_partition: msg.partition(),
+        source_offset: msg.offset(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        correlation_id: kafka::correlation_id(msg),
+        headers,
+        failed_at: now_ms(),
+    }
+}
+
+/// The key a dead letter is written under: where its record came from.
+pub fn dead_letter_key(d: &DeadLetter) -> String {
+    format!(
+        "{}/{}/{}",
+        d.source_topic, d.source_partition, d.source_offset
+    )
+}
+
+/// Encodes a dead letter for [`schemas::topics::DEAD_LETTERS`].
+pub async fn encode_dead_letter(
+    codec: &Codec,
+    d: &DeadLetter,
+) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
+    let value = codec.encode(&schemas::topics::DEAD_LETTERS, d).await?;
+    Ok((Codec::encode_key(&dead_letter_key(d)), value))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+// Errors that are not about decoding stay the caller's: a stage that
+// cannot encode its own output has a bug and stops.
+impl<T> Taken<T> {
+    pub fn record(self) -> Option<Record<T>> {
+        match self {
+            Taken::Record(r) => Some(r),
+            Taken::Dead(_) => None,
+        }
+    }
+}
