@@ -748,17 +748,18 @@ cargo_target_dir() {
 # Broker
 # ---------------------------------------------------------------------------
 
-# Why: one way to start a single-node Apache Kafka (broker and KRaft
-# controller in one process) for both commands. DATADIR keeps its
-# configuration, its log directory and its cluster id; storage is formatted
-# only when DATADIR has none yet, so the run command's broker keeps its data
-# across restarts. Usage: start_kafka DATADIR PORT CONTROLLER_PORT.
-# Sets BROKER_PID; the broker's output goes to BROKER_LOG (default
-# DATADIR/kafka.log).
-start_kafka() {
+# Why: one way to run a single-node Apache Kafka (broker and KRaft
+# controller in one process), in the foreground, for both commands and for
+# the tests that kill a broker with SIGKILL and start it again on the same
+# data (through `scripts/kafka server`). DATADIR keeps its configuration,
+# its log directory and its cluster id; storage is formatted only when
+# DATADIR has none yet, so a restarted broker keeps its data. Replaces the
+# calling shell with the broker (exec). Usage: kafka_server DATADIR PORT
+# CONTROLLER_PORT
+kafka_server() {
   local datadir="$1" port="$2" cport="$3"
   mkdir -p "$datadir"
-  local config="$datadir/server.properties" logfile="${BROKER_LOG:-$datadir/kafka.log}"
+  local config="$datadir/server.properties"
   write_kafka_config "$config" "$datadir/data" "$port" "$cport"
   if [[ ! -f "$datadir/data/meta.properties" ]]; then
     local cluster_id
@@ -767,8 +768,20 @@ start_kafka() {
     kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$config" \
       >"$datadir/format.log" 2>&1 || { show_log_tail "$datadir/format.log"; die "formatting Kafka storage failed"; }
   fi
-  KAFKA_HEAP="${KAFKA_BROKER_HEAP:--Xms256m -Xmx1g}" \
-    bg_start kafka "$logfile" kafka_java kafka.Kafka "$config"
+  # shellcheck disable=SC2086  # the heap options are several words
+  exec java ${KAFKA_BROKER_HEAP:--Xms256m -Xmx1g} -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$REPO_ROOT/scripts/broker/log4j2.properties" \
+    -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$config"
+}
+
+# Why: the commands start the broker in the background and wait until it
+# listens. Usage: start_kafka DATADIR PORT CONTROLLER_PORT. Sets BROKER_PID;
+# the broker's output goes to BROKER_LOG (default DATADIR/kafka.log).
+start_kafka() {
+  local datadir="$1" port="$2" cport="$3"
+  mkdir -p "$datadir"
+  local logfile="${BROKER_LOG:-$datadir/kafka.log}"
+  bg_start kafka "$logfile" "$REPO_ROOT/scripts/kafka" server "$datadir" "$port" "$cport"
   BROKER_PID=$BG_LAST_PID
   if ! wait_tcp 127.0.0.1 "$port" 90 "$BROKER_PID"; then
     show_log_tail "$logfile"

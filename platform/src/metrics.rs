@@ -26,6 +26,12 @@ pub struct PipelineMetrics {
     /// producer error (fenced), by stage.
     pub aborts: IntCounterVec,
     pub restarts: IntCounterVec,
+    /// Partitions this instance is assigned, by stage.
+    pub assigned_partitions: IntGaugeVec,
+    /// Records taken into the open batch whose offsets are not committed
+    /// yet (a processor's open transaction, a sink's open Postgres
+    /// transaction), by stage: what a crash at this instant would redo.
+    pub uncommitted_records: IntGaugeVec,
     /// Time from taking a batch to its offsets being stored.
     pub batch_seconds: HistogramVec,
     pub batch_size: HistogramVec,
@@ -85,6 +91,18 @@ pub fn pipeline() -> &'static PipelineMetrics {
             restarts: register_int_counter_vec!(
                 "pipeline_stage_restarts_total",
                 "Stage sessions restarted after a fatal producer error (fenced)",
+                &["stage"]
+            )
+            .expect("metric registers once"),
+            assigned_partitions: register_int_gauge_vec!(
+                "pipeline_assigned_partitions",
+                "Partitions this instance is assigned",
+                &["stage"]
+            )
+            .expect("metric registers once"),
+            uncommitted_records: register_int_gauge_vec!(
+                "pipeline_uncommitted_records",
+                "Records of the open batch whose offsets are not committed yet",
                 &["stage"]
             )
             .expect("metric registers once"),

@@ -166,6 +166,23 @@ pub async fn encode_dead_letter(
     Ok((Codec::encode_key(&dead_letter_key(d)), value))
 }
 
+/// Fault injection for the crash tests, off unless `FAULT_HOLD_BATCH_MS`
+/// is set: every batch is held that long after its work is done and
+/// before its offsets commit, so a kill lands with work in flight (the
+/// tests assert `pipeline_uncommitted_records` > 0 before they kill).
+pub async fn fault_hold() {
+    static HOLD: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let hold = HOLD.get_or_init(|| {
+        std::env::var("FAULT_HOLD_BATCH_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(d) = hold {
+        tokio::time::sleep(*d).await;
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -121,6 +121,7 @@ async fn session<S: Sink>(
     }
     tracing::info!(stage = S::NAME, %topic, "sink started");
     let m = metrics::pipeline();
+    m.assigned_partitions.with_label_values(&[S::NAME]).set(0);
     loop {
         let batch = tokio::select! {
             _ = shutdown.as_mut() => break,
@@ -129,6 +130,9 @@ async fn session<S: Sink>(
         for event in &batch.events {
             match event {
                 GroupEvent::Revoked(parts) => {
+                    m.assigned_partitions
+                        .with_label_values(&[S::NAME])
+                        .sub(parts.len() as i64);
                     if let Ok(mut p) = deps.positions.lock() {
                         parts.iter().for_each(|(_, part)| {
                             p.remove(part);
@@ -136,6 +140,9 @@ async fn session<S: Sink>(
                     }
                 }
                 GroupEvent::Assigned(parts) => {
+                    m.assigned_partitions
+                        .with_label_values(&[S::NAME])
+                        .add(parts.len() as i64);
                     assign(
                         &consumer,
                         &deps.pool,
@@ -163,6 +170,9 @@ async fn session<S: Sink>(
             continue;
         }
         let started = Instant::now();
+        m.uncommitted_records
+            .with_label_values(&[S::NAME])
+            .set(fresh.len() as i64);
         let mut records = Vec::with_capacity(fresh.len());
         let mut dead = Vec::new();
         for msg in &fresh {
@@ -176,6 +186,7 @@ async fn session<S: Sink>(
         }
         let done = kafka::last_offsets(fresh.iter().copied());
         write_batch(sink, deps, &group, &topic, records, dead, &done).await?;
+        m.uncommitted_records.with_label_values(&[S::NAME]).set(0);
         if let Ok(mut p) = deps.positions.lock() {
             for (_, partition, last) in &done {
                 p.insert(*partition, last + 1);
@@ -286,6 +297,7 @@ async fn write_batch<S: Sink>(
                 dead.extend(refused);
                 // Durable before the offsets that pass them are.
                 send_dead_letters(S::NAME, deps, &dead).await?;
+                stage::fault_hold().await;
                 match tx.commit().await {
                     Ok(()) => {
                         metrics::pipeline()

@@ -247,6 +247,7 @@ async fn session<P: Processor>(
     tracing::info!(stage = P::NAME, topic = %input_name, instance = %deps.instance, "processor session started");
 
     let m = metrics::pipeline();
+    m.assigned_partitions.with_label_values(&[P::NAME]).set(0);
     let mut last_tick = Instant::now();
     loop {
         let batch = tokio::select! {
@@ -255,8 +256,16 @@ async fn session<P: Processor>(
         };
         for event in &batch.events {
             match event {
-                GroupEvent::Revoked(parts) => parts.iter().for_each(|(_, p)| states.forget(*p)),
+                GroupEvent::Revoked(parts) => {
+                    parts.iter().for_each(|(_, p)| states.forget(*p));
+                    m.assigned_partitions
+                        .with_label_values(&[P::NAME])
+                        .sub(parts.len() as i64);
+                }
                 GroupEvent::Assigned(parts) => {
+                    m.assigned_partitions
+                        .with_label_values(&[P::NAME])
+                        .add(parts.len() as i64);
                     for (_, p) in parts {
                         let started = Instant::now();
                         let keys = states
@@ -291,6 +300,9 @@ async fn session<P: Processor>(
         let done = kafka::last_offsets(&batch.messages);
         let result = async {
             txn.begin()?;
+            m.uncommitted_records
+                .with_label_values(&[P::NAME])
+                .set(batch.messages.len() as i64);
             process_batch(
                 processor,
                 deps,
@@ -300,6 +312,7 @@ async fn session<P: Processor>(
                 &batch.messages,
             )
             .await?;
+            stage::fault_hold().await;
             let group_meta = consumer
                 .group_metadata()
                 .ok_or_else(|| TxnError::Fatal(rdkafka::error::KafkaError::NoMessageReceived))?;
@@ -307,6 +320,7 @@ async fn session<P: Processor>(
             txn.commit(Some((offsets, group_meta))).await
         }
         .await;
+        m.uncommitted_records.with_label_values(&[P::NAME]).set(0);
         match result {
             Ok(()) => {
                 states.commit_staged();
