@@ -2,10 +2,18 @@
 //! correlation id, and answer only once the broker acknowledged the record.
 //! The record's offset is returned: it is the version the cart will carry
 //! once the command is applied (see `CartSnapshot.version`).
+//!
+//! A failed send is one of two things, and the client must know which:
+//! nothing was written (the queue was full, the registry is down: 503,
+//! retry freely), or the record may have been written (the broker did not
+//! acknowledge within `message.timeout.ms`, or within our own
+//! `ack_timeout`: 504 with the command id, retry with the same
+//! `Idempotency-Key`, see [`crate::idempotency`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use platform::kafka;
@@ -15,15 +23,30 @@ use schemas::{Codec, Topic};
 
 use crate::error::ApiError;
 
+/// How long a send waits for room in the producer's queue; after that the
+/// record was never enqueued (`QueueFull`), so nothing was written.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct CommandWriter {
     producer: FutureProducer,
     codec: Arc<Codec>,
+    /// How long a request waits for the broker's acknowledgement before
+    /// answering that the outcome is unknown (`KAFKA_ACK_TIMEOUT_MS`).
+    ack_timeout: Duration,
 }
 
 impl CommandWriter {
-    pub fn new(producer: FutureProducer, codec: Arc<Codec>) -> CommandWriter {
-        CommandWriter { producer, codec }
+    pub fn new(
+        producer: FutureProducer,
+        codec: Arc<Codec>,
+        ack_timeout: Duration,
+    ) -> CommandWriter {
+        CommandWriter {
+            producer,
+            codec,
+            ack_timeout,
+        }
     }
 
     /// Writes a cart command; returns its offset once acknowledged.
@@ -38,7 +61,8 @@ impl CommandWriter {
     }
 
     /// Writes `value` under `key` to `topic`; returns its offset once the
-    /// broker acknowledged it.
+    /// broker acknowledged it. `causation_id` is the id of the command (or
+    /// record) written: a 504 names it.
     pub async fn send<V: serde::Serialize>(
         &self,
         topic: &'static Topic<V>,
@@ -54,12 +78,80 @@ impl CommandWriter {
             .key(&key)
             .payload(&value)
             .headers(kafka::trace_headers(&correlation_id, causation_id));
-        match self.producer.send(record, Duration::from_secs(5)).await {
-            Ok(delivery) => Ok(delivery.offset),
-            Err((e, _)) => Err(ApiError::Unavailable(anyhow::anyhow!(
+        // Dropping the delivery future on our own timeout leaves the record
+        // with librdkafka, which may still deliver it: an unknown outcome.
+        let sent =
+            tokio::time::timeout(self.ack_timeout, self.producer.send(record, QUEUE_TIMEOUT));
+        match sent.await {
+            Ok(Ok(delivery)) => Ok(delivery.offset),
+            Ok(Err((e, _))) if may_have_been_written(&e) => Err(ApiError::OutcomeUnknown {
+                command_id: causation_id.to_owned(),
+                cause: anyhow::anyhow!("producing {name}: {e}"),
+            }),
+            Ok(Err((e, _))) => Err(ApiError::Unavailable(anyhow::anyhow!(
                 "producing {name}: {e}"
             ))),
+            Err(_) => Err(ApiError::OutcomeUnknown {
+                command_id: causation_id.to_owned(),
+                cause: anyhow::anyhow!(
+                    "producing {name}: no acknowledgement within {:?}",
+                    self.ack_timeout
+                ),
+            }),
         }
+    }
+}
+
+/// Whether a failed delivery may still have written the record: the
+/// request or the message timed out after it was sent, it was purged while
+/// in flight, the broker appended it without enough replicas, or the
+/// delivery report was lost (the producer went away). Any other failure
+/// (queue full, purged from the queue, a record too large, an unknown
+/// topic) happened before the broker took the record.
+fn may_have_been_written(e: &KafkaError) -> bool {
+    match e {
+        KafkaError::MessageProduction(code) => matches!(
+            code,
+            RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::PurgeInflight
+                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+        ),
+        KafkaError::Canceled => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_unknown_outcomes_and_a_full_queue_is_not() {
+        let produce = KafkaError::MessageProduction;
+        assert!(may_have_been_written(&produce(
+            RDKafkaErrorCode::MessageTimedOut
+        )));
+        assert!(may_have_been_written(&produce(
+            RDKafkaErrorCode::RequestTimedOut
+        )));
+        assert!(may_have_been_written(&produce(
+            RDKafkaErrorCode::PurgeInflight
+        )));
+        assert!(may_have_been_written(&KafkaError::Canceled));
+        assert!(!may_have_been_written(&produce(
+            RDKafkaErrorCode::QueueFull
+        )));
+        assert!(!may_have_been_written(&produce(
+            RDKafkaErrorCode::PurgeQueue
+        )));
+        assert!(!may_have_been_written(&produce(
+            RDKafkaErrorCode::MessageSizeTooLarge
+        )));
+        assert!(!may_have_been_written(&produce(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        )));
     }
 }
 

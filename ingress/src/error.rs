@@ -9,9 +9,14 @@
 //!
 //! Domain codes come from [`schemas::codes::ErrorCode`] (1001 cart not
 //! found, ...); errors of HTTP itself use the status as their code (400,
-//! 404, 405, 413, 415, 422, 429, 500, 503). Internal errors are logged with
-//! their cause and answered with a generic message: no database or Kafka
-//! text reaches a client.
+//! 404, 405, 409, 413, 415, 422, 429, 500, 503, 504). Internal errors are
+//! logged with their cause and answered with a generic message: no database
+//! or Kafka text reaches a client.
+//!
+//! A write whose outcome is unknown (the broker did not confirm in time) is
+//! not "unavailable": the record may have been written. It answers 504 with
+//! the command id and asks for a retry with the same `Idempotency-Key`,
+//! which writes the very same command id (see [`crate::idempotency`]).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -50,6 +55,22 @@ pub enum ApiError {
     /// A dependency (Kafka, Postgres) is unavailable: nothing was accepted.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// The broker did not confirm the command in time: it may or may not
+    /// have been written.
+    #[error("the broker did not confirm command {command_id} in time: it may or may not have been accepted")]
+    OutcomeUnknown {
+        command_id: String,
+        #[source]
+        cause: anyhow::Error,
+    },
+    /// The `Idempotency-Key` was first used for another method, path or body.
+    #[error(
+        "this Idempotency-Key was already used for a different request (method, path or body)"
+    )]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyKeyInFlight,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -69,6 +90,9 @@ pub struct ErrorDetail {
     pub correlation_id: String,
     pub retryable: bool,
     pub suggested_action: String,
+    /// The command written, when the outcome of writing it is unknown (504).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
 }
 
 impl ApiError {
@@ -87,6 +111,9 @@ impl ApiError {
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::OutcomeUnknown { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyKeyInFlight => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +155,19 @@ impl ApiError {
             ApiError::MethodNotAllowed => "Use a method this route allows.",
             ApiError::Unavailable(_) | ApiError::Internal(_) => {
                 "Retry later; the request was not accepted."
+            }
+            ApiError::OutcomeUnknown { .. } => {
+                "Retry with the same Idempotency-Key and the same body: the retry writes the same \
+                 command id, which is applied at most once. Without a key, read the cart before \
+                 retrying, or the command may be applied twice."
+            }
+            ApiError::IdempotencyKeyReused => {
+                "Send a new request with a new Idempotency-Key; repeat a request only with its own \
+                 key and the very same body."
+            }
+            ApiError::IdempotencyKeyInFlight => {
+                "Retry after Retry-After seconds with the same Idempotency-Key; the first answer \
+                 will be replayed."
             }
         }
     }
@@ -192,8 +232,14 @@ impl ApiError {
                         | ApiError::Internal(_)
                         | ApiError::RateLimited { .. }
                         | ApiError::Timeout
+                        | ApiError::OutcomeUnknown { .. }
+                        | ApiError::IdempotencyKeyInFlight
                 ),
                 suggested_action: self.suggested_action().to_owned(),
+                command_id: match self {
+                    ApiError::OutcomeUnknown { command_id, .. } => Some(command_id.clone()),
+                    _ => None,
+                },
             },
         }
     }
@@ -205,14 +251,23 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "internal error"),
             ApiError::Unavailable(e) => tracing::warn!(error = ?e, "dependency unavailable"),
+            ApiError::OutcomeUnknown { command_id, cause } => {
+                tracing::warn!(error = ?cause, command_id, "outcome of a write unknown")
+            }
             other => tracing::info!(status = status.as_u16(), error = %other, "request refused"),
         }
         let body = self.body();
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after } = self {
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after } => Some(retry_after),
+            // The first request is usually answered within a second.
+            ApiError::IdempotencyKeyInFlight => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }

@@ -8,6 +8,8 @@
 //! - [`correlation`]: the `X-Correlation-ID` layer;
 //! - [`extract`]: JSON input with unknown fields refused;
 //! - [`commands`]: producing commands to Kafka;
+//! - [`idempotency`]: `Idempotency-Key` on every write: stable command ids,
+//!   stored and replayed answers;
 //! - [`read_model`] and [`waiters`]: reading carts and waiting for versions.
 
 pub mod auth;
@@ -16,6 +18,7 @@ pub mod correlation;
 pub mod error;
 pub mod extract;
 pub mod http_metrics;
+pub mod idempotency;
 pub mod rate_limit;
 pub mod read_model;
 pub mod routes;
@@ -48,6 +51,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `REQUEST_TIMEOUT_SECS`: longer than the longest `Prefer: wait`.
     pub request_timeout: Duration,
+    /// `KAFKA_ACK_TIMEOUT_MS`: how long a write waits for the broker's
+    /// acknowledgement before answering 504 (outcome unknown); shorter
+    /// than the request timeout.
+    pub ack_timeout: Duration,
     /// The seller's pricing policy (`PRICING_*`, as the cart processor
     /// reads it), for estimates.
     pub pricing: processors::cart::pricing::PricingPolicy,
@@ -84,6 +91,7 @@ impl Config {
                 .collect(),
             trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false") == "true",
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "40").parse()?),
+            ack_timeout: Duration::from_millis(var("KAFKA_ACK_TIMEOUT_MS", "15000").parse()?),
             pricing: processors::cart::service::policy_from_env()?,
             limits: processors::cart::service::limits_from_env()?,
         })
@@ -110,6 +118,7 @@ impl Config {
             cors_origins: Vec::new(),
             trust_forwarded_for: false,
             request_timeout: Duration::from_secs(40),
+            ack_timeout: Duration::from_secs(15),
             pricing: processors::cart::pricing::PricingPolicy::default(),
             limits: processors::cart::rules::CartLimits::default(),
         }
@@ -129,13 +138,21 @@ pub struct AppState {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    pool: PgPool,
 }
+
+/// How often expired idempotency keys are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
 
 impl Application {
     /// Connects to Kafka, the registry and Postgres, and binds the address
     /// (port 0 picks a free one, for tests).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let p = &config.pipeline;
+        anyhow::ensure!(
+            config.ack_timeout < config.request_timeout,
+            "KAFKA_ACK_TIMEOUT_MS must be shorter than REQUEST_TIMEOUT_SECS"
+        );
         let pool = platform::db::connect(&p.database_url, &p.database_schema, 16).await?;
         let codec = p.codec().await?;
         let producer = platform::kafka::producer(&p.kafka_brokers)?;
@@ -146,7 +163,7 @@ impl Application {
             .registry(p.schema_registry_url.clone())
             .postgres(pool.clone());
         let state = AppState {
-            commands: commands::CommandWriter::new(producer, codec),
+            commands: commands::CommandWriter::new(producer, codec, config.ack_timeout),
             pool,
             waiters,
             pricing: Arc::new(config.pricing.clone()),
@@ -167,7 +184,8 @@ impl Application {
                 config.trust_forwarded_for,
             ),
         };
-        let (api, doc) = routes::api(state, groups);
+        let keys = idempotency::Keys::new(state.pool.clone(), config.request_timeout);
+        let (api, doc) = routes::api(state.clone(), groups, keys);
         let router = Router::new()
             .merge(api)
             .merge(routes::docs::router(doc))
@@ -186,7 +204,11 @@ impl Application {
             .layer(axum::middleware::from_fn(correlation::layer))
             .layer(security_headers());
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
-        Ok(Application { listener, router })
+        Ok(Application {
+            listener,
+            router,
+            pool: state.pool,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -199,13 +221,15 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let purge = idempotency::purge_expired_periodically(self.pool, PURGE_EVERY);
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+            .await;
+        purge.abort();
+        Ok(served?)
     }
 }
 
@@ -232,6 +256,7 @@ fn cors(origins: &[String]) -> anyhow::Result<tower_http::cors::CorsLayer> {
             header::HeaderName::from_static("x-correlation-id"),
             header::LOCATION,
             header::RETRY_AFTER,
+            header::HeaderName::from_static(idempotency::REPLAYED_HEADER),
         ])
         .max_age(Duration::from_secs(600)))
 }

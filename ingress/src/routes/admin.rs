@@ -8,6 +8,9 @@
 //!   `coupons.definitions`; carts re-check their coupons on every change);
 //! - `PUT /fx-rates/{currency}`: publish the INR → currency rate (to the
 //!   compacted `fx.rates`; carts keep the rate's time on their snapshot).
+//!
+//! Each record's causation id comes from [`CommandIds`] (derived from the
+//! request's `Idempotency-Key` when it has one).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -27,6 +30,7 @@ use schemas::Currency;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::idempotency::CommandIds;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -163,11 +167,12 @@ fn validate(id: &str, input: &InternshipInput) -> Result<Internship, ApiError> {
 pub async fn put_internship(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    ids: CommandIds,
     Path(internship_id): Path<String>,
     ApiJson(input): ApiJson<InternshipInput>,
 ) -> Result<Response, ApiError> {
     let item = validate(&internship_id, &input)?;
-    let causation = uuid::Uuid::new_v4().to_string();
+    let causation = ids.command(0).to_string();
     let offset = state
         .commands
         .send(&CATALOG_INTERNSHIPS, &item.internship_id, &item, &causation)
@@ -218,6 +223,7 @@ pub struct FxPublished {
 pub async fn put_fx_rate(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    ids: CommandIds,
     Path(currency): Path<String>,
     ApiJson(input): ApiJson<FxRateInput>,
 ) -> Result<Response, ApiError> {
@@ -252,7 +258,7 @@ pub async fn put_fx_rate(
         rate: rate.to_string(),
         as_of: now.timestamp_millis(),
     };
-    let causation = uuid::Uuid::new_v4().to_string();
+    let causation = ids.command(0).to_string();
     let offset = state
         .commands
         .send(&FX_RATES, quote.code(), &record, &causation)
@@ -462,11 +468,12 @@ fn coupon_record(code: &str, c: &CouponInput) -> Result<CouponRecord, ApiError> 
 pub async fn put_coupon(
     State(state): State<AppState>,
     Admin(admin): Admin,
+    ids: CommandIds,
     Path(code): Path<String>,
     ApiJson(input): ApiJson<CouponInput>,
 ) -> Result<Response, ApiError> {
     let record = coupon_record(&code, &input)?;
-    let causation = uuid::Uuid::new_v4().to_string();
+    let causation = ids.command(0).to_string();
     let offset = state
         .commands
         .send(&COUPONS, &record.code, &record, &causation)

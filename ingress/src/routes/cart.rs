@@ -5,7 +5,11 @@
 //! carries the `version` the cart will have once the command is applied.
 //! `GET` reads Postgres; with `Prefer: wait=N` and `?version=V` it answers
 //! as soon as version V is visible, or after N seconds with what is there,
-//! flagged `"stale": true`.
+//! flagged `"stale": true`; with `Prefer: wait=N` alone it waits for a
+//! cart that is not in Postgres yet (just created) to appear.
+//!
+//! Every id a write mints comes from [`CommandIds`]: derived from the
+//! request's `Idempotency-Key` when it has one, random otherwise.
 
 use std::time::Duration;
 
@@ -25,6 +29,7 @@ use schemas::values::{CartToken, InternshipId, Quantity};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::idempotency::CommandIds;
 use crate::read_model::{self, CartView};
 use crate::AppState;
 
@@ -126,6 +131,7 @@ pub(crate) fn now_ms() -> i64 {
 pub async fn create_cart(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     ApiJson(req): ApiJson<CreateCartRequest>,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
@@ -163,15 +169,18 @@ pub async fn create_cart(
             "device_id: 1-128 of A-Z a-z 0-9 - _ . :".into(),
         ]));
     }
-    open_cart(&state, &caller, currency, items, device_id).await
+    open_cart(&state, &caller, &ids, currency, items, device_id).await
 }
 
 /// Opens a cart for `caller`: a new guest cart, a new cart for a user
 /// without one, or — at most one active cart per user — the user's active
-/// cart (200), with `items` added to it.
+/// cart (200), with `items` added to it. Either way one command, id
+/// position 0; a new cart's token comes from `ids` too, so a retry with the
+/// same `Idempotency-Key` writes to the same cart.
 pub(crate) async fn open_cart(
     state: &AppState,
     caller: &Caller,
+    ids: &CommandIds,
     currency: String,
     items: Vec<ItemRequest>,
     device_id: Option<String>,
@@ -183,7 +192,7 @@ pub(crate) async fn open_cart(
                 (version, None)
             } else {
                 let command = CartCommand {
-                    command_id: uuid::Uuid::new_v4().to_string(),
+                    command_id: ids.command(0).to_string(),
                     cart_token: existing.clone(),
                     issued_at: now_ms(),
                     command: Command::AbsorbItems(AbsorbItems {
@@ -205,9 +214,9 @@ pub(crate) async fn open_cart(
             return Ok((StatusCode::OK, Json(body)).into_response());
         }
     }
-    let token = CartToken::random();
+    let token = ids.new_cart();
     let command = CartCommand {
-        command_id: uuid::Uuid::new_v4().to_string(),
+        command_id: ids.command(0).to_string(),
         cart_token: token.as_str().to_owned(),
         issued_at: now_ms(),
         command: Command::CreateCart(CreateCart {
@@ -250,6 +259,7 @@ pub(crate) async fn open_cart(
 pub async fn add_item(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(token): Path<String>,
     ApiJson(item): ApiJson<ItemInput>,
 ) -> Result<Response, ApiError> {
@@ -267,6 +277,7 @@ pub async fn add_item(
     send_to_cart(
         &state,
         token,
+        ids.command(0),
         Command::AddItem(AddItem {
             internship_id: item.internship_id,
             quantity: item.quantity,
@@ -277,15 +288,16 @@ pub async fn add_item(
     .map(accepted)
 }
 
-/// Writes a command for an existing cart and answers 202 with the version
-/// it will produce.
+/// Writes a command with id `command_id` (from [`CommandIds`]) for an
+/// existing cart; what was accepted, with the version it will produce.
 pub(crate) async fn send_to_cart(
     state: &AppState,
     token: CartToken,
+    command_id: uuid::Uuid,
     command: Command,
 ) -> Result<Accepted, ApiError> {
     let command = CartCommand {
-        command_id: uuid::Uuid::new_v4().to_string(),
+        command_id: command_id.to_string(),
         cart_token: token.as_str().to_owned(),
         issued_at: now_ms(),
         command,
@@ -326,6 +338,7 @@ pub struct QuantityInput {
 pub async fn update_quantity(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path((token, internship_id)): Path<(String, String)>,
     ApiJson(input): ApiJson<QuantityInput>,
 ) -> Result<Response, ApiError> {
@@ -348,7 +361,9 @@ pub async fn update_quantity(
         new_quantity: input.quantity as i32,
         actor_user_id: actor,
     });
-    send_to_cart(&state, token, command).await.map(accepted)
+    send_to_cart(&state, token, ids.command(0), command)
+        .await
+        .map(accepted)
 }
 
 /// Remove a line.
@@ -366,6 +381,7 @@ pub async fn update_quantity(
 pub async fn remove_item(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path((token, internship_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
@@ -379,6 +395,7 @@ pub async fn remove_item(
     send_to_cart(
         &state,
         token,
+        ids.command(0),
         Command::RemoveItem(RemoveItem {
             internship_id,
             actor_user_id: actor,
@@ -420,6 +437,7 @@ pub struct BuyerInput {
 pub async fn set_buyer(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(token): Path<String>,
     ApiJson(input): ApiJson<BuyerInput>,
 ) -> Result<Response, ApiError> {
@@ -464,7 +482,9 @@ pub async fn set_buyer(
         display_currency: currency,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    send_to_cart(&state, token, command).await.map(accepted)
+    send_to_cart(&state, token, ids.command(0), command)
+        .await
+        .map(accepted)
 }
 
 /// Whether `caller` may use a cart owned by `owner`: a guest cart by anyone
@@ -563,7 +583,9 @@ fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
 
 /// Read a cart. With `Prefer: wait=N` (at most 30) and `?version=V`, the
 /// answer comes as soon as version V is visible, or after N seconds with
-/// what is there and `"stale": true`.
+/// what is there and `"stale": true`. With `Prefer: wait=N` and no version,
+/// a cart not visible yet (just created) is waited for up to N seconds
+/// before the answer is 404.
 #[utoipa::path(
     get,
     path = "/api/v1/cart/{token}",
@@ -571,7 +593,7 @@ fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
     params(
         ("token" = String, Path, description = "the cart token"),
         ReadQuery,
-        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for `version`"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for `version`, or for a cart not visible yet to appear"),
     ),
     responses(
         (status = 200, description = "the cart", body = CartResponse),
@@ -590,11 +612,12 @@ pub async fn get_cart(
     let token = parse_token(&token)?;
     let wait = preferred_wait(&headers);
     let wanted = q.version.unwrap_or(i64::MIN);
+    // Without a version, waiting means waiting for the cart to exist: a
+    // client reading the cart it just created must not get 404 for the
+    // time the processor and the sink take to apply it.
     let (cart, stale) = match wait {
-        Some(wait) if q.version.is_some() => {
-            wait_for_version(&state, token.as_str(), wanted, wait).await?
-        }
-        _ => (read_model::cart(&state.pool, token.as_str()).await?, false),
+        Some(wait) => wait_for_version(&state, token.as_str(), wanted, wait).await?,
+        None => (read_model::cart(&state.pool, token.as_str()).await?, false),
     };
     let Some(cart) = cart.filter(|c| owns(&caller, c.owner_user_id.as_deref(), token.as_str()))
     else {
@@ -616,7 +639,7 @@ pub async fn get_cart(
     Ok(response)
 }
 
-/// Reads until the cart reaches `wanted`, waking on the sink's
+/// Reads until the cart exists at `wanted` or later, waking on the sink's
 /// notifications, or until `wait` has passed.
 async fn wait_for_version(
     state: &AppState,
@@ -661,6 +684,7 @@ async fn wait_for_version(
 pub async fn choose_plan(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path((token, plan_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
@@ -674,7 +698,9 @@ pub async fn choose_plan(
         plan_id,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    send_to_cart(&state, token, command).await.map(accepted)
+    send_to_cart(&state, token, ids.command(0), command)
+        .await
+        .map(accepted)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -704,6 +730,7 @@ pub(crate) fn coupon_code(raw: &str) -> Result<String, ApiError> {
 pub async fn apply_coupon(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(token): Path<String>,
     ApiJson(input): ApiJson<CouponInput>,
 ) -> Result<Response, ApiError> {
@@ -714,7 +741,9 @@ pub async fn apply_coupon(
         code,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    send_to_cart(&state, token, command).await.map(accepted)
+    send_to_cart(&state, token, ids.command(0), command)
+        .await
+        .map(accepted)
 }
 
 /// Remove a coupon from a cart.
@@ -732,6 +761,7 @@ pub async fn apply_coupon(
 pub async fn remove_coupon(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path((token, code)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
@@ -741,5 +771,7 @@ pub async fn remove_coupon(
         coupon_code: code,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    send_to_cart(&state, token, command).await.map(accepted)
+    send_to_cart(&state, token, ids.command(0), command)
+        .await
+        .map(accepted)
 }

@@ -19,6 +19,7 @@ use schemas::records::cart::{AttachOwner, Command, MergeInto};
 use super::cart::{authorize, parse_token, send_to_cart};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::idempotency::CommandIds;
 use crate::read_model;
 use crate::AppState;
 
@@ -112,6 +113,7 @@ pub async fn check(
 pub async fn login(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
@@ -149,7 +151,9 @@ pub async fn login(
         }
     };
     let merged = use_cart != guest;
-    let version = send_to_cart(&state, token, command).await?.version;
+    let version = send_to_cart(&state, token, ids.command(0), command)
+        .await?
+        .version;
     let body = LoginResult {
         cart_token: use_cart,
         guest_cart_version: version,

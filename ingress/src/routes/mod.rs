@@ -17,6 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::idempotency;
 use crate::rate_limit::{self, Limiter};
 use crate::AppState;
 
@@ -28,12 +29,19 @@ pub struct Groups {
     pub admin: Limiter,
 }
 
-pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
+/// The API routes and their document. Inside each group's rate limit (a
+/// refused request touches nothing), every write passes the
+/// `Idempotency-Key` layer.
+pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router, OpenApi) {
     let api = cart::router()
         .merge(catalog::router())
         .merge(sharing::router())
         .merge(login::router())
         .merge(coupons::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            keys.clone(),
+            idempotency::layer,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             groups.api,
             rate_limit::limit,
@@ -42,6 +50,10 @@ pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
         .routes(utoipa_axum::routes!(admin::put_internship))
         .routes(utoipa_axum::routes!(admin::put_fx_rate))
         .routes(utoipa_axum::routes!(admin::put_coupon))
+        .route_layer(axum::middleware::from_fn_with_state(
+            keys,
+            idempotency::layer,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             groups.admin,
             rate_limit::limit,
@@ -64,6 +76,7 @@ pub fn api(state: AppState, groups: Groups) -> (Router, OpenApi) {
             ),
         );
     }
+    idempotency::document(&mut doc);
     (router.with_state(state), doc)
 }
 
@@ -77,7 +90,9 @@ fn base_document() -> OpenApi {
                 .description(Some(
                     "Carts, pricing and checkout. Every non-2xx answer has the body \
                      {status, success: false, error: {code, message, validation_messages, correlation_id, retryable, suggested_action}}. \
-                     Send X-Correlation-ID to follow a request through the pipeline.",
+                     Send X-Correlation-ID to follow a request through the pipeline. \
+                     Send Idempotency-Key on a POST, PUT or DELETE to make retrying it safe: \
+                     the first successful answer is kept for 24 h and replayed.",
                 ))
                 .build(),
         )

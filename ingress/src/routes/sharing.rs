@@ -24,6 +24,7 @@ use super::cart::{authorize, open_cart, parse_token, send_to_cart, Accepted};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
+use crate::idempotency::CommandIds;
 use crate::AppState;
 
 pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
@@ -52,6 +53,7 @@ pub struct Shared {
 pub async fn share_cart(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
@@ -61,7 +63,9 @@ pub async fn share_cart(
         share_token: share_token.clone(),
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    let version = send_to_cart(&state, token, command).await?.version;
+    let version = send_to_cart(&state, token, ids.command(0), command)
+        .await?
+        .version;
     Ok((
         StatusCode::ACCEPTED,
         Json(Shared {
@@ -147,6 +151,7 @@ async fn load_shared(
 pub async fn clone_shared(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(share_token): Path<String>,
 ) -> Result<Response, ApiError> {
     let (_, items) = load_shared(&state, &share_token).await?;
@@ -159,7 +164,7 @@ pub async fn clone_shared(
             quantity: i.quantity,
         })
         .collect();
-    open_cart(&state, &caller, "INR".into(), items, None).await
+    open_cart(&state, &caller, &ids, "INR".into(), items, None).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -181,6 +186,7 @@ pub struct AnalyticsInput {
 pub async fn attach_analytics(
     State(state): State<AppState>,
     caller: Caller,
+    ids: CommandIds,
     Path(token): Path<String>,
     ApiJson(input): ApiJson<AnalyticsInput>,
 ) -> Result<Response, ApiError> {
@@ -214,7 +220,7 @@ pub async fn attach_analytics(
         pairs: input.pairs,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
-    send_to_cart(&state, token, command)
+    send_to_cart(&state, token, ids.command(0), command)
         .await
         .map(super::cart::accepted)
 }

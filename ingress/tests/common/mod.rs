@@ -314,6 +314,90 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Every command on this test's `cart.commands`, read to the end of
+    /// each partition (committed records only, as the processors read).
+    pub async fn cart_commands(&self) -> Vec<CartCommand> {
+        let brokers = self.config.kafka_brokers.clone();
+        let topic = self.config.topics.name(&CART_COMMANDS.def);
+        let payloads = tokio::task::spawn_blocking(move || {
+            let reader = platform::kafka::reader(&brokers).unwrap();
+            let mut payloads = Vec::new();
+            for partition in 0..CART_COMMANDS.def.partitions {
+                platform::kafka::read_partition(
+                    &reader,
+                    &topic,
+                    partition,
+                    rdkafka::Offset::Beginning,
+                    Duration::from_secs(30),
+                    |m| payloads.push(rdkafka::Message::payload(m).map(<[u8]>::to_vec)),
+                )
+                .unwrap();
+            }
+            payloads
+        })
+        .await
+        .unwrap();
+        let mut commands = Vec::new();
+        for payload in payloads {
+            commands.push(
+                self.codec
+                    .decode(&CART_COMMANDS, payload.as_deref())
+                    .await
+                    .unwrap(),
+            );
+        }
+        commands
+    }
+}
+
+/// The API of a test ingress over HTTP, for any test file: requests under
+/// `/api/v1`, answers with their status, headers and JSON body.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// An answer: status, headers, and the body as JSON (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Api {
+    pub fn at(addr: SocketAddr) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}/api/v1"),
+        }
+    }
+
+    /// A request to `path` (under `/api/v1`), to complete and [`send`](Api::send).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    pub async fn send(request: reqwest::RequestBuilder) -> Answer {
+        let res = request.send().await.unwrap();
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
