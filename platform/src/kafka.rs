@@ -390,6 +390,11 @@ pub fn correlation_id<M: Message>(m: &M) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// An admin client (topics, groups).
+pub fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    base_config(brokers).create()
+}
+
 /// Creates the catalog's topics; topics that exist are left as they are.
 pub async fn create_topics(
     brokers: &str,

@@ -167,6 +167,7 @@ async fn session<S: Sink>(
             })
             .collect();
         if fresh.is_empty() {
+            advance_past_markers(&consumer, &topic, &deps.positions);
             continue;
         }
         let started = Instant::now();
@@ -192,6 +193,7 @@ async fn session<S: Sink>(
                 p.insert(*partition, last + 1);
             }
         }
+        advance_past_markers(&consumer, &topic, &deps.positions);
         // For people and tools only: Postgres holds the offsets that count.
         if let Ok(tpl) = kafka::next_offsets(&done) {
             let _ = consumer.commit(&tpl, CommitMode::Async);
@@ -205,6 +207,27 @@ async fn session<S: Sink>(
     }
     tracing::info!(stage = S::NAME, "sink stopped");
     Ok(())
+}
+
+/// Moves the shared positions up to the consumer's own position where that
+/// is further: what lies between is transaction markers (and records of
+/// aborted transactions), which occupy offsets but are never delivered, so
+/// a watcher waiting for "the end of the topic" (a rebuild) sees it reached.
+/// Everything below the consumer's position was delivered and written, or
+/// never will be.
+fn advance_past_markers(consumer: &GroupConsumer, topic: &str, positions: &Positions) {
+    let Ok(tpl) = consumer.position() else {
+        return;
+    };
+    if let Ok(mut p) = positions.lock() {
+        for e in tpl.elements_for_topic(topic) {
+            if let (Some(pos), Some(next)) = (e.offset().to_raw(), p.get_mut(&e.partition())) {
+                if pos > *next {
+                    *next = pos;
+                }
+            }
+        }
+    }
 }
 
 /// Starts assigned partitions where Postgres says this sink is.
@@ -226,18 +249,15 @@ async fn assign(
     let stored: HashMap<i32, i64> = stored.into_iter().collect();
     for (_, partition) in parts {
         let next = stored.get(partition).copied().unwrap_or(0);
-        if next > 0 {
-            // Skips re-reading what is written; the offset filter above is
-            // what guarantees it, the seek only saves the reading.
-            if let Err(e) = consumer.seek(
-                topic,
-                *partition,
-                Offset::Offset(next),
-                Duration::from_secs(5),
-            ) {
-                tracing::warn!(%topic, partition, next, error = %e, "seek to the stored offset failed; filtering instead");
-            }
-        }
+        // Postgres decides where to start, not Kafka's committed offset
+        // (informational, and ahead of Postgres after a rebuild): seek
+        // even to 0. The offset filter is the second line.
+        consumer.seek(
+            topic,
+            *partition,
+            Offset::Offset(next),
+            Duration::from_secs(10),
+        )?;
         tracing::info!(%topic, partition, next, "partition assigned; starting at the offset stored in Postgres");
         if let Ok(mut p) = positions.lock() {
             p.insert(*partition, next);

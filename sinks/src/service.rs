@@ -1,18 +1,123 @@
-//! Wiring for the `sinks` binary: Postgres (migrated), the codec, the ops
-//! endpoints, then every requested sink until shutdown.
+//! Wiring for the `sinks` binary and `checkoutctl rebuild`: Postgres
+//! (migrated), the codec, the ops endpoints, then every requested sink until
+//! shutdown. [`sinks`] is the list of sinks: adding one is one entry there.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
 
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
+use schemas::TopicDef;
 
 use crate::carts::CartsSink;
 use crate::catalog::{CouponsSink, FxRatesSink, InternshipsSink};
-use crate::runner::{self, SinkDeps};
+use crate::runner::{self, Sink, SinkDeps};
 
-pub const SINKS: &[&str] = &["carts", "internships", "fx-rates", "coupons"];
+/// A sink of any record type, as the service and the rebuild use it.
+pub trait AnySink: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn stage(&self) -> &'static str;
+    fn topic(&self) -> TopicDef;
+    fn tables(&self) -> &'static [&'static str];
+    fn run(
+        self: Arc<Self>,
+        deps: SinkDeps,
+        stop: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, anyhow::Result<()>>;
+}
+
+struct Named<S>(&'static str, S);
+
+impl<S: Sink> AnySink for Named<S> {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn stage(&self) -> &'static str {
+        S::NAME
+    }
+    fn topic(&self) -> TopicDef {
+        self.1.topic().def
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        self.1.tables()
+    }
+    fn run(
+        self: Arc<Self>,
+        deps: SinkDeps,
+        stop: BoxFuture<'static, ()>,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
+        async move {
+            // The runner wants the sink itself behind an Arc.
+            let this = Arc::clone(&self);
+            runner::run(Arc::new(SinkRef(this)), deps, stop).await
+        }
+        .boxed()
+    }
+}
+
+/// Lets the runner hold a `Named<S>` through its `Arc`.
+struct SinkRef<S: Sink>(Arc<Named<S>>);
+
+impl<S: Sink> Sink for SinkRef<S> {
+    type Record = S::Record;
+    const NAME: &'static str = S::NAME;
+    fn topic(&self) -> &'static schemas::Topic<S::Record> {
+        self.0 .1.topic()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        self.0 .1.tables()
+    }
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut sqlx::Transaction<'static, sqlx::Postgres>,
+        batch: &'a [runner::Keyed<S::Record>],
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        self.0 .1.write(tx, batch)
+    }
+}
+
+/// Every sink, by the name `sinks <name>` and `checkoutctl rebuild <name>`
+/// take.
+pub fn sinks() -> Vec<Arc<dyn AnySink>> {
+    vec![
+        Arc::new(Named("carts", CartsSink)),
+        Arc::new(Named("internships", InternshipsSink)),
+        Arc::new(Named("fx-rates", FxRatesSink)),
+        Arc::new(Named("coupons", CouponsSink)),
+    ]
+}
+
+fn pick(which: &str) -> anyhow::Result<Vec<Arc<dyn AnySink>>> {
+    let all = sinks();
+    if which == "all" {
+        return Ok(all);
+    }
+    let names: Vec<&str> = all.iter().map(|s| s.name()).collect();
+    match all.iter().find(|s| s.name() == which) {
+        Some(s) => Ok(vec![s.clone()]),
+        None => anyhow::bail!("unknown sink {which:?}; known: {names:?} or all"),
+    }
+}
+
+async fn deps(config: &PipelineConfig) -> anyhow::Result<SinkDeps> {
+    let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
+    crate::MIGRATOR.run(&pool).await?;
+    Ok(SinkDeps {
+        brokers: config.kafka_brokers.clone(),
+        codec: config.codec().await?,
+        pool,
+        producer: platform::kafka::producer(&config.kafka_brokers)?,
+        max_batch: 1000,
+        linger: Duration::from_millis(5),
+        stall: Default::default(),
+        positions: Default::default(),
+    })
+}
 
 pub async fn run(
     which: &str,
@@ -20,56 +125,135 @@ pub async fn run(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let wanted: Vec<&str> = if which == "all" {
-        SINKS.to_vec()
-    } else {
-        vec![which]
-    };
-    if let Some(bad) = wanted.iter().find(|w| !SINKS.contains(w)) {
-        anyhow::bail!("unknown sink {bad:?}; known: {SINKS:?} or all");
-    }
+    let wanted = pick(which)?;
     let shutdown = platform::Shutdown::on(shutdown);
-
-    let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
-    crate::MIGRATOR.run(&pool).await?;
-    let codec = config.codec().await?;
-    let producer = platform::kafka::producer(&config.kafka_brokers)?;
-    let stall = platform::stage::Stall::default();
-    let stalled = stall.clone();
+    let deps = deps(&config).await?;
+    let stalled = deps.stall.clone();
     let readiness = Readiness::new()
-        .kafka(producer.clone())
+        .kafka(deps.producer.clone())
         .registry(config.schema_registry_url.clone())
-        .postgres(pool.clone())
+        .postgres(deps.pool.clone())
         .check("pipeline", move || {
             let state = stalled.check();
             async move { state }
         });
     platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
 
-    let deps = SinkDeps {
-        brokers: config.kafka_brokers.clone(),
-        codec,
-        pool,
-        producer,
-        max_batch: 1000,
-        linger: Duration::from_millis(5),
-        stall,
-        positions: Default::default(),
-    };
     let mut tasks = tokio::task::JoinSet::new();
-    for name in wanted {
-        let (mut deps, stop) = (deps.clone(), shutdown.wait());
+    for sink in wanted {
+        let mut deps = deps.clone();
         deps.positions = Default::default();
-        match name {
-            "carts" => tasks.spawn(runner::run(Arc::new(CartsSink), deps, stop)),
-            "internships" => tasks.spawn(runner::run(Arc::new(InternshipsSink), deps, stop)),
-            "fx-rates" => tasks.spawn(runner::run(Arc::new(FxRatesSink), deps, stop)),
-            "coupons" => tasks.spawn(runner::run(Arc::new(CouponsSink), deps, stop)),
-            _ => unreachable!("checked against SINKS above"),
-        };
+        tasks.spawn(sink.run(deps, shutdown.wait().boxed()));
     }
     while let Some(done) = tasks.join_next().await {
         done??;
     }
     Ok(())
+}
+
+/// Rebuilds one sink's tables from its topic: refuses while the sink's
+/// group has live members, empties the tables and the stored offsets in one
+/// transaction, then runs the sink until it has read up to the end the
+/// topic had when the rebuild began, calling `progress(done, total)` every
+/// couple of seconds. Returns the number of records read.
+pub async fn rebuild(
+    which: &str,
+    config: PipelineConfig,
+    mut progress: impl FnMut(i64, i64),
+) -> anyhow::Result<i64> {
+    let sink = pick(which)?
+        .into_iter()
+        .next()
+        .filter(|_| which != "all")
+        .ok_or_else(|| anyhow::anyhow!("rebuild takes one sink, not all"))?;
+    let deps = deps(&config).await?;
+    let names = deps.codec.names().clone();
+    let group = names.group(sink.stage());
+    let topic = names.name(&sink.topic());
+    let (members, ends) = {
+        let (brokers, group, topic) = (deps.brokers.clone(), group.clone(), topic.clone());
+        let partitions = sink.topic().partitions;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, HashMap<i32, i64>)> {
+            use rdkafka::consumer::Consumer;
+            let reader = platform::kafka::reader(&brokers)?;
+            let groups = reader.fetch_group_list(Some(&group), Duration::from_secs(10))?;
+            let members = groups.groups().iter().map(|g| g.members().len()).sum();
+            let mut ends = HashMap::new();
+            for p in 0..partitions {
+                let (_, high) = reader.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+                ends.insert(p, high);
+            }
+            Ok((members, ends))
+        })
+        .await??
+    };
+    anyhow::ensure!(
+        members == 0,
+        "the {group} group has {members} live member(s): stop the sinks before rebuilding"
+    );
+    // Kafka's committed offsets of the group are informational; drop them
+    // so nothing suggests the group is anywhere but at the start.
+    let admin = platform::kafka::admin(&deps.brokers)?;
+    let _ = admin
+        .delete_groups(&[&group], &rdkafka::admin::AdminOptions::new())
+        .await;
+    let mut tx = deps.pool.begin().await?;
+    for table in sink.tables() {
+        sqlx::query(&format!("TRUNCATE {table} CASCADE"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("DELETE FROM sink_offsets WHERE consumer_group = $1 AND topic = $2")
+        .bind(&group)
+        .bind(&topic)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(sink = sink.name(), %topic, tables = ?sink.tables(), "tables emptied; replaying");
+
+    let total: i64 = ends.values().sum();
+    let positions = deps.positions.clone();
+    let read = move || -> i64 {
+        let p = positions.lock().map(|p| p.clone()).unwrap_or_default();
+        ends.iter()
+            .map(|(part, end)| p.get(part).copied().unwrap_or(0).min(*end))
+            .sum()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(
+        sink.clone().run(
+            deps.clone(),
+            async move {
+                let _ = stop_rx.await;
+            }
+            .boxed(),
+        ),
+    );
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    // Quiet partitions have no record to move their position: they count
+    // as done once assigned at their end (0 records for an empty one).
+    loop {
+        let done = read();
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            progress(done, total);
+            last_report = Instant::now();
+        }
+        let assigned = deps.positions.lock().map(|p| p.len()).unwrap_or(0);
+        if done >= total && assigned as i32 == sink.topic().partitions {
+            break;
+        }
+        anyhow::ensure!(!task.is_finished(), "the sink stopped during the rebuild");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    progress(total, total);
+    let _ = stop_tx.send(());
+    task.await??;
+    tracing::info!(
+        sink = sink.name(),
+        records = total,
+        secs = started.elapsed().as_secs_f64(),
+        "rebuilt"
+    );
+    Ok(total)
 }

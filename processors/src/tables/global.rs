@@ -14,6 +14,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
+use platform::stage::{self, Stall, Taken};
 use schemas::{Codec, Topic};
 
 pub struct GlobalTable<V> {
@@ -58,6 +59,7 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
             let _ = tx.send(true);
         }
         let table = items.clone();
+        let stall = Stall::default();
         tokio::spawn(async move {
             let mut next: HashMap<i32, i64> = HashMap::new();
             loop {
@@ -69,26 +71,27 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
                         continue;
                     }
                 };
-                match Codec::decode_key(&topic.def, m.key()) {
-                    Ok(key) => match m.payload() {
-                        None => {
+                let m = m.detach();
+                if m.payload().is_none() {
+                    // A tombstone removes the key.
+                    if let Ok(key) = Codec::decode_key(&topic.def, m.key()) {
+                        if let Ok(mut t) = table.write() {
+                            t.remove(&key);
+                        }
+                    }
+                } else {
+                    // Waits out a registry outage like every stage does;
+                    // every instance reads the whole table, so a record
+                    // that can never be decoded is logged and counted (by
+                    // `take`) rather than dead-lettered once per instance.
+                    let stage = "global-table";
+                    match stage::take(stage, &codec, topic, &m, &stall).await {
+                        Taken::Record(r) => {
                             if let Ok(mut t) = table.write() {
-                                t.remove(&key);
+                                t.insert(r.key, r.value);
                             }
                         }
-                        Some(bytes) => match codec.decode(topic, Some(bytes)).await {
-                            Ok(value) => {
-                                if let Ok(mut t) = table.write() {
-                                    t.insert(key, value);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::error!(topic = topic.def.name, error = %e, "undecodable record skipped")
-                            }
-                        },
-                    },
-                    Err(e) => {
-                        tracing::error!(topic = topic.def.name, error = %e, "undecodable key skipped")
+                        Taken::Dead(_) => {}
                     }
                 }
                 next.insert(m.partition(), m.offset() + 1);

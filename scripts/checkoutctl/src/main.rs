@@ -7,12 +7,16 @@
 //! - `token --sub ID [--role user|admin] [--ttl-secs N]`: prints an HS256
 //!   bearer token signed with `AUTH_JWT_HS256_SECRET` (development only);
 //! - `bench [--url U] [--sessions N] [--seconds S] [--internship ID]`: the
-//!   checkout-session benchmark (see `bench.rs`).
+//!   checkout-session benchmark (see `bench.rs`);
+//! - `rebuild SINK`: empties a sink's tables and replays its topic into them,
+//!   with progress (stop the `sinks` service first);
+//! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`).
 //!
 //! Configuration is the services' own (`KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL`,
 //! `DATABASE_URL`, `DATABASE_SCHEMA`, `TOPIC_PREFIX`).
 
 mod bench;
+mod dlq;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,6 +75,27 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("token") => token(&args[1..]),
+        Some("dlq") => dlq::run(&config, &args[1..]).await,
+        Some("rebuild") => {
+            let which = args.get(1).context(
+                "usage: checkoutctl rebuild SINK (carts, internships, fx-rates, coupons)",
+            )?;
+            let started = Instant::now();
+            let n = sinks::service::rebuild(which, config.clone(), |done, total| {
+                eprintln!(
+                    "rebuild {which}: {done}/{total} records ({:.0}%, {:.1}s)",
+                    if total == 0 {
+                        100.0
+                    } else {
+                        done as f64 * 100.0 / total as f64
+                    },
+                    started.elapsed().as_secs_f64()
+                )
+            })
+            .await?;
+            println!("rebuilt {which}: {n} records replayed");
+            Ok(())
+        }
         Some("bench") => bench::run(&args[1..]).await,
         Some("seed-catalog") => {
             seed(
@@ -83,7 +108,8 @@ async fn main() -> anyhow::Result<()> {
         _ => {
             eprintln!(
                 "usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE \
-                 | token --sub ID [--role user|admin] [--ttl-secs N] | bench [--url U] [--sessions N] [--seconds S]"
+                 | token --sub ID [--role user|admin] [--ttl-secs N] | bench [--url U] [--sessions N] [--seconds S] \
+                 | rebuild SINK | dlq list|show KEY|replay KEY"
             );
             std::process::exit(2);
         }
