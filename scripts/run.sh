@@ -284,10 +284,12 @@ export AUTH_JWT_HS256_SECRET
 STARTED_PIDS=()
 STARTED_NAMES=()
 STARTED_URLS=()
+# Each instance keeps its name across restarts: its transactional id is
+# derived from it, so a restarted instance fences what its last run left.
 start_service processors-cart-1 "http://$OPS_CART_1" \
-  env OPS_ADDR="$OPS_CART_1" "$BIN_DIR/processors" cart
+  env OPS_ADDR="$OPS_CART_1" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" cart
 start_service processors-cart-2 "http://$OPS_CART_2" \
-  env OPS_ADDR="$OPS_CART_2" "$BIN_DIR/processors" cart
+  env OPS_ADDR="$OPS_CART_2" PROCESSOR_INSTANCE=2 "$BIN_DIR/processors" cart
 start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
 start_service ingress "http://$INGRESS_ADDR" \
