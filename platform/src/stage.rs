@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::Message;
 use serde::de::DeserializeOwned;
@@ -22,6 +24,48 @@ use schemas::{Codec, CodecError, Topic};
 
 use crate::kafka;
 use crate::metrics;
+
+/// Runs a stage's sessions until `shutdown` fires. A session is one
+/// membership of the stage's consumer group with its own clients and
+/// state, and gets its own wait for the shutdown; one that ends in error
+/// (fenced, the broker or Postgres gone while assigning, a restore that
+/// failed) is followed by a fresh one after a pause that doubles up to
+/// 10 s, and the stage reports not ready meanwhile.
+pub async fn supervise<F, Fut>(
+    stage: &'static str,
+    stall: &Stall,
+    shutdown: crate::Shutdown,
+    mut session: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(BoxFuture<'static, ()>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match session(Box::pin(shutdown.wait())).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                metrics::pipeline()
+                    .restarts
+                    .with_label_values(&[stage])
+                    .inc();
+                tracing::warn!(
+                    stage,
+                    error = format!("{e:#}"),
+                    ?pause,
+                    "session ended; rejoining"
+                );
+                stall.set(format!("rejoining after: {e}"));
+                tokio::select! {
+                    _ = shutdown.wait() => return Ok(()),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
 
 /// One decoded input record with the position it came from.
 #[derive(Debug, Clone)]

@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,44 +71,24 @@ pub struct SinkDeps {
     pub positions: Positions,
 }
 
-/// Runs `sink` in its consumer group until `shutdown` resolves; a session
-/// that fails (the broker or Postgres gone while assigning) is followed by a
-/// fresh one after a pause.
+/// Runs `sink` in its consumer group until `shutdown` resolves, one
+/// session after another (`platform::stage::supervise`).
 pub async fn run<S: Sink>(
     sink: Arc<S>,
     deps: SinkDeps,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tokio::pin!(shutdown);
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match session(&*sink, &deps, shutdown.as_mut()).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                metrics::pipeline()
-                    .restarts
-                    .with_label_values(&[S::NAME])
-                    .inc();
-                tracing::warn!(
-                    stage = S::NAME,
-                    error = format!("{e:#}"),
-                    ?pause,
-                    "sink session ended; rejoining"
-                );
-                tokio::select! {
-                    _ = shutdown.as_mut() => return Ok(()),
-                    _ = tokio::time::sleep(pause) => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    let shutdown = platform::Shutdown::on(shutdown);
+    stage::supervise(S::NAME, &deps.stall, shutdown, |stop| {
+        session(&*sink, &deps, stop)
+    })
+    .await
 }
 
 async fn session<S: Sink>(
     sink: &S,
     deps: &SinkDeps,
-    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    mut shutdown: BoxFuture<'static, ()>,
 ) -> anyhow::Result<()> {
     let names = deps.codec.names().clone();
     let topic = names.name(&sink.topic().def);
@@ -119,6 +98,7 @@ async fn session<S: Sink>(
     if let Ok(mut p) = deps.positions.lock() {
         p.clear();
     }
+    deps.stall.clear();
     tracing::info!(stage = S::NAME, %topic, "sink started");
     let m = metrics::pipeline();
     m.assigned_partitions.with_label_values(&[S::NAME]).set(0);

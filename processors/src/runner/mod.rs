@@ -31,7 +31,6 @@
 mod state;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -193,46 +192,25 @@ pub struct RunnerDeps {
     pub stall: Stall,
 }
 
-/// Runs `processor` in its consumer group until `shutdown` resolves. A
-/// session that ends in error (fenced, or a broker or registry failure
-/// during restore) is followed by a fresh one after a pause.
+/// Runs `processor` in its consumer group until `shutdown` resolves, one
+/// session after another ([`stage::supervise`]).
 pub async fn run<P: Processor>(
     processor: Arc<P>,
     deps: RunnerDeps,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    tokio::pin!(shutdown);
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match session(&*processor, &deps, shutdown.as_mut()).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                metrics::pipeline()
-                    .restarts
-                    .with_label_values(&[P::NAME])
-                    .inc();
-                tracing::warn!(
-                    stage = P::NAME,
-                    error = format!("{e:#}"),
-                    ?pause,
-                    "session ended; rejoining"
-                );
-                deps.stall.set(format!("rejoining after: {e}"));
-                tokio::select! {
-                    _ = shutdown.as_mut() => return Ok(()),
-                    _ = tokio::time::sleep(pause) => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
+    let shutdown = platform::Shutdown::on(shutdown);
+    stage::supervise(P::NAME, &deps.stall, shutdown, |stop| {
+        session(&*processor, &deps, stop)
+    })
+    .await
 }
 
 /// One membership of the group, with its own consumer, producer and state.
 async fn session<P: Processor>(
     processor: &P,
     deps: &RunnerDeps,
-    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    mut shutdown: futures::future::BoxFuture<'static, ()>,
 ) -> anyhow::Result<()> {
     let names = deps.codec.names().clone();
     let group = names.group(P::NAME);
