@@ -3,14 +3,27 @@
 //! schema, against the broker, registry and Postgres that `scripts/test.sh`
 //! started and named in `KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL` and
 //! `DATABASE_URL`. Stages run in-process (`spawn_*`) or as real processes
-//! (`Child`) when a test must kill one with SIGKILL.
+//! (`ChildGuard`) when a test must kill one with SIGKILL.
+//!
+//! An in-process stage that fails (an error or a panic) fails its test at
+//! once: the process exits with status 101 (nextest runs each test in its
+//! own process), after killing the children the test started. Without that
+//! a stage dying in a background task went unnoticed, and the test only
+//! timed out, or passed on what the other stages did.
+//!
+//! Children get a known ops port ([`ChildGuard::ops_port`]), so a test can
+//! read their `/metrics` and kill them only while they hold work in flight
+//! ([`ChildGuard::kill9_in_flight`]). [`servers`] runs a private broker or
+//! Postgres for tests that kill one.
 
 #![allow(dead_code)]
+
+pub mod servers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -61,9 +74,16 @@ impl TestEnv {
     /// Topics created and the catalog seeded under a fresh prefix; a fresh
     /// Postgres schema, migrated.
     pub async fn new() -> TestEnv {
+        TestEnv::new_with(|_| {}).await
+    }
+
+    /// As [`TestEnv::new`], with the configuration adjusted first: a test
+    /// that runs its own broker or Postgres points the environment at it.
+    pub async fn new_with(adjust: impl FnOnce(&mut PipelineConfig)) -> TestEnv {
         platform::telemetry::init("tests");
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let mut config = PipelineConfig::from_env().expect("pipeline config");
+        adjust(&mut config);
         config.topics = TopicNames::new(format!("t{id}."));
         config.database_schema = format!("test_{id}");
         eprintln!(
@@ -147,6 +167,11 @@ impl TestEnv {
 
     /// Produces a cart command directly (as the ingress would); returns its offset.
     pub async fn send(&self, token: &CartToken, command: CartCmd) -> i64 {
+        self.send_to(token, command).await.1
+    }
+
+    /// As [`TestEnv::send`]; returns the command's partition and offset.
+    pub async fn send_to(&self, token: &CartToken, command: CartCmd) -> (i32, i64) {
         let cmd = CartCommand {
             command_id: uuid::Uuid::new_v4().to_string(),
             cart_token: token.as_str().into(),
@@ -158,8 +183,7 @@ impl TestEnv {
         let value = self.codec.encode(&CART_COMMANDS, &cmd).await.unwrap();
         let topic = self.config.topics.name(&CART_COMMANDS.def);
         let headers = platform::kafka::trace_headers("test-correlation", &cmd.command_id);
-        let (_, offset) = self
-            .producer
+        self.producer
             .send(
                 FutureRecord::to(&topic)
                     .key(&key)
@@ -169,8 +193,7 @@ impl TestEnv {
             )
             .await
             .map(|d| (d.partition, d.offset))
-            .unwrap();
-        offset
+            .unwrap()
     }
 
     pub async fn create_cart(&self) -> (CartToken, i64) {
@@ -218,29 +241,23 @@ impl TestEnv {
 
     pub fn spawn_cart_processor_with(&self, settings: processors::cart::service::Settings) {
         let (config, stop) = (self.config.clone(), self.stopped());
-        tokio::spawn(async move {
-            if let Err(e) = processors::cart::service::run_with(
+        spawn_stage(
+            "cart processor",
+            processors::cart::service::run_with(
                 config,
                 settings,
                 "127.0.0.1:0".parse().unwrap(),
                 stop,
-            )
-            .await
-            {
-                panic!("cart processor failed: {e:#}");
-            }
-        });
+            ),
+        );
     }
 
     pub fn spawn_sinks(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
-        tokio::spawn(async move {
-            if let Err(e) =
-                sinks::service::run("all", config, "127.0.0.1:0".parse().unwrap(), stop).await
-            {
-                panic!("sinks failed: {e:#}");
-            }
-        });
+        spawn_stage(
+            "sinks",
+            sinks::service::run("all", config, "127.0.0.1:0".parse().unwrap(), stop),
+        );
     }
 
     pub async fn spawn_ingress(&self) -> SocketAddr {
@@ -259,30 +276,71 @@ impl TestEnv {
             .expect("ingress builds");
         let addr = app.addr();
         let stop = self.stopped();
-        tokio::spawn(app.run_until_stopped(stop));
+        spawn_stage("ingress", app.run_until_stopped(stop));
         addr
     }
 
     /// Starts `bin args` as a real process with this test's configuration.
     pub fn child(&self, bin: &str, args: &[&str]) -> ChildGuard {
+        self.child_with(bin, args, &[])
+    }
+
+    /// As [`TestEnv::child`], with extra environment variables (fault
+    /// knobs, timings). Its ops endpoints listen on a port of its own,
+    /// [`ChildGuard::ops_port`].
+    pub fn child_with(&self, bin: &str, args: &[&str], envs: &[(&str, &str)]) -> ChildGuard {
+        let port = free_port();
+        let mut all = vec![("OPS_ADDR", format!("127.0.0.1:{port}"))];
+        all.extend(envs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        self.spawn_child(bin, args, port, &all)
+    }
+
+    /// The `ingress` binary on `port` (a free one if `None`), accepting
+    /// [`JWT_SECRET`] tokens, with rate limits out of the way; `envs` come
+    /// last and win. Its API and ops endpoints share the port.
+    pub fn ingress_child(&self, port: Option<u16>, envs: &[(&str, &str)]) -> ChildGuard {
+        let port = port.unwrap_or_else(free_port);
+        let mut all = vec![
+            ("INGRESS_ADDR", format!("127.0.0.1:{port}")),
+            ("AUTH_JWT_HS256_SECRET", JWT_SECRET.to_owned()),
+            ("RATE_LIMIT_API", "100000/100000".to_owned()),
+            ("RATE_LIMIT_ADMIN", "100000/100000".to_owned()),
+        ];
+        all.extend(envs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        self.spawn_child("ingress", &[], port, &all)
+    }
+
+    fn spawn_child(
+        &self,
+        bin: &str,
+        args: &[&str],
+        ops_port: u16,
+        envs: &[(&str, String)],
+    ) -> ChildGuard {
         let path = bin_path(bin);
-        let child = Command::new(&path)
+        let mut command = Command::new(&path);
+        command
             .args(args)
             .env("KAFKA_BROKERS", &self.config.kafka_brokers)
             .env("SCHEMA_REGISTRY_URL", &self.config.schema_registry_url)
             .env("DATABASE_URL", &self.config.database_url)
             .env("DATABASE_SCHEMA", &self.config.database_schema)
             .env("TOPIC_PREFIX", self.config.topics.prefix())
-            .env("OPS_ADDR", "127.0.0.1:0")
             .env(
                 "RUST_LOG",
                 std::env::var("CHILD_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
-        ChildGuard(child)
+        let label = format!("{bin} {}", args.join(" ")).trim().to_owned();
+        eprintln!("started {label} (pid {}, ops port {ops_port})", child.id());
+        ChildGuard::new(child, label, ops_port)
     }
 
     /// Waits until every cart in `expected` shows at least its version in
@@ -404,25 +462,369 @@ impl Drop for TestEnv {
     }
 }
 
-/// A child process killed when the guard is dropped.
-pub struct ChildGuard(pub Child);
+/// A child process killed when the guard is dropped (and by the panic hook
+/// of [`fail_fast`] when the test process exits without unwinding).
+pub struct ChildGuard(pub Child, ChildInfo);
+
+struct ChildInfo {
+    /// `bin args`, for messages.
+    label: String,
+    /// The port of its ops endpoints (`/metrics`, `/readyz`); the ingress
+    /// serves them on its API port.
+    ops_port: u16,
+}
 
 impl ChildGuard {
+    fn new(child: Child, label: String, ops_port: u16) -> ChildGuard {
+        register_pid(child.id());
+        ChildGuard(child, ChildInfo { label, ops_port })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The port of its ops endpoints (`/metrics`, `/readyz`); the ingress
+    /// serves them on its API port.
+    pub fn ops_port(&self) -> u16 {
+        self.1.ops_port
+    }
+
+    /// `bin args`, for messages.
+    pub fn label(&self) -> &str {
+        &self.1.label
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
     /// SIGKILL: no shutdown code runs, nothing is flushed or committed.
     /// Returns whether the process was still running (a kill of a process
     /// that had already died proves nothing).
     pub fn kill9(&mut self) -> bool {
-        let running = matches!(self.0.try_wait(), Ok(None));
+        let running = self.is_running();
         let _ = self.0.kill();
         let _ = self.0.wait();
+        unregister_pid(self.0.id());
         running
+    }
+
+    /// SIGSTOP: the process keeps its sockets and its open transaction but
+    /// runs no code (no heartbeats, no commits) until [`ChildGuard::sigcont`].
+    pub fn sigstop(&mut self) {
+        assert!(self.is_running(), "{} is not running", self.1.label);
+        signal(self.pid(), "-STOP");
+    }
+
+    pub fn sigcont(&mut self) {
+        signal(self.pid(), "-CONT");
+    }
+
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.1.ops_port)
+    }
+
+    /// One read of `/metrics`.
+    pub async fn scrape(&self) -> Result<Scrape, String> {
+        let res = http()
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("/metrics answered {}", res.status()));
+        }
+        res.text().await.map(Scrape).map_err(|e| e.to_string())
+    }
+
+    /// Waits until `/readyz` answers 200 (the process stays alive meanwhile).
+    pub async fn wait_ready(&mut self, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            assert!(
+                self.is_running(),
+                "{} exited before it was ready",
+                self.1.label
+            );
+            let ready = http()
+                .get(self.ops_url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{} not ready after {timeout:?}",
+                self.1.label
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the stage's `metric` (a gauge labelled `stage`) reads
+    /// `want`, e.g. `pipeline_assigned_partitions` = 4.
+    pub async fn wait_gauge(&mut self, metric: &str, stage: &str, want: f64, timeout: Duration) {
+        let started = Instant::now();
+        let mut last = None;
+        loop {
+            assert!(self.is_running(), "{} exited", self.1.label);
+            if let Ok(s) = self.scrape().await {
+                last = s.get(metric, stage);
+                if last == Some(want) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{}: {metric}{{stage={stage:?}}} is {last:?}, not {want}, after {timeout:?}",
+                self.1.label
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `stage` provably holds work in flight: it is assigned
+    /// partitions and has records in an open batch (a transaction, or a
+    /// sink's Postgres transaction) that began after an earlier read of
+    /// `/metrics` sent at [`InFlight::began_after`]: that read saw no batch
+    /// open, or fewer batches done. The child must run with
+    /// `FAULT_HOLD_BATCH_MS` = `hold`: every batch then commits no sooner
+    /// than `hold` after it began, so a kill sooner than `hold` after
+    /// `began_after` lands before that batch's commit.
+    pub async fn await_in_flight(
+        &mut self,
+        stage: &str,
+        hold: Duration,
+        timeout: Duration,
+    ) -> InFlight {
+        let started = Instant::now();
+        // (when the read was sent, batches done, records open)
+        let mut before: Option<(Instant, f64, f64)> = None;
+        let mut last = String::from("no /metrics answer yet");
+        loop {
+            assert!(self.is_running(), "{} exited while waited on", self.1.label);
+            assert!(
+                started.elapsed() < timeout,
+                "{}: no batch in flight within {timeout:?} ({last})",
+                self.1.label
+            );
+            let sent = Instant::now();
+            match self.scrape().await {
+                Ok(s) => {
+                    let assigned = s.get("pipeline_assigned_partitions", stage).unwrap_or(0.0);
+                    let open = s.get("pipeline_uncommitted_records", stage).unwrap_or(0.0);
+                    let batches = s.get("pipeline_batch_seconds_count", stage).unwrap_or(0.0);
+                    last = format!("assigned {assigned}, uncommitted {open}, batches {batches}");
+                    if let Some((at, batches_then, open_then)) = before {
+                        let began_since = batches_then < batches || open_then == 0.0;
+                        if assigned > 0.0 && open > 0.0 && began_since && at.elapsed() < hold / 2 {
+                            return InFlight {
+                                stage: stage.to_owned(),
+                                assigned,
+                                uncommitted: open,
+                                began_after: at,
+                                hold,
+                            };
+                        }
+                    }
+                    before = Some((sent, batches, open));
+                }
+                Err(e) => {
+                    last = e;
+                    before = None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// [`ChildGuard::await_in_flight`], then SIGKILL at once; panics unless
+    /// the kill provably landed inside the open batch (see [`InFlight`]).
+    pub async fn kill9_in_flight(
+        &mut self,
+        stage: &str,
+        hold: Duration,
+        timeout: Duration,
+    ) -> InFlight {
+        let seen = self.await_in_flight(stage, hold, timeout).await;
+        assert!(self.kill9(), "{} was running when killed", self.1.label);
+        seen.assert_landed(&self.1.label, "SIGKILL");
+        seen
+    }
+
+    /// [`ChildGuard::await_in_flight`], then SIGSTOP at once; panics unless
+    /// the stop provably landed inside the open batch.
+    pub async fn sigstop_in_flight(
+        &mut self,
+        stage: &str,
+        hold: Duration,
+        timeout: Duration,
+    ) -> InFlight {
+        let seen = self.await_in_flight(stage, hold, timeout).await;
+        self.sigstop();
+        seen.assert_landed(&self.1.label, "SIGSTOP");
+        seen
     }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        // SIGKILL ends a stopped (SIGSTOP) process too.
         let _ = self.kill9();
     }
+}
+
+/// What a test saw right before it killed (or stopped) a stage.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    pub stage: String,
+    pub assigned: f64,
+    pub uncommitted: f64,
+    /// The open batch began after this instant.
+    pub began_after: Instant,
+    /// The batch's hold (`FAULT_HOLD_BATCH_MS`): it commits no sooner than
+    /// this after it began.
+    pub hold: Duration,
+}
+
+impl InFlight {
+    /// Panics unless the signal (sent just now) came less than `hold` after
+    /// `began_after`, so the batch seen open had not committed yet.
+    pub fn assert_landed(&self, label: &str, what: &str) {
+        let after = self.began_after.elapsed();
+        assert!(
+            after < self.hold,
+            "{what} of {label} came {after:?} after the batch could have begun, not within its hold of {:?}: it may have committed",
+            self.hold
+        );
+        eprintln!(
+            "{what} {label}: {} partitions assigned, {} records uncommitted in a batch begun less than {after:?} earlier (hold {:?})",
+            self.assigned, self.uncommitted, self.hold
+        );
+    }
+}
+
+/// The text of a `/metrics` answer.
+#[derive(Debug, Clone)]
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// The value of the series `name{..., stage="<stage>", ...}`.
+    pub fn get(&self, name: &str, stage: &str) -> Option<f64> {
+        let label = format!("stage=\"{stage}\"");
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (metric, labels) = series.split_once('{')?;
+                let labels = labels.strip_suffix('}')?;
+                if metric == name && labels.split(',').any(|l| l == label) {
+                    value.parse().ok()
+                } else {
+                    None
+                }
+            })
+    }
+}
+
+/// A client for ops endpoints: short timeouts (a stopped or dying process
+/// must not hang the test).
+fn http() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client")
+    })
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+/// A port free on 127.0.0.1 right now: bound, read and released. Another
+/// process could take it before the child binds it; the child then fails
+/// to start and the test says so.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free port")
+        .port()
+}
+
+// ---------------------------------------------------------------------------
+// Failing at once
+// ---------------------------------------------------------------------------
+
+/// Processes this test started, killed by the panic hook before it exits.
+fn pids() -> &'static Mutex<Vec<u32>> {
+    static PIDS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    &PIDS
+}
+
+pub fn register_pid(pid: u32) {
+    if let Ok(mut p) = pids().lock() {
+        p.push(pid);
+    }
+}
+
+pub fn unregister_pid(pid: u32) {
+    if let Ok(mut p) = pids().lock() {
+        p.retain(|q| *q != pid);
+    }
+}
+
+/// From now on any panic in this process, on any thread or task, fails the
+/// test at once: the default hook prints it, the children are killed, and
+/// the process exits with 101. Tokio would otherwise keep a panic inside a
+/// spawned task to its `JoinHandle`, which nobody awaits.
+pub fn fail_fast() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            exit_failing("a panic");
+        }));
+    });
+}
+
+fn exit_failing(why: &str) -> ! {
+    let children: Vec<u32> = pids().lock().map(|p| p.clone()).unwrap_or_default();
+    for pid in &children {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    servers::cleanup_all();
+    eprintln!(
+        "test harness: {why}; failing the test now (killed {} child processes)",
+        children.len()
+    );
+    std::process::exit(101);
+}
+
+/// Runs an in-process stage; if it fails or panics, the test fails at once.
+pub fn spawn_stage<F>(name: &'static str, stage: F)
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    fail_fast();
+    tokio::spawn(async move {
+        if let Err(e) = stage.await {
+            eprintln!("in-process {name} failed: {e:#}");
+            exit_failing(&format!("the in-process {name} failed"));
+        }
+    });
 }
 
 /// `target/<profile>/<bin>`, beside this test's own executable's folder.
@@ -437,4 +839,75 @@ pub fn bin_path(bin: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// One record as the broker holds it, read back for inspection.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl TestEnv {
+    /// Every record of this test's `topic`, read to the end of each
+    /// partition: with `committed`, as the stages read (`read_committed`);
+    /// without, everything written, records of aborted and still open
+    /// transactions included (`read_uncommitted`).
+    pub async fn read_topic(&self, def: &schemas::TopicDef, committed: bool) -> Vec<RawRecord> {
+        let brokers = self.config.kafka_brokers.clone();
+        let topic = self.config.topics.name(def);
+        let partitions = def.partitions;
+        tokio::task::spawn_blocking(move || {
+            let isolation = if committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            };
+            let reader: rdkafka::consumer::BaseConsumer = platform::kafka::reader_config(&brokers)
+                .set("isolation.level", isolation)
+                .create()
+                .unwrap();
+            let mut out = Vec::new();
+            for partition in 0..partitions {
+                platform::kafka::read_partition(
+                    &reader,
+                    &topic,
+                    partition,
+                    rdkafka::Offset::Beginning,
+                    Duration::from_secs(60),
+                    |m| {
+                        use rdkafka::Message;
+                        out.push(RawRecord {
+                            partition: m.partition(),
+                            offset: m.offset(),
+                            key: m.key().map(<[u8]>::to_vec),
+                            value: m.payload().map(<[u8]>::to_vec),
+                        })
+                    },
+                )
+                .unwrap();
+            }
+            out
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The cart commands on this test's `cart.commands` (see
+    /// [`TestEnv::read_topic`] for `committed`), with their partition and
+    /// offset.
+    pub async fn commands_in_log(&self, committed: bool) -> Vec<(i32, i64, CartCommand)> {
+        let mut out = Vec::new();
+        for r in self.read_topic(&CART_COMMANDS.def, committed).await {
+            let cmd = self
+                .codec
+                .decode(&CART_COMMANDS, r.value.as_deref())
+                .await
+                .unwrap();
+            out.push((r.partition, r.offset, cmd));
+        }
+        out
+    }
 }
