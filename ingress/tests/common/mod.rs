@@ -641,8 +641,9 @@ impl ChildGuard {
         }
     }
 
-    /// [`ChildGuard::await_in_flight`], then SIGKILL at once; panics unless
-    /// the kill provably landed inside the open batch (see [`InFlight`]).
+    /// [`ChildGuard::await_in_flight`], then SIGKILL a quarter of `hold`
+    /// later (see [`settle`]); panics unless the kill provably landed
+    /// inside the open batch (see [`InFlight`]).
     pub async fn kill9_in_flight(
         &mut self,
         stage: &str,
@@ -650,13 +651,13 @@ impl ChildGuard {
         timeout: Duration,
     ) -> InFlight {
         let seen = self.await_in_flight(stage, hold, timeout).await;
+        settle(&seen).await;
         assert!(self.kill9(), "{} was running when killed", self.1.label);
         seen.assert_landed(&self.1.label, "SIGKILL");
         seen
     }
 
-    /// [`ChildGuard::await_in_flight`], then SIGSTOP at once; panics unless
-    /// the stop provably landed inside the open batch.
+    /// As [`ChildGuard::kill9_in_flight`], with SIGSTOP.
     pub async fn sigstop_in_flight(
         &mut self,
         stage: &str,
@@ -664,6 +665,7 @@ impl ChildGuard {
         timeout: Duration,
     ) -> InFlight {
         let seen = self.await_in_flight(stage, hold, timeout).await;
+        settle(&seen).await;
         self.sigstop();
         seen.assert_landed(&self.1.label, "SIGSTOP");
         seen
@@ -675,6 +677,16 @@ impl Drop for ChildGuard {
         // SIGKILL ends a stopped (SIGSTOP) process too.
         let _ = self.kill9();
     }
+}
+
+/// Waits a quarter of the batch's hold after it was seen open: its work
+/// (milliseconds) is done and its records sent, so the signal lands on a
+/// transaction with records in the log, not on one still being filled. The
+/// batch was seen less than half its hold after it began, so three
+/// quarters leave a margin before its commit (which [`InFlight::assert_landed`]
+/// checks).
+pub async fn settle(seen: &InFlight) {
+    tokio::time::sleep(seen.hold / 4).await;
 }
 
 /// What a test saw right before it killed (or stopped) a stage.
