@@ -490,6 +490,20 @@ async fn after_a_restart_carts_expire_on_partitions_that_received_no_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_processor_that_comes_back_is_fenced_and_nothing_it_wrote_is_read() {
+    zombie(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_processor_that_comes_back_after_its_transaction_timed_out_is_fenced() {
+    zombie(true).await;
+}
+
+/// Two processors; `z` is stopped (SIGSTOP) inside a transaction, `s`
+/// takes all its partitions, commands keep coming, then `z` runs again:
+/// at once (`late` false: the group has moved on, its offsets commit is
+/// refused), or once the coordinator aborted its transaction on
+/// `transaction.timeout.ms` (`late`: its producer epoch is stale).
+async fn zombie(late: bool) {
     let env = TestEnv::new().await;
     env.spawn_sinks();
     let mut zombie = env.child_with(
@@ -505,7 +519,7 @@ async fn a_stopped_processor_that_comes_back_is_fenced_and_nothing_it_wrote_is_r
     let carts = guest_carts(&env, 10, &mut ledger).await;
     let (sent, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let commands = 1_000;
-    let streaming = stream(&env, &carts, commands, 18.0, &sent, &stop);
+    let streaming = stream(&env, &carts, commands, 28.0, &sent, &stop);
     let faults = async {
         zombie
             .sigstop_in_flight(PROCESSOR, HOLD, Duration::from_secs(60))
@@ -531,11 +545,19 @@ async fn a_stopped_processor_that_comes_back_is_fenced_and_nothing_it_wrote_is_r
             || async { sent.load(Ordering::SeqCst) >= at_takeover + 100 },
         )
         .await;
-        zombie.sigcont();
-        eprintln!(
-            "continued the zombie after {} of {commands} commands",
-            sent.load(Ordering::SeqCst)
+        if late {
+            // The stopped transaction blocks every read_committed reader of
+            // its partitions until its coordinator aborts it.
+            env.wait_transactions_settled(&CART_SNAPSHOTS.def, Duration::from_secs(60))
+                .await;
+        }
+        let at = sent.load(Ordering::SeqCst);
+        assert!(
+            at < commands,
+            "the stream ended before the zombie came back"
         );
+        zombie.sigcont();
+        eprintln!("continued the zombie after {at} of {commands} commands");
         // Its commit cannot succeed: it aborts, or its session ends.
         wait_until("the zombie fenced", Duration::from_secs(60), || async {
             counter(&zombie, "pipeline_transaction_aborts_total", PROCESSOR).await
@@ -543,6 +565,11 @@ async fn a_stopped_processor_that_comes_back_is_fenced_and_nothing_it_wrote_is_r
                 > 0.0
         })
         .await;
+        eprintln!(
+            "the zombie: {} aborted transactions, {} restarted sessions",
+            counter(&zombie, "pipeline_transaction_aborts_total", PROCESSOR).await,
+            counter(&zombie, "pipeline_stage_restarts_total", PROCESSOR).await
+        );
     };
     let (streamed, ()) = tokio::join!(streaming, faults);
     for (k, v) in streamed.lines {

@@ -763,14 +763,24 @@ fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
-/// A port free on 127.0.0.1 right now: bound, read and released. Another
-/// process could take it before the child binds it; the child then fails
-/// to start and the test says so.
+/// A port free on 127.0.0.1 right now: bound, read and released, and
+/// never handed out twice by this process (the kernel readily gives a
+/// just-released port again, before the child it was meant for bound it).
+/// Another process could still take it; the child then fails to start and
+/// the test says so.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding a free port")
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("binding a free port")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -921,5 +931,54 @@ impl TestEnv {
             out.push((r.partition, r.offset, cmd));
         }
         out
+    }
+}
+
+impl TestEnv {
+    /// Waits until every transaction open on `topic` now has ended
+    /// (committed or aborted): the last stable offset of each partition
+    /// (what `read_committed` readers may read) reaches the high watermark
+    /// it has at the call. A transaction left open by a stopped or killed
+    /// producer ends only when its coordinator aborts it
+    /// (`transaction.timeout.ms`) or the producer is fenced.
+    pub async fn wait_transactions_settled(&self, def: &schemas::TopicDef, timeout: Duration) {
+        let brokers = self.config.kafka_brokers.clone();
+        let topic = self.config.topics.name(def);
+        let partitions = def.partitions;
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::consumer::Consumer;
+            let watermarks = |isolation: &str| {
+                let c: rdkafka::consumer::BaseConsumer = platform::kafka::reader_config(&brokers)
+                    .set("isolation.level", isolation)
+                    .create()
+                    .unwrap();
+                let topic = topic.clone();
+                move || -> Vec<i64> {
+                    (0..partitions)
+                        .map(|p| {
+                            c.fetch_watermarks(&topic, p, Duration::from_secs(10))
+                                .unwrap()
+                                .1
+                        })
+                        .collect()
+                }
+            };
+            let high = watermarks("read_uncommitted")();
+            let stable = watermarks("read_committed");
+            let started = Instant::now();
+            loop {
+                let now = stable();
+                if now.iter().zip(&high).all(|(s, h)| s >= h) {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < timeout,
+                    "transactions still open after {timeout:?}: stable {now:?}, high {high:?}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+        .await
+        .unwrap()
     }
 }
