@@ -38,7 +38,11 @@ fn base_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", brokers)
         .set("client.id", "internhub-checkout")
-        .set("socket.keepalive.enable", "true");
+        .set("socket.keepalive.enable", "true")
+        // Requests are small and latency-bound (a transaction is several
+        // sequential round trips): Nagle's algorithm would hold each one
+        // back until the previous is acknowledged.
+        .set("socket.nagle.disable", "true");
     c
 }
 
@@ -511,14 +515,19 @@ impl Transactions {
     ) -> Result<(), TxnError> {
         let p = self.producer.clone();
         tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             if let Some((tpl, group)) = offsets {
                 p.send_offsets_to_transaction(&tpl, &group, Duration::from_secs(30))
                     .map_err(TxnError::classify)?;
             }
+            let offsets_sent = started.elapsed();
             let mut tries = 0;
             loop {
                 match p.commit_transaction(Timeout::Never) {
-                    Ok(()) => return Ok(()),
+                    Ok(()) => {
+                        tracing::debug!(?offsets_sent, total = ?started.elapsed(), "transaction committed");
+                        return Ok(());
+                    }
                     Err(KafkaError::Transaction(r)) if r.is_retriable() && tries < 3 => {
                         tries += 1;
                         tracing::warn!(error = %r, "commit retried");
