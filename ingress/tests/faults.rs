@@ -608,6 +608,99 @@ async fn zombie(late: bool) {
     assert!(aborted > 0, "the zombie's transaction wrote nothing");
 }
 
+/// Two sink processes; `z` is stopped (SIGSTOP) with its Postgres
+/// transaction open (rows written, offsets not committed), `s` takes its
+/// partitions: the read model must keep up without `z`, and once `z` runs
+/// again and commits its stale batch, nothing moves backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sink_neither_holds_back_nor_rolls_back_the_sink_that_took_its_partitions() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    let mut zombie = env.child_with("sinks", &["all"], &[("FAULT_HOLD_BATCH_MS", HOLD_MS)]);
+    let mut survivor = env.child("sinks", &["all"]);
+    let mut ledger = Ledger::default();
+    let carts = guest_carts(&env, 10, &mut ledger).await;
+    let (sent, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let streaming = stream(&env, &carts, 600, 8.0, &sent, &stop);
+    let faults = async {
+        zombie
+            .sigstop_in_flight("carts-sink", HOLD, Duration::from_secs(60))
+            .await;
+        survivor
+            .wait_gauge(
+                "pipeline_assigned_partitions",
+                "carts-sink",
+                4.0,
+                Duration::from_secs(45),
+            )
+            .await;
+    };
+    let (streamed, ()) = tokio::join!(streaming, faults);
+    for (k, v) in streamed.lines {
+        *ledger.lines.entry(k).or_insert(0) += v;
+    }
+    for (t, o) in streamed.last.into_values() {
+        ledger.wrote(&t, o);
+    }
+
+    // With `z` still stopped, every cart reaches its last version.
+    let started = Instant::now();
+    let stalled = loop {
+        let mut behind = 0;
+        for (token, version) in ledger.versions() {
+            let v: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM carts WHERE cart_token = $1")
+                    .bind(token.as_str())
+                    .fetch_optional(&env.pool)
+                    .await
+                    .unwrap();
+            behind += usize::from(v.is_none_or(|v| v < version));
+        }
+        if behind == 0 {
+            break None;
+        }
+        if started.elapsed() > Duration::from_secs(45) {
+            // Who waits for whom: the stopped sink's open transaction holds
+            // row locks the survivor's writes queue behind.
+            let waits: Vec<(i32, Vec<i32>, String, Option<String>)> = sqlx::query_as(
+                "SELECT pid, pg_blocking_pids(pid), state, wait_event_type FROM pg_stat_activity \
+                 WHERE cardinality(pg_blocking_pids(pid)) > 0 OR state = 'idle in transaction'",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+            let stalled = format!(
+                "{behind} carts still behind 45 s after the survivor took every partition, \
+                 while the stopped sink holds its transaction; sessions waiting or idle in a \
+                 transaction (pid, blocked by, state, wait): {waits:?}"
+            );
+            eprintln!("{stalled}");
+            break Some(stalled);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // `z` runs again: its held batch commits (or fails), older than what
+    // the survivor wrote; nothing may move backwards.
+    zombie.sigcont();
+    wait_until(
+        "the stopped sink's batch settled",
+        Duration::from_secs(30),
+        || async {
+            let open = zombie
+                .scrape()
+                .await
+                .ok()
+                .and_then(|s| s.get("pipeline_uncommitted_records", "carts-sink"));
+            open == Some(0.0)
+                || counter(&zombie, "pipeline_stage_restarts_total", "carts-sink").await > 0.0
+        },
+    )
+    .await;
+    assert_exact(&env, &ledger).await;
+    assert!(stalled.is_none(), "{}", stalled.unwrap_or_default());
+}
+
 // ---------------------------------------------------------------------------
 // The broker and Postgres killed
 // ---------------------------------------------------------------------------
