@@ -662,8 +662,9 @@ async fn a_stopped_sink_neither_holds_back_nor_rolls_back_the_sink_that_took_its
         if started.elapsed() > Duration::from_secs(45) {
             // Who waits for whom: the stopped sink's open transaction holds
             // row locks the survivor's writes queue behind.
-            let waits: Vec<(i32, Vec<i32>, String, Option<String>)> = sqlx::query_as(
-                "SELECT pid, pg_blocking_pids(pid), state, wait_event_type FROM pg_stat_activity \
+            let waits: Vec<(i32, Vec<i32>, String, Option<String>, String)> = sqlx::query_as(
+                "SELECT pid, pg_blocking_pids(pid), state, wait_event_type, left(query, 60) \
+                 FROM pg_stat_activity \
                  WHERE cardinality(pg_blocking_pids(pid)) > 0 OR state = 'idle in transaction'",
             )
             .fetch_all(&env.pool)
@@ -672,7 +673,7 @@ async fn a_stopped_sink_neither_holds_back_nor_rolls_back_the_sink_that_took_its
             let stalled = format!(
                 "{behind} carts still behind 45 s after the survivor took every partition, \
                  while the stopped sink holds its transaction; sessions waiting or idle in a \
-                 transaction (pid, blocked by, state, wait): {waits:?}"
+                 transaction (pid, blocked by, state, wait, statement): {waits:?}"
             );
             eprintln!("{stalled}");
             break Some(stalled);
@@ -851,7 +852,8 @@ async fn a_retry_with_its_idempotency_key_after_many_other_commands_to_the_cart_
         .insert((cart.as_str().to_owned(), "rust-backend".to_owned()), 4);
     // Other commands to the same cart (another tab, another client) while
     // this client waits to retry: more than the processor remembers.
-    let others = processors::runner::REMEMBERED_IDS + 6;
+    // (The processor once remembered 64 ids per cart; 100 is past that.)
+    let others = 100;
     for _ in 0..others {
         let o = add(&env, &cart, "design", 1, None).await;
         ledger.added(&cart, "design", 1, o);
