@@ -30,7 +30,15 @@ pub async fn connect(
         .after_connect(move |conn, _meta| {
             let search_path = search_path.clone();
             Box::pin(async move {
-                sqlx::query(&search_path).execute(conn).await?;
+                sqlx::query(&search_path).execute(&mut *conn).await?;
+                // A process that stops inside a transaction (SIGSTOP, a
+                // hung host) must not hold its row locks for ever: a sink
+                // that took over its partitions writes the same rows and
+                // would wait behind it. The server ends such a session; no
+                // transaction of ours idles this long.
+                sqlx::query("SET idle_in_transaction_session_timeout = '20s'")
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             })
         })

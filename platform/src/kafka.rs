@@ -408,12 +408,21 @@ pub async fn create_topics(
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(brokers).create()?;
     let full: Vec<String> = defs.iter().map(|d| names.name(d)).collect();
+    let retention: Vec<Option<String>> = defs
+        .iter()
+        .map(|d| d.retention_ms.map(|ms| ms.to_string()))
+        .collect();
     let topics: Vec<NewTopic<'_>> = defs
         .iter()
         .zip(&full)
-        .map(|(d, name)| {
-            NewTopic::new(name, d.partitions, TopicReplication::Fixed(replication))
-                .set("cleanup.policy", d.cleanup.as_config())
+        .zip(&retention)
+        .map(|((d, name), retention)| {
+            let t = NewTopic::new(name, d.partitions, TopicReplication::Fixed(replication))
+                .set("cleanup.policy", d.cleanup.as_config());
+            match retention {
+                Some(ms) => t.set("retention.ms", ms),
+                None => t,
+            }
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -67,6 +67,55 @@ where
     }
 }
 
+/// What every stage process starts with, wired once by [`boot`]: the codec
+/// (subjects registered), a warmed-up producer, the stall flag its runner
+/// raises while a record waits for the registry, the stop signal, and the
+/// readiness checks every stage has (Kafka, the registry, the stall). A
+/// stage adds its own checks and then serves the ops endpoints.
+pub struct Booted {
+    pub codec: Arc<Codec>,
+    pub producer: rdkafka::producer::FutureProducer,
+    pub stall: Stall,
+    pub shutdown: crate::Shutdown,
+    pub readiness: crate::ops::Readiness,
+}
+
+/// Boots a stage process from its pipeline configuration (see [`Booted`]).
+pub async fn boot(
+    config: &crate::config::PipelineConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Booted> {
+    let shutdown = crate::Shutdown::on(shutdown);
+    let codec = config.codec().await?;
+    let producer = kafka::producer(&config.kafka_brokers)?;
+    kafka::warm_up(&producer, Duration::from_secs(10)).await?;
+    let stall = Stall::default();
+    let stalled = stall.clone();
+    let readiness = crate::ops::Readiness::new()
+        .kafka(producer.clone())
+        .registry(config.schema_registry_url.clone())
+        .check("pipeline", move || {
+            let state = stalled.check();
+            async move { state }
+        });
+    Ok(Booted {
+        codec,
+        producer,
+        stall,
+        shutdown,
+        readiness,
+    })
+}
+
+impl Booted {
+    /// Serves `/healthz`, `/readyz` (with `readiness`) and `/metrics` until
+    /// the stop signal.
+    pub async fn serve_ops(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+        crate::ops::serve(addr, self.readiness.clone(), self.shutdown.wait()).await?;
+        Ok(())
+    }
+}
+
 /// One decoded input record with the position it came from.
 #[derive(Debug, Clone)]
 pub struct Record<T> {

@@ -20,6 +20,7 @@ use crate::records::{
     coupons::Coupon,
     dead_letter::DeadLetter,
     fx::FxRate,
+    runtime::AppliedInput,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,9 @@ pub struct TopicDef {
     pub name: &'static str,
     pub partitions: i32,
     pub cleanup: Cleanup,
+    /// `retention.ms` when the topic keeps records for a bounded time
+    /// only; `None` leaves the broker's default.
+    pub retention_ms: Option<i64>,
     pub value_schema: &'static str,
     pub doc: &'static str,
 }
@@ -73,6 +77,7 @@ pub const CATALOG_INTERNSHIPS: Topic<Internship> = Topic::new(TopicDef {
     name: "catalog.internships",
     partitions: 1,
     cleanup: Cleanup::Compact,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.catalog.Internship.avsc"),
     doc: "The internship catalog, keyed by internship id; every cart processor reads all of it.",
 });
@@ -81,6 +86,7 @@ pub const FX_RATES: Topic<FxRate> = Topic::new(TopicDef {
     name: "fx.rates",
     partitions: 1,
     cleanup: Cleanup::Compact,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.fx.FxRate.avsc"),
     doc: "INR to display-currency rates, keyed by currency code; every cart processor reads all of it.",
 });
@@ -89,6 +95,7 @@ pub const COUPONS: Topic<Coupon> = Topic::new(TopicDef {
     name: "coupons.definitions",
     partitions: 1,
     cleanup: Cleanup::Compact,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.coupons.Coupon.avsc"),
     doc: "Coupon definitions, keyed by code; every cart processor reads all of it.",
 });
@@ -97,6 +104,7 @@ pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
     name: "cart.commands",
     partitions: CART_PARTITIONS,
     cleanup: Cleanup::Delete,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.cart.CartCommand.avsc"),
     doc: "Cart commands accepted by the ingress, keyed by cart token.",
 });
@@ -105,6 +113,7 @@ pub const CART_SNAPSHOTS: Topic<CartSnapshot> = Topic::new(TopicDef {
     name: "cart.snapshots",
     partitions: CART_PARTITIONS,
     cleanup: Cleanup::Compact,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.cart.CartSnapshot.avsc"),
     doc: "The priced cart after each command, keyed by cart token.",
 });
@@ -113,14 +122,31 @@ pub const CART_CHANGELOG: Topic<CartSnapshot> = Topic::new(TopicDef {
     name: "cart.processor-changelog",
     partitions: CART_PARTITIONS,
     cleanup: Cleanup::Compact,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.cart.CartSnapshot.avsc"),
     doc: "The cart processor's state, restored when it is assigned a partition of cart.commands.",
+});
+
+/// How long a processor remembers an applied input id: as long as the
+/// ingress honours an Idempotency-Key.
+pub const APPLIED_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+pub const CART_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "cart.processor-applied",
+    partitions: CART_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The command ids the cart processor applied, per cart, for 24 h: a command repeated at \
+          another offset (a retry with the same Idempotency-Key) is applied once. Written in the \
+          input's partition, in the same transaction as the command's effects.",
 });
 
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     name: "dead-letters",
     partitions: 1,
     cleanup: Cleanup::Delete,
+    retention_ms: None,
     value_schema: include_str!("../avro/internhub.runtime.DeadLetter.avsc"),
     doc: "Records a stage could not take (undecodable, or refused for good by Postgres), with the reason, \
           where they came from and their original bytes; keyed by `<topic>/<partition>/<offset>`. \
@@ -135,6 +161,7 @@ pub const ALL: &[TopicDef] = &[
     CART_COMMANDS.def,
     CART_SNAPSHOTS.def,
     CART_CHANGELOG.def,
+    CART_APPLIED.def,
     DEAD_LETTERS.def,
 ];
 
@@ -176,6 +203,7 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ALL.len());
         assert_eq!(CART_COMMANDS.def.partitions, CART_CHANGELOG.def.partitions);
+        assert_eq!(CART_COMMANDS.def.partitions, CART_APPLIED.def.partitions);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 use super::coupons;
 use super::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
 use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
-use crate::runner::{encode_for, AppliedIds, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
 use crate::tables::catalog::{CatalogLookup, CouponLookup, RateLookup};
 
 /// A day: carts idle this long expire.
@@ -79,16 +79,6 @@ impl Emit for CartOutput {
     }
 }
 
-impl AppliedIds for CartSnapshot {
-    fn applied_ids(&self) -> &[String] {
-        &self.recent_command_ids
-    }
-
-    fn set_applied_ids(&mut self, ids: Vec<String>) {
-        self.recent_command_ids = ids;
-    }
-}
-
 impl<C, R, K> Processor for CartProcessor<C, R, K>
 where
     C: CatalogLookup + Send + Sync + 'static,
@@ -107,6 +97,10 @@ where
 
     fn changelog_topic(&self) -> &'static Topic<CartSnapshot> {
         &CART_CHANGELOG
+    }
+
+    fn applied_topic(&self) -> &'static Topic<schemas::records::runtime::AppliedInput> {
+        &schemas::topics::CART_APPLIED
     }
 
     fn applied_offset(state: &CartSnapshot) -> i64 {
@@ -129,11 +123,9 @@ where
         let mut next = state.clone();
         next.version = input.offset;
         next.event_id = ids::derived("cart-snapshot", &input.key, input.offset).to_string();
-        let mut public = next.clone();
-        public.recent_command_ids = Vec::new();
         Outcome {
-            state: Some(next),
-            outputs: vec![CartOutput::Snapshot(public)],
+            state: Some(next.clone()),
+            outputs: vec![CartOutput::Snapshot(next)],
         }
     }
 
@@ -338,8 +330,6 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
                 })
             })
             .collect::<Result<_, MoneyError>>()?,
-        // The runner keeps these on the changelog record only.
-        recent_command_ids: Vec::new(),
     })
 }
 

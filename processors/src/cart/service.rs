@@ -1,12 +1,11 @@
-//! Wiring for `processors cart`: the codec, the producer, the catalog
-//! table, the ops endpoints, then the runner until shutdown.
+//! Wiring for `processors cart`: the stage boot (codec, producer, ops
+//! endpoints), the catalog tables, then the runner until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use platform::config::PipelineConfig;
-use platform::ops::Readiness;
 use schemas::topics;
 
 use super::pricing::PricingPolicy;
@@ -47,11 +46,8 @@ pub async fn run_with(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let shutdown = platform::Shutdown::on(shutdown);
-
-    let codec = config.codec().await?;
-    let producer = platform::kafka::producer(&config.kafka_brokers)?;
-    platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;
+    let mut booted = platform::stage::boot(&config, shutdown).await?;
+    let codec = booted.codec.clone();
     let policy = policy_from_env()?;
     let catalog = GlobalTable::follow(
         &config.kafka_brokers,
@@ -65,26 +61,17 @@ pub async fn run_with(
         GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::COUPONS).await?;
 
     let (table, fx) = (catalog.clone(), rates.clone());
-    let stall = platform::stage::Stall::default();
-    let stalled = stall.clone();
-    let readiness = Readiness::new()
-        .kafka(producer.clone())
-        .registry(config.schema_registry_url.clone())
-        .check("catalog", move || {
-            let loaded = table.is_loaded() && fx.is_loaded();
-            async move {
-                if loaded {
-                    Ok(())
-                } else {
-                    Err("catalog still loading".to_owned())
-                }
+    booted.readiness = booted.readiness.check("catalog", move || {
+        let loaded = table.is_loaded() && fx.is_loaded();
+        async move {
+            if loaded {
+                Ok(())
+            } else {
+                Err("catalog still loading".to_owned())
             }
-        })
-        .check("pipeline", move || {
-            let state = stalled.check();
-            async move { state }
-        });
-    platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
+        }
+    });
+    booted.serve_ops(ops_addr).await?;
 
     catalog.wait_loaded(Duration::from_secs(120)).await?;
     rates.wait_loaded(Duration::from_secs(120)).await?;
@@ -98,7 +85,7 @@ pub async fn run_with(
         linger: Duration::from_millis(2),
         tick: settings.tick,
         clock: Arc::new(crate::runner::SystemClock),
-        stall,
+        stall: booted.stall.clone(),
     };
     let ttl_ms = settings.ttl_ms;
     runner::run(
@@ -113,7 +100,7 @@ pub async fn run_with(
             .with_limits(limits_from_env()?),
         ),
         deps,
-        shutdown.wait(),
+        booted.shutdown.wait(),
     )
     .await
 }

@@ -46,13 +46,11 @@ use tracing::Instrument;
 use platform::kafka::{self, GroupConsumer, GroupEvent, Transactions, TxnError};
 use platform::metrics;
 use platform::stage::{self, Stall, Taken};
+use schemas::records::runtime::AppliedInput;
 use schemas::{Codec, CodecError, Topic, TopicDef};
 
 pub use platform::stage::Record as Input;
 pub use state::PartitionStates;
-
-/// How many applied command ids a key's state remembers.
-pub const REMEMBERED_IDS: usize = 64;
 
 /// What applying one input changes.
 #[derive(Debug)]
@@ -98,17 +96,10 @@ pub async fn encode_for<V: Serialize>(
     })
 }
 
-/// A state that remembers the ids of the last inputs applied to it, so the
-/// runner applies an input id at most once per key.
-pub trait AppliedIds {
-    fn applied_ids(&self) -> &[String];
-    fn set_applied_ids(&mut self, ids: Vec<String>);
-}
-
 /// A stateful processor: pure rules over one keyed input topic.
 pub trait Processor: Send + Sync + 'static {
     type Input: DeserializeOwned + Send + Sync;
-    type State: Serialize + DeserializeOwned + Clone + AppliedIds + Send + Sync + 'static;
+    type State: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     type Output: Emit;
 
     /// The stage name: metrics label and consumer group.
@@ -116,6 +107,9 @@ pub trait Processor: Send + Sync + 'static {
 
     fn input_topic(&self) -> &'static Topic<Self::Input>;
     fn changelog_topic(&self) -> &'static Topic<Self::State>;
+    /// Where the input ids it applied are recorded (co-partitioned with
+    /// the input, retained as long as an Idempotency-Key is honoured).
+    fn applied_topic(&self) -> &'static Topic<AppliedInput>;
 
     /// The offset of the last input this state includes.
     fn applied_offset(state: &Self::State) -> i64;
@@ -219,8 +213,13 @@ async fn session<P: Processor>(
     let consumer = kafka::group_consumer(&deps.brokers, &group, P::NAME)?;
     consumer.subscribe(&[&input_name])?;
     let txn = Transactions::init(&deps.brokers, &format!("{group}.{}", deps.instance)).await?;
-    let mut states: PartitionStates<P::State> =
-        PartitionStates::new(deps.brokers.clone(), changelog_name.clone());
+    let applied_name = names.name(&processor.applied_topic().def);
+    let mut states: PartitionStates<P::State> = PartitionStates::new(
+        deps.brokers.clone(),
+        changelog_name.clone(),
+        applied_name,
+        processor.applied_topic(),
+    );
     deps.stall.clear();
     tracing::info!(stage = P::NAME, topic = %input_name, instance = %deps.instance, "processor session started");
 
@@ -269,6 +268,12 @@ async fn session<P: Processor>(
         }
         if last_tick.elapsed() >= deps.tick {
             last_tick = Instant::now();
+            let retention = processor
+                .applied_topic()
+                .def
+                .retention_ms
+                .unwrap_or(i64::MAX);
+            states.prune_applied(deps.clock.now_ms().saturating_sub(retention));
             run_timers(processor, deps, &txn, &states).await?;
         }
         if batch.messages.is_empty() {
@@ -457,7 +462,7 @@ async fn process_batch<P: Processor>(
                 span.in_scope(|| tracing::debug!("input offset already applied; skipped"));
                 continue;
             }
-            Some(s) if s.applied_ids().iter().any(|a| *a == id) => {
+            Some(s) if states.was_applied(partition, &input.key, &id) => {
                 m.duplicates.with_label_values(&[P::NAME]).inc();
                 span.in_scope(|| tracing::info!(input_id = %id, "input id already applied; not applied again"));
                 processor.duplicate(s, &input)
@@ -475,16 +480,30 @@ async fn process_batch<P: Processor>(
                 .instrument(span.clone())
                 .await?;
         }
-        if let Some(mut new_state) = outcome.state {
-            let mut ids: Vec<String> = current
-                .map(|s| s.applied_ids().to_vec())
-                .unwrap_or_default();
-            if !ids.contains(&id) {
-                ids.push(id);
+        if let Some(new_state) = outcome.state {
+            if !states.was_applied(partition, &input.key, &id) {
+                let applied = AppliedInput {
+                    key: input.key.clone(),
+                    input_id: id.clone(),
+                    offset: input.offset,
+                    applied_at: deps.clock.now_ms(),
+                };
+                let value = deps
+                    .codec
+                    .encode(processor.applied_topic(), &applied)
+                    .await
+                    .map_err(abort_on)?;
+                let key = Codec::encode_key(&format!("{}/{}", input.key, id));
+                let topic = deps.codec.names().name(&processor.applied_topic().def);
+                send(
+                    txn,
+                    FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload(&value)
+                        .partition(partition),
+                )?;
+                states.stage_applied(partition, input.key.clone(), id.clone(), applied.applied_at);
             }
-            let excess = ids.len().saturating_sub(REMEMBERED_IDS);
-            ids.drain(..excess);
-            new_state.set_applied_ids(ids);
             let value = deps
                 .codec
                 .encode(processor.changelog_topic(), &new_state)

@@ -12,6 +12,11 @@
 //! any transaction the previous owner still had open (the consumer's
 //! committed-offset fetch waits for it), so nothing it committed is missed.
 //!
+//! Beside the states, each partition holds the input ids applied to its
+//! keys in the last 24 h, read likewise from the processor's applied-ids
+//! topic (same partition number), so a repeated command is recognised
+//! whatever offset it arrives at.
+//!
 //! Changes made while a batch's transaction is open are staged beside the
 //! restored state and become part of it only when the transaction commits;
 //! an aborted batch leaves the state exactly as committed.
@@ -23,12 +28,17 @@ use rdkafka::{Message, Offset};
 use serde::de::DeserializeOwned;
 
 use platform::kafka;
+use schemas::records::runtime::AppliedInput;
 use schemas::{Codec, Topic};
 
 struct Partition<S> {
     states: HashMap<String, S>,
     /// The changelog offset the next catch-up reads from.
     next: i64,
+    /// (key, input id) → when it was applied.
+    applied: HashMap<(String, String), i64>,
+    /// The applied-ids topic's offset the next catch-up reads from.
+    applied_next: i64,
     /// Whether the catch-up before the first record has happened.
     caught_up: bool,
 }
@@ -36,18 +46,55 @@ struct Partition<S> {
 pub struct PartitionStates<S> {
     brokers: String,
     changelog: String,
+    applied_topic: String,
+    applied_def: &'static Topic<AppliedInput>,
     partitions: HashMap<i32, Partition<S>>,
     /// Changes of the open transaction, by (partition, key).
     staged: HashMap<(i32, String), S>,
+    /// Input ids applied in the open transaction: (partition, key, id, at).
+    staged_applied: Vec<(i32, String, String, i64)>,
 }
 
 impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
-    pub fn new(brokers: String, changelog: String) -> PartitionStates<S> {
+    pub fn new(
+        brokers: String,
+        changelog: String,
+        applied_topic: String,
+        applied_def: &'static Topic<AppliedInput>,
+    ) -> PartitionStates<S> {
         PartitionStates {
             brokers,
             changelog,
+            applied_topic,
+            applied_def,
             partitions: HashMap::new(),
             staged: HashMap::new(),
+            staged_applied: Vec::new(),
+        }
+    }
+
+    /// Whether `input_id` was applied to `key` (committed, or earlier in
+    /// the open transaction).
+    pub fn was_applied(&self, partition: i32, key: &str, input_id: &str) -> bool {
+        self.staged_applied
+            .iter()
+            .any(|(p, k, i, _)| *p == partition && k == key && i == input_id)
+            || self.partitions.get(&partition).is_some_and(|p| {
+                p.applied
+                    .contains_key(&(key.to_owned(), input_id.to_owned()))
+            })
+    }
+
+    /// Records inside the open transaction that `input_id` was applied.
+    pub fn stage_applied(&mut self, partition: i32, key: String, input_id: String, at_ms: i64) {
+        self.staged_applied.push((partition, key, input_id, at_ms));
+    }
+
+    /// Forgets applied ids older than `cutoff_ms` (the topic's retention
+    /// drops them from Kafka likewise).
+    pub fn prune_applied(&mut self, cutoff_ms: i64) {
+        for p in self.partitions.values_mut() {
+            p.applied.retain(|_, at| *at >= cutoff_ms);
         }
     }
 
@@ -62,6 +109,7 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
     pub fn forget(&mut self, partition: i32) {
         self.partitions.remove(&partition);
         self.staged.retain(|(p, _), _| *p != partition);
+        self.staged_applied.retain(|(p, _, _, _)| *p != partition);
     }
 
     /// The key's state, including the open transaction's change.
@@ -88,11 +136,17 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
                 p.states.insert(key, state);
             }
         }
+        for (partition, key, id, at) in self.staged_applied.drain(..) {
+            if let Some(p) = self.partitions.get_mut(&partition) {
+                p.applied.insert((key, id), at);
+            }
+        }
     }
 
     /// The transaction aborted: its changes never happened.
     pub fn discard_staged(&mut self) {
         self.staged.clear();
+        self.staged_applied.clear();
     }
 
     /// Reads the changelog partition from the beginning to its last stable
@@ -108,6 +162,8 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         let mut part = Partition {
             states: HashMap::new(),
             next: 0,
+            applied: HashMap::new(),
+            applied_next: 0,
             caught_up: false,
         };
         self.read_into(&mut part, partition, codec, topic, applied)
@@ -149,26 +205,17 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         topic: &'static Topic<S>,
         applied: fn(&S) -> i64,
     ) -> anyhow::Result<()> {
-        let (brokers, changelog, from) = (self.brokers.clone(), self.changelog.clone(), part.next);
-        // The Kafka read blocks; decoding needs the (async) registry client,
-        // so raw records are collected first and decoded afterwards.
-        type Raw = Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>;
-        let (raw, next) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Raw, i64)> {
-            let reader = kafka::reader(&brokers)?;
-            let mut out = Vec::new();
-            let next = kafka::read_partition(
-                &reader,
-                &changelog,
-                partition,
-                Offset::Offset(from),
-                Duration::from_secs(120),
-                |m| {
-                    out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
-                },
-            )?;
-            Ok((out, next))
-        })
-        .await??;
+        let (raw, next) = self.read_raw(&self.changelog, partition, part.next).await?;
+        let (applied_raw, applied_next) = self
+            .read_raw(&self.applied_topic, partition, part.applied_next)
+            .await?;
+        for (_, value) in applied_raw {
+            if let Some(bytes) = value {
+                let a: AppliedInput = codec.decode(self.applied_def, Some(&bytes)).await?;
+                part.applied.insert((a.key, a.input_id), a.applied_at);
+            }
+        }
+        part.applied_next = applied_next;
         for (key, value) in raw {
             let key = Codec::decode_key(&topic.def, key.as_deref())?;
             match value {
@@ -188,5 +235,35 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         }
         part.next = next;
         Ok(())
+    }
+
+    /// The raw records of `topic`'s `partition` from `from` to its end, and
+    /// the offset to go on from. The Kafka read blocks; decoding needs the
+    /// (async) registry client, so raw records are collected first and
+    /// decoded afterwards.
+    #[allow(clippy::type_complexity)]
+    async fn read_raw(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+    ) -> anyhow::Result<(Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>, i64)> {
+        let (brokers, topic) = (self.brokers.clone(), topic.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let reader = kafka::reader(&brokers)?;
+            let mut out = Vec::new();
+            let next = kafka::read_partition(
+                &reader,
+                &topic,
+                partition,
+                Offset::Offset(from),
+                Duration::from_secs(120),
+                |m| {
+                    out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                },
+            )?;
+            Ok((out, next))
+        })
+        .await?
     }
 }

@@ -181,10 +181,6 @@ pub struct CartSnapshot {
     pub merged_into: Option<String>,
     pub coupons: Vec<String>,
     pub discounts: Vec<AppliedDiscount>,
-    /// The last command ids applied (newest last): kept by the processor
-    /// runner on the changelog only, empty on `cart.snapshots`.
-    #[serde(default)]
-    pub recent_command_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

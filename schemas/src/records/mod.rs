@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod dead_letter;
 pub mod fx;
+pub mod runtime;
 
 use serde::{Deserialize, Serialize};
 
@@ -256,6 +257,19 @@ mod tests {
     }
 
     #[test]
+    fn applied_input_matches_its_schema() {
+        round_trip(
+            topics::CART_APPLIED.def.value_schema,
+            &runtime::AppliedInput {
+                key: "cart".into(),
+                input_id: "c1".into(),
+                offset: 7,
+                applied_at: 9,
+            },
+        );
+    }
+
+    #[test]
     fn dead_letter_matches_its_schema() {
         round_trip(
             topics::DEAD_LETTERS.def.value_schema,
@@ -386,7 +400,6 @@ mod tests {
                 name: "ten".into(),
                 amount: money(20),
             }],
-            recent_command_ids: vec!["c0".into(), "c1".into()],
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {
