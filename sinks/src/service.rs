@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use platform::config::PipelineConfig;
-use platform::ops::Readiness;
+use platform::stage::Booted;
 use schemas::TopicDef;
 
 use crate::carts::CartsSink;
@@ -104,17 +104,17 @@ fn pick(which: &str) -> anyhow::Result<Vec<Arc<dyn AnySink>>> {
     }
 }
 
-async fn deps(config: &PipelineConfig) -> anyhow::Result<SinkDeps> {
+async fn deps(config: &PipelineConfig, booted: &Booted) -> anyhow::Result<SinkDeps> {
     let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
     crate::MIGRATOR.run(&pool).await?;
     Ok(SinkDeps {
         brokers: config.kafka_brokers.clone(),
-        codec: config.codec().await?,
+        codec: booted.codec.clone(),
         pool,
-        producer: platform::kafka::producer(&config.kafka_brokers)?,
+        producer: booted.producer.clone(),
         max_batch: 1000,
         linger: Duration::from_millis(5),
-        stall: Default::default(),
+        stall: booted.stall.clone(),
         positions: Default::default(),
     })
 }
@@ -126,24 +126,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let wanted = pick(which)?;
-    let shutdown = platform::Shutdown::on(shutdown);
-    let deps = deps(&config).await?;
-    let stalled = deps.stall.clone();
-    let readiness = Readiness::new()
-        .kafka(deps.producer.clone())
-        .registry(config.schema_registry_url.clone())
-        .postgres(deps.pool.clone())
-        .check("pipeline", move || {
-            let state = stalled.check();
-            async move { state }
-        });
-    platform::ops::serve(ops_addr, readiness, shutdown.wait()).await?;
+    let mut booted = platform::stage::boot(&config, shutdown).await?;
+    let deps = deps(&config, &booted).await?;
+    booted.readiness = booted.readiness.postgres(deps.pool.clone());
+    booted.serve_ops(ops_addr).await?;
 
     let mut tasks = tokio::task::JoinSet::new();
     for sink in wanted {
         let mut deps = deps.clone();
         deps.positions = Default::default();
-        tasks.spawn(sink.run(deps, shutdown.wait().boxed()));
+        tasks.spawn(sink.run(deps, booted.shutdown.wait().boxed()));
     }
     while let Some(done) = tasks.join_next().await {
         done??;
@@ -166,7 +158,8 @@ pub async fn rebuild(
         .next()
         .filter(|_| which != "all")
         .ok_or_else(|| anyhow::anyhow!("rebuild takes one sink, not all"))?;
-    let deps = deps(&config).await?;
+    let booted = platform::stage::boot(&config, std::future::pending()).await?;
+    let deps = deps(&config, &booted).await?;
     let names = deps.codec.names().clone();
     let group = names.group(sink.stage());
     let topic = names.name(&sink.topic());
