@@ -216,9 +216,13 @@ async fn session<P: Processor>(
     let applied_name = names.name(&processor.applied_topic().def);
     let mut states: PartitionStates<P::State> = PartitionStates::new(
         deps.brokers.clone(),
-        changelog_name.clone(),
-        applied_name,
-        processor.applied_topic(),
+        deps.codec.clone(),
+        (
+            changelog_name.clone(),
+            processor.changelog_topic(),
+            P::applied_offset,
+        ),
+        (applied_name, processor.applied_topic()),
     );
     deps.stall.clear();
     tracing::info!(stage = P::NAME, topic = %input_name, instance = %deps.instance, "processor session started");
@@ -245,14 +249,7 @@ async fn session<P: Processor>(
                         .add(parts.len() as i64);
                     for (_, p) in parts {
                         let started = Instant::now();
-                        let keys = states
-                            .restore(
-                                *p,
-                                &deps.codec,
-                                processor.changelog_topic(),
-                                P::applied_offset,
-                            )
-                            .await?;
+                        let keys = states.restore(*p).await?;
                         m.restore_seconds
                             .with_label_values(&[P::NAME])
                             .observe(started.elapsed().as_secs_f64());
@@ -411,25 +408,9 @@ async fn process_batch<P: Processor>(
         if !states.is_caught_up(partition) {
             if !states.is_restored(partition) {
                 // Assigned before this session saw the event: read it now.
-                states
-                    .restore(
-                        partition,
-                        &deps.codec,
-                        processor.changelog_topic(),
-                        P::applied_offset,
-                    )
-                    .await
-                    .map_err(abort_on)?;
+                states.restore(partition).await.map_err(abort_on)?;
             }
-            states
-                .catch_up(
-                    partition,
-                    &deps.codec,
-                    processor.changelog_topic(),
-                    P::applied_offset,
-                )
-                .await
-                .map_err(abort_on)?;
+            states.catch_up(partition).await.map_err(abort_on)?;
         }
         let taken = stage::take(
             P::NAME,

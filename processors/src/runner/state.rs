@@ -22,6 +22,7 @@
 //! an aborted batch leaves the state exactly as committed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::{Message, Offset};
@@ -43,8 +44,12 @@ struct Partition<S> {
     caught_up: bool,
 }
 
-pub struct PartitionStates<S> {
+pub struct PartitionStates<S: 'static> {
     brokers: String,
+    codec: Arc<Codec>,
+    topic: &'static Topic<S>,
+    /// The offset of the last input a state includes.
+    applied: fn(&S) -> i64,
     changelog: String,
     applied_topic: String,
     applied_def: &'static Topic<AppliedInput>,
@@ -58,12 +63,15 @@ pub struct PartitionStates<S> {
 impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
     pub fn new(
         brokers: String,
-        changelog: String,
-        applied_topic: String,
-        applied_def: &'static Topic<AppliedInput>,
+        codec: Arc<Codec>,
+        (changelog, topic, applied): (String, &'static Topic<S>, fn(&S) -> i64),
+        (applied_topic, applied_def): (String, &'static Topic<AppliedInput>),
     ) -> PartitionStates<S> {
         PartitionStates {
             brokers,
+            codec,
+            topic,
+            applied,
             changelog,
             applied_topic,
             applied_def,
@@ -151,13 +159,7 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
 
     /// Reads the changelog partition from the beginning to its last stable
     /// offset. Returns the key count.
-    pub async fn restore(
-        &mut self,
-        partition: i32,
-        codec: &Codec,
-        topic: &'static Topic<S>,
-        applied: fn(&S) -> i64,
-    ) -> anyhow::Result<usize> {
+    pub async fn restore(&mut self, partition: i32) -> anyhow::Result<usize> {
         self.forget(partition);
         let mut part = Partition {
             states: HashMap::new(),
@@ -166,27 +168,18 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
             applied_next: 0,
             caught_up: false,
         };
-        self.read_into(&mut part, partition, codec, topic, applied)
-            .await?;
+        self.read_into(&mut part, partition).await?;
         let n = part.states.len();
         self.partitions.insert(partition, part);
         Ok(n)
     }
 
     /// Reads what the changelog partition gained since the restore.
-    pub async fn catch_up(
-        &mut self,
-        partition: i32,
-        codec: &Codec,
-        topic: &'static Topic<S>,
-        applied: fn(&S) -> i64,
-    ) -> anyhow::Result<()> {
+    pub async fn catch_up(&mut self, partition: i32) -> anyhow::Result<()> {
         let Some(mut part) = self.partitions.remove(&partition) else {
             anyhow::bail!("partition {partition} is not restored");
         };
-        let result = self
-            .read_into(&mut part, partition, codec, topic, applied)
-            .await;
+        let result = self.read_into(&mut part, partition).await;
         part.caught_up = result.is_ok();
         self.partitions.insert(partition, part);
         result
@@ -197,14 +190,8 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
     /// `applied` offset) rather than merely the last record. Every state is
     /// a deterministic function of the inputs up to its offset, so the most
     /// advanced one is right. A tombstone removes the key.
-    async fn read_into(
-        &self,
-        part: &mut Partition<S>,
-        partition: i32,
-        codec: &Codec,
-        topic: &'static Topic<S>,
-        applied: fn(&S) -> i64,
-    ) -> anyhow::Result<()> {
+    async fn read_into(&self, part: &mut Partition<S>, partition: i32) -> anyhow::Result<()> {
+        let (codec, topic, applied) = (&self.codec, self.topic, self.applied);
         let (raw, next) = self.read_raw(&self.changelog, partition, part.next).await?;
         let (applied_raw, applied_next) = self
             .read_raw(&self.applied_topic, partition, part.applied_next)
