@@ -865,6 +865,97 @@ async fn a_retry_with_its_idempotency_key_after_many_other_commands_to_the_cart_
     assert_exact(&env, &ledger).await;
 }
 
+/// As above, with the processor killed (inside a transaction) and
+/// restarted between the first write and the retry: what it remembers of
+/// applied ids must survive the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_its_idempotency_key_is_applied_once_across_a_processor_restart() {
+    let env = TestEnv::new().await;
+    env.spawn_sinks();
+    let mut first = env.child_with(
+        "processors",
+        &["cart"],
+        &[
+            ("PROCESSOR_INSTANCE", "r"),
+            ("FAULT_HOLD_BATCH_MS", HOLD_MS),
+        ],
+    );
+    let api = Api::at(env.spawn_ingress().await);
+    let impatient = Api::at(
+        env.spawn_ingress_with(|c| c.ack_timeout = Duration::ZERO)
+            .await,
+    );
+    let mut ledger = Ledger::default();
+    let cart = guest_carts(&env, 1, &mut ledger).await.remove(0);
+    env.wait_for_versions(&ledger.versions(), Duration::from_secs(60))
+        .await;
+    let key = uuid::Uuid::new_v4().to_string();
+    let body = serde_json::json!({"internship_id": "rust-backend", "quantity": 4});
+    let post = |api: &Api| {
+        api.request(
+            reqwest::Method::POST,
+            &format!("/cart/{}/items", cart.as_str()),
+        )
+        .header("idempotency-key", &key)
+        .json(&body)
+    };
+    let unknown = Api::send(post(&impatient)).await;
+    assert_eq!(unknown.status, 504, "{unknown:?}");
+    let id = unknown.body["error"]["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The first write is applied (and committed) before the restart.
+    let started = Instant::now();
+    let offset = loop {
+        let found = env
+            .commands_in_log(true)
+            .await
+            .iter()
+            .find(|(_, _, c)| c.command_id == id)
+            .map(|(_, o, _)| *o);
+        if let Some(o) = found {
+            break o;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the 504'd write never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    env.wait_for_versions(&[(cart.clone(), offset)], Duration::from_secs(60))
+        .await;
+    ledger
+        .lines
+        .insert((cart.as_str().to_owned(), "rust-backend".to_owned()), 4);
+
+    // Other commands to the cart; the processor is killed inside a batch of
+    // them and comes back under its instance name.
+    let (sent, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let others = stream(&env, std::slice::from_ref(&cart), 150, 5.0, &sent, &stop);
+    let kill = async {
+        first
+            .kill9_in_flight(PROCESSOR, HOLD, Duration::from_secs(60))
+            .await;
+        env.child_with("processors", &["cart"], &[("PROCESSOR_INSTANCE", "r")])
+    };
+    let (streamed, _second) = tokio::join!(others, kill);
+    for (k, v) in streamed.lines {
+        *ledger.lines.entry(k).or_insert(0) += v;
+    }
+    for (t, o) in streamed.last.into_values() {
+        ledger.wrote(&t, o);
+    }
+    env.wait_for_versions(&ledger.versions(), Duration::from_secs(90))
+        .await;
+
+    let retry = Api::send(post(&api)).await;
+    assert_eq!(retry.status, 202, "{retry:?}");
+    assert_eq!(retry.body["command_id"], id.as_str(), "the same command");
+    ledger.wrote(&cart, retry.body["version"].as_i64().unwrap());
+    assert_exact(&env, &ledger).await;
+}
+
 // ---------------------------------------------------------------------------
 // The harness: a failing in-process stage fails its test
 // ---------------------------------------------------------------------------
