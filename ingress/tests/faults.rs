@@ -7,12 +7,18 @@
 //! - timers after a restart: carts expire on partitions that received no
 //!   record after the processor restarted (issue 7, finding 6);
 //! - a zombie: a processor stopped (SIGSTOP) with a transaction open, its
-//!   partitions moved on, then continued: it is fenced, and nothing it
-//!   wrote is ever read;
+//!   partitions moved on, then continued (before or after its coordinator
+//!   timed the transaction out): it is fenced, and nothing it wrote is
+//!   ever read;
+//! - a sink zombie: stopped with its Postgres transaction open, it must
+//!   not hold back the sink that took its partitions (its row locks did,
+//!   until sessions idle in a transaction were ended after 20 s), nor roll
+//!   anything back when it runs again;
 //! - the broker killed (SIGKILL) mid-stream and restarted on its data, and
 //!   Postgres likewise, each a private server of the test's own;
 //! - a retry with the same Idempotency-Key after many other commands to
-//!   the same cart;
+//!   the same cart, and across a processor restart (the processor
+//!   remembered only the last 64 command ids per cart: applied twice);
 //! - the harness itself: an in-process stage that fails fails its test.
 //!
 //! Every kill or stop lands on work in flight, asserted from the victim's
