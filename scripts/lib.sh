@@ -332,13 +332,20 @@ show_log_tail() {
 # ---------------------------------------------------------------------------
 
 # Why: tests run their own broker and registry on ports nobody else uses, so
-# they never collide with a `run.sh` stack or a second test run.
+# they never collide with a `run.sh` stack or a second test run. With N,
+# prints N distinct ports (all bound at once while chosen).
 free_port() {
-  python3 -c 'import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
+  python3 - "${1:-1}" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+for s in socks:
+    s.close()
+EOF
 }
 
 # Why: a TCP connect is the cheapest "is something listening" check and needs
@@ -763,7 +770,14 @@ kafka_server() {
   write_kafka_config "$config" "$datadir/data" "$port" "$cport"
   if [[ ! -f "$datadir/data/meta.properties" ]]; then
     local cluster_id
-    cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # URL-safe base64 of a UUID, as Kafka's own Uuid.randomUuid(): never
+    # starting with '-', which StorageTool would take for an option.
+    cluster_id="$(python3 -c 'import base64, uuid
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        print(c)
+        break')"
     log "kafka: formatting storage in $datadir/data (cluster $cluster_id)"
     kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$config" \
       >"$datadir/format.log" 2>&1 || { show_log_tail "$datadir/format.log"; die "formatting Kafka storage failed"; }

@@ -57,8 +57,7 @@ BIN_DIR="$(cargo_target_dir)/debug"
 [[ -x "$BIN_DIR/schema-registry" ]] || die "no schema-registry binary in $BIN_DIR after the build"
 
 step "start broker (Apache Kafka $KAFKA_VERSION, throwaway storage)"
-BROKER_PORT="$(free_port)"
-CONTROLLER_PORT="$(free_port)"
+read -r BROKER_PORT CONTROLLER_PORT REGISTRY_PORT < <(free_port 3)
 BROKER_DATA="$(mktemp -d "${TMPDIR:-/tmp}/checkout-test-kafka.XXXXXX")"
 # Why: the scratch dir goes when the script does (after the broker stopped).
 # shellcheck disable=SC2317  # called indirectly by the exit trap
@@ -68,7 +67,6 @@ BROKER_LOG="$LOG_DIR/kafka.log" start_kafka "$BROKER_DATA" "$BROKER_PORT" "$CONT
 export KAFKA_BROKERS="127.0.0.1:$BROKER_PORT"
 
 step "start schema-registry"
-REGISTRY_PORT="$(free_port)"
 bg_start schema-registry "$LOG_DIR/schema-registry.log" \
   env REGISTRY_ADDR="127.0.0.1:$REGISTRY_PORT" RUST_LOG="${RUST_LOG:-info}" \
   "$BIN_DIR/schema-registry"
