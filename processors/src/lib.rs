@@ -2,12 +2,25 @@
 //!
 //! [`runner`] is the one Kafka loop every processor runs in: it consumes a
 //! command topic, restores per-partition state from a changelog, calls the
-//! processor's pure `apply`, produces outputs and the state change, and
-//! stores offsets only after the broker acknowledged all of it. Each
-//! processor folder holds its domain rules as pure functions (`cart/`:
-//! cart contents and prices) and a thin adapter to the runner. [`tables`]
-//! holds the global tables processors join against (the catalog).
+//! processor's pure `apply`, and commits its outputs, the state change and
+//! the input offsets in one Kafka transaction. Each processor folder holds
+//! its domain rules as pure functions (`cart/`: cart contents and prices)
+//! and a thin adapter to the runner. [`tables`] holds the global tables
+//! processors join against (the catalog). [`PROCESSORS`] lists what the
+//! `processors <name>` binary runs: adding a processor is one entry there.
 
 pub mod cart;
 pub mod runner;
 pub mod tables;
+
+/// A processor service: runs until the shutdown future resolves.
+pub type Service = fn(
+    platform::config::PipelineConfig,
+    std::net::SocketAddr,
+    futures::future::BoxFuture<'static, ()>,
+) -> futures::future::BoxFuture<'static, anyhow::Result<()>>;
+
+/// Every processor, by the name `processors <name>` takes.
+pub const PROCESSORS: &[(&str, Service)] = &[("cart", |config, ops, stop| {
+    Box::pin(cart::service::run(config, ops, stop))
+})];

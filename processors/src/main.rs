@@ -1,6 +1,8 @@
-//! `processors <name>`: runs one processor until SIGTERM.
+//! `processors <name>`: runs one processor (see `processors::PROCESSORS`)
+//! until SIGTERM.
 
 use anyhow::Context;
+use futures::FutureExt;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -8,10 +10,11 @@ async fn main() -> anyhow::Result<()> {
     let name = std::env::args().nth(1).unwrap_or_default();
     let config = platform::config::PipelineConfig::from_env()?;
     let ops_addr = platform::config::addr("OPS_ADDR", "127.0.0.1:0")?;
-    match name.as_str() {
-        "cart" => processors::cart::service::run(config, ops_addr, platform::shutdown_signal())
-            .await
-            .context("cart processor"),
-        other => anyhow::bail!("unknown processor {other:?}; known: cart"),
-    }
+    let Some((_, service)) = processors::PROCESSORS.iter().find(|(n, _)| *n == name) else {
+        let known: Vec<&str> = processors::PROCESSORS.iter().map(|(n, _)| *n).collect();
+        anyhow::bail!("unknown processor {name:?}; known: {known:?}");
+    };
+    service(config, ops_addr, platform::shutdown_signal().boxed())
+        .await
+        .with_context(|| format!("{name} processor"))
 }
