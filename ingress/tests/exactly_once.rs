@@ -443,3 +443,101 @@ async fn undecodable_records_go_to_the_dead_letters_and_can_be_replayed() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Every snapshot of `token` on `cart.snapshots`, oldest first.
+async fn snapshots_of(
+    env: &TestEnv,
+    token: &CartToken,
+) -> Vec<schemas::records::cart::CartSnapshot> {
+    let topic = env.config.topics.name(&CART_SNAPSHOTS.def);
+    let brokers = env.config.kafka_brokers.clone();
+    let raw = tokio::task::spawn_blocking(move || {
+        let reader = platform::kafka::reader(&brokers).unwrap();
+        let mut out = Vec::new();
+        for p in 0..CART_SNAPSHOTS.def.partitions {
+            platform::kafka::read_partition(
+                &reader,
+                &topic,
+                p,
+                rdkafka::Offset::Beginning,
+                Duration::from_secs(30),
+                |m| {
+                    use rdkafka::Message;
+                    out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+                },
+            )
+            .unwrap();
+        }
+        out
+    })
+    .await
+    .unwrap();
+    let mut found = Vec::new();
+    for (key, value) in raw {
+        if key.as_deref() == Some(token.as_str().as_bytes()) {
+            found.push(
+                env.codec
+                    .decode(&CART_SNAPSHOTS, value.as_deref())
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_postgres_refuses_for_good_is_dead_lettered_and_the_rest_is_kept() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let (token, _) = env.create_cart().await;
+    let first = env.add_item(&token, CATALOG[0].0, 1).await;
+    env.wait_for_versions(&[(token.clone(), first)], Duration::from_secs(60))
+        .await;
+    // A snapshot no column can hold (currency is char(3)): Postgres refuses
+    // it with a data exception, whatever the retry.
+    let mut bad = snapshots_of(&env, &token).await.pop().expect("a snapshot");
+    bad.version += 1_000_000;
+    bad.currency = "NOT-A-CURRENCY".into();
+    let value = env.codec.encode(&CART_SNAPSHOTS, &bad).await.unwrap();
+    env.producer
+        .send(
+            FutureRecord::to(&env.config.topics.name(&CART_SNAPSHOTS.def))
+                .key(token.as_str().as_bytes())
+                .payload(&value),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    // Another cart's snapshot, written behind it, still lands.
+    let (other, _) = env.create_cart().await;
+    let last = env.add_item(&other, CATALOG[1].0, 2).await;
+    env.wait_for_versions(&[(other.clone(), last)], Duration::from_secs(60))
+        .await;
+    assert_eq!(quantity(&env, &other, CATALOG[1].0).await, Some(2));
+    // The refused one is a dead letter of the carts sink, and the cart kept
+    // its last good state.
+    let started = Instant::now();
+    loop {
+        let out = checkoutctl(&env, &["dlq", "list"]);
+        let list = String::from_utf8_lossy(&out.stdout).to_string();
+        if list
+            .lines()
+            .any(|l| l.contains("carts-sink") && l.contains("refused"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no refused dead letter: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let version: i64 = sqlx::query_scalar("SELECT version FROM carts WHERE cart_token = $1")
+        .bind(token.as_str())
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(version, first, "the refused snapshot changed nothing");
+}
