@@ -282,14 +282,3 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
-
-// Errors that are not about decoding stay the caller's: a stage that
-// cannot encode its own output has a bug and stops.
-impl<T> Taken<T> {
-    pub fn record(self) -> Option<Record<T>> {
-        match self {
-            Taken::Record(r) => Some(r),
-            Taken::Dead(_) => None,
-        }
-    }
-}
