@@ -541,3 +541,44 @@ async fn a_snapshot_postgres_refuses_for_good_is_dead_lettered_and_the_rest_is_k
         .unwrap();
     assert_eq!(version, first, "the refused snapshot changed nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_names_the_table_versions_it_was_priced_from() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let (token, _) = env.create_cart().await;
+    let first = env.add_item(&token, CATALOG[0].0, 1).await;
+    env.wait_for_versions(&[(token.clone(), first)], Duration::from_secs(60))
+        .await;
+    // A new price: the catalog's next version prices the next command.
+    env.publish_internship(CATALOG[0].0, 5_000_000).await;
+    let catalog_records = CATALOG.len() as i64 + 1;
+    let started = Instant::now();
+    let mut last;
+    loop {
+        last = env.add_item(&token, CATALOG[1].0, 1).await;
+        env.wait_for_versions(&[(token.clone(), last)], Duration::from_secs(60))
+            .await;
+        let newest = snapshots_of(&env, &token).await.pop().unwrap();
+        if newest.priced_with.as_ref().map(|p| p.catalog) == Some(catalog_records) {
+            assert_eq!(
+                newest.lines[0].unit_price.amount_minor, 5_000_000,
+                "priced from that version"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never priced from the new catalog"
+        );
+    }
+    let snaps = snapshots_of(&env, &token).await;
+    let first_snap = snaps.iter().find(|s| s.version == first).unwrap();
+    let priced = first_snap.priced_with.as_ref().expect("versions recorded");
+    assert_eq!(
+        (priced.catalog, priced.fx_rates, priced.coupons),
+        (CATALOG.len() as i64, 0, 0)
+    );
+    assert_eq!(first_snap.lines[0].unit_price.amount_minor, CATALOG[0].1);
+}

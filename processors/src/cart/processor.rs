@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{
     AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, ChosenPlan,
-    Command, CommandRejection, ExpireCart, FxQuote, ItemRequest, TaxLine,
+    Command, CommandRejection, ExpireCart, FxQuote, ItemRequest, PricedWith, TaxLine,
 };
 use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
@@ -157,6 +157,19 @@ where
             catalog: &*self.catalog,
             rates: &*self.rates,
             policy: &self.policy,
+        };
+        // Read before deciding: the versions a snapshot names are never
+        // newer than the tables it was priced from.
+        let priced_with = PricedWith {
+            catalog: self.catalog.catalog_version(),
+            fx_rates: self.rates.rates_version(),
+            coupons: self.coupons.coupons_version(),
+        };
+        let to_record = |cart: &Cart| {
+            to_record(cart).map(|mut s| {
+                s.priced_with = Some(priced_with.clone());
+                s
+            })
         };
         match rules::decide(cart.as_ref(), &input.key, &cmd.command, &stamp, &ctx) {
             Decision::Cart(next) => match to_record(&next) {
@@ -330,6 +343,8 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
                 })
             })
             .collect::<Result<_, MoneyError>>()?,
+        // Set by the processor, which knows its tables' versions.
+        priced_with: None,
     })
 }
 
@@ -557,7 +572,17 @@ mod tests {
             )
             .state
             .unwrap();
-        let back = to_record(&from_record(&s).unwrap()).unwrap();
+        assert_eq!(
+            s.priced_with,
+            Some(PricedWith {
+                catalog: 0,
+                fx_rates: 0,
+                coupons: 0
+            }),
+            "fixed tables are version 0"
+        );
+        let mut back = to_record(&from_record(&s).unwrap()).unwrap();
+        back.priced_with = s.priced_with.clone();
         assert_eq!(back, s);
         assert_eq!(s.rejection.as_ref().map(|r| r.code), Some(1003));
     }

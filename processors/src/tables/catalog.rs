@@ -18,6 +18,10 @@ use schemas::records::coupons::Coupon as CouponRecord;
 
 pub trait CatalogLookup {
     fn internship(&self, id: &str) -> Option<Internship>;
+    /// The version of the catalog answered from (0 for a fixed one).
+    fn catalog_version(&self) -> i64 {
+        0
+    }
 }
 
 impl CatalogLookup for HashMap<String, Internship> {
@@ -30,11 +34,18 @@ impl CatalogLookup for GlobalTable<Internship> {
     fn internship(&self, id: &str) -> Option<Internship> {
         self.get(id)
     }
+    fn catalog_version(&self) -> i64 {
+        self.version()
+    }
 }
 
 /// Coupon definitions by code.
 pub trait CouponLookup {
     fn coupon(&self, code: &str) -> Option<Coupon>;
+    /// The version of the definitions answered from (0 for fixed ones).
+    fn coupons_version(&self) -> i64 {
+        0
+    }
 }
 
 impl CouponLookup for HashMap<String, CouponRecord> {
@@ -47,11 +58,18 @@ impl CouponLookup for GlobalTable<CouponRecord> {
     fn coupon(&self, code: &str) -> Option<Coupon> {
         self.get(code).as_ref().and_then(Coupon::from_record)
     }
+    fn coupons_version(&self) -> i64 {
+        self.version()
+    }
 }
 
 /// The current INR → `currency` rate.
 pub trait RateLookup {
     fn rate(&self, currency: Currency) -> Option<Fx>;
+    /// The version of the rates answered from (0 for fixed ones).
+    fn rates_version(&self) -> i64 {
+        0
+    }
 }
 
 /// Reads a published rate; a malformed one counts as absent.
@@ -74,5 +92,8 @@ impl RateLookup for HashMap<String, FxRate> {
 impl RateLookup for GlobalTable<FxRate> {
     fn rate(&self, currency: Currency) -> Option<Fx> {
         self.get(currency.code()).as_ref().and_then(fx_of)
+    }
+    fn rates_version(&self) -> i64 {
+        self.version()
     }
 }

@@ -20,6 +20,10 @@ use schemas::{Codec, Topic};
 pub struct GlobalTable<V> {
     items: Arc<RwLock<HashMap<String, V>>>,
     loaded: watch::Receiver<bool>,
+    /// The table's version: how many offsets of its topic it has read (the
+    /// sum of the next offsets of its partitions). The same version is the
+    /// same content, so a cart records the versions it was priced with.
+    version: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl<V> Clone for GlobalTable<V> {
@@ -27,6 +31,7 @@ impl<V> Clone for GlobalTable<V> {
         GlobalTable {
             items: self.items.clone(),
             loaded: self.loaded.clone(),
+            version: self.version.clone(),
         }
     }
 }
@@ -59,6 +64,8 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
             let _ = tx.send(true);
         }
         let table = items.clone();
+        let version = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let version_of = version.clone();
         let stall = Stall::default();
         tokio::spawn(async move {
             let mut next: HashMap<i32, i64> = HashMap::new();
@@ -95,13 +102,18 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
                     }
                 }
                 next.insert(m.partition(), m.offset() + 1);
+                version_of.store(next.values().sum(), std::sync::atomic::Ordering::Release);
                 if !*tx.borrow() && caught_up(&next) {
                     let _ = tx.send(true);
                     tracing::info!(topic = topic.def.name, "table loaded");
                 }
             }
         });
-        Ok(GlobalTable { items, loaded })
+        Ok(GlobalTable {
+            items,
+            loaded,
+            version,
+        })
     }
 }
 
@@ -117,6 +129,11 @@ impl<V: Clone> GlobalTable<V> {
             .await
             .map_err(|_| anyhow::anyhow!("table not loaded within {timeout:?}"))??;
         Ok(())
+    }
+
+    /// See the `version` field.
+    pub fn version(&self) -> i64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn is_loaded(&self) -> bool {

@@ -181,6 +181,16 @@ pub struct CartSnapshot {
     pub merged_into: Option<String>,
     pub coupons: Vec<String>,
     pub discounts: Vec<AppliedDiscount>,
+    /// The table versions the snapshot was priced from.
+    #[serde(default)]
+    pub priced_with: Option<PricedWith>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedWith {
+    pub catalog: i64,
+    pub fx_rates: i64,
+    pub coupons: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -400,6 +400,11 @@ mod tests {
                 name: "ten".into(),
                 amount: money(20),
             }],
+            priced_with: Some(cart::PricedWith {
+                catalog: 12,
+                fx_rates: 3,
+                coupons: 0,
+            }),
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         snap.rejection = Some(CommandRejection {
