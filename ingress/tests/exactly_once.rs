@@ -486,8 +486,9 @@ async fn snapshots_of(
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_postgres_refuses_for_good_is_dead_lettered_and_the_rest_is_kept() {
+/// A pipeline with one cart holding one seat of the first internship,
+/// visible in Postgres; returns the cart and that command's version.
+async fn running_cart_with_one_item() -> (TestEnv, CartToken, i64) {
     let env = TestEnv::new().await;
     env.spawn_cart_processor();
     env.spawn_sinks();
@@ -495,6 +496,12 @@ async fn a_snapshot_postgres_refuses_for_good_is_dead_lettered_and_the_rest_is_k
     let first = env.add_item(&token, CATALOG[0].0, 1).await;
     env.wait_for_versions(&[(token.clone(), first)], Duration::from_secs(60))
         .await;
+    (env, token, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_postgres_refuses_for_good_is_dead_lettered_and_the_rest_is_kept() {
+    let (env, token, first) = running_cart_with_one_item().await;
     // A snapshot no column can hold (currency is char(3)): Postgres refuses
     // it with a data exception, whatever the retry.
     let mut bad = snapshots_of(&env, &token).await.pop().expect("a snapshot");
@@ -544,13 +551,7 @@ async fn a_snapshot_postgres_refuses_for_good_is_dead_lettered_and_the_rest_is_k
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_names_the_table_versions_it_was_priced_from() {
-    let env = TestEnv::new().await;
-    env.spawn_cart_processor();
-    env.spawn_sinks();
-    let (token, _) = env.create_cart().await;
-    let first = env.add_item(&token, CATALOG[0].0, 1).await;
-    env.wait_for_versions(&[(token.clone(), first)], Duration::from_secs(60))
-        .await;
+    let (env, token, first) = running_cart_with_one_item().await;
     // A new price: the catalog's next version prices the next command.
     env.publish_internship(CATALOG[0].0, 5_000_000).await;
     let catalog_records = CATALOG.len() as i64 + 1;
