@@ -295,7 +295,9 @@ async fn session<P: Processor>(
             stage::fault_hold().await;
             let group_meta = consumer
                 .group_metadata()
-                .ok_or_else(|| TxnError::Fatal(rdkafka::error::KafkaError::NoMessageReceived))?;
+                // Only a consumer outside its group lacks it: abort, and the
+                // batch is read again once the member has rejoined.
+                .ok_or_else(|| TxnError::Step("the consumer has no group metadata".into()))?;
             let offsets = kafka::next_offsets(&done).map_err(TxnError::Fatal)?;
             txn.commit(Some((offsets, group_meta))).await
         }
