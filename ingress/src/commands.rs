@@ -22,6 +22,7 @@ use schemas::topics::CART_COMMANDS;
 use schemas::{Codec, Topic};
 
 use crate::error::ApiError;
+use crate::table_versions::TableVersions;
 
 /// How long a send waits for room in the producer's queue; after that the
 /// record was never enqueued (`QueueFull`), so nothing was written.
@@ -34,6 +35,8 @@ pub struct CommandWriter {
     /// How long a request waits for the broker's acknowledgement before
     /// answering that the outcome is unknown (`KAFKA_ACK_TIMEOUT_MS`).
     ack_timeout: Duration,
+    /// Stamped on cart commands; moved by writes to table topics.
+    tables: TableVersions,
 }
 
 impl CommandWriter {
@@ -41,16 +44,31 @@ impl CommandWriter {
         producer: FutureProducer,
         codec: Arc<Codec>,
         ack_timeout: Duration,
+        tables: TableVersions,
     ) -> CommandWriter {
         CommandWriter {
             producer,
             codec,
             ack_timeout,
+            tables,
         }
     }
 
-    /// Writes a cart command; returns its offset once acknowledged.
+    /// Writes a cart command, stamped with the table versions it is to be
+    /// priced at (unless it carries them); returns its offset once
+    /// acknowledged.
     pub async fn send_cart(&self, command: &CartCommand) -> Result<i64, ApiError> {
+        let stamped;
+        let command = match command.tables_at {
+            Some(_) => command,
+            None => {
+                stamped = CartCommand {
+                    tables_at: self.tables.current(),
+                    ..command.clone()
+                };
+                &stamped
+            }
+        };
         self.send(
             &CART_COMMANDS,
             &command.cart_token,
@@ -83,7 +101,10 @@ impl CommandWriter {
         let sent =
             tokio::time::timeout(self.ack_timeout, self.producer.send(record, QUEUE_TIMEOUT));
         match sent.await {
-            Ok(Ok(delivery)) => Ok(delivery.offset),
+            Ok(Ok(delivery)) => {
+                self.tables.advance(&topic.def, delivery.offset + 1);
+                Ok(delivery.offset)
+            }
             Ok(Err((e, _))) if may_have_been_written(&e) => Err(ApiError::OutcomeUnknown {
                 command_id: causation_id.to_owned(),
                 cause: anyhow::anyhow!("producing {name}: {e}"),

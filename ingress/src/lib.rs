@@ -7,7 +7,8 @@
 //! - [`error`]: the one error body every non-2xx answer uses;
 //! - [`correlation`]: the `X-Correlation-ID` layer;
 //! - [`extract`]: JSON input with unknown fields refused;
-//! - [`commands`]: producing commands to Kafka;
+//! - [`commands`]: producing commands to Kafka, stamped with the
+//!   [`table_versions`] they are priced at;
 //! - [`idempotency`]: `Idempotency-Key` on every write: stable command ids,
 //!   stored and replayed answers;
 //! - [`read_model`] and [`waiters`]: reading carts and waiting for versions.
@@ -22,6 +23,7 @@ pub mod idempotency;
 pub mod rate_limit;
 pub mod read_model;
 pub mod routes;
+pub mod table_versions;
 pub mod waiters;
 
 use std::net::SocketAddr;
@@ -163,7 +165,12 @@ impl Application {
             .registry(p.schema_registry_url.clone())
             .postgres(pool.clone());
         let state = AppState {
-            commands: commands::CommandWriter::new(producer, codec, config.ack_timeout),
+            commands: commands::CommandWriter::new(
+                producer,
+                codec.clone(),
+                config.ack_timeout,
+                table_versions::TableVersions::follow(&p.kafka_brokers, codec.names()).await?,
+            ),
             pool,
             waiters,
             pricing: Arc::new(config.pricing.clone()),

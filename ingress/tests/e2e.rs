@@ -573,3 +573,112 @@ async fn an_estimate_prices_items_without_a_cart_and_the_catalog_is_listed() {
         1006
     );
 }
+
+/// Finding 8 of the exactly-once review: commands carry the table versions
+/// they are priced at. An admin's price change is in the very next command
+/// the same ingress accepts (no race with the processor's table), and every
+/// snapshot names exactly the versions its command was stamped with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_change_prices_the_next_command_at_the_versions_it_was_stamped_with() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let addr = env.spawn_ingress().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    let user = format!(
+        "Bearer {}",
+        common::token("buyer-stamp", "user", 600, common::JWT_SECRET)
+    );
+    let admin = format!(
+        "Bearer {}",
+        common::token("ops", "admin", 600, common::JWT_SECRET)
+    );
+    let created: Value = http
+        .post(format!("{base}/cart"))
+        .header("authorization", &user)
+        .json(&json!({"items": [{"internship_id": "rust-backend", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["cart_token"].as_str().unwrap();
+    let url = format!("{base}/cart/{token}");
+    let before = write_then_read(
+        &http,
+        http.post(format!("{url}/items"))
+            .json(&json!({"internship_id": "design", "quantity": 1})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(
+        before["items"][0]["unit_price_minor"], 4_990_000,
+        "{before}"
+    );
+
+    let changed = http
+        .put(format!("{base}/admin/internships/rust-backend"))
+        .header("authorization", &admin)
+        .json(&json!({"title": "Rust backend", "category": "engineering", "price_minor": 5_500_000, "currency": "INR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 202, "{}", changed.text().await.unwrap());
+    // The very next command: no retry loop, the stamp carries the change.
+    let after = write_then_read(
+        &http,
+        http.put(format!("{url}/items/design"))
+            .json(&json!({"quantity": 2})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(after["items"][0]["unit_price_minor"], 5_500_000, "{after}");
+
+    let commands = env.commands_in_log(true).await;
+    let mine: Vec<_> = commands
+        .iter()
+        .filter(|(_, _, c)| c.cart_token == token)
+        .collect();
+    assert_eq!(mine.len(), 3, "create, add, set quantity");
+    let catalog_size = common::CATALOG.len() as i64;
+    let stamps: Vec<i64> = mine
+        .iter()
+        .map(|(_, _, c)| {
+            c.tables_at
+                .as_ref()
+                .expect("stamped by the ingress")
+                .catalog
+        })
+        .collect();
+    assert_eq!(
+        stamps[..2],
+        [catalog_size, catalog_size],
+        "before the change"
+    );
+    assert_eq!(stamps[2], catalog_size + 1, "the change's version");
+    let snapshots = env
+        .read_topic(&schemas::topics::CART_SNAPSHOTS.def, true)
+        .await;
+    let mut named = 0;
+    for r in snapshots {
+        let snap = env
+            .codec
+            .decode(&schemas::topics::CART_SNAPSHOTS, r.value.as_deref())
+            .await
+            .unwrap();
+        if snap.cart_token != token {
+            continue;
+        }
+        let (_, _, cmd) = mine
+            .iter()
+            .find(|(_, offset, _)| *offset == snap.version)
+            .expect("a snapshot per command");
+        assert_eq!(snap.priced_with, cmd.tables_at, "priced at its stamp");
+        named += 1;
+    }
+    assert_eq!(named, 3);
+}

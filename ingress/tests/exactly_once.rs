@@ -55,6 +55,7 @@ fn add(token: &CartToken, id: &str, quantity: i32, command_id: &str) -> CartComm
             quantity,
             actor_user_id: None,
         }),
+        tables_at: None,
     }
 }
 

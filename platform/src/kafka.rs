@@ -16,7 +16,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -399,7 +401,10 @@ pub fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaEr
     base_config(brokers).create()
 }
 
-/// Creates the catalog's topics; topics that exist are left as they are.
+/// Creates the catalog's topics. A topic that exists keeps its partitions
+/// (changing them would move keys) but gets the catalog's cleanup policy
+/// and retention, so a deployment follows the catalog when it changes
+/// (the table topics went from compacted to kept whole).
 pub async fn create_topics(
     brokers: &str,
     names: &TopicNames,
@@ -426,13 +431,37 @@ pub async fn create_topics(
         })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let mut existing = Vec::new();
     for result in admin.create_topics(topics.iter(), &opts).await? {
         match result {
             Ok(name) => tracing::info!(topic = %name, "topic created"),
-            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                tracing::debug!(topic = %name, "topic exists")
-            }
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(name),
             Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+        }
+    }
+    // AlterConfigs (rdkafka 0.39 has no incremental variant) replaces a
+    // topic's dynamic settings as a whole: these two are all the catalog
+    // sets; a setting added to creation must be added here too.
+    let alters: Vec<AlterConfig<'_>> = defs
+        .iter()
+        .zip(&full)
+        .zip(&retention)
+        .filter(|((_, name), _)| existing.contains(name))
+        .map(|((d, name), retention)| {
+            let a = AlterConfig::new(ResourceSpecifier::Topic(name))
+                .set("cleanup.policy", d.cleanup.as_config());
+            match retention {
+                Some(ms) => a.set("retention.ms", ms),
+                None => a,
+            }
+        })
+        .collect();
+    if !alters.is_empty() {
+        for result in admin.alter_configs(alters.iter(), &opts).await? {
+            match result {
+                Ok(resource) => tracing::debug!(?resource, "topic settings follow the catalog"),
+                Err((resource, code)) => anyhow::bail!("altering {resource:?}: {code}"),
+            }
         }
     }
     Ok(())

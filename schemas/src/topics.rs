@@ -27,7 +27,7 @@ use crate::records::{
 pub enum Cleanup {
     /// Keep by time (commands and events: the history is the point).
     Delete,
-    /// Keep the latest record per key (tables: catalog, snapshots, changelogs).
+    /// Keep the latest record per key (snapshots, changelogs).
     Compact,
 }
 
@@ -70,14 +70,21 @@ impl<V> Topic<V> {
     }
 }
 
+/// `retention.ms` of the table topics: every version is kept, not only the
+/// latest per key (compaction would drop them), because a command names
+/// the table versions it is priced at and a replay must find them. Tables
+/// change rarely (prices, rates, coupons), so their whole history is small.
+/// Each has one partition, so a version (an offset) names one content.
+pub const KEEP_FOREVER: i64 = -1;
+
 /// Partitions of the cart command topic and everything co-partitioned with it.
 const CART_PARTITIONS: i32 = 4;
 
 pub const CATALOG_INTERNSHIPS: Topic<Internship> = Topic::new(TopicDef {
     name: "catalog.internships",
     partitions: 1,
-    cleanup: Cleanup::Compact,
-    retention_ms: None,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(KEEP_FOREVER),
     value_schema: include_str!("../avro/internhub.catalog.Internship.avsc"),
     doc: "The internship catalog, keyed by internship id; every cart processor reads all of it.",
 });
@@ -85,8 +92,8 @@ pub const CATALOG_INTERNSHIPS: Topic<Internship> = Topic::new(TopicDef {
 pub const FX_RATES: Topic<FxRate> = Topic::new(TopicDef {
     name: "fx.rates",
     partitions: 1,
-    cleanup: Cleanup::Compact,
-    retention_ms: None,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(KEEP_FOREVER),
     value_schema: include_str!("../avro/internhub.fx.FxRate.avsc"),
     doc: "INR to display-currency rates, keyed by currency code; every cart processor reads all of it.",
 });
@@ -94,8 +101,8 @@ pub const FX_RATES: Topic<FxRate> = Topic::new(TopicDef {
 pub const COUPONS: Topic<Coupon> = Topic::new(TopicDef {
     name: "coupons.definitions",
     partitions: 1,
-    cleanup: Cleanup::Compact,
-    retention_ms: None,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(KEEP_FOREVER),
     value_schema: include_str!("../avro/internhub.coupons.Coupon.avsc"),
     doc: "Coupon definitions, keyed by code; every cart processor reads all of it.",
 });
@@ -204,6 +211,15 @@ mod tests {
         assert_eq!(names.len(), ALL.len());
         assert_eq!(CART_COMMANDS.def.partitions, CART_CHANGELOG.def.partitions);
         assert_eq!(CART_COMMANDS.def.partitions, CART_APPLIED.def.partitions);
+    }
+
+    #[test]
+    fn table_topics_keep_every_version_in_one_partition() {
+        for t in [CATALOG_INTERNSHIPS.def, FX_RATES.def, COUPONS.def] {
+            assert_eq!(t.partitions, 1, "{}: a version is one offset", t.name);
+            assert_eq!(t.cleanup, Cleanup::Delete, "{}: no compaction", t.name);
+            assert_eq!(t.retention_ms, Some(KEEP_FOREVER), "{}", t.name);
+        }
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! Every accepted change is written to the audit log.
 //!
 //! - `PUT /internships/{internship_id}`: create or replace a catalog entry
-//!   (published to the compacted `catalog.internships`; the cart processors
-//!   price from it);
-//! - `PUT /coupons/{code}`: create or replace a coupon (to the compacted
+//!   (published to `catalog.internships`; the cart processors price from
+//!   it);
+//! - `PUT /coupons/{code}`: create or replace a coupon (to
 //!   `coupons.definitions`; carts re-check their coupons on every change);
-//! - `PUT /fx-rates/{currency}`: publish the INR → currency rate (to the
-//!   compacted `fx.rates`; carts keep the rate's time on their snapshot).
+//! - `PUT /fx-rates/{currency}`: publish the INR → currency rate (to
+//!   `fx.rates`; carts keep the rate's time on their snapshot).
+//!
+//! Table topics keep every version: commands name the versions they are
+//! priced at (see `crate::table_versions`).
 //!
 //! Each record's causation id comes from [`CommandIds`] (derived from the
 //! request's `Idempotency-Key` when it has one).

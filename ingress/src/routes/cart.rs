@@ -200,6 +200,7 @@ pub(crate) async fn open_cart(
                         items,
                         user_id: user.to_owned(),
                     }),
+                    tables_at: None,
                 };
                 (
                     state.commands.send_cart(&command).await?,
@@ -225,6 +226,7 @@ pub(crate) async fn open_cart(
             items,
             device_id,
         }),
+        tables_at: None,
     };
     let version = state.commands.send_cart(&command).await?;
     crate::http_metrics::metrics().carts_created.inc();
@@ -301,6 +303,7 @@ pub(crate) async fn send_to_cart(
         cart_token: token.as_str().to_owned(),
         issued_at: now_ms(),
         command,
+        tables_at: None,
     };
     let version = state.commands.send_cart(&command).await?;
     Ok(Accepted {

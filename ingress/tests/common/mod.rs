@@ -178,6 +178,9 @@ impl TestEnv {
             // Real time: the processor's expiry timer compares it with its clock.
             issued_at: chrono::Utc::now().timestamp_millis(),
             command,
+            // Unstamped, as an older ingress wrote them: priced from the
+            // processor's tables as they are.
+            tables_at: None,
         };
         let key = Codec::encode_key(token.as_str());
         let value = self.codec.encode(&CART_COMMANDS, &cmd).await.unwrap();

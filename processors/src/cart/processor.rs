@@ -20,10 +20,18 @@ use super::coupons;
 use super::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
 use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
-use crate::tables::catalog::{CatalogLookup, CouponLookup, RateLookup};
+use crate::tables::catalog::At;
+use crate::tables::Table;
+use schemas::records::catalog::Internship;
+use schemas::records::coupons::Coupon as CouponRecord;
+use schemas::records::fx::FxRate;
 
 /// A day: carts idle this long expire.
 pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long a command waits for the table versions it was stamped with
+/// before its batch is aborted and read again.
+const TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Most coupons on one cart.
 pub const MAX_COUPONS: usize = 3;
@@ -81,9 +89,9 @@ impl Emit for CartOutput {
 
 impl<C, R, K> Processor for CartProcessor<C, R, K>
 where
-    C: CatalogLookup + Send + Sync + 'static,
-    R: RateLookup + Send + Sync + 'static,
-    K: CouponLookup + Send + Sync + 'static,
+    C: Table<Internship> + 'static,
+    R: Table<FxRate> + 'static,
+    K: Table<CouponRecord> + 'static,
 {
     type Input = CartCommand;
     type State = CartSnapshot;
@@ -109,6 +117,20 @@ where
 
     fn input_id(input: &CartCommand) -> &str {
         &input.command_id
+    }
+
+    /// A command stamped with table versions waits until this instance's
+    /// tables have read them (normally at once: the ingress stamps what the
+    /// broker already holds). Never priced from an older table.
+    fn ready<'a>(&'a self, input: &'a Input<CartCommand>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let Some(at) = &input.value.tables_at else {
+                return Ok(());
+            };
+            self.catalog.reached(at.catalog, TABLE_WAIT).await?;
+            self.rates.reached(at.fx_rates, TABLE_WAIT).await?;
+            self.coupons.reached(at.coupons, TABLE_WAIT).await
+        })
     }
 
     /// The cart as it is, at the duplicate's version: a client that wrote
@@ -149,22 +171,29 @@ where
             offset: input.offset,
             at_ms: cmd.issued_at,
         };
+        // One version per table for the whole decision: the one stamped on
+        // the command (so a replay reads what the first run read), else the
+        // newest read, resolved once before deciding.
+        let at = cmd.tables_at.clone().unwrap_or_else(|| PricedWith {
+            catalog: self.catalog.version(),
+            fx_rates: self.rates.version(),
+            coupons: self.coupons.version(),
+        });
+        let (catalog, rates, coupons) = (
+            At::new(&*self.catalog, at.catalog),
+            At::new(&*self.rates, at.fx_rates),
+            At::new(&*self.coupons, at.coupons),
+        );
         let ctx = Context {
             limits: self.limits,
-            coupons: &*self.coupons,
+            coupons: &coupons,
             max_coupons: MAX_COUPONS,
             ttl_ms: self.ttl_ms,
-            catalog: &*self.catalog,
-            rates: &*self.rates,
+            catalog: &catalog,
+            rates: &rates,
             policy: &self.policy,
         };
-        // Read before deciding: the versions a snapshot names are never
-        // newer than the tables it was priced from.
-        let priced_with = PricedWith {
-            catalog: self.catalog.catalog_version(),
-            fx_rates: self.rates.rates_version(),
-            coupons: self.coupons.coupons_version(),
-        };
+        let priced_with = at;
         let to_record = |cart: &Cart| {
             to_record(cart).map(|mut s| {
                 s.priced_with = Some(priced_with.clone());
@@ -196,6 +225,9 @@ where
                             .to_string(),
                         cart_token: target,
                         issued_at: cmd.issued_at,
+                        // Priced where the merge was: a replay of either
+                        // command prices the same.
+                        tables_at: Some(priced_with.clone()),
                         command: Command::AbsorbItems(AbsorbItems {
                             source_cart_token: input.key.clone(),
                             items: items
@@ -246,6 +278,9 @@ where
                     command: Command::ExpireCart(ExpireCart {
                         ttl_ms: self.ttl_ms,
                     }),
+                    // Derived from the state, like the id: every tick asks
+                    // for the same expiry, priced where the cart last was.
+                    tables_at: s.priced_with.clone(),
                 })
             })
             .collect()
@@ -473,20 +508,24 @@ mod tests {
         HashMap<String, schemas::records::coupons::Coupon>,
     >;
 
-    fn processor() -> Proc {
-        let item = Internship {
+    fn rust_at(amount_minor: i64) -> Internship {
+        Internship {
             internship_id: "rust".into(),
             title: "Rust".into(),
             category: "eng".into(),
             base_price: WireMoney {
-                amount_minor: 49_900,
+                amount_minor,
                 currency: "INR".into(),
             },
             tax_class: "standard".into(),
             active: true,
             updated_at: 0,
             billing_periods: vec![],
-        };
+        }
+    }
+
+    fn processor() -> Proc {
+        let item = rust_at(49_900);
         let usd = FxRate {
             base: "INR".into(),
             quote: "USD".into(),
@@ -510,6 +549,7 @@ mod tests {
                 cart_token: "t".into(),
                 issued_at: 7,
                 command,
+                tables_at: None,
             },
             partition: 0,
             offset,
@@ -542,6 +582,85 @@ mod tests {
         assert_eq!(sa.event_id, sb.event_id);
         assert_eq!(sa.version, 3);
         assert_eq!(Proc::applied_offset(sa), 3);
+    }
+
+    /// Finding 8 of the exactly-once review: `apply` read the live tables,
+    /// so a replay of the same input priced from whatever they held then.
+    #[test]
+    fn a_stamped_command_prices_the_same_after_the_tables_moved_on() {
+        use crate::tables::History;
+        let with = |catalog: &History<Internship>| {
+            CartProcessor::new(
+                Arc::new(catalog.clone()),
+                Arc::new(HashMap::<String, FxRate>::new()),
+                Arc::new(HashMap::<String, schemas::records::coupons::Coupon>::new()),
+                PricingPolicy::default(),
+                DEFAULT_TTL_MS,
+            )
+        };
+        let price = |o: &Outcome<CartSnapshot, CartOutput>| {
+            let s = o.state.as_ref().expect("a cart");
+            (
+                s.lines[0].unit_price.amount_minor,
+                s.priced_with.as_ref().map(|p| p.catalog),
+            )
+        };
+        let mut catalog = History::default();
+        catalog.record("rust".into(), Some(rust_at(49_900)), 0);
+        let mut stamped = input(3, create());
+        stamped.value.tables_at = Some(PricedWith {
+            catalog: 1,
+            fx_rates: 0,
+            coupons: 0,
+        });
+        let first = with(&catalog).apply(None, &stamped);
+        assert_eq!(price(&first), (49_900, Some(1)));
+
+        // The price changes; the same input replayed (a new processor
+        // version re-reading the commands) prices as the first run did.
+        catalog.record("rust".into(), Some(rust_at(59_900)), 1);
+        let replay = with(&catalog).apply(None, &stamped);
+        assert_eq!(replay.state, first.state);
+
+        // An unstamped command (from before the stamp) is priced at the
+        // newest version read, and names it.
+        let live = with(&catalog).apply(None, &input(4, create()));
+        assert_eq!(price(&live), (59_900, Some(2)));
+    }
+
+    #[tokio::test]
+    async fn a_command_waits_for_the_table_versions_it_was_stamped_with() {
+        use crate::tables::History;
+        let mut catalog = History::default();
+        catalog.record("rust".into(), Some(rust_at(49_900)), 0);
+        let p: CartProcessor<
+            History<Internship>,
+            HashMap<String, FxRate>,
+            HashMap<String, schemas::records::coupons::Coupon>,
+        > = CartProcessor::new(
+            Arc::new(catalog),
+            Arc::new(HashMap::new()),
+            Arc::new(HashMap::new()),
+            PricingPolicy::default(),
+            DEFAULT_TTL_MS,
+        );
+        let mut cmd = input(3, create());
+        assert_eq!(p.ready(&cmd).await, Ok(()), "unstamped: at once");
+        cmd.value.tables_at = Some(PricedWith {
+            catalog: 1,
+            fx_rates: 0,
+            coupons: 0,
+        });
+        assert_eq!(p.ready(&cmd).await, Ok(()), "the table has read version 1");
+        cmd.value.tables_at = Some(PricedWith {
+            catalog: 2,
+            fx_rates: 0,
+            coupons: 0,
+        });
+        assert!(
+            p.ready(&cmd).await.is_err(),
+            "version 2 not read: not priced from an older table"
+        );
     }
 
     #[test]

@@ -118,6 +118,13 @@ pub trait Processor: Send + Sync + 'static {
     /// any offsets, is applied once.
     fn input_id(input: &Self::Input) -> &str;
 
+    /// Resolves once everything `apply` reads for `input` is there (the
+    /// table versions a command was stamped with); an error aborts the
+    /// batch, which is read again. By default, at once.
+    fn ready<'a>(&'a self, _input: &'a Input<Self::Input>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// The rule: given the key's state (if any) and one input, what changes.
     fn apply(
         &self,
@@ -451,6 +458,12 @@ async fn process_batch<P: Processor>(
                 processor.duplicate(s, &input)
             }
             _ => {
+                processor
+                    .ready(&input)
+                    .instrument(span.clone())
+                    .await
+                    .map_err(abort_on)?;
+                let current = states.get(partition, &input.key);
                 let outcome = span.in_scope(|| processor.apply(current, &input));
                 span.in_scope(|| tracing::debug!(key = %input.key, outputs = outcome.outputs.len(), state_changed = outcome.state.is_some(), "input applied"));
                 outcome

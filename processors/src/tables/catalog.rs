@@ -1,7 +1,9 @@
 //! The joins the cart rules make, as traits the pure code depends on: the
 //! catalog (prices always come from here, never from a client), the FX
-//! rates and the coupon definitions. The running processor backs them with [`GlobalTable`]s; tests
-//! back them with plain maps.
+//! rates and the coupon definitions. The processor answers them from a
+//! [`Table`] as of one version ([`At`]): the versions a command was stamped
+//! with, so a replay reads what the first run read. Rule tests back them
+//! with plain maps.
 
 use std::collections::HashMap;
 
@@ -11,7 +13,7 @@ use schemas::records::catalog::Internship;
 use schemas::records::fx::FxRate;
 use schemas::Currency;
 
-use super::GlobalTable;
+use super::global::Table;
 use crate::cart::coupons::Coupon;
 use crate::cart::pricing::Fx;
 use schemas::records::coupons::Coupon as CouponRecord;
@@ -30,15 +32,6 @@ impl CatalogLookup for HashMap<String, Internship> {
     }
 }
 
-impl CatalogLookup for GlobalTable<Internship> {
-    fn internship(&self, id: &str) -> Option<Internship> {
-        self.get(id)
-    }
-    fn catalog_version(&self) -> i64 {
-        self.version()
-    }
-}
-
 /// Coupon definitions by code.
 pub trait CouponLookup {
     fn coupon(&self, code: &str) -> Option<Coupon>;
@@ -51,15 +44,6 @@ pub trait CouponLookup {
 impl CouponLookup for HashMap<String, CouponRecord> {
     fn coupon(&self, code: &str) -> Option<Coupon> {
         self.get(code).and_then(Coupon::from_record)
-    }
-}
-
-impl CouponLookup for GlobalTable<CouponRecord> {
-    fn coupon(&self, code: &str) -> Option<Coupon> {
-        self.get(code).as_ref().and_then(Coupon::from_record)
-    }
-    fn coupons_version(&self) -> i64 {
-        self.version()
     }
 }
 
@@ -89,11 +73,49 @@ impl RateLookup for HashMap<String, FxRate> {
     }
 }
 
-impl RateLookup for GlobalTable<FxRate> {
+/// A table as it was at one version: what a command stamped with that
+/// version is priced from. Every lookup of one decision goes through the
+/// same version, so a table that moves on meanwhile changes nothing.
+pub struct At<'a, T> {
+    table: &'a T,
+    version: i64,
+}
+
+impl<'a, T> At<'a, T> {
+    pub fn new(table: &'a T, version: i64) -> At<'a, T> {
+        At { table, version }
+    }
+}
+
+impl<T: Table<Internship>> CatalogLookup for At<'_, T> {
+    fn internship(&self, id: &str) -> Option<Internship> {
+        self.table.get_at(id, Some(self.version))
+    }
+    fn catalog_version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl<T: Table<FxRate>> RateLookup for At<'_, T> {
     fn rate(&self, currency: Currency) -> Option<Fx> {
-        self.get(currency.code()).as_ref().and_then(fx_of)
+        self.table
+            .get_at(currency.code(), Some(self.version))
+            .as_ref()
+            .and_then(fx_of)
     }
     fn rates_version(&self) -> i64 {
-        self.version()
+        self.version
+    }
+}
+
+impl<T: Table<CouponRecord>> CouponLookup for At<'_, T> {
+    fn coupon(&self, code: &str) -> Option<Coupon> {
+        self.table
+            .get_at(code, Some(self.version))
+            .as_ref()
+            .and_then(Coupon::from_record)
+    }
+    fn coupons_version(&self) -> i64 {
+        self.version
     }
 }

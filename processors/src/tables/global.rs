@@ -1,14 +1,17 @@
-//! A compacted topic followed into memory.
+//! A table topic followed into memory, with its history.
 //!
 //! Every instance reads the whole topic from the beginning and keeps
-//! following it; the latest record per key wins and a tombstone removes the
-//! key. A service reports ready only once the table has caught up with the
-//! end the topic had when the service started.
+//! following it. Every version of every key is kept ([`History`]), so the
+//! table answers as it was at any version it has read: a command priced at
+//! the versions the ingress stamped on it prices the same on every replay.
+//! A service reports ready only once the table has caught up with the end
+//! the topic had when the service started.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::de::DeserializeOwned;
@@ -17,21 +20,66 @@ use tokio::sync::watch;
 use platform::stage::{self, Stall, Taken};
 use schemas::{Codec, Topic};
 
+use super::history::History;
+
+/// A table read by key, as of a version. The running processor's tables
+/// are [`GlobalTable`]s; tests use a plain map (one fixed version, 0) or a
+/// [`History`].
+pub trait Table<V>: Send + Sync {
+    /// `key`'s value at `version` (the latest when `None`).
+    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V>;
+    /// The newest version read.
+    fn version(&self) -> i64;
+    /// Resolves once the table has read `version`, or fails after `timeout`.
+    /// A fixed table has every version.
+    fn reached(&self, _version: i64, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl<V: Clone + Send + Sync> Table<V> for HashMap<String, V> {
+    fn get_at(&self, key: &str, _version: Option<i64>) -> Option<V> {
+        self.get(key).cloned()
+    }
+    fn version(&self) -> i64 {
+        0
+    }
+}
+
+impl<V: Clone + Send + Sync> Table<V> for History<V> {
+    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V> {
+        History::get_at(self, key, version).cloned()
+    }
+    fn version(&self) -> i64 {
+        History::version(self)
+    }
+    fn reached(&self, version: i64, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        let have = History::version(self);
+        Box::pin(async move {
+            if have >= version {
+                Ok(())
+            } else {
+                Err(format!("table at version {have}, {version} wanted"))
+            }
+        })
+    }
+}
+
 pub struct GlobalTable<V> {
-    items: Arc<RwLock<HashMap<String, V>>>,
+    history: Arc<RwLock<History<V>>>,
     loaded: watch::Receiver<bool>,
-    /// The table's version: how many offsets of its topic it has read (the
-    /// sum of the next offsets of its partitions). The same version is the
-    /// same content, so a cart records the versions it was priced with.
-    version: Arc<std::sync::atomic::AtomicI64>,
+    /// The newest version read, for waiters.
+    version: watch::Receiver<i64>,
+    topic: &'static str,
 }
 
 impl<V> Clone for GlobalTable<V> {
     fn clone(&self) -> Self {
         GlobalTable {
-            items: self.items.clone(),
+            history: self.history.clone(),
             loaded: self.loaded.clone(),
             version: self.version.clone(),
+            topic: self.topic,
         }
     }
 }
@@ -43,83 +91,140 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
         codec: Arc<Codec>,
         topic: &'static Topic<V>,
     ) -> anyhow::Result<GlobalTable<V>> {
+        // A version counts offsets of one partition (see `History`).
+        anyhow::ensure!(
+            topic.def.partitions == 1,
+            "table topic {} must have one partition",
+            topic.def.name
+        );
         let name = codec.names().name(&topic.def);
         let consumer: StreamConsumer = platform::kafka::reader_config(brokers).create()?;
-        let partitions = topic.def.partitions;
-        let mut ends = HashMap::new();
+        let (_, end) = consumer.fetch_watermarks(&name, 0, Duration::from_secs(10))?;
         let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            let (_, high) = consumer.fetch_watermarks(&name, p, Duration::from_secs(10))?;
-            ends.insert(p, high);
-            tpl.add_partition_offset(&name, p, Offset::Beginning)?;
-        }
+        tpl.add_partition_offset(&name, 0, Offset::Beginning)?;
         consumer.assign(&tpl)?;
-        let items = Arc::new(RwLock::new(HashMap::new()));
-        let (tx, loaded) = watch::channel(false);
-        let caught_up = move |next: &HashMap<i32, i64>| {
-            (0..partitions)
-                .all(|p| next.get(&p).copied().unwrap_or(0) >= ends.get(&p).copied().unwrap_or(0))
-        };
-        if caught_up(&HashMap::new()) {
-            let _ = tx.send(true);
-        }
-        let table = items.clone();
-        let version = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let version_of = version.clone();
+        let history = Arc::new(RwLock::new(History::default()));
+        let (loaded_tx, loaded) = watch::channel(end == 0);
+        let (version_tx, version) = watch::channel(0i64);
+        let table = history.clone();
         let stall = Stall::default();
         tokio::spawn(async move {
-            let mut next: HashMap<i32, i64> = HashMap::new();
             loop {
-                let m = match consumer.recv().await {
-                    Ok(m) => m,
-                    Err(e) => {
+                // Between records, the consumer's position may pass offsets
+                // that hold no record (transaction markers): the version
+                // follows it, so a waiter for the topic's end is not left
+                // hanging.
+                let received =
+                    tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+                let next = match received {
+                    Err(_) => position(&consumer, &name),
+                    Ok(Err(e)) => {
                         tracing::warn!(topic = topic.def.name, error = %e, "table read failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     }
-                };
-                let m = m.detach();
-                if m.payload().is_none() {
-                    // A tombstone removes the key.
-                    if let Ok(key) = Codec::decode_key(&topic.def, m.key()) {
+                    Ok(Ok(m)) => {
+                        let m = m.detach();
+                        let key = Codec::decode_key(&topic.def, m.key());
+                        let value = if m.payload().is_none() {
+                            // A tombstone removes the key.
+                            Some(None)
+                        } else {
+                            // Waits out a registry outage like every stage
+                            // does; every instance reads the whole table, so
+                            // a record that can never be decoded is logged
+                            // and counted (by `take`) rather than
+                            // dead-lettered once per instance.
+                            match stage::take("global-table", &codec, topic, &m, &stall).await {
+                                Taken::Record(r) => Some(Some(r.value)),
+                                Taken::Dead(_) => None,
+                            }
+                        };
                         if let Ok(mut t) = table.write() {
-                            t.remove(&key);
-                        }
-                    }
-                } else {
-                    // Waits out a registry outage like every stage does;
-                    // every instance reads the whole table, so a record
-                    // that can never be decoded is logged and counted (by
-                    // `take`) rather than dead-lettered once per instance.
-                    let stage = "global-table";
-                    match stage::take(stage, &codec, topic, &m, &stall).await {
-                        Taken::Record(r) => {
-                            if let Ok(mut t) = table.write() {
-                                t.insert(r.key, r.value);
+                            match (key, value) {
+                                (Ok(key), Some(value)) => t.record(key, value, m.offset()),
+                                _ => t.advance(m.offset() + 1),
                             }
                         }
-                        Taken::Dead(_) => {}
+                        Some(m.offset() + 1)
                     }
-                }
-                next.insert(m.partition(), m.offset() + 1);
-                version_of.store(next.values().sum(), std::sync::atomic::Ordering::Release);
-                if !*tx.borrow() && caught_up(&next) {
-                    let _ = tx.send(true);
-                    tracing::info!(topic = topic.def.name, "table loaded");
+                };
+                let Some(next) = next else { continue };
+                let version = match table.write() {
+                    Ok(mut t) => {
+                        t.advance(next);
+                        t.version()
+                    }
+                    Err(_) => continue,
+                };
+                version_tx.send_if_modified(|v| {
+                    let newer = version > *v;
+                    *v = version.max(*v);
+                    newer
+                });
+                if !*loaded_tx.borrow() && version >= end {
+                    let _ = loaded_tx.send(true);
+                    tracing::info!(topic = topic.def.name, version, "table loaded");
                 }
             }
         });
         Ok(GlobalTable {
-            items,
+            history,
             loaded,
             version,
+            topic: topic.def.name,
+        })
+    }
+}
+
+/// The consumer's position in the table's one partition.
+fn position(consumer: &StreamConsumer, topic: &str) -> Option<i64> {
+    consumer
+        .position()
+        .ok()?
+        .find_partition(topic, 0)?
+        .offset()
+        .to_raw()
+}
+
+impl<V: Clone + Send + Sync> Table<V> for GlobalTable<V> {
+    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V> {
+        self.history
+            .read()
+            .ok()
+            .and_then(|h| h.get_at(key, version).cloned())
+    }
+
+    fn version(&self) -> i64 {
+        *self.version.borrow()
+    }
+
+    fn reached(&self, version: i64, timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        let mut rx = self.version.clone();
+        Box::pin(async move {
+            let reached = tokio::time::timeout(timeout, rx.wait_for(|v| *v >= version))
+                .await
+                .map(|r| r.is_ok());
+            match reached {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!("table {} stopped following", self.topic)),
+                Err(_) => Err(format!(
+                    "table {} at version {} after {timeout:?}; the command was stamped with {version}",
+                    self.topic,
+                    *rx.borrow()
+                )),
+            }
         })
     }
 }
 
 impl<V: Clone> GlobalTable<V> {
+    /// The latest value of `key`.
     pub fn get(&self, key: &str) -> Option<V> {
-        self.items.read().ok().and_then(|m| m.get(key).cloned())
+        self.history
+            .read()
+            .ok()
+            .and_then(|h| h.get_at(key, None).cloned())
     }
 
     /// Waits until the table holds everything the topic had at start-up.
@@ -131,17 +236,12 @@ impl<V: Clone> GlobalTable<V> {
         Ok(())
     }
 
-    /// See the `version` field.
-    pub fn version(&self) -> i64 {
-        self.version.load(std::sync::atomic::Ordering::Acquire)
-    }
-
     pub fn is_loaded(&self) -> bool {
         *self.loaded.borrow()
     }
 
     pub fn len(&self) -> usize {
-        self.items.read().map(|m| m.len()).unwrap_or(0)
+        self.history.read().map(|h| h.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

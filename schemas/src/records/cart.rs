@@ -12,6 +12,13 @@ pub struct CartCommand {
     /// Milliseconds since the Unix epoch, stamped by the ingress.
     pub issued_at: i64,
     pub command: Command,
+    /// The table versions the command is priced at, stamped by the ingress
+    /// when it accepts the command (follow-up commands inherit their
+    /// cause's): a replay of the command prices the same, whatever the
+    /// tables hold by then. `None` on commands written before the stamp
+    /// existed: those are priced from the tables as the processor has them.
+    #[serde(default)]
+    pub tables_at: Option<PricedWith>,
 }
 
 /// The Avro union of command kinds. Variant order is the union's branch

@@ -128,6 +128,7 @@ mod tests {
                     quantity: 2,
                 }],
             }),
+            tables_at: None,
         };
         round_trip(topics::CART_COMMANDS.def.value_schema, &create);
         let add = CartCommand {
@@ -135,6 +136,11 @@ mod tests {
                 internship_id: "b".into(),
                 quantity: 3,
                 actor_user_id: None,
+            }),
+            tables_at: Some(cart::PricedWith {
+                catalog: 4,
+                fx_rates: 0,
+                coupons: 2,
             }),
             ..create
         };
