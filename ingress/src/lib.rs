@@ -59,9 +59,9 @@ pub struct Config {
     pub ack_timeout: Duration,
     /// The seller's pricing policy (`PRICING_*`, as the cart processor
     /// reads it), for estimates.
-    pub pricing: processors::cart::pricing::PricingPolicy,
+    pub pricing: rules::pricing::PricingPolicy,
     /// `CART_MAX_QUANTITY`, `CART_MAX_LINES` (as the cart processor reads them).
-    pub limits: processors::cart::rules::CartLimits,
+    pub limits: rules::cart::CartLimits,
 }
 
 impl Config {
@@ -94,8 +94,8 @@ impl Config {
             trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false") == "true",
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "40").parse()?),
             ack_timeout: Duration::from_millis(var("KAFKA_ACK_TIMEOUT_MS", "15000").parse()?),
-            pricing: processors::cart::service::policy_from_env()?,
-            limits: processors::cart::service::limits_from_env()?,
+            pricing: rules::pricing::PricingPolicy::from_settings(var)?,
+            limits: rules::cart::CartLimits::from_settings(var)?,
         })
     }
 
@@ -121,8 +121,8 @@ impl Config {
             trust_forwarded_for: false,
             request_timeout: Duration::from_secs(40),
             ack_timeout: Duration::from_secs(15),
-            pricing: processors::cart::pricing::PricingPolicy::default(),
-            limits: processors::cart::rules::CartLimits::default(),
+            pricing: rules::pricing::PricingPolicy::default(),
+            limits: rules::cart::CartLimits::default(),
         }
     }
 }
@@ -133,8 +133,8 @@ pub struct AppState {
     pub commands: commands::CommandWriter,
     pub pool: PgPool,
     pub waiters: Arc<waiters::VersionWaiters>,
-    pub pricing: Arc<processors::cart::pricing::PricingPolicy>,
-    pub limits: processors::cart::rules::CartLimits,
+    pub pricing: Arc<rules::pricing::PricingPolicy>,
+    pub limits: rules::cart::CartLimits,
 }
 
 pub struct Application {

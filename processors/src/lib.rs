@@ -3,10 +3,10 @@
 //! [`runner`] is the one Kafka loop every processor runs in: it consumes a
 //! command topic, restores per-partition state from a changelog, calls the
 //! processor's pure `apply`, and commits its outputs, the state change and
-//! the input offsets in one Kafka transaction. Each processor folder holds
-//! its domain rules as pure functions (`cart/`: cart contents and prices)
-//! and a thin adapter to the runner. [`tables`] holds the global tables
-//! processors join against (the catalog). [`PROCESSORS`] lists what the
+//! the input offsets in one Kafka transaction. The domain rules are the
+//! `rules` crate's pure functions; each processor folder (`cart/`) holds a
+//! thin adapter from them to the runner. [`tables`] follows the table
+//! topics processors join against (catalog, FX rates, coupons). [`PROCESSORS`] lists what the
 //! `processors <name>` binary runs: adding a processor is one entry there.
 
 pub mod cart;

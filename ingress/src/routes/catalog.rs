@@ -3,7 +3,7 @@
 //! - `GET /api/v1/internships`: the active internships (from the read model);
 //! - `POST /api/v1/cart/estimate`: what a set of items would cost a buyer,
 //!   computed by the very pricing rules the cart processor applies
-//!   (`processors::cart::pricing`), from the catalog and rates in Postgres.
+//!   (`rules::pricing`), from the catalog and rates in Postgres.
 //!   Nothing is written.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use processors::cart::pricing::{self, Breakdown, Buyer, Fx, LineInput, TaxClass};
+use rules::pricing::{self, Breakdown, Buyer, Fx, LineInput, TaxClass};
 use schemas::codes::ErrorCode;
 use schemas::values::{InternshipId, Quantity};
 use schemas::{Currency, Money};

@@ -1,5 +1,5 @@
 //! Checking coupons against a cart without changing it, with the very
-//! rules the cart processor applies (`processors::cart::coupons`), on the
+//! rules the cart processor applies (`rules::coupons`), on the
 //! cart and coupon definitions in Postgres.
 //!
 //! - `POST /api/v1/cart/discount/validate`: would this code apply to this
@@ -16,8 +16,8 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use processors::cart::coupons::{self, CheckContext, Coupon, DiscountLine};
-use processors::cart::pricing::{self, Buyer, Fx, LineInput, TaxClass};
+use rules::coupons::{self, CheckContext, Coupon, DiscountLine};
+use rules::pricing::{self, Buyer, Fx, LineInput, TaxClass};
 use schemas::codes::ErrorCode;
 use schemas::records::coupons::Coupon as CouponRecord;
 use schemas::values::CartToken;
@@ -152,7 +152,7 @@ async fn evaluate(
             subtotal: priced.subtotal,
             fx: cart.fx.as_ref(),
             applied: &applied,
-            max_per_cart: processors::cart::processor::MAX_COUPONS,
+            max_per_cart: rules::coupons::MAX_PER_CART,
             used: 0,
             used_by_user: 0,
             rounding: policy.rounding,

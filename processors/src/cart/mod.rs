@@ -1,13 +1,9 @@
 //! The cart processor: applies cart commands to carts, prices them from the
-//! catalog and emits a snapshot per command.
+//! catalog and emits a snapshot per command. The rules themselves (what a
+//! command does, what a cart costs, coupons) are the `rules` crate's.
 //!
-//! - [`rules`]: what a command does to a cart (pure);
-//! - [`pricing`]: what a cart costs (pure);
 //! - [`processor`]: the adapter between those rules and the runner;
 //! - [`service`]: wiring for the `processors cart` binary.
 
-pub mod coupons;
-pub mod pricing;
 pub mod processor;
-pub mod rules;
 pub mod service;

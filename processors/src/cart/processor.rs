@@ -16,12 +16,11 @@ use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
 use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 
-use super::coupons;
-use super::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
-use super::rules::{self, BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
-use crate::tables::catalog::At;
-use crate::tables::Table;
+use rules::cart::{BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
+use rules::coupons;
+use rules::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
+use rules::tables::{At, Table};
 use schemas::records::catalog::Internship;
 use schemas::records::coupons::Coupon as CouponRecord;
 use schemas::records::fx::FxRate;
@@ -33,12 +32,9 @@ pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 /// before its batch is aborted and read again.
 const TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Most coupons on one cart.
-pub const MAX_COUPONS: usize = 3;
-
 pub struct CartProcessor<C, R, K> {
     /// Set after construction with [`CartProcessor::with_limits`].
-    limits: super::rules::CartLimits,
+    limits: rules::cart::CartLimits,
     catalog: Arc<C>,
     rates: Arc<R>,
     coupons: Arc<K>,
@@ -55,7 +51,7 @@ impl<C, R, K> CartProcessor<C, R, K> {
         ttl_ms: i64,
     ) -> CartProcessor<C, R, K> {
         CartProcessor {
-            limits: super::rules::CartLimits::default(),
+            limits: rules::cart::CartLimits::default(),
             catalog,
             rates,
             coupons,
@@ -64,7 +60,7 @@ impl<C, R, K> CartProcessor<C, R, K> {
         }
     }
 
-    pub fn with_limits(self, limits: super::rules::CartLimits) -> Self {
+    pub fn with_limits(self, limits: rules::cart::CartLimits) -> Self {
         CartProcessor { limits, ..self }
     }
 }
@@ -187,7 +183,7 @@ where
         let ctx = Context {
             limits: self.limits,
             coupons: &coupons,
-            max_coupons: MAX_COUPONS,
+            max_coupons: rules::coupons::MAX_PER_CART,
             ttl_ms: self.ttl_ms,
             catalog: &catalog,
             rates: &rates,
@@ -200,7 +196,7 @@ where
                 s
             })
         };
-        match rules::decide(cart.as_ref(), &input.key, &cmd.command, &stamp, &ctx) {
+        match rules::cart::decide(cart.as_ref(), &input.key, &cmd.command, &stamp, &ctx) {
             Decision::Cart(next) => match to_record(&next) {
                 Ok(snapshot) => Outcome {
                     state: Some(snapshot.clone()),
@@ -588,7 +584,7 @@ mod tests {
     /// so a replay of the same input priced from whatever they held then.
     #[test]
     fn a_stamped_command_prices_the_same_after_the_tables_moved_on() {
-        use crate::tables::History;
+        use rules::tables::History;
         let with = |catalog: &History<Internship>| {
             CartProcessor::new(
                 Arc::new(catalog.clone()),
@@ -630,7 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_waits_for_the_table_versions_it_was_stamped_with() {
-        use crate::tables::History;
+        use rules::tables::History;
         let mut catalog = History::default();
         catalog.record("rust".into(), Some(rust_at(49_900)), 0);
         let p: CartProcessor<

@@ -8,10 +8,10 @@ use std::time::Duration;
 use platform::config::PipelineConfig;
 use schemas::topics;
 
-use super::pricing::PricingPolicy;
 use super::processor::CartProcessor;
 use crate::runner::{self, RunnerDeps};
 use crate::tables::GlobalTable;
+use rules::pricing::PricingPolicy;
 
 /// Cart timing: `CART_TTL_SECS` (86400: a day idle expires a cart) and
 /// `CART_EXPIRY_TICK_MS` (10000: how often the expiry timer looks).
@@ -116,57 +116,15 @@ pub fn instance_from_env() -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-/// The cart limits: `CART_MAX_QUANTITY` (1000, the most the contract
-/// allows) seats per line and `CART_MAX_LINES` (50) lines per cart.
-pub fn limits_from_env() -> anyhow::Result<super::rules::CartLimits> {
-    use platform::config::var;
-    let max_quantity: u32 = var("CART_MAX_QUANTITY", "1000").parse()?;
-    anyhow::ensure!(
-        (1..=schemas::values::Quantity::MAX).contains(&max_quantity),
-        "CART_MAX_QUANTITY must be 1 to {}",
-        schemas::values::Quantity::MAX
-    );
-    let max_lines: usize = var("CART_MAX_LINES", "50").parse()?;
-    anyhow::ensure!(max_lines >= 1, "CART_MAX_LINES must be at least 1");
-    Ok(super::rules::CartLimits {
-        max_quantity,
-        max_lines,
-    })
+/// The cart limits from the environment (see `CartLimits::from_settings`).
+pub fn limits_from_env() -> anyhow::Result<rules::cart::CartLimits> {
+    Ok(rules::cart::CartLimits::from_settings(
+        platform::config::var,
+    )?)
 }
 
-/// The seller's pricing policy: `PRICING_SELLER_STATE` (KA),
-/// `PRICING_GST_RATE` (0.18), `PRICING_EXPORT_RATES` (`GB=0.20,AE=0.05`;
-/// countries not listed pay 0), `PRICING_TAX_INCLUSIVE` (false),
-/// `PRICING_ROUNDING` (`half_even` or `half_up`).
+/// The seller's pricing policy from the environment (see
+/// `PricingPolicy::from_settings`).
 pub fn policy_from_env() -> anyhow::Result<PricingPolicy> {
-    use platform::config::var;
-    let mut policy = PricingPolicy {
-        seller_state: var("PRICING_SELLER_STATE", "KA"),
-        ..PricingPolicy::default()
-    };
-    policy.gst_rate = var("PRICING_GST_RATE", "0.18")
-        .parse()
-        .map_err(|e| anyhow::anyhow!("PRICING_GST_RATE: {e}"))?;
-    for pair in var("PRICING_EXPORT_RATES", "")
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        let (country, rate) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("PRICING_EXPORT_RATES: {pair} is not COUNTRY=RATE"))?;
-        policy.export_rates.insert(
-            country.trim().to_ascii_uppercase(),
-            rate.trim()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("PRICING_EXPORT_RATES {pair}: {e}"))?,
-        );
-    }
-    policy.tax_inclusive = var("PRICING_TAX_INCLUSIVE", "false") == "true";
-    policy.rounding = match var("PRICING_ROUNDING", "half_even").as_str() {
-        "half_even" => schemas::Rounding::HalfEven,
-        "half_up" => schemas::Rounding::HalfUp,
-        other => anyhow::bail!("PRICING_ROUNDING={other}: half_even or half_up"),
-    };
-    Ok(policy)
+    Ok(PricingPolicy::from_settings(platform::config::var)?)
 }

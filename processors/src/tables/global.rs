@@ -7,7 +7,6 @@
 //! A service reports ready only once the table has caught up with the end
 //! the topic had when the service started.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,50 +19,7 @@ use tokio::sync::watch;
 use platform::stage::{self, Stall, Taken};
 use schemas::{Codec, Topic};
 
-use super::history::History;
-
-/// A table read by key, as of a version. The running processor's tables
-/// are [`GlobalTable`]s; tests use a plain map (one fixed version, 0) or a
-/// [`History`].
-pub trait Table<V>: Send + Sync {
-    /// `key`'s value at `version` (the latest when `None`).
-    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V>;
-    /// The newest version read.
-    fn version(&self) -> i64;
-    /// Resolves once the table has read `version`, or fails after `timeout`.
-    /// A fixed table has every version.
-    fn reached(&self, _version: i64, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-impl<V: Clone + Send + Sync> Table<V> for HashMap<String, V> {
-    fn get_at(&self, key: &str, _version: Option<i64>) -> Option<V> {
-        self.get(key).cloned()
-    }
-    fn version(&self) -> i64 {
-        0
-    }
-}
-
-impl<V: Clone + Send + Sync> Table<V> for History<V> {
-    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V> {
-        History::get_at(self, key, version).cloned()
-    }
-    fn version(&self) -> i64 {
-        History::version(self)
-    }
-    fn reached(&self, version: i64, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
-        let have = History::version(self);
-        Box::pin(async move {
-            if have >= version {
-                Ok(())
-            } else {
-                Err(format!("table at version {have}, {version} wanted"))
-            }
-        })
-    }
-}
+use rules::tables::{History, Table};
 
 pub struct GlobalTable<V> {
     history: Arc<RwLock<History<V>>>,

@@ -23,31 +23,9 @@ use rust_decimal::Decimal;
 
 use schemas::{Currency, Money, MoneyError, Rounding};
 
-use super::coupons::{self, AppliedDiscount, Coupon, DiscountLine};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaxClass {
-    Standard,
-    Exempt,
-}
-
-impl TaxClass {
-    pub fn parse(s: &str) -> TaxClass {
-        // Unknown classes are taxed: under-charging tax is the costly mistake.
-        if s == "exempt" {
-            TaxClass::Exempt
-        } else {
-            TaxClass::Standard
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaxClass::Standard => "standard",
-            TaxClass::Exempt => "exempt",
-        }
-    }
-}
+pub use crate::basket::{Fx, LineInput, TaxClass};
+use crate::coupons::{self, AppliedDiscount, Coupon, DiscountLine};
+use crate::InvalidSetting;
 
 /// How this seller prices: configured once per deployment.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +40,52 @@ pub struct PricingPolicy {
     /// Whether catalog prices already include tax.
     pub tax_inclusive: bool,
     pub rounding: Rounding,
+}
+
+impl PricingPolicy {
+    /// The seller's policy from the deployment's settings (`var(name,
+    /// default)`): `PRICING_SELLER_STATE` (KA), `PRICING_GST_RATE` (0.18),
+    /// `PRICING_EXPORT_RATES` (`GB=0.20,AE=0.05`; countries not listed pay
+    /// 0), `PRICING_TAX_INCLUSIVE` (false), `PRICING_ROUNDING` (`half_even`
+    /// or `half_up`).
+    pub fn from_settings(
+        var: impl Fn(&str, &str) -> String,
+    ) -> Result<PricingPolicy, InvalidSetting> {
+        let bad = |what: String| InvalidSetting(what);
+        let mut policy = PricingPolicy {
+            seller_state: var("PRICING_SELLER_STATE", "KA"),
+            ..PricingPolicy::default()
+        };
+        policy.gst_rate = var("PRICING_GST_RATE", "0.18")
+            .parse()
+            .map_err(|e| bad(format!("PRICING_GST_RATE: {e}")))?;
+        for pair in var("PRICING_EXPORT_RATES", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (country, rate) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(format!("PRICING_EXPORT_RATES: {pair} is not COUNTRY=RATE")))?;
+            policy.export_rates.insert(
+                country.trim().to_ascii_uppercase(),
+                rate.trim()
+                    .parse()
+                    .map_err(|e| bad(format!("PRICING_EXPORT_RATES {pair}: {e}")))?,
+            );
+        }
+        policy.tax_inclusive = var("PRICING_TAX_INCLUSIVE", "false") == "true";
+        policy.rounding = match var("PRICING_ROUNDING", "half_even").as_str() {
+            "half_even" => Rounding::HalfEven,
+            "half_up" => Rounding::HalfUp,
+            other => {
+                return Err(bad(format!(
+                    "PRICING_ROUNDING={other}: half_even or half_up"
+                )))
+            }
+        };
+        Ok(policy)
+    }
 }
 
 impl Default for PricingPolicy {
@@ -82,27 +106,6 @@ pub struct Buyer {
     /// ISO 3166 alpha-2, upper case.
     pub country: String,
     pub state: Option<String>,
-}
-
-/// A conversion from INR to the display currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fx {
-    pub currency: Currency,
-    /// Units of `currency` per 1 INR.
-    pub rate: Decimal,
-    pub as_of_ms: i64,
-}
-
-/// A line as the cart holds it, priced in the catalog's currency.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineInput {
-    pub internship_id: String,
-    pub title: String,
-    /// The catalog category (coupon scopes name categories).
-    pub category: String,
-    pub quantity: u32,
-    pub unit_price: Money,
-    pub tax_class: TaxClass,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -607,7 +610,7 @@ mod tests {
             percent in 0u32..=100,
             fixed in 0i64..100_000_000,
         ) {
-            use crate::cart::coupons::{Amount, Coupon, Scope};
+            use crate::coupons::{Amount, Coupon, Scope};
             let mk = |code: &str, amount: Amount| Coupon {
                 code: code.into(), name: code.into(), amount, scope: Scope::default(), valid_from_ms: None, valid_until_ms: None,
                 min_order: None, usage_limit: None, per_user_limit: None, combinable: true, active: true, referrer_user_id: None,

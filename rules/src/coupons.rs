@@ -22,7 +22,10 @@ use schemas::codes::ErrorCode;
 use schemas::records::coupons::{Coupon as CouponRecord, CouponKind};
 use schemas::{Currency, Money, MoneyError, Rounding};
 
-use super::pricing::Fx;
+use crate::basket::{Fx, LineInput};
+
+/// Most coupons on one cart.
+pub const MAX_PER_CART: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Amount {
@@ -144,7 +147,7 @@ impl DiscountLine {
     /// The lines as discounts see them: what each is and what it costs
     /// before any discount (`subtotals`, in the lines' order).
     pub fn of(
-        lines: &[super::pricing::LineInput],
+        lines: &[LineInput],
         subtotals: impl IntoIterator<Item = Money>,
     ) -> Vec<DiscountLine> {
         lines

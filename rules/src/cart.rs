@@ -14,9 +14,10 @@ use schemas::records::cart::{CartStatus, Command, CreateCart};
 use schemas::values::{InternshipId, Quantity};
 use schemas::{Currency, Money, MoneyError};
 
-use super::coupons::{self, CheckContext, Coupon, DiscountLine};
-use super::pricing::{self, Breakdown, Buyer, Fx, LineInput, PricingPolicy, TaxClass};
-use crate::tables::catalog::{CatalogLookup, CouponLookup, RateLookup};
+use crate::coupons::{self, CheckContext, Coupon, DiscountLine};
+use crate::pricing::{self, Breakdown, Buyer, Fx, LineInput, PricingPolicy, TaxClass};
+use crate::tables::{CatalogLookup, CouponLookup, RateLookup};
+use crate::InvalidSetting;
 
 /// Most distinct internships in one cart, by default.
 pub const MAX_LINES: usize = 50;
@@ -40,6 +41,28 @@ impl Default for CartLimits {
 }
 
 impl CartLimits {
+    /// The deployment's limits from its settings (`var(name, default)`):
+    /// `CART_MAX_QUANTITY` (1000, the most the contract allows) seats per
+    /// line and `CART_MAX_LINES` (50) lines per cart.
+    pub fn from_settings(var: impl Fn(&str, &str) -> String) -> Result<CartLimits, InvalidSetting> {
+        let max_quantity: u32 = var("CART_MAX_QUANTITY", "1000")
+            .parse()
+            .ok()
+            .filter(|q| (1..=Quantity::MAX).contains(q))
+            .ok_or_else(|| {
+                InvalidSetting(format!("CART_MAX_QUANTITY must be 1 to {}", Quantity::MAX))
+            })?;
+        let max_lines: usize = var("CART_MAX_LINES", "50")
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| InvalidSetting("CART_MAX_LINES must be at least 1".into()))?;
+        Ok(CartLimits {
+            max_quantity,
+            max_lines,
+        })
+    }
+
     /// A line's quantity within the limit, or the refusal saying so.
     fn quantity(&self, id: &str, n: i64) -> Result<u32, Refusal> {
         match Quantity::new(n) {

@@ -5,7 +5,12 @@
 //! with, so a replay reads what the first run read. Rule tests back them
 //! with plain maps.
 
+mod history;
+
+pub use history::History;
+
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 
@@ -13,9 +18,10 @@ use schemas::records::catalog::Internship;
 use schemas::records::fx::FxRate;
 use schemas::Currency;
 
-use super::global::Table;
-use crate::cart::coupons::Coupon;
-use crate::cart::pricing::Fx;
+use futures::future::BoxFuture;
+
+use crate::basket::Fx;
+use crate::coupons::Coupon;
 use schemas::records::coupons::Coupon as CouponRecord;
 
 pub trait CatalogLookup {
@@ -70,6 +76,49 @@ pub fn fx_of(record: &FxRate) -> Option<Fx> {
 impl RateLookup for HashMap<String, FxRate> {
     fn rate(&self, currency: Currency) -> Option<Fx> {
         self.get(currency.code()).and_then(fx_of)
+    }
+}
+
+/// A table read by key, as of a version. The running processor's tables
+/// are `processors::tables::GlobalTable`s (Kafka); tests use a plain map (one fixed version, 0) or a
+/// [`History`].
+pub trait Table<V>: Send + Sync {
+    /// `key`'s value at `version` (the latest when `None`).
+    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V>;
+    /// The newest version read.
+    fn version(&self) -> i64;
+    /// Resolves once the table has read `version`, or fails after `timeout`.
+    /// A fixed table has every version.
+    fn reached(&self, _version: i64, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl<V: Clone + Send + Sync> Table<V> for HashMap<String, V> {
+    fn get_at(&self, key: &str, _version: Option<i64>) -> Option<V> {
+        self.get(key).cloned()
+    }
+    fn version(&self) -> i64 {
+        0
+    }
+}
+
+impl<V: Clone + Send + Sync> Table<V> for History<V> {
+    fn get_at(&self, key: &str, version: Option<i64>) -> Option<V> {
+        History::get_at(self, key, version).cloned()
+    }
+    fn version(&self) -> i64 {
+        History::version(self)
+    }
+    fn reached(&self, version: i64, _timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        let have = History::version(self);
+        Box::pin(async move {
+            if have >= version {
+                Ok(())
+            } else {
+                Err(format!("table at version {have}, {version} wanted"))
+            }
+        })
     }
 }
 
