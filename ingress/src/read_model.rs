@@ -1,5 +1,7 @@
 //! Queries over the read model the sinks write.
 
+use schemas::codes::ErrorCode;
+use schemas::records::cart::CartStatus;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -129,37 +131,28 @@ pub struct Blocker {
     pub message: String,
 }
 
-/// Why a cart cannot be checked out as it stands.
+/// Why a cart cannot be checked out as it stands: the rule's
+/// ([`rules::cart::checkout_blockers`]), over the cart as Postgres has it.
 pub fn checkout_blockers(cart: &CartView) -> Vec<Blocker> {
-    use schemas::codes::ErrorCode;
-    let mut out = Vec::new();
-    match cart.status.as_str() {
-        "active" => {}
-        "expired" => out.push(Blocker {
-            code: ErrorCode::CartExpired.code(),
-            message: "the cart expired".into(),
-        }),
-        other => out.push(Blocker {
+    let Some(status) = CartStatus::parse(&cart.status) else {
+        // Only a sink bug writes another status: say so rather than guess.
+        return vec![Blocker {
             code: ErrorCode::CartNotModifiable.code(),
-            message: format!("the cart is {other}"),
-        }),
-    }
-    if cart.items.is_empty() {
-        out.push(Blocker {
-            code: ErrorCode::ItemNotInCart.code(),
-            message: "the cart is empty".into(),
-        });
-    }
-    for item in cart.items.iter().filter(|i| !i.available) {
-        out.push(Blocker {
-            code: ErrorCode::InternshipUnavailable.code(),
-            message: format!(
-                "{} is no longer available: remove it to check out",
-                item.internship_id
-            ),
-        });
-    }
-    out
+            message: format!("the cart is {}", cart.status),
+        }];
+    };
+    rules::cart::checkout_blockers(
+        status,
+        cart.items
+            .iter()
+            .map(|i| (i.internship_id.as_str(), i.available)),
+    )
+    .into_iter()
+    .map(|b| Blocker {
+        code: b.code.code(),
+        message: b.message,
+    })
+    .collect()
 }
 
 /// A command the processor refused, in the error body every refusal uses.
@@ -257,6 +250,7 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
             body: crate::error::rejection_body(code, message),
         });
     }
+    cart.checkout_blockers = checkout_blockers(&cart);
     Ok(Some(cart))
 }
 

@@ -682,3 +682,91 @@ async fn a_price_change_prices_the_next_command_at_the_versions_it_was_stamped_w
     }
     assert_eq!(named, 3);
 }
+
+/// The cart view carries the rules' checkout blockers (it showed `[]`
+/// whatever the cart): an empty cart, then a line whose internship was
+/// deactivated, each with its code; a cart that can be checked out has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cart_view_lists_what_blocks_checkout() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let addr = env.spawn_ingress().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    let user = format!(
+        "Bearer {}",
+        common::token("buyer-blocked", "user", 600, common::JWT_SECRET)
+    );
+    let admin = format!(
+        "Bearer {}",
+        common::token("ops", "admin", 600, common::JWT_SECRET)
+    );
+    let codes = |cart: &Value| -> Vec<i64> {
+        cart["checkout_blockers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no blockers list: {cart}"))
+            .iter()
+            .map(|b| b["code"].as_i64().unwrap())
+            .collect()
+    };
+    let created: Value = http
+        .post(format!("{base}/cart"))
+        .header("authorization", &user)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["cart_token"].as_str().unwrap();
+    let version = created["version"].as_i64().unwrap();
+    let url = format!("{base}/cart/{token}");
+    let cart: Value = http
+        .get(format!("{url}?version={version}"))
+        .header("authorization", &user)
+        .header("prefer", "wait=30")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(codes(&cart), [1008], "empty: {cart}");
+
+    let cart = write_then_read(
+        &http,
+        http.post(format!("{url}/items"))
+            .json(&json!({"internship_id": "design", "quantity": 1})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(codes(&cart), Vec::<i64>::new(), "ready: {cart}");
+
+    let withdrawn = http
+        .put(format!("{base}/admin/internships/design"))
+        .header("authorization", &admin)
+        .json(&json!({"title": "Design", "category": "design", "price_minor": 2_490_000, "currency": "INR", "active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 202);
+    let cart = write_then_read(
+        &http,
+        http.post(format!("{url}/items"))
+            .json(&json!({"internship_id": "rust-backend", "quantity": 1})),
+        &url,
+        &user,
+    )
+    .await;
+    assert_eq!(codes(&cart), [1003], "the withdrawn line: {cart}");
+    assert!(
+        cart["checkout_blockers"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("design"),
+        "{cart}"
+    );
+}

@@ -140,6 +140,64 @@ pub struct Cart {
     pub coupons: Vec<String>,
 }
 
+/// Why a cart cannot be checked out as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Everything that stops a cart from being checked out (none: it can be):
+/// a cart that is not active, an empty cart, and each line whose
+/// internship or plan is no longer available. The cart view shows them and
+/// order placement refuses a cart that has any.
+pub fn checkout_blockers<'a>(
+    status: CartStatus,
+    lines: impl IntoIterator<Item = (&'a str, bool)>,
+) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    match status {
+        CartStatus::Active => {}
+        CartStatus::Expired => out.push(Blocker {
+            code: ErrorCode::CartExpired,
+            message: "the cart expired".into(),
+        }),
+        other => out.push(Blocker {
+            code: ErrorCode::CartNotModifiable,
+            message: format!("the cart is {}", other.as_str()),
+        }),
+    }
+    let mut empty = true;
+    for (internship_id, available) in lines {
+        empty = false;
+        if !available {
+            out.push(Blocker {
+                code: ErrorCode::InternshipUnavailable,
+                message: format!("{internship_id} is no longer available: remove it to check out"),
+            });
+        }
+    }
+    if empty {
+        out.push(Blocker {
+            code: ErrorCode::ItemNotInCart,
+            message: "the cart is empty".into(),
+        });
+    }
+    out
+}
+
+impl Cart {
+    /// See [`checkout_blockers`].
+    pub fn checkout_blockers(&self) -> Vec<Blocker> {
+        checkout_blockers(
+            self.status,
+            self.items
+                .iter()
+                .map(|i| (i.internship_id.as_str(), i.available)),
+        )
+    }
+}
+
 /// Most attribution pairs on a cart.
 pub const MAX_ANALYTICS: usize = 20;
 

@@ -249,6 +249,18 @@ impl CartStatus {
             CartStatus::Merged => "merged",
         }
     }
+
+    /// The status named by [`CartStatus::as_str`].
+    pub fn parse(s: &str) -> Option<CartStatus> {
+        [
+            CartStatus::Active,
+            CartStatus::Converted,
+            CartStatus::Expired,
+            CartStatus::Merged,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
