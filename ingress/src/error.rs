@@ -143,6 +143,16 @@ impl ApiError {
             ApiError::Domain(ErrorCode::CartLimitExceeded, _) => {
                 "Reduce the quantity or the number of items."
             }
+            ApiError::Domain(ErrorCode::PaymentFailed, _) => {
+                "Start a new payment attempt (POST /api/v1/order/{order_token}/pay)."
+            }
+            ApiError::Domain(ErrorCode::PaymentInvalidState, _) => {
+                "Read the order (GET /api/v1/order/{order_token}) and act on its status."
+            }
+            ApiError::Domain(ErrorCode::OrderNotFound, _) => "Check the order token.",
+            ApiError::Domain(ErrorCode::GatewayTimeout, _) => {
+                "Retry with the same Idempotency-Key; the gateway call is made at most once."
+            }
             ApiError::Domain(..) => "Correct the request and retry.",
             ApiError::Unauthorized(_) => "Send a valid bearer token in the Authorization header.",
             ApiError::Forbidden(_) => "Use an account with the required role.",
@@ -197,6 +207,10 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidBuyerDetails
         | ErrorCode::CartLimitExceeded
         | ErrorCode::CurrencyNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::PaymentFailed => StatusCode::PAYMENT_REQUIRED,
+        ErrorCode::PaymentInvalidState => StatusCode::CONFLICT,
+        ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 
@@ -234,6 +248,7 @@ impl ApiError {
                         | ApiError::Timeout
                         | ApiError::OutcomeUnknown { .. }
                         | ApiError::IdempotencyKeyInFlight
+                        | ApiError::Domain(ErrorCode::GatewayTimeout, _)
                 ),
                 suggested_action: self.suggested_action().to_owned(),
                 command_id: match self {

@@ -138,6 +138,8 @@ pub struct Cart {
     /// Coupon codes applied, in order (only those still valid at the last
     /// re-pricing stay).
     pub coupons: Vec<String>,
+    /// Set once converted: the order the cart was placed as.
+    pub order_token: Option<String>,
 }
 
 /// Why a cart cannot be checked out as it stands.
@@ -251,6 +253,14 @@ pub enum Decision {
         items: Vec<(String, i32)>,
         user_id: String,
     },
+    /// The cart checked out: converted (priced now, its breakdown to be
+    /// frozen in the order), and the order to open under `order_token`.
+    Ordered {
+        cart: Cart,
+        order_token: String,
+        success_url: Option<String>,
+        cancel_url: Option<String>,
+    },
     /// No cart to record anything on (an unknown cart, or another user's).
     Dropped(Rejection),
     /// Nothing to do (a timer's command that is no longer needed).
@@ -294,6 +304,19 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         }
         (Some(cart), _) => cart,
     };
+    if let Command::PlaceOrder(p) = command {
+        if cart.status == CartStatus::Converted
+            && cart.order_token.as_deref() == Some(p.order_token.as_str())
+        {
+            // Placed already (two placements racing, or a retry): the order
+            // stands, nothing to refuse.
+            return Decision::Cart(Cart {
+                version: stamp.offset,
+                last_command_id: stamp.command_id.to_owned(),
+                ..cart.clone()
+            });
+        }
+    }
     if let Command::CreateCart(_) = command {
         return if cart.last_command_id == stamp.command_id {
             // The same create sent twice (a client retry): not an error.
@@ -393,6 +416,7 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
                 .map(|i| (i.internship_id.as_str(), i.quantity)),
             ctx.catalog,
         ),
+        Command::PlaceOrder(p) => return place_order(next, p, stamp, ctx),
         Command::MergeInto(m) => {
             let items = next
                 .items
@@ -506,6 +530,7 @@ fn create<'a, C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         analytics: BTreeMap::new(),
         merged_into: None,
         coupons: Vec::new(),
+        order_token: None,
     };
     let mut next = cart.clone();
     // The cart exists whatever happens next; what could not be applied is
@@ -862,6 +887,43 @@ fn money_refusal(e: MoneyError) -> Refusal {
             "the cart's total is out of range".into(),
         ),
         other => (ErrorCode::CurrencyNotSupported, other.to_string()),
+    }
+}
+
+/// Checks the cart out: priced once more at the command's table versions
+/// (the prices the order freezes), refused with every blocker when anything
+/// blocks it, else converted.
+fn place_order<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
+    mut next: Cart,
+    p: &schemas::records::cart::PlaceOrder,
+    stamp: &Stamp<'_>,
+    ctx: &Context<'_, C, R, K>,
+) -> Decision {
+    if let Err((code, message)) = settle(&mut next, ctx, stamp.at_ms).map_err(money_refusal) {
+        return refuse(&next, stamp, code, message);
+    }
+    let blockers = next.checkout_blockers();
+    if let Some(first) = blockers.first() {
+        let message = blockers
+            .iter()
+            .map(|b| format!("{} ({})", b.message, b.code.code()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return refuse(&next, stamp, first.code, message);
+    }
+    Decision::Ordered {
+        cart: Cart {
+            status: CartStatus::Converted,
+            order_token: Some(p.order_token.clone()),
+            version: stamp.offset,
+            updated_at: stamp.at_ms,
+            last_command_id: stamp.command_id.to_owned(),
+            rejection: None,
+            ..next
+        },
+        order_token: p.order_token.clone(),
+        success_url: p.success_url.clone(),
+        cancel_url: p.cancel_url.clone(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`cart`]: what a cart command does to a cart;
 //! - [`pricing`]: what a cart costs, as a breakdown that always adds up;
 //! - [`coupons`]: whether a coupon applies, and what it takes off each line;
+//! - [`order`]: an order's life, from placement to paid, failed or expired;
 //! - [`basket`]: the lines and FX quote pricing and coupons both read;
 //! - [`tables`]: the joins the rules make (catalog, FX rates, coupons), as
 //!   traits, and a table's history so a decision reads one version.
@@ -15,6 +16,7 @@
 pub mod basket;
 pub mod cart;
 pub mod coupons;
+pub mod order;
 pub mod pricing;
 pub mod tables;
 

@@ -27,10 +27,18 @@ pub enum ErrorCode {
     CouponOwnReferral = 2010,
     CouponTooMany = 2011,
     CouponAlreadyApplied = 2012,
+    /// The payment failed, or does not match the order (402).
+    PaymentFailed = 3001,
+    /// The order is not in a state that allows this (409).
+    PaymentInvalidState = 3002,
+    /// No such order, or not the caller's (404).
+    OrderNotFound = 3003,
+    /// The gateway did not answer in time (504).
+    GatewayTimeout = 4001,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::CartNotFound,
         ErrorCode::CartExpired,
         ErrorCode::InternshipUnavailable,
@@ -52,6 +60,10 @@ impl ErrorCode {
         ErrorCode::CouponOwnReferral,
         ErrorCode::CouponTooMany,
         ErrorCode::CouponAlreadyApplied,
+        ErrorCode::PaymentFailed,
+        ErrorCode::PaymentInvalidState,
+        ErrorCode::OrderNotFound,
+        ErrorCode::GatewayTimeout,
     ];
 
     pub fn code(self) -> i32 {

@@ -20,6 +20,7 @@ use crate::records::{
     coupons::Coupon,
     dead_letter::DeadLetter,
     fx::FxRate,
+    order::{OrderCommand, OrderSnapshot},
     runtime::AppliedInput,
 };
 
@@ -149,6 +150,46 @@ pub const CART_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
           input's partition, in the same transaction as the command's effects.",
 });
 
+/// Partitions of the order command topic and everything co-partitioned with it.
+const ORDER_PARTITIONS: i32 = 4;
+
+pub const ORDER_COMMANDS: Topic<OrderCommand> = Topic::new(TopicDef {
+    name: "order.commands",
+    partitions: ORDER_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.order.OrderCommand.avsc"),
+    doc: "Commands for one order, keyed by order token: its opening (from the cart processor), \
+          a new payment attempt, an attempt's expiry (the order processor's timer), payment outcomes.",
+});
+
+pub const ORDER_SNAPSHOTS: Topic<OrderSnapshot> = Topic::new(TopicDef {
+    name: "order.snapshots",
+    partitions: ORDER_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.order.OrderSnapshot.avsc"),
+    doc: "The order after each command, with its frozen cart, payment attempts and audit trail, keyed by order token.",
+});
+
+pub const ORDER_CHANGELOG: Topic<OrderSnapshot> = Topic::new(TopicDef {
+    name: "order.processor-changelog",
+    partitions: ORDER_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.order.OrderSnapshot.avsc"),
+    doc: "The order processor's state, restored when it is assigned a partition of order.commands.",
+});
+
+pub const ORDER_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "order.processor-applied",
+    partitions: ORDER_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The command ids the order processor applied, per order, for 24 h (as cart.processor-applied).",
+});
+
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     name: "dead-letters",
     partitions: 1,
@@ -169,6 +210,10 @@ pub const ALL: &[TopicDef] = &[
     CART_SNAPSHOTS.def,
     CART_CHANGELOG.def,
     CART_APPLIED.def,
+    ORDER_COMMANDS.def,
+    ORDER_SNAPSHOTS.def,
+    ORDER_CHANGELOG.def,
+    ORDER_APPLIED.def,
     DEAD_LETTERS.def,
 ];
 
@@ -211,6 +256,11 @@ mod tests {
         assert_eq!(names.len(), ALL.len());
         assert_eq!(CART_COMMANDS.def.partitions, CART_CHANGELOG.def.partitions);
         assert_eq!(CART_COMMANDS.def.partitions, CART_APPLIED.def.partitions);
+        assert_eq!(
+            ORDER_COMMANDS.def.partitions,
+            ORDER_CHANGELOG.def.partitions
+        );
+        assert_eq!(ORDER_COMMANDS.def.partitions, ORDER_APPLIED.def.partitions);
     }
 
     #[test]

@@ -12,8 +12,9 @@ use schemas::records::cart::{
     AbsorbItems, BuyerDetails, CartCommand, CartLine, CartSnapshot, CartStatus, ChosenPlan,
     Command, CommandRejection, ExpireCart, FxQuote, ItemRequest, PricedWith, TaxLine,
 };
+use schemas::records::order::{OpenOrder, OrderCmd, OrderCommand};
 use schemas::records::WireMoney;
-use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS};
+use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS, ORDER_COMMANDS};
 use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
@@ -70,6 +71,8 @@ pub enum CartOutput {
     /// A command for a cart, back onto `cart.commands`: the items of a
     /// merged cart for the cart that takes them, or the expiry timer's.
     Command(CartCommand),
+    /// The order a checked-out cart opens, onto `order.commands`.
+    Order(OrderCommand),
 }
 
 impl Emit for CartOutput {
@@ -79,6 +82,7 @@ impl Emit for CartOutput {
                 Box::pin(encode_for(codec, &CART_SNAPSHOTS, &s.cart_token, s))
             }
             CartOutput::Command(c) => Box::pin(encode_for(codec, &CART_COMMANDS, &c.cart_token, c)),
+            CartOutput::Order(o) => Box::pin(encode_for(codec, &ORDER_COMMANDS, &o.order_token, o)),
         }
     }
 }
@@ -246,6 +250,37 @@ where
                     Outcome::nothing()
                 }
             },
+            Decision::Ordered {
+                cart,
+                order_token,
+                success_url,
+                cancel_url,
+            } => match to_record(&cart) {
+                Ok(snapshot) => {
+                    // The id is derived from the placement, so a replay
+                    // sends the same command and the order opens once.
+                    let open = OrderCommand {
+                        command_id: ids::derived("order-open", &input.key, input.offset)
+                            .to_string(),
+                        order_token,
+                        issued_at: cmd.issued_at,
+                        actor: cmd.command.actor().map(str::to_owned),
+                        command: OrderCmd::OpenOrder(OpenOrder {
+                            cart: snapshot.clone(),
+                            success_url,
+                            cancel_url,
+                        }),
+                    };
+                    Outcome {
+                        state: Some(snapshot.clone()),
+                        outputs: vec![CartOutput::Snapshot(snapshot), CartOutput::Order(open)],
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cart not representable on the wire; command not applied");
+                    Outcome::nothing()
+                }
+            },
             Decision::Dropped(r) => {
                 tracing::warn!(code = r.code.code(), message = %r.message, "command dropped");
                 Outcome::nothing()
@@ -376,6 +411,7 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
             .collect::<Result<_, MoneyError>>()?,
         // Set by the processor, which knows its tables' versions.
         priced_with: None,
+        order_token: cart.order_token.clone(),
     })
 }
 
@@ -478,6 +514,7 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         analytics: s.analytics.clone(),
         merged_into: s.merged_into.clone(),
         coupons: s.coupons.clone(),
+        order_token: s.order_token.clone(),
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {

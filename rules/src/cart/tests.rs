@@ -778,3 +778,69 @@ fn limits_are_the_deployments() {
         Some(ErrorCode::CartLimitExceeded)
     );
 }
+
+fn place(order_token: &str) -> Command {
+    Command::PlaceOrder(schemas::records::cart::PlaceOrder {
+        order_token: order_token.into(),
+        actor_user_id: None,
+        success_url: None,
+        cancel_url: None,
+    })
+}
+
+#[test]
+fn a_cart_with_nothing_blocking_it_is_converted_into_one_order() {
+    let w = World::new();
+    let cart = w.cart(None, create(&[("rust", 1)]), 1);
+    let Decision::Ordered {
+        cart: converted,
+        order_token,
+        ..
+    } = w.decide(Some(&cart), place("o1"), 2)
+    else {
+        panic!("not ordered")
+    };
+    assert_eq!(order_token, "o1");
+    assert_eq!(converted.status, CartStatus::Converted);
+    assert_eq!(converted.order_token.as_deref(), Some("o1"));
+    assert_eq!(converted.version, 2);
+    assert_eq!(converted.breakdown, cart.breakdown, "priced as shown");
+
+    // Placed again (a race or a retry): the order stands, no refusal.
+    let again = w.cart(Some(&converted), place("o1"), 3);
+    assert_eq!(again.rejection, None);
+    assert_eq!(again.order_token.as_deref(), Some("o1"));
+    assert_eq!(again.version, 3);
+    // A converted cart changes no more.
+    let add = Command::AddItem(AddItem {
+        internship_id: "go".into(),
+        quantity: 1,
+        actor_user_id: None,
+    });
+    let refused = w.cart(Some(&converted), add, 4);
+    assert_eq!(
+        refused.rejection.map(|r| r.code),
+        Some(ErrorCode::CartNotModifiable)
+    );
+}
+
+#[test]
+fn a_blocked_cart_is_not_converted_and_says_why() {
+    let mut w = World::new();
+    let empty = w.cart(None, create(&[]), 1);
+    let refused = w.cart(Some(&empty), place("o1"), 2);
+    assert_eq!(refused.status, CartStatus::Active);
+    assert_eq!(
+        refused.rejection.as_ref().map(|r| r.code),
+        Some(ErrorCode::ItemNotInCart)
+    );
+
+    let cart = w.cart(None, create(&[("rust", 1), ("go", 1)]), 3);
+    w.catalog.get_mut("go").unwrap().active = false;
+    let refused = w.cart(Some(&cart), place("o1"), 4);
+    assert_eq!(refused.status, CartStatus::Active);
+    assert_eq!(refused.order_token, None);
+    let rejection = refused.rejection.unwrap();
+    assert_eq!(rejection.code, ErrorCode::InternshipUnavailable);
+    assert!(rejection.message.contains("go"), "{}", rejection.message);
+}

@@ -39,6 +39,17 @@ pub enum Command {
     ChoosePlan(ChoosePlan),
     ApplyCoupon(ApplyCoupon),
     RemoveCoupon(RemoveCoupon),
+    PlaceOrder(PlaceOrder),
+}
+
+/// Check the cart out under `order_token` (derived from the cart token:
+/// a cart yields one order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceOrder {
+    pub order_token: String,
+    pub actor_user_id: Option<String>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +141,7 @@ impl Command {
             Command::ChoosePlan(c) => c.actor_user_id.as_deref(),
             Command::ApplyCoupon(c) => c.actor_user_id.as_deref(),
             Command::RemoveCoupon(c) => c.actor_user_id.as_deref(),
+            Command::PlaceOrder(c) => c.actor_user_id.as_deref(),
             // Issued by the processor itself, or by the ingress for the
             // logged-in user named in the command: the rules check those.
             Command::ExpireCart(_) => None,
@@ -191,6 +203,9 @@ pub struct CartSnapshot {
     /// The table versions the snapshot was priced from.
     #[serde(default)]
     pub priced_with: Option<PricedWith>,
+    /// Set once converted: the order the cart was placed as.
+    #[serde(default)]
+    pub order_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod dead_letter;
 pub mod fx;
+pub mod order;
 pub mod runtime;
 
 use serde::{Deserialize, Serialize};
@@ -186,6 +187,12 @@ mod tests {
                 }],
                 user_id: "u".into(),
             }),
+            Command::PlaceOrder(PlaceOrder {
+                order_token: "o".into(),
+                actor_user_id: Some("u".into()),
+                success_url: Some("https://shop.example/ok".into()),
+                cancel_url: None,
+            }),
         ] {
             round_trip(
                 topics::CART_COMMANDS.def.value_schema,
@@ -308,6 +315,103 @@ mod tests {
         );
     }
 
+    /// Every order command and a full order snapshot, around `cart`.
+    fn order_records_match_their_schemas(cart: &CartSnapshot) {
+        use super::order::*;
+        let schema = topics::ORDER_COMMANDS.def.value_schema;
+        for command in [
+            OrderCmd::OpenOrder(OpenOrder {
+                cart: cart.clone(),
+                success_url: Some("https://shop.example/ok".into()),
+                cancel_url: None,
+            }),
+            OrderCmd::StartAttempt(StartAttempt {
+                reason: "retry".into(),
+            }),
+            OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
+            OrderCmd::PaymentSucceeded(PaymentSucceeded {
+                attempt: 1,
+                gateway: "razorpay".into(),
+                payment_ref: "pay_1".into(),
+                amount: money(100),
+            }),
+            OrderCmd::PaymentFailed(PaymentFailed {
+                attempt: 2,
+                gateway: "stripe".into(),
+                failure: "card_declined".into(),
+            }),
+        ] {
+            round_trip(
+                schema,
+                &OrderCommand {
+                    command_id: "c".into(),
+                    order_token: "o".into(),
+                    issued_at: 5,
+                    actor: Some("u".into()),
+                    command,
+                },
+            );
+        }
+        let order = OrderSnapshot {
+            event_id: "e".into(),
+            order_token: "o".into(),
+            version: 3,
+            status: OrderStatus::AwaitingPayment,
+            cart_token: cart.cart_token.clone(),
+            buyer_user_id: Some("u".into()),
+            placed: cart.clone(),
+            attempts: vec![PaymentAttempt {
+                number: 1,
+                payment_token: "p".into(),
+                opened_at: 5,
+                expires_at: 1_800_005,
+                status: AttemptStatus::Open,
+                gateway: None,
+                payment_ref: None,
+            }],
+            history: vec![Transition {
+                seq: 1,
+                from_status: None,
+                to_status: OrderStatus::Pending,
+                reason: "placed".into(),
+                actor: "u".into(),
+                correlation_id: "corr".into(),
+                at: 5,
+                refused_code: None,
+            }],
+            rejection: None,
+            success_url: None,
+            cancel_url: Some("https://shop.example/cancel".into()),
+            created_at: 5,
+            updated_at: 5,
+            last_command_id: "c".into(),
+        };
+        round_trip(topics::ORDER_SNAPSHOTS.def.value_schema, &order);
+        round_trip(topics::ORDER_CHANGELOG.def.value_schema, &order);
+    }
+
+    /// The order schemas embed the cart snapshot's: the same definition,
+    /// so the frozen cart cannot drift from the cart topic's contract.
+    #[test]
+    fn order_schemas_embed_the_cart_snapshot_schema() {
+        let cart: serde_json::Value =
+            serde_json::from_str(topics::CART_SNAPSHOTS.def.value_schema).unwrap();
+        let snap: serde_json::Value =
+            serde_json::from_str(topics::ORDER_SNAPSHOTS.def.value_schema).unwrap();
+        let placed = snap["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "placed")
+            .unwrap();
+        assert_eq!(placed["type"], cart);
+        let cmd: serde_json::Value =
+            serde_json::from_str(topics::ORDER_COMMANDS.def.value_schema).unwrap();
+        let open = &cmd["fields"][4]["type"][0];
+        assert_eq!(open["name"], "OpenOrder");
+        assert_eq!(open["fields"][0]["type"], cart);
+    }
+
     /// A record written before the breakdown fields existed is read with
     /// their defaults: the new schema is BACKWARD compatible.
     #[test]
@@ -411,8 +515,10 @@ mod tests {
                 fx_rates: 3,
                 coupons: 0,
             }),
+            order_token: Some("o".into()),
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
+        order_records_match_their_schemas(&snap);
         snap.rejection = Some(CommandRejection {
             command_id: "c".into(),
             code: 1003,

@@ -1,0 +1,385 @@
+//! An order's life, pure: what each command does to an order (`decide`)
+//! and which payment attempts are due to expire (`due_expiries`).
+//!
+//! ```text
+//! PENDING ─► AWAITING_PAYMENT ─► PAID ─► REFUNDED
+//!                 │    ▲
+//!                 ▼    │ StartAttempt (a new payment token)
+//!           FAILED | EXPIRED
+//! ```
+//!
+//! An order opens from a converted cart, frozen as it was priced, and its
+//! first payment attempt opens at once (coupon reservations will hold it in
+//! PENDING until they are answered). Each attempt has its own payment token,
+//! derived from the order and the attempt number, valid for
+//! [`OrderPolicy::attempt_ttl_ms`]. Every transition is recorded with its
+//! reason, actor, correlation id and time; a command that would make an
+//! invalid transition is refused and the refusal recorded, never applied:
+//! PAID never moves back, a late failure after a success changes nothing.
+
+use schemas::codes::ErrorCode;
+use schemas::ids;
+use schemas::records::cart::{CartSnapshot, CommandRejection};
+use schemas::records::order::{
+    AttemptStatus, OrderCmd, OrderCommand, OrderSnapshot, OrderStatus, PaymentAttempt, Transition,
+};
+
+/// How long a payment token is valid: 30 minutes unless configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderPolicy {
+    pub attempt_ttl_ms: i64,
+}
+
+impl Default for OrderPolicy {
+    fn default() -> Self {
+        OrderPolicy {
+            attempt_ttl_ms: 30 * 60 * 1000,
+        }
+    }
+}
+
+/// Where a command stands: its id, offset, time and correlation id.
+#[derive(Debug, Clone)]
+pub struct OrderStamp<'a> {
+    pub command_id: &'a str,
+    pub offset: i64,
+    pub at_ms: i64,
+    pub correlation_id: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The order after the command (a transition, or a refusal recorded).
+    Order(OrderSnapshot),
+    /// Nothing to record: a repeat of a placement, a timer's expiry for an
+    /// attempt that is no longer open.
+    Unchanged,
+    /// No order to record anything on.
+    Dropped(CommandRejection),
+}
+
+/// The payment token of `order`'s attempt `number`: derived, so a replay
+/// issues the same one, and unguessable without the order token.
+pub fn payment_token(order_token: &str, number: i32) -> String {
+    ids::derived("payment-token", order_token, i64::from(number))
+        .simple()
+        .to_string()
+}
+
+pub fn decide(
+    order: Option<&OrderSnapshot>,
+    command: &OrderCommand,
+    stamp: &OrderStamp<'_>,
+    policy: &OrderPolicy,
+) -> Decision {
+    let actor = command.actor.as_deref().unwrap_or("system");
+    let Some(order) = order else {
+        return match &command.command {
+            OrderCmd::OpenOrder(open) => Decision::Order(open_order(
+                command,
+                &open.cart,
+                open.success_url.clone(),
+                open.cancel_url.clone(),
+                stamp,
+                policy,
+                actor,
+            )),
+            OrderCmd::StartAttempt(_)
+            | OrderCmd::ExpireAttempt(_)
+            | OrderCmd::PaymentSucceeded(_)
+            | OrderCmd::PaymentFailed(_) => Decision::Dropped(CommandRejection {
+                command_id: stamp.command_id.to_owned(),
+                code: ErrorCode::PaymentInvalidState.code(),
+                message: "no such order".into(),
+            }),
+        };
+    };
+    let mut next = order.clone();
+    next.version = stamp.offset;
+    next.updated_at = stamp.at_ms;
+    next.last_command_id = stamp.command_id.to_owned();
+    next.event_id = ids::derived("order-snapshot", &order.order_token, stamp.offset).to_string();
+    next.rejection = None;
+    let current = order.attempts.last().map(|a| a.number).unwrap_or(0);
+    match &command.command {
+        // The order exists: a placement repeated (the cart processor's
+        // retry) changes nothing.
+        OrderCmd::OpenOrder(_) => Decision::Unchanged,
+        OrderCmd::StartAttempt(s) => match order.status {
+            OrderStatus::Failed | OrderStatus::Expired => {
+                let number = current + 1;
+                open_attempt(&mut next, number, stamp, policy);
+                transition(
+                    &mut next,
+                    OrderStatus::AwaitingPayment,
+                    &format!("payment attempt {number} opened: {}", s.reason),
+                    actor,
+                    stamp,
+                );
+                Decision::Order(next)
+            }
+            other => refuse(
+                next,
+                other,
+                ErrorCode::PaymentInvalidState,
+                &format!(
+                    "a new payment attempt needs a failed or expired order, not {}",
+                    other.as_str()
+                ),
+                actor,
+                stamp,
+            ),
+        },
+        OrderCmd::ExpireAttempt(e) => {
+            let open = order.status == OrderStatus::AwaitingPayment && e.attempt == current;
+            if !open {
+                // Paid, failed or superseded meanwhile: the timer's view
+                // was older than the order.
+                return Decision::Unchanged;
+            }
+            set_attempt(&mut next, e.attempt, AttemptStatus::Expired, None, None);
+            transition(
+                &mut next,
+                OrderStatus::Expired,
+                &format!("payment token of attempt {} expired", e.attempt),
+                actor,
+                stamp,
+            );
+            Decision::Order(next)
+        }
+        OrderCmd::PaymentSucceeded(p) => {
+            if order.status == OrderStatus::Paid || order.status == OrderStatus::Refunded {
+                return refuse(
+                    next,
+                    order.status,
+                    ErrorCode::PaymentInvalidState,
+                    &format!(
+                        "already {}: payment {} not applied again",
+                        order.status.as_str(),
+                        p.payment_ref
+                    ),
+                    actor,
+                    stamp,
+                );
+            }
+            let expected = &order.placed.total;
+            if p.amount != *expected {
+                return refuse(
+                    next,
+                    order.status,
+                    ErrorCode::PaymentFailed,
+                    &format!(
+                        "payment {} of {} {} does not match the order's {} {}",
+                        p.payment_ref,
+                        p.amount.amount_minor,
+                        p.amount.currency,
+                        expected.amount_minor,
+                        expected.currency
+                    ),
+                    actor,
+                    stamp,
+                );
+            }
+            let reason = match order.status {
+                OrderStatus::AwaitingPayment if p.attempt == current => {
+                    format!("paid through {} ({})", p.gateway, p.payment_ref)
+                }
+                // Money received is never dropped: a payment that lands
+                // after its attempt expired or failed still pays the order
+                // (what happens next, enrol or refund, is the next rule).
+                other => format!(
+                    "paid through {} ({}) while {} (attempt {}, current {current})",
+                    p.gateway,
+                    p.payment_ref,
+                    other.as_str(),
+                    p.attempt
+                ),
+            };
+            set_attempt(
+                &mut next,
+                p.attempt,
+                AttemptStatus::Paid,
+                Some(&p.gateway),
+                Some(&p.payment_ref),
+            );
+            transition(&mut next, OrderStatus::Paid, &reason, actor, stamp);
+            Decision::Order(next)
+        }
+        OrderCmd::PaymentFailed(f) => {
+            let open = order.status == OrderStatus::AwaitingPayment && f.attempt == current;
+            if !open {
+                return refuse(
+                    next,
+                    order.status,
+                    ErrorCode::PaymentInvalidState,
+                    &format!(
+                        "failure of attempt {} ({}) ignored: the order is {}",
+                        f.attempt,
+                        f.failure,
+                        order.status.as_str()
+                    ),
+                    actor,
+                    stamp,
+                );
+            }
+            set_attempt(
+                &mut next,
+                f.attempt,
+                AttemptStatus::Failed,
+                Some(&f.gateway),
+                None,
+            );
+            transition(
+                &mut next,
+                OrderStatus::Failed,
+                &format!("payment failed at {}: {}", f.gateway, f.failure),
+                actor,
+                stamp,
+            );
+            Decision::Order(next)
+        }
+    }
+}
+
+/// The attempt of `order` whose payment token has expired by `now_ms`, if
+/// it is still open: what the order processor's timer asks to expire.
+pub fn due_expiry(order: &OrderSnapshot, now_ms: i64) -> Option<i32> {
+    let attempt = order.attempts.last()?;
+    (order.status == OrderStatus::AwaitingPayment
+        && attempt.status == AttemptStatus::Open
+        && attempt.expires_at <= now_ms)
+        .then_some(attempt.number)
+}
+
+fn open_order(
+    command: &OrderCommand,
+    cart: &CartSnapshot,
+    success_url: Option<String>,
+    cancel_url: Option<String>,
+    stamp: &OrderStamp<'_>,
+    policy: &OrderPolicy,
+    actor: &str,
+) -> OrderSnapshot {
+    let mut order = OrderSnapshot {
+        event_id: ids::derived("order-snapshot", &command.order_token, stamp.offset).to_string(),
+        order_token: command.order_token.clone(),
+        version: stamp.offset,
+        status: OrderStatus::Pending,
+        cart_token: cart.cart_token.clone(),
+        buyer_user_id: cart.owner_user_id.clone(),
+        placed: cart.clone(),
+        attempts: Vec::new(),
+        history: Vec::new(),
+        rejection: None,
+        success_url,
+        cancel_url,
+        created_at: stamp.at_ms,
+        updated_at: stamp.at_ms,
+        last_command_id: stamp.command_id.to_owned(),
+    };
+    order.history.push(Transition {
+        seq: 1,
+        from_status: None,
+        to_status: OrderStatus::Pending,
+        reason: format!("placed from cart {}", cart.cart_token),
+        actor: actor.to_owned(),
+        correlation_id: stamp.correlation_id.to_owned(),
+        at: stamp.at_ms,
+        refused_code: None,
+    });
+    open_attempt(&mut order, 1, stamp, policy);
+    transition(
+        &mut order,
+        OrderStatus::AwaitingPayment,
+        "payment attempt 1 opened",
+        actor,
+        stamp,
+    );
+    order
+}
+
+fn open_attempt(
+    order: &mut OrderSnapshot,
+    number: i32,
+    stamp: &OrderStamp<'_>,
+    policy: &OrderPolicy,
+) {
+    order.attempts.push(PaymentAttempt {
+        number,
+        payment_token: payment_token(&order.order_token, number),
+        opened_at: stamp.at_ms,
+        expires_at: stamp.at_ms.saturating_add(policy.attempt_ttl_ms),
+        status: AttemptStatus::Open,
+        gateway: None,
+        payment_ref: None,
+    });
+}
+
+fn set_attempt(
+    order: &mut OrderSnapshot,
+    number: i32,
+    status: AttemptStatus,
+    gateway: Option<&str>,
+    payment_ref: Option<&str>,
+) {
+    if let Some(a) = order.attempts.iter_mut().find(|a| a.number == number) {
+        a.status = status;
+        if let Some(g) = gateway {
+            a.gateway = Some(g.to_owned());
+        }
+        if let Some(r) = payment_ref {
+            a.payment_ref = Some(r.to_owned());
+        }
+    }
+}
+
+fn transition(
+    order: &mut OrderSnapshot,
+    to: OrderStatus,
+    reason: &str,
+    actor: &str,
+    stamp: &OrderStamp<'_>,
+) {
+    let from = order.status;
+    order.history.push(Transition {
+        seq: order.history.len() as i32 + 1,
+        from_status: Some(from),
+        to_status: to,
+        reason: reason.to_owned(),
+        actor: actor.to_owned(),
+        correlation_id: stamp.correlation_id.to_owned(),
+        at: stamp.at_ms,
+        refused_code: None,
+    });
+    order.status = to;
+}
+
+/// Records a refused transition: the order stays where it was.
+fn refuse(
+    mut order: OrderSnapshot,
+    stays: OrderStatus,
+    code: ErrorCode,
+    message: &str,
+    actor: &str,
+    stamp: &OrderStamp<'_>,
+) -> Decision {
+    order.history.push(Transition {
+        seq: order.history.len() as i32 + 1,
+        from_status: Some(stays),
+        to_status: stays,
+        reason: message.to_owned(),
+        actor: actor.to_owned(),
+        correlation_id: stamp.correlation_id.to_owned(),
+        at: stamp.at_ms,
+        refused_code: Some(code.code()),
+    });
+    order.rejection = Some(CommandRejection {
+        command_id: stamp.command_id.to_owned(),
+        code: code.code(),
+        message: message.to_owned(),
+    });
+    Decision::Order(order)
+}
+
+#[cfg(test)]
+mod tests;

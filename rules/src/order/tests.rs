@@ -1,0 +1,286 @@
+//! One test per transition of [`super::decide`], and the refusals.
+
+use schemas::records::cart::{CartSnapshot, CartStatus};
+use schemas::records::order::*;
+use schemas::records::WireMoney;
+
+use super::*;
+
+fn money(minor: i64) -> WireMoney {
+    WireMoney {
+        amount_minor: minor,
+        currency: "INR".into(),
+    }
+}
+
+fn cart() -> CartSnapshot {
+    CartSnapshot {
+        event_id: "e".into(),
+        cart_token: "cart-1".into(),
+        version: 4,
+        status: CartStatus::Converted,
+        currency: "INR".into(),
+        lines: vec![],
+        subtotal: money(50_000),
+        total: money(59_000),
+        created_at: 1,
+        updated_at: 2,
+        last_command_id: "c".into(),
+        rejection: None,
+        owner_user_id: Some("alice".into()),
+        discount_total: money(0),
+        tax_total: money(9_000),
+        taxes: vec![],
+        tax_inclusive: false,
+        buyer: None,
+        fx: None,
+        share_token: None,
+        device_id: None,
+        analytics: Default::default(),
+        merged_into: None,
+        coupons: vec![],
+        discounts: vec![],
+        priced_with: None,
+        order_token: Some("o1".into()),
+    }
+}
+
+const TTL: i64 = 1_800_000;
+
+fn run(order: Option<&OrderSnapshot>, offset: i64, at_ms: i64, cmd: OrderCmd) -> Decision {
+    let id = format!("cmd-{offset}");
+    let command = OrderCommand {
+        command_id: id.clone(),
+        order_token: "o1".into(),
+        issued_at: at_ms,
+        actor: Some("alice".into()),
+        command: cmd,
+    };
+    decide(
+        order,
+        &command,
+        &OrderStamp {
+            command_id: &id,
+            offset,
+            at_ms,
+            correlation_id: "corr-1",
+        },
+        &OrderPolicy {
+            attempt_ttl_ms: TTL,
+        },
+    )
+}
+
+fn order(d: Decision) -> OrderSnapshot {
+    match d {
+        Decision::Order(o) => o,
+        other => panic!("no order: {other:?}"),
+    }
+}
+
+fn opened() -> OrderSnapshot {
+    order(run(
+        None,
+        1,
+        1_000,
+        OrderCmd::OpenOrder(OpenOrder {
+            cart: cart(),
+            success_url: None,
+            cancel_url: None,
+        }),
+    ))
+}
+
+fn paid(attempt: i32, minor: i64) -> OrderCmd {
+    OrderCmd::PaymentSucceeded(PaymentSucceeded {
+        attempt,
+        gateway: "razorpay".into(),
+        payment_ref: "pay_1".into(),
+        amount: money(minor),
+    })
+}
+
+fn failed(attempt: i32) -> OrderCmd {
+    OrderCmd::PaymentFailed(PaymentFailed {
+        attempt,
+        gateway: "razorpay".into(),
+        failure: "card declined".into(),
+    })
+}
+
+fn statuses(o: &OrderSnapshot) -> Vec<(Option<OrderStatus>, OrderStatus, Option<i32>)> {
+    o.history
+        .iter()
+        .map(|t| (t.from_status, t.to_status, t.refused_code))
+        .collect()
+}
+
+#[test]
+fn an_order_opens_awaiting_payment_with_a_frozen_cart_and_an_expiring_token() {
+    let o = opened();
+    assert_eq!(o.status, OrderStatus::AwaitingPayment);
+    assert_eq!(o.placed, cart(), "the cart as priced");
+    assert_eq!(o.buyer_user_id.as_deref(), Some("alice"));
+    assert_eq!(o.attempts.len(), 1);
+    let a = &o.attempts[0];
+    assert_eq!(
+        (a.number, a.status, a.expires_at),
+        (1, AttemptStatus::Open, 1_000 + TTL)
+    );
+    assert_eq!(a.payment_token, payment_token("o1", 1));
+    assert_ne!(payment_token("o1", 1), payment_token("o1", 2));
+    assert_eq!(
+        statuses(&o),
+        [
+            (None, OrderStatus::Pending, None),
+            (
+                Some(OrderStatus::Pending),
+                OrderStatus::AwaitingPayment,
+                None
+            )
+        ]
+    );
+    assert!(o
+        .history
+        .iter()
+        .all(|t| t.correlation_id == "corr-1" && t.actor == "alice"));
+    // Opened again (the cart processor's retry): nothing changes.
+    let again = run(
+        Some(&o),
+        2,
+        2_000,
+        OrderCmd::OpenOrder(OpenOrder {
+            cart: cart(),
+            success_url: None,
+            cancel_url: None,
+        }),
+    );
+    assert_eq!(again, Decision::Unchanged);
+}
+
+#[test]
+fn a_matching_payment_pays_and_paid_never_moves_back() {
+    let o = order(run(Some(&opened()), 2, 2_000, paid(1, 59_000)));
+    assert_eq!(o.status, OrderStatus::Paid);
+    assert_eq!(o.attempts[0].status, AttemptStatus::Paid);
+    assert_eq!(o.attempts[0].payment_ref.as_deref(), Some("pay_1"));
+
+    // A late failure, a second success, an expiry, a new attempt: refused
+    // and recorded, or ignored; the order stays paid.
+    let late = order(run(Some(&o), 3, 3_000, failed(1)));
+    assert_eq!(late.status, OrderStatus::Paid);
+    assert_eq!(
+        statuses(&late).last(),
+        Some(&(Some(OrderStatus::Paid), OrderStatus::Paid, Some(3002)))
+    );
+    assert_eq!(late.rejection.as_ref().map(|r| r.code), Some(3002));
+    let twice = order(run(Some(&late), 4, 4_000, paid(1, 59_000)));
+    assert_eq!(twice.status, OrderStatus::Paid);
+    assert_eq!(twice.rejection.as_ref().map(|r| r.code), Some(3002));
+    assert_eq!(
+        run(
+            Some(&twice),
+            5,
+            9_999_999,
+            OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 })
+        ),
+        Decision::Unchanged
+    );
+    let retry = order(run(
+        Some(&twice),
+        6,
+        6_000,
+        OrderCmd::StartAttempt(StartAttempt {
+            reason: "again".into(),
+        }),
+    ));
+    assert_eq!(retry.status, OrderStatus::Paid);
+    assert_eq!(retry.attempts.len(), 1);
+}
+
+#[test]
+fn a_payment_of_another_amount_is_refused_not_paid() {
+    let o = order(run(Some(&opened()), 2, 2_000, paid(1, 58_999)));
+    assert_eq!(o.status, OrderStatus::AwaitingPayment);
+    assert_eq!(o.rejection.as_ref().map(|r| r.code), Some(3001));
+    assert_eq!(o.attempts[0].status, AttemptStatus::Open);
+}
+
+#[test]
+fn an_expired_token_expires_the_order_and_a_new_attempt_reopens_it() {
+    let o = opened();
+    assert_eq!(due_expiry(&o, 1_000 + TTL - 1), None);
+    assert_eq!(due_expiry(&o, 1_000 + TTL), Some(1));
+    let expired = order(run(
+        Some(&o),
+        2,
+        1_000 + TTL,
+        OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
+    ));
+    assert_eq!(expired.status, OrderStatus::Expired);
+    assert_eq!(expired.attempts[0].status, AttemptStatus::Expired);
+    assert_eq!(due_expiry(&expired, i64::MAX), None);
+
+    let again = order(run(
+        Some(&expired),
+        3,
+        5_000_000,
+        OrderCmd::StartAttempt(StartAttempt {
+            reason: "buyer retried".into(),
+        }),
+    ));
+    assert_eq!(again.status, OrderStatus::AwaitingPayment);
+    assert_eq!(again.attempts.len(), 2);
+    assert_eq!(again.attempts[1].payment_token, payment_token("o1", 2));
+    assert_eq!(again.attempts[1].expires_at, 5_000_000 + TTL);
+    // The old attempt's expiry, delivered late, changes nothing.
+    assert_eq!(
+        run(
+            Some(&again),
+            4,
+            9_000_000,
+            OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 })
+        ),
+        Decision::Unchanged
+    );
+    // A payment that arrives for the expired attempt still pays: money
+    // received is never dropped.
+    let late_pay = order(run(Some(&expired), 5, 6_000_000, paid(1, 59_000)));
+    assert_eq!(late_pay.status, OrderStatus::Paid);
+    assert!(late_pay.history.last().unwrap().reason.contains("expired"));
+}
+
+#[test]
+fn a_failed_payment_fails_the_attempt_and_a_new_attempt_is_allowed() {
+    let f = order(run(Some(&opened()), 2, 2_000, failed(1)));
+    assert_eq!(f.status, OrderStatus::Failed);
+    assert_eq!(f.attempts[0].status, AttemptStatus::Failed);
+    // A new attempt while awaiting payment is refused.
+    let again = order(run(
+        Some(&f),
+        3,
+        3_000,
+        OrderCmd::StartAttempt(StartAttempt { reason: "r".into() }),
+    ));
+    let refused = order(run(
+        Some(&again),
+        4,
+        4_000,
+        OrderCmd::StartAttempt(StartAttempt { reason: "r".into() }),
+    ));
+    assert_eq!(refused.status, OrderStatus::AwaitingPayment);
+    assert_eq!(refused.attempts.len(), 2);
+    assert_eq!(refused.rejection.as_ref().map(|r| r.code), Some(3002));
+    // A failure for the superseded attempt is refused and recorded.
+    let stale = order(run(Some(&again), 5, 5_000, failed(1)));
+    assert_eq!(stale.status, OrderStatus::AwaitingPayment);
+    assert_eq!(stale.rejection.as_ref().map(|r| r.code), Some(3002));
+}
+
+#[test]
+fn commands_for_an_unknown_order_are_dropped() {
+    assert!(matches!(
+        run(None, 1, 1, failed(1)),
+        Decision::Dropped(r) if r.code == 3002
+    ));
+}

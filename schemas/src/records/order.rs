@@ -1,0 +1,151 @@
+//! `internhub.order.*`: the commands on `order.commands` and the order
+//! snapshots on `order.snapshots` (and, unchanged, on the order processor's
+//! changelog). An order embeds the cart as it was priced when it was placed
+//! (`placed`), so the breakdown it charges is frozen with it.
+
+use serde::{Deserialize, Serialize};
+
+use super::cart::{CartSnapshot, CommandRejection};
+use super::WireMoney;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCommand {
+    pub command_id: String,
+    pub order_token: String,
+    /// Milliseconds since the Unix epoch.
+    pub issued_at: i64,
+    /// Who asked: a user id, `system` (timers) or a gateway name.
+    pub actor: Option<String>,
+    pub command: OrderCmd,
+}
+
+/// The Avro union of order command kinds. Variant order is the union's
+/// branch order on the wire: append new kinds, never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderCmd {
+    OpenOrder(OpenOrder),
+    StartAttempt(StartAttempt),
+    ExpireAttempt(ExpireAttempt),
+    PaymentSucceeded(PaymentSucceeded),
+    PaymentFailed(PaymentFailed),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenOrder {
+    pub cart: CartSnapshot,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartAttempt {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireAttempt {
+    pub attempt: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSucceeded {
+    pub attempt: i32,
+    pub gateway: String,
+    pub payment_ref: String,
+    pub amount: WireMoney,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub attempt: i32,
+    pub gateway: String,
+    pub failure: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    AwaitingPayment,
+    Paid,
+    Failed,
+    Expired,
+    Refunded,
+}
+
+impl OrderStatus {
+    /// The lowercase name used in the API and in Postgres.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::AwaitingPayment => "awaiting_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptStatus {
+    Open,
+    Paid,
+    Failed,
+    Expired,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::Open => "open",
+            AttemptStatus::Paid => "paid",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentAttempt {
+    pub number: i32,
+    pub payment_token: String,
+    pub opened_at: i64,
+    pub expires_at: i64,
+    pub status: AttemptStatus,
+    pub gateway: Option<String>,
+    pub payment_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub seq: i32,
+    pub from_status: Option<OrderStatus>,
+    pub to_status: OrderStatus,
+    pub reason: String,
+    pub actor: String,
+    pub correlation_id: String,
+    pub at: i64,
+    /// Set when refused: the order stayed in `from_status`.
+    pub refused_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSnapshot {
+    pub event_id: String,
+    pub order_token: String,
+    pub version: i64,
+    pub status: OrderStatus,
+    pub cart_token: String,
+    pub buyer_user_id: Option<String>,
+    pub placed: CartSnapshot,
+    pub attempts: Vec<PaymentAttempt>,
+    pub history: Vec<Transition>,
+    pub rejection: Option<CommandRejection>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_command_id: String,
+}
