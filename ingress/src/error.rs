@@ -37,6 +37,11 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{1}")]
     Domain(ErrorCode, String),
+    /// The cart cannot be checked out: every blocker, each with its code
+    /// (the body's code is the first one's; all are listed in
+    /// `validation_messages` as `<code>: <message>`).
+    #[error("the cart cannot be checked out")]
+    CheckoutBlocked(Vec<(ErrorCode, String)>),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -103,6 +108,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Domain(code, _) => domain_status(*code),
+            ApiError::CheckoutBlocked(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -121,6 +127,10 @@ impl ApiError {
     fn code(&self) -> i32 {
         match self {
             ApiError::Domain(code, _) => code.code(),
+            ApiError::CheckoutBlocked(blockers) => blockers
+                .first()
+                .map(|(c, _)| c.code())
+                .unwrap_or(i32::from(StatusCode::CONFLICT.as_u16())),
             other => i32::from(other.status().as_u16()),
         }
     }
@@ -154,6 +164,9 @@ impl ApiError {
                 "Retry with the same Idempotency-Key; the gateway call is made at most once."
             }
             ApiError::Domain(..) => "Correct the request and retry.",
+            ApiError::CheckoutBlocked(_) => {
+                "Resolve each blocker listed in validation_messages (read the cart), then place the order again."
+            }
             ApiError::Unauthorized(_) => "Send a valid bearer token in the Authorization header.",
             ApiError::Forbidden(_) => "Use an account with the required role.",
             ApiError::RateLimited { .. } => {
@@ -230,6 +243,10 @@ impl ApiError {
         let validation_messages = match self {
             ApiError::Validation(m) => m.clone(),
             ApiError::MalformedJson(m) => vec![m.clone()],
+            ApiError::CheckoutBlocked(blockers) => blockers
+                .iter()
+                .map(|(c, m)| format!("{}: {m}", c.code()))
+                .collect(),
             _ => Vec::new(),
         };
         ErrorBody {

@@ -62,6 +62,8 @@ pub struct Config {
     pub pricing: rules::pricing::PricingPolicy,
     /// `CART_MAX_QUANTITY`, `CART_MAX_LINES` (as the cart processor reads them).
     pub limits: rules::cart::CartLimits,
+    /// `ORDER_RETURN_ORIGINS`, `ORDER_RETURN_HTTP_ALLOWED`.
+    pub return_urls: routes::orders::ReturnUrls,
 }
 
 impl Config {
@@ -96,6 +98,7 @@ impl Config {
             ack_timeout: Duration::from_millis(var("KAFKA_ACK_TIMEOUT_MS", "15000").parse()?),
             pricing: rules::pricing::PricingPolicy::from_settings(var)?,
             limits: rules::cart::CartLimits::from_settings(var)?,
+            return_urls: routes::orders::ReturnUrls::from_env(),
         })
     }
 
@@ -123,6 +126,10 @@ impl Config {
             ack_timeout: Duration::from_secs(15),
             pricing: rules::pricing::PricingPolicy::default(),
             limits: rules::cart::CartLimits::default(),
+            return_urls: routes::orders::ReturnUrls {
+                origins: vec!["https://shop.example".into()],
+                allow_http: false,
+            },
         }
     }
 }
@@ -135,6 +142,7 @@ pub struct AppState {
     pub waiters: Arc<waiters::VersionWaiters>,
     pub pricing: Arc<rules::pricing::PricingPolicy>,
     pub limits: rules::cart::CartLimits,
+    pub return_urls: Arc<routes::orders::ReturnUrls>,
 }
 
 pub struct Application {
@@ -175,6 +183,7 @@ impl Application {
             waiters,
             pricing: Arc::new(config.pricing.clone()),
             limits: config.limits,
+            return_urls: Arc::new(config.return_urls.clone()),
         };
         let verifier = auth::Verifier::new(&config.auth)?;
         let groups = routes::Groups {

@@ -1,6 +1,6 @@
-//! Read-your-writes without polling: readers waiting for a cart version
-//! subscribe here; one `LISTEN cart_versions` connection wakes them when the
-//! carts sink commits a newer version. A missed notification (a reconnect)
+//! Read-your-writes without polling: readers waiting for a cart or order
+//! version subscribe here; one `LISTEN cart_versions` connection wakes them
+//! when the carts or orders sink commits a newer version. A missed notification (a reconnect)
 //! costs at most one re-check interval, never a wrong answer, because the
 //! answer itself is always read from Postgres.
 
@@ -79,6 +79,42 @@ impl VersionWaiters {
                 map.remove(token);
             }
         }
+    }
+
+    /// Reads `token`'s entity with `read` until `done` holds or `wait`
+    /// has passed, waking on the sinks' notifications (and re-reading at
+    /// least every 500 ms in case one was lost). Returns the last read and
+    /// whether `done` held.
+    pub async fn wait_until<T, E, F, Fut>(
+        &self,
+        token: &str,
+        wait: Duration,
+        mut read: F,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<(T, bool), E>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut rx = self.subscribe(token);
+        let deadline = tokio::time::Instant::now() + wait;
+        let result = loop {
+            let value = match read().await {
+                Ok(v) => v,
+                Err(e) => break Err(e),
+            };
+            if done(&value) {
+                break Ok((value, true));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break Ok((value, false));
+            }
+            let until = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
+            let _ = tokio::time::timeout_at(until, rx.changed()).await;
+        };
+        drop(rx);
+        self.release(token);
+        result
     }
 
     pub fn waiting(&self) -> usize {

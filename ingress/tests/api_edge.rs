@@ -53,9 +53,20 @@ enum Route {
     RemoveCoupon,
     ValidateCoupon,
     ListDiscounts,
+    PlaceOrder,
+    GetOrder,
+    MyOrders,
+    PayAgain,
 }
 
-const ROUTES: [Route; 22] = [
+/// An order token no order has.
+const NO_ORDER: &str = "fedcba9876543210fedcba9876543210";
+
+const ROUTES: [Route; 26] = [
+    Route::PlaceOrder,
+    Route::GetOrder,
+    Route::MyOrders,
+    Route::PayAgain,
     Route::ValidateCoupon,
     Route::ListDiscounts,
     Route::PutCoupon,
@@ -91,10 +102,15 @@ impl Route {
             | Route::AuthCheck
             | Route::Login
             | Route::ApplyCoupon
-            | Route::ValidateCoupon => Method::POST,
-            Route::GetCart | Route::ListInternships | Route::SharedView | Route::ListDiscounts => {
-                Method::GET
-            }
+            | Route::ValidateCoupon
+            | Route::PlaceOrder
+            | Route::PayAgain => Method::POST,
+            Route::GetCart
+            | Route::ListInternships
+            | Route::SharedView
+            | Route::ListDiscounts
+            | Route::GetOrder
+            | Route::MyOrders => Method::GET,
             Route::Analytics | Route::ChoosePlan | Route::PutCoupon => Method::PUT,
             Route::RemoveCoupon => Method::DELETE,
             Route::RemoveItem => Method::DELETE,
@@ -138,6 +154,10 @@ impl Route {
             Route::RemoveCoupon => format!("/api/v1/cart/{cart}/coupon/TEN10"),
             Route::ValidateCoupon => "/api/v1/cart/discount/validate".into(),
             Route::ListDiscounts => format!("/api/v1/cart/{cart}/discounts"),
+            Route::PlaceOrder => "/api/v1/order".into(),
+            Route::GetOrder => format!("/api/v1/order/{NO_ORDER}"),
+            Route::MyOrders => "/api/v1/me/orders".into(),
+            Route::PayAgain => format!("/api/v1/order/{NO_ORDER}/pay"),
         }
     }
 
@@ -157,7 +177,11 @@ impl Route {
             | Route::Login
             | Route::ChoosePlan
             | Route::RemoveCoupon
-            | Route::ListDiscounts => None,
+            | Route::ListDiscounts
+            | Route::GetOrder
+            | Route::MyOrders
+            | Route::PayAgain => None,
+            Route::PlaceOrder => Some(json!({"cart_token": "0123456789abcdef0123456789abcdef"})),
             Route::ValidateCoupon => {
                 Some(json!({"cart_token": "0123456789abcdef0123456789abcdef", "code": "TEN10"}))
             }
@@ -204,6 +228,10 @@ impl Route {
             Route::RemoveCoupon => "/api/v1/cart/{token}/coupon/{code}",
             Route::ValidateCoupon => "/api/v1/cart/discount/validate",
             Route::ListDiscounts => "/api/v1/cart/{token}/discounts",
+            Route::PlaceOrder => "/api/v1/order",
+            Route::GetOrder => "/api/v1/order/{order_token}",
+            Route::MyOrders => "/api/v1/me/orders",
+            Route::PayAgain => "/api/v1/order/{order_token}/pay",
         }
     }
 }
@@ -362,7 +390,17 @@ async fn every_route_refuses_bad_callers_with_the_error_body_and_writes_nothing(
             | Route::SharedView
             | Route::CloneShared
             // Names its cart in the body; that cart's owner is checked like the others'.
-            | Route::ValidateCoupon => {}
+            | Route::ValidateCoupon
+            // The caller's own list.
+            | Route::MyOrders => {}
+            // An order nobody has: unknown to everyone alike.
+            Route::GetOrder | Route::PayAgain => {
+                for (who, bearer) in [("wrong-owner", Some(bob.as_str())), ("guest", None)] {
+                    let c = case(who);
+                    let (s, b, _) = call(&http, &base, route, &cart, bearer, body(), &c).await;
+                    assert_error(&c, s, &b, 404, 3003);
+                }
+            }
             _ => {
                 for (who, bearer) in [
                     ("wrong-owner", Some(bob.as_str())),

@@ -10,6 +10,7 @@
 //! `processors <name>` binary runs: adding a processor is one entry there.
 
 pub mod cart;
+pub mod order;
 pub mod runner;
 pub mod tables;
 
@@ -21,6 +22,11 @@ pub type Service = fn(
 ) -> futures::future::BoxFuture<'static, anyhow::Result<()>>;
 
 /// Every processor, by the name `processors <name>` takes.
-pub const PROCESSORS: &[(&str, Service)] = &[("cart", |config, ops, stop| {
-    Box::pin(cart::service::run(config, ops, stop))
-})];
+pub const PROCESSORS: &[(&str, Service)] = &[
+    ("cart", |config, ops, stop| {
+        Box::pin(cart::service::run(config, ops, stop))
+    }),
+    ("order", |config, ops, stop| {
+        Box::pin(order::service::run(config, ops, stop))
+    }),
+];

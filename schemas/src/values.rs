@@ -19,6 +19,34 @@ pub enum ValueError {
     CouponCode,
     #[error("country must be an ISO 3166-1 alpha-2 code")]
     Country,
+    #[error("order token must be 32 lowercase hexadecimal characters")]
+    OrderToken,
+}
+
+/// An order's token: derived from the token of the cart it was placed
+/// from, so a cart yields one order (a placement repeated finds the same
+/// order) and the order token is as hard to guess as the cart token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderToken(String);
+
+impl OrderToken {
+    pub fn of_cart(cart: &CartToken) -> OrderToken {
+        OrderToken(
+            crate::ids::derived("order-token", cart.as_str(), 0)
+                .simple()
+                .to_string(),
+        )
+    }
+
+    pub fn parse(s: &str) -> Result<OrderToken, ValueError> {
+        CartToken::parse(s)
+            .map(|t| OrderToken(t.0))
+            .map_err(|_| ValueError::OrderToken)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A coupon code, upper-cased: 3-32 of A-Z, 0-9 and '-'.

@@ -118,6 +118,7 @@ async fn write(
         .map(|s| serde_json::json!(s.analytics))
         .collect();
     let merged: Vec<Option<String>> = snaps.iter().map(|s| s.merged_into.clone()).collect();
+    let orders: Vec<Option<String>> = snaps.iter().map(|s| s.order_token.clone()).collect();
     let coupon_codes: Vec<serde_json::Value> =
         snaps.iter().map(|s| serde_json::json!(s.coupons)).collect();
     let fx_as_of: Vec<Option<chrono::DateTime<chrono::Utc>>> = snaps
@@ -135,11 +136,11 @@ async fn write(
                            created_at, updated_at, last_command_id,
                            rejection_command_id, rejection_code, rejection_message, owner_user_id,
                            discount_total_minor, tax_total_minor, tax_inclusive, buyer_country, buyer_state, buyer_gstin,
-                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into, coupons)
+                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into, coupons, order_token)
         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                              $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[],
                              $15::int8[], $16::int8[], $17::bool[], $18::text[], $19::text[], $20::text[],
-                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[], $28::jsonb[])
+                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[], $28::jsonb[], $29::text[])
         ON CONFLICT (cart_token) DO UPDATE SET
             version = EXCLUDED.version,
             event_id = EXCLUDED.event_id,
@@ -167,6 +168,7 @@ async fn write(
             analytics = EXCLUDED.analytics,
             merged_into = EXCLUDED.merged_into,
             coupons = EXCLUDED.coupons,
+            order_token = EXCLUDED.order_token,
             materialized_at = now()
         -- A snapshot of the same version is rewritten (a replay carries the
         -- same content); an older one is ignored.
@@ -202,6 +204,7 @@ async fn write(
     .bind(&analytics)
     .bind(&merged)
     .bind(&coupon_codes)
+    .bind(&orders)
     .fetch_all(&mut **tx)
     .await?;
     if changed.is_empty() {

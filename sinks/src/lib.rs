@@ -11,11 +11,13 @@
 
 pub mod carts;
 pub mod catalog;
+pub mod orders;
 pub mod runner;
 pub mod service;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
-/// The Postgres channel the carts sink notifies with `<token>:<version>`
-/// after each commit, so readers waiting for a version wake at once.
+/// The Postgres channel the carts and orders sinks notify with
+/// `<token>:<version>` (a cart or an order token) after each commit, so
+/// readers waiting for a version wake at once.
 pub const CART_VERSIONS_CHANNEL: &str = "cart_versions";

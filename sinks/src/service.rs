@@ -89,6 +89,7 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
         Arc::new(Named("internships", InternshipsSink)),
         Arc::new(Named("fx-rates", FxRatesSink)),
         Arc::new(Named("coupons", CouponsSink)),
+        Arc::new(Named("orders", crate::orders::OrdersSink)),
     ]
 }
 

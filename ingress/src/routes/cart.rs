@@ -564,7 +564,7 @@ pub struct CartResponse {
 }
 
 /// `Prefer: wait=N` (RFC 7240), capped at [`MAX_WAIT`].
-fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn preferred_wait(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get_all("prefer")
         .iter()
@@ -643,32 +643,23 @@ pub async fn get_cart(
 }
 
 /// Reads until the cart exists at `wanted` or later, waking on the sink's
-/// notifications, or until `wait` has passed.
+/// notifications, or until `wait` has passed; `true` when it was not seen.
 async fn wait_for_version(
     state: &AppState,
     token: &str,
     wanted: i64,
     wait: Duration,
 ) -> Result<(Option<CartView>, bool), ApiError> {
-    let mut rx = state.waiters.subscribe(token);
-    let deadline = tokio::time::Instant::now() + wait;
-    let result = loop {
-        let cart = read_model::cart(&state.pool, token).await?;
-        if cart.as_ref().is_some_and(|c| c.version >= wanted) {
-            break Ok((cart, false));
-        }
-        // Re-check at least every 500 ms in case a notification was lost.
-        let until = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
-        let _ = tokio::time::timeout_at(until, rx.changed()).await;
-        if tokio::time::Instant::now() >= deadline {
-            let cart = read_model::cart(&state.pool, token).await?;
-            let stale = !cart.as_ref().is_some_and(|c| c.version >= wanted);
-            break Ok((cart, stale));
-        }
-    };
-    drop(rx);
-    state.waiters.release(token);
-    result
+    let (cart, seen) = state
+        .waiters
+        .wait_until(
+            token,
+            wait,
+            || read_model::cart(&state.pool, token),
+            |c: &Option<CartView>| c.as_ref().is_some_and(|c| c.version >= wanted),
+        )
+        .await?;
+    Ok((cart, !seen))
 }
 
 /// Choose a billing period: the line whose internship offers the plan is

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod docs;
 pub mod login;
+pub mod orders;
 pub mod sharing;
 
 use axum::Router;
@@ -38,6 +39,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .merge(sharing::router())
         .merge(login::router())
         .merge(coupons::router())
+        .merge(orders::router())
         .route_layer(axum::middleware::from_fn_with_state(
             keys.clone(),
             idempotency::layer,

@@ -255,6 +255,28 @@ impl TestEnv {
         );
     }
 
+    /// The order processor on the system clock, 30-minute payment tokens.
+    pub fn spawn_order_processor(&self) {
+        self.spawn_order_processor_with(processors::order::service::Settings {
+            policy: rules::order::OrderPolicy::default(),
+            tick: Duration::from_millis(200),
+            clock: std::sync::Arc::new(processors::runner::SystemClock),
+        });
+    }
+
+    pub fn spawn_order_processor_with(&self, settings: processors::order::service::Settings) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "order processor",
+            processors::order::service::run_with(
+                config,
+                settings,
+                "127.0.0.1:0".parse().unwrap(),
+                stop,
+            ),
+        );
+    }
+
     pub fn spawn_sinks(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(

@@ -1,4 +1,7 @@
-//! Queries over the read model the sinks write.
+//! Queries over the read model the sinks write: carts here, orders in
+//! [`orders`].
+
+pub mod orders;
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::CartStatus;
@@ -44,6 +47,8 @@ pub struct CartView {
     pub share_token: Option<String>,
     /// For a merged cart: the cart that took its items.
     pub merged_into: Option<String>,
+    /// Set once the cart is converted: the order it was placed as.
+    pub order_token: Option<String>,
     /// Attribution pairs.
     #[schema(value_type = Object)]
     pub analytics: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
@@ -195,7 +200,7 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
     let Some(mut cart) = sqlx::query_as::<_, CartView>(
         "SELECT cart_token, version, status, currency, subtotal_minor, discount_total_minor, tax_total_minor, total_minor, tax_inclusive,
                 created_at, updated_at, owner_user_id, buyer_country, buyer_state, buyer_gstin, fx_base, fx_rate, fx_as_of,
-                share_token, merged_into, analytics, coupons,
+                share_token, merged_into, analytics, coupons, order_token,
                 rejection_command_id, rejection_code, rejection_message
          FROM carts WHERE cart_token = $1",
     )
@@ -302,6 +307,7 @@ mod tests {
             fx_as_of: None,
             share_token: None,
             merged_into: None,
+            order_token: None,
             analytics: sqlx::types::Json(Default::default()),
             coupons: sqlx::types::Json(vec![]),
             discounts: vec![],

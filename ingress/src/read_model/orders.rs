@@ -1,0 +1,130 @@
+//! Orders as the API returns them, read from the tables the orders sink
+//! writes (`orders`, `order_attempts`, `order_status_history`).
+
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::RejectionView;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct OrderView {
+    pub order_token: String,
+    /// The order's version (the offset of its last command).
+    pub version: i64,
+    /// `pending`, `awaiting_payment`, `paid`, `failed`, `expired` or `refunded`.
+    pub status: String,
+    pub cart_token: String,
+    pub buyer_user_id: Option<String>,
+    pub currency: String,
+    pub subtotal_minor: i64,
+    pub discount_total_minor: i64,
+    pub tax_total_minor: i64,
+    pub total_minor: i64,
+    /// The cart as priced when the order was placed (lines, discounts,
+    /// taxes, totals, FX rate and its time, table versions): what is charged.
+    #[schema(value_type = Object)]
+    pub placed: serde_json::Value,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    #[serde(skip)]
+    pub rejection_command_id: Option<String>,
+    #[serde(skip)]
+    pub rejection_code: Option<i32>,
+    #[serde(skip)]
+    pub rejection_message: Option<String>,
+    /// Payment attempts, oldest first; the last is the current one.
+    #[sqlx(skip)]
+    pub attempts: Vec<AttemptView>,
+    /// Every transition, and every refused one (`refused_code` set).
+    #[sqlx(skip)]
+    pub history: Vec<TransitionView>,
+    /// The last command the order refused, in the error body refusals use.
+    #[sqlx(skip)]
+    pub last_rejection: Option<RejectionView>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub number: i32,
+    /// The buyer's handle on this attempt; valid until `expires_at`.
+    pub payment_token: String,
+    /// `open`, `paid`, `failed` or `expired`.
+    pub status: String,
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub gateway: Option<String>,
+    pub payment_ref: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct TransitionView {
+    pub seq: i32,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub reason: String,
+    pub actor: String,
+    pub correlation_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Set when the transition was refused: the order stayed where it was.
+    pub refused_code: Option<i32>,
+}
+
+const ORDER_COLUMNS: &str = "order_token, version, status, cart_token, buyer_user_id, currency, subtotal_minor,
+    discount_total_minor, tax_total_minor, total_minor, placed, success_url, cancel_url, created_at, updated_at,
+    rejection_command_id, rejection_code, rejection_message";
+
+/// The order `token` with its attempts and history.
+pub async fn order(pool: &PgPool, token: &str) -> Result<Option<OrderView>, sqlx::Error> {
+    let Some(mut order) = sqlx::query_as::<_, OrderView>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE order_token = $1"
+    ))
+    .bind(token)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    order.attempts = sqlx::query_as(
+        "SELECT number, payment_token, status, opened_at, expires_at, gateway, payment_ref
+         FROM order_attempts WHERE order_token = $1 ORDER BY number",
+    )
+    .bind(token)
+    .fetch_all(pool)
+    .await?;
+    order.history = sqlx::query_as(
+        "SELECT seq, from_status, to_status, reason, actor, correlation_id, at, refused_code
+         FROM order_status_history WHERE order_token = $1 ORDER BY seq",
+    )
+    .bind(token)
+    .fetch_all(pool)
+    .await?;
+    if let (Some(command_id), Some(code), Some(message)) = (
+        order.rejection_command_id.clone(),
+        order.rejection_code,
+        order.rejection_message.clone(),
+    ) {
+        order.last_rejection = Some(RejectionView {
+            command_id,
+            body: crate::error::rejection_body(code, message),
+        });
+    }
+    Ok(Some(order))
+}
+
+/// `user`'s orders, newest first (without attempts and history: read one
+/// order for those).
+pub async fn orders_of(
+    pool: &PgPool,
+    user: &str,
+    limit: i64,
+) -> Result<Vec<OrderView>, sqlx::Error> {
+    sqlx::query_as::<_, OrderView>(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_user_id = $1 ORDER BY created_at DESC, order_token LIMIT $2"
+    ))
+    .bind(user)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,420 @@
+//! Orders: placing one from a cart, reading it, listing the caller's, and
+//! paying again after a failed or expired attempt.
+//!
+//! - `POST /api/v1/order`: checks the cart out. The cart processor decides
+//!   (the cart's checkout blockers, priced from its own state, never from
+//!   the read model); this handler answers early what the read model
+//!   already shows: a cart placed already (200 with its order: a cart
+//!   yields one order) or blocked (409 with every blocker's code);
+//! - `GET /api/v1/order/{order_token}`: the order, its frozen cart, its
+//!   payment attempts and history, with `Prefer: wait=N` for an order just
+//!   placed;
+//! - `GET /api/v1/me/orders`: the signed-in user's orders;
+//! - `POST /api/v1/order/{order_token}/pay`: a new payment attempt (a new
+//!   payment token) after a failure or expiry.
+//!
+//! Return URLs must start with a configured origin (`ORDER_RETURN_ORIGINS`,
+//! https only unless `ORDER_RETURN_HTTP_ALLOWED=true` in development), so
+//! the checkout can never be used as an open redirect.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use schemas::codes::ErrorCode;
+use schemas::records::cart::{Command, PlaceOrder};
+use schemas::records::order::{OrderCmd, OrderCommand, StartAttempt};
+use schemas::topics::ORDER_COMMANDS;
+use schemas::values::OrderToken;
+
+use super::cart::{owns, parse_token, preferred_wait, send_to_cart, ReadQuery};
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::idempotency::CommandIds;
+use crate::read_model::{self, orders::OrderView};
+use crate::AppState;
+
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(place_order))
+        .routes(routes!(get_order))
+        .routes(routes!(my_orders))
+        .routes(routes!(pay_again))
+}
+
+/// Where a buyer may be sent back to after paying.
+#[derive(Debug, Clone, Default)]
+pub struct ReturnUrls {
+    /// `ORDER_RETURN_ORIGINS`: comma-separated origins (`https://shop.example`).
+    pub origins: Vec<String>,
+    /// `ORDER_RETURN_HTTP_ALLOWED`: accept http origins (development only).
+    pub allow_http: bool,
+}
+
+impl ReturnUrls {
+    pub fn from_env() -> ReturnUrls {
+        use platform::config::var;
+        ReturnUrls {
+            origins: var("ORDER_RETURN_ORIGINS", "")
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            allow_http: var("ORDER_RETURN_HTTP_ALLOWED", "false") == "true",
+        }
+    }
+
+    /// `url` when it is on an allowed origin (scheme, host and port exactly).
+    fn check(&self, field: &str, url: &str) -> Result<(), String> {
+        let origin_end = url
+            .find("://")
+            .map(|i| i + 3)
+            .map(|start| url[start..].find('/').map_or(url.len(), |j| start + j));
+        let Some(end) = origin_end else {
+            return Err(format!("{field}: not an absolute URL"));
+        };
+        let origin = &url[..end];
+        if !origin.starts_with("https://") && !(self.allow_http && origin.starts_with("http://")) {
+            return Err(format!("{field}: must be https"));
+        }
+        if url.len() > 2048 || url.chars().any(char::is_whitespace) {
+            return Err(format!("{field}: not a valid URL"));
+        }
+        if !self.origins.iter().any(|o| o == origin) {
+            return Err(format!("{field}: {origin} is not an allowed return origin"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderInput {
+    pub cart_token: String,
+    /// Where the gateway's hosted page sends the buyer after paying; must
+    /// be on an allowed origin.
+    pub success_url: Option<String>,
+    /// Where it sends a buyer who cancels; same rule.
+    pub cancel_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderAccepted {
+    pub order_token: String,
+    pub cart_token: String,
+    /// The cart's version once the placement is applied.
+    pub cart_version: i64,
+    /// The command written; absent when the cart was placed already.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+}
+
+/// Place an order from a cart: the cart is converted and its priced
+/// breakdown frozen into the order. Without an Idempotency-Key a cart still
+/// yields one order: placing it again answers 200 with that order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/order",
+    tag = "orders",
+    request_body(content = PlaceOrderInput, example = json!({"cart_token": "6f1c0e5b9a2d4c7e8f1a3b5c7d9e0f12", "success_url": "https://shop.example/paid"})),
+    responses(
+        (status = 202, description = "placement accepted; read the order with Prefer: wait", body = OrderAccepted),
+        (status = 200, description = "the cart was placed already: its order", body = OrderAccepted),
+        (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
+        (status = 409, description = "the cart cannot be checked out: every blocker's code in validation_messages", body = ErrorBody),
+        (status = 410, description = "the cart expired", body = ErrorBody),
+        (status = 422, description = "invalid request (a return URL not on an allowed origin)", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn place_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    ids: CommandIds,
+    ApiJson(input): ApiJson<PlaceOrderInput>,
+) -> Result<Response, ApiError> {
+    let token = parse_token(&input.cart_token)?;
+    let errors: Vec<String> = [
+        ("success_url", &input.success_url),
+        ("cancel_url", &input.cancel_url),
+    ]
+    .into_iter()
+    .filter_map(|(field, url)| url.as_deref().map(|u| state.return_urls.check(field, u)))
+    .filter_map(Result::err)
+    .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let order_token = OrderToken::of_cart(&token);
+    // What the read model already shows; the processor decides the rest.
+    // A cart is placed long after it was created: one not visible is
+    // unknown (the processor would drop its placement all the same).
+    let cart = read_model::cart(&state.pool, token.as_str())
+        .await?
+        .filter(|c| owns(&caller, c.owner_user_id.as_deref(), token.as_str()))
+        .ok_or_else(|| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))?;
+    {
+        if cart.order_token.as_deref() == Some(order_token.as_str()) {
+            let body = OrderAccepted {
+                order_token: order_token.as_str().to_owned(),
+                cart_token: token.as_str().to_owned(),
+                cart_version: cart.version,
+                command_id: None,
+            };
+            return Ok(with_location(
+                (StatusCode::OK, Json(body)).into_response(),
+                &order_token,
+            ));
+        }
+        if cart.status == "expired" {
+            return Err(ApiError::Domain(
+                ErrorCode::CartExpired,
+                "the cart expired after a day without activity".into(),
+            ));
+        }
+        let blockers = read_model::checkout_blockers(&cart);
+        if !blockers.is_empty() {
+            return Err(ApiError::CheckoutBlocked(
+                blockers
+                    .into_iter()
+                    .map(|b| {
+                        let code =
+                            ErrorCode::from_code(b.code).unwrap_or(ErrorCode::CartNotModifiable);
+                        (code, b.message)
+                    })
+                    .collect(),
+            ));
+        }
+    }
+    let accepted = send_to_cart(
+        &state,
+        token.clone(),
+        ids.command(0),
+        Command::PlaceOrder(PlaceOrder {
+            order_token: order_token.as_str().to_owned(),
+            actor_user_id: caller.user_id().map(str::to_owned),
+            success_url: input.success_url,
+            cancel_url: input.cancel_url,
+        }),
+    )
+    .await?;
+    let body = OrderAccepted {
+        order_token: order_token.as_str().to_owned(),
+        cart_token: token.as_str().to_owned(),
+        cart_version: accepted.version,
+        command_id: accepted.command_id,
+    };
+    Ok(with_location(
+        (StatusCode::ACCEPTED, Json(body)).into_response(),
+        &order_token,
+    ))
+}
+
+fn with_location(mut response: Response, order: &OrderToken) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/order/{}", order.as_str())) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn parse_order(raw: &str) -> Result<OrderToken, ApiError> {
+    OrderToken::parse(raw).map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))
+}
+
+fn not_found() -> ApiError {
+    ApiError::Domain(ErrorCode::OrderNotFound, "order not found".into())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderResponse {
+    #[serde(flatten)]
+    pub order: OrderView,
+    /// True when the version asked for was not visible when the wait ended.
+    pub stale: bool,
+}
+
+/// Read an order: its frozen cart, payment attempts (the last is the
+/// current one) and history. With `Prefer: wait=N` (at most 30) an order
+/// just placed is waited for (and `?version=V` waits for that version).
+#[utoipa::path(
+    get,
+    path = "/api/v1/order/{order_token}",
+    tag = "orders",
+    params(
+        ("order_token" = String, Path, description = "the order token"),
+        ReadQuery,
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the order (or `version`) to be visible"),
+    ),
+    responses(
+        (status = 200, description = "the order", body = OrderResponse),
+        (status = 401, description = "invalid bearer token", body = ErrorBody),
+        (status = 404, description = "no such order (or not the caller's)", body = ErrorBody),
+        (status = 422, description = "malformed order token", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token): Path<String>,
+    Query(q): Query<ReadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = parse_order(&token)?;
+    let wanted = q.version.unwrap_or(i64::MIN);
+    let (order, seen) = match preferred_wait(&headers) {
+        Some(wait) => {
+            state
+                .waiters
+                .wait_until(
+                    token.as_str(),
+                    wait,
+                    || read_model::orders::order(&state.pool, token.as_str()),
+                    |o: &Option<OrderView>| o.as_ref().is_some_and(|o| o.version >= wanted),
+                )
+                .await?
+        }
+        None => {
+            let order = read_model::orders::order(&state.pool, token.as_str()).await?;
+            let seen = order.as_ref().is_some_and(|o| o.version >= wanted);
+            (order, seen)
+        }
+    };
+    let order = order
+        .filter(|o| owns(&caller, o.buyer_user_id.as_deref(), token.as_str()))
+        .ok_or_else(not_found)?;
+    Ok(Json(OrderResponse {
+        order,
+        stale: !seen,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderList {
+    /// Newest first, at most 50; read one order for its attempts and history.
+    pub orders: Vec<OrderView>,
+}
+
+/// The signed-in user's orders.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/orders",
+    tag = "orders",
+    responses(
+        (status = 200, description = "the caller's orders", body = OrderList),
+        (status = 401, description = "no bearer token, or an invalid one", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn my_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let Some(user) = caller.user_id() else {
+        return Err(ApiError::Unauthorized("sign in to list your orders".into()));
+    };
+    let orders = read_model::orders::orders_of(&state.pool, user, 50).await?;
+    Ok(Json(OrderList { orders }).into_response())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PayAccepted {
+    pub order_token: String,
+    /// The order's version once the new attempt is open.
+    pub version: i64,
+    pub command_id: String,
+}
+
+/// Start a new payment attempt (a new payment token) for an order whose
+/// last attempt failed or expired.
+#[utoipa::path(
+    post,
+    path = "/api/v1/order/{order_token}/pay",
+    tag = "orders",
+    params(("order_token" = String, Path, description = "the order token")),
+    responses(
+        (status = 202, description = "the new attempt is accepted; read the order with Prefer: wait and ?version", body = PayAccepted),
+        (status = 404, description = "no such order (or not the caller's)", body = ErrorBody),
+        (status = 409, description = "the order is not failed or expired (3002)", body = ErrorBody),
+        (status = 422, description = "malformed order token", body = ErrorBody),
+        (status = 429, description = "rate limited", body = ErrorBody),
+    )
+)]
+pub async fn pay_again(
+    State(state): State<AppState>,
+    caller: Caller,
+    ids: CommandIds,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let token = parse_order(&token)?;
+    let order = read_model::orders::order(&state.pool, token.as_str())
+        .await?
+        .filter(|o| owns(&caller, o.buyer_user_id.as_deref(), token.as_str()))
+        .ok_or_else(not_found)?;
+    if order.status != "failed" && order.status != "expired" {
+        return Err(ApiError::Domain(
+            ErrorCode::PaymentInvalidState,
+            format!(
+                "the order is {}: a new attempt needs a failed or expired one",
+                order.status
+            ),
+        ));
+    }
+    let command = OrderCommand {
+        command_id: ids.command(0).to_string(),
+        order_token: token.as_str().to_owned(),
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        actor: caller.user_id().map(str::to_owned),
+        command: OrderCmd::StartAttempt(StartAttempt {
+            reason: "the buyer asked to pay again".into(),
+        }),
+    };
+    let version = state
+        .commands
+        .send(
+            &ORDER_COMMANDS,
+            token.as_str(),
+            &command,
+            &command.command_id,
+        )
+        .await?;
+    let body = PayAccepted {
+        order_token: token.as_str().to_owned(),
+        version,
+        command_id: command.command_id,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_urls_must_be_on_an_allowed_https_origin() {
+        let urls = ReturnUrls {
+            origins: vec!["https://shop.example".into()],
+            allow_http: false,
+        };
+        assert!(urls.check("u", "https://shop.example/paid?x=1").is_ok());
+        assert!(urls.check("u", "https://shop.example").is_ok());
+        assert!(urls.check("u", "https://shop.example.evil.com/x").is_err());
+        assert!(urls
+            .check("u", "https://evil.com/https://shop.example/")
+            .is_err());
+        assert!(urls.check("u", "http://shop.example/paid").is_err());
+        assert!(urls.check("u", "//shop.example/paid").is_err());
+        assert!(urls.check("u", "javascript:alert(1)").is_err());
+        let dev = ReturnUrls {
+            origins: vec!["http://localhost:3000".into()],
+            allow_http: true,
+        };
+        assert!(dev.check("u", "http://localhost:3000/done").is_ok());
+        assert!(dev.check("u", "http://localhost:3001/done").is_err());
+    }
+}

@@ -1,0 +1,485 @@
+//! Orders end to end through HTTP: a cart is placed (cart processor),
+//! the order opens (order processor), and the orders sink materializes it
+//! with its frozen cart, payment attempts and history; on the real broker,
+//! registry and Postgres. Payment outcomes, which the gateways' webhooks
+//! will send, are written here straight onto `order.commands`.
+
+mod common;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::FutureRecord;
+use serde_json::{json, Value};
+
+use common::{token, TestEnv, JWT_SECRET};
+use schemas::records::order::{OrderCmd, OrderCommand, PaymentFailed, PaymentSucceeded};
+use schemas::records::WireMoney;
+use schemas::topics::{CART_COMMANDS, ORDER_COMMANDS};
+use schemas::Codec;
+
+struct Shop {
+    env: TestEnv,
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Shop {
+    async fn open(clock: Option<Arc<dyn processors::runner::Clock>>) -> Shop {
+        let env = TestEnv::new().await;
+        env.spawn_cart_processor();
+        match clock {
+            Some(clock) => env.spawn_order_processor_with(processors::order::service::Settings {
+                policy: rules::order::OrderPolicy::default(),
+                tick: Duration::from_millis(100),
+                clock,
+            }),
+            None => env.spawn_order_processor(),
+        }
+        env.spawn_sinks();
+        let addr = env.spawn_ingress().await;
+        Shop {
+            env,
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}/api/v1"),
+        }
+    }
+
+    fn bearer(user: &str) -> String {
+        format!("Bearer {}", token(user, "user", 600, JWT_SECRET))
+    }
+
+    /// A cart of `user` with `items`, visible in the read model.
+    async fn cart(&self, user: &str, items: Value) -> String {
+        let created: Value = self
+            .http
+            .post(format!("{}/cart", self.base))
+            .header("authorization", Self::bearer(user))
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = created["cart_token"].as_str().unwrap().to_owned();
+        let version = created["version"].as_i64().unwrap();
+        let cart = self
+            .get(user, &format!("cart/{token}?version={version}"))
+            .await;
+        assert_eq!(cart["stale"], false, "{cart}");
+        token
+    }
+
+    async fn get(&self, user: &str, path: &str) -> Value {
+        self.http
+            .get(format!("{}/{path}", self.base))
+            .header("authorization", Self::bearer(user))
+            .header("prefer", "wait=30")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn place(&self, user: &str, body: Value, key: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/order", self.base))
+            .header("authorization", Self::bearer(user))
+            .header("x-correlation-id", "place-order-1")
+            .json(&body);
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Reads the order until `done` holds (a condition, not a sleep).
+    async fn order_until(&self, user: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let o = self.get(user, &format!("order/{order}")).await;
+            if done(&o) {
+                return o;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "order never got there: {o}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn count(&self, def: &schemas::TopicDef) -> usize {
+        self.env.read_topic(def, true).await.len()
+    }
+
+    /// Writes what a gateway's webhook will write: a payment outcome.
+    async fn payment(&self, order: &str, command: OrderCmd) {
+        let cmd = OrderCommand {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            order_token: order.to_owned(),
+            issued_at: chrono::Utc::now().timestamp_millis(),
+            actor: Some("razorpay".into()),
+            command,
+        };
+        let value = self.env.codec.encode(&ORDER_COMMANDS, &cmd).await.unwrap();
+        let topic = self.env.config.topics.name(&ORDER_COMMANDS.def);
+        self.env
+            .producer
+            .send(
+                FutureRecord::to(&topic)
+                    .key(&Codec::encode_key(order))
+                    .payload(&value)
+                    .headers(platform::kafka::trace_headers("webhook-1", &cmd.command_id)),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn statuses(order: &Value) -> Vec<(Value, Value, Value)> {
+    order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["from_status"].clone(),
+                t["to_status"].clone(),
+                t["refused_code"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cart_is_placed_as_one_order_with_its_breakdown_frozen() {
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart(
+            "alice",
+            json!([{"internship_id": "rust-backend", "quantity": 2}]),
+        )
+        .await;
+    let cart_view = shop.get("alice", &format!("cart/{cart}")).await;
+
+    let placed = shop
+        .place(
+            "alice",
+            json!({"cart_token": cart, "success_url": "https://shop.example/paid"}),
+            None,
+        )
+        .await;
+    assert_eq!(placed.status(), 202);
+    let location = placed.headers()["location"].to_str().unwrap().to_owned();
+    let accepted: Value = placed.json().await.unwrap();
+    let order = accepted["order_token"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/order/{order}"));
+
+    let o = shop.get("alice", &format!("order/{order}")).await;
+    assert_eq!(o["stale"], false, "{o}");
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["cart_token"], cart.as_str());
+    assert_eq!(o["buyer_user_id"], "alice");
+    assert_eq!(o["total_minor"], cart_view["total_minor"], "{o}");
+    assert_eq!(o["tax_total_minor"], cart_view["tax_total_minor"]);
+    assert_eq!(o["placed"]["lines"][0]["internship_id"], "rust-backend");
+    assert_eq!(o["placed"]["lines"][0]["quantity"], 2);
+    assert_eq!(o["success_url"], "https://shop.example/paid");
+    let attempt = &o["attempts"][0];
+    assert_eq!(attempt["status"], "open");
+    assert_eq!(attempt["payment_token"].as_str().unwrap().len(), 32);
+    let opened =
+        chrono::DateTime::parse_from_rfc3339(attempt["opened_at"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(attempt["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - opened).num_minutes(), 30);
+    assert_eq!(
+        statuses(&o),
+        [
+            (Value::Null, json!("pending"), Value::Null),
+            (json!("pending"), json!("awaiting_payment"), Value::Null)
+        ]
+    );
+    // The correlation id of the POST, through both processors.
+    assert!(
+        o["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["correlation_id"] == "place-order-1" && t["actor"] == "alice"),
+        "{o}"
+    );
+
+    // The cart is converted and names its order.
+    let c = shop.get("alice", &format!("cart/{cart}")).await;
+    assert_eq!(c["status"], "converted");
+    assert_eq!(c["order_token"], order.as_str());
+
+    // Placing it again (no key) answers the same order and writes nothing.
+    let commands = shop.count(&CART_COMMANDS.def).await;
+    let again = shop.place("alice", json!({"cart_token": cart}), None).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["order_token"],
+        order.as_str()
+    );
+    assert_eq!(shop.count(&CART_COMMANDS.def).await, commands);
+
+    // A price change does not touch the order.
+    let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+    let changed = shop
+        .http
+        .put(format!("{}/admin/internships/rust-backend", shop.base))
+        .header("authorization", admin)
+        .json(&json!({"title": "Rust backend", "category": "engineering", "price_minor": 1, "currency": "INR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 202);
+    let o2 = shop.get("alice", &format!("order/{order}")).await;
+    assert_eq!(o2["total_minor"], o["total_minor"]);
+
+    // Listed for alice; unknown to bob; not payable again while open.
+    let mine = shop.get("alice", "me/orders").await;
+    assert_eq!(mine["orders"][0]["order_token"], order.as_str(), "{mine}");
+    assert_eq!(shop.get("bob", "me/orders").await["orders"], json!([]));
+    let theirs = shop
+        .http
+        .get(format!("{}/order/{order}", shop.base))
+        .header("authorization", Shop::bearer("bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 404);
+    assert_eq!(theirs.json::<Value>().await.unwrap()["error"]["code"], 3003);
+    let pay = shop
+        .http
+        .post(format!("{}/order/{order}/pay", shop.base))
+        .header("authorization", Shop::bearer("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pay.status(), 409);
+    assert_eq!(pay.json::<Value>().await.unwrap()["error"]["code"], 3002);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_cart_or_a_foreign_return_url_is_refused_and_nothing_is_written() {
+    let shop = Shop::open(None).await;
+    let empty = shop.cart("carol", json!([])).await;
+    let commands = shop.count(&CART_COMMANDS.def).await;
+    let refused = shop
+        .place("carol", json!({"cart_token": empty}), None)
+        .await;
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 1008, "{body}");
+    assert!(
+        body["error"]["validation_messages"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("1008: "),
+        "{body}"
+    );
+
+    let full = shop
+        .cart("carol", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    for url in [
+        "https://evil.example/paid",
+        "http://shop.example/paid",
+        "https://shop.example.evil.example/",
+    ] {
+        let res = shop
+            .place(
+                "carol",
+                json!({"cart_token": full, "success_url": url}),
+                None,
+            )
+            .await;
+        assert_eq!(res.status(), 422, "{url}");
+    }
+    let other = shop.place("dave", json!({"cart_token": full}), None).await;
+    assert_eq!(other.status(), 404, "someone else's cart");
+    assert_eq!(
+        shop.count(&CART_COMMANDS.def).await,
+        commands + 1,
+        "only the second cart's create was written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placing_with_an_idempotency_key_replays_the_first_answer() {
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart("erin", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let body = json!({"cart_token": cart});
+    let first = shop.place("erin", body.clone(), Some("order-key-1")).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let replay = shop.place("erin", body.clone(), Some("order-key-1")).await;
+    assert_eq!(replay.status(), 202);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.json::<Value>().await.unwrap(), first);
+    let other = shop
+        .place(
+            "erin",
+            json!({"cart_token": cart, "success_url": "https://shop.example/x"}),
+            Some("order-key-1"),
+        )
+        .await;
+    assert_eq!(other.status(), 422, "same key, another body");
+    let order = first["order_token"].as_str().unwrap();
+    let o = shop
+        .order_until("erin", order, |o| o["status"] == "awaiting_payment")
+        .await;
+    assert_eq!(o["attempts"].as_array().unwrap().len(), 1);
+}
+
+/// The clock the order processor's timer reads, moved by the test.
+struct TestClock(AtomicI64);
+
+impl processors::runner::Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpaid_order_expires_with_its_token_and_a_new_attempt_reopens_it() {
+    let clock = Arc::new(TestClock(AtomicI64::new(
+        chrono::Utc::now().timestamp_millis(),
+    )));
+    let shop = Shop::open(Some(clock.clone())).await;
+    let cart = shop
+        .cart("frank", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let placed: Value = shop
+        .place("frank", json!({"cart_token": cart}), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order = placed["order_token"].as_str().unwrap().to_owned();
+    let o = shop
+        .order_until("frank", &order, |o| o["status"] == "awaiting_payment")
+        .await;
+    let first_token = o["attempts"][0]["payment_token"].clone();
+
+    // 29 minutes on: still open. 31: expired, by the timer alone.
+    clock.0.fetch_add(29 * 60_000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let o = shop.get("frank", &format!("order/{order}")).await;
+    assert_eq!(o["status"], "awaiting_payment", "not yet: {o}");
+    clock.0.fetch_add(2 * 60_000, Ordering::SeqCst);
+    let o = shop
+        .order_until("frank", &order, |o| o["status"] == "expired")
+        .await;
+    assert_eq!(o["attempts"][0]["status"], "expired");
+    assert_eq!(
+        o["history"].as_array().unwrap().last().unwrap()["actor"],
+        "system"
+    );
+
+    // Pay again: a new attempt with a new token.
+    let pay = shop
+        .http
+        .post(format!("{}/order/{order}/pay", shop.base))
+        .header("authorization", Shop::bearer("frank"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pay.status(), 202);
+    let version = pay.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
+    let o = shop
+        .get("frank", &format!("order/{order}?version={version}"))
+        .await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    let attempts = o["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_ne!(attempts[1]["payment_token"], first_token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_pays_the_order_once_and_nothing_moves_it_back() {
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart("gina", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let placed: Value = shop
+        .place("gina", json!({"cart_token": cart}), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order = placed["order_token"].as_str().unwrap().to_owned();
+    let o = shop
+        .order_until("gina", &order, |o| o["status"] == "awaiting_payment")
+        .await;
+    let total = o["total_minor"].as_i64().unwrap();
+    let paid = |minor: i64| {
+        OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            attempt: 1,
+            gateway: "razorpay".into(),
+            payment_ref: "pay_test_1".into(),
+            amount: WireMoney {
+                amount_minor: minor,
+                currency: "INR".into(),
+            },
+        })
+    };
+    // Another amount: refused and recorded, not paid.
+    shop.payment(&order, paid(total - 1)).await;
+    let o = shop
+        .order_until("gina", &order, |o| !o["last_rejection"].is_null())
+        .await;
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(o["last_rejection"]["error"]["code"], 3001, "{o}");
+    // The right amount, twice, then a late failure.
+    shop.payment(&order, paid(total)).await;
+    shop.payment(&order, paid(total)).await;
+    shop.payment(
+        &order,
+        OrderCmd::PaymentFailed(PaymentFailed {
+            attempt: 1,
+            gateway: "razorpay".into(),
+            failure: "late".into(),
+        }),
+    )
+    .await;
+    let o = shop
+        .order_until("gina", &order, |o| {
+            o["history"].as_array().unwrap().len() >= 6
+        })
+        .await;
+    assert_eq!(o["status"], "paid", "{o}");
+    assert_eq!(o["attempts"][0]["payment_ref"], "pay_test_1");
+    let to_paid = statuses(&o)
+        .iter()
+        .filter(|(_, to, refused)| *to == json!("paid") && refused.is_null())
+        .count();
+    assert_eq!(to_paid, 1, "paid once: {o}");
+    let refused: Vec<Value> = statuses(&o).into_iter().map(|(_, _, r)| r).collect();
+    assert_eq!(
+        refused,
+        [
+            Value::Null,
+            Value::Null,
+            json!(3001),
+            Value::Null,
+            json!(3002),
+            json!(3002)
+        ]
+    );
+    assert!(o["history"][3]["correlation_id"] == "webhook-1", "{o}");
+}

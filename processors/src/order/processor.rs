@@ -1,0 +1,117 @@
+//! The adapter between the order rules and the runner: the snapshot is the
+//! state and the output; the timer asks for the expiry of every attempt
+//! whose payment token ran out, as a command with an id derived from the
+//! order and the attempt, so every tick until it is applied asks for the
+//! same expiry.
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+
+use rules::order::{self, Decision, OrderPolicy, OrderStamp};
+use schemas::ids;
+use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot};
+use schemas::records::runtime::AppliedInput;
+use schemas::topics::{ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_SNAPSHOTS};
+use schemas::{Codec, CodecError, Topic};
+
+use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+
+pub struct OrderProcessor {
+    policy: OrderPolicy,
+}
+
+impl OrderProcessor {
+    pub fn new(policy: OrderPolicy) -> OrderProcessor {
+        OrderProcessor { policy }
+    }
+}
+
+pub enum OrderOutput {
+    Snapshot(OrderSnapshot),
+    /// The timer's expiry of an attempt, back onto `order.commands`.
+    Command(OrderCommand),
+}
+
+impl Emit for OrderOutput {
+    fn encode<'a>(&'a self, codec: &'a Codec) -> BoxFuture<'a, Result<Encoded, CodecError>> {
+        match self {
+            OrderOutput::Snapshot(s) => {
+                Box::pin(encode_for(codec, &ORDER_SNAPSHOTS, &s.order_token, s))
+            }
+            OrderOutput::Command(c) => {
+                Box::pin(encode_for(codec, &ORDER_COMMANDS, &c.order_token, c))
+            }
+        }
+    }
+}
+
+impl Processor for OrderProcessor {
+    type Input = OrderCommand;
+    type State = OrderSnapshot;
+    type Output = OrderOutput;
+
+    const NAME: &'static str = "order-processor";
+
+    fn input_topic(&self) -> &'static Topic<OrderCommand> {
+        &ORDER_COMMANDS
+    }
+
+    fn changelog_topic(&self) -> &'static Topic<OrderSnapshot> {
+        &ORDER_CHANGELOG
+    }
+
+    fn applied_topic(&self) -> &'static Topic<AppliedInput> {
+        &ORDER_APPLIED
+    }
+
+    fn applied_offset(state: &OrderSnapshot) -> i64 {
+        state.version
+    }
+
+    fn input_id(input: &OrderCommand) -> &str {
+        &input.command_id
+    }
+
+    fn apply(
+        &self,
+        state: Option<&OrderSnapshot>,
+        input: &Input<OrderCommand>,
+    ) -> Outcome<OrderSnapshot, OrderOutput> {
+        let cmd = &input.value;
+        let stamp = OrderStamp {
+            command_id: &cmd.command_id,
+            offset: input.offset,
+            at_ms: cmd.issued_at,
+            correlation_id: &input.correlation_id,
+        };
+        match order::decide(state, cmd, &stamp, &self.policy) {
+            Decision::Order(next) => Outcome {
+                state: Some(next.clone()),
+                outputs: vec![OrderOutput::Snapshot(next)],
+            },
+            Decision::Unchanged => Outcome::nothing(),
+            Decision::Dropped(r) => {
+                tracing::warn!(code = r.code, message = %r.message, order = %input.key, "order command dropped");
+                Outcome::nothing()
+            }
+        }
+    }
+
+    fn timers(&self, now_ms: i64, states: &HashMap<String, OrderSnapshot>) -> Vec<OrderOutput> {
+        states
+            .values()
+            .filter_map(|o| {
+                let attempt = order::due_expiry(o, now_ms)?;
+                Some(OrderOutput::Command(OrderCommand {
+                    command_id: ids::derived("order-expire", &o.order_token, i64::from(attempt))
+                        .to_string(),
+                    order_token: o.order_token.clone(),
+                    issued_at: now_ms,
+                    actor: Some("system".into()),
+                    command: OrderCmd::ExpireAttempt(ExpireAttempt { attempt }),
+                }))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,72 @@
+//! Wiring for `processors order`: the stage boot (codec, producer, ops
+//! endpoints), then the runner until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::config::PipelineConfig;
+use rules::order::OrderPolicy;
+
+use super::processor::OrderProcessor;
+use crate::runner::{self, Clock, RunnerDeps, SystemClock};
+
+/// Order timing: `ORDER_PAYMENT_TTL_SECS` (1800: a payment token is valid
+/// 30 minutes) and `ORDER_EXPIRY_TICK_MS` (5000: how often the expiry
+/// timer looks). Tests also bring their own clock.
+#[derive(Clone)]
+pub struct Settings {
+    pub policy: OrderPolicy,
+    pub tick: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Settings> {
+        let ttl_secs: i64 = platform::config::var("ORDER_PAYMENT_TTL_SECS", "1800").parse()?;
+        anyhow::ensure!(ttl_secs > 0, "ORDER_PAYMENT_TTL_SECS must be positive");
+        Ok(Settings {
+            policy: OrderPolicy {
+                attempt_ttl_ms: ttl_secs * 1000,
+            },
+            tick: Duration::from_millis(
+                platform::config::var("ORDER_EXPIRY_TICK_MS", "5000").parse()?,
+            ),
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+pub async fn run(
+    config: PipelineConfig,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with(config, Settings::from_env()?, ops_addr, shutdown).await
+}
+
+pub async fn run_with(
+    config: PipelineConfig,
+    settings: Settings,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let booted = platform::stage::boot(&config, shutdown).await?;
+    booted.serve_ops(ops_addr).await?;
+    let deps = RunnerDeps {
+        brokers: config.kafka_brokers.clone(),
+        codec: booted.codec.clone(),
+        instance: crate::cart::service::instance_from_env(),
+        max_batch: 500,
+        linger: Duration::from_millis(2),
+        tick: settings.tick,
+        clock: settings.clock,
+        stall: booted.stall.clone(),
+    };
+    runner::run(
+        Arc::new(OrderProcessor::new(settings.policy)),
+        deps,
+        booted.shutdown.wait(),
+    )
+    .await
+}

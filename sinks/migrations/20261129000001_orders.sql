@@ -1,0 +1,54 @@
+-- The order a converted cart was placed as (written by the carts sink).
+ALTER TABLE carts ADD COLUMN order_token text;
+
+-- Orders (written by the orders sink from order.snapshots): the order with
+-- its frozen cart, its payment attempts and its audit trail.
+CREATE TABLE orders (
+    order_token          text        PRIMARY KEY,
+    version              bigint      NOT NULL,
+    event_id             uuid        NOT NULL,
+    status               text        NOT NULL,
+    cart_token           text        NOT NULL,
+    buyer_user_id        text,
+    currency             char(3)     NOT NULL,
+    subtotal_minor       bigint      NOT NULL,
+    discount_total_minor bigint      NOT NULL,
+    tax_total_minor      bigint      NOT NULL,
+    total_minor          bigint      NOT NULL,
+    -- The cart as priced when the order was placed (the wire record as JSON).
+    placed               jsonb       NOT NULL,
+    success_url          text,
+    cancel_url           text,
+    rejection_command_id text,
+    rejection_code       integer,
+    rejection_message    text,
+    created_at           timestamptz NOT NULL,
+    updated_at           timestamptz NOT NULL
+);
+CREATE INDEX orders_by_buyer ON orders (buyer_user_id, created_at DESC) WHERE buyer_user_id IS NOT NULL;
+CREATE UNIQUE INDEX orders_by_cart ON orders (cart_token);
+
+CREATE TABLE order_attempts (
+    order_token   text        NOT NULL REFERENCES orders (order_token) ON DELETE CASCADE,
+    number        integer     NOT NULL,
+    payment_token text        NOT NULL UNIQUE,
+    status        text        NOT NULL,
+    opened_at     timestamptz NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    gateway       text,
+    payment_ref   text,
+    PRIMARY KEY (order_token, number)
+);
+
+CREATE TABLE order_status_history (
+    order_token    text        NOT NULL REFERENCES orders (order_token) ON DELETE CASCADE,
+    seq            integer     NOT NULL,
+    from_status    text,
+    to_status      text        NOT NULL,
+    reason         text        NOT NULL,
+    actor          text        NOT NULL,
+    correlation_id text        NOT NULL,
+    at             timestamptz NOT NULL,
+    refused_code   integer,
+    PRIMARY KEY (order_token, seq)
+);
