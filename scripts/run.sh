@@ -11,7 +11,8 @@
 # unless a broker answers there already; the
 # schema-registry on 8081 (same rule); then runs checkoutctl wait / migrate /
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
-# `processors cart` twice (ops 127.0.0.1:9101, :9102), `sinks all` (ops :9103)
+# `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
+# (ops :9104), `sinks all` (ops :9103)
 # and `ingress` (127.0.0.1:8080). Logs: .local/run/logs/<name>.log.
 #
 # Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
@@ -193,6 +194,10 @@ INGRESS_ADDR="${INGRESS_ADDR:-127.0.0.1:8080}"
 OPS_CART_1="127.0.0.1:9101"
 OPS_CART_2="127.0.0.1:9102"
 OPS_SINKS="127.0.0.1:9103"
+OPS_ORDER="127.0.0.1:9104"
+# Where buyers may be sent back after paying (development: a local frontend).
+export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
+export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
 
 PROFILE="${PROFILE:-release}"
 case "$PROFILE" in
@@ -224,6 +229,7 @@ require_free_port "$ingress_host" "$ingress_port" ingress
 require_free_port 127.0.0.1 9101 "processors cart #1 ops"
 require_free_port 127.0.0.1 9102 "processors cart #2 ops"
 require_free_port 127.0.0.1 9103 "sinks ops"
+require_free_port 127.0.0.1 9104 "processors order ops"
 
 step "broker (Apache Kafka $KAFKA_VERSION)"
 IFS=$'\t' read -r broker_host broker_port < <(host_port_of "$KAFKA_BROKERS")
@@ -290,6 +296,8 @@ start_service processors-cart-1 "http://$OPS_CART_1" \
   env OPS_ADDR="$OPS_CART_1" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" cart
 start_service processors-cart-2 "http://$OPS_CART_2" \
   env OPS_ADDR="$OPS_CART_2" PROCESSOR_INSTANCE=2 "$BIN_DIR/processors" cart
+start_service processors-order "http://$OPS_ORDER" \
+  env OPS_ADDR="$OPS_ORDER" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" order
 start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
 start_service ingress "http://$INGRESS_ADDR" \
@@ -306,6 +314,7 @@ Checkout stack is up (profile $PROFILE).
   ingress (API)        $API            /healthz /readyz /metrics
   processors cart #1   http://$OPS_CART_1   ops: /healthz /readyz /metrics
   processors cart #2   http://$OPS_CART_2   ops
+  processors order     http://$OPS_ORDER   ops
   sinks all            http://$OPS_SINKS   ops
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
@@ -329,6 +338,12 @@ Try it:
   ADMIN=\$(AUTH_JWT_HS256_SECRET=\$(cat $RUN_DIR/jwt-secret) $BIN_DIR/checkoutctl token --sub ops --role admin)
   curl -s -X PUT $API/api/v1/admin/internships/ml-research-2027 -H "authorization: Bearer \$ADMIN" \\
     -H 'content-type: application/json' -d '{"title":"ML Research","category":"data","price_minor":5990000,"currency":"INR"}'
+  # check the user's cart out: an order awaiting payment, its cart frozen
+  CART=<cart_token of alice's cart, with an item added>
+  curl -s -X POST $API/api/v1/order -H "authorization: Bearer \$JWT" -H 'content-type: application/json' \
+    -d "{\"cart_token\":\"\$CART\",\"success_url\":\"http://localhost:3000/paid\"}"
+  curl -s $API/api/v1/order/<order_token> -H "authorization: Bearer \$JWT" -H 'Prefer: wait=5'
+  curl -s $API/api/v1/me/orders -H "authorization: Bearer \$JWT"
   # the API documentation
   open $API/docs   (document: $API/openapi.json)
 
