@@ -6,6 +6,7 @@
 //! - [`pricing`]: what a cart costs, as a breakdown that always adds up;
 //! - [`coupons`]: whether a coupon applies, and what it takes off each line;
 //! - [`order`]: an order's life, from placement to paid, failed or expired;
+//! - [`redemption`]: a coupon's uses, reserved, committed and released;
 //! - [`basket`]: the lines and FX quote pricing and coupons both read;
 //! - [`tables`]: the joins the rules make (catalog, FX rates, coupons), as
 //!   traits, and a table's history so a decision reads one version.
@@ -18,6 +19,7 @@ pub mod cart;
 pub mod coupons;
 pub mod order;
 pub mod pricing;
+pub mod redemption;
 pub mod tables;
 
 /// A deployment setting that does not parse, with what was expected.

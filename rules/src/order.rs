@@ -8,9 +8,11 @@
 //!           FAILED | EXPIRED
 //! ```
 //!
-//! An order opens from a converted cart, frozen as it was priced, and its
-//! first payment attempt opens at once (coupon reservations will hold it in
-//! PENDING until they are answered). Each attempt has its own payment token,
+//! An order opens from a converted cart, frozen as it was priced. Its
+//! coupons are reserved first (the coupon processor counts their uses,
+//! `crate::redemption`): the order waits in PENDING for every answer, and a
+//! refusal fails it with the coupon's code. Then its payment attempt opens.
+//! A paid order commits its coupons, a failed or expired one releases them. Each attempt has its own payment token,
 //! derived from the order and the attempt number, valid for
 //! [`OrderPolicy::attempt_ttl_ms`]. Every transition is recorded with its
 //! reason, actor, correlation id and time; a command that would make an
@@ -20,8 +22,10 @@
 use schemas::codes::ErrorCode;
 use schemas::ids;
 use schemas::records::cart::{CartSnapshot, CommandRejection};
+use schemas::records::coupons::{CommitCoupon, CouponCmd, ReleaseCoupon, ReserveCoupon};
 use schemas::records::order::{
-    AttemptStatus, OrderCmd, OrderCommand, OrderSnapshot, OrderStatus, PaymentAttempt, Transition,
+    AttemptStatus, CouponHold, HoldStatus, OrderCmd, OrderCommand, OrderSnapshot, OrderStatus,
+    PaymentAttempt, Transition,
 };
 
 /// How long a payment token is valid: 30 minutes unless configured.
@@ -47,10 +51,19 @@ pub struct OrderStamp<'a> {
     pub correlation_id: &'a str,
 }
 
+/// A command for the coupon processor: a reservation, commit or release
+/// of `code` for this order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouponRequest {
+    pub code: String,
+    pub command: CouponCmd,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// The order after the command (a transition, or a refusal recorded).
-    Order(OrderSnapshot),
+    /// The order after the command (a transition, or a refusal recorded),
+    /// and what it asks of its coupons.
+    Order(OrderSnapshot, Vec<CouponRequest>),
     /// Nothing to record: a repeat of a placement, a timer's expiry for an
     /// attempt that is no longer open.
     Unchanged,
@@ -75,19 +88,23 @@ pub fn decide(
     let actor = command.actor.as_deref().unwrap_or("system");
     let Some(order) = order else {
         return match &command.command {
-            OrderCmd::OpenOrder(open) => Decision::Order(open_order(
-                command,
-                &open.cart,
-                open.success_url.clone(),
-                open.cancel_url.clone(),
-                stamp,
-                policy,
-                actor,
-            )),
+            OrderCmd::OpenOrder(open) => {
+                let mut order = open_order(
+                    command,
+                    &open.cart,
+                    open.success_url.clone(),
+                    open.cancel_url.clone(),
+                    stamp,
+                    actor,
+                );
+                let requests = reserve_or_open(&mut order, "placed", stamp, policy, actor);
+                Decision::Order(order, requests)
+            }
             OrderCmd::StartAttempt(_)
             | OrderCmd::ExpireAttempt(_)
             | OrderCmd::PaymentSucceeded(_)
-            | OrderCmd::PaymentFailed(_) => Decision::Dropped(CommandRejection {
+            | OrderCmd::PaymentFailed(_)
+            | OrderCmd::CouponAnswered(_) => Decision::Dropped(CommandRejection {
                 command_id: stamp.command_id.to_owned(),
                 code: ErrorCode::PaymentInvalidState.code(),
                 message: "no such order".into(),
@@ -107,16 +124,8 @@ pub fn decide(
         OrderCmd::OpenOrder(_) => Decision::Unchanged,
         OrderCmd::StartAttempt(s) => match order.status {
             OrderStatus::Failed | OrderStatus::Expired => {
-                let number = current + 1;
-                open_attempt(&mut next, number, stamp, policy);
-                transition(
-                    &mut next,
-                    OrderStatus::AwaitingPayment,
-                    &format!("payment attempt {number} opened: {}", s.reason),
-                    actor,
-                    stamp,
-                );
-                Decision::Order(next)
+                let requests = reserve_or_open(&mut next, &s.reason, stamp, policy, actor);
+                Decision::Order(next, requests)
             }
             other => refuse(
                 next,
@@ -130,6 +139,68 @@ pub fn decide(
                 stamp,
             ),
         },
+        OrderCmd::CouponAnswered(a) => {
+            let requested = order
+                .coupons
+                .iter()
+                .any(|h| h.code == a.code && h.status == HoldStatus::Requested);
+            if order.status != OrderStatus::Pending || !requested {
+                // An answer the order no longer waits for: a reservation it
+                // holds for nothing is given back.
+                if !a.reserved {
+                    return Decision::Unchanged;
+                }
+                let held = order.coupons.iter().any(|h| {
+                    h.code == a.code
+                        && matches!(h.status, HoldStatus::Reserved | HoldStatus::Committed)
+                });
+                if held {
+                    return Decision::Unchanged;
+                }
+                set_hold(&mut next, &a.code, HoldStatus::Released);
+                return Decision::Order(
+                    next,
+                    vec![CouponRequest {
+                        code: a.code.clone(),
+                        command: CouponCmd::ReleaseCoupon(ReleaseCoupon {
+                            reason: format!(
+                                "answered after the order was {}",
+                                order.status.as_str()
+                            ),
+                        }),
+                    }],
+                );
+            }
+            if a.reserved {
+                set_hold(&mut next, &a.code, HoldStatus::Reserved);
+                if next
+                    .coupons
+                    .iter()
+                    .all(|h| h.status == HoldStatus::Reserved)
+                {
+                    open_next_attempt(&mut next, "coupons reserved", stamp, policy, actor);
+                }
+                return Decision::Order(next, Vec::new());
+            }
+            set_hold(&mut next, &a.code, HoldStatus::Refused);
+            let requests = release_all(&mut next, "another coupon of the order was refused");
+            transition(
+                &mut next,
+                OrderStatus::Failed,
+                &format!("coupon {} refused: {}", a.code, a.message),
+                actor,
+                stamp,
+            );
+            let code = a
+                .refusal_code
+                .unwrap_or(ErrorCode::CouponNotApplicable.code());
+            next.rejection = Some(CommandRejection {
+                command_id: stamp.command_id.to_owned(),
+                code,
+                message: a.message.clone(),
+            });
+            Decision::Order(next, requests)
+        }
         OrderCmd::ExpireAttempt(e) => {
             let open = order.status == OrderStatus::AwaitingPayment && e.attempt == current;
             if !open {
@@ -138,6 +209,7 @@ pub fn decide(
                 return Decision::Unchanged;
             }
             set_attempt(&mut next, e.attempt, AttemptStatus::Expired, None, None);
+            let requests = release_all(&mut next, "the payment token expired");
             transition(
                 &mut next,
                 OrderStatus::Expired,
@@ -145,7 +217,7 @@ pub fn decide(
                 actor,
                 stamp,
             );
-            Decision::Order(next)
+            Decision::Order(next, requests)
         }
         OrderCmd::PaymentSucceeded(p) => {
             if order.status == OrderStatus::Paid || order.status == OrderStatus::Refunded {
@@ -202,8 +274,24 @@ pub fn decide(
                 Some(&p.gateway),
                 Some(&p.payment_ref),
             );
+            // Every coupon the order was priced with is used now, even one
+            // whose reservation was released meanwhile.
+            let mut requests = Vec::new();
+            for hold in next
+                .coupons
+                .iter_mut()
+                .filter(|h| h.status != HoldStatus::Refused)
+            {
+                hold.status = HoldStatus::Committed;
+                requests.push(CouponRequest {
+                    code: hold.code.clone(),
+                    command: CouponCmd::CommitCoupon(CommitCoupon {
+                        payment_ref: p.payment_ref.clone(),
+                    }),
+                });
+            }
             transition(&mut next, OrderStatus::Paid, &reason, actor, stamp);
-            Decision::Order(next)
+            Decision::Order(next, requests)
         }
         OrderCmd::PaymentFailed(f) => {
             let open = order.status == OrderStatus::AwaitingPayment && f.attempt == current;
@@ -229,6 +317,7 @@ pub fn decide(
                 Some(&f.gateway),
                 None,
             );
+            let requests = release_all(&mut next, "the payment failed");
             transition(
                 &mut next,
                 OrderStatus::Failed,
@@ -236,9 +325,91 @@ pub fn decide(
                 actor,
                 stamp,
             );
-            Decision::Order(next)
+            Decision::Order(next, requests)
         }
     }
+}
+
+/// An order without coupons opens its next payment attempt; one with
+/// coupons waits in PENDING while they are reserved.
+fn reserve_or_open(
+    order: &mut OrderSnapshot,
+    reason: &str,
+    stamp: &OrderStamp<'_>,
+    policy: &OrderPolicy,
+    actor: &str,
+) -> Vec<CouponRequest> {
+    if order.coupons.is_empty() {
+        open_next_attempt(order, reason, stamp, policy, actor);
+        return Vec::new();
+    }
+    if order.status != OrderStatus::Pending {
+        transition(
+            order,
+            OrderStatus::Pending,
+            &format!("{reason}: reserving its coupons again"),
+            actor,
+            stamp,
+        );
+    }
+    let user = order.buyer_user_id.clone();
+    let version = order.placed.priced_with.as_ref().map(|p| p.coupons);
+    order
+        .coupons
+        .iter_mut()
+        .map(|hold| {
+            hold.status = HoldStatus::Requested;
+            CouponRequest {
+                code: hold.code.clone(),
+                command: CouponCmd::ReserveCoupon(ReserveCoupon {
+                    user_id: user.clone(),
+                    coupons_version: version,
+                }),
+            }
+        })
+        .collect()
+}
+
+fn open_next_attempt(
+    order: &mut OrderSnapshot,
+    reason: &str,
+    stamp: &OrderStamp<'_>,
+    policy: &OrderPolicy,
+    actor: &str,
+) {
+    let number = order.attempts.last().map(|a| a.number).unwrap_or(0) + 1;
+    open_attempt(order, number, stamp, policy);
+    transition(
+        order,
+        OrderStatus::AwaitingPayment,
+        &format!("{reason}: payment attempt {number} opened"),
+        actor,
+        stamp,
+    );
+}
+
+fn set_hold(order: &mut OrderSnapshot, code: &str, status: HoldStatus) {
+    if let Some(h) = order.coupons.iter_mut().find(|h| h.code == code) {
+        h.status = status;
+    }
+}
+
+/// Gives back every coupon the order holds.
+fn release_all(order: &mut OrderSnapshot, reason: &str) -> Vec<CouponRequest> {
+    order
+        .coupons
+        .iter_mut()
+        .filter(|h| matches!(h.status, HoldStatus::Reserved | HoldStatus::Requested))
+        .map(|h| {
+            h.status = HoldStatus::Released;
+            CouponRequest {
+                code: h.code.clone(),
+                command: CouponCmd::ReleaseCoupon(ReleaseCoupon {
+                    reason: reason.to_owned(),
+                }),
+            }
+        })
+        .collect()
 }
 
 /// The attempt of `order` whose payment token has expired by `now_ms`, if
@@ -257,7 +428,6 @@ fn open_order(
     success_url: Option<String>,
     cancel_url: Option<String>,
     stamp: &OrderStamp<'_>,
-    policy: &OrderPolicy,
     actor: &str,
 ) -> OrderSnapshot {
     let mut order = OrderSnapshot {
@@ -270,6 +440,14 @@ fn open_order(
         placed: cart.clone(),
         attempts: Vec::new(),
         history: Vec::new(),
+        coupons: cart
+            .coupons
+            .iter()
+            .map(|code| CouponHold {
+                code: code.clone(),
+                status: HoldStatus::Requested,
+            })
+            .collect(),
         rejection: None,
         success_url,
         cancel_url,
@@ -287,14 +465,6 @@ fn open_order(
         at: stamp.at_ms,
         refused_code: None,
     });
-    open_attempt(&mut order, 1, stamp, policy);
-    transition(
-        &mut order,
-        OrderStatus::AwaitingPayment,
-        "payment attempt 1 opened",
-        actor,
-        stamp,
-    );
     order
 }
 
@@ -378,7 +548,7 @@ fn refuse(
         code: code.code(),
         message: message.to_owned(),
     });
-    Decision::Order(order)
+    Decision::Order(order, Vec::new())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use crate::records::{
     cart::{CartCommand, CartSnapshot},
     catalog::Internship,
-    coupons::Coupon,
+    coupons::{Coupon, CouponCommand, CouponUsage},
     dead_letter::DeadLetter,
     fx::FxRate,
     order::{OrderCommand, OrderSnapshot},
@@ -190,6 +190,47 @@ pub const ORDER_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     doc: "The command ids the order processor applied, per order, for 24 h (as cart.processor-applied).",
 });
 
+/// Partitions of the coupon command topic and everything co-partitioned with it.
+const COUPON_PARTITIONS: i32 = 4;
+
+pub const COUPON_COMMANDS: Topic<CouponCommand> = Topic::new(TopicDef {
+    name: "coupon.commands",
+    partitions: COUPON_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.coupons.CouponCommand.avsc"),
+    doc: "Reservations, commits and releases of a coupon for an order, keyed by coupon code: \
+          every use of one coupon is counted by one processor partition, in order.",
+});
+
+pub const COUPON_USAGE: Topic<CouponUsage> = Topic::new(TopicDef {
+    name: "coupon.usage",
+    partitions: COUPON_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.coupons.CouponUsage.avsc"),
+    doc: "A coupon's uses (orders holding or having used it) after each coupon command, keyed by code.",
+});
+
+pub const COUPON_CHANGELOG: Topic<CouponUsage> = Topic::new(TopicDef {
+    name: "coupon.processor-changelog",
+    partitions: COUPON_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.coupons.CouponUsage.avsc"),
+    doc:
+        "The coupon processor's state, restored when it is assigned a partition of coupon.commands.",
+});
+
+pub const COUPON_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "coupon.processor-applied",
+    partitions: COUPON_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The command ids the coupon processor applied, per coupon, for 24 h.",
+});
+
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     name: "dead-letters",
     partitions: 1,
@@ -214,6 +255,10 @@ pub const ALL: &[TopicDef] = &[
     ORDER_SNAPSHOTS.def,
     ORDER_CHANGELOG.def,
     ORDER_APPLIED.def,
+    COUPON_COMMANDS.def,
+    COUPON_USAGE.def,
+    COUPON_CHANGELOG.def,
+    COUPON_APPLIED.def,
     DEAD_LETTERS.def,
 ];
 
@@ -261,6 +306,14 @@ mod tests {
             ORDER_CHANGELOG.def.partitions
         );
         assert_eq!(ORDER_COMMANDS.def.partitions, ORDER_APPLIED.def.partitions);
+        assert_eq!(
+            COUPON_COMMANDS.def.partitions,
+            COUPON_CHANGELOG.def.partitions
+        );
+        assert_eq!(
+            COUPON_COMMANDS.def.partitions,
+            COUPON_APPLIED.def.partitions
+        );
     }
 
     #[test]

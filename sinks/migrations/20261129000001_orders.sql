@@ -17,6 +17,9 @@ CREATE TABLE orders (
     total_minor          bigint      NOT NULL,
     -- The cart as priced when the order was placed (the wire record as JSON).
     placed               jsonb       NOT NULL,
+    -- The order's coupons and where their reservations stand:
+    -- [{"code", "status": requested|reserved|refused|committed|released}].
+    coupons              jsonb       NOT NULL DEFAULT '[]'::jsonb,
     success_url          text,
     cancel_url           text,
     rejection_command_id text,

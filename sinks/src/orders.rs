@@ -65,6 +65,7 @@ pub struct Rows {
     pub tax: Vec<i64>,
     pub total: Vec<i64>,
     pub placed: Vec<serde_json::Value>,
+    pub coupons: Vec<serde_json::Value>,
     pub success_url: Vec<Option<String>>,
     pub cancel_url: Vec<Option<String>>,
     pub rejection_command: Vec<Option<String>>,
@@ -133,6 +134,12 @@ pub fn rows(batch: &[Keyed<OrderSnapshot>]) -> Rows {
         out.total.push(p.total.amount_minor);
         out.placed
             .push(serde_json::to_value(p).unwrap_or(serde_json::Value::Null));
+        out.coupons.push(serde_json::Value::Array(
+            o.coupons
+                .iter()
+                .map(|h| serde_json::json!({"code": h.code, "status": h.status.as_str()}))
+                .collect(),
+        ));
         out.success_url.push(o.success_url.clone());
         out.cancel_url.push(o.cancel_url.clone());
         out.rejection_command
@@ -180,17 +187,17 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
         "INSERT INTO orders (order_token, version, event_id, status, cart_token, buyer_user_id, currency,
                              subtotal_minor, discount_total_minor, tax_total_minor, total_minor, placed,
                              success_url, cancel_url, rejection_command_id, rejection_code, rejection_message,
-                             created_at, updated_at)
+                             created_at, updated_at, coupons)
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                               $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::jsonb[],
                               $13::text[], $14::text[], $15::text[], $16::int4[], $17::text[],
-                              $18::timestamptz[], $19::timestamptz[])
+                              $18::timestamptz[], $19::timestamptz[], $20::jsonb[])
          ON CONFLICT (order_token) DO UPDATE SET
              version = EXCLUDED.version, event_id = EXCLUDED.event_id, status = EXCLUDED.status,
              buyer_user_id = EXCLUDED.buyer_user_id, success_url = EXCLUDED.success_url,
              cancel_url = EXCLUDED.cancel_url, rejection_command_id = EXCLUDED.rejection_command_id,
              rejection_code = EXCLUDED.rejection_code, rejection_message = EXCLUDED.rejection_message,
-             updated_at = EXCLUDED.updated_at
+             updated_at = EXCLUDED.updated_at, coupons = EXCLUDED.coupons
          WHERE orders.version <= EXCLUDED.version
          RETURNING order_token, version",
     )
@@ -213,6 +220,7 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&r.rejection_message)
     .bind(&r.created)
     .bind(&r.updated)
+    .bind(&r.coupons)
     .fetch_all(&mut **tx)
     .await?;
     let tokens: Vec<&str> = changed.iter().map(|(t, _)| t.as_str()).collect();

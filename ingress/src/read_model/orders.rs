@@ -24,6 +24,10 @@ pub struct OrderView {
     /// taxes, totals, FX rate and its time, table versions): what is charged.
     #[schema(value_type = Object)]
     pub placed: serde_json::Value,
+    /// The order's coupons and where their reservations stand
+    /// (`requested`, `reserved`, `refused`, `committed`, `released`).
+    #[schema(value_type = Vec<Object>)]
+    pub coupons: serde_json::Value,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -72,7 +76,7 @@ pub struct TransitionView {
 }
 
 const ORDER_COLUMNS: &str = "order_token, version, status, cart_token, buyer_user_id, currency, subtotal_minor,
-    discount_total_minor, tax_total_minor, total_minor, placed, success_url, cancel_url, created_at, updated_at,
+    discount_total_minor, tax_total_minor, total_minor, placed, coupons, success_url, cancel_url, created_at, updated_at,
     rejection_command_id, rejection_code, rejection_message";
 
 /// The order `token` with its attempts and history.

@@ -10,9 +10,12 @@ use futures::future::BoxFuture;
 
 use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
+use schemas::records::coupons::CouponCommand;
 use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot};
 use schemas::records::runtime::AppliedInput;
-use schemas::topics::{ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_SNAPSHOTS};
+use schemas::topics::{
+    COUPON_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_SNAPSHOTS,
+};
 use schemas::{Codec, CodecError, Topic};
 
 use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
@@ -31,6 +34,8 @@ pub enum OrderOutput {
     Snapshot(OrderSnapshot),
     /// The timer's expiry of an attempt, back onto `order.commands`.
     Command(OrderCommand),
+    /// A reservation, commit or release for the coupon processor.
+    Coupon(CouponCommand),
 }
 
 impl Emit for OrderOutput {
@@ -42,6 +47,7 @@ impl Emit for OrderOutput {
             OrderOutput::Command(c) => {
                 Box::pin(encode_for(codec, &ORDER_COMMANDS, &c.order_token, c))
             }
+            OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
         }
     }
 }
@@ -86,10 +92,29 @@ impl Processor for OrderProcessor {
             correlation_id: &input.correlation_id,
         };
         match order::decide(state, cmd, &stamp, &self.policy) {
-            Decision::Order(next) => Outcome {
-                state: Some(next.clone()),
-                outputs: vec![OrderOutput::Snapshot(next)],
-            },
+            Decision::Order(next, requests) => {
+                let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
+                // Ids derived from the order's command and the coupon: a
+                // replay asks the coupon processor the very same thing.
+                outputs.extend(requests.into_iter().map(|r| {
+                    OrderOutput::Coupon(CouponCommand {
+                        command_id: ids::derived(
+                            "coupon-request",
+                            &format!("{}/{}", input.key, r.code),
+                            input.offset,
+                        )
+                        .to_string(),
+                        order_token: input.key.clone(),
+                        code: r.code,
+                        issued_at: cmd.issued_at,
+                        command: r.command,
+                    })
+                }));
+                Outcome {
+                    state: Some(next),
+                    outputs,
+                }
+            }
             Decision::Unchanged => Outcome::nothing(),
             Decision::Dropped(r) => {
                 tracing::warn!(code = r.code, message = %r.message, order = %input.key, "order command dropped");

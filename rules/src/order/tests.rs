@@ -73,7 +73,7 @@ fn run(order: Option<&OrderSnapshot>, offset: i64, at_ms: i64, cmd: OrderCmd) ->
 
 fn order(d: Decision) -> OrderSnapshot {
     match d {
-        Decision::Order(o) => o,
+        Decision::Order(o, _) => o,
         other => panic!("no order: {other:?}"),
     }
 }
@@ -283,4 +283,135 @@ fn commands_for_an_unknown_order_are_dropped() {
         run(None, 1, 1, failed(1)),
         Decision::Dropped(r) if r.code == 3002
     ));
+}
+
+fn with_coupons(codes: &[&str]) -> (OrderSnapshot, Vec<CouponRequest>) {
+    let mut c = cart();
+    c.coupons = codes.iter().map(|c| c.to_string()).collect();
+    c.priced_with = Some(schemas::records::cart::PricedWith {
+        catalog: 3,
+        fx_rates: 1,
+        coupons: 7,
+    });
+    match run(
+        None,
+        1,
+        1_000,
+        OrderCmd::OpenOrder(OpenOrder {
+            cart: c,
+            success_url: None,
+            cancel_url: None,
+        }),
+    ) {
+        Decision::Order(o, r) => (o, r),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn answer(code: &str, reserved: bool) -> OrderCmd {
+    OrderCmd::CouponAnswered(CouponAnswered {
+        code: code.into(),
+        reserved,
+        refusal_code: (!reserved).then_some(2008),
+        message: if reserved {
+            "ok".into()
+        } else {
+            "used up".into()
+        },
+    })
+}
+
+fn requests(d: &Decision) -> Vec<(String, &'static str)> {
+    let Decision::Order(_, r) = d else {
+        return vec![];
+    };
+    r.iter()
+        .map(|r| {
+            let kind = match r.command {
+                CouponCmd::ReserveCoupon(_) => "reserve",
+                CouponCmd::CommitCoupon(_) => "commit",
+                CouponCmd::ReleaseCoupon(_) => "release",
+            };
+            (r.code.clone(), kind)
+        })
+        .collect()
+}
+
+#[test]
+fn an_order_with_coupons_waits_for_their_reservations_then_opens_its_attempt() {
+    let (o, reqs) = with_coupons(&["TEN", "WELCOME"]);
+    assert_eq!(o.status, OrderStatus::Pending);
+    assert!(o.attempts.is_empty());
+    assert_eq!(reqs.len(), 2);
+    let CouponCmd::ReserveCoupon(r) = &reqs[0].command else {
+        panic!("a reservation")
+    };
+    assert_eq!(r.user_id.as_deref(), Some("alice"));
+    assert_eq!(r.coupons_version, Some(7), "the limits as priced");
+    let d = run(Some(&o), 2, 2_000, answer("TEN", true));
+    let o = order(d);
+    assert_eq!(o.status, OrderStatus::Pending, "one answer of two");
+    let o = order(run(Some(&o), 3, 3_000, answer("WELCOME", true)));
+    assert_eq!(o.status, OrderStatus::AwaitingPayment);
+    assert_eq!(o.attempts.len(), 1);
+    assert_eq!(o.attempts[0].expires_at, 3_000 + TTL, "from when it opened");
+
+    // Paid: both coupons are used.
+    let d = run(Some(&o), 4, 4_000, paid(1, 59_000));
+    assert_eq!(
+        requests(&d),
+        [
+            ("TEN".to_owned(), "commit"),
+            ("WELCOME".to_owned(), "commit")
+        ]
+    );
+    let o = order(d);
+    assert!(o.coupons.iter().all(|h| h.status == HoldStatus::Committed));
+}
+
+#[test]
+fn a_refused_coupon_fails_the_order_with_its_code_and_gives_the_others_back() {
+    let (o, _) = with_coupons(&["TEN", "WELCOME"]);
+    let o = order(run(Some(&o), 2, 2_000, answer("TEN", true)));
+    let d = run(Some(&o), 3, 3_000, answer("WELCOME", false));
+    assert_eq!(requests(&d), [("TEN".to_owned(), "release")]);
+    let failed = order(d);
+    assert_eq!(failed.status, OrderStatus::Failed);
+    assert_eq!(failed.rejection.as_ref().map(|r| r.code), Some(2008));
+    assert!(failed.attempts.is_empty(), "never payable");
+
+    // A reservation answered after the order failed is given back.
+    let (o, _) = with_coupons(&["TEN", "WELCOME"]);
+    let failed = order(run(Some(&o), 2, 2_000, answer("WELCOME", false)));
+    let d = run(Some(&failed), 3, 3_000, answer("TEN", true));
+    assert_eq!(requests(&d), [("TEN".to_owned(), "release")]);
+}
+
+#[test]
+fn an_expired_order_releases_its_coupons_and_reserves_them_again_to_pay() {
+    let (o, _) = with_coupons(&["TEN"]);
+    let o = order(run(Some(&o), 2, 2_000, answer("TEN", true)));
+    let d = run(
+        Some(&o),
+        3,
+        2_000 + TTL,
+        OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
+    );
+    assert_eq!(requests(&d), [("TEN".to_owned(), "release")]);
+    let expired = order(d);
+    assert_eq!(expired.status, OrderStatus::Expired);
+    let d = run(
+        Some(&expired),
+        4,
+        9_000_000,
+        OrderCmd::StartAttempt(StartAttempt {
+            reason: "again".into(),
+        }),
+    );
+    assert_eq!(requests(&d), [("TEN".to_owned(), "reserve")]);
+    let again = order(d);
+    assert_eq!(again.status, OrderStatus::Pending);
+    let again = order(run(Some(&again), 5, 9_000_001, answer("TEN", true)));
+    assert_eq!(again.status, OrderStatus::AwaitingPayment);
+    assert_eq!(again.attempts.len(), 2);
 }

@@ -1,4 +1,6 @@
-//! `internhub.coupons.Coupon`, the value of `coupons.definitions`.
+//! `internhub.coupons.*`: coupon definitions (`coupons.definitions`), the
+//! uses of a coupon for an order (`coupon.commands`) and a coupon's uses
+//! (`coupon.usage`).
 
 use serde::{Deserialize, Serialize};
 
@@ -40,4 +42,72 @@ pub enum CouponKind {
 pub struct Tier {
     pub min_seats: i32,
     pub percent: String,
+}
+
+/// A use of a coupon for one order, on `coupon.commands` (keyed by code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponCommand {
+    pub command_id: String,
+    pub code: String,
+    pub order_token: String,
+    pub issued_at: i64,
+    pub command: CouponCmd,
+}
+
+/// The Avro union of coupon command kinds: append, never reorder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CouponCmd {
+    ReserveCoupon(ReserveCoupon),
+    CommitCoupon(CommitCoupon),
+    ReleaseCoupon(ReleaseCoupon),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveCoupon {
+    pub user_id: Option<String>,
+    pub coupons_version: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitCoupon {
+    pub payment_ref: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseCoupon {
+    pub reason: String,
+}
+
+/// A coupon's uses, on `coupon.usage` and the coupon processor's changelog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponUsage {
+    pub event_id: String,
+    pub code: String,
+    pub version: i64,
+    pub redemptions: Vec<Redemption>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redemption {
+    pub order_token: String,
+    pub user_id: Option<String>,
+    pub status: RedemptionStatus,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RedemptionStatus {
+    Reserved,
+    Committed,
+}
+
+impl RedemptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedemptionStatus::Reserved => "reserved",
+            RedemptionStatus::Committed => "committed",
+        }
+    }
 }

@@ -340,6 +340,12 @@ mod tests {
                 gateway: "stripe".into(),
                 failure: "card_declined".into(),
             }),
+            OrderCmd::CouponAnswered(CouponAnswered {
+                code: "TEN".into(),
+                reserved: false,
+                refusal_code: Some(2008),
+                message: "used up".into(),
+            }),
         ] {
             round_trip(
                 schema,
@@ -379,6 +385,10 @@ mod tests {
                 at: 5,
                 refused_code: None,
             }],
+            coupons: vec![CouponHold {
+                code: "TEN".into(),
+                status: HoldStatus::Reserved,
+            }],
             rejection: None,
             success_url: None,
             cancel_url: Some("https://shop.example/cancel".into()),
@@ -388,6 +398,48 @@ mod tests {
         };
         round_trip(topics::ORDER_SNAPSHOTS.def.value_schema, &order);
         round_trip(topics::ORDER_CHANGELOG.def.value_schema, &order);
+    }
+
+    #[test]
+    fn coupon_uses_match_their_schemas() {
+        use super::coupons::*;
+        for command in [
+            CouponCmd::ReserveCoupon(ReserveCoupon {
+                user_id: Some("u".into()),
+                coupons_version: Some(3),
+            }),
+            CouponCmd::CommitCoupon(CommitCoupon {
+                payment_ref: "pay_1".into(),
+            }),
+            CouponCmd::ReleaseCoupon(ReleaseCoupon {
+                reason: "expired".into(),
+            }),
+        ] {
+            round_trip(
+                topics::COUPON_COMMANDS.def.value_schema,
+                &CouponCommand {
+                    command_id: "c".into(),
+                    code: "TEN".into(),
+                    order_token: "o".into(),
+                    issued_at: 5,
+                    command,
+                },
+            );
+        }
+        let usage = CouponUsage {
+            event_id: "e".into(),
+            code: "TEN".into(),
+            version: 4,
+            redemptions: vec![Redemption {
+                order_token: "o".into(),
+                user_id: None,
+                status: RedemptionStatus::Committed,
+                at: 5,
+            }],
+            updated_at: 5,
+        };
+        round_trip(topics::COUPON_USAGE.def.value_schema, &usage);
+        round_trip(topics::COUPON_CHANGELOG.def.value_schema, &usage);
     }
 
     /// The order schemas embed the cart snapshot's: the same definition,

@@ -28,6 +28,45 @@ pub enum OrderCmd {
     ExpireAttempt(ExpireAttempt),
     PaymentSucceeded(PaymentSucceeded),
     PaymentFailed(PaymentFailed),
+    CouponAnswered(CouponAnswered),
+}
+
+/// The coupon processor's answer to a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponAnswered {
+    pub code: String,
+    pub reserved: bool,
+    pub refusal_code: Option<i32>,
+    pub message: String,
+}
+
+/// An order's coupon and where its reservation stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponHold {
+    pub code: String,
+    pub status: HoldStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HoldStatus {
+    Requested,
+    Reserved,
+    Refused,
+    Committed,
+    Released,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Requested => "requested",
+            HoldStatus::Reserved => "reserved",
+            HoldStatus::Refused => "refused",
+            HoldStatus::Committed => "committed",
+            HoldStatus::Released => "released",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +181,8 @@ pub struct OrderSnapshot {
     pub placed: CartSnapshot,
     pub attempts: Vec<PaymentAttempt>,
     pub history: Vec<Transition>,
+    #[serde(default)]
+    pub coupons: Vec<CouponHold>,
     pub rejection: Option<CommandRejection>,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
