@@ -3,8 +3,10 @@
 //! correlation id ([`telemetry`]), Kafka clients, headers and consumer
 //! batching ([`kafka`]), Postgres connections ([`db`]), the pipeline's
 //! metrics ([`metrics`]), the ops HTTP server with `/healthz`, `/readyz`
-//! and `/metrics` ([`ops`]), and what every stage does with a record
-//! before its own work: decode with retry, dead letters ([`stage`]).
+//! and `/metrics` ([`ops`]), and what every stage runs: the one consume
+//! loop each stage plugs its batch handler into, the session supervisor,
+//! and what it does with a record before its own work: decode with retry,
+//! dead letters ([`stage`]).
 //!
 //! It sits beside `ingress/`, `processors/` and `sinks/` rather than inside
 //! one of them because all of them depend on it.

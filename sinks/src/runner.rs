@@ -1,10 +1,15 @@
-//! The sink loop, exactly once into Postgres: the offsets a batch consumed
-//! are stored in the same Postgres transaction as the rows it wrote (table
-//! `sink_offsets`: group, topic, partition → next offset), and a partition
-//! that is assigned starts from the offset stored there. A crash anywhere
-//! leaves rows and offsets agreeing; Kafka's own committed offsets are
-//! written afterwards for tools (`scripts/kafka consumer-groups`), never
-//! read.
+//! The sink runner: a sink's commit strategy, exactly once into Postgres.
+//! The consume loop around it (the group consumer, batching, rebalances,
+//! shutdown, the per-batch metrics) is the one every stage runs,
+//! `platform::stage::consume`; what is here is the `BatchHandler` it
+//! drives.
+//!
+//! The offsets a batch consumed are stored in the same Postgres transaction
+//! as the rows it wrote (table `sink_offsets`: group, topic, partition →
+//! next offset), and a partition that is assigned starts from the offset
+//! stored there. A crash anywhere leaves rows and offsets agreeing; Kafka's
+//! own committed offsets are written afterwards for tools
+//! (`scripts/kafka consumer-groups`), never read.
 //!
 //! Each batch is decoded (a registry outage is waited out; a record that can
 //! never be decoded goes to the dead letters), written with the sink's
@@ -12,7 +17,9 @@
 //! the batch with backoff. A batch that Postgres refuses for good (a
 //! constraint, a value out of range) is written again one record at a time
 //! under savepoints: the refused records go to the dead letters, the rest
-//! are kept, and the offsets move past both.
+//! are kept, and the offsets move past both. The positions committed to
+//! Postgres are shared with whoever watches the sink's progress (a
+//! rebuild).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,11 +34,11 @@ use rdkafka::{Message, Offset};
 use serde::de::DeserializeOwned;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use platform::kafka::{self, GroupConsumer, GroupEvent};
+use platform::kafka::{self, GroupConsumer};
 use platform::metrics;
-use platform::stage::{self, Stall, Taken};
+use platform::stage::{self, BatchEnd, BatchHandler, StageDeps, Taken};
 use schemas::records::dead_letter::DeadLetter;
-use schemas::{Codec, Topic};
+use schemas::{Topic, TopicDef};
 
 /// A decoded record with the position it came from.
 pub use platform::stage::Record as Keyed;
@@ -60,16 +67,17 @@ pub type Positions = Arc<Mutex<HashMap<i32, i64>>>;
 
 #[derive(Clone)]
 pub struct SinkDeps {
-    pub brokers: String,
-    pub codec: Arc<Codec>,
+    /// What every stage is given: brokers, codec, batching, stall flag.
+    pub stage: StageDeps,
     pub pool: PgPool,
     /// For dead letters (acknowledged before the offsets move past them).
     pub producer: FutureProducer,
-    pub max_batch: usize,
-    pub linger: Duration,
-    pub stall: Stall,
     pub positions: Positions,
 }
+
+/// How long the loop waits for records before it lets the sink move its
+/// positions past transaction markers ([`BatchHandler::tick`]).
+const IDLE: Duration = Duration::from_secs(1);
 
 /// Runs `sink` in its consumer group until `shutdown` resolves, one
 /// session after another (`platform::stage::supervise`).
@@ -79,7 +87,7 @@ pub async fn run<S: Sink>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shutdown = platform::Shutdown::on(shutdown);
-    stage::supervise(S::NAME, &deps.stall, shutdown, |stop| {
+    stage::supervise(S::NAME, &deps.stage.stall, shutdown, |stop| {
         session(&*sink, &deps, stop)
     })
     .await
@@ -88,105 +96,117 @@ pub async fn run<S: Sink>(
 async fn session<S: Sink>(
     sink: &S,
     deps: &SinkDeps,
-    mut shutdown: BoxFuture<'static, ()>,
+    shutdown: BoxFuture<'static, ()>,
 ) -> anyhow::Result<()> {
-    let names = deps.codec.names().clone();
-    let topic = names.name(&sink.topic().def);
-    let group = names.group(S::NAME);
-    let consumer = kafka::group_consumer(&deps.brokers, &group, S::NAME)?;
-    consumer.subscribe(&[&topic])?;
+    let names = deps.stage.codec.names();
+    let mut session = Session {
+        sink,
+        deps,
+        group: names.group(S::NAME),
+        topic: names.name(&sink.topic().def),
+    };
     if let Ok(mut p) = deps.positions.lock() {
         p.clear();
     }
-    deps.stall.clear();
-    tracing::info!(stage = S::NAME, %topic, "sink started");
-    let m = metrics::pipeline();
-    m.assigned_partitions.with_label_values(&[S::NAME]).set(0);
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.as_mut() => break,
-            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, Duration::from_secs(1)) => b,
-        };
-        for event in &batch.events {
-            match event {
-                GroupEvent::Revoked(parts) => {
-                    m.assigned_partitions
-                        .with_label_values(&[S::NAME])
-                        .sub(parts.len() as i64);
-                    if let Ok(mut p) = deps.positions.lock() {
-                        parts.iter().for_each(|(_, part)| {
-                            p.remove(part);
-                        });
-                    }
-                }
-                GroupEvent::Assigned(parts) => {
-                    m.assigned_partitions
-                        .with_label_values(&[S::NAME])
-                        .add(parts.len() as i64);
-                    assign(
-                        &consumer,
-                        &deps.pool,
-                        &group,
-                        &topic,
-                        parts,
-                        &deps.positions,
-                    )
-                    .await?
-                }
-            }
+    tracing::info!(stage = S::NAME, topic = %session.topic, "sink started");
+    stage::consume(&deps.stage, IDLE, &mut session, shutdown).await
+}
+
+/// One membership of the sink's group: what the loop hands its rebalances
+/// and batches to.
+struct Session<'a, S: Sink> {
+    sink: &'a S,
+    deps: &'a SinkDeps,
+    group: String,
+    /// The input topic's full name.
+    topic: String,
+}
+
+impl<S: Sink> BatchHandler for Session<'_, S> {
+    fn name(&self) -> &'static str {
+        S::NAME
+    }
+
+    fn input(&self) -> TopicDef {
+        self.sink.topic().def
+    }
+
+    async fn assigned(
+        &mut self,
+        consumer: &GroupConsumer,
+        parts: &[(String, i32)],
+    ) -> anyhow::Result<()> {
+        assign(
+            consumer,
+            &self.deps.pool,
+            &self.group,
+            &self.topic,
+            parts,
+            &self.deps.positions,
+        )
+        .await
+    }
+
+    fn revoked(&mut self, parts: &[(String, i32)]) {
+        if let Ok(mut p) = self.deps.positions.lock() {
+            parts.iter().for_each(|(_, part)| {
+                p.remove(part);
+            });
         }
-        // Records a stored offset already covers were written before.
-        let positions = deps.positions.lock().map(|p| p.clone()).unwrap_or_default();
-        let fresh: Vec<&OwnedMessage> = batch
-            .messages
-            .iter()
-            .filter(|m| {
-                positions
-                    .get(&m.partition())
-                    .is_some_and(|next| m.offset() >= *next)
-            })
-            .collect();
-        if fresh.is_empty() {
-            advance_past_markers(&consumer, &topic, &deps.positions);
-            continue;
-        }
-        let started = Instant::now();
-        m.uncommitted_records
-            .with_label_values(&[S::NAME])
-            .set(fresh.len() as i64);
-        let mut records = Vec::with_capacity(fresh.len());
+    }
+
+    /// Quiet partitions' positions move past markers too (a rebuild waits
+    /// for them).
+    async fn tick(&mut self, consumer: &GroupConsumer) -> anyhow::Result<()> {
+        advance_past_markers(consumer, &self.topic, &self.deps.positions);
+        Ok(())
+    }
+
+    /// Records a stored offset already covers were written before; a
+    /// partition without a position is not (or no longer) this session's.
+    fn covered(&self, msg: &OwnedMessage) -> bool {
+        self.deps.positions.lock().map_or(true, |p| {
+            p.get(&msg.partition())
+                .is_none_or(|next| msg.offset() < *next)
+        })
+    }
+
+    async fn batch(
+        &mut self,
+        consumer: &GroupConsumer,
+        msgs: &[&OwnedMessage],
+    ) -> anyhow::Result<BatchEnd> {
+        let (sink, deps) = (self.sink, self.deps);
+        let mut records = Vec::with_capacity(msgs.len());
         let mut dead = Vec::new();
-        for msg in &fresh {
-            m.records_in
-                .with_label_values(&[S::NAME, sink.topic().def.name])
-                .inc();
-            match stage::take(S::NAME, &deps.codec, sink.topic(), msg, &deps.stall).await {
+        for msg in msgs {
+            match stage::take(
+                S::NAME,
+                &deps.stage.codec,
+                sink.topic(),
+                msg,
+                &deps.stage.stall,
+            )
+            .await
+            {
                 Taken::Record(r) => records.push((*msg, r)),
                 Taken::Dead(letter) => dead.push(letter),
             }
         }
-        let done = kafka::last_offsets(fresh.iter().copied());
-        write_batch(sink, deps, &group, &topic, records, dead, &done).await?;
-        m.uncommitted_records.with_label_values(&[S::NAME]).set(0);
+        let done = kafka::last_offsets(msgs.iter().copied());
+        write_batch(sink, deps, &self.group, &self.topic, records, dead, &done).await?;
         if let Ok(mut p) = deps.positions.lock() {
             for (_, partition, last) in &done {
                 p.insert(*partition, last + 1);
             }
         }
-        advance_past_markers(&consumer, &topic, &deps.positions);
+        advance_past_markers(consumer, &self.topic, &deps.positions);
         // For people and tools only: Postgres holds the offsets that count.
         if let Ok(tpl) = kafka::next_offsets(&done) {
             let _ = consumer.commit(&tpl, CommitMode::Async);
         }
-        m.batch_seconds
-            .with_label_values(&[S::NAME])
-            .observe(started.elapsed().as_secs_f64());
-        m.batch_size
-            .with_label_values(&[S::NAME])
-            .observe(fresh.len() as f64);
+        Ok(BatchEnd::Committed)
     }
-    tracing::info!(stage = S::NAME, "sink stopped");
-    Ok(())
 }
 
 /// Moves the shared positions up to the consumer's own position where that
@@ -366,9 +386,10 @@ pub async fn send_dead_letters(
     deps: &SinkDeps,
     dead: &[DeadLetter],
 ) -> anyhow::Result<()> {
-    let topic = deps.codec.names().name(&schemas::topics::DEAD_LETTERS.def);
+    let codec = &deps.stage.codec;
+    let topic = codec.names().name(&schemas::topics::DEAD_LETTERS.def);
     for letter in dead {
-        let (key, value) = stage::encode_dead_letter(&deps.codec, letter).await?;
+        let (key, value) = stage::encode_dead_letter(codec, letter).await?;
         deps.producer
             .send(
                 FutureRecord::to(&topic).key(&key).payload(&value),

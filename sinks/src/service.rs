@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use platform::config::PipelineConfig;
-use platform::stage::Booted;
+use platform::stage::{Booted, StageDeps};
 use schemas::TopicDef;
 
 use crate::carts::CartsSink;
@@ -109,13 +109,15 @@ async fn deps(config: &PipelineConfig, booted: &Booted) -> anyhow::Result<SinkDe
     let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
     crate::MIGRATOR.run(&pool).await?;
     Ok(SinkDeps {
-        brokers: config.kafka_brokers.clone(),
-        codec: booted.codec.clone(),
+        stage: StageDeps {
+            brokers: config.kafka_brokers.clone(),
+            codec: booted.codec.clone(),
+            max_batch: 1000,
+            linger: Duration::from_millis(5),
+            stall: booted.stall.clone(),
+        },
         pool,
         producer: booted.producer.clone(),
-        max_batch: 1000,
-        linger: Duration::from_millis(5),
-        stall: booted.stall.clone(),
         positions: Default::default(),
     })
 }
@@ -161,11 +163,11 @@ pub async fn rebuild(
         .ok_or_else(|| anyhow::anyhow!("rebuild takes one sink, not all"))?;
     let booted = platform::stage::boot(&config, std::future::pending()).await?;
     let deps = deps(&config, &booted).await?;
-    let names = deps.codec.names().clone();
+    let names = deps.stage.codec.names().clone();
     let group = names.group(sink.stage());
     let topic = names.name(&sink.topic());
     let (members, ends) = {
-        let (brokers, group, topic) = (deps.brokers.clone(), group.clone(), topic.clone());
+        let (brokers, group, topic) = (deps.stage.brokers.clone(), group.clone(), topic.clone());
         let partitions = sink.topic().partitions;
         tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, HashMap<i32, i64>)> {
             use rdkafka::consumer::Consumer;
@@ -187,7 +189,7 @@ pub async fn rebuild(
     );
     // Kafka's committed offsets of the group are informational; drop them
     // so nothing suggests the group is anywhere but at the start.
-    let admin = platform::kafka::admin(&deps.brokers)?;
+    let admin = platform::kafka::admin(&deps.stage.brokers)?;
     let _ = admin
         .delete_groups(&[&group], &rdkafka::admin::AdminOptions::new())
         .await;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform::config::PipelineConfig;
+use platform::stage::StageDeps;
 use schemas::topics;
 
 use super::processor::CartProcessor;
@@ -78,14 +79,16 @@ pub async fn run_with(
     coupons.wait_loaded(Duration::from_secs(120)).await?;
     tracing::info!(internships = catalog.len(), "catalog ready");
     let deps = RunnerDeps {
-        brokers: config.kafka_brokers.clone(),
-        codec,
+        stage: StageDeps {
+            brokers: config.kafka_brokers.clone(),
+            codec,
+            max_batch: 500,
+            linger: Duration::from_millis(2),
+            stall: booted.stall.clone(),
+        },
         instance: instance_from_env(),
-        max_batch: 500,
-        linger: Duration::from_millis(2),
         tick: settings.tick,
         clock: Arc::new(crate::runner::SystemClock),
-        stall: booted.stall.clone(),
     };
     let ttl_ms = settings.ttl_ms;
     runner::run(

@@ -1,8 +1,12 @@
-//! The processor runner: the only place a processor meets Kafka, and the
-//! place its exactly-once guarantee lives (Kafka Streams' `exactly_once_v2`).
+//! The processor runner: a processor's commit strategy, and the place its
+//! exactly-once guarantee lives (Kafka Streams' `exactly_once_v2`). The
+//! consume loop around it (the group consumer, batching, rebalances, timer
+//! ticks, shutdown, the per-batch metrics) is the one every stage runs,
+//! [`stage::consume`]; what is here is the [`BatchHandler`] it drives.
 //!
-//! Each instance has one consumer in the processor's group and one
-//! transactional producer. For each batch of input records it:
+//! Each session of an instance has one transactional producer beside the
+//! loop's consumer in the processor's group. For each batch of input
+//! records it:
 //! 1. begins a transaction;
 //! 2. decodes each record (waiting out a registry outage, never skipping;
 //!    a record that can never be decoded goes to the dead letters);
@@ -25,8 +29,8 @@
 //! State is restored when a partition is assigned, from the changelog's
 //! committed records ([`state`]). Output ids are derived from the input
 //! (UUIDv5), so the retry of an aborted batch produces the same ids, and
-//! timers only emit commands (which come back as inputs), so replays stay
-//! deterministic.
+//! timers (run between batches, in a transaction of their own) only emit
+//! commands (which come back as inputs), so replays stay deterministic.
 
 mod state;
 
@@ -43,9 +47,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
-use platform::kafka::{self, GroupConsumer, GroupEvent, Transactions, TxnError};
+use platform::kafka::{self, GroupConsumer, Transactions, TxnError};
 use platform::metrics;
-use platform::stage::{self, Stall, Taken};
+use platform::stage::{self, BatchEnd, BatchHandler, StageDeps, Taken};
 use schemas::records::runtime::AppliedInput;
 use schemas::{Codec, CodecError, Topic, TopicDef};
 
@@ -176,21 +180,15 @@ impl Clock for SystemClock {
 /// What the runner needs from its surroundings.
 #[derive(Clone)]
 pub struct RunnerDeps {
-    pub brokers: String,
-    pub codec: Arc<Codec>,
+    /// What every stage is given: brokers, codec, batching, stall flag.
+    pub stage: StageDeps,
     /// This instance's name, stable across its restarts: its producer's
     /// transactional id is `<group>.<instance>`, so a restarted instance
     /// fences the producer its previous run left behind.
     pub instance: String,
-    /// Largest batch taken at once.
-    pub max_batch: usize,
-    /// How long a batch waits to fill after its first record.
-    pub linger: Duration,
     /// How often [`Processor::timers`] runs.
     pub tick: Duration,
     pub clock: Arc<dyn Clock>,
-    /// Set while a record waits for the registry (readiness).
-    pub stall: Stall,
 }
 
 /// Runs `processor` in its consumer group until `shutdown` resolves, one
@@ -201,29 +199,29 @@ pub async fn run<P: Processor>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let shutdown = platform::Shutdown::on(shutdown);
-    stage::supervise(P::NAME, &deps.stall, shutdown, |stop| {
+    stage::supervise(P::NAME, &deps.stage.stall, shutdown, |stop| {
         session(&*processor, &deps, stop)
     })
     .await
 }
 
-/// One membership of the group, with its own consumer, producer and state.
+/// One membership of the group, with its own producer and state (and the
+/// loop's consumer).
 async fn session<P: Processor>(
     processor: &P,
     deps: &RunnerDeps,
-    mut shutdown: futures::future::BoxFuture<'static, ()>,
+    shutdown: BoxFuture<'static, ()>,
 ) -> anyhow::Result<()> {
-    let names = deps.codec.names().clone();
+    let names = deps.stage.codec.names().clone();
     let group = names.group(P::NAME);
     let input_name = names.name(&processor.input_topic().def);
     let changelog_name = names.name(&processor.changelog_topic().def);
-    let consumer = kafka::group_consumer(&deps.brokers, &group, P::NAME)?;
-    consumer.subscribe(&[&input_name])?;
-    let txn = Transactions::init(&deps.brokers, &format!("{group}.{}", deps.instance)).await?;
+    let txn =
+        Transactions::init(&deps.stage.brokers, &format!("{group}.{}", deps.instance)).await?;
     let applied_name = names.name(&processor.applied_topic().def);
-    let mut states: PartitionStates<P::State> = PartitionStates::new(
-        deps.brokers.clone(),
-        deps.codec.clone(),
+    let states: PartitionStates<P::State> = PartitionStates::new(
+        deps.stage.brokers.clone(),
+        deps.stage.codec.clone(),
         (
             changelog_name.clone(),
             processor.changelog_topic(),
@@ -231,72 +229,92 @@ async fn session<P: Processor>(
         ),
         (applied_name, processor.applied_topic()),
     );
-    deps.stall.clear();
     tracing::info!(stage = P::NAME, topic = %input_name, instance = %deps.instance, "processor session started");
+    let mut session = Session {
+        processor,
+        deps,
+        changelog: changelog_name,
+        txn,
+        states,
+    };
+    stage::consume(&deps.stage, deps.tick, &mut session, shutdown).await
+}
 
-    let m = metrics::pipeline();
-    m.assigned_partitions.with_label_values(&[P::NAME]).set(0);
-    let mut last_tick = Instant::now();
-    loop {
-        let batch = tokio::select! {
-            _ = shutdown.as_mut() => break,
-            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, deps.tick) => b,
-        };
-        for event in &batch.events {
-            match event {
-                GroupEvent::Revoked(parts) => {
-                    parts.iter().for_each(|(_, p)| states.forget(*p));
-                    m.assigned_partitions
-                        .with_label_values(&[P::NAME])
-                        .sub(parts.len() as i64);
-                }
-                GroupEvent::Assigned(parts) => {
-                    m.assigned_partitions
-                        .with_label_values(&[P::NAME])
-                        .add(parts.len() as i64);
-                    for (_, p) in parts {
-                        let started = Instant::now();
-                        let keys = states.restore(*p).await?;
-                        m.restore_seconds
-                            .with_label_values(&[P::NAME])
-                            .observe(started.elapsed().as_secs_f64());
-                        tracing::info!(
-                            stage = P::NAME,
-                            partition = p,
-                            keys,
-                            "partition state restored"
-                        );
-                    }
-                }
-            }
-        }
-        if last_tick.elapsed() >= deps.tick {
-            last_tick = Instant::now();
-            let retention = processor
-                .applied_topic()
-                .def
-                .retention_ms
-                .unwrap_or(i64::MAX);
-            states.prune_applied(deps.clock.now_ms().saturating_sub(retention));
-            run_timers(processor, deps, &txn, &states).await?;
-        }
-        if batch.messages.is_empty() {
-            continue;
-        }
-        let started = Instant::now();
-        let done = kafka::last_offsets(&batch.messages);
-        let result = async {
-            txn.begin()?;
-            m.uncommitted_records
+/// A session's producer and partition states: what the loop hands its
+/// rebalances, batches and ticks to.
+struct Session<'a, P: Processor> {
+    processor: &'a P,
+    deps: &'a RunnerDeps,
+    /// The changelog topic's full name.
+    changelog: String,
+    txn: Transactions,
+    states: PartitionStates<P::State>,
+}
+
+impl<P: Processor> BatchHandler for Session<'_, P> {
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn input(&self) -> TopicDef {
+        self.processor.input_topic().def
+    }
+
+    async fn assigned(
+        &mut self,
+        _consumer: &GroupConsumer,
+        parts: &[(String, i32)],
+    ) -> anyhow::Result<()> {
+        for (_, p) in parts {
+            let started = Instant::now();
+            let keys = self.states.restore(*p).await?;
+            metrics::pipeline()
+                .restore_seconds
                 .with_label_values(&[P::NAME])
-                .set(batch.messages.len() as i64);
+                .observe(started.elapsed().as_secs_f64());
+            tracing::info!(
+                stage = P::NAME,
+                partition = p,
+                keys,
+                "partition state restored"
+            );
+        }
+        Ok(())
+    }
+
+    fn revoked(&mut self, parts: &[(String, i32)]) {
+        parts.iter().for_each(|(_, p)| self.states.forget(*p));
+    }
+
+    async fn tick(&mut self, _consumer: &GroupConsumer) -> anyhow::Result<()> {
+        let retention = self
+            .processor
+            .applied_topic()
+            .def
+            .retention_ms
+            .unwrap_or(i64::MAX);
+        self.states
+            .prune_applied(self.deps.clock.now_ms().saturating_sub(retention));
+        run_timers(self.processor, self.deps, &self.txn, &self.states).await
+    }
+
+    /// The batch in one transaction with its input offsets; an abort
+    /// drops its staged state and rewinds its partitions.
+    async fn batch(
+        &mut self,
+        consumer: &GroupConsumer,
+        msgs: &[&OwnedMessage],
+    ) -> anyhow::Result<BatchEnd> {
+        let done = kafka::last_offsets(msgs.iter().copied());
+        let result = async {
+            self.txn.begin()?;
             process_batch(
-                processor,
-                deps,
-                &txn,
-                &changelog_name,
-                &mut states,
-                &batch.messages,
+                self.processor,
+                self.deps,
+                &self.txn,
+                &self.changelog,
+                &mut self.states,
+                msgs,
             )
             .await?;
             stage::fault_hold().await;
@@ -306,40 +324,36 @@ async fn session<P: Processor>(
                 // batch is read again once the member has rejoined.
                 .ok_or_else(|| TxnError::Step("the consumer has no group metadata".into()))?;
             let offsets = kafka::next_offsets(&done).map_err(TxnError::Fatal)?;
-            txn.commit(Some((offsets, group_meta))).await
+            self.txn.commit(Some((offsets, group_meta))).await
         }
         .await;
-        m.uncommitted_records.with_label_values(&[P::NAME]).set(0);
         match result {
             Ok(()) => {
-                states.commit_staged();
-                m.batch_seconds
-                    .with_label_values(&[P::NAME])
-                    .observe(started.elapsed().as_secs_f64());
-                m.batch_size
-                    .with_label_values(&[P::NAME])
-                    .observe(batch.messages.len() as f64);
+                self.states.commit_staged();
+                Ok(BatchEnd::Committed)
             }
             Err(e @ (TxnError::Abort(_) | TxnError::Step(_))) => {
-                m.aborts.with_label_values(&[P::NAME]).inc();
-                tracing::warn!(stage = P::NAME, error = %e, records = batch.messages.len(), "batch aborted; rewinding to the committed offsets");
-                states.discard_staged();
-                txn.abort().await?;
-                rewind(&consumer, &batch.messages)?;
+                metrics::pipeline()
+                    .aborts
+                    .with_label_values(&[P::NAME])
+                    .inc();
+                tracing::warn!(stage = P::NAME, error = %e, records = msgs.len(), "batch aborted; rewinding to the committed offsets");
+                self.states.discard_staged();
+                self.txn.abort().await?;
+                rewind(consumer, msgs)?;
+                Ok(BatchEnd::Rewound)
             }
             Err(TxnError::Fatal(e)) => {
-                states.discard_staged();
+                self.states.discard_staged();
                 anyhow::bail!("transaction failed for good: {e}");
             }
         }
     }
-    tracing::info!(stage = P::NAME, "processor stopped");
-    Ok(())
 }
 
 /// Seeks each partition of an aborted batch back to its first record, so
 /// the batch is read again; librdkafka drops what it had fetched past it.
-fn rewind(consumer: &GroupConsumer, batch: &[OwnedMessage]) -> anyhow::Result<()> {
+fn rewind(consumer: &GroupConsumer, batch: &[&OwnedMessage]) -> anyhow::Result<()> {
     let mut firsts: Vec<(&str, i32, i64)> = Vec::new();
     for m in batch {
         if !firsts
@@ -406,13 +420,11 @@ async fn process_batch<P: Processor>(
     txn: &Transactions,
     changelog_name: &str,
     states: &mut PartitionStates<P::State>,
-    batch: &[OwnedMessage],
+    batch: &[&OwnedMessage],
 ) -> Result<(), TxnError> {
     let m = metrics::pipeline();
+    let codec = &deps.stage.codec;
     for record in batch {
-        m.records_in
-            .with_label_values(&[P::NAME, processor.input_topic().def.name])
-            .inc();
         let partition = record.partition();
         if !states.is_caught_up(partition) {
             if !states.is_restored(partition) {
@@ -423,19 +435,19 @@ async fn process_batch<P: Processor>(
         }
         let taken = stage::take(
             P::NAME,
-            &deps.codec,
+            codec,
             processor.input_topic(),
             record,
-            &deps.stall,
+            &deps.stage.stall,
         )
         .await;
         let input = match taken {
             Taken::Record(input) => input,
             Taken::Dead(letter) => {
-                let (key, value) = stage::encode_dead_letter(&deps.codec, &letter)
+                let (key, value) = stage::encode_dead_letter(codec, &letter)
                     .await
                     .map_err(abort_on)?;
-                let topic = deps.codec.names().name(&schemas::topics::DEAD_LETTERS.def);
+                let topic = codec.names().name(&schemas::topics::DEAD_LETTERS.def);
                 send(txn, FutureRecord::to(&topic).key(&key).payload(&value))?;
                 m.dead_letters
                     .with_label_values(&[P::NAME, &letter.kind])
@@ -484,13 +496,12 @@ async fn process_batch<P: Processor>(
                     offset: input.offset,
                     applied_at: deps.clock.now_ms(),
                 };
-                let value = deps
-                    .codec
+                let value = codec
                     .encode(processor.applied_topic(), &applied)
                     .await
                     .map_err(abort_on)?;
                 let key = Codec::encode_key(&format!("{}/{}", input.key, id));
-                let topic = deps.codec.names().name(&processor.applied_topic().def);
+                let topic = codec.names().name(&processor.applied_topic().def);
                 send(
                     txn,
                     FutureRecord::to(&topic)
@@ -500,8 +511,7 @@ async fn process_batch<P: Processor>(
                 )?;
                 states.stage_applied(partition, input.key.clone(), id.clone(), applied.applied_at);
             }
-            let value = deps
-                .codec
+            let value = codec
                 .encode(processor.changelog_topic(), &new_state)
                 .await
                 .map_err(abort_on)?;
@@ -530,9 +540,9 @@ async fn produce(
     output: &impl Emit,
     trace: Option<(&str, &str)>,
 ) -> Result<(), TxnError> {
-    let enc = output.encode(&deps.codec).await.map_err(abort_on)?;
+    let enc = output.encode(&deps.stage.codec).await.map_err(abort_on)?;
     let key = Codec::encode_key(&enc.key);
-    let topic = deps.codec.names().name(&enc.topic);
+    let topic = deps.stage.codec.names().name(&enc.topic);
     let mut rec = FutureRecord::to(&topic).key(&key).payload(&enc.value);
     if let Some((correlation, causation)) = trace {
         rec = rec.headers(kafka::trace_headers(correlation, causation));

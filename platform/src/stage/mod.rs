@@ -1,13 +1,20 @@
-//! What every stage (processor, sink, and next the gateway workers) does
-//! with a record before its own work, in one place: decode it, retrying
-//! for as long as the registry is unreachable (never skipping a record for
-//! that), and turn a record that can never be decoded into a dead letter
-//! carrying the reason, where it came from and its original bytes.
+//! What every stage (processor, sink, and next the gateway workers) shares,
+//! in one place: the consume loop a stage plugs its [`BatchHandler`] into
+//! ([`consume()`]), the supervisor that runs one session of it after another
+//! ([`supervise`]), the process boot ([`boot`]), and what a stage does with
+//! a record before its own work: decode it, retrying for as long as the
+//! registry is unreachable (never skipping a record for that), and turn a
+//! record that can never be decoded into a dead letter carrying the reason,
+//! where it came from and its original bytes.
 //!
-//! A stage's own loop decides where the dead letter goes: a processor
+//! A stage's handler decides where the dead letter goes: a processor
 //! writes it inside its transaction, a sink before it commits the batch's
 //! offsets to Postgres. Either way the record's offset moves on only once
 //! its dead letter is durable.
+
+mod consume;
+
+pub use consume::{consume, BatchEnd, BatchHandler, StageDeps};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
