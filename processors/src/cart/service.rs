@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform::config::PipelineConfig;
-use platform::stage::StageDeps;
 use schemas::topics;
 
 use super::processor::CartProcessor;
@@ -79,13 +78,7 @@ pub async fn run_with(
     coupons.wait_loaded(Duration::from_secs(120)).await?;
     tracing::info!(internships = catalog.len(), "catalog ready");
     let deps = RunnerDeps {
-        stage: StageDeps {
-            brokers: config.kafka_brokers.clone(),
-            codec,
-            max_batch: 500,
-            linger: Duration::from_millis(2),
-            stall: booted.stall.clone(),
-        },
+        stage: runner::stage_deps(&config, &booted),
         instance: instance_from_env(),
         tick: settings.tick,
         clock: Arc::new(crate::runner::SystemClock),

@@ -54,14 +54,10 @@ pub async fn run_with(
     let booted = platform::stage::boot(&config, shutdown).await?;
     booted.serve_ops(ops_addr).await?;
     let deps = RunnerDeps {
-        brokers: config.kafka_brokers.clone(),
-        codec: booted.codec.clone(),
+        stage: runner::stage_deps(&config, &booted),
         instance: crate::cart::service::instance_from_env(),
-        max_batch: 500,
-        linger: Duration::from_millis(2),
         tick: settings.tick,
         clock: settings.clock,
-        stall: booted.stall.clone(),
     };
     runner::run(
         Arc::new(OrderProcessor::new(settings.policy)),

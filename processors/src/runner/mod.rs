@@ -54,6 +54,21 @@ use schemas::records::runtime::AppliedInput;
 use schemas::{Codec, CodecError, Topic, TopicDef};
 
 pub use platform::stage::Record as Input;
+
+/// What every processor's loop runs with: batches of up to 500 records,
+/// lingering 2 ms (a transaction per batch; small batches keep latency low).
+pub fn stage_deps(
+    config: &platform::config::PipelineConfig,
+    booted: &platform::stage::Booted,
+) -> StageDeps {
+    StageDeps {
+        brokers: config.kafka_brokers.clone(),
+        codec: booted.codec.clone(),
+        max_batch: 500,
+        linger: Duration::from_millis(2),
+        stall: booted.stall.clone(),
+    }
+}
 pub use state::PartitionStates;
 
 /// What applying one input changes.
