@@ -12,7 +12,7 @@
 # schema-registry on 8081 (same rule); then runs checkoutctl wait / migrate /
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
-# (ops :9104), `sinks all` (ops :9103)
+# (ops :9104), `processors coupon` (ops :9105), `sinks all` (ops :9103)
 # and `ingress` (127.0.0.1:8080). Logs: .local/run/logs/<name>.log.
 #
 # Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
@@ -195,6 +195,7 @@ OPS_CART_1="127.0.0.1:9101"
 OPS_CART_2="127.0.0.1:9102"
 OPS_SINKS="127.0.0.1:9103"
 OPS_ORDER="127.0.0.1:9104"
+OPS_COUPON="127.0.0.1:9105"
 # Where buyers may be sent back after paying (development: a local frontend).
 export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
 export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
@@ -230,6 +231,7 @@ require_free_port 127.0.0.1 9101 "processors cart #1 ops"
 require_free_port 127.0.0.1 9102 "processors cart #2 ops"
 require_free_port 127.0.0.1 9103 "sinks ops"
 require_free_port 127.0.0.1 9104 "processors order ops"
+require_free_port 127.0.0.1 9105 "processors coupon ops"
 
 step "broker (Apache Kafka $KAFKA_VERSION)"
 IFS=$'\t' read -r broker_host broker_port < <(host_port_of "$KAFKA_BROKERS")
@@ -298,6 +300,8 @@ start_service processors-cart-2 "http://$OPS_CART_2" \
   env OPS_ADDR="$OPS_CART_2" PROCESSOR_INSTANCE=2 "$BIN_DIR/processors" cart
 start_service processors-order "http://$OPS_ORDER" \
   env OPS_ADDR="$OPS_ORDER" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" order
+start_service processors-coupon "http://$OPS_COUPON" \
+  env OPS_ADDR="$OPS_COUPON" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" coupon
 start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
 start_service ingress "http://$INGRESS_ADDR" \
@@ -315,6 +319,7 @@ Checkout stack is up (profile $PROFILE).
   processors cart #1   http://$OPS_CART_1   ops: /healthz /readyz /metrics
   processors cart #2   http://$OPS_CART_2   ops
   processors order     http://$OPS_ORDER   ops
+  processors coupon    http://$OPS_COUPON   ops
   sinks all            http://$OPS_SINKS   ops
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)

@@ -28,6 +28,12 @@ struct Shop {
 impl Shop {
     async fn open(clock: Option<Arc<dyn processors::runner::Clock>>) -> Shop {
         let env = TestEnv::new().await;
+        env.spawn_coupon_processor();
+        Shop::around(env, clock).await
+    }
+
+    /// Every stage in process but the coupon processor, which the test runs.
+    async fn around(env: TestEnv, clock: Option<Arc<dyn processors::runner::Clock>>) -> Shop {
         env.spawn_cart_processor();
         match clock {
             Some(clock) => env.spawn_order_processor_with(processors::order::service::Settings {
@@ -111,6 +117,111 @@ impl Shop {
                 "order never got there: {o}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An admin publishes coupon `code` (10 % off) with these limits.
+    async fn coupon(&self, code: &str, usage_limit: Option<i32>, per_user_limit: Option<i32>) {
+        let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+        let res = self
+            .http
+            .put(format!("{}/admin/coupons/{code}", self.base))
+            .header("authorization", admin)
+            .json(
+                &json!({"name": code, "kind": "percentage", "percent": "0.10",
+                "usage_limit": usage_limit, "per_user_limit": per_user_limit}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+    }
+
+    /// `user`'s cart `cart` gets coupon `code`, visible in the read model.
+    async fn apply_coupon(&self, user: &str, cart: &str, code: &str) {
+        let res = self
+            .http
+            .post(format!("{}/cart/{cart}/coupon", self.base))
+            .header("authorization", Self::bearer(user))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{}", res.text().await.unwrap());
+        let version = res.json::<Value>().await.unwrap()["version"]
+            .as_i64()
+            .unwrap();
+        let c = self
+            .get(user, &format!("cart/{cart}?version={version}"))
+            .await;
+        assert_eq!(c["coupons"], json!([code]), "{c}");
+    }
+
+    /// Places every (user, cart) at once; the order tokens.
+    async fn place_all(&self, carts: &[(String, String)]) -> Vec<String> {
+        let placed = futures::future::join_all(carts.iter().map(|(user, cart)| async move {
+            let res = self.place(user, json!({ "cart_token": cart }), None).await;
+            assert_eq!(res.status(), 202);
+            res.json::<Value>().await.unwrap()["order_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }))
+        .await;
+        placed
+    }
+
+    /// Waits until every order in `orders` has left PENDING; how many are
+    /// awaiting payment, and the refusal codes of the failed ones.
+    async fn decided(&self, orders: &[String]) -> (usize, Vec<i32>) {
+        let started = Instant::now();
+        loop {
+            let rows: Vec<(String, Option<i32>)> = sqlx::query_as(
+                "SELECT status, rejection_code FROM orders WHERE order_token = ANY($1) AND status <> 'pending'",
+            )
+            .bind(orders)
+            .fetch_all(&self.env.pool)
+            .await
+            .unwrap();
+            if rows.len() == orders.len() {
+                let open = rows.iter().filter(|(s, _)| s == "awaiting_payment").count();
+                let mut codes: Vec<i32> = rows
+                    .iter()
+                    .filter(|(s, _)| s == "failed")
+                    .map(|(_, c)| c.unwrap_or(0))
+                    .collect();
+                codes.sort();
+                codes.dedup();
+                return (open, codes);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "{} of {} orders decided",
+                rows.len(),
+                orders.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The coupon's reservations as the coupon-usage sink has them.
+    async fn reserved(&self, code: &str) -> i64 {
+        let started = Instant::now();
+        loop {
+            let n: Option<i32> =
+                sqlx::query_scalar("SELECT reserved FROM coupon_usage WHERE code = $1")
+                    .bind(code)
+                    .fetch_optional(&self.env.pool)
+                    .await
+                    .unwrap();
+            if let Some(n) = n {
+                return i64::from(n);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no usage of {code}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -482,4 +593,111 @@ async fn a_payment_pays_the_order_once_and_nothing_moves_it_back() {
         ]
     );
     assert!(o["history"][3]["correlation_id"] == "webhook-1", "{o}");
+}
+
+/// `n` users, each with a cart of one internship and coupon `code`.
+async fn shoppers(shop: &Shop, prefix: &str, n: usize, code: &str) -> Vec<(String, String)> {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .map(|i| async move {
+            let user = format!("{prefix}-{i}");
+            let cart = shop
+                .cart(&user, json!([{"internship_id": "design", "quantity": 1}]))
+                .await;
+            shop.apply_coupon(&user, &cart, code).await;
+            (user, cart)
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_buyers_racing_for_ten_coupon_uses_get_exactly_ten() {
+    let shop = Shop::open(None).await;
+    shop.coupon("TENONLY", Some(10), None).await;
+    let carts = shoppers(&shop, "racer", 200, "TENONLY").await;
+    let orders = shop.place_all(&carts).await;
+    let (open, refusals) = shop.decided(&orders).await;
+    assert_eq!(open, 10, "exactly the limit");
+    assert_eq!(
+        refusals,
+        [2008],
+        "every other order failed with the coupon's code"
+    );
+    assert_eq!(shop.reserved("TENONLY").await, 10);
+    // The limit still holds for a newcomer.
+    let late = shoppers(&shop, "late", 1, "TENONLY").await;
+    let late_orders = shop.place_all(&late).await;
+    assert_eq!(shop.decided(&late_orders).await, (0, vec![2008]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_buyer_placing_twenty_orders_at_once_gets_the_per_user_limit_once() {
+    let shop = Shop::open(None).await;
+    shop.coupon("ONCEEACH", None, Some(1)).await;
+    // One user with twenty carts (written straight to the processor: the
+    // ingress gives a user one active cart at a time).
+    let mut carts = Vec::new();
+    for _ in 0..20 {
+        let token = schemas::values::CartToken::random();
+        let (_, version) = shop
+            .env
+            .send_to(
+                &token,
+                schemas::records::cart::Command::CreateCart(schemas::records::cart::CreateCart {
+                    currency: "INR".into(),
+                    owner_user_id: Some("solo".into()),
+                    items: vec![schemas::records::cart::ItemRequest {
+                        internship_id: "design".into(),
+                        quantity: 1,
+                    }],
+                    device_id: None,
+                }),
+            )
+            .await;
+        let c = shop
+            .get(
+                "solo",
+                &format!("cart/{}?version={version}", token.as_str()),
+            )
+            .await;
+        assert_eq!(c["stale"], false);
+        shop.apply_coupon("solo", token.as_str(), "ONCEEACH").await;
+        carts.push(("solo".to_owned(), token.as_str().to_owned()));
+    }
+    let orders = shop.place_all(&carts).await;
+    let (open, refusals) = shop.decided(&orders).await;
+    assert_eq!(open, 1, "once per user");
+    assert_eq!(refusals, [2009]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_coupon_processor_mid_race_changes_no_count() {
+    const HOLD: Duration = Duration::from_millis(400);
+    let env = TestEnv::new().await;
+    let mut victim = env.child_with(
+        "processors",
+        &["coupon"],
+        &[("PROCESSOR_INSTANCE", "c1"), ("FAULT_HOLD_BATCH_MS", "400")],
+    );
+    let shop = Shop::around(env, None).await;
+    shop.coupon("RACEKILL", Some(10), None).await;
+    let carts = shoppers(&shop, "killrace", 100, "RACEKILL").await;
+    let race = shop.place_all(&carts);
+    let kill = async {
+        let seen = victim
+            .kill9_in_flight("coupon-processor", HOLD, Duration::from_secs(60))
+            .await;
+        assert!(seen.uncommitted > 0.0);
+        // The same instance comes back: its transactional id fences what
+        // the killed run left open.
+        shop.env
+            .child_with("processors", &["coupon"], &[("PROCESSOR_INSTANCE", "c1")])
+    };
+    let (orders, _again) = tokio::join!(race, kill);
+    let (open, refusals) = shop.decided(&orders).await;
+    assert_eq!(open, 10, "exactly the limit across the kill");
+    assert_eq!(refusals, [2008]);
+    assert_eq!(shop.reserved("RACEKILL").await, 10);
 }

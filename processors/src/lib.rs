@@ -10,6 +10,7 @@
 //! `processors <name>` binary runs: adding a processor is one entry there.
 
 pub mod cart;
+pub mod coupon;
 pub mod order;
 pub mod runner;
 pub mod tables;
@@ -28,5 +29,8 @@ pub const PROCESSORS: &[(&str, Service)] = &[
     }),
     ("order", |config, ops, stop| {
         Box::pin(order::service::run(config, ops, stop))
+    }),
+    ("coupon", |config, ops, stop| {
+        Box::pin(coupon::service::run(config, ops, stop))
     }),
 ];

@@ -55,3 +55,23 @@ CREATE TABLE order_status_history (
     refused_code   integer,
     PRIMARY KEY (order_token, seq)
 );
+
+-- Coupon uses (written by the coupon-usage sink from coupon.usage): every
+-- order holding (reserved) or having used (committed) a coupon.
+CREATE TABLE coupon_usage (
+    code        text        PRIMARY KEY,
+    version     bigint      NOT NULL,
+    reserved    integer     NOT NULL,
+    committed   integer     NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+
+CREATE TABLE coupon_redemptions (
+    code        text        NOT NULL REFERENCES coupon_usage (code) ON DELETE CASCADE,
+    order_token text        NOT NULL,
+    user_id     text,
+    status      text        NOT NULL,
+    at          timestamptz NOT NULL,
+    PRIMARY KEY (code, order_token)
+);
+CREATE INDEX coupon_redemptions_by_user ON coupon_redemptions (code, user_id);

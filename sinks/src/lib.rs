@@ -11,6 +11,7 @@
 
 pub mod carts;
 pub mod catalog;
+pub mod coupon_usage;
 pub mod orders;
 pub mod runner;
 pub mod service;

@@ -90,6 +90,7 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
         Arc::new(Named("fx-rates", FxRatesSink)),
         Arc::new(Named("coupons", CouponsSink)),
         Arc::new(Named("orders", crate::orders::OrdersSink)),
+        Arc::new(Named("coupon-usage", crate::coupon_usage::CouponUsageSink)),
     ]
 }
 

@@ -9,8 +9,9 @@
 //!   whether it applies to the cart and, if not, why. Referral codes are
 //!   personal and not listed.
 //!
-//! Usage limits are checked against usage counted at order placement,
-//! which arrives with orders; until then no usage is known.
+//! Usage limits are checked against the coupon processor's count, as the
+//! coupon-usage sink has it (`coupon_redemptions`); order placement
+//! enforces them exactly (`rules::redemption`).
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -116,6 +117,21 @@ async fn coupon(state: &AppState, code: &str) -> Result<Option<Coupon>, ApiError
     Ok(definition.and_then(|d| Coupon::from_record(&d.0)))
 }
 
+/// How many orders hold or used `code`, in all and by `user`.
+async fn used(state: &AppState, code: &str, user: Option<&str>) -> Result<(u32, u32), ApiError> {
+    let (all, mine): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE user_id = $2) FROM coupon_redemptions WHERE code = $1",
+    )
+    .bind(code)
+    .bind(user)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok((
+        u32::try_from(all).unwrap_or(u32::MAX),
+        u32::try_from(mine).unwrap_or(u32::MAX),
+    ))
+}
+
 /// Checks `candidate` after the cart's coupons; the discount it would
 /// give when it applies.
 async fn evaluate(
@@ -143,6 +159,13 @@ async fn evaluate(
             applied.push(c);
         }
     }
+    // The coupon processor's count (reservations and uses), as the
+    // coupon-usage sink has it: orders enforce the limit exactly, this
+    // answers with what is known now.
+    let usage = match &candidate {
+        Some(c) => used(state, &c.code, cart.owner.as_deref()).await?,
+        None => (0, 0),
+    };
     let check = coupons::check(
         candidate.as_ref(),
         &CheckContext {
@@ -153,8 +176,8 @@ async fn evaluate(
             fx: cart.fx.as_ref(),
             applied: &applied,
             max_per_cart: rules::coupons::MAX_PER_CART,
-            used: 0,
-            used_by_user: 0,
+            used: usage.0,
+            used_by_user: usage.1,
             rounding: policy.rounding,
         },
     );

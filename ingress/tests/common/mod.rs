@@ -277,6 +277,14 @@ impl TestEnv {
         );
     }
 
+    pub fn spawn_coupon_processor(&self) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "coupon processor",
+            processors::coupon::service::run(config, "127.0.0.1:0".parse().unwrap(), stop),
+        );
+    }
+
     pub fn spawn_sinks(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(

@@ -1,0 +1,152 @@
+//! The adapter between the redemption rules and the runner: the coupon's
+//! uses are the state and go to `coupon.usage`; the answer to a
+//! reservation goes back to its order on `order.commands`, with an id
+//! derived from the reservation, so a replay answers the same way once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use rules::coupons::Coupon;
+use rules::redemption::{self, Answer, Stamp};
+use rules::tables::Table;
+use schemas::ids;
+use schemas::records::coupons::{Coupon as CouponRecord, CouponCmd, CouponCommand, CouponUsage};
+use schemas::records::order::{CouponAnswered, OrderCmd, OrderCommand};
+use schemas::records::runtime::AppliedInput;
+use schemas::topics::{
+    COUPON_APPLIED, COUPON_CHANGELOG, COUPON_COMMANDS, COUPON_USAGE, ORDER_COMMANDS,
+};
+use schemas::{Codec, CodecError, Topic};
+
+use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+
+/// How long a reservation waits for the coupon definitions it was priced
+/// at before its batch is aborted and read again.
+const TABLE_WAIT: Duration = Duration::from_secs(10);
+
+pub struct CouponProcessor<K> {
+    definitions: Arc<K>,
+}
+
+impl<K> CouponProcessor<K> {
+    pub fn new(definitions: Arc<K>) -> CouponProcessor<K> {
+        CouponProcessor { definitions }
+    }
+}
+
+pub enum CouponOutput {
+    Usage(CouponUsage),
+    Answer(OrderCommand),
+}
+
+impl Emit for CouponOutput {
+    fn encode<'a>(&'a self, codec: &'a Codec) -> BoxFuture<'a, Result<Encoded, CodecError>> {
+        match self {
+            CouponOutput::Usage(u) => Box::pin(encode_for(codec, &COUPON_USAGE, &u.code, u)),
+            CouponOutput::Answer(a) => {
+                Box::pin(encode_for(codec, &ORDER_COMMANDS, &a.order_token, a))
+            }
+        }
+    }
+}
+
+impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
+    type Input = CouponCommand;
+    type State = CouponUsage;
+    type Output = CouponOutput;
+
+    const NAME: &'static str = "coupon-processor";
+
+    fn input_topic(&self) -> &'static Topic<CouponCommand> {
+        &COUPON_COMMANDS
+    }
+
+    fn changelog_topic(&self) -> &'static Topic<CouponUsage> {
+        &COUPON_CHANGELOG
+    }
+
+    fn applied_topic(&self) -> &'static Topic<AppliedInput> {
+        &COUPON_APPLIED
+    }
+
+    fn applied_offset(state: &CouponUsage) -> i64 {
+        state.version
+    }
+
+    fn input_id(input: &CouponCommand) -> &str {
+        &input.command_id
+    }
+
+    /// A reservation reads the limits at the definitions' version its order
+    /// was priced at: wait for this instance's table to have it.
+    fn ready<'a>(&'a self, input: &'a Input<CouponCommand>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            match &input.value.command {
+                CouponCmd::ReserveCoupon(r) => match r.coupons_version {
+                    Some(v) => self.definitions.reached(v, TABLE_WAIT).await,
+                    None => Ok(()),
+                },
+                CouponCmd::CommitCoupon(_) | CouponCmd::ReleaseCoupon(_) => Ok(()),
+            }
+        })
+    }
+
+    fn apply(
+        &self,
+        state: Option<&CouponUsage>,
+        input: &Input<CouponCommand>,
+    ) -> Outcome<CouponUsage, CouponOutput> {
+        let cmd = &input.value;
+        let version = match &cmd.command {
+            CouponCmd::ReserveCoupon(r) => r.coupons_version,
+            CouponCmd::CommitCoupon(_) | CouponCmd::ReleaseCoupon(_) => None,
+        };
+        let coupon = self
+            .definitions
+            .get_at(&cmd.code, version)
+            .as_ref()
+            .and_then(Coupon::from_record);
+        let decision = redemption::decide(
+            state,
+            cmd,
+            coupon.as_ref(),
+            Stamp {
+                offset: input.offset,
+                at_ms: cmd.issued_at,
+            },
+        );
+        let mut outputs = Vec::new();
+        if let Some(usage) = &decision.usage {
+            outputs.push(CouponOutput::Usage(usage.clone()));
+        }
+        if let Some(answer) = decision.answer {
+            let (reserved, refusal_code, message) = match answer {
+                Answer::Reserved => (true, None, format!("coupon {} reserved", cmd.code)),
+                Answer::Refused(code, message) => (false, Some(code.code()), message),
+            };
+            outputs.push(CouponOutput::Answer(OrderCommand {
+                command_id: ids::derived(
+                    "coupon-answer",
+                    &format!("{}/{}", cmd.code, cmd.order_token),
+                    input.offset,
+                )
+                .to_string(),
+                order_token: cmd.order_token.clone(),
+                issued_at: cmd.issued_at,
+                actor: Some("coupon-processor".into()),
+                command: OrderCmd::CouponAnswered(CouponAnswered {
+                    code: cmd.code.clone(),
+                    reserved,
+                    refusal_code,
+                    message,
+                }),
+            }));
+        }
+        Outcome {
+            state: decision.usage,
+            outputs,
+        }
+    }
+}
