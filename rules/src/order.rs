@@ -27,6 +27,7 @@ use schemas::records::order::{
     AttemptStatus, CouponHold, HoldStatus, OrderCmd, OrderCommand, OrderSnapshot, OrderStatus,
     PaymentAttempt, Transition,
 };
+use schemas::records::payments::PaymentRequest;
 
 /// How long a payment token is valid: 30 minutes unless configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +105,9 @@ pub fn decide(
             | OrderCmd::ExpireAttempt(_)
             | OrderCmd::PaymentSucceeded(_)
             | OrderCmd::PaymentFailed(_)
-            | OrderCmd::CouponAnswered(_) => Decision::Dropped(CommandRejection {
+            | OrderCmd::CouponAnswered(_)
+            | OrderCmd::SessionOpened(_)
+            | OrderCmd::SessionFailed(_) => Decision::Dropped(CommandRejection {
                 command_id: stamp.command_id.to_owned(),
                 code: ErrorCode::PaymentInvalidState.code(),
                 message: "no such order".into(),
@@ -198,6 +201,56 @@ pub fn decide(
                 command_id: stamp.command_id.to_owned(),
                 code,
                 message: a.message.clone(),
+            });
+            Decision::Order(next, requests)
+        }
+        OrderCmd::SessionOpened(s) => {
+            let open = order.status == OrderStatus::AwaitingPayment && s.attempt == current;
+            let known = order
+                .attempts
+                .iter()
+                .any(|a| a.number == s.attempt && a.session_id.is_some());
+            if !open || known {
+                // A session for an attempt that ended meanwhile (its token
+                // expired, the buyer paid through another) is not offered;
+                // one answered twice is kept as first answered.
+                return Decision::Unchanged;
+            }
+            if let Some(a) = next.attempts.iter_mut().find(|a| a.number == s.attempt) {
+                a.gateway = Some(s.gateway.clone());
+                a.session_id = Some(s.session_id.clone());
+                a.checkout_url = s.checkout_url.clone();
+                a.razorpay_key_id = s.razorpay_key_id.clone();
+                a.calls = s.calls.clone();
+            }
+            Decision::Order(next, Vec::new())
+        }
+        OrderCmd::SessionFailed(f) => {
+            let open = order.status == OrderStatus::AwaitingPayment && f.attempt == current;
+            if !open {
+                return Decision::Unchanged;
+            }
+            if let Some(a) = next.attempts.iter_mut().find(|a| a.number == f.attempt) {
+                a.status = AttemptStatus::Failed;
+                a.calls = f.calls.clone();
+            }
+            let requests = release_all(&mut next, "no payment session could be opened");
+            transition(
+                &mut next,
+                OrderStatus::Failed,
+                &format!("no payment session: {}", f.failure),
+                actor,
+                stamp,
+            );
+            let code = if f.timed_out {
+                ErrorCode::GatewayTimeout
+            } else {
+                ErrorCode::PaymentFailed
+            };
+            next.rejection = Some(CommandRejection {
+                command_id: stamp.command_id.to_owned(),
+                code: code.code(),
+                message: f.failure.clone(),
             });
             Decision::Order(next, requests)
         }
@@ -412,6 +465,52 @@ fn release_all(order: &mut OrderSnapshot, reason: &str) -> Vec<CouponRequest> {
         .collect()
 }
 
+/// The payment session to open when `after` opened an attempt that
+/// `before` did not have: its request id (the gateway idempotency key) is
+/// derived from the order and the attempt, so a replay asks for the same
+/// session. The order is charged as one line of its total (tax included,
+/// discounts off), so the gateway's lines always add up to what is owed.
+pub fn session_request(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+) -> Option<PaymentRequest> {
+    let attempt = after.attempts.last()?;
+    let known = before.is_some_and(|b| b.attempts.iter().any(|a| a.number == attempt.number));
+    if known || attempt.status != AttemptStatus::Open {
+        return None;
+    }
+    let titles: Vec<String> = after
+        .placed
+        .lines
+        .iter()
+        .map(|l| format!("{} × {}", l.title, l.quantity))
+        .collect();
+    let mut description = titles.join(", ");
+    if description.chars().count() > 200 {
+        description = description.chars().take(199).collect::<String>() + "…";
+    }
+    if description.is_empty() {
+        description = format!("Order {}", after.order_token);
+    }
+    Some(PaymentRequest {
+        request_id: ids::derived(
+            "payment-session",
+            &after.order_token,
+            i64::from(attempt.number),
+        )
+        .to_string(),
+        order_token: after.order_token.clone(),
+        attempt: attempt.number,
+        amount: after.placed.total.clone(),
+        description,
+        buyer_user_id: after.buyer_user_id.clone(),
+        cart_token: after.cart_token.clone(),
+        success_url: after.success_url.clone(),
+        cancel_url: after.cancel_url.clone(),
+        expires_at: attempt.expires_at,
+    })
+}
+
 /// The attempt of `order` whose payment token has expired by `now_ms`, if
 /// it is still open: what the order processor's timer asks to expire.
 pub fn due_expiry(order: &OrderSnapshot, now_ms: i64) -> Option<i32> {
@@ -482,6 +581,10 @@ fn open_attempt(
         status: AttemptStatus::Open,
         gateway: None,
         payment_ref: None,
+        session_id: None,
+        checkout_url: None,
+        razorpay_key_id: None,
+        calls: Vec::new(),
     });
 }
 

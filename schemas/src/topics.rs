@@ -21,6 +21,7 @@ use crate::records::{
     dead_letter::DeadLetter,
     fx::FxRate,
     order::{OrderCommand, OrderSnapshot},
+    payments::PaymentRequest,
     runtime::AppliedInput,
 };
 
@@ -190,6 +191,16 @@ pub const ORDER_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     doc: "The command ids the order processor applied, per order, for 24 h (as cart.processor-applied).",
 });
 
+pub const PAYMENT_REQUESTS: Topic<PaymentRequest> = Topic::new(TopicDef {
+    name: "payment.requests",
+    partitions: ORDER_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.payments.PaymentRequest.avsc"),
+    doc: "Payment sessions to open, one per order attempt, keyed by order token; the gateway worker \
+          opens each at a gateway (the request id is the idempotency key) and answers on order.commands.",
+});
+
 /// Partitions of the coupon command topic and everything co-partitioned with it.
 const COUPON_PARTITIONS: i32 = 4;
 
@@ -255,6 +266,7 @@ pub const ALL: &[TopicDef] = &[
     ORDER_SNAPSHOTS.def,
     ORDER_CHANGELOG.def,
     ORDER_APPLIED.def,
+    PAYMENT_REQUESTS.def,
     COUPON_COMMANDS.def,
     COUPON_USAGE.def,
     COUPON_CHANGELOG.def,

@@ -40,6 +40,12 @@ CREATE TABLE order_attempts (
     expires_at    timestamptz NOT NULL,
     gateway       text,
     payment_ref   text,
+    -- The payment session the gateway worker opened for the attempt.
+    session_id      text,
+    checkout_url    text,
+    razorpay_key_id text,
+    -- Every gateway call made for it: [{gateway, outcome, latency_ms, error}].
+    calls         jsonb       NOT NULL DEFAULT '[]'::jsonb,
     PRIMARY KEY (order_token, number)
 );
 

@@ -87,6 +87,10 @@ pub struct Attempts {
     pub expires: Vec<Ts>,
     pub gateway: Vec<Option<String>>,
     pub payment_ref: Vec<Option<String>>,
+    pub session_id: Vec<Option<String>>,
+    pub checkout_url: Vec<Option<String>>,
+    pub razorpay_key_id: Vec<Option<String>>,
+    pub calls: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -160,6 +164,11 @@ pub fn rows(batch: &[Keyed<OrderSnapshot>]) -> Rows {
             t.expires.push(ts(a.expires_at));
             t.gateway.push(a.gateway.clone());
             t.payment_ref.push(a.payment_ref.clone());
+            t.session_id.push(a.session_id.clone());
+            t.checkout_url.push(a.checkout_url.clone());
+            t.razorpay_key_id.push(a.razorpay_key_id.clone());
+            t.calls
+                .push(serde_json::to_value(&a.calls).unwrap_or(serde_json::Value::Null));
         }
         for h in &o.history {
             let t = &mut out.history;
@@ -226,12 +235,17 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     let tokens: Vec<&str> = changed.iter().map(|(t, _)| t.as_str()).collect();
     let a = &r.attempts;
     sqlx::query(
-        "INSERT INTO order_attempts (order_token, number, payment_token, status, opened_at, expires_at, gateway, payment_ref)
-         SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[],
-                              $6::timestamptz[], $7::text[], $8::text[]) AS a(t, n, p, s, o, e, g, r)
+        "INSERT INTO order_attempts (order_token, number, payment_token, status, opened_at, expires_at, gateway, payment_ref,
+                                     session_id, checkout_url, razorpay_key_id, calls)
+         SELECT t, n, p, s, o, e, g, r, si, cu, rk, ca
+         FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[], $7::text[], $8::text[], $10::text[], $11::text[], $12::text[], $13::jsonb[])
+             AS a(t, n, p, s, o, e, g, r, si, cu, rk, ca)
          WHERE a.t = ANY($9::text[])
          ON CONFLICT (order_token, number) DO UPDATE SET
-             status = EXCLUDED.status, gateway = EXCLUDED.gateway, payment_ref = EXCLUDED.payment_ref",
+             status = EXCLUDED.status, gateway = EXCLUDED.gateway, payment_ref = EXCLUDED.payment_ref,
+             session_id = EXCLUDED.session_id, checkout_url = EXCLUDED.checkout_url,
+             razorpay_key_id = EXCLUDED.razorpay_key_id, calls = EXCLUDED.calls",
     )
     .bind(&a.token)
     .bind(&a.number)
@@ -242,6 +256,10 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&a.gateway)
     .bind(&a.payment_ref)
     .bind(&tokens)
+    .bind(&a.session_id)
+    .bind(&a.checkout_url)
+    .bind(&a.razorpay_key_id)
+    .bind(&a.calls)
     .execute(&mut **tx)
     .await?;
     let h = &r.history;

@@ -60,6 +60,16 @@ pub struct AttemptView {
     pub expires_at: chrono::DateTime<chrono::Utc>,
     pub gateway: Option<String>,
     pub payment_ref: Option<String>,
+    /// The gateway's session: Razorpay order id, or Stripe Checkout Session id.
+    pub session_id: Option<String>,
+    /// Stripe: where to send the buyer (the hosted checkout page).
+    pub checkout_url: Option<String>,
+    /// Razorpay: open Razorpay Checkout with this key id, `session_id` as
+    /// its `order_id`, and the order's total and currency.
+    pub razorpay_key_id: Option<String>,
+    /// Every gateway call made to open the session.
+    #[schema(value_type = Vec<Object>)]
+    pub calls: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -91,7 +101,8 @@ pub async fn order(pool: &PgPool, token: &str) -> Result<Option<OrderView>, sqlx
         return Ok(None);
     };
     order.attempts = sqlx::query_as(
-        "SELECT number, payment_token, status, opened_at, expires_at, gateway, payment_ref
+        "SELECT number, payment_token, status, opened_at, expires_at, gateway, payment_ref,
+                session_id, checkout_url, razorpay_key_id, calls
          FROM order_attempts WHERE order_token = $1 ORDER BY number",
     )
     .bind(token)

@@ -12,9 +12,11 @@ use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
 use schemas::records::coupons::CouponCommand;
 use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot};
+use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::topics::{
     COUPON_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_SNAPSHOTS,
+    PAYMENT_REQUESTS,
 };
 use schemas::{Codec, CodecError, Topic};
 
@@ -36,6 +38,8 @@ pub enum OrderOutput {
     Command(OrderCommand),
     /// A reservation, commit or release for the coupon processor.
     Coupon(CouponCommand),
+    /// A payment session for the gateway worker to open.
+    Session(PaymentRequest),
 }
 
 impl Emit for OrderOutput {
@@ -48,6 +52,9 @@ impl Emit for OrderOutput {
                 Box::pin(encode_for(codec, &ORDER_COMMANDS, &c.order_token, c))
             }
             OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
+            OrderOutput::Session(r) => {
+                Box::pin(encode_for(codec, &PAYMENT_REQUESTS, &r.order_token, r))
+            }
         }
     }
 }
@@ -94,6 +101,9 @@ impl Processor for OrderProcessor {
         match order::decide(state, cmd, &stamp, &self.policy) {
             Decision::Order(next, requests) => {
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
+                if let Some(request) = order::session_request(state, &next) {
+                    outputs.push(OrderOutput::Session(request));
+                }
                 // Ids derived from the order's command and the coupon: a
                 // replay asks the coupon processor the very same thing.
                 outputs.extend(requests.into_iter().map(|r| {

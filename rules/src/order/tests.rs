@@ -415,3 +415,66 @@ fn an_expired_order_releases_its_coupons_and_reserves_them_again_to_pay() {
     assert_eq!(again.status, OrderStatus::AwaitingPayment);
     assert_eq!(again.attempts.len(), 2);
 }
+
+#[test]
+fn an_opened_attempt_asks_for_one_payment_session_and_records_the_one_opened() {
+    let o = opened();
+    let req = session_request(None, &o).expect("attempt 1 opened");
+    assert_eq!(req.attempt, 1);
+    assert_eq!(req.amount, money(59_000), "the order's total");
+    assert_eq!(req.expires_at, o.attempts[0].expires_at);
+    assert_eq!(session_request(Some(&o), &o), None, "asked once");
+    let again = session_request(None, &o).unwrap();
+    assert_eq!(
+        again.request_id, req.request_id,
+        "derived: a replay asks the same"
+    );
+
+    let session = |attempt, id: &str| {
+        OrderCmd::SessionOpened(SessionOpened {
+            attempt,
+            gateway: "razorpay".into(),
+            session_id: id.into(),
+            checkout_url: None,
+            razorpay_key_id: Some("rzp_test_1".into()),
+            expires_at: 1,
+            calls: vec![],
+        })
+    };
+    let with = order(run(Some(&o), 2, 2_000, session(1, "order_A")));
+    assert_eq!(with.attempts[0].session_id.as_deref(), Some("order_A"));
+    assert_eq!(with.status, OrderStatus::AwaitingPayment);
+    assert_eq!(
+        run(Some(&with), 3, 3_000, session(1, "order_B")),
+        Decision::Unchanged,
+        "the first session stands"
+    );
+}
+
+#[test]
+fn no_session_fails_the_attempt_with_the_gateway_code() {
+    let o = opened();
+    let failed = order(run(
+        Some(&o),
+        2,
+        2_000,
+        OrderCmd::SessionFailed(SessionFailed {
+            attempt: 1,
+            failure: "every gateway timed out".into(),
+            timed_out: true,
+            calls: vec![],
+        }),
+    ));
+    assert_eq!(failed.status, OrderStatus::Failed);
+    assert_eq!(failed.rejection.as_ref().map(|r| r.code), Some(4001));
+    let retry = order(run(
+        Some(&failed),
+        3,
+        3_000,
+        OrderCmd::StartAttempt(StartAttempt {
+            reason: "again".into(),
+        }),
+    ));
+    let req = session_request(Some(&failed), &retry).expect("a session for attempt 2");
+    assert_eq!(req.attempt, 2);
+}

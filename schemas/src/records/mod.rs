@@ -13,6 +13,7 @@ pub mod coupons;
 pub mod dead_letter;
 pub mod fx;
 pub mod order;
+pub mod payments;
 pub mod runtime;
 
 use serde::{Deserialize, Serialize};
@@ -346,6 +347,26 @@ mod tests {
                 refusal_code: Some(2008),
                 message: "used up".into(),
             }),
+            OrderCmd::SessionOpened(SessionOpened {
+                attempt: 1,
+                gateway: "stripe".into(),
+                session_id: "cs_test_1".into(),
+                checkout_url: Some("https://checkout.example/cs_test_1".into()),
+                razorpay_key_id: None,
+                expires_at: 99,
+                calls: vec![GatewayCall {
+                    gateway: "razorpay".into(),
+                    outcome: "unavailable".into(),
+                    latency_ms: 30,
+                    error: Some("503".into()),
+                }],
+            }),
+            OrderCmd::SessionFailed(SessionFailed {
+                attempt: 1,
+                failure: "every gateway failed".into(),
+                timed_out: true,
+                calls: vec![],
+            }),
         ] {
             round_trip(
                 schema,
@@ -372,8 +393,17 @@ mod tests {
                 opened_at: 5,
                 expires_at: 1_800_005,
                 status: AttemptStatus::Open,
-                gateway: None,
+                gateway: Some("razorpay".into()),
                 payment_ref: None,
+                session_id: Some("order_1".into()),
+                checkout_url: None,
+                razorpay_key_id: Some("rzp_test".into()),
+                calls: vec![GatewayCall {
+                    gateway: "razorpay".into(),
+                    outcome: "ok".into(),
+                    latency_ms: 12,
+                    error: None,
+                }],
             }],
             history: vec![Transition {
                 seq: 1,
@@ -397,6 +427,21 @@ mod tests {
             last_command_id: "c".into(),
         };
         round_trip(topics::ORDER_SNAPSHOTS.def.value_schema, &order);
+        round_trip(
+            topics::PAYMENT_REQUESTS.def.value_schema,
+            &super::payments::PaymentRequest {
+                request_id: "r".into(),
+                order_token: "o".into(),
+                attempt: 1,
+                amount: money(59_000),
+                description: "Rust backend × 1".into(),
+                buyer_user_id: Some("u".into()),
+                cart_token: "c".into(),
+                success_url: None,
+                cancel_url: None,
+                expires_at: 1_800_005,
+            },
+        );
         round_trip(topics::ORDER_CHANGELOG.def.value_schema, &order);
     }
 

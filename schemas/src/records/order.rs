@@ -29,6 +29,41 @@ pub enum OrderCmd {
     PaymentSucceeded(PaymentSucceeded),
     PaymentFailed(PaymentFailed),
     CouponAnswered(CouponAnswered),
+    SessionOpened(SessionOpened),
+    SessionFailed(SessionFailed),
+}
+
+/// The gateway worker opened a payment session for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionOpened {
+    pub attempt: i32,
+    pub gateway: String,
+    pub session_id: String,
+    pub checkout_url: Option<String>,
+    pub razorpay_key_id: Option<String>,
+    pub expires_at: i64,
+    #[serde(default)]
+    pub calls: Vec<GatewayCall>,
+}
+
+/// No gateway opened a session for the attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionFailed {
+    pub attempt: i32,
+    pub failure: String,
+    pub timed_out: bool,
+    #[serde(default)]
+    pub calls: Vec<GatewayCall>,
+}
+
+/// One call to a gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayCall {
+    pub gateway: String,
+    /// `ok`, or the error's kind.
+    pub outcome: String,
+    pub latency_ms: i64,
+    pub error: Option<String>,
 }
 
 /// The coupon processor's answer to a reservation.
@@ -155,6 +190,14 @@ pub struct PaymentAttempt {
     pub status: AttemptStatus,
     pub gateway: Option<String>,
     pub payment_ref: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub checkout_url: Option<String>,
+    #[serde(default)]
+    pub razorpay_key_id: Option<String>,
+    #[serde(default)]
+    pub calls: Vec<GatewayCall>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
