@@ -3,8 +3,9 @@
 //! UPI, fail, or leave it pending, posting to `/checkout/{id}/pay|fail`;
 //! and the same actions as a JSON API for tests and benchmarks
 //! (`POST /sim/sessions/{id}/pay {"method":"card"}`, `…/fail`,
-//! `…/expire`), plus `POST /sim/faults {"status":503,"count":2}`, which
-//! makes the next provider API calls answer that status.
+//! `…/expire`), plus `POST /sim/faults {"status":503,"count":2}` (or
+//! `{"hang":true,"method":"POST"}`), which makes the next provider API
+//! calls fail so.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use schemas::{Currency, Money};
 
+use super::faults::Fault;
 use super::{razorpay, stripe, App};
 use crate::razorpay::transformers::OrderStatus;
 use crate::stripe::transformers::SessionStatus;
@@ -178,27 +180,44 @@ async fn api_expire(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resp
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Faults {
-    status: u16,
+    status: Option<u16>,
+    #[serde(default)]
+    hang: bool,
     #[serde(default = "one")]
     count: usize,
+    /// Only calls with this method (`GET`, `POST`); any by default.
+    method: Option<String>,
 }
 
 fn one() -> usize {
     1
 }
 
-/// `POST /sim/faults`: the next `count` provider API calls answer `status`.
+/// `POST /sim/faults`: the next `count` provider API calls (with `method`,
+/// if given) answer `status` (`{"status":503}`), or are done and then hang
+/// (`{"hang":true,"method":"POST"}`).
 async fn force_faults(State(app): State<Arc<App>>, Json(faults): Json<Faults>) -> Response {
-    if !(400..=599).contains(&faults.status) || faults.count > 1000 {
+    let fault = match (faults.status, faults.hang) {
+        (Some(status), false) if (400..=599).contains(&status) => Fault::Status(status),
+        (None, true) => Fault::Hang,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": "either status (400-599) or hang: true"})),
+            )
+                .into_response()
+        }
+    };
+    if faults.count > 1000 {
         return (
             StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"error": "status 400-599, count at most 1000"})),
+            Json(serde_json::json!({"error": "count at most 1000"})),
         )
             .into_response();
     }
     app.store()
         .forced
-        .extend(std::iter::repeat_n(faults.status, faults.count));
+        .extend(std::iter::repeat_n((fault, faults.method), faults.count));
     StatusCode::NO_CONTENT.into_response()
 }
 

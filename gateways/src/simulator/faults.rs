@@ -18,20 +18,38 @@ use axum::Json;
 use super::App;
 use crate::Gateway;
 
+/// A fault a test forces on one provider API call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Answer this status in the provider's error shape, doing nothing.
+    Status(u16),
+    /// Do the call, then answer only after `hang` (the client times out).
+    Hang,
+}
+
 pub(crate) async fn apply(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let provider = provider_of(req.uri().path());
     let knobs = &app.config.knobs;
     if !knobs.latency.is_zero() {
         tokio::time::sleep(knobs.latency).await;
     }
-    let forced = app.store().forced.pop_front();
-    if let Some(status) = forced {
+    let forced = {
+        let mut store = app.store();
+        let method = req.method().as_str();
+        let hit = store
+            .forced
+            .iter()
+            .position(|(_, only)| only.as_deref().is_none_or(|m| m == method));
+        hit.and_then(|i| store.forced.remove(i))
+            .map(|(fault, _)| fault)
+    };
+    if let Some(Fault::Status(status)) = forced {
         return error(provider, status);
     }
-    if roll(knobs.error_rate) {
+    if forced.is_none() && roll(knobs.error_rate) {
         return error(provider, 500);
     }
-    let hang = roll(knobs.timeout_rate);
+    let hang = forced == Some(Fault::Hang) || roll(knobs.timeout_rate);
     let response = next.run(req).await;
     if hang {
         tokio::select! {

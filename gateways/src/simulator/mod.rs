@@ -88,8 +88,9 @@ pub(crate) struct Store {
     pub charges: HashMap<String, st::Charge>,
     pub st_refunds: HashMap<String, st::RefundObject>,
     pub idempotency: HashMap<String, stripe::SavedAnswer>,
-    /// Statuses forced on the next provider API calls, in order.
-    pub forced: VecDeque<u16>,
+    /// Faults forced on the next provider API calls, in order, each for
+    /// any method or only for one (`GET`, `POST`).
+    pub forced: VecDeque<(faults::Fault, Option<String>)>,
 }
 
 /// A provider-style id: `prefix` and `len` random letters and digits.
