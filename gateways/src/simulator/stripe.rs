@@ -17,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use serde_json::Value;
 
 use schemas::Currency;
@@ -126,15 +127,26 @@ impl IntoResponse for StError {
     }
 }
 
-/// `Authorization: Bearer <secret key>`.
+/// `Authorization: Bearer <secret key>`, or Basic with the key as the user
+/// name (`curl -u sk_test_…:`), as Stripe takes either.
 async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let given = req
+    let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let refusal = match given {
+        .unwrap_or_default();
+    let given = if let Some(key) = header.strip_prefix("Bearer ") {
+        Some(key.trim().to_owned())
+    } else if let Some(basic) = header.strip_prefix("Basic ") {
+        base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .map(|user_pass| user_pass.split(':').next().unwrap_or_default().to_owned())
+    } else {
+        None
+    };
+    let refusal = match given.as_deref() {
         None => "You did not provide an API key. You need to provide your API key in the \
                  Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
                  YOUR_SECRET_KEY')."
