@@ -12,12 +12,17 @@
 # schema-registry on 8081 (same rule); then runs checkoutctl wait / migrate /
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
-# (ops :9104), `processors coupon` (ops :9105), `sinks all` (ops :9103)
-# and `ingress` (127.0.0.1:8080). Logs: .local/run/logs/<name>.log.
+# (ops :9104), `processors coupon` (ops :9105), `sinks all` (ops :9103),
+# `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
+# Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
+# Logs: .local/run/logs/<name>.log.
 #
 # Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
 # SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
-# INGRESS_ADDR; READY_TIMEOUT (seconds to wait for each /readyz, default 120).
+# INGRESS_ADDR; SIMULATOR_ADDR and the other SIMULATOR_* variables (webhook
+# URLs, knobs; see gateways/src/simulator/config.rs), RAZORPAY_* and STRIPE_*
+# keys (default: the simulator's development keys); READY_TIMEOUT (seconds to
+# wait for each /readyz, default 120).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -191,6 +196,7 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout
 export TOPIC_PREFIX="${TOPIC_PREFIX:-}"
 export RUST_LOG="${RUST_LOG:-info}"
 INGRESS_ADDR="${INGRESS_ADDR:-127.0.0.1:8080}"
+SIMULATOR_ADDR="${SIMULATOR_ADDR:-127.0.0.1:8090}"
 OPS_CART_1="127.0.0.1:9101"
 OPS_CART_2="127.0.0.1:9102"
 OPS_SINKS="127.0.0.1:9103"
@@ -220,7 +226,7 @@ fi
 step "build workspace binaries ($PROFILE)"
 run_interruptible "cargo build" cargo build "${BUILD_ARGS[@]}" --bins || die "cargo build failed"
 BIN_DIR="$(cargo_target_dir)/$OUT_DIR"
-for bin in schema-registry checkoutctl processors sinks ingress; do
+for bin in schema-registry checkoutctl processors sinks ingress gateway-simulator; do
   [[ -x "$BIN_DIR/$bin" ]] || die "no $bin binary in $BIN_DIR after the build"
 done
 
@@ -232,6 +238,8 @@ require_free_port 127.0.0.1 9102 "processors cart #2 ops"
 require_free_port 127.0.0.1 9103 "sinks ops"
 require_free_port 127.0.0.1 9104 "processors order ops"
 require_free_port 127.0.0.1 9105 "processors coupon ops"
+IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
+require_free_port "$sim_host" "$sim_port" gateway-simulator
 
 step "broker (Apache Kafka $KAFKA_VERSION)"
 IFS=$'\t' read -r broker_host broker_port < <(host_port_of "$KAFKA_BROKERS")
@@ -306,6 +314,11 @@ start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
 start_service ingress "http://$INGRESS_ADDR" \
   env INGRESS_ADDR="$INGRESS_ADDR" "$BIN_DIR/ingress"
+# The development default for both gateways. No service takes webhooks yet
+# (the intake is the next issue): set SIMULATOR_WEBHOOK_URL_RAZORPAY/_STRIPE
+# to receive them.
+start_service gateway-simulator "http://$SIMULATOR_ADDR" \
+  env SIMULATOR_ADDR="$SIMULATOR_ADDR" "$BIN_DIR/gateway-simulator"
 wait_services_ready
 _step_close
 
@@ -316,6 +329,7 @@ cat <<EOF
 
 Checkout stack is up (profile $PROFILE).
   ingress (API)        $API            /healthz /readyz /metrics
+  gateway-simulator    http://$SIMULATOR_ADDR   Razorpay + Stripe (/v1/...), checkout pages /checkout/{id}
   processors cart #1   http://$OPS_CART_1   ops: /healthz /readyz /metrics
   processors cart #2   http://$OPS_CART_2   ops
   processors order     http://$OPS_ORDER   ops
