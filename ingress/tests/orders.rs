@@ -23,17 +23,28 @@ struct Shop {
     env: TestEnv,
     http: reqwest::Client,
     base: String,
+    /// The gateway simulator's base URL.
+    sim: String,
 }
 
 impl Shop {
     async fn open(clock: Option<Arc<dyn processors::runner::Clock>>) -> Shop {
         let env = TestEnv::new().await;
         env.spawn_coupon_processor();
-        Shop::around(env, clock).await
+        Shop::around(env, clock, true).await
     }
 
-    /// Every stage in process but the coupon processor, which the test runs.
-    async fn around(env: TestEnv, clock: Option<Arc<dyn processors::runner::Clock>>) -> Shop {
+    /// Every stage in process but the coupon processor, which the test
+    /// runs, and the gateway worker unless `worker`.
+    async fn around(
+        env: TestEnv,
+        clock: Option<Arc<dyn processors::runner::Clock>>,
+        worker: bool,
+    ) -> Shop {
+        let sim = env.spawn_gateway_simulator().await;
+        if worker {
+            env.spawn_gateway_worker(&sim, 2);
+        }
         env.spawn_cart_processor();
         match clock {
             Some(clock) => env.spawn_order_processor_with(processors::order::service::Settings {
@@ -49,6 +60,7 @@ impl Shop {
             env,
             http: reqwest::Client::new(),
             base: format!("http://{addr}/api/v1"),
+            sim,
         }
     }
 
@@ -681,7 +693,7 @@ async fn killing_the_coupon_processor_mid_race_changes_no_count() {
         &["coupon"],
         &[("PROCESSOR_INSTANCE", "c1"), ("FAULT_HOLD_BATCH_MS", "400")],
     );
-    let shop = Shop::around(env, None).await;
+    let shop = Shop::around(env, None, true).await;
     shop.coupon("RACEKILL", Some(10), None).await;
     let carts = shoppers(&shop, "killrace", 100, "RACEKILL").await;
     let race = shop.place_all(&carts);
@@ -700,4 +712,152 @@ async fn killing_the_coupon_processor_mid_race_changes_no_count() {
     assert_eq!(open, 10, "exactly the limit across the kill");
     assert_eq!(refusals, [2008]);
     assert_eq!(shop.reserved("RACEKILL").await, 10);
+}
+
+impl Shop {
+    /// How many Razorpay orders the simulator holds for our order `order`
+    /// (its `receipt`).
+    async fn razorpay_orders(&self, order: &str) -> usize {
+        use gateways::simulator::config::dev;
+        let list: Value = self
+            .http
+            .get(format!("{}/v1/orders?receipt={order}&count=100", self.sim))
+            .basic_auth(dev::RAZORPAY_KEY_ID, Some(dev::RAZORPAY_KEY_SECRET))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["items"].as_array().map_or(0, Vec::len)
+    }
+
+    async fn placed_order(&self, user: &str) -> String {
+        let cart = self
+            .cart(user, json!([{"internship_id": "design", "quantity": 1}]))
+            .await;
+        let placed: Value = self
+            .place(user, json!({ "cart_token": cart }), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        placed["order_token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn has_session(o: &Value) -> bool {
+    o["attempts"][0]["session_id"].is_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rupee_order_gets_one_razorpay_session_with_its_calls_recorded() {
+    let shop = Shop::open(None).await;
+    let order = shop.placed_order("hana").await;
+    let o = shop.order_until("hana", &order, has_session).await;
+    let attempt = &o["attempts"][0];
+    assert_eq!(attempt["gateway"], "razorpay", "{o}");
+    assert!(attempt["session_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("order_"));
+    assert_eq!(
+        attempt["razorpay_key_id"],
+        gateways::simulator::config::dev::RAZORPAY_KEY_ID
+    );
+    assert_eq!(attempt["checkout_url"], Value::Null);
+    assert_eq!(attempt["calls"][0]["outcome"], "ok", "{o}");
+    assert_eq!(o["status"], "awaiting_payment");
+    assert_eq!(shop.razorpay_orders(&order).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_first_gateway_falls_back_to_the_other() {
+    let shop = Shop::open(None).await;
+    // Razorpay's create answers 503 twice: both of its attempts.
+    let forced = shop
+        .http
+        .post(format!("{}/sim/faults", shop.sim))
+        .json(&json!({"status": 503, "count": 2, "method": "POST"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forced.status(), 204);
+    let order = shop.placed_order("ivan").await;
+    let o = shop.order_until("ivan", &order, has_session).await;
+    let attempt = &o["attempts"][0];
+    assert_eq!(attempt["gateway"], "stripe", "{o}");
+    assert!(
+        attempt["checkout_url"]
+            .as_str()
+            .unwrap()
+            .contains("/checkout/cs_"),
+        "{o}"
+    );
+    let calls: Vec<(Value, Value)> = attempt["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["gateway"].clone(), c["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (json!("razorpay"), json!("unavailable")),
+            (json!("razorpay"), json!("unavailable")),
+            (json!("stripe"), json!("ok")),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_gateway_worker_between_call_and_result_opens_no_second_session() {
+    const HOLD: Duration = Duration::from_millis(1500);
+    let env = TestEnv::new().await;
+    env.spawn_coupon_processor();
+    let shop = Shop::around(env, None, false).await;
+    let gateway_env = [
+        ("RAZORPAY_BASE_URL", shop.sim.as_str()),
+        ("STRIPE_BASE_URL", shop.sim.as_str()),
+    ];
+    let mut victim = shop.env.child_with(
+        "processors",
+        &["gateway"],
+        &[
+            gateway_env[0],
+            gateway_env[1],
+            ("FAULT_HOLD_BATCH_MS", "1500"),
+        ],
+    );
+    let place = async {
+        let mut orders = Vec::new();
+        for i in 0..4 {
+            orders.push(shop.placed_order(&format!("kai-{i}")).await);
+        }
+        orders
+    };
+    let kill = victim.kill9_in_flight("gateway-worker", HOLD, Duration::from_secs(60));
+    let (orders, seen) = tokio::join!(place, kill);
+    assert!(seen.uncommitted > 0.0);
+    // The calls of the killed batch were made: their sessions exist, their
+    // results were never written.
+    let made = futures::future::join_all(orders.iter().map(|o| shop.razorpay_orders(o))).await;
+    assert!(
+        made.iter().any(|n| *n == 1),
+        "no call was in flight: {made:?}"
+    );
+    let _again = shop
+        .env
+        .child_with("processors", &["gateway"], &gateway_env);
+    for (i, order) in orders.iter().enumerate() {
+        let o = shop
+            .order_until(&format!("kai-{i}"), order, has_session)
+            .await;
+        assert_eq!(o["attempts"][0]["gateway"], "razorpay");
+        assert_eq!(
+            shop.razorpay_orders(order).await,
+            1,
+            "one session for {order}"
+        );
+    }
 }

@@ -12,6 +12,7 @@
 pub mod cart;
 pub mod coupon;
 pub mod order;
+pub mod payments;
 pub mod runner;
 pub mod tables;
 
@@ -32,5 +33,8 @@ pub const PROCESSORS: &[(&str, Service)] = &[
     }),
     ("coupon", |config, ops, stop| {
         Box::pin(coupon::service::run(config, ops, stop))
+    }),
+    ("gateway", |config, ops, stop| {
+        Box::pin(payments::service::run(config, ops, stop))
     }),
 ];

@@ -285,6 +285,65 @@ impl TestEnv {
         );
     }
 
+    /// The gateway simulator (Razorpay and Stripe, in memory) on a free
+    /// port; its base URL.
+    pub async fn spawn_gateway_simulator(&self) -> String {
+        let config =
+            gateways::simulator::config::Config::development("127.0.0.1:0".parse().unwrap());
+        let sim = gateways::simulator::Simulator::build(config)
+            .await
+            .expect("the simulator binds");
+        let url = sim.url();
+        let stop = self.stopped();
+        spawn_stage("gateway simulator", async move {
+            sim.run_until_stopped(stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        url
+    }
+
+    /// The gateway worker, its clients pointed at the simulator at `url`,
+    /// with `retries` attempts per gateway.
+    pub fn spawn_gateway_worker(&self, url: &str, retries: u32) {
+        use gateways::simulator::config::dev;
+        use gateways::{razorpay, stripe};
+        let timeout = Duration::from_secs(5);
+        let gateways = processors::payments::worker::Gateways::new(
+            razorpay::Client::new(razorpay::Config {
+                base_url: url.to_owned(),
+                key_id: dev::RAZORPAY_KEY_ID.into(),
+                key_secret: dev::RAZORPAY_KEY_SECRET.into(),
+                timeout,
+            })
+            .unwrap(),
+            stripe::Client::new(stripe::Config {
+                base_url: url.to_owned(),
+                secret_key: dev::STRIPE_SECRET_KEY.into(),
+                timeout,
+            })
+            .unwrap(),
+            processors::payments::routing::Routing::default(),
+            gateways::retry::Policy {
+                max_attempts: retries,
+                base: Duration::from_millis(10),
+                max_delay: Duration::from_millis(50),
+            },
+            processors::payments::breaker::BreakerPolicy::default(),
+            "https://shop.example/back".into(),
+        );
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "gateway worker",
+            processors::payments::service::run_with(
+                config,
+                std::sync::Arc::new(gateways),
+                "127.0.0.1:0".parse().unwrap(),
+                stop,
+            ),
+        );
+    }
+
     pub fn spawn_sinks(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(

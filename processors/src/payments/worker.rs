@@ -1,0 +1,443 @@
+//! The gateway worker: opens each requested payment session and writes the
+//! result to its order.
+//!
+//! [`Gateways::open`] tries the gateways the routing names for the order's
+//! currency, first to last, skipping one whose breaker is open; each call
+//! is retried (timeouts, 5xx and 429 only, with backoff and jitter) by
+//! `gateways::retry`, every call is recorded, and the first session opened
+//! is the answer. [`Worker`] is the stage on the shared runtime: per batch,
+//! it opens every request's session, writes every result (acknowledged by
+//! the broker), and only then commits its input offsets. A worker killed in
+//! between reads the requests again and calls again with the same
+//! idempotency keys: the gateway answers the session it already opened.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use gateways::{
+    razorpay, retry, stripe, Buyer, Checkout, Connector, Gateway, GatewayError, IdempotencyKey,
+    Line, OrderId, Session, SessionRequest,
+};
+use platform::kafka::{self, GroupConsumer};
+use platform::stage::{self, BatchEnd, BatchHandler, Record, Taken};
+use schemas::ids;
+use schemas::records::order::{GatewayCall, OrderCmd, OrderCommand, SessionFailed, SessionOpened};
+use schemas::records::payments::PaymentRequest;
+use schemas::topics::{DEAD_LETTERS, ORDER_COMMANDS, PAYMENT_REQUESTS};
+use schemas::{Codec, TopicDef};
+
+use super::breaker::{Breaker, BreakerPolicy};
+use super::routing::Routing;
+
+const STAGE: &str = "gateway-worker";
+
+/// Stripe takes a session's `expires_at` 30 minutes to 24 hours ahead; a
+/// token issued 30 minutes ahead is a little less by the time it is sent.
+const STRIPE_MIN_AHEAD_SECS: i64 = 30 * 60 + 60;
+
+/// The gateways, their breakers and the rules for calling them.
+pub struct Gateways {
+    pub razorpay: razorpay::Client,
+    pub stripe: stripe::Client,
+    pub routing: Routing,
+    pub retry: retry::Policy,
+    pub breaker: BreakerPolicy,
+    /// Where a buyer goes back to when the order names no return URL.
+    pub return_url: String,
+    breakers: Mutex<HashMap<Gateway, Breaker>>,
+}
+
+impl Gateways {
+    pub fn new(
+        razorpay: razorpay::Client,
+        stripe: stripe::Client,
+        routing: Routing,
+        retry: retry::Policy,
+        breaker: BreakerPolicy,
+        return_url: String,
+    ) -> Gateways {
+        Gateways {
+            razorpay,
+            stripe,
+            routing,
+            retry,
+            breaker,
+            return_url,
+            breakers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn allow(&self, gateway: Gateway) -> bool {
+        let mut all = self
+            .breakers
+            .lock()
+            .expect("breaker lock: no panics while held");
+        let b = all
+            .entry(gateway)
+            .or_insert_with(|| Breaker::new(self.breaker));
+        let allowed = b.allow(Instant::now());
+        metrics()
+            .breaker
+            .with_label_values(&[gateway.as_str()])
+            .set(b.state().gauge());
+        allowed
+    }
+
+    fn record(&self, gateway: Gateway, ok: bool) {
+        let mut all = self
+            .breakers
+            .lock()
+            .expect("breaker lock: no panics while held");
+        let b = all
+            .entry(gateway)
+            .or_insert_with(|| Breaker::new(self.breaker));
+        if ok {
+            b.success();
+        } else {
+            b.failure(Instant::now());
+        }
+        metrics()
+            .breaker
+            .with_label_values(&[gateway.as_str()])
+            .set(b.state().gauge());
+    }
+
+    /// Opens `request`'s session; what to tell its order.
+    pub async fn open(&self, request: &PaymentRequest) -> OrderCmd {
+        let session_request = match session_request(request, &self.return_url, now_secs()) {
+            Ok(r) => r,
+            Err(e) => {
+                metrics()
+                    .sessions
+                    .with_label_values(&["none", "invalid"])
+                    .inc();
+                return OrderCmd::SessionFailed(SessionFailed {
+                    attempt: request.attempt,
+                    failure: format!("the request cannot be sent to a gateway: {e}"),
+                    timed_out: false,
+                    calls: Vec::new(),
+                });
+            }
+        };
+        let mut calls = Vec::new();
+        let mut failures = Vec::new();
+        let mut timed_out = false;
+        for &gateway in self.routing.gateways(&request.amount.currency) {
+            if !self.allow(gateway) {
+                calls.push(GatewayCall {
+                    gateway: gateway.as_str().into(),
+                    outcome: "breaker_open".into(),
+                    latency_ms: 0,
+                    error: None,
+                });
+                failures.push(format!("{gateway}: circuit open"));
+                continue;
+            }
+            let outcome = match gateway {
+                Gateway::Razorpay => {
+                    retry::run(&self.retry, gateway, "create_session", || {
+                        self.razorpay.create_session(&session_request)
+                    })
+                    .await
+                }
+                Gateway::Stripe => {
+                    retry::run(&self.retry, gateway, "create_session", || {
+                        self.stripe.create_session(&session_request)
+                    })
+                    .await
+                }
+            };
+            calls.extend(outcome.attempts.iter().map(|a| GatewayCall {
+                gateway: gateway.as_str().into(),
+                outcome: a.error.as_ref().map_or("ok", GatewayError::kind).into(),
+                latency_ms: i64::try_from(a.latency.as_millis()).unwrap_or(i64::MAX),
+                error: a.error.as_ref().map(ToString::to_string),
+            }));
+            match outcome.result {
+                Ok(session) => {
+                    self.record(gateway, true);
+                    metrics()
+                        .sessions
+                        .with_label_values(&[gateway.as_str(), "opened"])
+                        .inc();
+                    return opened(request.attempt, &session, calls);
+                }
+                Err(e) => {
+                    // Only a gateway in trouble trips its breaker; a refusal
+                    // of this request (4xx) says nothing of its health.
+                    self.record(gateway, !e.retryable());
+                    metrics()
+                        .sessions
+                        .with_label_values(&[gateway.as_str(), "failed"])
+                        .inc();
+                    timed_out |= matches!(e, GatewayError::Timeout);
+                    tracing::warn!(%gateway, error = %e, order = %request.order_token, "payment session not opened; trying the next gateway");
+                    failures.push(format!("{gateway}: {e}"));
+                }
+            }
+        }
+        OrderCmd::SessionFailed(SessionFailed {
+            attempt: request.attempt,
+            failure: if failures.is_empty() {
+                "no gateway is configured for this currency".into()
+            } else {
+                failures.join("; ")
+            },
+            timed_out,
+            calls,
+        })
+    }
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Our request in the gateways' terms: the order as one line of its total,
+/// the request id as the idempotency key.
+fn session_request(
+    r: &PaymentRequest,
+    return_url: &str,
+    now_secs: i64,
+) -> Result<SessionRequest, String> {
+    let amount = r.amount.to_money().map_err(|e| e.to_string())?;
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("cart_token".to_owned(), r.cart_token.clone());
+    metadata.insert("attempt".to_owned(), r.attempt.to_string());
+    if let Some(user) = &r.buyer_user_id {
+        metadata.insert("user_id".to_owned(), user.clone());
+    }
+    Ok(SessionRequest {
+        order_id: OrderId::parse(&r.order_token).map_err(|e| e.to_string())?,
+        idempotency_key: IdempotencyKey::parse(&r.request_id).map_err(|e| e.to_string())?,
+        amount,
+        lines: vec![Line {
+            name: r.description.clone(),
+            unit_amount: amount,
+            quantity: 1,
+        }],
+        buyer: Buyer {
+            email: None,
+            name: None,
+            phone: None,
+        },
+        success_url: r
+            .success_url
+            .clone()
+            .unwrap_or_else(|| return_url.to_owned()),
+        cancel_url: r
+            .cancel_url
+            .clone()
+            .unwrap_or_else(|| return_url.to_owned()),
+        expires_at: (r.expires_at / 1000).max(now_secs + STRIPE_MIN_AHEAD_SECS),
+        metadata,
+    })
+}
+
+fn opened(attempt: i32, session: &Session, calls: Vec<GatewayCall>) -> OrderCmd {
+    let (checkout_url, razorpay_key_id) = match &session.checkout {
+        Checkout::Redirect { url } => (Some(url.clone()), None),
+        Checkout::Razorpay { key_id, .. } => (None, Some(key_id.clone())),
+    };
+    OrderCmd::SessionOpened(SessionOpened {
+        attempt,
+        gateway: session.gateway.as_str().into(),
+        session_id: session.id.clone(),
+        checkout_url,
+        razorpay_key_id,
+        expires_at: session.expires_at.saturating_mul(1000),
+        calls,
+    })
+}
+
+/// The stage: `payment.requests` in, results onto `order.commands`.
+pub struct Worker {
+    pub gateways: Arc<Gateways>,
+    pub codec: Arc<Codec>,
+    pub producer: FutureProducer,
+    pub stall: stage::Stall,
+}
+
+impl BatchHandler for Worker {
+    fn name(&self) -> &'static str {
+        STAGE
+    }
+
+    fn input(&self) -> TopicDef {
+        PAYMENT_REQUESTS.def
+    }
+
+    async fn assigned(
+        &mut self,
+        _consumer: &GroupConsumer,
+        _parts: &[(String, i32)],
+    ) -> anyhow::Result<()> {
+        // Kafka's committed offsets say where to start: a request whose
+        // result was written but not committed is opened again, harmlessly.
+        Ok(())
+    }
+
+    fn revoked(&mut self, _parts: &[(String, i32)]) {}
+
+    async fn batch(
+        &mut self,
+        consumer: &GroupConsumer,
+        msgs: &[&OwnedMessage],
+    ) -> anyhow::Result<BatchEnd> {
+        let mut requests: Vec<Record<PaymentRequest>> = Vec::new();
+        for msg in msgs {
+            match stage::take(STAGE, &self.codec, &PAYMENT_REQUESTS, msg, &self.stall).await {
+                Taken::Record(r) => requests.push(r),
+                Taken::Dead(letter) => {
+                    let (key, value) = stage::encode_dead_letter(&self.codec, &letter).await?;
+                    let topic = self.codec.names().name(&DEAD_LETTERS.def);
+                    self.producer
+                        .send(
+                            FutureRecord::to(&topic).key(&key).payload(&value),
+                            Duration::from_secs(30),
+                        )
+                        .await
+                        .map_err(|(e, _)| anyhow::anyhow!("dead letter not produced: {e}"))?;
+                }
+            }
+        }
+        // Independent orders: their sessions open side by side.
+        let results =
+            futures::future::join_all(requests.iter().map(|r| self.gateways.open(&r.value))).await;
+        // The calls are made; a kill from here until the commit below
+        // leaves them made and unanswered (the crash test's window).
+        stage::fault_hold().await;
+        let topic = self.codec.names().name(&ORDER_COMMANDS.def);
+        let mut sends = Vec::with_capacity(results.len());
+        for (request, command) in requests.iter().zip(results) {
+            let answer = OrderCommand {
+                command_id: ids::derived("payment-session-result", &request.value.request_id, 0)
+                    .to_string(),
+                order_token: request.value.order_token.clone(),
+                issued_at: chrono::Utc::now().timestamp_millis(),
+                actor: Some(STAGE.into()),
+                command,
+            };
+            let value = self.codec.encode(&ORDER_COMMANDS, &answer).await?;
+            let key = Codec::encode_key(&answer.order_token);
+            let headers = kafka::trace_headers(&request.correlation_id, &request.value.request_id);
+            let producer = self.producer.clone();
+            let topic = topic.clone();
+            sends.push(async move {
+                producer
+                    .send(
+                        FutureRecord::to(&topic)
+                            .key(&key)
+                            .payload(&value)
+                            .headers(headers),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(|(e, _)| anyhow::anyhow!("session result not produced: {e}"))
+            });
+        }
+        for sent in futures::future::join_all(sends).await {
+            sent?;
+        }
+        // Every result is acknowledged: the requests are done.
+        let done = kafka::last_offsets(msgs.iter().copied());
+        consumer.commit(&kafka::next_offsets(&done)?, CommitMode::Async)?;
+        Ok(BatchEnd::Committed)
+    }
+}
+
+struct Metrics {
+    sessions: IntCounterVec,
+    breaker: IntGaugeVec,
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        // Fixed names and labels: building them cannot fail.
+        let m = Metrics {
+            sessions: IntCounterVec::new(
+                Opts::new(
+                    "payment_sessions_total",
+                    "Payment sessions asked of a gateway, by gateway and outcome (opened, failed, invalid)",
+                ),
+                &["gateway", "outcome"],
+            )
+            .expect("valid metric"),
+            breaker: IntGaugeVec::new(
+                Opts::new(
+                    "gateway_breaker_state",
+                    "Circuit breaker per gateway: 0 closed, 1 open, 2 half-open",
+                ),
+                &["gateway"],
+            )
+            .expect("valid metric"),
+        };
+        let registry = prometheus::default_registry();
+        for c in [
+            Box::new(m.sessions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.breaker.clone()),
+        ] {
+            if let Err(e) = registry.register(c) {
+                tracing::warn!(error = %e, "payment metric not registered");
+            }
+        }
+        m
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::records::WireMoney;
+
+    fn request() -> PaymentRequest {
+        PaymentRequest {
+            request_id: "5f0c6f0e-3b7e-5d2a-9c1e-0a1b2c3d4e5f".into(),
+            order_token: "0123456789abcdef0123456789abcdef".into(),
+            attempt: 2,
+            amount: WireMoney {
+                amount_minor: 58_882,
+                currency: "INR".into(),
+            },
+            description: "Rust backend × 1".into(),
+            buyer_user_id: Some("alice".into()),
+            cart_token: "c".into(),
+            success_url: None,
+            cancel_url: Some("https://shop.example/cancel".into()),
+            // 10 000 s after the epoch.
+            expires_at: 10_000_000,
+        }
+    }
+
+    #[test]
+    fn a_request_is_one_line_of_the_total_keyed_by_its_id() {
+        // Sent at 9 000 s: the token's 10 000 is too near for Stripe.
+        let r = session_request(&request(), "https://shop.example/back", 9_000).unwrap();
+        assert_eq!(r.idempotency_key.as_str(), request().request_id);
+        assert_eq!(r.order_id.as_str(), request().order_token);
+        assert_eq!(r.lines.len(), 1);
+        assert_eq!(r.lines[0].unit_amount, r.amount);
+        assert_eq!(r.amount.to_minor().unwrap(), 58_882);
+        assert_eq!(r.success_url, "https://shop.example/back", "the default");
+        assert_eq!(r.cancel_url, "https://shop.example/cancel");
+        assert_eq!(
+            r.expires_at,
+            9_000 + STRIPE_MIN_AHEAD_SECS,
+            "Stripe's minimum"
+        );
+        let early = session_request(&request(), "x", 0).unwrap();
+        assert_eq!(
+            early.expires_at, 10_000,
+            "the token's expiry when far enough"
+        );
+        assert_eq!(r.metadata["attempt"], "2");
+    }
+}
