@@ -290,7 +290,7 @@ async fn the_razorpay_receipt_look_up_finds_the_existing_order_instead_of_creati
 async fn a_create_that_timed_out_after_being_applied_is_not_applied_twice() {
     let sim = spawn_with(|c| c.knobs.hang = Duration::from_secs(30)).await;
     let client = razorpay::Client::new(razorpay::Config {
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(1500),
         ..sim.razorpay_config()
     })
     .unwrap();
