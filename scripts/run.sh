@@ -12,7 +12,8 @@
 # schema-registry on 8081 (same rule); then runs checkoutctl wait / migrate /
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
-# (ops :9104), `processors coupon` (ops :9105), `sinks all` (ops :9103),
+# (ops :9104), `processors coupon` (ops :9105), `processors gateway` (the
+# gateway worker, ops :9106), `sinks all` (ops :9103),
 # `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
 # Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
 # Logs: .local/run/logs/<name>.log.
@@ -202,6 +203,7 @@ OPS_CART_2="127.0.0.1:9102"
 OPS_SINKS="127.0.0.1:9103"
 OPS_ORDER="127.0.0.1:9104"
 OPS_COUPON="127.0.0.1:9105"
+OPS_GATEWAY="127.0.0.1:9106"
 # Where buyers may be sent back after paying (development: a local frontend).
 export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
 export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
@@ -238,6 +240,7 @@ require_free_port 127.0.0.1 9102 "processors cart #2 ops"
 require_free_port 127.0.0.1 9103 "sinks ops"
 require_free_port 127.0.0.1 9104 "processors order ops"
 require_free_port 127.0.0.1 9105 "processors coupon ops"
+require_free_port 127.0.0.1 9106 "processors gateway ops"
 IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
 require_free_port "$sim_host" "$sim_port" gateway-simulator
 
@@ -319,6 +322,11 @@ start_service ingress "http://$INGRESS_ADDR" \
 # to receive them.
 start_service gateway-simulator "http://$SIMULATOR_ADDR" \
   env SIMULATOR_ADDR="$SIMULATOR_ADDR" "$BIN_DIR/gateway-simulator"
+# The gateway worker opens payment sessions at the simulator unless
+# RAZORPAY_BASE_URL/STRIPE_BASE_URL and real test keys say otherwise.
+start_service processors-gateway "http://$OPS_GATEWAY" \
+  env OPS_ADDR="$OPS_GATEWAY" RAZORPAY_BASE_URL="${RAZORPAY_BASE_URL:-http://$SIMULATOR_ADDR}" \
+  STRIPE_BASE_URL="${STRIPE_BASE_URL:-http://$SIMULATOR_ADDR}" "$BIN_DIR/processors" gateway
 wait_services_ready
 _step_close
 
@@ -334,6 +342,7 @@ Checkout stack is up (profile $PROFILE).
   processors cart #2   http://$OPS_CART_2   ops
   processors order     http://$OPS_ORDER   ops
   processors coupon    http://$OPS_COUPON   ops
+  processors gateway   http://$OPS_GATEWAY   ops (payment sessions at the gateways)
   sinks all            http://$OPS_SINKS   ops
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
