@@ -8,8 +8,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    register_histogram_vec, register_int_counter, register_int_counter_vec, HistogramVec,
-    IntCounter, IntCounterVec,
+    register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge_vec,
+    HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
 };
 
 pub struct HttpMetrics {
@@ -17,6 +17,9 @@ pub struct HttpMetrics {
     pub latency: HistogramVec,
     pub errors: IntCounterVec,
     pub carts_created: IntCounter,
+    /// Orders by status, as the read model has them (refreshed by
+    /// [`refresh_orders_periodically`]).
+    pub orders: IntGaugeVec,
 }
 
 pub fn metrics() -> &'static HttpMetrics {
@@ -46,6 +49,47 @@ pub fn metrics() -> &'static HttpMetrics {
             "Carts created (accepted by the broker)"
         )
         .expect("metric registers once"),
+        orders: register_int_gauge_vec!(
+            "orders",
+            "Orders by status, as the read model has them",
+            &["status"]
+        )
+        .expect("metric registers once"),
+    })
+}
+
+/// Every `every`, counts the orders by status in Postgres for the `orders`
+/// gauge: exact, whatever a processor replayed, at the cost of one small
+/// query per period.
+pub fn refresh_orders_periodically(
+    pool: sqlx::PgPool,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let counted: Result<Vec<(String, i64)>, _> =
+                sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY status")
+                    .fetch_all(&pool)
+                    .await;
+            match counted {
+                Ok(rows) => {
+                    let gauge = &metrics().orders;
+                    for status in [
+                        "pending",
+                        "awaiting_payment",
+                        "paid",
+                        "failed",
+                        "expired",
+                        "refunded",
+                    ] {
+                        let n = rows.iter().find(|(s, _)| s == status).map_or(0, |r| r.1);
+                        gauge.with_label_values(&[status]).set(n);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "orders not counted"),
+            }
+            tokio::time::sleep(every).await;
+        }
     })
 }
 

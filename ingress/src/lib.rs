@@ -154,6 +154,9 @@ pub struct Application {
 /// How often expired idempotency keys are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
 
+/// How often the `orders` gauge is counted again.
+const COUNT_EVERY: Duration = Duration::from_secs(15);
+
 impl Application {
     /// Connects to Kafka, the registry and Postgres, and binds the address
     /// (port 0 picks a free one, for tests).
@@ -237,6 +240,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let counts = http_metrics::refresh_orders_periodically(self.pool.clone(), COUNT_EVERY);
         let purge = idempotency::purge_expired_periodically(self.pool, PURGE_EVERY);
         let service = self
             .router
@@ -245,6 +249,7 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         purge.abort();
+        counts.abort();
         Ok(served?)
     }
 }

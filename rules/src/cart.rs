@@ -913,6 +913,9 @@ fn place_order<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     }
     Decision::Ordered {
         cart: Cart {
+            // A guest cart checked out by a signed-in user becomes theirs:
+            // the order's buyer, counted by per-user coupon limits.
+            owner: next.owner.clone().or_else(|| p.actor_user_id.clone()),
             status: CartStatus::Converted,
             order_token: Some(p.order_token.clone()),
             version: stamp.offset,

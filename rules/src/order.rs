@@ -143,6 +143,12 @@ pub fn decide(
             ),
         },
         OrderCmd::CouponAnswered(a) => {
+            if a.round != reservation_round(order) {
+                // An answer to an earlier round: that round's release was
+                // sent when it ended, after its reservation, to the same
+                // coupon partition, so nothing is left to give back.
+                return Decision::Unchanged;
+            }
             let requested = order
                 .coupons
                 .iter()
@@ -254,6 +260,19 @@ pub fn decide(
             });
             Decision::Order(next, requests)
         }
+        OrderCmd::ExpireAttempt(e)
+            if order.status == OrderStatus::Pending && e.attempt == reservation_round(order) =>
+        {
+            let requests = release_all(&mut next, "its coupons were not reserved in time");
+            transition(
+                &mut next,
+                OrderStatus::Expired,
+                "its coupons were not reserved in time",
+                actor,
+                stamp,
+            );
+            Decision::Order(next, requests)
+        }
         OrderCmd::ExpireAttempt(e) => {
             let open = order.status == OrderStatus::AwaitingPayment && e.attempt == current;
             if !open {
@@ -340,6 +359,7 @@ pub fn decide(
                     code: hold.code.clone(),
                     command: CouponCmd::CommitCoupon(CommitCoupon {
                         payment_ref: p.payment_ref.clone(),
+                        user_id: next.buyer_user_id.clone(),
                     }),
                 });
             }
@@ -407,6 +427,7 @@ fn reserve_or_open(
     }
     let user = order.buyer_user_id.clone();
     let version = order.placed.priced_with.as_ref().map(|p| p.coupons);
+    let round = reservation_round(order);
     order
         .coupons
         .iter_mut()
@@ -417,10 +438,18 @@ fn reserve_or_open(
                 command: CouponCmd::ReserveCoupon(ReserveCoupon {
                     user_id: user.clone(),
                     coupons_version: version,
+                    round,
                 }),
             }
         })
         .collect()
+}
+
+/// The round of reservations an order is in (or would start): the number
+/// of the attempt it opens once its coupons are reserved. An answer names
+/// its round, so one that arrives after its round ended is told apart.
+fn reservation_round(order: &OrderSnapshot) -> i32 {
+    order.attempts.last().map(|a| a.number).unwrap_or(0) + 1
 }
 
 fn open_next_attempt(
@@ -513,7 +542,17 @@ pub fn session_request(
 
 /// The attempt of `order` whose payment token has expired by `now_ms`, if
 /// it is still open: what the order processor's timer asks to expire.
-pub fn due_expiry(order: &OrderSnapshot, now_ms: i64) -> Option<i32> {
+///
+/// An order waiting in PENDING for its coupon reservations as long as a
+/// payment token lives is expired too (its coupons released): a
+/// reservation never answered (a dead-lettered request, say) must not keep
+/// it there forever. Its "attempt" is then the round it waits in.
+pub fn due_expiry(order: &OrderSnapshot, now_ms: i64, policy: &OrderPolicy) -> Option<i32> {
+    if order.status == OrderStatus::Pending {
+        let since = order.history.last().map_or(order.created_at, |t| t.at);
+        return (since.saturating_add(policy.attempt_ttl_ms) <= now_ms)
+            .then(|| reservation_round(order));
+    }
     let attempt = order.attempts.last()?;
     (order.status == OrderStatus::AwaitingPayment
         && attempt.status == AttemptStatus::Open

@@ -97,7 +97,7 @@ pub fn decide(
                 answer: Some(Answer::Reserved),
             }
         }
-        CouponCmd::CommitCoupon(_) => {
+        CouponCmd::CommitCoupon(commit) => {
             match held {
                 Some(i) if next.redemptions[i].status == RedemptionStatus::Committed => {
                     return Decision {
@@ -108,7 +108,7 @@ pub fn decide(
                 Some(i) => next.redemptions[i].status = RedemptionStatus::Committed,
                 None => next.redemptions.push(Redemption {
                     order_token: command.order_token.clone(),
-                    user_id: None,
+                    user_id: commit.user_id.clone(),
                     status: RedemptionStatus::Committed,
                     at: stamp.at_ms,
                 }),
@@ -199,6 +199,7 @@ mod tests {
             CouponCmd::ReserveCoupon(ReserveCoupon {
                 user_id: Some(user.into()),
                 coupons_version: None,
+                round: 1,
             }),
         )
     }
@@ -278,6 +279,7 @@ mod tests {
                 o,
                 CouponCmd::CommitCoupon(CommitCoupon {
                     payment_ref: "p".into(),
+                    user_id: None,
                 }),
             )
         };

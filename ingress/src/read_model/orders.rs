@@ -13,6 +13,9 @@ pub struct OrderView {
     pub version: i64,
     /// `pending`, `awaiting_payment`, `paid`, `failed`, `expired` or `refunded`.
     pub status: String,
+    /// Not shown: a guest's cart token is a bearer secret, and an order
+    /// token may be shared more widely than the cart's.
+    #[serde(skip)]
     pub cart_token: String,
     pub buyer_user_id: Option<String>,
     pub currency: String,
@@ -89,32 +92,51 @@ const ORDER_COLUMNS: &str = "order_token, version, status, cart_token, buyer_use
     discount_total_minor, tax_total_minor, total_minor, placed, coupons, success_url, cancel_url, created_at, updated_at,
     rejection_command_id, rejection_code, rejection_message";
 
-/// The order `token` with its attempts and history.
+/// What of the frozen cart an order shows: its pricing, not the cart's
+/// private handles (share token, device id, attribution).
+const PRIVATE_CART_FIELDS: [&str; 4] = ["share_token", "device_id", "analytics", "cart_token"];
+
+fn hide_private(order: &mut OrderView) {
+    if let Some(placed) = order.placed.as_object_mut() {
+        for field in PRIVATE_CART_FIELDS {
+            placed.remove(field);
+        }
+    }
+}
+
+/// The order `token` with its attempts and history, read in one snapshot
+/// (repeatable read), so the three parts are of one version.
 pub async fn order(pool: &PgPool, token: &str) -> Result<Option<OrderView>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let Some(mut order) = sqlx::query_as::<_, OrderView>(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE order_token = $1"
     ))
     .bind(token)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
     else {
         return Ok(None);
     };
+    hide_private(&mut order);
     order.attempts = sqlx::query_as(
         "SELECT number, payment_token, status, opened_at, expires_at, gateway, payment_ref,
                 session_id, checkout_url, razorpay_key_id, calls
          FROM order_attempts WHERE order_token = $1 ORDER BY number",
     )
     .bind(token)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     order.history = sqlx::query_as(
         "SELECT seq, from_status, to_status, reason, actor, correlation_id, at, refused_code
          FROM order_status_history WHERE order_token = $1 ORDER BY seq",
     )
     .bind(token)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     if let (Some(command_id), Some(code), Some(message)) = (
         order.rejection_command_id.clone(),
         order.rejection_code,
@@ -135,11 +157,13 @@ pub async fn orders_of(
     user: &str,
     limit: i64,
 ) -> Result<Vec<OrderView>, sqlx::Error> {
-    sqlx::query_as::<_, OrderView>(&format!(
+    let mut orders = sqlx::query_as::<_, OrderView>(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_user_id = $1 ORDER BY created_at DESC, order_token LIMIT $2"
     ))
     .bind(user)
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    orders.iter_mut().for_each(hide_private);
+    Ok(orders)
 }

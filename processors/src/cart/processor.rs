@@ -29,9 +29,10 @@ use schemas::records::fx::FxRate;
 /// A day: carts idle this long expire.
 pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
-/// How long a command waits for the table versions it was stamped with
-/// before its batch is aborted and read again.
-const TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a command waits for each table version it was stamped with
+/// before its batch is aborted and read again: three tables, well inside
+/// the transaction's timeout (15 s), which is open meanwhile.
+const TABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct CartProcessor<C, R, K> {
     /// Set after construction with [`CartProcessor::with_limits`].

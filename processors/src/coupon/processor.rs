@@ -24,7 +24,7 @@ use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
 
 /// How long a reservation waits for the coupon definitions it was priced
 /// at before its batch is aborted and read again.
-const TABLE_WAIT: Duration = Duration::from_secs(10);
+const TABLE_WAIT: Duration = Duration::from_secs(5);
 
 pub struct CouponProcessor<K> {
     definitions: Arc<K>,
@@ -99,9 +99,9 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
         input: &Input<CouponCommand>,
     ) -> Outcome<CouponUsage, CouponOutput> {
         let cmd = &input.value;
-        let version = match &cmd.command {
-            CouponCmd::ReserveCoupon(r) => r.coupons_version,
-            CouponCmd::CommitCoupon(_) | CouponCmd::ReleaseCoupon(_) => None,
+        let (version, round) = match &cmd.command {
+            CouponCmd::ReserveCoupon(r) => (r.coupons_version, r.round),
+            CouponCmd::CommitCoupon(_) | CouponCmd::ReleaseCoupon(_) => (None, 0),
         };
         let coupon = self
             .definitions
@@ -141,6 +141,7 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
                     reserved,
                     refusal_code,
                     message,
+                    round,
                 }),
             }));
         }

@@ -137,7 +137,7 @@ impl Processor for OrderProcessor {
         states
             .values()
             .filter_map(|o| {
-                let attempt = order::due_expiry(o, now_ms)?;
+                let attempt = order::due_expiry(o, now_ms, &self.policy)?;
                 Some(OrderOutput::Command(OrderCommand {
                     command_id: ids::derived("order-expire", &o.order_token, i64::from(attempt))
                         .to_string(),

@@ -59,7 +59,10 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let booted = platform::stage::boot(&config, shutdown).await?;
     booted.serve_ops(ops_addr).await?;
-    let deps = runner::stage_deps(&config, &booted);
+    let deps = platform::stage::StageDeps {
+        max_batch: super::worker::MAX_BATCH,
+        ..runner::stage_deps(&config, &booted)
+    };
     let stop = booted.shutdown.clone();
     platform::stage::supervise("gateway-worker", &booted.stall, stop, |stop| {
         let deps = deps.clone();

@@ -37,6 +37,13 @@ use super::routing::Routing;
 
 const STAGE: &str = "gateway-worker";
 
+/// Sessions opened at once, and requests taken per batch.
+pub const SESSIONS_AT_ONCE: usize = 8;
+pub const MAX_BATCH: usize = 16;
+
+/// The longest one request may take, retries and fallback included.
+const SESSION_DEADLINE: Duration = Duration::from_secs(20);
+
 /// Stripe takes a session's `expires_at` 30 minutes to 24 hours ahead; a
 /// token issued 30 minutes ahead is a little less by the time it is sent.
 const STRIPE_MIN_AHEAD_SECS: i64 = 30 * 60 + 60;
@@ -207,14 +214,18 @@ fn session_request(
     now_secs: i64,
 ) -> Result<SessionRequest, String> {
     let amount = r.amount.to_money().map_err(|e| e.to_string())?;
+    // No cart token: a guest's cart token is a bearer secret.
     let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("cart_token".to_owned(), r.cart_token.clone());
+    metadata.insert("order_token".to_owned(), r.order_token.clone());
     metadata.insert("attempt".to_owned(), r.attempt.to_string());
     if let Some(user) = &r.buyer_user_id {
         metadata.insert("user_id".to_owned(), user.clone());
     }
     Ok(SessionRequest {
-        order_id: OrderId::parse(&r.order_token).map_err(|e| e.to_string())?,
+        // One gateway order per attempt (Razorpay's `receipt`): a new
+        // attempt must not find and reuse the last one's.
+        order_id: OrderId::parse(&gateway_reference(&r.order_token, r.attempt))
+            .map_err(|e| e.to_string())?,
         idempotency_key: IdempotencyKey::parse(&r.request_id).map_err(|e| e.to_string())?,
         amount,
         lines: vec![Line {
@@ -238,6 +249,12 @@ fn session_request(
         expires_at: (r.expires_at / 1000).max(now_secs + STRIPE_MIN_AHEAD_SECS),
         metadata,
     })
+}
+
+/// Our reference for an attempt at the gateways (Razorpay's `receipt`,
+/// Stripe's `client_reference_id`): the order token and the attempt.
+pub fn gateway_reference(order_token: &str, attempt: i32) -> String {
+    format!("{order_token}-{attempt}")
 }
 
 fn opened(attempt: i32, session: &Session, calls: Vec<GatewayCall>) -> OrderCmd {
@@ -307,9 +324,31 @@ impl BatchHandler for Worker {
                 }
             }
         }
-        // Independent orders: their sessions open side by side.
-        let results =
-            futures::future::join_all(requests.iter().map(|r| self.gateways.open(&r.value))).await;
+        // Independent orders: their sessions open side by side, a few at a
+        // time, each within a deadline, so a slow gateway cannot keep the
+        // batch past the consumer's poll interval (30 s).
+        use futures::StreamExt;
+        let calls: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                let (gateways, request) = (self.gateways.clone(), r.value.clone());
+                async move {
+                    match tokio::time::timeout(SESSION_DEADLINE, gateways.open(&request)).await {
+                        Ok(command) => command,
+                        Err(_) => OrderCmd::SessionFailed(SessionFailed {
+                            attempt: request.attempt,
+                            failure: format!("no gateway answered within {SESSION_DEADLINE:?}"),
+                            timed_out: true,
+                            calls: Vec::new(),
+                        }),
+                    }
+                }
+            })
+            .collect();
+        let results: Vec<OrderCmd> = futures::stream::iter(calls)
+            .buffered(SESSIONS_AT_ONCE)
+            .collect()
+            .await;
         // The calls are made; a kill from here until the commit below
         // leaves them made and unanswered (the crash test's window).
         stage::fault_hold().await;
@@ -422,7 +461,12 @@ mod tests {
         // Sent at 9 000 s: the token's 10 000 is too near for Stripe.
         let r = session_request(&request(), "https://shop.example/back", 9_000).unwrap();
         assert_eq!(r.idempotency_key.as_str(), request().request_id);
-        assert_eq!(r.order_id.as_str(), request().order_token);
+        assert_eq!(
+            r.order_id.as_str(),
+            format!("{}-2", request().order_token),
+            "one gateway order per attempt"
+        );
+        assert!(!r.metadata.contains_key("cart_token"));
         assert_eq!(r.lines.len(), 1);
         assert_eq!(r.lines[0].unit_amount, r.amount);
         assert_eq!(r.amount.to_minor().unwrap(), 58_882);

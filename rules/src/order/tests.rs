@@ -47,6 +47,10 @@ fn cart() -> CartSnapshot {
 
 const TTL: i64 = 1_800_000;
 
+const POLICY: OrderPolicy = OrderPolicy {
+    attempt_ttl_ms: TTL,
+};
+
 fn run(order: Option<&OrderSnapshot>, offset: i64, at_ms: i64, cmd: OrderCmd) -> Decision {
     let id = format!("cmd-{offset}");
     let command = OrderCommand {
@@ -209,8 +213,8 @@ fn a_payment_of_another_amount_is_refused_not_paid() {
 #[test]
 fn an_expired_token_expires_the_order_and_a_new_attempt_reopens_it() {
     let o = opened();
-    assert_eq!(due_expiry(&o, 1_000 + TTL - 1), None);
-    assert_eq!(due_expiry(&o, 1_000 + TTL), Some(1));
+    assert_eq!(due_expiry(&o, 1_000 + TTL - 1, &POLICY), None);
+    assert_eq!(due_expiry(&o, 1_000 + TTL, &POLICY), Some(1));
     let expired = order(run(
         Some(&o),
         2,
@@ -219,7 +223,7 @@ fn an_expired_token_expires_the_order_and_a_new_attempt_reopens_it() {
     ));
     assert_eq!(expired.status, OrderStatus::Expired);
     assert_eq!(expired.attempts[0].status, AttemptStatus::Expired);
-    assert_eq!(due_expiry(&expired, i64::MAX), None);
+    assert_eq!(due_expiry(&expired, i64::MAX, &POLICY), None);
 
     let again = order(run(
         Some(&expired),
@@ -309,6 +313,10 @@ fn with_coupons(codes: &[&str]) -> (OrderSnapshot, Vec<CouponRequest>) {
 }
 
 fn answer(code: &str, reserved: bool) -> OrderCmd {
+    answer_round(code, reserved, 1)
+}
+
+fn answer_round(code: &str, reserved: bool, round: i32) -> OrderCmd {
     OrderCmd::CouponAnswered(CouponAnswered {
         code: code.into(),
         reserved,
@@ -318,6 +326,7 @@ fn answer(code: &str, reserved: bool) -> OrderCmd {
         } else {
             "used up".into()
         },
+        round,
     })
 }
 
@@ -411,7 +420,17 @@ fn an_expired_order_releases_its_coupons_and_reserves_them_again_to_pay() {
     assert_eq!(requests(&d), [("TEN".to_owned(), "reserve")]);
     let again = order(d);
     assert_eq!(again.status, OrderStatus::Pending);
-    let again = order(run(Some(&again), 5, 9_000_001, answer("TEN", true)));
+    // A late answer of round 1 is not taken for round 2's.
+    assert_eq!(
+        run(Some(&again), 5, 9_000_001, answer("TEN", true)),
+        Decision::Unchanged
+    );
+    let again = order(run(
+        Some(&again),
+        6,
+        9_000_002,
+        answer_round("TEN", true, 2),
+    ));
     assert_eq!(again.status, OrderStatus::AwaitingPayment);
     assert_eq!(again.attempts.len(), 2);
 }
@@ -477,4 +496,36 @@ fn no_session_fails_the_attempt_with_the_gateway_code() {
     ));
     let req = session_request(Some(&failed), &retry).expect("a session for attempt 2");
     assert_eq!(req.attempt, 2);
+}
+
+#[test]
+fn an_order_whose_coupons_are_never_answered_expires_and_gives_them_back() {
+    let (o, reqs) = with_coupons(&["TEN"]);
+    let CouponCmd::ReserveCoupon(r) = &reqs[0].command else {
+        panic!("a reservation")
+    };
+    assert_eq!(r.round, 1);
+    assert_eq!(due_expiry(&o, 1_000 + TTL - 1, &POLICY), None);
+    assert_eq!(due_expiry(&o, 1_000 + TTL, &POLICY), Some(1));
+    let d = run(
+        Some(&o),
+        2,
+        1_000 + TTL,
+        OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
+    );
+    assert_eq!(requests(&d), [("TEN".to_owned(), "release")]);
+    assert_eq!(order(d).status, OrderStatus::Expired);
+}
+
+#[test]
+fn a_paid_order_commits_its_coupons_for_its_buyer() {
+    let (o, _) = with_coupons(&["TEN"]);
+    let o = order(run(Some(&o), 2, 2_000, answer("TEN", true)));
+    let Decision::Order(_, reqs) = run(Some(&o), 3, 3_000, paid(1, 59_000)) else {
+        panic!("paid")
+    };
+    let CouponCmd::CommitCoupon(c) = &reqs[0].command else {
+        panic!("a commit")
+    };
+    assert_eq!(c.user_id.as_deref(), Some("alice"));
 }

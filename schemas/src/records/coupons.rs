@@ -66,11 +66,17 @@ pub enum CouponCmd {
 pub struct ReserveCoupon {
     pub user_id: Option<String>,
     pub coupons_version: Option<i64>,
+    /// The order's reservation round (its next attempt's number).
+    #[serde(default)]
+    pub round: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitCoupon {
     pub payment_ref: String,
+    /// The buyer, for a use whose reservation was released meanwhile.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -346,6 +346,7 @@ mod tests {
                 reserved: false,
                 refusal_code: Some(2008),
                 message: "used up".into(),
+                round: 1,
             }),
             OrderCmd::SessionOpened(SessionOpened {
                 attempt: 1,
@@ -452,9 +453,11 @@ mod tests {
             CouponCmd::ReserveCoupon(ReserveCoupon {
                 user_id: Some("u".into()),
                 coupons_version: Some(3),
+                round: 2,
             }),
             CouponCmd::CommitCoupon(CommitCoupon {
                 payment_ref: "pay_1".into(),
+                user_id: Some("u".into()),
             }),
             CouponCmd::ReleaseCoupon(ReleaseCoupon {
                 reason: "expired".into(),

@@ -73,6 +73,9 @@ pub struct CouponAnswered {
     pub reserved: bool,
     pub refusal_code: Option<i32>,
     pub message: String,
+    /// The reservation round answered (`ReserveCoupon::round`).
+    #[serde(default)]
+    pub round: i32,
 }
 
 /// An order's coupon and where its reservation stands.
