@@ -368,7 +368,7 @@ Try it:
     -H 'content-type: application/json' -d '{"title":"ML Research","category":"data","price_minor":5990000,"currency":"INR"}'
   # check the user's cart out: an order awaiting payment, its cart frozen
   CART=<cart_token of alice's cart, with an item added>
-  curl -s -X POST $API/api/v1/order -H "authorization: Bearer \$JWT" -H 'content-type: application/json' \
+  curl -s -X POST $API/api/v1/order -H "authorization: Bearer \$JWT" -H 'content-type: application/json' \\
     -d "{\"cart_token\":\"\$CART\",\"success_url\":\"http://localhost:3000/paid\"}"
   curl -s $API/api/v1/order/<order_token> -H "authorization: Bearer \$JWT" -H 'Prefer: wait=5'
   curl -s $API/api/v1/me/orders -H "authorization: Bearer \$JWT"
