@@ -19,6 +19,16 @@ use schemas::records::WireMoney;
 use schemas::topics::{CART_COMMANDS, ORDER_COMMANDS};
 use schemas::Codec;
 
+/// How a test runs the gateway worker.
+enum Worker {
+    /// In process, two attempts per gateway, the default routing and breaker.
+    Default,
+    /// In process, with these gateways.
+    Custom(Box<dyn FnOnce(&str) -> processors::payments::worker::Gateways>),
+    /// The test runs it (as a process).
+    None,
+}
+
 struct Shop {
     env: TestEnv,
     http: reqwest::Client,
@@ -31,19 +41,31 @@ impl Shop {
     async fn open(clock: Option<Arc<dyn processors::runner::Clock>>) -> Shop {
         let env = TestEnv::new().await;
         env.spawn_coupon_processor();
-        Shop::around(env, clock, true).await
+        Shop::around(env, clock, Worker::Default).await
+    }
+
+    /// As [`Shop::open`], with the gateway worker's gateways built by
+    /// `gateways` (given the simulator's URL).
+    async fn with_gateways(
+        gateways: impl FnOnce(&str) -> processors::payments::worker::Gateways + 'static,
+    ) -> Shop {
+        let env = TestEnv::new().await;
+        env.spawn_coupon_processor();
+        Shop::around(env, None, Worker::Custom(Box::new(gateways))).await
     }
 
     /// Every stage in process but the coupon processor, which the test
-    /// runs, and the gateway worker unless `worker`.
+    /// runs, and the gateway worker as `worker` says.
     async fn around(
         env: TestEnv,
         clock: Option<Arc<dyn processors::runner::Clock>>,
-        worker: bool,
+        worker: Worker,
     ) -> Shop {
         let sim = env.spawn_gateway_simulator().await;
-        if worker {
-            env.spawn_gateway_worker(&sim, 2);
+        match worker {
+            Worker::Default => env.spawn_gateway_worker(&sim, 2),
+            Worker::Custom(gateways) => env.spawn_gateway_worker_with(gateways(&sim)),
+            Worker::None => {}
         }
         env.spawn_cart_processor();
         match clock {
@@ -722,7 +744,7 @@ async fn killing_the_coupon_processor_mid_race_changes_no_count() {
         &["coupon"],
         &[("PROCESSOR_INSTANCE", "c1"), ("FAULT_HOLD_BATCH_MS", "400")],
     );
-    let shop = Shop::around(env, None, true).await;
+    let shop = Shop::around(env, None, Worker::Default).await;
     shop.coupon("RACEKILL", Some(10), None).await;
     let carts = shoppers(&shop, "killrace", 100, "RACEKILL").await;
     let race = shop.place_all(&carts);
@@ -847,7 +869,7 @@ async fn killing_the_gateway_worker_between_call_and_result_opens_no_second_sess
     const HOLD: Duration = Duration::from_millis(1500);
     let env = TestEnv::new().await;
     env.spawn_coupon_processor();
-    let shop = Shop::around(env, None, false).await;
+    let shop = Shop::around(env, None, Worker::None).await;
     let gateway_env = [
         ("RAZORPAY_BASE_URL", shop.sim.as_str()),
         ("STRIPE_BASE_URL", shop.sim.as_str()),
@@ -888,5 +910,92 @@ async fn killing_the_gateway_worker_between_call_and_result_opens_no_second_sess
             1,
             "one session for {order}"
         );
+    }
+}
+
+impl Shop {
+    /// The simulator holds (`hang`) or answers `status` for the next
+    /// `count` provider calls.
+    async fn force(&self, fault: Value) {
+        let forced = self
+            .http
+            .post(format!("{}/sim/faults", self.sim))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forced.status(), 204);
+    }
+}
+
+fn calls(o: &Value) -> Vec<(Value, Value)> {
+    o["attempts"][0]["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["gateway"].clone(), c["outcome"].clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_gateway_that_times_out_falls_back_to_the_other() {
+    let shop = Shop::with_gateways(|url| {
+        common::test_gateways(url, 2, |g| g.timeout = Duration::from_millis(800))
+    })
+    .await;
+    // Razorpay's first call of a create (the receipt look-up) hangs, twice.
+    shop.force(json!({"hang": true, "count": 2})).await;
+    let order = shop.placed_order("lena").await;
+    let o = shop.order_until("lena", &order, has_session).await;
+    assert_eq!(o["attempts"][0]["gateway"], "stripe", "{o}");
+    assert_eq!(
+        calls(&o),
+        [
+            (json!("razorpay"), json!("timeout")),
+            (json!("razorpay"), json!("timeout")),
+            (json!("stripe"), json!("ok")),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_after_failures_skips_the_gateway_then_closes_after_a_probe() {
+    use processors::payments::breaker::BreakerPolicy;
+    use processors::payments::routing::Routing;
+    let shop = Shop::with_gateways(|url| {
+        common::test_gateways(url, 1, |g| {
+            g.routing = Routing::parse("*=razorpay").unwrap();
+            g.breaker = BreakerPolicy {
+                failures: 2,
+                window: Duration::from_secs(60),
+                cooldown: Duration::from_secs(2),
+            };
+        })
+    })
+    .await;
+    // Two creates answer 503: two orders fail, and the breaker opens.
+    shop.force(json!({"status": 503, "count": 2, "method": "POST"}))
+        .await;
+    for user in ["max-1", "max-2"] {
+        let order = shop.placed_order(user).await;
+        let o = shop
+            .order_until(user, &order, |o| o["status"] == "failed")
+            .await;
+        assert_eq!(calls(&o), [(json!("razorpay"), json!("unavailable"))]);
+        assert_eq!(o["last_rejection"]["error"]["code"], 3001, "{o}");
+    }
+    // Open: the next order is not even tried at the gateway.
+    let order = shop.placed_order("max-3").await;
+    let o = shop
+        .order_until("max-3", &order, |o| o["status"] == "failed")
+        .await;
+    assert_eq!(calls(&o), [(json!("razorpay"), json!("breaker_open"))]);
+    assert_eq!(shop.razorpay_orders(&order).await, 0);
+    // After the cooldown one probe goes through, succeeds, and closes it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for user in ["max-4", "max-5"] {
+        let order = shop.placed_order(user).await;
+        let o = shop.order_until(user, &order, has_session).await;
+        assert_eq!(calls(&o), [(json!("razorpay"), json!("ok"))], "{user}");
     }
 }

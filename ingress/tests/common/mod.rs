@@ -306,32 +306,10 @@ impl TestEnv {
     /// The gateway worker, its clients pointed at the simulator at `url`,
     /// with `retries` attempts per gateway.
     pub fn spawn_gateway_worker(&self, url: &str, retries: u32) {
-        use gateways::simulator::config::dev;
-        use gateways::{razorpay, stripe};
-        let timeout = Duration::from_secs(5);
-        let gateways = processors::payments::worker::Gateways::new(
-            razorpay::Client::new(razorpay::Config {
-                base_url: url.to_owned(),
-                key_id: dev::RAZORPAY_KEY_ID.into(),
-                key_secret: dev::RAZORPAY_KEY_SECRET.into(),
-                timeout,
-            })
-            .unwrap(),
-            stripe::Client::new(stripe::Config {
-                base_url: url.to_owned(),
-                secret_key: dev::STRIPE_SECRET_KEY.into(),
-                timeout,
-            })
-            .unwrap(),
-            processors::payments::routing::Routing::default(),
-            gateways::retry::Policy {
-                max_attempts: retries,
-                base: Duration::from_millis(10),
-                max_delay: Duration::from_millis(50),
-            },
-            processors::payments::breaker::BreakerPolicy::default(),
-            "https://shop.example/back".into(),
-        );
+        self.spawn_gateway_worker_with(test_gateways(url, retries, |_| {}));
+    }
+
+    pub fn spawn_gateway_worker_with(&self, gateways: processors::payments::worker::Gateways) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(
             "gateway worker",
@@ -928,6 +906,54 @@ fn exit_failing(why: &str) -> ! {
 }
 
 /// Runs an in-process stage; if it fails or panics, the test fails at once.
+/// The gateways as the worker calls them, at the simulator at `url`:
+/// `retries` attempts per gateway with short waits, a 5 s client timeout,
+/// the default routing and breaker; `adjust` changes what a test needs.
+pub fn test_gateways(
+    url: &str,
+    retries: u32,
+    adjust: impl FnOnce(&mut TestGateways),
+) -> processors::payments::worker::Gateways {
+    use gateways::simulator::config::dev;
+    use gateways::{razorpay, stripe};
+    let mut t = TestGateways {
+        timeout: Duration::from_secs(5),
+        routing: processors::payments::routing::Routing::default(),
+        breaker: processors::payments::breaker::BreakerPolicy::default(),
+    };
+    adjust(&mut t);
+    processors::payments::worker::Gateways::new(
+        razorpay::Client::new(razorpay::Config {
+            base_url: url.to_owned(),
+            key_id: dev::RAZORPAY_KEY_ID.into(),
+            key_secret: dev::RAZORPAY_KEY_SECRET.into(),
+            timeout: t.timeout,
+        })
+        .unwrap(),
+        stripe::Client::new(stripe::Config {
+            base_url: url.to_owned(),
+            secret_key: dev::STRIPE_SECRET_KEY.into(),
+            timeout: t.timeout,
+        })
+        .unwrap(),
+        t.routing,
+        gateways::retry::Policy {
+            max_attempts: retries,
+            base: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        },
+        t.breaker,
+        "https://shop.example/back".into(),
+    )
+}
+
+/// What a test may change of [`test_gateways`].
+pub struct TestGateways {
+    pub timeout: Duration,
+    pub routing: processors::payments::routing::Routing,
+    pub breaker: processors::payments::breaker::BreakerPolicy,
+}
+
 pub fn spawn_stage<F>(name: &'static str, stage: F)
 where
     F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
