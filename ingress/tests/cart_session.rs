@@ -508,14 +508,23 @@ async fn a_coupon_published_by_an_admin_discounts_a_cart_before_tax() {
         .await;
     assert_eq!(view["coupons"], json!([]));
     assert_eq!(view["discount_total_minor"], 0);
-    let (s, v) = api
-        .call(
-            Method::POST,
-            "/cart/discount/validate",
-            None,
-            Some(json!({"cart_token": cart, "code": "welcome10"})),
-        )
-        .await;
+    // Validation reads the coupon from Postgres (the coupons sink), which
+    // may trail the processor that applied it: wait for it there.
+    let started = std::time::Instant::now();
+    let (s, v) = loop {
+        let (s, v) = api
+            .call(
+                Method::POST,
+                "/cart/discount/validate",
+                None,
+                Some(json!({"cart_token": cart, "code": "welcome10"})),
+            )
+            .await;
+        if s == 200 || v["error"]["code"] != 2001 || started.elapsed() > Duration::from_secs(30) {
+            break (s, v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["valid"], true);
     assert_eq!(v["discount_minor"], 498_000);

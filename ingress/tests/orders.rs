@@ -689,10 +689,28 @@ async fn two_hundred_buyers_racing_for_ten_coupon_uses_get_exactly_ten() {
         "every other order failed with the coupon's code"
     );
     shop.reserved_until("TENONLY", 10).await;
-    // The limit still holds for a newcomer.
-    let late = shoppers(&shop, "late", 1, "TENONLY").await;
-    let late_orders = shop.place_all(&late).await;
-    assert_eq!(shop.decided(&late_orders).await, (0, vec![2008]));
+    // From then on a cart sees the real usage: a newcomer's cart refuses
+    // the coupon when it is applied.
+    let cart = shop
+        .cart("late", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let res = shop
+        .http
+        .post(format!("{}/cart/{cart}/coupon", shop.base))
+        .header("authorization", Shop::bearer("late"))
+        .json(&json!({"code": "TENONLY"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let version = res.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
+    let c = shop
+        .get("late", &format!("cart/{cart}?version={version}"))
+        .await;
+    assert_eq!(c["coupons"], json!([]), "{c}");
+    assert_eq!(c["last_rejection"]["error"]["code"], 2008, "{c}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -402,7 +402,14 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
             Ok(())
         }
         Command::ChoosePlan(p) => choose_plan(&mut next.items, &p.plan_id, ctx.catalog),
-        Command::ApplyCoupon(a) => apply_coupon(&mut next, &a.code, ctx, stamp.at_ms),
+        Command::ApplyCoupon(a) => {
+            let count = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0);
+            let usage = Usage {
+                used: count(a.used),
+                used_by_user: count(a.used_by_user),
+            };
+            apply_coupon(&mut next, &a.code, usage, ctx, stamp.at_ms)
+        }
         Command::RemoveCoupon(r) => {
             let code = r.coupon_code.trim().to_ascii_uppercase();
             next.coupons.retain(|c| *c != code);
@@ -761,22 +768,27 @@ pub fn settle<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     // applied; one that no longer holds (expired, minimum no longer met)
     // stops applying and leaves the list.
     let before = pricing::price(&lines, buyer.as_ref(), cart.fx.as_ref(), ctx.policy, &[])?;
-    let valid = valid_coupons(cart, &before, ctx, now_ms, None);
+    let valid = valid_coupons(cart, &before, ctx, now_ms);
     cart.coupons = valid.iter().map(|c| c.code.clone()).collect();
     cart.breakdown = pricing::price(&lines, buyer.as_ref(), cart.fx.as_ref(), ctx.policy, &valid)?;
     Ok(())
 }
 
-/// The cart's coupons (plus `candidate`) that pass their checks, in order;
-/// with a candidate, its refusal if it does not.
+/// The cart's coupons that pass their checks, in order.
 fn valid_coupons<C, R, K: CouponLookup>(
     cart: &Cart,
     priced: &Breakdown,
     ctx: &Context<'_, C, R, K>,
     now_ms: i64,
-    candidate: Option<&str>,
 ) -> Vec<Coupon> {
-    check_coupons(cart, priced, ctx, now_ms, candidate).0
+    check_coupons(cart, priced, ctx, now_ms, None).0
+}
+
+/// How many orders hold or used a coupon, in all and by the cart's user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub used: u32,
+    pub used_by_user: u32,
 }
 
 fn check_coupons<C, R, K: CouponLookup>(
@@ -784,7 +796,7 @@ fn check_coupons<C, R, K: CouponLookup>(
     priced: &Breakdown,
     ctx: &Context<'_, C, R, K>,
     now_ms: i64,
-    candidate: Option<&str>,
+    candidate: Option<(&str, Usage)>,
 ) -> (Vec<Coupon>, Option<coupons::Refusal>) {
     let lines = DiscountLine::of(
         &line_inputs(&cart.items),
@@ -792,7 +804,8 @@ fn check_coupons<C, R, K: CouponLookup>(
     );
     let mut valid: Vec<Coupon> = Vec::new();
     let mut refusal = None;
-    for code in cart.coupons.iter().map(String::as_str).chain(candidate) {
+    let applied = cart.coupons.iter().map(|c| (c.as_str(), Usage::default()));
+    for (code, usage) in applied.chain(candidate) {
         let coupon = ctx.coupons.coupon(code);
         let check = coupons::check(
             coupon.as_ref(),
@@ -804,16 +817,17 @@ fn check_coupons<C, R, K: CouponLookup>(
                 fx: cart.fx.as_ref(),
                 applied: &valid,
                 max_per_cart: ctx.max_coupons,
-                // Exact usage is counted at order placement; until then the
-                // limits are checked against what is known here: nothing.
-                used: 0,
-                used_by_user: 0,
+                // The candidate's uses as stamped on the command (the coupon
+                // processor's count when it was accepted); a coupon applied
+                // earlier keeps its place, and the order reserves it exactly.
+                used: usage.used,
+                used_by_user: usage.used_by_user,
                 rounding: ctx.policy.rounding,
             },
         );
         match (check, coupon) {
             (Ok(()), Some(c)) => valid.push(c),
-            (Err(r), _) if Some(code) == candidate => refusal = Some(r),
+            (Err(r), _) if Some(code) == candidate.map(|c| c.0) => refusal = Some(r),
             _ => {}
         }
     }
@@ -824,6 +838,7 @@ fn check_coupons<C, R, K: CouponLookup>(
 fn apply_coupon<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     cart: &mut Cart,
     code: &str,
+    usage: Usage,
     ctx: &Context<'_, C, R, K>,
     now_ms: i64,
 ) -> Result<(), Refusal> {
@@ -837,7 +852,7 @@ fn apply_coupon<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         discounts: Vec::new(),
         ..cart.breakdown.clone()
     };
-    match check_coupons(cart, &without, ctx, now_ms, Some(&code)).1 {
+    match check_coupons(cart, &without, ctx, now_ms, Some((&code, usage))).1 {
         Some(r) => Err((r.error_code(), r.message())),
         None => {
             // A referral is recorded for analytics: who brought this buyer.

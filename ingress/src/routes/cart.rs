@@ -731,9 +731,15 @@ pub async fn apply_coupon(
     let token = parse_token(&token)?;
     let code = coupon_code(&input.code)?;
     authorize(&state, &caller, &token).await?;
+    // The coupon's uses as the coupon processor counted them, stamped on
+    // the command: the cart's limits check reads them, and so does a replay.
+    let (used, used_by_user) = super::coupons::used(&state, &code, caller.user_id()).await?;
+    let count = |n: u32| Some(i32::try_from(n).unwrap_or(i32::MAX));
     let command = Command::ApplyCoupon(ApplyCoupon {
         code,
         actor_user_id: caller.user_id().map(str::to_owned),
+        used: count(used),
+        used_by_user: count(used_by_user),
     });
     send_to_cart(&state, token, ids.command(0), command)
         .await

@@ -118,7 +118,11 @@ async fn coupon(state: &AppState, code: &str) -> Result<Option<Coupon>, ApiError
 }
 
 /// How many orders hold or used `code`, in all and by `user`.
-async fn used(state: &AppState, code: &str, user: Option<&str>) -> Result<(u32, u32), ApiError> {
+pub(crate) async fn used(
+    state: &AppState,
+    code: &str,
+    user: Option<&str>,
+) -> Result<(u32, u32), ApiError> {
     let (all, mine): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE user_id = $2) FROM coupon_redemptions WHERE code = $1",
     )

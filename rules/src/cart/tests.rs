@@ -639,6 +639,8 @@ fn apply(code: &str) -> Command {
     Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
         code: code.into(),
         actor_user_id: None,
+        used: None,
+        used_by_user: None,
     })
 }
 
@@ -721,6 +723,8 @@ fn a_referral_code_records_the_referrer_and_refuses_its_owner() {
     let by_bob = Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
         code: "FRIEND-ANNA".into(),
         actor_user_id: Some("bob".into()),
+        used: None,
+        used_by_user: None,
     });
     let bob = w.cart(Some(&bob), by_bob, 2);
     assert_eq!(bob.rejection, None);
@@ -732,6 +736,8 @@ fn a_referral_code_records_the_referrer_and_refuses_its_owner() {
     let by_anna = Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
         code: "FRIEND-ANNA".into(),
         actor_user_id: Some("anna".into()),
+        used: None,
+        used_by_user: None,
     });
     assert_eq!(
         code(&w.cart(Some(&anna), by_anna, 4)),
@@ -843,4 +849,34 @@ fn a_blocked_cart_is_not_converted_and_says_why() {
     let rejection = refused.rejection.unwrap();
     assert_eq!(rejection.code, ErrorCode::InternshipUnavailable);
     assert!(rejection.message.contains("go"), "{}", rejection.message);
+}
+
+#[test]
+fn a_coupon_used_up_when_applied_is_refused_with_its_code() {
+    let mut w = World::new();
+    let mut limited = coupon_record("FEW", "0.10");
+    limited.usage_limit = Some(3);
+    limited.per_user_limit = Some(1);
+    w.coupons.insert("FEW".into(), limited);
+    let c = w.cart(None, create(&[("rust", 1)]), 1);
+    let with = |used: i32, used_by_user: i32| {
+        Command::ApplyCoupon(schemas::records::cart::ApplyCoupon {
+            code: "FEW".into(),
+            actor_user_id: None,
+            used: Some(used),
+            used_by_user: Some(used_by_user),
+        })
+    };
+    // The uses the ingress read when it accepted the command count.
+    let refused = w.cart(Some(&c), with(3, 0), 2);
+    assert_eq!(code(&refused), Some(ErrorCode::CouponUsedUp));
+    assert!(refused.coupons.is_empty());
+    let mine = w.cart(Some(&c), with(1, 1), 3);
+    assert_eq!(code(&mine), Some(ErrorCode::CouponPerUserLimit));
+    let ok = w.cart(Some(&c), with(2, 0), 4);
+    assert_eq!(ok.coupons, vec!["FEW".to_owned()]);
+    // Once applied it stays through later commands: the order reserves it
+    // exactly (and refuses it then if it is used up).
+    let later = w.cart(Some(&ok), add("go", 1), 5);
+    assert_eq!(later.coupons, vec!["FEW".to_owned()]);
 }

@@ -56,6 +56,12 @@ pub struct PlaceOrder {
 pub struct ApplyCoupon {
     pub code: String,
     pub actor_user_id: Option<String>,
+    /// The coupon's uses as the ingress read them when it accepted the
+    /// command (`None`: unknown, counted as none).
+    #[serde(default)]
+    pub used: Option<i32>,
+    #[serde(default)]
+    pub used_by_user: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
