@@ -1017,3 +1017,69 @@ async fn the_breaker_opens_after_failures_skips_the_gateway_then_closes_after_a_
         assert_eq!(calls(&o), [(json!("razorpay"), json!("ok"))], "{user}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_repeated_while_the_first_runs_gets_409_then_the_first_answer() {
+    use sqlx::Connection;
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart("nora", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    // Hold the first placement inside its handler (it reads `carts` after
+    // claiming its key) on a real table lock.
+    let mut lock = sqlx::PgConnection::connect_with(&shop.env.pool.connect_options())
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "SET search_path TO \"{}\"",
+        shop.env.config.database_schema
+    ))
+    .execute(&mut lock)
+    .await
+    .unwrap();
+    let mut held = lock.begin().await.unwrap();
+    sqlx::query("LOCK TABLE carts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let body = json!({"cart_token": cart});
+    let first = {
+        let (http, base, body) = (shop.http.clone(), shop.base.clone(), body.clone());
+        tokio::spawn(async move {
+            let res = http
+                .post(format!("{base}/order"))
+                .header("authorization", Shop::bearer("nora"))
+                .header("idempotency-key", "place-held-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        })
+    };
+    let started = Instant::now();
+    loop {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM idempotency_keys WHERE key = $1")
+                .bind("place-held-1")
+                .fetch_optional(&shop.env.pool)
+                .await
+                .unwrap();
+        if state.as_deref() == Some("in_flight") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!first.is_finished(), "the first placement is held");
+    let repeat = shop.place("nora", body.clone(), Some("place-held-1")).await;
+    assert_eq!(repeat.status(), 409);
+    assert_eq!(repeat.headers()["retry-after"], "1");
+    held.rollback().await.unwrap();
+    let (status, answer) = first.await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    let replay = shop.place("nora", body, Some("place-held-1")).await;
+    assert_eq!(replay.status(), 202);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.json::<Value>().await.unwrap(), answer);
+}
