@@ -64,6 +64,9 @@ pub struct Config {
     pub limits: rules::cart::CartLimits,
     /// `ORDER_RETURN_ORIGINS`, `ORDER_RETURN_HTTP_ALLOWED`.
     pub return_urls: routes::orders::ReturnUrls,
+    /// `RAZORPAY_WEBHOOK_SECRET`, `STRIPE_WEBHOOK_SECRET` (and their
+    /// `_PREVIOUS`/`_PREVIOUS_UNTIL` during a rotation).
+    pub webhooks: routes::webhooks::WebhookConfig,
 }
 
 impl Config {
@@ -99,6 +102,7 @@ impl Config {
             pricing: rules::pricing::PricingPolicy::from_settings(var)?,
             limits: rules::cart::CartLimits::from_settings(var)?,
             return_urls: routes::orders::ReturnUrls::from_env(),
+            webhooks: routes::webhooks::WebhookConfig::from_env()?,
         })
     }
 
@@ -130,6 +134,7 @@ impl Config {
                 origins: vec!["https://shop.example".into()],
                 allow_http: false,
             },
+            webhooks: routes::webhooks::WebhookConfig::development(),
         }
     }
 }
@@ -143,6 +148,7 @@ pub struct AppState {
     pub pricing: Arc<rules::pricing::PricingPolicy>,
     pub limits: rules::cart::CartLimits,
     pub return_urls: Arc<routes::orders::ReturnUrls>,
+    pub webhooks: Arc<routes::webhooks::WebhookConfig>,
 }
 
 pub struct Application {
@@ -187,6 +193,7 @@ impl Application {
             pricing: Arc::new(config.pricing.clone()),
             limits: config.limits,
             return_urls: Arc::new(config.return_urls.clone()),
+            webhooks: Arc::new(config.webhooks.clone()),
         };
         let verifier = auth::Verifier::new(&config.auth)?;
         let groups = routes::Groups {

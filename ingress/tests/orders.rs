@@ -61,7 +61,9 @@ impl Shop {
         clock: Option<Arc<dyn processors::runner::Clock>>,
         worker: Worker,
     ) -> Shop {
-        let sim = env.spawn_gateway_simulator().await;
+        // The ingress first: the simulator sends its webhooks there.
+        let addr = env.spawn_ingress().await;
+        let sim = env.spawn_gateway_simulator(Some(addr)).await;
         match worker {
             Worker::Default => env.spawn_gateway_worker(&sim, 2),
             Worker::Custom(gateways) => env.spawn_gateway_worker_with(gateways(&sim)),
@@ -77,7 +79,7 @@ impl Shop {
             None => env.spawn_order_processor(),
         }
         env.spawn_sinks();
-        let addr = env.spawn_ingress().await;
+        env.spawn_webhook_processor();
         Shop {
             env,
             http: reqwest::Client::new(),
@@ -1082,4 +1084,121 @@ async fn a_placement_repeated_while_the_first_runs_gets_409_then_the_first_answe
     assert_eq!(replay.status(), 202);
     assert_eq!(replay.headers()["idempotent-replayed"], "true");
     assert_eq!(replay.json::<Value>().await.unwrap(), answer);
+}
+
+impl Shop {
+    /// The buyer pays session `id` on the simulator's hosted page (its API).
+    async fn pay_at_gateway(&self, id: &str) {
+        let paid = self
+            .http
+            .post(format!("{}/sim/sessions/{id}/pay", self.sim))
+            .json(&json!({"method": "card"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(paid.status().is_success(), "{}", paid.text().await.unwrap());
+    }
+}
+
+fn paid_transitions(o: &Value) -> usize {
+    statuses(o)
+        .iter()
+        .filter(|(_, to, refused)| *to == json!("paid") && refused.is_null())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_at_razorpay_pays_the_order_once_through_its_webhooks() {
+    let shop = Shop::open(None).await;
+    let order = shop.placed_order("omar").await;
+    let o = shop.order_until("omar", &order, has_session).await;
+    let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
+    let inbound = shop.count(&schemas::topics::WEBHOOKS_INBOUND.def).await;
+    shop.pay_at_gateway(&session).await;
+    let o = shop
+        .order_until("omar", &order, |o| o["status"] == "paid")
+        .await;
+    assert_eq!(paid_transitions(&o), 1, "{o}");
+    // payment.captured and order.paid both arrived and carried one command:
+    // nothing was refused.
+    assert!(
+        statuses(&o).iter().all(|(_, _, refused)| refused.is_null()),
+        "{o}"
+    );
+    assert!(o["attempts"][0]["payment_ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("pay_"));
+    assert_eq!(o["attempts"][0]["gateway"], "razorpay");
+    let started = Instant::now();
+    while shop.count(&schemas::topics::WEBHOOKS_INBOUND.def).await < inbound + 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "two webhooks expected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_at_stripe_pays_the_order_and_a_forged_webhook_is_refused() {
+    use processors::payments::routing::Routing;
+    let shop = Shop::with_gateways(|url| {
+        common::test_gateways(url, 2, |g| g.routing = Routing::parse("*=stripe").unwrap())
+    })
+    .await;
+    let order = shop.placed_order("pia").await;
+    let o = shop.order_until("pia", &order, has_session).await;
+    let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
+    assert!(session.starts_with("cs_"), "{o}");
+    shop.pay_at_gateway(&session).await;
+    let o = shop
+        .order_until("pia", &order, |o| o["status"] == "paid")
+        .await;
+    assert_eq!(paid_transitions(&o), 1, "{o}");
+    assert_eq!(o["attempts"][0]["gateway"], "stripe");
+
+    // Forged (another secret) and stale (too old) copies: 400, nothing written.
+    let before = shop.count(&schemas::topics::WEBHOOKS_INBOUND.def).await;
+    let body = json!({"id": "evt_forged", "object": "event", "type": "checkout.session.completed",
+        "data": {"object": {"id": session, "object": "checkout.session", "payment_status": "paid",
+        "client_reference_id": format!("{order}-1"), "amount_total": 1, "currency": "inr"}}})
+    .to_string();
+    let now = chrono::Utc::now().timestamp();
+    let ingress = shop.base.trim_end_matches("/api/v1").to_owned();
+    for (case, header) in [
+        (
+            "forged",
+            gateways::stripe::webhook::header(now, body.as_bytes(), &["whsec_not_ours"]),
+        ),
+        (
+            "stale",
+            gateways::stripe::webhook::header(
+                now - 301,
+                body.as_bytes(),
+                &[gateways::simulator::config::dev::STRIPE_WEBHOOK_SECRET],
+            ),
+        ),
+        ("malformed", "t=abc".to_owned()),
+    ] {
+        let res = shop
+            .http
+            .post(format!("{ingress}/webhooks/stripe"))
+            .header("stripe-signature", header)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{case}");
+        let err: Value = res.json().await.unwrap();
+        assert_eq!(err["error"]["code"], 400, "{case}: {err}");
+    }
+    assert_eq!(
+        shop.count(&schemas::topics::WEBHOOKS_INBOUND.def).await,
+        before,
+        "a refused webhook writes nothing"
+    );
+    let o = shop.get("pia", &format!("order/{order}")).await;
+    assert_eq!(paid_transitions(&o), 1);
 }

@@ -15,6 +15,7 @@ pub mod order;
 pub mod payments;
 pub mod runner;
 pub mod tables;
+pub mod webhook;
 
 /// A processor service: runs until the shutdown future resolves.
 pub type Service = fn(
@@ -36,5 +37,8 @@ pub const PROCESSORS: &[(&str, Service)] = &[
     }),
     ("gateway", |config, ops, stop| {
         Box::pin(payments::service::run(config, ops, stop))
+    }),
+    ("webhook", |config, ops, stop| {
+        Box::pin(webhook::service::run(config, ops, stop))
     }),
 ];

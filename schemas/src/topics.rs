@@ -23,6 +23,7 @@ use crate::records::{
     order::{OrderCommand, OrderSnapshot},
     payments::PaymentRequest,
     runtime::AppliedInput,
+    webhooks::{InboundWebhook, WebhookLog},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +243,36 @@ pub const COUPON_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     doc: "The command ids the coupon processor applied, per coupon, for 24 h.",
 });
 
+/// Partitions of the inbound webhook topic and its processor's topics.
+const WEBHOOK_PARTITIONS: i32 = 4;
+
+pub const WEBHOOKS_INBOUND: Topic<InboundWebhook> = Topic::new(TopicDef {
+    name: "webhooks.inbound",
+    partitions: WEBHOOK_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.webhooks.InboundWebhook.avsc"),
+    doc: "Gateway webhooks whose signature the ingress verified, raw, keyed by the gateway's session id.",
+});
+
+pub const WEBHOOK_CHANGELOG: Topic<WebhookLog> = Topic::new(TopicDef {
+    name: "webhook.processor-changelog",
+    partitions: WEBHOOK_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.webhooks.WebhookLog.avsc"),
+    doc: "The webhook processor's state: the events applied per gateway session.",
+});
+
+pub const WEBHOOK_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "webhook.processor-applied",
+    partitions: WEBHOOK_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The event ids the webhook processor applied, per gateway session, for 24 h.",
+});
+
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     name: "dead-letters",
     partitions: 1,
@@ -271,6 +302,9 @@ pub const ALL: &[TopicDef] = &[
     COUPON_USAGE.def,
     COUPON_CHANGELOG.def,
     COUPON_APPLIED.def,
+    WEBHOOKS_INBOUND.def,
+    WEBHOOK_CHANGELOG.def,
+    WEBHOOK_APPLIED.def,
     DEAD_LETTERS.def,
 ];
 

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod login;
 pub mod orders;
 pub mod sharing;
+pub mod webhooks;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -66,6 +67,9 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         // Outside the groups' rate limits: a bad token is refused (401) before
         // any handler, on every route, including routes added later.
         .route_layer(axum::middleware::from_fn(crate::auth::authenticate))
+        // The gateways' webhooks carry no bearer token: their signature is
+        // their authentication, checked by the handlers over the raw body.
+        .merge(webhooks::router())
         .split_for_parts();
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(

@@ -277,6 +277,14 @@ impl TestEnv {
         );
     }
 
+    pub fn spawn_webhook_processor(&self) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "webhook processor",
+            processors::webhook::service::run(config, "127.0.0.1:0".parse().unwrap(), stop),
+        );
+    }
+
     pub fn spawn_coupon_processor(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(
@@ -286,10 +294,15 @@ impl TestEnv {
     }
 
     /// The gateway simulator (Razorpay and Stripe, in memory) on a free
-    /// port; its base URL.
-    pub async fn spawn_gateway_simulator(&self) -> String {
-        let config =
+    /// port, sending its webhooks to the ingress at `ingress` if given;
+    /// its base URL.
+    pub async fn spawn_gateway_simulator(&self, ingress: Option<SocketAddr>) -> String {
+        let mut config =
             gateways::simulator::config::Config::development("127.0.0.1:0".parse().unwrap());
+        if let Some(addr) = ingress {
+            config.razorpay.webhook_url = Some(format!("http://{addr}/webhooks/razorpay"));
+            config.stripe.webhook_url = Some(format!("http://{addr}/webhooks/stripe"));
+        }
         let sim = gateways::simulator::Simulator::build(config)
             .await
             .expect("the simulator binds");

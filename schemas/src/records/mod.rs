@@ -15,6 +15,7 @@ pub mod fx;
 pub mod order;
 pub mod payments;
 pub mod runtime;
+pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
 
@@ -488,6 +489,30 @@ mod tests {
         };
         round_trip(topics::COUPON_USAGE.def.value_schema, &usage);
         round_trip(topics::COUPON_CHANGELOG.def.value_schema, &usage);
+    }
+
+    #[test]
+    fn webhook_records_match_their_schemas() {
+        use super::webhooks::*;
+        round_trip(
+            topics::WEBHOOKS_INBOUND.def.value_schema,
+            &InboundWebhook {
+                gateway: "razorpay".into(),
+                event_id: "evt_1".into(),
+                kind: "payment.captured".into(),
+                received_at: 5,
+                body: "{}".into(),
+                signature: "abc".into(),
+            },
+        );
+        round_trip(
+            topics::WEBHOOK_CHANGELOG.def.value_schema,
+            &WebhookLog {
+                key: "order_1".into(),
+                version: 3,
+                event_ids: vec!["evt_1".into()],
+            },
+        );
     }
 
     /// The order schemas embed the cart snapshot's: the same definition,

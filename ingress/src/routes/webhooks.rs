@@ -1,0 +1,201 @@
+//! Webhook intake: `POST /webhooks/razorpay` and `POST /webhooks/stripe`.
+//!
+//! The signature is checked over the raw body as received (Razorpay: hex
+//! HMAC-SHA256 with the webhook secret; Stripe: `t=`/`v1=` with a 300 s
+//! tolerance and any of several `v1`), with the previous secret accepted
+//! until its deadline after a rotation. Forged, stale or malformed → 400
+//! with the error body, nothing written. Valid → the raw payload, its
+//! signature, event id and receive time are written to `webhooks.inbound`
+//! (keyed by the gateway's session id), and only once the broker
+//! acknowledged it the answer is 200: a gateway retries anything else, so
+//! nothing it sent is lost. What an event does to an order is the webhook
+//! processor's, never this handler's.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use gateways::{razorpay, stripe, PaymentEvent, WebhookEvent, WebhookSecrets};
+use schemas::records::webhooks::InboundWebhook;
+use schemas::topics::WEBHOOKS_INBOUND;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::AppState;
+
+/// How far a Stripe signature's time may be from ours (Stripe's libraries'
+/// default).
+const STRIPE_TOLERANCE_SECS: i64 = 300;
+
+/// The webhook secrets, each with the previous one during a rotation.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub razorpay: WebhookSecrets,
+    pub stripe: WebhookSecrets,
+}
+
+impl WebhookConfig {
+    /// `RAZORPAY_WEBHOOK_SECRET`, `STRIPE_WEBHOOK_SECRET` (default: the
+    /// gateway simulator's), and during a rotation `…_PREVIOUS` with
+    /// `…_PREVIOUS_UNTIL` (unix seconds until which it is accepted).
+    pub fn from_env() -> anyhow::Result<WebhookConfig> {
+        use gateways::simulator::config::dev;
+        let secrets = |name: &str, default: &str| -> anyhow::Result<WebhookSecrets> {
+            let current = platform::config::var(name, default);
+            let previous = platform::config::var(&format!("{name}_PREVIOUS"), "");
+            if previous.is_empty() {
+                return Ok(WebhookSecrets::new(current));
+            }
+            let until: i64 = platform::config::var(&format!("{name}_PREVIOUS_UNTIL"), "0")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{name}_PREVIOUS_UNTIL: {e}"))?;
+            Ok(WebhookSecrets::new(previous).rotate(current, until))
+        };
+        Ok(WebhookConfig {
+            razorpay: secrets("RAZORPAY_WEBHOOK_SECRET", dev::RAZORPAY_WEBHOOK_SECRET)?,
+            stripe: secrets("STRIPE_WEBHOOK_SECRET", dev::STRIPE_WEBHOOK_SECRET)?,
+        })
+    }
+
+    pub fn development() -> WebhookConfig {
+        use gateways::simulator::config::dev;
+        WebhookConfig {
+            razorpay: WebhookSecrets::new(dev::RAZORPAY_WEBHOOK_SECRET),
+            stripe: WebhookSecrets::new(dev::STRIPE_WEBHOOK_SECRET),
+        }
+    }
+}
+
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(razorpay_webhook))
+        .routes(routes!(stripe_webhook))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Received {
+    pub received: bool,
+    pub event_id: String,
+}
+
+/// A Razorpay webhook (`X-Razorpay-Signature`, `x-razorpay-event-id`).
+#[utoipa::path(
+    post,
+    path = "/webhooks/razorpay",
+    tag = "webhooks",
+    request_body(content = String, description = "the event as Razorpay signed it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "verified and recorded", body = Received),
+        (status = 400, description = "forged, malformed or unreadable: nothing recorded", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "not recorded: retry", body = ErrorBody),
+        (status = 504, description = "the broker did not confirm: retry", body = ErrorBody),
+    )
+)]
+pub async fn razorpay_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signature = header(&headers, "x-razorpay-signature");
+    let now = chrono::Utc::now().timestamp();
+    razorpay::webhook::verify(&body, signature, &state.webhooks.razorpay.accepted_at(now))
+        .map_err(refused)?;
+    let event_id = header(&headers, "x-razorpay-event-id")
+        .ok_or_else(|| refused("no x-razorpay-event-id header"))?;
+    let event = razorpay::transformers::event(event_id, &body).map_err(refused)?;
+    record(&state, event, &body, signature.unwrap_or_default()).await
+}
+
+/// A Stripe webhook (`Stripe-Signature: t=…,v1=…`).
+#[utoipa::path(
+    post,
+    path = "/webhooks/stripe",
+    tag = "webhooks",
+    request_body(content = String, description = "the event as Stripe signed it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "verified and recorded", body = Received),
+        (status = 400, description = "forged, stale, malformed or unreadable: nothing recorded", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "not recorded: retry", body = ErrorBody),
+        (status = 504, description = "the broker did not confirm: retry", body = ErrorBody),
+    )
+)]
+pub async fn stripe_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signature = header(&headers, "stripe-signature");
+    let now = chrono::Utc::now().timestamp();
+    stripe::webhook::verify(
+        &body,
+        signature,
+        &state.webhooks.stripe.accepted_at(now),
+        now,
+        STRIPE_TOLERANCE_SECS,
+    )
+    .map_err(refused)?;
+    let event = stripe::transformers::event(&body).map_err(refused)?;
+    record(&state, event, &body, signature.unwrap_or_default()).await
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn refused(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(target: "audit", event = "webhook_refused", reason = %e, "webhook refused");
+    ApiError::Status(StatusCode::BAD_REQUEST, format!("webhook refused: {e}"))
+}
+
+/// The key of an event on `webhooks.inbound`: the gateway's session (so
+/// every event of one payment lands in one partition, in order), else our
+/// order, else the event itself.
+fn key_of(event: &WebhookEvent) -> String {
+    let at = match &event.event {
+        PaymentEvent::PaymentCaptured { at, .. }
+        | PaymentEvent::OrderPaid { at, .. }
+        | PaymentEvent::AwaitingPayment { at }
+        | PaymentEvent::PaymentFailed { at, .. }
+        | PaymentEvent::SessionExpired { at } => Some(at),
+        PaymentEvent::RefundProcessed { .. }
+        | PaymentEvent::RefundFailed { .. }
+        | PaymentEvent::Ignored => None,
+    };
+    at.and_then(|a| {
+        a.session_id
+            .clone()
+            .or_else(|| a.order_id.as_ref().map(|o| o.as_str().to_owned()))
+    })
+    .unwrap_or_else(|| event.id.clone())
+}
+
+async fn record(
+    state: &AppState,
+    event: WebhookEvent,
+    body: &[u8],
+    signature: &str,
+) -> Result<Response, ApiError> {
+    let raw = std::str::from_utf8(body).map_err(refused)?;
+    let inbound = InboundWebhook {
+        gateway: event.gateway.as_str().to_owned(),
+        event_id: event.id.clone(),
+        kind: event.kind.clone(),
+        received_at: chrono::Utc::now().timestamp_millis(),
+        body: raw.to_owned(),
+        signature: signature.to_owned(),
+    };
+    state
+        .commands
+        .send(&WEBHOOKS_INBOUND, &key_of(&event), &inbound, &event.id)
+        .await?;
+    let answer = Received {
+        received: true,
+        event_id: event.id,
+    };
+    Ok((StatusCode::OK, Json(answer)).into_response())
+}
