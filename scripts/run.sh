@@ -13,7 +13,8 @@
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
 # (ops :9104), `processors coupon` (ops :9105), `processors gateway` (the
-# gateway worker, ops :9106), `sinks all` (ops :9103),
+# gateway worker, ops :9106), `processors webhook` (ops :9107), `sinks all`
+# (ops :9103),
 # `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
 # Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
 # Logs: .local/run/logs/<name>.log.
@@ -204,6 +205,7 @@ OPS_SINKS="127.0.0.1:9103"
 OPS_ORDER="127.0.0.1:9104"
 OPS_COUPON="127.0.0.1:9105"
 OPS_GATEWAY="127.0.0.1:9106"
+OPS_WEBHOOK="127.0.0.1:9107"
 # Where buyers may be sent back after paying (development: a local frontend).
 export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
 export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
@@ -241,6 +243,7 @@ require_free_port 127.0.0.1 9103 "sinks ops"
 require_free_port 127.0.0.1 9104 "processors order ops"
 require_free_port 127.0.0.1 9105 "processors coupon ops"
 require_free_port 127.0.0.1 9106 "processors gateway ops"
+require_free_port 127.0.0.1 9107 "processors webhook ops"
 IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
 require_free_port "$sim_host" "$sim_port" gateway-simulator
 
@@ -317,11 +320,15 @@ start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
 start_service ingress "http://$INGRESS_ADDR" \
   env INGRESS_ADDR="$INGRESS_ADDR" "$BIN_DIR/ingress"
-# The development default for both gateways. No service takes webhooks yet
-# (the intake is the next issue): set SIMULATOR_WEBHOOK_URL_RAZORPAY/_STRIPE
-# to receive them.
+# The development default for both gateways; it sends its webhooks to the
+# ingress, as Razorpay and Stripe would.
 start_service gateway-simulator "http://$SIMULATOR_ADDR" \
-  env SIMULATOR_ADDR="$SIMULATOR_ADDR" "$BIN_DIR/gateway-simulator"
+  env SIMULATOR_ADDR="$SIMULATOR_ADDR" \
+  SIMULATOR_WEBHOOK_URL_RAZORPAY="${SIMULATOR_WEBHOOK_URL_RAZORPAY:-http://$INGRESS_ADDR/webhooks/razorpay}" \
+  SIMULATOR_WEBHOOK_URL_STRIPE="${SIMULATOR_WEBHOOK_URL_STRIPE:-http://$INGRESS_ADDR/webhooks/stripe}" \
+  "$BIN_DIR/gateway-simulator"
+start_service processors-webhook "http://$OPS_WEBHOOK" \
+  env OPS_ADDR="$OPS_WEBHOOK" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" webhook
 # The gateway worker opens payment sessions at the simulator unless
 # RAZORPAY_BASE_URL/STRIPE_BASE_URL and real test keys say otherwise.
 start_service processors-gateway "http://$OPS_GATEWAY" \
@@ -343,6 +350,7 @@ Checkout stack is up (profile $PROFILE).
   processors order     http://$OPS_ORDER   ops
   processors coupon    http://$OPS_COUPON   ops
   processors gateway   http://$OPS_GATEWAY   ops (payment sessions at the gateways)
+  processors webhook   http://$OPS_WEBHOOK   ops (gateway webhooks → orders)
   sinks all            http://$OPS_SINKS   ops
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
