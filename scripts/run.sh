@@ -13,8 +13,8 @@
 # create-topics / seed-catalog scripts/demo/catalog.json; then starts
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
 # (ops :9104), `processors coupon` (ops :9105), `processors gateway` (the
-# gateway worker, ops :9106), `processors webhook` (ops :9107), `sinks all`
-# (ops :9103),
+# gateway worker, ops :9106), `processors webhook` (ops :9107), `processors
+# enrollment` (ops :9108), `sinks all` (ops :9103),
 # `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
 # Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
 # Logs: .local/run/logs/<name>.log.
@@ -206,6 +206,7 @@ OPS_ORDER="127.0.0.1:9104"
 OPS_COUPON="127.0.0.1:9105"
 OPS_GATEWAY="127.0.0.1:9106"
 OPS_WEBHOOK="127.0.0.1:9107"
+OPS_ENROLLMENT="127.0.0.1:9108"
 # Where buyers may be sent back after paying (development: a local frontend).
 export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
 export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
@@ -244,6 +245,7 @@ require_free_port 127.0.0.1 9104 "processors order ops"
 require_free_port 127.0.0.1 9105 "processors coupon ops"
 require_free_port 127.0.0.1 9106 "processors gateway ops"
 require_free_port 127.0.0.1 9107 "processors webhook ops"
+require_free_port 127.0.0.1 9108 "processors enrollment ops"
 IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
 require_free_port "$sim_host" "$sim_port" gateway-simulator
 
@@ -329,6 +331,8 @@ start_service gateway-simulator "http://$SIMULATOR_ADDR" \
   "$BIN_DIR/gateway-simulator"
 start_service processors-webhook "http://$OPS_WEBHOOK" \
   env OPS_ADDR="$OPS_WEBHOOK" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" webhook
+start_service processors-enrollment "http://$OPS_ENROLLMENT" \
+  env OPS_ADDR="$OPS_ENROLLMENT" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" enrollment
 # The gateway worker opens payment sessions at the simulator unless
 # RAZORPAY_BASE_URL/STRIPE_BASE_URL and real test keys say otherwise.
 start_service processors-gateway "http://$OPS_GATEWAY" \
@@ -351,6 +355,7 @@ Checkout stack is up (profile $PROFILE).
   processors coupon    http://$OPS_COUPON   ops
   processors gateway   http://$OPS_GATEWAY   ops (payment sessions at the gateways)
   processors webhook   http://$OPS_WEBHOOK   ops (gateway webhooks → orders)
+  processors enrollment http://$OPS_ENROLLMENT  ops (paid orders → enrollments)
   sinks all            http://$OPS_SINKS   ops
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
@@ -380,6 +385,10 @@ Try it:
     -d "{\"cart_token\":\"\$CART\",\"success_url\":\"http://localhost:3000/paid\"}"
   curl -s $API/api/v1/order/<order_token> -H "authorization: Bearer \$JWT" -H 'Prefer: wait=5'
   curl -s $API/api/v1/me/orders -H "authorization: Bearer \$JWT"
+  # pay its session at the simulator (the session id is on the order's attempt);
+  # the simulator's signed webhooks mark it paid, and alice is enrolled
+  curl -s -X POST http://$SIMULATOR_ADDR/sim/sessions/<session_id>/pay -H 'content-type: application/json' -d '{"method":"upi"}'
+  curl -s $API/api/v1/me/enrollments -H "authorization: Bearer \$JWT"
   # the API documentation
   open $API/docs   (document: $API/openapi.json)
 

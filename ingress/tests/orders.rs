@@ -80,6 +80,7 @@ impl Shop {
         }
         env.spawn_sinks();
         env.spawn_webhook_processor();
+        env.spawn_enrollment_processor();
         Shop {
             env,
             http: reqwest::Client::new(),
@@ -1138,6 +1139,28 @@ async fn a_payment_at_razorpay_pays_the_order_once_through_its_webhooks() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Paid: the buyer is enrolled, once.
+    let started = Instant::now();
+    let enrolled = loop {
+        let mine = shop.get("omar", "me/enrollments").await;
+        if mine["enrollments"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+        {
+            break mine;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never enrolled: {mine}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let list = enrolled["enrollments"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{enrolled}");
+    assert_eq!(list[0]["internship_id"], "design");
+    assert_eq!(list[0]["order_token"], order.as_str());
+    assert_eq!(list[0]["access_granted"], true);
+    assert_eq!(list[0]["status"], "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@
 
 pub mod cart;
 pub mod coupon;
+pub mod enrollment;
 pub mod order;
 pub mod payments;
 pub mod runner;
@@ -40,5 +41,8 @@ pub const PROCESSORS: &[(&str, Service)] = &[
     }),
     ("webhook", |config, ops, stop| {
         Box::pin(webhook::service::run(config, ops, stop))
+    }),
+    ("enrollment", |config, ops, stop| {
+        Box::pin(enrollment::service::run(config, ops, stop))
     }),
 ];

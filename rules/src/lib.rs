@@ -7,6 +7,7 @@
 //! - [`coupons`]: whether a coupon applies, and what it takes off each line;
 //! - [`order`]: an order's life, from placement to paid, failed or expired;
 //! - [`redemption`]: a coupon's uses, reserved, committed and released;
+//! - [`enrollment`]: what a paid order does to its buyer's enrollments;
 //! - [`basket`]: the lines and FX quote pricing and coupons both read;
 //! - [`tables`]: the joins the rules make (catalog, FX rates, coupons), as
 //!   traits, and a table's history so a decision reads one version.
@@ -17,6 +18,7 @@
 pub mod basket;
 pub mod cart;
 pub mod coupons;
+pub mod enrollment;
 pub mod order;
 pub mod pricing;
 pub mod redemption;

@@ -540,6 +540,40 @@ pub fn session_request(
     })
 }
 
+/// The enrollment `after` asks for when it became PAID (from `before`):
+/// every line of the frozen cart, for the buyer, under an id derived from
+/// the order, so a replay asks once.
+pub fn enrollment_request(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+    at_ms: i64,
+) -> Option<schemas::records::enrollment::EnrollmentCommand> {
+    use schemas::records::enrollment::{EnrollOrder, EnrollmentCmd, EnrollmentCommand, PaidLine};
+    let was_paid = before.is_some_and(|b| b.status == OrderStatus::Paid);
+    if was_paid || after.status != OrderStatus::Paid {
+        return None;
+    }
+    Some(EnrollmentCommand {
+        command_id: ids::derived("enroll-order", &after.order_token, 0).to_string(),
+        buyer_key: crate::enrollment::buyer_key(after.buyer_user_id.as_deref(), &after.order_token),
+        issued_at: at_ms,
+        command: EnrollmentCmd::EnrollOrder(EnrollOrder {
+            order_token: after.order_token.clone(),
+            buyer_user_id: after.buyer_user_id.clone(),
+            lines: after
+                .placed
+                .lines
+                .iter()
+                .map(|l| PaidLine {
+                    internship_id: l.internship_id.clone(),
+                    title: l.title.clone(),
+                    quantity: l.quantity,
+                })
+                .collect(),
+        }),
+    })
+}
+
 /// The attempt of `order` whose payment token has expired by `now_ms`, if
 /// it is still open: what the order processor's timer asks to expire.
 ///

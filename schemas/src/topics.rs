@@ -19,6 +19,7 @@ use crate::records::{
     catalog::Internship,
     coupons::{Coupon, CouponCommand, CouponUsage},
     dead_letter::DeadLetter,
+    enrollment::{EnrollmentBook, EnrollmentCommand},
     fx::FxRate,
     order::{OrderCommand, OrderSnapshot},
     payments::PaymentRequest,
@@ -273,6 +274,45 @@ pub const WEBHOOK_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     doc: "The event ids the webhook processor applied, per gateway session, for 24 h.",
 });
 
+/// Partitions of the enrollment command topic and its processor's topics.
+const ENROLLMENT_PARTITIONS: i32 = 4;
+
+pub const ENROLLMENT_COMMANDS: Topic<EnrollmentCommand> = Topic::new(TopicDef {
+    name: "enrollment.commands",
+    partitions: ENROLLMENT_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.enrollment.EnrollmentCommand.avsc"),
+    doc: "Enrollment commands keyed by the buyer (user id, or guest:<order token>): a paid order to enroll.",
+});
+
+pub const ENROLLMENT_SNAPSHOTS: Topic<EnrollmentBook> = Topic::new(TopicDef {
+    name: "enrollment.snapshots",
+    partitions: ENROLLMENT_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.enrollment.EnrollmentBook.avsc"),
+    doc: "A buyer's enrollments and seats after each command, keyed by the buyer.",
+});
+
+pub const ENROLLMENT_CHANGELOG: Topic<EnrollmentBook> = Topic::new(TopicDef {
+    name: "enrollment.processor-changelog",
+    partitions: ENROLLMENT_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.enrollment.EnrollmentBook.avsc"),
+    doc: "The enrollment processor's state, restored when it is assigned a partition.",
+});
+
+pub const ENROLLMENT_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "enrollment.processor-applied",
+    partitions: ENROLLMENT_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The command ids the enrollment processor applied, per buyer, for 24 h.",
+});
+
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     name: "dead-letters",
     partitions: 1,
@@ -305,6 +345,10 @@ pub const ALL: &[TopicDef] = &[
     WEBHOOKS_INBOUND.def,
     WEBHOOK_CHANGELOG.def,
     WEBHOOK_APPLIED.def,
+    ENROLLMENT_COMMANDS.def,
+    ENROLLMENT_SNAPSHOTS.def,
+    ENROLLMENT_CHANGELOG.def,
+    ENROLLMENT_APPLIED.def,
     DEAD_LETTERS.def,
 ];
 

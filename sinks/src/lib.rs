@@ -12,6 +12,7 @@
 pub mod carts;
 pub mod catalog;
 pub mod coupon_usage;
+pub mod enrollments;
 pub mod orders;
 pub mod runner;
 pub mod service;

@@ -91,6 +91,7 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
         Arc::new(Named("coupons", CouponsSink)),
         Arc::new(Named("orders", crate::orders::OrdersSink)),
         Arc::new(Named("coupon-usage", crate::coupon_usage::CouponUsageSink)),
+        Arc::new(Named("enrollments", crate::enrollments::EnrollmentsSink)),
     ]
 }
 

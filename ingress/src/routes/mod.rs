@@ -9,6 +9,7 @@ pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod docs;
+pub mod enrollments;
 pub mod login;
 pub mod orders;
 pub mod sharing;
@@ -41,6 +42,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .merge(login::router())
         .merge(coupons::router())
         .merge(orders::router())
+        .merge(enrollments::router())
         .route_layer(axum::middleware::from_fn_with_state(
             keys.clone(),
             idempotency::layer,

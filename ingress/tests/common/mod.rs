@@ -277,6 +277,14 @@ impl TestEnv {
         );
     }
 
+    pub fn spawn_enrollment_processor(&self) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "enrollment processor",
+            processors::enrollment::service::run(config, "127.0.0.1:0".parse().unwrap(), stop),
+        );
+    }
+
     pub fn spawn_webhook_processor(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(

@@ -11,12 +11,13 @@ use futures::future::BoxFuture;
 use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
 use schemas::records::coupons::CouponCommand;
+use schemas::records::enrollment::EnrollmentCommand;
 use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot};
 use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::topics::{
-    COUPON_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_SNAPSHOTS,
-    PAYMENT_REQUESTS,
+    COUPON_COMMANDS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS,
+    ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
 };
 use schemas::{Codec, CodecError, Topic};
 
@@ -40,6 +41,8 @@ pub enum OrderOutput {
     Coupon(CouponCommand),
     /// A payment session for the gateway worker to open.
     Session(PaymentRequest),
+    /// A paid order's enrollment, for the enrollment processor.
+    Enroll(EnrollmentCommand),
 }
 
 impl Emit for OrderOutput {
@@ -54,6 +57,9 @@ impl Emit for OrderOutput {
             OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
             OrderOutput::Session(r) => {
                 Box::pin(encode_for(codec, &PAYMENT_REQUESTS, &r.order_token, r))
+            }
+            OrderOutput::Enroll(e) => {
+                Box::pin(encode_for(codec, &ENROLLMENT_COMMANDS, &e.buyer_key, e))
             }
         }
     }
@@ -103,6 +109,9 @@ impl Processor for OrderProcessor {
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
                 if let Some(request) = order::session_request(state, &next) {
                     outputs.push(OrderOutput::Session(request));
+                }
+                if let Some(enroll) = order::enrollment_request(state, &next, cmd.issued_at) {
+                    outputs.push(OrderOutput::Enroll(enroll));
                 }
                 // Ids derived from the order's command and the coupon: a
                 // replay asks the coupon processor the very same thing.

@@ -11,6 +11,7 @@ pub mod cart;
 pub mod catalog;
 pub mod coupons;
 pub mod dead_letter;
+pub mod enrollment;
 pub mod fx;
 pub mod order;
 pub mod payments;
@@ -513,6 +514,49 @@ mod tests {
                 event_ids: vec!["evt_1".into()],
             },
         );
+    }
+
+    #[test]
+    fn enrollment_records_match_their_schemas() {
+        use super::enrollment::*;
+        round_trip(
+            topics::ENROLLMENT_COMMANDS.def.value_schema,
+            &EnrollmentCommand {
+                command_id: "c".into(),
+                buyer_key: "u".into(),
+                issued_at: 5,
+                command: EnrollmentCmd::EnrollOrder(EnrollOrder {
+                    order_token: "o".into(),
+                    buyer_user_id: Some("u".into()),
+                    lines: vec![PaidLine {
+                        internship_id: "i".into(),
+                        title: "I".into(),
+                        quantity: 2,
+                    }],
+                }),
+            },
+        );
+        let book = EnrollmentBook {
+            buyer_key: "u".into(),
+            version: 3,
+            buyer_user_id: Some("u".into()),
+            orders: vec!["o".into()],
+            enrollments: vec![Enrollment {
+                enrollment_id: "e".into(),
+                order_token: "o".into(),
+                internship_id: "i".into(),
+                title: "I".into(),
+                seats: 1,
+                status: EnrollmentStatus::Active,
+                access_granted: true,
+                progress_percent: 0,
+                certificate_eligible: false,
+                enrolled_at: 5,
+            }],
+            skipped: vec!["j: already enrolled".into()],
+        };
+        round_trip(topics::ENROLLMENT_SNAPSHOTS.def.value_schema, &book);
+        round_trip(topics::ENROLLMENT_CHANGELOG.def.value_schema, &book);
     }
 
     /// The order schemas embed the cart snapshot's: the same definition,
