@@ -79,7 +79,7 @@ pub async fn run_with(
     tracing::info!(internships = catalog.len(), "catalog ready");
     let deps = RunnerDeps {
         stage: runner::stage_deps(&config, &booted),
-        instance: instance_from_env(),
+        instance: runner::instance_from_env(),
         tick: settings.tick,
         clock: Arc::new(crate::runner::SystemClock),
     };
@@ -99,17 +99,6 @@ pub async fn run_with(
         booted.shutdown.wait(),
     )
     .await
-}
-
-/// `PROCESSOR_INSTANCE`: this instance's name, stable across its restarts
-/// (`scripts/run.sh` names them 1 and 2), so a restarted instance fences
-/// what its previous run left open. Unset, a random name: nothing is
-/// fenced by id then, but the group generation still fences a zombie.
-pub fn instance_from_env() -> String {
-    std::env::var("PROCESSOR_INSTANCE")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// The cart limits from the environment (see `CartLimits::from_settings`).

@@ -40,7 +40,7 @@ pub async fn run(
     definitions.wait_loaded(Duration::from_secs(120)).await?;
     let deps = RunnerDeps {
         stage: runner::stage_deps(&config, &booted),
-        instance: crate::cart::service::instance_from_env(),
+        instance: runner::instance_from_env(),
         // No timers: a reservation ends with its order's commit or release.
         tick: Duration::from_secs(60),
         clock: Arc::new(SystemClock),

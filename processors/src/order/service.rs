@@ -9,7 +9,7 @@ use platform::config::PipelineConfig;
 use rules::order::OrderPolicy;
 
 use super::processor::OrderProcessor;
-use crate::runner::{self, Clock, RunnerDeps, SystemClock};
+use crate::runner::{self, Clock, SystemClock};
 
 /// Order timing: `ORDER_PAYMENT_TTL_SECS` (1800: a payment token is valid
 /// 30 minutes) and `ORDER_EXPIRY_TICK_MS` (5000: how often the expiry
@@ -51,18 +51,13 @@ pub async fn run_with(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let booted = platform::stage::boot(&config, shutdown).await?;
-    booted.serve_ops(ops_addr).await?;
-    let deps = RunnerDeps {
-        stage: runner::stage_deps(&config, &booted),
-        instance: crate::cart::service::instance_from_env(),
-        tick: settings.tick,
-        clock: settings.clock,
-    };
-    runner::run(
-        Arc::new(OrderProcessor::new(settings.policy)),
-        deps,
-        booted.shutdown.wait(),
+    runner::serve(
+        OrderProcessor::new(settings.policy),
+        config,
+        ops_addr,
+        settings.tick,
+        settings.clock,
+        shutdown,
     )
     .await
 }

@@ -55,6 +55,39 @@ use schemas::{Codec, CodecError, Topic, TopicDef};
 
 pub use platform::stage::Record as Input;
 
+/// `PROCESSOR_INSTANCE`: this instance's name, stable across its restarts
+/// (`scripts/run.sh` names them 1 and 2), so a restarted instance fences
+/// what its previous run left open. Unset, a random name: nothing is
+/// fenced by id then, but the group generation still fences a zombie.
+pub fn instance_from_env() -> String {
+    std::env::var("PROCESSOR_INSTANCE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Boots a processor that needs nothing beyond the stage boot (no tables
+/// of its own) and runs it until shutdown: the whole `service` of most
+/// processors.
+pub async fn serve<P: Processor>(
+    processor: P,
+    config: platform::config::PipelineConfig,
+    ops_addr: std::net::SocketAddr,
+    tick: Duration,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let booted = platform::stage::boot(&config, shutdown).await?;
+    booted.serve_ops(ops_addr).await?;
+    let deps = RunnerDeps {
+        stage: stage_deps(&config, &booted),
+        instance: instance_from_env(),
+        tick,
+        clock,
+    };
+    run(Arc::new(processor), deps, booted.shutdown.wait()).await
+}
+
 /// What every processor's loop runs with: batches of up to 500 records,
 /// lingering 2 ms (a transaction per batch; small batches keep latency low).
 pub fn stage_deps(
