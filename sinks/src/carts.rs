@@ -16,7 +16,6 @@ use schemas::topics::CART_SNAPSHOTS;
 use schemas::Topic;
 
 use crate::runner::{Keyed, Sink};
-use crate::CART_VERSIONS_CHANNEL;
 
 pub struct CartsSink;
 
@@ -318,13 +317,7 @@ async fn write(
         .await?;
     }
 
-    let payloads: Vec<String> = changed.iter().map(|(t, v)| format!("{t}:{v}")).collect();
-    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
-        .bind(CART_VERSIONS_CHANNEL)
-        .bind(&payloads)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::notify_versions(tx, &changed).await
 }
 
 /// The `cart_items` rows of a batch, column by column (for `UNNEST`).

@@ -19,7 +19,6 @@ use schemas::topics::ORDER_SNAPSHOTS;
 use schemas::Topic;
 
 use crate::runner::{Keyed, Sink};
-use crate::CART_VERSIONS_CHANNEL;
 
 pub struct OrdersSink;
 
@@ -282,13 +281,7 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&tokens)
     .execute(&mut **tx)
     .await?;
-    let payloads: Vec<String> = changed.iter().map(|(t, v)| format!("{t}:{v}")).collect();
-    sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
-        .bind(CART_VERSIONS_CHANNEL)
-        .bind(&payloads)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    crate::notify_versions(tx, &changed).await
 }
 
 #[cfg(test)]
