@@ -98,11 +98,19 @@ impl CommandWriter {
             .headers(kafka::trace_headers(&correlation_id, causation_id));
         // Dropping the delivery future on our own timeout leaves the record
         // with librdkafka, which may still deliver it: an unknown outcome.
+        let started = tokio::time::Instant::now();
         let sent =
             tokio::time::timeout(self.ack_timeout, self.producer.send(record, QUEUE_TIMEOUT));
         match sent.await {
             Ok(Ok(delivery)) => {
                 self.tables.advance(&topic.def, delivery.offset + 1);
+                // An acknowledgement that came after the budget counts as
+                // none: `timeout` polls the send before its deadline, so a
+                // late ack could otherwise win, and "unknown" is always a
+                // safe answer (the retry with the key is applied once).
+                if started.elapsed() >= self.ack_timeout {
+                    return Err(ack_timed_out(&name, causation_id, self.ack_timeout));
+                }
                 Ok(delivery.offset)
             }
             Ok(Err((e, _))) if may_have_been_written(&e) => Err(ApiError::OutcomeUnknown {
@@ -112,14 +120,15 @@ impl CommandWriter {
             Ok(Err((e, _))) => Err(ApiError::Unavailable(anyhow::anyhow!(
                 "producing {name}: {e}"
             ))),
-            Err(_) => Err(ApiError::OutcomeUnknown {
-                command_id: causation_id.to_owned(),
-                cause: anyhow::anyhow!(
-                    "producing {name}: no acknowledgement within {:?}",
-                    self.ack_timeout
-                ),
-            }),
+            Err(_) => Err(ack_timed_out(&name, causation_id, self.ack_timeout)),
         }
+    }
+}
+
+fn ack_timed_out(topic: &str, causation_id: &str, ack_timeout: Duration) -> ApiError {
+    ApiError::OutcomeUnknown {
+        command_id: causation_id.to_owned(),
+        cause: anyhow::anyhow!("producing {topic}: no acknowledgement within {ack_timeout:?}"),
     }
 }
 
