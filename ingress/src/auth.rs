@@ -43,6 +43,9 @@ pub struct Claims {
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Where the user's emails go (OpenID Connect's `email` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// An authenticated user.
@@ -50,6 +53,8 @@ pub struct Claims {
 pub struct User {
     pub id: String,
     pub role: Role,
+    /// The token's `email` claim, when it holds an address.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -160,6 +165,13 @@ impl Verifier {
         Ok(User {
             id: sub,
             role: data.claims.role,
+            // A malformed claim is ignored rather than refusing the token:
+            // the address is a convenience, the identity is `sub`.
+            email: data
+                .claims
+                .email
+                .and_then(|e| schemas::values::Email::parse(&e).ok())
+                .map(String::from),
         })
     }
 }
@@ -171,6 +183,10 @@ pub struct Caller(pub Option<User>);
 impl Caller {
     pub fn user_id(&self) -> Option<&str> {
         self.0.as_ref().map(|u| u.id.as_str())
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.0.as_ref().and_then(|u| u.email.as_deref())
     }
 
     pub fn is_admin(&self) -> bool {
@@ -306,6 +322,7 @@ mod tests {
             nbf: None,
             iss: None,
             aud: None,
+            email: None,
         }
     }
 
@@ -326,7 +343,8 @@ mod tests {
             v.verify(&token(&claims(), SECRET)),
             Ok(User {
                 id: "u1".into(),
-                role: Role::User
+                role: Role::User,
+                email: None,
             })
         );
         let admin = Claims {
@@ -402,6 +420,19 @@ mod tests {
             ))
             .is_err());
         assert!(v.verify(&token(&claims(), SECRET)).is_err());
+    }
+
+    #[test]
+    fn the_email_claim_is_kept_when_it_is_an_address() {
+        let v = verifier(None, None);
+        let with = |email: &str| Claims {
+            email: Some(email.into()),
+            ..claims()
+        };
+        let user = v.verify(&token(&with("Ana@Example.com"), SECRET)).unwrap();
+        assert_eq!(user.email.as_deref(), Some("Ana@example.com"));
+        let user = v.verify(&token(&with("not an address"), SECRET)).unwrap();
+        assert_eq!(user.email, None, "a malformed claim is dropped, the token kept");
     }
 
     #[test]

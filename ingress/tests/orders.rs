@@ -462,6 +462,22 @@ async fn a_blocked_cart_or_a_foreign_return_url_is_refused_and_nothing_is_writte
             .await;
         assert_eq!(res.status(), 422, "{url}");
     }
+    let res = shop
+        .place(
+            "carol",
+            json!({"cart_token": full, "email": "carol at example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 422, "a malformed email");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]["validation_messages"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("email: "),
+        "{body}"
+    );
     let other = shop.place("dave", json!({"cart_token": full}), None).await;
     assert_eq!(other.status(), 404, "someone else's cart");
     assert_eq!(

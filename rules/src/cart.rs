@@ -260,6 +260,7 @@ pub enum Decision {
         order_token: String,
         success_url: Option<String>,
         cancel_url: Option<String>,
+        buyer_email: Option<String>,
     },
     /// No cart to record anything on (an unknown cart, or another user's).
     Dropped(Rejection),
@@ -942,6 +943,7 @@ fn place_order<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         order_token: p.order_token.clone(),
         success_url: p.success_url.clone(),
         cancel_url: p.cancel_url.clone(),
+        buyer_email: p.buyer_email.clone(),
     }
 }
 

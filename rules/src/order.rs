@@ -95,6 +95,7 @@ pub fn decide(
                     &open.cart,
                     open.success_url.clone(),
                     open.cancel_url.clone(),
+                    open.buyer_email.clone(),
                     stamp,
                     actor,
                 );
@@ -599,6 +600,7 @@ fn open_order(
     cart: &CartSnapshot,
     success_url: Option<String>,
     cancel_url: Option<String>,
+    buyer_email: Option<String>,
     stamp: &OrderStamp<'_>,
     actor: &str,
 ) -> OrderSnapshot {
@@ -623,6 +625,7 @@ fn open_order(
         rejection: None,
         success_url,
         cancel_url,
+        buyer_email,
         created_at: stamp.at_ms,
         updated_at: stamp.at_ms,
         last_command_id: stamp.command_id.to_owned(),

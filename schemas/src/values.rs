@@ -21,6 +21,8 @@ pub enum ValueError {
     Country,
     #[error("order token must be 32 lowercase hexadecimal characters")]
     OrderToken,
+    #[error("email must be an address such as name@example.com (at most 254 characters)")]
+    Email,
 }
 
 /// An order's token: derived from the token of the cart it was placed
@@ -177,6 +179,44 @@ impl fmt::Display for InternshipId {
     }
 }
 
+/// An email address as far as we check one: `local@domain.tld`, no
+/// spaces or control characters, at most 254 characters (RFC 5321's path
+/// limit), the domain lowercased. Deliverability is the mail server's
+/// business; this only keeps garbage out of the records.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Email, ValueError> {
+        let s = s.trim();
+        let (local, domain) = s.rsplit_once('@').ok_or(ValueError::Email)?;
+        let clean = |p: &str| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c.is_control());
+        let ok = s.len() <= 254
+            && local.len() <= 64
+            && clean(local)
+            && clean(domain)
+            && !local.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.');
+        if ok {
+            Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+        } else {
+            Err(ValueError::Email)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> Self {
+        value.0
+    }
+}
+
 /// Seats of one internship in a cart: at least one, at most [`Quantity::MAX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Quantity(u32);
@@ -201,6 +241,19 @@ impl Quantity {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn emails_are_checked_and_their_domain_lowercased() {
+        use super::Email;
+        assert_eq!(
+            Email::parse(" Ana.P+x@Example.COM ").unwrap().as_str(),
+            "Ana.P+x@example.com"
+        );
+        for bad in ["", "ana", "ana@", "@example.com", "ana@example", "a b@example.com", "ana@exa mple.com", "ana@@example.com", "ana@.com", "ana@example."] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+    }
+
     use super::*;
 
     #[test]

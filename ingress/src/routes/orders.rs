@@ -27,7 +27,7 @@ use schemas::codes::ErrorCode;
 use schemas::records::cart::{Command, PlaceOrder};
 use schemas::records::order::{OrderCmd, OrderCommand, StartAttempt};
 use schemas::topics::ORDER_COMMANDS;
-use schemas::values::OrderToken;
+use schemas::values::{Email, OrderToken};
 
 use super::cart::{owns, parse_token, preferred_wait, send_to_cart, ReadQuery};
 use crate::auth::Caller;
@@ -102,6 +102,9 @@ pub struct PlaceOrderInput {
     pub success_url: Option<String>,
     /// Where it sends a buyer who cancels; same rule.
     pub cancel_url: Option<String>,
+    /// Where the order's emails go; defaults to the signed-in user's
+    /// `email` claim.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -140,7 +143,7 @@ pub async fn place_order(
     ApiJson(input): ApiJson<PlaceOrderInput>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&input.cart_token)?;
-    let errors: Vec<String> = [
+    let mut errors: Vec<String> = [
         ("success_url", &input.success_url),
         ("cancel_url", &input.cancel_url),
     ]
@@ -148,6 +151,14 @@ pub async fn place_order(
     .filter_map(|(field, url)| url.as_deref().map(|u| state.return_urls.check(field, u)))
     .filter_map(Result::err)
     .collect();
+    let email = match input.email.as_deref().map(Email::parse) {
+        Some(Ok(e)) => Some(String::from(e)),
+        Some(Err(e)) => {
+            errors.push(format!("email: {e}"));
+            None
+        }
+        None => caller.email().map(str::to_owned),
+    };
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -201,6 +212,7 @@ pub async fn place_order(
             actor_user_id: caller.user_id().map(str::to_owned),
             success_url: input.success_url,
             cancel_url: input.cancel_url,
+            buyer_email: email,
         }),
     )
     .await?;

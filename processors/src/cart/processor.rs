@@ -256,6 +256,7 @@ where
                 order_token,
                 success_url,
                 cancel_url,
+                buyer_email,
             } => match to_record(&cart) {
                 Ok(snapshot) => {
                     // The id is derived from the placement, so a replay
@@ -270,6 +271,7 @@ where
                             cart: snapshot.clone(),
                             success_url,
                             cancel_url,
+                            buyer_email,
                         }),
                     };
                     Outcome {

@@ -791,6 +791,7 @@ fn place(order_token: &str) -> Command {
         actor_user_id: None,
         success_url: None,
         cancel_url: None,
+        buyer_email: None,
     })
 }
 

@@ -91,6 +91,7 @@ fn opened() -> OrderSnapshot {
             cart: cart(),
             success_url: None,
             cancel_url: None,
+            buyer_email: None,
         }),
     ))
 }
@@ -157,6 +158,7 @@ fn an_order_opens_awaiting_payment_with_a_frozen_cart_and_an_expiring_token() {
             cart: cart(),
             success_url: None,
             cancel_url: None,
+            buyer_email: None,
         }),
     );
     assert_eq!(again, Decision::Unchanged);
@@ -305,6 +307,7 @@ fn with_coupons(codes: &[&str]) -> (OrderSnapshot, Vec<CouponRequest>) {
             cart: c,
             success_url: None,
             cancel_url: None,
+            buyer_email: None,
         }),
     ) {
         Decision::Order(o, r) => (o, r),

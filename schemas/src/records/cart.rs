@@ -50,6 +50,8 @@ pub struct PlaceOrder {
     pub actor_user_id: Option<String>,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
+    #[serde(default)]
+    pub buyer_email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -195,6 +195,7 @@ mod tests {
                 actor_user_id: Some("u".into()),
                 success_url: Some("https://shop.example/ok".into()),
                 cancel_url: None,
+                buyer_email: Some("buyer@example.com".into()),
             }),
         ] {
             round_trip(
@@ -327,6 +328,7 @@ mod tests {
                 cart: cart.clone(),
                 success_url: Some("https://shop.example/ok".into()),
                 cancel_url: None,
+                buyer_email: Some("buyer@example.com".into()),
             }),
             OrderCmd::StartAttempt(StartAttempt {
                 reason: "retry".into(),
@@ -425,6 +427,7 @@ mod tests {
             rejection: None,
             success_url: None,
             cancel_url: Some("https://shop.example/cancel".into()),
+            buyer_email: None,
             created_at: 5,
             updated_at: 5,
             last_command_id: "c".into(),

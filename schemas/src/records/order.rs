@@ -112,6 +112,8 @@ pub struct OpenOrder {
     pub cart: CartSnapshot,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
+    #[serde(default)]
+    pub buyer_email: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +234,8 @@ pub struct OrderSnapshot {
     pub rejection: Option<CommandRejection>,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
+    #[serde(default)]
+    pub buyer_email: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub last_command_id: String,
