@@ -71,6 +71,9 @@ pub fn enroll(
             progress_percent: 0,
             certificate_eligible: false,
             enrolled_at: at_ms,
+            // Seats are the buyer's to assign; a personal enrollment is
+            // the buyer's own.
+            email: personal.then(|| order.buyer_email.clone()).flatten(),
         });
     }
     Some(next)
@@ -85,6 +88,7 @@ mod tests {
         EnrollOrder {
             order_token: token.into(),
             buyer_user_id: Some("u".into()),
+            buyer_email: None,
             lines: lines
                 .iter()
                 .map(|(id, q)| PaidLine {

@@ -561,6 +561,7 @@ pub fn enrollment_request(
         command: EnrollmentCmd::EnrollOrder(EnrollOrder {
             order_token: after.order_token.clone(),
             buyer_user_id: after.buyer_user_id.clone(),
+            buyer_email: after.buyer_email.clone(),
             lines: after
                 .placed
                 .lines

@@ -22,6 +22,8 @@ pub enum EnrollmentCmd {
 pub struct EnrollOrder {
     pub order_token: String,
     pub buyer_user_id: Option<String>,
+    #[serde(default)]
+    pub buyer_email: Option<String>,
     pub lines: Vec<PaidLine>,
 }
 
@@ -55,6 +57,8 @@ pub struct Enrollment {
     pub progress_percent: i32,
     pub certificate_eligible: bool,
     pub enrolled_at: i64,
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -531,6 +531,7 @@ mod tests {
                 command: EnrollmentCmd::EnrollOrder(EnrollOrder {
                     order_token: "o".into(),
                     buyer_user_id: Some("u".into()),
+                    buyer_email: Some("u@example.com".into()),
                     lines: vec![PaidLine {
                         internship_id: "i".into(),
                         title: "I".into(),
@@ -555,6 +556,7 @@ mod tests {
                 progress_percent: 0,
                 certificate_eligible: false,
                 enrolled_at: 5,
+                email: Some("u@example.com".into()),
             }],
             skipped: vec!["j: already enrolled".into()],
         };
