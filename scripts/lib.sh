@@ -529,6 +529,7 @@ ensure_postgres() {
   local url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
   local host port user db
   IFS=$'\t' read -r host port user db < <(pg_url_parts "$url")
+  _pg_take_lease "$port"
   if _pg_ready "$host" "$port"; then
     log "postgres: answering at $host:$port"
     return 0
@@ -650,11 +651,39 @@ _start_private_postgres() {
   log "postgres: answering at $host:$port"
 }
 
+# Why: two runs (two checkouts, a test run beside the run stack) share one
+# server: each holds a lease (a file named by its pid) while it runs, and the
+# run that started the server stops it only when no other live run holds one.
+_PG_LEASE=""
+_pg_take_lease() {
+  local dir="${TMPDIR:-/tmp}/checkout-postgres-$1.leases"
+  mkdir -p "$dir" 2>/dev/null || return 0
+  _PG_LEASE="$dir/$$"
+  : >"$_PG_LEASE"
+  on_exit _pg_drop_lease
+}
+_pg_drop_lease() { [[ -z "$_PG_LEASE" ]] || rm -f "$_PG_LEASE"; }
+_pg_others_running() {
+  [[ -n "$_PG_LEASE" ]] || return 1
+  local lease pid
+  for lease in "$(dirname "$_PG_LEASE")"/*; do
+    [[ -e "$lease" && "$lease" != "$_PG_LEASE" ]] || continue
+    pid="$(basename "$lease")"
+    if kill -0 "$pid" 2>/dev/null; then return 0; fi
+    rm -f "$lease" # its run died without cleaning up
+  done
+  return 1
+}
+
 # Why: leave the machine as we found it: stop a server only if we started it.
 stop_started_postgres() {
   [[ -n "$_PG_STARTED" ]] || return 0
   if [[ "${KEEP_POSTGRES:-0}" == "1" ]]; then
     log "postgres: left running (KEEP_POSTGRES=1)"
+    return 0
+  fi
+  if _pg_others_running; then
+    log "postgres: left running (another run is using it)"
     return 0
   fi
   case "$_PG_STARTED" in

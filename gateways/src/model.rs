@@ -288,12 +288,15 @@ pub enum PaymentEvent {
     /// Razorpay `refund.processed`, Stripe `refund.created`/`refund.updated`
     /// with status succeeded.
     RefundProcessed {
+        /// Ours, from the refund's `notes`/`metadata` (set when we asked).
+        order_id: Option<OrderId>,
         refund_id: String,
         payment_id: Option<String>,
         amount: Money,
     },
     /// Razorpay `refund.failed`, Stripe refunds with status failed.
     RefundFailed {
+        order_id: Option<OrderId>,
         refund_id: String,
         payment_id: Option<String>,
         amount: Money,

@@ -504,6 +504,7 @@ async fn razorpay_failures_and_refunds_send_their_events_and_refunds_apply_once(
     assert_eq!(
         e.event,
         PaymentEvent::RefundProcessed {
+            order_id: Some(OrderId::parse(&id).unwrap()),
             refund_id: done.id.clone(),
             payment_id: Some(payment_id),
             amount: inr(29_900)
@@ -580,6 +581,7 @@ async fn stripe_failures_expiry_and_refunds_send_their_events() {
     assert_eq!(
         events[0].event,
         PaymentEvent::RefundProcessed {
+            order_id: Some(OrderId::parse(&id).unwrap()),
             refund_id: done.id,
             payment_id: Some(intent),
             amount: inr(49_900)

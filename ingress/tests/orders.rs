@@ -61,21 +61,35 @@ impl Shop {
         clock: Option<Arc<dyn processors::runner::Clock>>,
         worker: Worker,
     ) -> Shop {
+        let settings = clock.map(|clock| processors::order::service::Settings {
+            policy: rules::order::OrderPolicy::default(),
+            tick: Duration::from_millis(100),
+            clock,
+        });
+        Shop::around_with(env, settings, worker, true).await
+    }
+
+    /// As [`Shop::around`], with the order processor's settings, and the
+    /// simulator's webhooks sent to the ingress only if `webhooks`.
+    async fn around_with(
+        env: TestEnv,
+        orders: Option<processors::order::service::Settings>,
+        worker: Worker,
+        webhooks: bool,
+    ) -> Shop {
         // The ingress first: the simulator sends its webhooks there.
         let addr = env.spawn_ingress().await;
-        let sim = env.spawn_gateway_simulator(Some(addr)).await;
+        let sim = env
+            .spawn_gateway_simulator(webhooks.then_some(addr))
+            .await;
         match worker {
             Worker::Default => env.spawn_gateway_worker(&sim, 2),
             Worker::Custom(gateways) => env.spawn_gateway_worker_with(gateways(&sim)),
             Worker::None => {}
         }
         env.spawn_cart_processor();
-        match clock {
-            Some(clock) => env.spawn_order_processor_with(processors::order::service::Settings {
-                policy: rules::order::OrderPolicy::default(),
-                tick: Duration::from_millis(100),
-                clock,
-            }),
+        match orders {
+            Some(settings) => env.spawn_order_processor_with(settings),
             None => env.spawn_order_processor(),
         }
         env.spawn_sinks();
@@ -1240,4 +1254,252 @@ async fn a_payment_at_stripe_pays_the_order_and_a_forged_webhook_is_refused() {
     );
     let o = shop.get("pia", &format!("order/{order}")).await;
     assert_eq!(paid_transitions(&o), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Refunds, reconciliation, late and mismatched payments
+// ---------------------------------------------------------------------------
+
+impl Shop {
+    /// An admin asks to refund `order`.
+    async fn refund(&self, order: &str) -> reqwest::Response {
+        let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+        self.http
+            .post(format!("{}/admin/orders/{order}/refund", self.base))
+            .header("authorization", admin)
+            .json(&json!({"reason": "the buyer asked within 14 days"}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `user`'s enrollments once `done` holds.
+    async fn enrollments_until(&self, user: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let mine = self.get(user, "me/enrollments").await;
+            let list = mine["enrollments"].as_array().cloned().unwrap_or_default();
+            if done(&list) {
+                return list;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "enrollments never got there: {mine}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The dead letters of kind `kind` so far.
+    async fn dead_letters(&self, kind: &str) -> Vec<schemas::records::dead_letter::DeadLetter> {
+        let mut out = Vec::new();
+        for record in self
+            .env
+            .read_topic(&schemas::topics::DEAD_LETTERS.def, true)
+            .await
+        {
+            let letter: schemas::records::dead_letter::DeadLetter = self
+                .env
+                .codec
+                .decode(&schemas::topics::DEAD_LETTERS, record.value.as_deref())
+                .await
+                .unwrap();
+            if letter.kind == kind {
+                out.push(letter);
+            }
+        }
+        out
+    }
+}
+
+fn order_settings(
+    clock: Arc<dyn processors::runner::Clock>,
+    adjust: impl FnOnce(&mut rules::order::OrderPolicy),
+) -> processors::order::service::Settings {
+    let mut policy = rules::order::OrderPolicy::default();
+    adjust(&mut policy);
+    processors::order::service::Settings {
+        policy,
+        tick: Duration::from_millis(100),
+        clock,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_refund_goes_through_the_gateway_and_revokes_the_enrollment() {
+    let shop = Shop::open(None).await;
+    let order = shop.placed_order("rita").await;
+    let o = shop.order_until("rita", &order, has_session).await;
+    // Not paid yet: nothing to refund.
+    let early = shop.refund(&order).await;
+    assert_eq!(early.status(), 409);
+    assert_eq!(early.json::<Value>().await.unwrap()["error"]["code"], 3002);
+
+    shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
+        .await;
+    shop.order_until("rita", &order, |o| o["status"] == "paid")
+        .await;
+    shop.enrollments_until("rita", |e| e.len() == 1 && e[0]["status"] == "active")
+        .await;
+
+    let asked = shop.refund(&order).await;
+    assert_eq!(asked.status(), 202, "{}", asked.text().await.unwrap());
+    let o = shop
+        .order_until("rita", &order, |o| o["status"] == "refunded")
+        .await;
+    let refund = &o["refund"];
+    assert_eq!(refund["status"], "processed", "{o}");
+    assert_eq!(refund["gateway"], "razorpay");
+    assert!(refund["refund_id"].as_str().unwrap().starts_with("rfnd_"), "{o}");
+    assert_eq!(refund["requested_by"], "admin:ops");
+    let last = o["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["to_status"], "refunded", "{o}");
+    // On the gateway's word: the refund webhook moved it.
+    assert_eq!(last["actor"], "razorpay", "{o}");
+
+    let revoked = shop
+        .enrollments_until("rita", |e| e.len() == 1 && e[0]["status"] == "revoked")
+        .await;
+    assert_eq!(revoked[0]["access_granted"], false);
+    assert_eq!(revoked[0]["order_token"], order.as_str());
+
+    // Refunded once: a second request is refused.
+    let again = shop.refund(&order).await;
+    assert_eq!(again.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_webhook_is_found_by_reconciliation() {
+    let env = TestEnv::new().await;
+    env.spawn_coupon_processor();
+    // The simulator sends no webhooks at all: only a look-up can tell.
+    let settings = order_settings(Arc::new(processors::runner::SystemClock), |p| {
+        p.reconcile_after_ms = 1_000;
+    });
+    let shop = Shop::around_with(env, Some(settings), Worker::Default, false).await;
+    let order = shop.placed_order("remy").await;
+    let o = shop.order_until("remy", &order, has_session).await;
+    shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
+        .await;
+    let o = shop
+        .order_until("remy", &order, |o| o["status"] == "paid")
+        .await;
+    assert_eq!(paid_transitions(&o), 1, "{o}");
+    let paid = statuses_with_actor(&o)
+        .into_iter()
+        .find(|(to, _)| to == "paid")
+        .unwrap();
+    assert_eq!(paid.1, "gateway-worker", "paid by the look-up: {o}");
+    assert!(o["attempts"][0]["payment_ref"]
+        .as_str()
+        .unwrap()
+        .starts_with("pay_"));
+    assert_eq!(
+        shop.count(&schemas::topics::WEBHOOKS_INBOUND.def).await,
+        0,
+        "no webhook came"
+    );
+    shop.enrollments_until("remy", |e| e.len() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_after_expiry_is_kept_and_flagged_for_refund_not_enrolled() {
+    let clock = Arc::new(TestClock(AtomicI64::new(
+        chrono::Utc::now().timestamp_millis(),
+    )));
+    let env = TestEnv::new().await;
+    env.spawn_coupon_processor();
+    let settings = order_settings(clock.clone(), |p| {
+        p.late_payment = schemas::records::order::LatePayment::RefundDue;
+    });
+    let shop = Shop::around_with(env, Some(settings), Worker::Default, true).await;
+    let order = shop.placed_order("lena").await;
+    let o = shop.order_until("lena", &order, has_session).await;
+    let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
+    clock.0.fetch_add(31 * 60_000, Ordering::SeqCst);
+    shop.order_until("lena", &order, |o| o["status"] == "expired")
+        .await;
+
+    // The buyer pays the gateway's page anyway: the money is recorded.
+    shop.pay_at_gateway(&session).await;
+    let o = shop
+        .order_until("lena", &order, |o| o["status"] == "paid")
+        .await;
+    assert_eq!(o["late_payment"], "refund_due", "{o}");
+    let history = o["history"].as_array().unwrap();
+    assert!(
+        history.last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("while expired"),
+        "{o}"
+    );
+    // Flagged for a refund, so not enrolled; and a refund can be asked.
+    let asked = shop.refund(&order).await;
+    assert_eq!(asked.status(), 202);
+    shop.order_until("lena", &order, |o| o["status"] == "refunded")
+        .await;
+    let mine = shop.get("lena", "me/enrollments").await;
+    assert_eq!(mine["enrollments"], json!([]), "{mine}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_that_does_not_match_goes_to_review_and_never_pays() {
+    let shop = Shop::open(None).await;
+    let order = shop.placed_order("marc").await;
+    shop.order_until("marc", &order, |o| o["status"] == "awaiting_payment")
+        .await;
+    shop.payment(
+        &order,
+        OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            attempt: 1,
+            gateway: "razorpay".into(),
+            payment_ref: "pay_short".into(),
+            amount: WireMoney {
+                amount_minor: 1,
+                currency: "INR".into(),
+            },
+        }),
+    )
+    .await;
+    let o = shop
+        .order_until("marc", &order, |o| {
+            statuses(o).iter().any(|(_, _, refused)| *refused == json!(3001))
+        })
+        .await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    let started = Instant::now();
+    let letters = loop {
+        let letters = shop.dead_letters("review").await;
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no review letter");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].reason.contains("does not match"), "{letters:?}");
+    assert!(letters[0].source_topic.ends_with("order.commands"));
+    // The letter holds the command itself: a replay would send it back.
+    let command: OrderCommand = shop
+        .env
+        .codec
+        .decode(&ORDER_COMMANDS, letters[0].value.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(command.order_token, order);
+}
+
+fn statuses_with_actor(order: &Value) -> Vec<(String, String)> {
+    order["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["to_status"].as_str().unwrap().to_owned(),
+                t["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }

@@ -221,6 +221,32 @@ pub fn reader_config(brokers: &str) -> ClientConfig {
 /// transactions lie beyond it, and transaction markers occupy offsets
 /// without being delivered, so the loop ends on the consumer's position,
 /// never on "last record + 1" (librdkafka #3918).
+/// A partition's (low, high) watermarks. A topic created a moment ago may
+/// have no leader yet (NotLeaderForPartition, LeaderNotAvailable,
+/// UnknownTopicOrPartition): that is waited out within `timeout`, not
+/// reported as a failure.
+pub fn watermarks<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        match consumer.fetch_watermarks(topic, partition, left) {
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition,
+            )) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => return other,
+        }
+    }
+}
+
 pub fn read_partition(
     reader: &BaseConsumer,
     topic: &str,
@@ -229,7 +255,7 @@ pub fn read_partition(
     timeout: Duration,
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> Result<i64, KafkaError> {
-    let (low, end) = reader.fetch_watermarks(topic, partition, timeout)?;
+    let (low, end) = watermarks(reader, topic, partition, timeout)?;
     let start = match from {
         Offset::Offset(o) => o.max(low),
         _ => low,

@@ -6,10 +6,13 @@
 //! order (an order applied once) and by (order, internship) (the
 //! enrollment id is derived from both), and never a second active
 //! enrollment of one buyer in one internship: such a line is skipped and
-//! the reason kept.
+//! the reason kept. A refunded order's enrollments are revoked: access
+//! withdrawn, the record kept.
 
 use schemas::ids;
-use schemas::records::enrollment::{EnrollOrder, Enrollment, EnrollmentBook, EnrollmentStatus};
+use schemas::records::enrollment::{
+    EnrollOrder, Enrollment, EnrollmentBook, EnrollmentStatus, RevokeOrder,
+};
 
 /// The key a buyer's enrollments live under: the user, or the order for
 /// a guest.
@@ -18,6 +21,25 @@ pub fn buyer_key(buyer_user_id: Option<&str>, order_token: &str) -> String {
         Some(user) => user.to_owned(),
         None => format!("guest:{order_token}"),
     }
+}
+
+/// The buyer's book after `revoke` (`None`: nothing of that order is
+/// active: revoked already, or never enrolled).
+pub fn revoke(book: Option<&EnrollmentBook>, revoke: &RevokeOrder, offset: i64) -> Option<EnrollmentBook> {
+    let book = book?;
+    let active = |e: &Enrollment| {
+        e.order_token == revoke.order_token && e.status == EnrollmentStatus::Active
+    };
+    if !book.enrollments.iter().any(active) {
+        return None;
+    }
+    let mut next = book.clone();
+    next.version = offset;
+    for e in next.enrollments.iter_mut().filter(|e| active(e)) {
+        e.status = EnrollmentStatus::Revoked;
+        e.access_granted = false;
+    }
+    Some(next)
 }
 
 /// The buyer's book after `order` (`None`: applied already, unchanged).
@@ -139,5 +161,26 @@ mod tests {
             again.enrollments[0].enrollment_id,
             first.enrollments[0].enrollment_id
         );
+    }
+
+    #[test]
+    fn a_refunded_order_revokes_its_enrollments_once_and_keeps_the_others() {
+        let book = enroll(None, "u", &order("o1", &[("a", 1), ("b", 3)]), 1, 10).unwrap();
+        let book = enroll(Some(&book), "u", &order("o2", &[("c", 1)]), 2, 11).unwrap();
+        let r = RevokeOrder {
+            order_token: "o1".into(),
+            reason: "refunded".into(),
+        };
+        let after = revoke(Some(&book), &r, 3).unwrap();
+        assert_eq!(after.version, 3);
+        for e in &after.enrollments {
+            let revoked = e.order_token == "o1";
+            assert_eq!(e.status == EnrollmentStatus::Revoked, revoked, "{e:?}");
+            if revoked {
+                assert!(!e.access_granted);
+            }
+        }
+        assert_eq!(revoke(Some(&after), &r, 4), None, "applied once");
+        assert_eq!(revoke(None, &r, 4), None, "nothing to revoke");
     }
 }

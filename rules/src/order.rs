@@ -18,27 +18,46 @@
 //! reason, actor, correlation id and time; a command that would make an
 //! invalid transition is refused and the refusal recorded, never applied:
 //! PAID never moves back, a late failure after a success changes nothing.
+//!
+//! Money received is never dropped: a payment that lands after its order
+//! expired or failed still pays it, marked `late_payment` and, by
+//! [`OrderPolicy::late_payment`], enrolled or flagged for a refund. A
+//! payment that does not match the order (amount, currency), or a second
+//! payment of a paid order, is refused and sent for review
+//! ([`review_reason`]). An attempt waiting too long is looked up at the
+//! gateway ([`due_reconcile`]); a refund is asked of the gateway and the
+//! order becomes REFUNDED on the gateway's word (its webhook).
 
 use schemas::codes::ErrorCode;
 use schemas::ids;
 use schemas::records::cart::{CartSnapshot, CommandRejection};
 use schemas::records::coupons::{CommitCoupon, CouponCmd, ReleaseCoupon, ReserveCoupon};
 use schemas::records::order::{
-    AttemptStatus, CouponHold, HoldStatus, OrderCmd, OrderCommand, OrderSnapshot, OrderStatus,
-    PaymentAttempt, Transition,
+    AttemptStatus, CouponHold, HoldStatus, LatePayment, OrderCmd, OrderCommand, OrderRefund,
+    OrderSnapshot, OrderStatus, PaymentAttempt, RefundState, Transition,
 };
-use schemas::records::payments::PaymentRequest;
+use schemas::records::payments::{LookUpJob, PaymentRequest, RefundJob};
 
-/// How long a payment token is valid: 30 minutes unless configured.
+/// The order's timing and its choices about late money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderPolicy {
+    /// How long a payment token is valid: 30 minutes unless configured.
     pub attempt_ttl_ms: i64,
+    /// What a payment after expiry does: enrol (the default: the buyer
+    /// paid) or flag the order for a refund.
+    pub late_payment: LatePayment,
+    /// How long an attempt with a session waits for its webhook before
+    /// the gateway is asked (and again after as long, and once more after
+    /// its token expired).
+    pub reconcile_after_ms: i64,
 }
 
 impl Default for OrderPolicy {
     fn default() -> Self {
         OrderPolicy {
             attempt_ttl_ms: 30 * 60 * 1000,
+            late_payment: LatePayment::Enrolled,
+            reconcile_after_ms: 10 * 60 * 1000,
         }
     }
 }
@@ -108,7 +127,12 @@ pub fn decide(
             | OrderCmd::PaymentFailed(_)
             | OrderCmd::CouponAnswered(_)
             | OrderCmd::SessionOpened(_)
-            | OrderCmd::SessionFailed(_) => Decision::Dropped(CommandRejection {
+            | OrderCmd::SessionFailed(_)
+            | OrderCmd::Reconcile(_)
+            | OrderCmd::RequestRefund(_)
+            | OrderCmd::RefundStarted(_)
+            | OrderCmd::RefundNotStarted(_)
+            | OrderCmd::RefundSettled(_) => Decision::Dropped(CommandRejection {
                 command_id: stamp.command_id.to_owned(),
                 code: ErrorCode::PaymentInvalidState.code(),
                 message: "no such order".into(),
@@ -330,8 +354,7 @@ pub fn decide(
                     format!("paid through {} ({})", p.gateway, p.payment_ref)
                 }
                 // Money received is never dropped: a payment that lands
-                // after its attempt expired or failed still pays the order
-                // (what happens next, enrol or refund, is the next rule).
+                // after its attempt expired or failed still pays the order.
                 other => format!(
                     "paid through {} ({}) while {} (attempt {}, current {current})",
                     p.gateway,
@@ -340,6 +363,19 @@ pub fn decide(
                     p.attempt
                 ),
             };
+            if matches!(order.status, OrderStatus::Expired | OrderStatus::Failed) {
+                next.late_payment = Some(policy.late_payment);
+            }
+            // The attempt still open (a newer one than the payment's) is
+            // closed: the order is paid.
+            let open = next
+                .attempts
+                .iter()
+                .find(|a| a.status == AttemptStatus::Open && a.number != p.attempt)
+                .map(|a| a.number);
+            if let Some(n) = open {
+                set_attempt(&mut next, n, AttemptStatus::Expired, None, None);
+            }
             set_attempt(
                 &mut next,
                 p.attempt,
@@ -366,6 +402,110 @@ pub fn decide(
             }
             transition(&mut next, OrderStatus::Paid, &reason, actor, stamp);
             Decision::Order(next, requests)
+        }
+        OrderCmd::Reconcile(r) => {
+            if due_reconcile(order, stamp.at_ms, policy) != Some(r.attempt) {
+                // Answered meanwhile, or asked already by an earlier tick.
+                return Decision::Unchanged;
+            }
+            if let Some(a) = next.attempts.iter_mut().find(|a| a.number == r.attempt) {
+                a.lookups += 1;
+                a.looked_up_at = Some(stamp.at_ms);
+            }
+            Decision::Order(next, Vec::new())
+        }
+        OrderCmd::RequestRefund(r) => {
+            let again = order
+                .refund
+                .as_ref()
+                .is_some_and(|f| f.status == RefundState::Failed);
+            let refundable = order.status == OrderStatus::Paid
+                && (order.refund.is_none() || again)
+                && paid_attempt(order).is_some();
+            if !refundable {
+                let why = match &order.refund {
+                    Some(f) if order.status == OrderStatus::Paid => {
+                        format!("a refund is {} already", f.status.as_str())
+                    }
+                    _ => format!("a refund needs a paid order, not {}", order.status.as_str()),
+                };
+                return refuse(
+                    next,
+                    order.status,
+                    ErrorCode::PaymentInvalidState,
+                    &why,
+                    actor,
+                    stamp,
+                );
+            }
+            next.refund = Some(OrderRefund {
+                status: RefundState::Requested,
+                reason: r.reason.clone(),
+                requested_by: actor.to_owned(),
+                requested_at: stamp.at_ms,
+                gateway: None,
+                refund_id: None,
+                failure: None,
+                calls: Vec::new(),
+            });
+            Decision::Order(next, Vec::new())
+        }
+        OrderCmd::RefundStarted(s) => match next.refund.as_mut() {
+            Some(f) if f.status == RefundState::Requested => {
+                f.status = RefundState::Pending;
+                f.gateway = Some(s.gateway.clone());
+                f.refund_id = Some(s.refund_id.clone());
+                f.calls = s.calls.clone();
+                Decision::Order(next, Vec::new())
+            }
+            // Its webhook came first, or a repeat.
+            _ => Decision::Unchanged,
+        },
+        OrderCmd::RefundNotStarted(s) => match next.refund.as_mut() {
+            Some(f) if f.status == RefundState::Requested => {
+                f.status = RefundState::Failed;
+                f.failure = Some(s.failure.clone());
+                f.calls = s.calls.clone();
+                Decision::Order(next, Vec::new())
+            }
+            _ => Decision::Unchanged,
+        },
+        OrderCmd::RefundSettled(s) => {
+            let full = s.amount == order.placed.total;
+            if order.status != OrderStatus::Paid || (s.succeeded && !full) {
+                // Refunded already (a second event of the same refund), or
+                // a partial refund made at the gateway: `review_reason`
+                // sends the latter to a person.
+                return Decision::Unchanged;
+            }
+            let f = next.refund.get_or_insert_with(|| OrderRefund {
+                // Made at the gateway's dashboard: the money is back all
+                // the same.
+                status: RefundState::Pending,
+                reason: "refunded at the gateway".into(),
+                requested_by: s.gateway.clone(),
+                requested_at: stamp.at_ms,
+                gateway: None,
+                refund_id: None,
+                failure: None,
+                calls: Vec::new(),
+            });
+            f.gateway = Some(s.gateway.clone());
+            f.refund_id = Some(s.refund_id.clone());
+            if !s.succeeded {
+                f.status = RefundState::Failed;
+                f.failure = Some(format!("refund {} failed at {}", s.refund_id, s.gateway));
+                return Decision::Order(next, Vec::new());
+            }
+            f.status = RefundState::Processed;
+            transition(
+                &mut next,
+                OrderStatus::Refunded,
+                &format!("refunded through {} ({})", s.gateway, s.refund_id),
+                actor,
+                stamp,
+            );
+            Decision::Order(next, Vec::new())
         }
         OrderCmd::PaymentFailed(f) => {
             let open = order.status == OrderStatus::AwaitingPayment && f.attempt == current;
@@ -538,7 +678,188 @@ pub fn session_request(
         success_url: after.success_url.clone(),
         cancel_url: after.cancel_url.clone(),
         expires_at: attempt.expires_at,
+        refund: None,
+        look_up: None,
     })
+}
+
+/// Everything `after` asks of the gateway worker that `before` did not:
+/// a payment session for a new attempt, a look-up of an attempt
+/// (reconciliation), a refund. Request ids are derived from what asked
+/// (the attempt and its look-up count, the refund's time), so a replay
+/// asks the same and the gateway's idempotency key holds.
+pub fn gateway_requests(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+) -> Vec<PaymentRequest> {
+    let mut out: Vec<PaymentRequest> = session_request(before, after).into_iter().collect();
+    for a in &after.attempts {
+        let asked = before
+            .and_then(|b| b.attempts.iter().find(|x| x.number == a.number))
+            .map_or(0, |x| x.lookups);
+        if a.lookups > asked {
+            if let (Some(gateway), Some(session_id)) = (&a.gateway, &a.session_id) {
+                let mut r = job_request(after, a.number, "payment-look-up", a.lookups.into());
+                r.look_up = Some(LookUpJob {
+                    gateway: gateway.clone(),
+                    session_id: session_id.clone(),
+                });
+                out.push(r);
+            }
+        }
+    }
+    let requested = |o: Option<&OrderSnapshot>| {
+        o.and_then(|o| o.refund.as_ref())
+            .filter(|f| f.status == RefundState::Requested)
+            .map(|f| f.requested_at)
+    };
+    if let Some(at) = requested(Some(after)).filter(|at| requested(before) != Some(*at)) {
+        if let Some(a) = paid_attempt(after) {
+            let mut r = job_request(after, a.number, "payment-refund", at);
+            r.refund = Some(RefundJob {
+                gateway: a.gateway.clone().unwrap_or_default(),
+                payment_ref: a.payment_ref.clone().unwrap_or_default(),
+                reason: after
+                    .refund
+                    .as_ref()
+                    .map(|f| f.reason.clone())
+                    .unwrap_or_default(),
+            });
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn job_request(order: &OrderSnapshot, attempt: i32, kind: &str, n: i64) -> PaymentRequest {
+    PaymentRequest {
+        request_id: ids::derived(kind, &format!("{}/{attempt}", order.order_token), n).to_string(),
+        order_token: order.order_token.clone(),
+        attempt,
+        amount: order.placed.total.clone(),
+        description: format!("Order {}", order.order_token),
+        buyer_user_id: order.buyer_user_id.clone(),
+        cart_token: order.cart_token.clone(),
+        success_url: None,
+        cancel_url: None,
+        expires_at: 0,
+        refund: None,
+        look_up: None,
+    }
+}
+
+/// The attempt that paid the order, with the gateway and payment to refund.
+fn paid_attempt(order: &OrderSnapshot) -> Option<&PaymentAttempt> {
+    order
+        .attempts
+        .iter()
+        .find(|a| a.status == AttemptStatus::Paid && a.gateway.is_some() && a.payment_ref.is_some())
+}
+
+/// Why a payment event needs a person rather than a rule: it does not
+/// match the order (amount, currency), it is a second payment of an order
+/// paid already (the buyer was charged twice), or a partial refund was
+/// made at the gateway. The order processor refuses such a payment on the
+/// order and sends the command to the dead letters for review.
+pub fn review_reason(order: Option<&OrderSnapshot>, command: &OrderCommand) -> Option<String> {
+    let order = order?;
+    match &command.command {
+        OrderCmd::PaymentSucceeded(p) => {
+            let expected = &order.placed.total;
+            if p.amount != *expected {
+                return Some(format!(
+                    "payment {} of {} {} does not match order {}'s {} {}",
+                    p.payment_ref,
+                    p.amount.amount_minor,
+                    p.amount.currency,
+                    order.order_token,
+                    expected.amount_minor,
+                    expected.currency
+                ));
+            }
+            let paid = matches!(order.status, OrderStatus::Paid | OrderStatus::Refunded);
+            let same = order
+                .attempts
+                .iter()
+                .any(|a| a.payment_ref.as_deref() == Some(p.payment_ref.as_str()));
+            (paid && !same).then(|| {
+                format!(
+                    "second payment {} through {} for order {}, which is {} already: refund it",
+                    p.payment_ref,
+                    p.gateway,
+                    order.order_token,
+                    order.status.as_str()
+                )
+            })
+        }
+        OrderCmd::RefundSettled(s) if s.succeeded && s.amount != order.placed.total => {
+            Some(format!(
+                "partial refund {} of {} {} made at {} for order {} ({} {})",
+                s.refund_id,
+                s.amount.amount_minor,
+                s.amount.currency,
+                s.gateway,
+                order.order_token,
+                order.placed.total.amount_minor,
+                order.placed.total.currency
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The attempt of `order` due a look-up at its gateway at `now_ms`: one
+/// with a session still waiting for its outcome after
+/// [`OrderPolicy::reconcile_after_ms`] (since it opened or was last looked
+/// up), or one whose token expired and that was not looked up since,
+/// once that long after (a payment whose webhook was missed just before
+/// the expiry is found then).
+pub fn due_reconcile(order: &OrderSnapshot, now_ms: i64, policy: &OrderPolicy) -> Option<i32> {
+    let a = order.attempts.last()?;
+    a.session_id.as_ref()?;
+    let due = match (order.status, a.status) {
+        (OrderStatus::AwaitingPayment, AttemptStatus::Open) => {
+            let since = a.looked_up_at.unwrap_or(a.opened_at);
+            now_ms.saturating_sub(since) >= policy.reconcile_after_ms
+        }
+        (OrderStatus::Expired, AttemptStatus::Expired) => {
+            a.looked_up_at.is_none_or(|t| t < a.expires_at)
+                && now_ms.saturating_sub(a.expires_at) >= policy.reconcile_after_ms
+        }
+        _ => false,
+    };
+    due.then_some(a.number)
+}
+
+/// What `after` asks of the enrollment processor that `before` did not:
+/// the enrollment of an order that became PAID (unless its late payment
+/// is to be refunded), the revocation of one that became REFUNDED.
+pub fn enrollment_requests(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+    at_ms: i64,
+) -> Vec<schemas::records::enrollment::EnrollmentCommand> {
+    use schemas::records::enrollment::{EnrollmentCmd, EnrollmentCommand, RevokeOrder};
+    let mut out = Vec::new();
+    if after.late_payment != Some(LatePayment::RefundDue) {
+        out.extend(enrollment_request(before, after, at_ms));
+    }
+    let was = before.map(|b| b.status);
+    if after.status == OrderStatus::Refunded && was != Some(OrderStatus::Refunded) {
+        out.push(EnrollmentCommand {
+            command_id: ids::derived("revoke-order", &after.order_token, 0).to_string(),
+            buyer_key: crate::enrollment::buyer_key(
+                after.buyer_user_id.as_deref(),
+                &after.order_token,
+            ),
+            issued_at: at_ms,
+            command: EnrollmentCmd::RevokeOrder(RevokeOrder {
+                order_token: after.order_token.clone(),
+                reason: "the order was refunded".into(),
+            }),
+        });
+    }
+    out
 }
 
 /// The enrollment `after` asks for when it became PAID (from `before`):
@@ -627,6 +948,8 @@ fn open_order(
         success_url,
         cancel_url,
         buyer_email,
+        late_payment: None,
+        refund: None,
         created_at: stamp.at_ms,
         updated_at: stamp.at_ms,
         last_command_id: stamp.command_id.to_owned(),
@@ -662,6 +985,8 @@ fn open_attempt(
         checkout_url: None,
         razorpay_key_id: None,
         calls: Vec::new(),
+        lookups: 0,
+        looked_up_at: None,
     });
 }
 

@@ -24,7 +24,7 @@ use crate::records::{
     order::{OrderCommand, OrderSnapshot},
     payments::PaymentRequest,
     runtime::AppliedInput,
-    webhooks::{InboundWebhook, WebhookLog},
+    webhooks::{InboundWebhook, RetryBook, RetryCommand, WebhookLog},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +274,33 @@ pub const WEBHOOK_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     doc: "The event ids the webhook processor applied, per gateway session, for 24 h.",
 });
 
+pub const WEBHOOKS_RETRY: Topic<RetryCommand> = Topic::new(TopicDef {
+    name: "webhooks.retry",
+    partitions: WEBHOOK_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.webhooks.RetryCommand.avsc"),
+    doc: "Gateway order commands parked because their order is not known yet, and their redeliveries, keyed by order token.",
+});
+
+pub const WEBHOOK_RETRY_CHANGELOG: Topic<RetryBook> = Topic::new(TopicDef {
+    name: "webhook-retry.processor-changelog",
+    partitions: WEBHOOK_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.webhooks.RetryBook.avsc"),
+    doc: "The webhook retry stage's state: parked commands and redelivery counts per order.",
+});
+
+pub const WEBHOOK_RETRY_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "webhook-retry.processor-applied",
+    partitions: WEBHOOK_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The retry records the retry stage applied, per order, for 24 h.",
+});
+
 /// Partitions of the enrollment command topic and its processor's topics.
 const ENROLLMENT_PARTITIONS: i32 = 4;
 
@@ -345,6 +372,9 @@ pub const ALL: &[TopicDef] = &[
     WEBHOOKS_INBOUND.def,
     WEBHOOK_CHANGELOG.def,
     WEBHOOK_APPLIED.def,
+    WEBHOOKS_RETRY.def,
+    WEBHOOK_RETRY_CHANGELOG.def,
+    WEBHOOK_RETRY_APPLIED.def,
     ENROLLMENT_COMMANDS.def,
     ENROLLMENT_SNAPSHOTS.def,
     ENROLLMENT_CHANGELOG.def,

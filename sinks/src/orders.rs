@@ -67,6 +67,9 @@ pub struct Rows {
     pub coupons: Vec<serde_json::Value>,
     pub success_url: Vec<Option<String>>,
     pub cancel_url: Vec<Option<String>>,
+    pub buyer_email: Vec<Option<String>>,
+    pub late_payment: Vec<Option<&'static str>>,
+    pub refund: Vec<Option<serde_json::Value>>,
     pub rejection_command: Vec<Option<String>>,
     pub rejection_code: Vec<Option<i32>>,
     pub rejection_message: Vec<Option<String>>,
@@ -145,6 +148,19 @@ pub fn rows(batch: &[Keyed<OrderSnapshot>]) -> Rows {
         ));
         out.success_url.push(o.success_url.clone());
         out.cancel_url.push(o.cancel_url.clone());
+        out.buyer_email.push(o.buyer_email.clone());
+        out.late_payment.push(o.late_payment.map(|l| l.as_str()));
+        out.refund.push(o.refund.as_ref().map(|f| {
+            serde_json::json!({
+                "status": f.status.as_str(),
+                "reason": f.reason,
+                "requested_by": f.requested_by,
+                "requested_at": ts(f.requested_at),
+                "gateway": f.gateway,
+                "refund_id": f.refund_id,
+                "failure": f.failure,
+            })
+        }));
         out.rejection_command
             .push(o.rejection.as_ref().map(|r| r.command_id.clone()));
         out.rejection_code
@@ -195,17 +211,20 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
         "INSERT INTO orders (order_token, version, event_id, status, cart_token, buyer_user_id, currency,
                              subtotal_minor, discount_total_minor, tax_total_minor, total_minor, placed,
                              success_url, cancel_url, rejection_command_id, rejection_code, rejection_message,
-                             created_at, updated_at, coupons)
+                             created_at, updated_at, coupons, buyer_email, late_payment, refund)
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                               $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::jsonb[],
                               $13::text[], $14::text[], $15::text[], $16::int4[], $17::text[],
-                              $18::timestamptz[], $19::timestamptz[], $20::jsonb[])
+                              $18::timestamptz[], $19::timestamptz[], $20::jsonb[],
+                              $21::text[], $22::text[], $23::jsonb[])
          ON CONFLICT (order_token) DO UPDATE SET
              version = EXCLUDED.version, event_id = EXCLUDED.event_id, status = EXCLUDED.status,
              buyer_user_id = EXCLUDED.buyer_user_id, success_url = EXCLUDED.success_url,
              cancel_url = EXCLUDED.cancel_url, rejection_command_id = EXCLUDED.rejection_command_id,
              rejection_code = EXCLUDED.rejection_code, rejection_message = EXCLUDED.rejection_message,
-             updated_at = EXCLUDED.updated_at, coupons = EXCLUDED.coupons
+             updated_at = EXCLUDED.updated_at, coupons = EXCLUDED.coupons,
+             buyer_email = EXCLUDED.buyer_email, late_payment = EXCLUDED.late_payment,
+             refund = EXCLUDED.refund
          WHERE orders.version <= EXCLUDED.version
          RETURNING order_token, version",
     )
@@ -229,6 +248,9 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&r.created)
     .bind(&r.updated)
     .bind(&r.coupons)
+    .bind(&r.buyer_email)
+    .bind(&r.late_payment)
+    .bind(&r.refund)
     .fetch_all(&mut **tx)
     .await?;
     let tokens: Vec<&str> = changed.iter().map(|(t, _)| t.as_str()).collect();

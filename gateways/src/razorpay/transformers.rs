@@ -522,14 +522,20 @@ pub fn event(event_id: &str, raw_body: &[u8]) -> Result<WebhookEvent, WebhookErr
                 .entity;
             let amount = money(r.amount, &r.currency).map_err(WebhookError::Payload)?;
             let (refund_id, payment_id) = (r.id.clone(), Some(r.payment_id.clone()));
+            let order_id = match r.notes.get(ORDER_ID_NOTE) {
+                Some(raw) => Some(our_order_id(raw)?),
+                None => None,
+            };
             if kind == EventKind::RefundProcessed {
                 PaymentEvent::RefundProcessed {
+                    order_id,
                     refund_id,
                     payment_id,
                     amount,
                 }
             } else {
                 PaymentEvent::RefundFailed {
+                    order_id,
                     refund_id,
                     payment_id,
                     amount,

@@ -496,13 +496,16 @@ pub fn event(raw_body: &[u8]) -> Result<WebhookEvent, WebhookError> {
             let r: RefundObject = object(&body)?;
             let amount = money(r.amount, &r.currency).map_err(WebhookError::Payload)?;
             let payment_id = r.payment_intent.clone().or_else(|| r.charge.clone());
+            let order_id = our_order_id(r.metadata.get(ORDER_ID_KEY))?;
             match refund_status(r.status) {
                 RefundStatus::Processed => PaymentEvent::RefundProcessed {
+                    order_id,
                     refund_id: r.id,
                     payment_id,
                     amount,
                 },
                 RefundStatus::Failed => PaymentEvent::RefundFailed {
+                    order_id,
                     refund_id: r.id,
                     payment_id,
                     amount,

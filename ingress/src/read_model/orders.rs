@@ -33,6 +33,17 @@ pub struct OrderView {
     pub coupons: serde_json::Value,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
+    /// Where the order's emails go.
+    pub buyer_email: Option<String>,
+    /// Set when the payment landed after the order expired or failed:
+    /// `enrolled` (taken as if on time) or `refund_due` (not enrolled; the
+    /// money is to be refunded).
+    pub late_payment: Option<String>,
+    /// The order's refund, once one was asked for: `status` (`requested`,
+    /// `pending`, `processed`, `failed`), `reason`, `requested_by`,
+    /// `requested_at`, `gateway`, `refund_id`, `failure`.
+    #[schema(value_type = Option<Object>)]
+    pub refund: Option<serde_json::Value>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
     #[serde(skip)]
@@ -89,7 +100,7 @@ pub struct TransitionView {
 }
 
 const ORDER_COLUMNS: &str = "order_token, version, status, cart_token, buyer_user_id, currency, subtotal_minor,
-    discount_total_minor, tax_total_minor, total_minor, placed, coupons, success_url, cancel_url, created_at, updated_at,
+    discount_total_minor, tax_total_minor, total_minor, placed, coupons, success_url, cancel_url, buyer_email, late_payment, refund, created_at, updated_at,
     rejection_command_id, rejection_code, rejection_message";
 
 /// What of the frozen cart an order shows: its pricing, not the cart's

@@ -7,7 +7,11 @@
 //! - `PUT /coupons/{code}`: create or replace a coupon (to
 //!   `coupons.definitions`; carts re-check their coupons on every change);
 //! - `PUT /fx-rates/{currency}`: publish the INR → currency rate (to
-//!   `fx.rates`; carts keep the rate's time on their snapshot).
+//!   `fx.rates`; carts keep the rate's time on their snapshot);
+//! - `POST /orders/{order_token}/refund`: refund a paid order in full (a
+//!   RequestRefund on `order.commands`; the gateway worker asks the
+//!   gateway, the order becomes REFUNDED on the gateway's webhook and its
+//!   enrollments are revoked).
 //!
 //! Table topics keep every version: commands name the versions they are
 //! priced at (see `crate::table_versions`).
@@ -22,12 +26,14 @@ use axum::routing::put;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use schemas::codes::ErrorCode;
 use schemas::records::catalog::{BillingPeriod, Internship, PeriodUnit};
+use schemas::records::order::{OrderCmd, OrderCommand, RefundState, RequestRefund};
 use schemas::records::coupons::{Coupon as CouponRecord, CouponKind, Tier};
 use schemas::records::fx::FxRate;
 use schemas::records::WireMoney;
-use schemas::topics::{CATALOG_INTERNSHIPS, COUPONS, FX_RATES};
-use schemas::values::InternshipId;
+use schemas::topics::{CATALOG_INTERNSHIPS, COUPONS, FX_RATES, ORDER_COMMANDS};
+use schemas::values::{InternshipId, OrderToken};
 use schemas::Currency;
 
 use crate::auth::Admin;
@@ -487,6 +493,103 @@ pub async fn put_coupon(
         Json(CouponPublished {
             code: record.code,
             offset,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundInput {
+    /// Why, for the order's record (1-500 characters).
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefundAccepted {
+    pub order_token: String,
+    /// The order's version once the request is applied (read it with
+    /// `Prefer: wait` and `?version`).
+    pub version: i64,
+    pub command_id: String,
+}
+
+/// Refund a paid order in full through the gateway that took the payment.
+/// The order shows the refund as requested, then pending; it becomes
+/// `refunded` when the gateway's refund webhook arrives.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{order_token}/refund",
+    tag = "admin",
+    params(("order_token" = String, Path, description = "the order token")),
+    request_body(content = RefundInput, example = json!({"reason": "the buyer asked within 14 days"})),
+    responses(
+        (status = 202, description = "the refund request is accepted", body = RefundAccepted),
+        (status = 401, description = "no or invalid token", body = crate::error::ErrorBody),
+        (status = 403, description = "not an admin", body = crate::error::ErrorBody),
+        (status = 404, description = "no such order", body = crate::error::ErrorBody),
+        (status = 409, description = "the order is not paid, or a refund is under way (3002)", body = crate::error::ErrorBody),
+        (status = 422, description = "invalid request", body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn refund_order(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    ids: CommandIds,
+    Path(token): Path<String>,
+    ApiJson(input): ApiJson<RefundInput>,
+) -> Result<Response, ApiError> {
+    let token = OrderToken::parse(&token)
+        .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::Validation(vec![
+            "reason: 1-500 characters".into(),
+        ]));
+    }
+    let order = crate::read_model::orders::order(&state.pool, token.as_str())
+        .await?
+        .ok_or_else(|| ApiError::Domain(ErrorCode::OrderNotFound, "order not found".into()))?;
+    // What the read model shows now; the order processor decides (a
+    // refund asked twice at once is refused there and recorded).
+    let refund_status = order
+        .refund
+        .as_ref()
+        .and_then(|r| r["status"].as_str())
+        .map(str::to_owned);
+    let under_way = refund_status
+        .as_deref()
+        .is_some_and(|s| s != RefundState::Failed.as_str());
+    if order.status != "paid" || under_way {
+        return Err(ApiError::Domain(
+            ErrorCode::PaymentInvalidState,
+            match refund_status {
+                Some(s) if order.status == "paid" => format!("a refund is {s} already"),
+                _ => format!("a refund needs a paid order, not {}", order.status),
+            },
+        ));
+    }
+    let command = OrderCommand {
+        command_id: ids.command(0).to_string(),
+        order_token: token.as_str().to_owned(),
+        issued_at: chrono::Utc::now().timestamp_millis(),
+        actor: Some(format!("admin:{}", admin.id)),
+        command: OrderCmd::RequestRefund(RequestRefund {
+            reason: reason.to_owned(),
+        }),
+    };
+    let version = state
+        .commands
+        .send(&ORDER_COMMANDS, token.as_str(), &command, &command.command_id)
+        .await?;
+    tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, order = %token.as_str(), "refund requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RefundAccepted {
+            order_token: token.as_str().to_owned(),
+            version,
+            command_id: command.command_id,
         }),
     )
         .into_response())

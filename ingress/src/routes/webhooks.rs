@@ -162,9 +162,15 @@ fn key_of(event: &WebhookEvent) -> String {
         | PaymentEvent::AwaitingPayment { at }
         | PaymentEvent::PaymentFailed { at, .. }
         | PaymentEvent::SessionExpired { at } => Some(at),
-        PaymentEvent::RefundProcessed { .. }
-        | PaymentEvent::RefundFailed { .. }
-        | PaymentEvent::Ignored => None,
+        PaymentEvent::RefundProcessed { order_id, .. }
+        | PaymentEvent::RefundFailed { order_id, .. } => {
+            // No session in a refund: our order reference keeps one
+            // order's refund events in order.
+            return order_id
+                .as_ref()
+                .map_or_else(|| event.id.clone(), |o| o.as_str().to_owned());
+        }
+        PaymentEvent::Ignored => None,
     };
     at.and_then(|a| {
         a.session_id

@@ -65,6 +65,7 @@ impl Processor for EnrollmentProcessor {
             EnrollmentCmd::EnrollOrder(order) => {
                 enrollment::enroll(state, &input.key, order, input.offset, cmd.issued_at)
             }
+            EnrollmentCmd::RevokeOrder(r) => enrollment::revoke(state, r, input.offset),
         };
         match next {
             Some(book) => Outcome {

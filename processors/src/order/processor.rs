@@ -1,8 +1,13 @@
 //! The adapter between the order rules and the runner: the snapshot is the
-//! state and the output; the timer asks for the expiry of every attempt
-//! whose payment token ran out, as a command with an id derived from the
-//! order and the attempt, so every tick until it is applied asks for the
-//! same expiry.
+//! state and the output; what a change asks of others (sessions, look-ups
+//! and refunds of the gateway worker, enrollments, coupon commands) is read
+//! from the change by the rules. The timers ask for the expiry of every
+//! attempt whose payment token ran out, and the look-up of every attempt
+//! that waited too long for its webhook, as commands with ids derived from
+//! the order and the attempt, so every tick until one is applied asks the
+//! same. A payment that needs a person (`rules::order::review_reason`) is
+//! refused on the order and its command sent to the dead letters, kind
+//! `review`.
 
 use std::collections::HashMap;
 
@@ -12,12 +17,13 @@ use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
 use schemas::records::coupons::CouponCommand;
 use schemas::records::enrollment::EnrollmentCommand;
-use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot};
+use schemas::records::dead_letter::DeadLetter;
+use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot, Reconcile};
 use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::topics::{
-    COUPON_COMMANDS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS,
-    ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
+    COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG,
+    ORDER_COMMANDS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
 };
 use schemas::{Codec, CodecError, Topic};
 
@@ -41,8 +47,15 @@ pub enum OrderOutput {
     Coupon(CouponCommand),
     /// A payment session for the gateway worker to open.
     Session(PaymentRequest),
-    /// A paid order's enrollment, for the enrollment processor.
+    /// A paid order's enrollment (or a refunded one's revocation), for
+    /// the enrollment processor.
     Enroll(EnrollmentCommand),
+    /// A payment command for a person to look at: the command as it came,
+    /// re-encoded for `order.commands` so a replay sends it back there.
+    Review {
+        command: Box<OrderCommand>,
+        letter: DeadLetter,
+    },
 }
 
 impl Emit for OrderOutput {
@@ -61,6 +74,16 @@ impl Emit for OrderOutput {
             OrderOutput::Enroll(e) => {
                 Box::pin(encode_for(codec, &ENROLLMENT_COMMANDS, &e.buyer_key, e))
             }
+            OrderOutput::Review { command, letter } => Box::pin(async move {
+                let value = codec.encode(&ORDER_COMMANDS, command.as_ref()).await?;
+                let letter = DeadLetter {
+                    key: Some(Codec::encode_key(&command.order_token)),
+                    value: Some(value),
+                    ..letter.clone()
+                };
+                let key = platform::stage::dead_letter_key(&letter);
+                encode_for(codec, &DEAD_LETTERS, &key, &letter).await
+            }),
         }
     }
 }
@@ -104,15 +127,39 @@ impl Processor for OrderProcessor {
             at_ms: cmd.issued_at,
             correlation_id: &input.correlation_id,
         };
+        let review = order::review_reason(state, cmd).map(|reason| {
+            tracing::error!(order = %input.key, %reason, "payment sent for review");
+            OrderOutput::Review {
+                command: Box::new(cmd.clone()),
+                letter: DeadLetter {
+                    stage: Self::NAME.into(),
+                    reason,
+                    kind: "review".into(),
+                    source_topic: ORDER_COMMANDS.def.name.into(),
+                    source_partition: input.partition,
+                    source_offset: input.offset,
+                    key: None,
+                    value: None,
+                    correlation_id: Some(input.correlation_id.clone()),
+                    headers: Default::default(),
+                    failed_at: cmd.issued_at,
+                },
+            }
+        });
         match order::decide(state, cmd, &stamp, &self.policy) {
             Decision::Order(next, requests) => {
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
-                if let Some(request) = order::session_request(state, &next) {
-                    outputs.push(OrderOutput::Session(request));
-                }
-                if let Some(enroll) = order::enrollment_request(state, &next, cmd.issued_at) {
-                    outputs.push(OrderOutput::Enroll(enroll));
-                }
+                outputs.extend(review);
+                outputs.extend(
+                    order::gateway_requests(state, &next)
+                        .into_iter()
+                        .map(OrderOutput::Session),
+                );
+                outputs.extend(
+                    order::enrollment_requests(state, &next, cmd.issued_at)
+                        .into_iter()
+                        .map(OrderOutput::Enroll),
+                );
                 // Ids derived from the order's command and the coupon: a
                 // replay asks the coupon processor the very same thing.
                 outputs.extend(requests.into_iter().map(|r| {
@@ -134,7 +181,13 @@ impl Processor for OrderProcessor {
                     outputs,
                 }
             }
-            Decision::Unchanged => Outcome::nothing(),
+            // A review without a change (a partial refund made at the
+            // gateway) is still sent; the input is not recorded, so a
+            // redelivery sends the same letter again (same key).
+            Decision::Unchanged => Outcome {
+                state: None,
+                outputs: review.into_iter().collect(),
+            },
             Decision::Dropped(r) => {
                 tracing::warn!(code = r.code, message = %r.message, order = %input.key, "order command dropped");
                 Outcome::nothing()
@@ -143,19 +196,33 @@ impl Processor for OrderProcessor {
     }
 
     fn timers(&self, now_ms: i64, states: &HashMap<String, OrderSnapshot>) -> Vec<OrderOutput> {
-        states
-            .values()
-            .filter_map(|o| {
-                let attempt = order::due_expiry(o, now_ms, &self.policy)?;
-                Some(OrderOutput::Command(OrderCommand {
-                    command_id: ids::derived("order-expire", &o.order_token, i64::from(attempt))
-                        .to_string(),
-                    order_token: o.order_token.clone(),
-                    issued_at: now_ms,
-                    actor: Some("system".into()),
-                    command: OrderCmd::ExpireAttempt(ExpireAttempt { attempt }),
-                }))
+        let command = |o: &OrderSnapshot, id: uuid::Uuid, command: OrderCmd| {
+            OrderOutput::Command(OrderCommand {
+                command_id: id.to_string(),
+                order_token: o.order_token.clone(),
+                issued_at: now_ms,
+                actor: Some("system".into()),
+                command,
             })
-            .collect()
+        };
+        let mut out = Vec::new();
+        for o in states.values() {
+            if let Some(attempt) = order::due_expiry(o, now_ms, &self.policy) {
+                let id = ids::derived("order-expire", &o.order_token, i64::from(attempt));
+                out.push(command(o, id, OrderCmd::ExpireAttempt(ExpireAttempt { attempt })));
+            }
+            if let Some(attempt) = order::due_reconcile(o, now_ms, &self.policy) {
+                // Per attempt and look-up: the next tick asks the same one
+                // until it is applied.
+                let lookups = o.attempts.last().map_or(0, |a| a.lookups);
+                let id = ids::derived(
+                    "order-reconcile",
+                    &format!("{}/{attempt}", o.order_token),
+                    i64::from(lookups),
+                );
+                out.push(command(o, id, OrderCmd::Reconcile(Reconcile { attempt })));
+            }
+        }
+        out
     }
 }

@@ -1,5 +1,13 @@
-//! The gateway worker: opens each requested payment session and writes the
-//! result to its order.
+//! The gateway worker: does what the order processor asks of a gateway
+//! (open a payment session, look up where a session's payment stands,
+//! refund a payment) and writes the result to the order.
+//!
+//! A look-up that finds the payment made answers with the very command a
+//! webhook of that payment would (the same derived id), so a webhook and a
+//! reconciliation pay the order once; anything else it finds changes
+//! nothing (our own timer expires the attempt). A refund call answers
+//! RefundStarted or RefundNotStarted; the refund's outcome comes by
+//! webhook.
 //!
 //! [`Gateways::open`] tries the gateways the routing names for the order's
 //! currency, first to last, skipping one whose breaker is open; each call
@@ -22,13 +30,17 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use gateways::{
     razorpay, retry, stripe, Buyer, Checkout, Connector, Gateway, GatewayError, IdempotencyKey,
-    Line, OrderId, Session, SessionRequest,
+    Line, OrderId, PaymentStatus, RefundRequest, Session, SessionRequest,
 };
 use platform::kafka::{self, GroupConsumer};
 use platform::stage::{self, BatchEnd, BatchHandler, Record, Taken};
 use schemas::ids;
-use schemas::records::order::{GatewayCall, OrderCmd, OrderCommand, SessionFailed, SessionOpened};
-use schemas::records::payments::PaymentRequest;
+use schemas::records::order::{
+    GatewayCall, OrderCmd, OrderCommand, PaymentSucceeded, RefundNotStarted, RefundStarted,
+    SessionFailed, SessionOpened,
+};
+use schemas::records::payments::{Job, LookUpJob, PaymentRequest, RefundJob};
+use schemas::records::WireMoney;
 use schemas::topics::{DEAD_LETTERS, ORDER_COMMANDS, PAYMENT_REQUESTS};
 use schemas::{Codec, TopicDef};
 
@@ -115,6 +127,158 @@ impl Gateways {
             .set(b.state().gauge());
     }
 
+    /// Does what `request` asks; what to tell its order, under which id
+    /// (`None`: nothing to tell).
+    pub async fn handle(&self, request: &PaymentRequest) -> Option<(String, OrderCmd)> {
+        let result_id = |kind: &str| ids::derived(kind, &request.request_id, 0).to_string();
+        match request.job() {
+            Job::OpenSession => {
+                let deadline = tokio::time::timeout(SESSION_DEADLINE, self.open(request)).await;
+                let command = deadline.unwrap_or_else(|_| {
+                    OrderCmd::SessionFailed(SessionFailed {
+                        attempt: request.attempt,
+                        failure: format!("no gateway answered within {SESSION_DEADLINE:?}"),
+                        timed_out: true,
+                        calls: Vec::new(),
+                    })
+                });
+                Some((result_id("payment-session-result"), command))
+            }
+            Job::LookUp(job) => {
+                let found = tokio::time::timeout(SESSION_DEADLINE, self.look_up(request, job))
+                    .await
+                    .ok()
+                    .flatten()?;
+                // The id a webhook of this payment carries
+                // (`processors::webhook`): whichever comes first pays.
+                let id = ids::derived(
+                    "payment-succeeded",
+                    &request.order_token,
+                    i64::from(request.attempt),
+                );
+                Some((id.to_string(), found))
+            }
+            Job::Refund(job) => {
+                let command = tokio::time::timeout(SESSION_DEADLINE, self.refund(request, job))
+                    .await
+                    .unwrap_or_else(|_| {
+                        OrderCmd::RefundNotStarted(RefundNotStarted {
+                            failure: format!("no answer within {SESSION_DEADLINE:?}"),
+                            calls: Vec::new(),
+                        })
+                    });
+                Some((result_id("payment-refund-result"), command))
+            }
+        }
+    }
+
+    /// Where `job`'s session's payment stands: a payment made is the
+    /// order's PaymentSucceeded; anything else (open, processing, failed
+    /// for now, expired, or the gateway not answering) tells nothing.
+    async fn look_up(&self, request: &PaymentRequest, job: &LookUpJob) -> Option<OrderCmd> {
+        let gateway = gateway_named(&job.gateway)?;
+        let outcome = match gateway {
+            Gateway::Razorpay => {
+                retry::run(&self.retry, gateway, "look_up", || {
+                    self.razorpay.look_up(&job.session_id)
+                })
+                .await
+            }
+            Gateway::Stripe => {
+                retry::run(&self.retry, gateway, "look_up", || {
+                    self.stripe.look_up(&job.session_id)
+                })
+                .await
+            }
+        };
+        let label = match &outcome.result {
+            Ok(PaymentStatus::Paid { .. }) => "paid",
+            Ok(_) => "not_paid",
+            Err(_) => "failed",
+        };
+        metrics()
+            .lookups
+            .with_label_values(&[gateway.as_str(), label])
+            .inc();
+        match outcome.result {
+            Ok(PaymentStatus::Paid { payment_id, amount }) => {
+                tracing::info!(%gateway, order = %request.order_token, attempt = request.attempt, payment = %payment_id, "reconciliation found a payment");
+                Some(OrderCmd::PaymentSucceeded(PaymentSucceeded {
+                    attempt: request.attempt,
+                    gateway: gateway.as_str().into(),
+                    payment_ref: payment_id,
+                    amount: WireMoney::try_from(&amount).ok()?,
+                }))
+            }
+            Ok(other) => {
+                tracing::info!(%gateway, order = %request.order_token, status = ?other, "reconciliation: not paid");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(%gateway, order = %request.order_token, error = %e, "reconciliation look-up failed; the next round asks again");
+                None
+            }
+        }
+    }
+
+    /// Refunds the attempt's payment in full, under the request id as the
+    /// gateway's idempotency key.
+    async fn refund(&self, request: &PaymentRequest, job: &RefundJob) -> OrderCmd {
+        let not_started = |failure: String, calls| {
+            OrderCmd::RefundNotStarted(RefundNotStarted { failure, calls })
+        };
+        let Some(gateway) = gateway_named(&job.gateway) else {
+            return not_started(format!("unknown gateway {:?}", job.gateway), Vec::new());
+        };
+        let refund = (|| {
+            Ok::<_, String>(RefundRequest {
+                order_id: OrderId::parse(&gateway_reference(&request.order_token, request.attempt))
+                    .map_err(|e| e.to_string())?,
+                payment_id: job.payment_ref.clone(),
+                amount: None,
+                idempotency_key: IdempotencyKey::parse(&request.request_id)
+                    .map_err(|e| e.to_string())?,
+            })
+        })();
+        let refund = match refund {
+            Ok(r) => r,
+            Err(e) => return not_started(format!("the refund cannot be sent: {e}"), Vec::new()),
+        };
+        let outcome = match gateway {
+            Gateway::Razorpay => {
+                retry::run(&self.retry, gateway, "refund", || self.razorpay.refund(&refund)).await
+            }
+            Gateway::Stripe => {
+                retry::run(&self.retry, gateway, "refund", || self.stripe.refund(&refund)).await
+            }
+        };
+        let calls = outcome
+            .attempts
+            .iter()
+            .map(|a| GatewayCall {
+                gateway: gateway.as_str().into(),
+                outcome: a.error.as_ref().map_or("ok", GatewayError::kind).into(),
+                latency_ms: i64::try_from(a.latency.as_millis()).unwrap_or(i64::MAX),
+                error: a.error.as_ref().map(ToString::to_string),
+            })
+            .collect();
+        metrics()
+            .refunds
+            .with_label_values(&[gateway.as_str(), if outcome.result.is_ok() { "started" } else { "failed" }])
+            .inc();
+        match outcome.result {
+            Ok(r) => OrderCmd::RefundStarted(RefundStarted {
+                refund_id: r.id,
+                gateway: gateway.as_str().into(),
+                calls,
+            }),
+            Err(e) => {
+                tracing::warn!(%gateway, order = %request.order_token, error = %e, "refund not started");
+                not_started(format!("{gateway}: {e}"), calls)
+            }
+        }
+    }
+
     /// Opens `request`'s session; what to tell its order.
     pub async fn open(&self, request: &PaymentRequest) -> OrderCmd {
         let session_request = match session_request(request, &self.return_url, now_secs()) {
@@ -199,6 +363,14 @@ impl Gateways {
             timed_out,
             calls,
         })
+    }
+}
+
+fn gateway_named(name: &str) -> Option<Gateway> {
+    match name {
+        "razorpay" => Some(Gateway::Razorpay),
+        "stripe" => Some(Gateway::Stripe),
+        _ => None,
     }
 }
 
@@ -332,20 +504,10 @@ impl BatchHandler for Worker {
             .iter()
             .map(|r| {
                 let (gateways, request) = (self.gateways.clone(), r.value.clone());
-                async move {
-                    match tokio::time::timeout(SESSION_DEADLINE, gateways.open(&request)).await {
-                        Ok(command) => command,
-                        Err(_) => OrderCmd::SessionFailed(SessionFailed {
-                            attempt: request.attempt,
-                            failure: format!("no gateway answered within {SESSION_DEADLINE:?}"),
-                            timed_out: true,
-                            calls: Vec::new(),
-                        }),
-                    }
-                }
+                async move { gateways.handle(&request).await }
             })
             .collect();
-        let results: Vec<OrderCmd> = futures::stream::iter(calls)
+        let results: Vec<Option<(String, OrderCmd)>> = futures::stream::iter(calls)
             .buffered(SESSIONS_AT_ONCE)
             .collect()
             .await;
@@ -354,10 +516,12 @@ impl BatchHandler for Worker {
         stage::fault_hold().await;
         let topic = self.codec.names().name(&ORDER_COMMANDS.def);
         let mut sends = Vec::with_capacity(results.len());
-        for (request, command) in requests.iter().zip(results) {
+        for (request, result) in requests.iter().zip(results) {
+            let Some((command_id, command)) = result else {
+                continue;
+            };
             let answer = OrderCommand {
-                command_id: ids::derived("payment-session-result", &request.value.request_id, 0)
-                    .to_string(),
+                command_id,
                 order_token: request.value.order_token.clone(),
                 issued_at: chrono::Utc::now().timestamp_millis(),
                 actor: Some(STAGE.into()),
@@ -394,6 +558,8 @@ impl BatchHandler for Worker {
 
 struct Metrics {
     sessions: IntCounterVec,
+    lookups: IntCounterVec,
+    refunds: IntCounterVec,
     breaker: IntGaugeVec,
 }
 
@@ -410,6 +576,22 @@ fn metrics() -> &'static Metrics {
                 &["gateway", "outcome"],
             )
             .expect("valid metric"),
+            lookups: IntCounterVec::new(
+                Opts::new(
+                    "payment_lookups_total",
+                    "Reconciliation look-ups of a payment session, by gateway and outcome (paid, not_paid, failed)",
+                ),
+                &["gateway", "outcome"],
+            )
+            .expect("valid metric"),
+            refunds: IntCounterVec::new(
+                Opts::new(
+                    "payment_refund_calls_total",
+                    "Refunds asked of a gateway, by gateway and outcome (started, failed)",
+                ),
+                &["gateway", "outcome"],
+            )
+            .expect("valid metric"),
             breaker: IntGaugeVec::new(
                 Opts::new(
                     "gateway_breaker_state",
@@ -422,6 +604,8 @@ fn metrics() -> &'static Metrics {
         let registry = prometheus::default_registry();
         for c in [
             Box::new(m.sessions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.lookups.clone()),
+            Box::new(m.refunds.clone()),
             Box::new(m.breaker.clone()),
         ] {
             if let Err(e) = registry.register(c) {
@@ -435,7 +619,6 @@ fn metrics() -> &'static Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use schemas::records::WireMoney;
 
     fn request() -> PaymentRequest {
         PaymentRequest {
@@ -453,6 +636,8 @@ mod tests {
             cancel_url: Some("https://shop.example/cancel".into()),
             // 10 000 s after the epoch.
             expires_at: 10_000_000,
+            refund: None,
+            look_up: None,
         }
     }
 

@@ -55,7 +55,7 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
         );
         let name = codec.names().name(&topic.def);
         let consumer: StreamConsumer = platform::kafka::reader_config(brokers).create()?;
-        let (_, end) = consumer.fetch_watermarks(&name, 0, Duration::from_secs(10))?;
+        let (_, end) = platform::kafka::watermarks(&consumer, &name, 0, Duration::from_secs(10))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&name, 0, Offset::Beginning)?;
         consumer.assign(&tpl)?;

@@ -10,9 +10,12 @@
 //! - `payment.failed`, `payment_intent.payment_failed`,
 //!   `checkout.session.async_payment_failed` → the attempt failed (one
 //!   command per event: the order refuses a failure after a success).
+//! - Razorpay `refund.processed`/`refund.failed`, Stripe refunds that
+//!   succeeded or failed → the order's refund settled (one command per
+//!   refund and outcome), found through the order reference we put in the
+//!   refund's notes/metadata.
 //! - Intermediate events (a session completed but unpaid, an expired
-//!   session: our own timer expires the attempt) and refunds (not yet
-//!   ours) change nothing.
+//!   session: our own timer expires the attempt) change nothing.
 //!
 //! An event whose payment names no order of ours is not dropped silently:
 //! it goes to the dead letters with the reason.
@@ -22,7 +25,9 @@ use futures::future::BoxFuture;
 use gateways::{PaymentEvent, PaymentRef, WebhookEvent};
 use schemas::ids;
 use schemas::records::dead_letter::DeadLetter;
-use schemas::records::order::{OrderCmd, OrderCommand, PaymentFailed, PaymentSucceeded};
+use schemas::records::order::{
+    OrderCmd, OrderCommand, PaymentFailed, PaymentSucceeded, RefundSettled,
+};
 use schemas::records::runtime::AppliedInput;
 use schemas::records::webhooks::{InboundWebhook, WebhookLog};
 use schemas::records::WireMoney;
@@ -80,10 +85,47 @@ pub fn command_for(event: &WebhookEvent, at_ms: i64) -> Result<Option<OrderComma
             at,
             Err(reason.clone().unwrap_or_else(|| event.kind.clone())),
         ),
+        PaymentEvent::RefundProcessed {
+            order_id,
+            refund_id,
+            amount,
+            ..
+        }
+        | PaymentEvent::RefundFailed {
+            order_id,
+            refund_id,
+            amount,
+            ..
+        } => {
+            let succeeded = matches!(event.event, PaymentEvent::RefundProcessed { .. });
+            let at = PaymentRef {
+                order_id: order_id.clone(),
+                ..PaymentRef::default()
+            };
+            let (order_token, _) = order_of(&at)
+                .ok_or_else(|| format!("{gateway} {} names no order of ours", event.kind))?;
+            return Ok(Some(OrderCommand {
+                // One per refund and outcome: Stripe's refund.created and
+                // refund.updated of one refund settle it once.
+                command_id: ids::derived(
+                    "refund-settled",
+                    &format!("{gateway}/{refund_id}"),
+                    i64::from(succeeded),
+                )
+                .to_string(),
+                order_token,
+                issued_at: at_ms,
+                actor: Some(gateway.clone()),
+                command: OrderCmd::RefundSettled(RefundSettled {
+                    refund_id: refund_id.clone(),
+                    gateway,
+                    amount: WireMoney::try_from(amount).map_err(|e| e.to_string())?,
+                    succeeded,
+                }),
+            }));
+        }
         PaymentEvent::AwaitingPayment { .. }
         | PaymentEvent::SessionExpired { .. }
-        | PaymentEvent::RefundProcessed { .. }
-        | PaymentEvent::RefundFailed { .. }
         | PaymentEvent::Ignored => return Ok(None),
     };
     let (order_token, attempt) =

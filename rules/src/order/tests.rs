@@ -47,11 +47,25 @@ fn cart() -> CartSnapshot {
 
 const TTL: i64 = 1_800_000;
 
+const RECONCILE: i64 = 600_000;
+
 const POLICY: OrderPolicy = OrderPolicy {
     attempt_ttl_ms: TTL,
+    late_payment: LatePayment::Enrolled,
+    reconcile_after_ms: RECONCILE,
 };
 
 fn run(order: Option<&OrderSnapshot>, offset: i64, at_ms: i64, cmd: OrderCmd) -> Decision {
+    run_with(&POLICY, order, offset, at_ms, cmd)
+}
+
+fn run_with(
+    policy: &OrderPolicy,
+    order: Option<&OrderSnapshot>,
+    offset: i64,
+    at_ms: i64,
+    cmd: OrderCmd,
+) -> Decision {
     let id = format!("cmd-{offset}");
     let command = OrderCommand {
         command_id: id.clone(),
@@ -69,9 +83,7 @@ fn run(order: Option<&OrderSnapshot>, offset: i64, at_ms: i64, cmd: OrderCmd) ->
             at_ms,
             correlation_id: "corr-1",
         },
-        &OrderPolicy {
-            attempt_ttl_ms: TTL,
-        },
+        policy,
     )
 }
 
@@ -531,4 +543,210 @@ fn a_paid_order_commits_its_coupons_for_its_buyer() {
         panic!("a commit")
     };
     assert_eq!(c.user_id.as_deref(), Some("alice"));
+}
+
+fn command(cmd: OrderCmd) -> OrderCommand {
+    OrderCommand {
+        command_id: "c".into(),
+        order_token: "o1".into(),
+        issued_at: 1,
+        actor: Some("razorpay".into()),
+        command: cmd,
+    }
+}
+
+fn with_session(o: &OrderSnapshot, at_ms: i64) -> OrderSnapshot {
+    order(run(
+        Some(o),
+        2,
+        at_ms,
+        OrderCmd::SessionOpened(SessionOpened {
+            attempt: 1,
+            gateway: "razorpay".into(),
+            session_id: "order_A".into(),
+            checkout_url: None,
+            razorpay_key_id: Some("rzp_test_1".into()),
+            expires_at: 1,
+            calls: vec![],
+        }),
+    ))
+}
+
+#[test]
+fn a_payment_after_expiry_enrolls_or_is_flagged_for_refund_by_policy() {
+    let expired = order(run(
+        Some(&opened()),
+        2,
+        1_000 + TTL,
+        OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
+    ));
+    let enrolled = order(run(Some(&expired), 3, 2_000_000, paid(1, 59_000)));
+    assert_eq!(enrolled.status, OrderStatus::Paid);
+    assert_eq!(enrolled.late_payment, Some(LatePayment::Enrolled));
+    assert_eq!(enrollment_requests(Some(&expired), &enrolled, 1).len(), 1);
+
+    let refund_policy = OrderPolicy {
+        late_payment: LatePayment::RefundDue,
+        ..POLICY
+    };
+    let flagged = order(run_with(
+        &refund_policy,
+        Some(&expired),
+        3,
+        2_000_000,
+        paid(1, 59_000),
+    ));
+    assert_eq!(flagged.status, OrderStatus::Paid, "the money is recorded");
+    assert_eq!(flagged.late_payment, Some(LatePayment::RefundDue));
+    assert!(
+        enrollment_requests(Some(&expired), &flagged, 1).is_empty(),
+        "not enrolled"
+    );
+    // An on-time payment is not late.
+    let on_time = order(run(Some(&opened()), 2, 2_000, paid(1, 59_000)));
+    assert_eq!(on_time.late_payment, None);
+}
+
+#[test]
+fn a_mismatched_or_second_payment_goes_to_review_and_a_repeat_does_not() {
+    let o = opened();
+    let wrong = command(paid(1, 58_999));
+    assert!(review_reason(Some(&o), &wrong)
+        .unwrap()
+        .contains("does not match"));
+    assert_eq!(review_reason(None, &wrong), None, "no order to compare with");
+    assert_eq!(review_reason(Some(&o), &command(paid(1, 59_000))), None);
+
+    let paid_once = order(run(Some(&o), 2, 2_000, paid(1, 59_000)));
+    assert_eq!(
+        review_reason(Some(&paid_once), &command(paid(1, 59_000))),
+        None,
+        "the same payment again"
+    );
+    let other = command(OrderCmd::PaymentSucceeded(PaymentSucceeded {
+        attempt: 2,
+        gateway: "stripe".into(),
+        payment_ref: "pi_2".into(),
+        amount: money(59_000),
+    }));
+    assert!(review_reason(Some(&paid_once), &other)
+        .unwrap()
+        .contains("second payment pi_2"));
+    let after = order(run(Some(&paid_once), 3, 3_000, other.command.clone()));
+    assert_eq!(after.status, OrderStatus::Paid);
+    assert_eq!(after.rejection.as_ref().map(|r| r.code), Some(3002));
+}
+
+#[test]
+fn an_attempt_without_news_is_looked_up_at_its_gateway_then_once_after_expiry() {
+    let o = opened();
+    assert_eq!(
+        due_reconcile(&o, i64::MAX / 2, &POLICY),
+        None,
+        "no session: nothing to ask"
+    );
+    let s = with_session(&o, 2_000);
+    assert_eq!(due_reconcile(&s, 1_000 + RECONCILE - 1, &POLICY), None);
+    assert_eq!(due_reconcile(&s, 1_000 + RECONCILE, &POLICY), Some(1));
+    let reconcile = OrderCmd::Reconcile(Reconcile { attempt: 1 });
+    let asked = order(run(Some(&s), 3, 1_000 + RECONCILE, reconcile.clone()));
+    assert_eq!(asked.attempts[0].lookups, 1);
+    let requests = gateway_requests(Some(&s), &asked);
+    assert_eq!(requests.len(), 1);
+    let look_up = requests[0].look_up.as_ref().expect("a look-up");
+    assert_eq!(
+        (look_up.gateway.as_str(), look_up.session_id.as_str()),
+        ("razorpay", "order_A")
+    );
+    assert_eq!(gateway_requests(Some(&asked), &asked), vec![], "asked once");
+    assert_eq!(
+        run(Some(&asked), 4, 1_000 + RECONCILE + 1, reconcile.clone()),
+        Decision::Unchanged,
+        "a second tick's repeat"
+    );
+    assert_eq!(
+        due_reconcile(&asked, 1_000 + 2 * RECONCILE, &POLICY),
+        Some(1),
+        "and again after as long"
+    );
+
+    // Expired: one more look, that long after the expiry.
+    let expired = order(run(
+        Some(&asked),
+        5,
+        1_000 + TTL,
+        OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
+    ));
+    assert_eq!(due_reconcile(&expired, 1_000 + TTL + RECONCILE - 1, &POLICY), None);
+    assert_eq!(due_reconcile(&expired, 1_000 + TTL + RECONCILE, &POLICY), Some(1));
+    let last = order(run(Some(&expired), 6, 1_000 + TTL + RECONCILE, reconcile));
+    assert_eq!(due_reconcile(&last, i64::MAX / 2, &POLICY), None, "once");
+    // A paid order is never looked up.
+    let paid_order = order(run(Some(&s), 3, 3_000, paid(1, 59_000)));
+    assert_eq!(due_reconcile(&paid_order, i64::MAX / 2, &POLICY), None);
+}
+
+#[test]
+fn a_refund_is_asked_of_the_gateway_and_the_order_is_refunded_on_its_webhook() {
+    let o = order(run(Some(&opened()), 2, 2_000, paid(1, 59_000)));
+    let ask = || {
+        OrderCmd::RequestRefund(RequestRefund {
+            reason: "changed my mind".into(),
+        })
+    };
+    // Only a paid order is refunded.
+    let unpaid = order(run(Some(&opened()), 2, 2_000, ask()));
+    assert_eq!(unpaid.refund, None);
+    assert_eq!(unpaid.rejection.as_ref().map(|r| r.code), Some(3002));
+
+    let asked = order(run(Some(&o), 3, 3_000, ask()));
+    assert_eq!(asked.refund.as_ref().unwrap().status, RefundState::Requested);
+    let jobs = gateway_requests(Some(&o), &asked);
+    assert_eq!(jobs.len(), 1);
+    let job = jobs[0].refund.as_ref().expect("a refund");
+    assert_eq!((job.gateway.as_str(), job.payment_ref.as_str()), ("razorpay", "pay_1"));
+    assert_eq!(gateway_requests(Some(&asked), &asked), vec![], "asked once");
+    let twice = order(run(Some(&asked), 4, 4_000, ask()));
+    assert_eq!(twice.rejection.as_ref().map(|r| r.code), Some(3002), "one at a time");
+
+    let started = order(run(
+        Some(&asked),
+        4,
+        4_000,
+        OrderCmd::RefundStarted(RefundStarted {
+            refund_id: "rfnd_1".into(),
+            gateway: "razorpay".into(),
+            calls: vec![],
+        }),
+    ));
+    assert_eq!(started.refund.as_ref().unwrap().status, RefundState::Pending);
+    assert_eq!(started.status, OrderStatus::Paid, "not before the gateway says so");
+    let settled = |succeeded| {
+        OrderCmd::RefundSettled(RefundSettled {
+            refund_id: "rfnd_1".into(),
+            gateway: "razorpay".into(),
+            amount: money(59_000),
+            succeeded,
+        })
+    };
+    let refunded = order(run(Some(&started), 5, 5_000, settled(true)));
+    assert_eq!(refunded.status, OrderStatus::Refunded);
+    assert_eq!(refunded.refund.as_ref().unwrap().status, RefundState::Processed);
+    let revocations = enrollment_requests(Some(&started), &refunded, 5_000);
+    assert_eq!(revocations.len(), 1);
+    assert!(matches!(
+        revocations[0].command,
+        schemas::records::enrollment::EnrollmentCmd::RevokeOrder(_)
+    ));
+    assert_eq!(run(Some(&refunded), 6, 6_000, settled(true)), Decision::Unchanged);
+    assert!(enrollment_requests(Some(&refunded), &refunded, 6_000).is_empty());
+
+    // A failed refund can be asked again, under a new idempotency key.
+    let failed = order(run(Some(&started), 5, 5_000, settled(false)));
+    assert_eq!(failed.status, OrderStatus::Paid);
+    assert_eq!(failed.refund.as_ref().unwrap().status, RefundState::Failed);
+    let again = order(run(Some(&failed), 6, 6_000, ask()));
+    let retry = gateway_requests(Some(&failed), &again);
+    assert_eq!(retry.len(), 1);
+    assert_ne!(retry[0].request_id, jobs[0].request_id);
 }

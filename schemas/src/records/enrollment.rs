@@ -16,6 +16,14 @@ pub struct EnrollmentCommand {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EnrollmentCmd {
     EnrollOrder(EnrollOrder),
+    RevokeOrder(RevokeOrder),
+}
+
+/// A refunded order's enrollments are revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeOrder {
+    pub order_token: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -372,6 +372,25 @@ mod tests {
                 timed_out: true,
                 calls: vec![],
             }),
+            OrderCmd::Reconcile(Reconcile { attempt: 1 }),
+            OrderCmd::RequestRefund(RequestRefund {
+                reason: "asked by the buyer".into(),
+            }),
+            OrderCmd::RefundStarted(RefundStarted {
+                refund_id: "rfnd_1".into(),
+                gateway: "razorpay".into(),
+                calls: vec![],
+            }),
+            OrderCmd::RefundNotStarted(RefundNotStarted {
+                failure: "400".into(),
+                calls: vec![],
+            }),
+            OrderCmd::RefundSettled(RefundSettled {
+                refund_id: "rfnd_1".into(),
+                gateway: "razorpay".into(),
+                amount: money(100),
+                succeeded: true,
+            }),
         ] {
             round_trip(
                 schema,
@@ -409,6 +428,8 @@ mod tests {
                     latency_ms: 12,
                     error: None,
                 }],
+                lookups: 1,
+                looked_up_at: Some(7),
             }],
             history: vec![Transition {
                 seq: 1,
@@ -428,6 +449,17 @@ mod tests {
             success_url: None,
             cancel_url: Some("https://shop.example/cancel".into()),
             buyer_email: None,
+            late_payment: Some(LatePayment::RefundDue),
+            refund: Some(OrderRefund {
+                status: RefundState::Pending,
+                reason: "late".into(),
+                requested_by: "admin".into(),
+                requested_at: 6,
+                gateway: Some("razorpay".into()),
+                refund_id: Some("rfnd_1".into()),
+                failure: None,
+                calls: vec![],
+            }),
             created_at: 5,
             updated_at: 5,
             last_command_id: "c".into(),
@@ -446,8 +478,45 @@ mod tests {
                 success_url: None,
                 cancel_url: None,
                 expires_at: 1_800_005,
+                refund: None,
+                look_up: None,
             },
         );
+        for (refund, look_up) in [
+            (
+                Some(super::payments::RefundJob {
+                    gateway: "stripe".into(),
+                    payment_ref: "pi_1".into(),
+                    reason: "r".into(),
+                }),
+                None,
+            ),
+            (
+                None,
+                Some(super::payments::LookUpJob {
+                    gateway: "stripe".into(),
+                    session_id: "cs_1".into(),
+                }),
+            ),
+        ] {
+            round_trip(
+                topics::PAYMENT_REQUESTS.def.value_schema,
+                &super::payments::PaymentRequest {
+                    request_id: "r".into(),
+                    order_token: "o".into(),
+                    attempt: 1,
+                    amount: money(59_000),
+                    description: "refund".into(),
+                    buyer_user_id: None,
+                    cart_token: "c".into(),
+                    success_url: None,
+                    cancel_url: None,
+                    expires_at: 0,
+                    refund,
+                    look_up,
+                },
+            );
+        }
         round_trip(topics::ORDER_CHANGELOG.def.value_schema, &order);
     }
 
@@ -517,6 +586,43 @@ mod tests {
                 event_ids: vec!["evt_1".into()],
             },
         );
+        for action in [
+            RetryAction::Park(Park {
+                command: vec![0, 0, 0, 0, 1, 42],
+                reason: "no such order yet".into(),
+            }),
+            RetryAction::Redeliver(Redeliver { retry: 2 }),
+        ] {
+            round_trip(
+                topics::WEBHOOKS_RETRY.def.value_schema,
+                &RetryCommand {
+                    id: "r".into(),
+                    order_token: "o".into(),
+                    command_id: "c".into(),
+                    at: 5,
+                    action,
+                },
+            );
+        }
+        round_trip(
+            topics::WEBHOOK_RETRY_CHANGELOG.def.value_schema,
+            &RetryBook {
+                key: "o".into(),
+                version: 3,
+                parked: vec![Parked {
+                    command_id: "c".into(),
+                    command: vec![0, 0, 0, 0, 1, 42],
+                    reason: "no such order yet".into(),
+                    retries: 1,
+                    due_at: 9,
+                }],
+                tried: vec![Tried {
+                    command_id: "c".into(),
+                    retries: 1,
+                    last_at: 7,
+                }],
+            },
+        );
     }
 
     #[test]
@@ -537,6 +643,18 @@ mod tests {
                         title: "I".into(),
                         quantity: 2,
                     }],
+                }),
+            },
+        );
+        round_trip(
+            topics::ENROLLMENT_COMMANDS.def.value_schema,
+            &EnrollmentCommand {
+                command_id: "c".into(),
+                buyer_key: "u".into(),
+                issued_at: 5,
+                command: EnrollmentCmd::RevokeOrder(RevokeOrder {
+                    order_token: "o".into(),
+                    reason: "refunded".into(),
                 }),
             },
         );

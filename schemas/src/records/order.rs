@@ -31,6 +31,106 @@ pub enum OrderCmd {
     CouponAnswered(CouponAnswered),
     SessionOpened(SessionOpened),
     SessionFailed(SessionFailed),
+    Reconcile(Reconcile),
+    RequestRefund(RequestRefund),
+    RefundStarted(RefundStarted),
+    RefundNotStarted(RefundNotStarted),
+    RefundSettled(RefundSettled),
+}
+
+/// The timer asks the gateway where an attempt's payment stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconcile {
+    pub attempt: i32,
+}
+
+/// An admin asks to refund a paid order in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRefund {
+    pub reason: String,
+}
+
+/// The gateway took the refund; its outcome comes by webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundStarted {
+    pub refund_id: String,
+    pub gateway: String,
+    #[serde(default)]
+    pub calls: Vec<GatewayCall>,
+}
+
+/// The gateway refused the refund call, or none answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundNotStarted {
+    pub failure: String,
+    #[serde(default)]
+    pub calls: Vec<GatewayCall>,
+}
+
+/// The gateway's refund webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundSettled {
+    pub refund_id: String,
+    pub gateway: String,
+    pub amount: WireMoney,
+    pub succeeded: bool,
+}
+
+/// How a payment that landed after its order expired (or failed) was
+/// taken: `ORDER_LATE_PAYMENT` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LatePayment {
+    /// Enrolled as if on time.
+    Enrolled,
+    /// Not enrolled: the money is to be given back.
+    RefundDue,
+}
+
+impl LatePayment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatePayment::Enrolled => "enrolled",
+            LatePayment::RefundDue => "refund_due",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundState {
+    Requested,
+    Pending,
+    Processed,
+    Failed,
+}
+
+impl RefundState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundState::Requested => "requested",
+            RefundState::Pending => "pending",
+            RefundState::Processed => "processed",
+            RefundState::Failed => "failed",
+        }
+    }
+}
+
+/// An order's refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRefund {
+    pub status: RefundState,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: i64,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub refund_id: Option<String>,
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
+    pub calls: Vec<GatewayCall>,
 }
 
 /// The gateway worker opened a payment session for an attempt.
@@ -203,6 +303,11 @@ pub struct PaymentAttempt {
     pub razorpay_key_id: Option<String>,
     #[serde(default)]
     pub calls: Vec<GatewayCall>,
+    /// Reconciliation look-ups asked for this attempt.
+    #[serde(default)]
+    pub lookups: i32,
+    #[serde(default)]
+    pub looked_up_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +341,10 @@ pub struct OrderSnapshot {
     pub cancel_url: Option<String>,
     #[serde(default)]
     pub buyer_email: Option<String>,
+    #[serde(default)]
+    pub late_payment: Option<LatePayment>,
+    #[serde(default)]
+    pub refund: Option<OrderRefund>,
     pub created_at: i64,
     pub updated_at: i64,
     pub last_command_id: String,
