@@ -14,7 +14,8 @@
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
 # (ops :9104), `processors coupon` (ops :9105), `processors gateway` (the
 # gateway worker, ops :9106), `processors webhook` (ops :9107), `processors
-# enrollment` (ops :9108), `sinks all` (ops :9103),
+# webhook-retry` (ops :9110), `processors enrollment` (ops :9108), `sinks all`
+# (ops :9103),
 # `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
 # Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
 # Logs: .local/run/logs/<name>.log.
@@ -207,6 +208,7 @@ OPS_COUPON="127.0.0.1:9105"
 OPS_GATEWAY="127.0.0.1:9106"
 OPS_WEBHOOK="127.0.0.1:9107"
 OPS_ENROLLMENT="127.0.0.1:9108"
+OPS_WEBHOOK_RETRY="127.0.0.1:9110"
 # Where buyers may be sent back after paying (development: a local frontend).
 export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
 export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
@@ -246,6 +248,7 @@ require_free_port 127.0.0.1 9105 "processors coupon ops"
 require_free_port 127.0.0.1 9106 "processors gateway ops"
 require_free_port 127.0.0.1 9107 "processors webhook ops"
 require_free_port 127.0.0.1 9108 "processors enrollment ops"
+require_free_port 127.0.0.1 9110 "processors webhook-retry ops"
 IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
 require_free_port "$sim_host" "$sim_port" gateway-simulator
 
@@ -331,6 +334,8 @@ start_service gateway-simulator "http://$SIMULATOR_ADDR" \
   "$BIN_DIR/gateway-simulator"
 start_service processors-webhook "http://$OPS_WEBHOOK" \
   env OPS_ADDR="$OPS_WEBHOOK" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" webhook
+start_service processors-webhook-retry "http://$OPS_WEBHOOK_RETRY" \
+  env OPS_ADDR="$OPS_WEBHOOK_RETRY" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" webhook-retry
 start_service processors-enrollment "http://$OPS_ENROLLMENT" \
   env OPS_ADDR="$OPS_ENROLLMENT" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" enrollment
 # The gateway worker opens payment sessions at the simulator unless
@@ -355,6 +360,7 @@ Checkout stack is up (profile $PROFILE).
   processors coupon    http://$OPS_COUPON   ops
   processors gateway   http://$OPS_GATEWAY   ops (payment sessions at the gateways)
   processors webhook   http://$OPS_WEBHOOK   ops (gateway webhooks → orders)
+  processors webhook-retry http://$OPS_WEBHOOK_RETRY ops (webhooks ahead of their order, retried)
   processors enrollment http://$OPS_ENROLLMENT  ops (paid orders → enrollments)
   sinks all            http://$OPS_SINKS   ops
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)

@@ -432,7 +432,10 @@ mod tests {
         let user = v.verify(&token(&with("Ana@Example.com"), SECRET)).unwrap();
         assert_eq!(user.email.as_deref(), Some("Ana@example.com"));
         let user = v.verify(&token(&with("not an address"), SECRET)).unwrap();
-        assert_eq!(user.email, None, "a malformed claim is dropped, the token kept");
+        assert_eq!(
+            user.email, None,
+            "a malformed claim is dropped, the token kept"
+        );
     }
 
     #[test]

@@ -17,7 +17,16 @@ use common::{token, TestEnv, JWT_SECRET};
 use schemas::records::order::{OrderCmd, OrderCommand, PaymentFailed, PaymentSucceeded};
 use schemas::records::WireMoney;
 use schemas::topics::{CART_COMMANDS, ORDER_COMMANDS};
+use processors::webhook::retry::RetryPolicy;
 use schemas::Codec;
+
+/// The webhook retry stage's backoff in tests: 100 ms doubling to 400 ms,
+/// thirty times (a few seconds in all).
+const FAST_RETRIES: RetryPolicy = RetryPolicy {
+    base_ms: 100,
+    max_delay_ms: 400,
+    limit: 30,
+};
 
 /// How a test runs the gateway worker.
 enum Worker {
@@ -66,7 +75,7 @@ impl Shop {
             tick: Duration::from_millis(100),
             clock,
         });
-        Shop::around_with(env, settings, worker, true).await
+        Shop::around_with(env, settings, worker, true, FAST_RETRIES).await
     }
 
     /// As [`Shop::around`], with the order processor's settings, and the
@@ -76,12 +85,11 @@ impl Shop {
         orders: Option<processors::order::service::Settings>,
         worker: Worker,
         webhooks: bool,
+        retries: RetryPolicy,
     ) -> Shop {
         // The ingress first: the simulator sends its webhooks there.
         let addr = env.spawn_ingress().await;
-        let sim = env
-            .spawn_gateway_simulator(webhooks.then_some(addr))
-            .await;
+        let sim = env.spawn_gateway_simulator(webhooks.then_some(addr)).await;
         match worker {
             Worker::Default => env.spawn_gateway_worker(&sim, 2),
             Worker::Custom(gateways) => env.spawn_gateway_worker_with(gateways(&sim)),
@@ -94,6 +102,7 @@ impl Shop {
         }
         env.spawn_sinks();
         env.spawn_webhook_processor();
+        env.spawn_webhook_retry(retries);
         env.spawn_enrollment_processor();
         Shop {
             env,
@@ -1350,7 +1359,10 @@ async fn an_admin_refund_goes_through_the_gateway_and_revokes_the_enrollment() {
     let refund = &o["refund"];
     assert_eq!(refund["status"], "processed", "{o}");
     assert_eq!(refund["gateway"], "razorpay");
-    assert!(refund["refund_id"].as_str().unwrap().starts_with("rfnd_"), "{o}");
+    assert!(
+        refund["refund_id"].as_str().unwrap().starts_with("rfnd_"),
+        "{o}"
+    );
     assert_eq!(refund["requested_by"], "admin:ops");
     let last = o["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["to_status"], "refunded", "{o}");
@@ -1376,7 +1388,7 @@ async fn a_missed_webhook_is_found_by_reconciliation() {
     let settings = order_settings(Arc::new(processors::runner::SystemClock), |p| {
         p.reconcile_after_ms = 1_000;
     });
-    let shop = Shop::around_with(env, Some(settings), Worker::Default, false).await;
+    let shop = Shop::around_with(env, Some(settings), Worker::Default, false, FAST_RETRIES).await;
     let order = shop.placed_order("remy").await;
     let o = shop.order_until("remy", &order, has_session).await;
     shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
@@ -1412,7 +1424,7 @@ async fn a_payment_after_expiry_is_kept_and_flagged_for_refund_not_enrolled() {
     let settings = order_settings(clock.clone(), |p| {
         p.late_payment = schemas::records::order::LatePayment::RefundDue;
     });
-    let shop = Shop::around_with(env, Some(settings), Worker::Default, true).await;
+    let shop = Shop::around_with(env, Some(settings), Worker::Default, true, FAST_RETRIES).await;
     let order = shop.placed_order("lena").await;
     let o = shop.order_until("lena", &order, has_session).await;
     let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
@@ -1464,7 +1476,9 @@ async fn a_payment_that_does_not_match_goes_to_review_and_never_pays() {
     .await;
     let o = shop
         .order_until("marc", &order, |o| {
-            statuses(o).iter().any(|(_, _, refused)| *refused == json!(3001))
+            statuses(o)
+                .iter()
+                .any(|(_, _, refused)| *refused == json!(3001))
         })
         .await;
     assert_eq!(o["status"], "awaiting_payment", "{o}");
@@ -1474,7 +1488,10 @@ async fn a_payment_that_does_not_match_goes_to_review_and_never_pays() {
         if !letters.is_empty() {
             break letters;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no review letter");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no review letter"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(letters.len(), 1);
@@ -1502,4 +1519,151 @@ fn statuses_with_actor(order: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// A gateway faster than our pipeline: parked, retried, applied or dead-lettered
+// ---------------------------------------------------------------------------
+
+impl Shop {
+    /// The retry stage's records so far: (parks, redeliveries).
+    async fn retry_records(&self) -> (usize, usize) {
+        use schemas::records::webhooks::{RetryAction, RetryCommand};
+        let mut counts = (0, 0);
+        for record in self
+            .env
+            .read_topic(&schemas::topics::WEBHOOKS_RETRY.def, true)
+            .await
+        {
+            let r: RetryCommand = self
+                .env
+                .codec
+                .decode(&schemas::topics::WEBHOOKS_RETRY, record.value.as_deref())
+                .await
+                .unwrap();
+            match r.action {
+                RetryAction::Park(_) => counts.0 += 1,
+                RetryAction::Redeliver(_) => counts.1 += 1,
+            }
+        }
+        counts
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_before_its_order_is_parked_retried_then_applied() {
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart("quin", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let total = shop.get("quin", &format!("cart/{cart}")).await["total_minor"]
+        .as_i64()
+        .unwrap();
+    let order = schemas::values::OrderToken::of_cart(
+        &schemas::values::CartToken::parse(&cart).unwrap(),
+    );
+    let order = order.as_str().to_owned();
+    // Stripe says attempt 1 is paid before the order was even placed.
+    let now = chrono::Utc::now().timestamp();
+    let body = json!({"id": "evt_early_1", "object": "event", "type": "checkout.session.completed",
+        "api_version": "2024-06-20", "created": now, "livemode": false, "pending_webhooks": 1,
+        "data": {"object": {"id": "cs_early_1", "object": "checkout.session", "url": null,
+        "status": "complete", "payment_status": "paid", "expires_at": now + 3600,
+        "client_reference_id": format!("{order}-1"), "metadata": {}, "payment_intent": "pi_early_1",
+        "amount_total": total, "currency": "inr", "mode": "payment", "success_url": null,
+        "cancel_url": null, "customer_email": null, "created": now, "livemode": false}}})
+    .to_string();
+    let header = gateways::stripe::webhook::header(
+        now,
+        body.as_bytes(),
+        &[gateways::simulator::config::dev::STRIPE_WEBHOOK_SECRET],
+    );
+    let ingress = shop.base.trim_end_matches("/api/v1").to_owned();
+    let res = shop
+        .http
+        .post(format!("{ingress}/webhooks/stripe"))
+        .header("stripe-signature", header)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    // Parked, and redelivered at least once while there was no order.
+    let started = Instant::now();
+    loop {
+        let (parks, redeliveries) = shop.retry_records().await;
+        if parks >= 2 && redeliveries >= 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not retried: {parks} parks, {redeliveries} redeliveries"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let placed = shop.place("quin", json!({"cart_token": cart}), None).await;
+    assert_eq!(placed.status(), 202);
+    let o = shop
+        .order_until("quin", &order, |o| o["status"] == "paid")
+        .await;
+    assert_eq!(paid_transitions(&o), 1, "{o}");
+    assert_eq!(o["attempts"][0]["payment_ref"], "pi_early_1", "{o}");
+    let paid = statuses_with_actor(&o)
+        .into_iter()
+        .find(|(to, _)| to == "paid")
+        .unwrap();
+    assert_eq!(paid.1, "stripe");
+    assert!(
+        shop.dead_letters("retries-exhausted").await.is_empty(),
+        "nothing given up"
+    );
+    shop.enrollments_until("quin", |e| e.len() == 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_order_never_comes_is_dead_lettered_after_its_retries() {
+    let env = TestEnv::new().await;
+    env.spawn_coupon_processor();
+    let few = RetryPolicy {
+        base_ms: 50,
+        max_delay_ms: 100,
+        limit: 2,
+    };
+    let shop = Shop::around_with(env, None, Worker::Default, true, few).await;
+    let ghost = "0123456789abcdef0123456789abcdef";
+    shop.payment(
+        ghost,
+        OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            attempt: 1,
+            gateway: "razorpay".into(),
+            payment_ref: "pay_ghost".into(),
+            amount: WireMoney {
+                amount_minor: 100,
+                currency: "INR".into(),
+            },
+        }),
+    )
+    .await;
+    let started = Instant::now();
+    let letters = loop {
+        let letters = shop.dead_letters("retries-exhausted").await;
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never given up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(letters.len(), 1);
+    assert!(letters[0].reason.contains("after 2 redeliveries"), "{letters:?}");
+    assert!(letters[0].source_topic.ends_with("order.commands"));
+    let command: OrderCommand = shop
+        .env
+        .codec
+        .decode(&ORDER_COMMANDS, letters[0].value.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(command.order_token, ghost);
+    assert!(matches!(command.command, OrderCmd::PaymentSucceeded(_)));
+    assert_eq!(shop.retry_records().await, (3, 2), "parked thrice, redelivered twice");
 }

@@ -42,6 +42,9 @@ pub const PROCESSORS: &[(&str, Service)] = &[
     ("webhook", |config, ops, stop| {
         Box::pin(webhook::service::run(config, ops, stop))
     }),
+    ("webhook-retry", |config, ops, stop| {
+        Box::pin(webhook::service::run_retry(config, ops, stop))
+    }),
     ("enrollment", |config, ops, stop| {
         Box::pin(enrollment::service::run(config, ops, stop))
     }),

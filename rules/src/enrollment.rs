@@ -25,7 +25,11 @@ pub fn buyer_key(buyer_user_id: Option<&str>, order_token: &str) -> String {
 
 /// The buyer's book after `revoke` (`None`: nothing of that order is
 /// active: revoked already, or never enrolled).
-pub fn revoke(book: Option<&EnrollmentBook>, revoke: &RevokeOrder, offset: i64) -> Option<EnrollmentBook> {
+pub fn revoke(
+    book: Option<&EnrollmentBook>,
+    revoke: &RevokeOrder,
+    offset: i64,
+) -> Option<EnrollmentBook> {
     let book = book?;
     let active = |e: &Enrollment| {
         e.order_token == revoke.order_token && e.status == EnrollmentStatus::Active

@@ -89,6 +89,10 @@ pub enum Decision {
     Unchanged,
     /// No order to record anything on.
     Dropped(CommandRejection),
+    /// No order yet for a gateway's word about a payment (its webhook was
+    /// faster than our own pipeline): park it and try again later
+    /// (`processors::webhook::retry`), never drop it.
+    Park(String),
 }
 
 /// The payment token of `order`'s attempt `number`: derived, so a replay
@@ -121,18 +125,20 @@ pub fn decide(
                 let requests = reserve_or_open(&mut order, "placed", stamp, policy, actor);
                 Decision::Order(order, requests)
             }
+            OrderCmd::PaymentSucceeded(_)
+            | OrderCmd::PaymentFailed(_)
+            | OrderCmd::RefundSettled(_) => {
+                Decision::Park(format!("no order {} yet", command.order_token))
+            }
             OrderCmd::StartAttempt(_)
             | OrderCmd::ExpireAttempt(_)
-            | OrderCmd::PaymentSucceeded(_)
-            | OrderCmd::PaymentFailed(_)
             | OrderCmd::CouponAnswered(_)
             | OrderCmd::SessionOpened(_)
             | OrderCmd::SessionFailed(_)
             | OrderCmd::Reconcile(_)
             | OrderCmd::RequestRefund(_)
             | OrderCmd::RefundStarted(_)
-            | OrderCmd::RefundNotStarted(_)
-            | OrderCmd::RefundSettled(_) => Decision::Dropped(CommandRejection {
+            | OrderCmd::RefundNotStarted(_) => Decision::Dropped(CommandRejection {
                 command_id: stamp.command_id.to_owned(),
                 code: ErrorCode::PaymentInvalidState.code(),
                 message: "no such order".into(),

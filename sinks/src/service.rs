@@ -178,7 +178,8 @@ pub async fn rebuild(
             let members = groups.groups().iter().map(|g| g.members().len()).sum();
             let mut ends = HashMap::new();
             for p in 0..partitions {
-                let (_, high) = platform::kafka::watermarks(&reader, &topic, p, Duration::from_secs(10))?;
+                let (_, high) =
+                    platform::kafka::watermarks(&reader, &topic, p, Duration::from_secs(10))?;
                 ends.insert(p, high);
             }
             Ok((members, ends))

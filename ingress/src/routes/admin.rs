@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
 use schemas::records::catalog::{BillingPeriod, Internship, PeriodUnit};
-use schemas::records::order::{OrderCmd, OrderCommand, RefundState, RequestRefund};
 use schemas::records::coupons::{Coupon as CouponRecord, CouponKind, Tier};
 use schemas::records::fx::FxRate;
+use schemas::records::order::{OrderCmd, OrderCommand, RefundState, RequestRefund};
 use schemas::records::WireMoney;
 use schemas::topics::{CATALOG_INTERNSHIPS, COUPONS, FX_RATES, ORDER_COMMANDS};
 use schemas::values::{InternshipId, OrderToken};
@@ -544,9 +544,9 @@ pub async fn refund_order(
         .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
     let reason = input.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::Validation(vec![
-            "reason: 1-500 characters".into(),
-        ]));
+        return Err(ApiError::Validation(
+            vec!["reason: 1-500 characters".into()],
+        ));
     }
     let order = crate::read_model::orders::order(&state.pool, token.as_str())
         .await?
@@ -581,7 +581,12 @@ pub async fn refund_order(
     };
     let version = state
         .commands
-        .send(&ORDER_COMMANDS, token.as_str(), &command, &command.command_id)
+        .send(
+            &ORDER_COMMANDS,
+            token.as_str(),
+            &command,
+            &command.command_id,
+        )
         .await?;
     tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, order = %token.as_str(), "refund requested");
     Ok((

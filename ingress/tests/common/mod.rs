@@ -293,6 +293,22 @@ impl TestEnv {
         );
     }
 
+    /// The webhook retry stage, with `policy`, its timer looking every 50 ms.
+    pub fn spawn_webhook_retry(&self, policy: processors::webhook::retry::RetryPolicy) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "webhook retry stage",
+            processors::webhook::service::run_retry_with(
+                config,
+                policy,
+                Duration::from_millis(50),
+                Arc::new(processors::runner::SystemClock),
+                "127.0.0.1:0".parse().unwrap(),
+                stop,
+            ),
+        );
+    }
+
     pub fn spawn_coupon_processor(&self) {
         let (config, stop) = (self.config.clone(), self.stopped());
         spawn_stage(

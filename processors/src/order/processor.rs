@@ -16,14 +16,15 @@ use futures::future::BoxFuture;
 use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
 use schemas::records::coupons::CouponCommand;
-use schemas::records::enrollment::EnrollmentCommand;
 use schemas::records::dead_letter::DeadLetter;
+use schemas::records::enrollment::EnrollmentCommand;
 use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot, Reconcile};
 use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
+use schemas::records::webhooks::{Park, RetryAction, RetryCommand};
 use schemas::topics::{
     COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG,
-    ORDER_COMMANDS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
+    ORDER_COMMANDS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS, WEBHOOKS_RETRY,
 };
 use schemas::{Codec, CodecError, Topic};
 
@@ -56,6 +57,13 @@ pub enum OrderOutput {
         command: Box<OrderCommand>,
         letter: DeadLetter,
     },
+    /// A gateway's command for an order not known yet, parked on
+    /// `webhooks.retry` (its id derived from the command's offset).
+    Park {
+        command: Box<OrderCommand>,
+        reason: String,
+        offset: i64,
+    },
 }
 
 impl Emit for OrderOutput {
@@ -74,6 +82,24 @@ impl Emit for OrderOutput {
             OrderOutput::Enroll(e) => {
                 Box::pin(encode_for(codec, &ENROLLMENT_COMMANDS, &e.buyer_key, e))
             }
+            OrderOutput::Park {
+                command,
+                reason,
+                offset,
+            } => Box::pin(async move {
+                let bytes = codec.encode(&ORDER_COMMANDS, command.as_ref()).await?;
+                let park = RetryCommand {
+                    id: ids::derived("retry-park", &command.order_token, *offset).to_string(),
+                    order_token: command.order_token.clone(),
+                    command_id: command.command_id.clone(),
+                    at: command.issued_at,
+                    action: RetryAction::Park(Park {
+                        command: bytes,
+                        reason: reason.clone(),
+                    }),
+                };
+                encode_for(codec, &WEBHOOKS_RETRY, &park.order_token, &park).await
+            }),
             OrderOutput::Review { command, letter } => Box::pin(async move {
                 let value = codec.encode(&ORDER_COMMANDS, command.as_ref()).await?;
                 let letter = DeadLetter {
@@ -188,6 +214,19 @@ impl Processor for OrderProcessor {
                 state: None,
                 outputs: review.into_iter().collect(),
             },
+            // Not recorded as applied: the redelivery (same command id)
+            // is applied when the order is there.
+            Decision::Park(reason) => {
+                tracing::info!(order = %input.key, command = %cmd.command_id, %reason, "payment command parked for a retry");
+                Outcome {
+                    state: None,
+                    outputs: vec![OrderOutput::Park {
+                        command: Box::new(cmd.clone()),
+                        reason,
+                        offset: input.offset,
+                    }],
+                }
+            }
             Decision::Dropped(r) => {
                 tracing::warn!(code = r.code, message = %r.message, order = %input.key, "order command dropped");
                 Outcome::nothing()
@@ -209,7 +248,11 @@ impl Processor for OrderProcessor {
         for o in states.values() {
             if let Some(attempt) = order::due_expiry(o, now_ms, &self.policy) {
                 let id = ids::derived("order-expire", &o.order_token, i64::from(attempt));
-                out.push(command(o, id, OrderCmd::ExpireAttempt(ExpireAttempt { attempt })));
+                out.push(command(
+                    o,
+                    id,
+                    OrderCmd::ExpireAttempt(ExpireAttempt { attempt }),
+                ));
             }
             if let Some(attempt) = order::due_reconcile(o, now_ms, &self.policy) {
                 // Per attempt and look-up: the next tick asks the same one

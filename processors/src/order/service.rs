@@ -31,7 +31,10 @@ impl Settings {
         anyhow::ensure!(ttl_secs > 0, "ORDER_PAYMENT_TTL_SECS must be positive");
         let reconcile_after_ms: i64 =
             platform::config::var("ORDER_RECONCILE_AFTER_MS", "600000").parse()?;
-        anyhow::ensure!(reconcile_after_ms > 0, "ORDER_RECONCILE_AFTER_MS must be positive");
+        anyhow::ensure!(
+            reconcile_after_ms > 0,
+            "ORDER_RECONCILE_AFTER_MS must be positive"
+        );
         let late_payment = match platform::config::var("ORDER_LATE_PAYMENT", "enroll").as_str() {
             "enroll" => LatePayment::Enrolled,
             "refund" => LatePayment::RefundDue,

@@ -246,10 +246,16 @@ impl Gateways {
         };
         let outcome = match gateway {
             Gateway::Razorpay => {
-                retry::run(&self.retry, gateway, "refund", || self.razorpay.refund(&refund)).await
+                retry::run(&self.retry, gateway, "refund", || {
+                    self.razorpay.refund(&refund)
+                })
+                .await
             }
             Gateway::Stripe => {
-                retry::run(&self.retry, gateway, "refund", || self.stripe.refund(&refund)).await
+                retry::run(&self.retry, gateway, "refund", || {
+                    self.stripe.refund(&refund)
+                })
+                .await
             }
         };
         let calls = outcome
@@ -264,7 +270,14 @@ impl Gateways {
             .collect();
         metrics()
             .refunds
-            .with_label_values(&[gateway.as_str(), if outcome.result.is_ok() { "started" } else { "failed" }])
+            .with_label_values(&[
+                gateway.as_str(),
+                if outcome.result.is_ok() {
+                    "started"
+                } else {
+                    "failed"
+                },
+            ])
             .inc();
         match outcome.result {
             Ok(r) => OrderCmd::RefundStarted(RefundStarted {

@@ -3,7 +3,10 @@
 //! outcomes for our orders (`order.commands`), each event once.
 //!
 //! - [`processor`]: the mapping (pure) and its adapter to the runner;
-//! - [`service`]: wiring for the `processors webhook` binary.
+//! - [`retry`]: the stage that redelivers, with backoff, what arrived
+//!   before its order (`processors webhook-retry`);
+//! - [`service`]: wiring for both binaries.
 
 pub mod processor;
+pub mod retry;
 pub mod service;

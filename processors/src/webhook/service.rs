@@ -1,5 +1,5 @@
-//! Wiring for `processors webhook`: the stage boot, then the runner until
-//! shutdown.
+//! Wiring for `processors webhook` and `processors webhook-retry`: the
+//! stage boot, then the runner until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,7 +8,8 @@ use std::time::Duration;
 use platform::config::PipelineConfig;
 
 use super::processor::WebhookProcessor;
-use crate::runner::{self, SystemClock};
+use super::retry::{RetryPolicy, RetryProcessor};
+use crate::runner::{self, Clock, SystemClock};
 
 pub async fn run(
     config: PipelineConfig,
@@ -23,6 +24,45 @@ pub async fn run(
         ops_addr,
         tick,
         Arc::new(SystemClock),
+        shutdown,
+    )
+    .await
+}
+
+/// `WEBHOOK_RETRY_*` (see [`RetryPolicy`]) and `WEBHOOK_RETRY_TICK_MS`
+/// (200: how often the timer looks for what is due).
+pub async fn run_retry(
+    config: PipelineConfig,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tick =
+        Duration::from_millis(platform::config::var("WEBHOOK_RETRY_TICK_MS", "200").parse()?);
+    run_retry_with(
+        config,
+        RetryPolicy::from_env()?,
+        tick,
+        Arc::new(SystemClock),
+        ops_addr,
+        shutdown,
+    )
+    .await
+}
+
+pub async fn run_retry_with(
+    config: PipelineConfig,
+    policy: RetryPolicy,
+    tick: Duration,
+    clock: Arc<dyn Clock>,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    runner::serve(
+        RetryProcessor { policy },
+        config,
+        ops_addr,
+        tick,
+        clock,
         shutdown,
     )
     .await

@@ -296,11 +296,14 @@ fn a_failed_payment_fails_the_attempt_and_a_new_attempt_is_allowed() {
 }
 
 #[test]
-fn commands_for_an_unknown_order_are_dropped() {
+fn commands_for_an_unknown_order_are_dropped_but_a_gateways_are_parked() {
     assert!(matches!(
-        run(None, 1, 1, failed(1)),
+        run(None, 1, 1, OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 })),
         Decision::Dropped(r) if r.code == 3002
     ));
+    for cmd in [failed(1), paid(1, 59_000)] {
+        assert!(matches!(run(None, 1, 1, cmd), Decision::Park(r) if r.contains("no order o1")));
+    }
 }
 
 fn with_coupons(codes: &[&str]) -> (OrderSnapshot, Vec<CouponRequest>) {
@@ -614,7 +617,11 @@ fn a_mismatched_or_second_payment_goes_to_review_and_a_repeat_does_not() {
     assert!(review_reason(Some(&o), &wrong)
         .unwrap()
         .contains("does not match"));
-    assert_eq!(review_reason(None, &wrong), None, "no order to compare with");
+    assert_eq!(
+        review_reason(None, &wrong),
+        None,
+        "no order to compare with"
+    );
     assert_eq!(review_reason(Some(&o), &command(paid(1, 59_000))), None);
 
     let paid_once = order(run(Some(&o), 2, 2_000, paid(1, 59_000)));
@@ -677,8 +684,14 @@ fn an_attempt_without_news_is_looked_up_at_its_gateway_then_once_after_expiry() 
         1_000 + TTL,
         OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
     ));
-    assert_eq!(due_reconcile(&expired, 1_000 + TTL + RECONCILE - 1, &POLICY), None);
-    assert_eq!(due_reconcile(&expired, 1_000 + TTL + RECONCILE, &POLICY), Some(1));
+    assert_eq!(
+        due_reconcile(&expired, 1_000 + TTL + RECONCILE - 1, &POLICY),
+        None
+    );
+    assert_eq!(
+        due_reconcile(&expired, 1_000 + TTL + RECONCILE, &POLICY),
+        Some(1)
+    );
     let last = order(run(Some(&expired), 6, 1_000 + TTL + RECONCILE, reconcile));
     assert_eq!(due_reconcile(&last, i64::MAX / 2, &POLICY), None, "once");
     // A paid order is never looked up.
@@ -700,14 +713,24 @@ fn a_refund_is_asked_of_the_gateway_and_the_order_is_refunded_on_its_webhook() {
     assert_eq!(unpaid.rejection.as_ref().map(|r| r.code), Some(3002));
 
     let asked = order(run(Some(&o), 3, 3_000, ask()));
-    assert_eq!(asked.refund.as_ref().unwrap().status, RefundState::Requested);
+    assert_eq!(
+        asked.refund.as_ref().unwrap().status,
+        RefundState::Requested
+    );
     let jobs = gateway_requests(Some(&o), &asked);
     assert_eq!(jobs.len(), 1);
     let job = jobs[0].refund.as_ref().expect("a refund");
-    assert_eq!((job.gateway.as_str(), job.payment_ref.as_str()), ("razorpay", "pay_1"));
+    assert_eq!(
+        (job.gateway.as_str(), job.payment_ref.as_str()),
+        ("razorpay", "pay_1")
+    );
     assert_eq!(gateway_requests(Some(&asked), &asked), vec![], "asked once");
     let twice = order(run(Some(&asked), 4, 4_000, ask()));
-    assert_eq!(twice.rejection.as_ref().map(|r| r.code), Some(3002), "one at a time");
+    assert_eq!(
+        twice.rejection.as_ref().map(|r| r.code),
+        Some(3002),
+        "one at a time"
+    );
 
     let started = order(run(
         Some(&asked),
@@ -719,8 +742,15 @@ fn a_refund_is_asked_of_the_gateway_and_the_order_is_refunded_on_its_webhook() {
             calls: vec![],
         }),
     ));
-    assert_eq!(started.refund.as_ref().unwrap().status, RefundState::Pending);
-    assert_eq!(started.status, OrderStatus::Paid, "not before the gateway says so");
+    assert_eq!(
+        started.refund.as_ref().unwrap().status,
+        RefundState::Pending
+    );
+    assert_eq!(
+        started.status,
+        OrderStatus::Paid,
+        "not before the gateway says so"
+    );
     let settled = |succeeded| {
         OrderCmd::RefundSettled(RefundSettled {
             refund_id: "rfnd_1".into(),
@@ -731,14 +761,20 @@ fn a_refund_is_asked_of_the_gateway_and_the_order_is_refunded_on_its_webhook() {
     };
     let refunded = order(run(Some(&started), 5, 5_000, settled(true)));
     assert_eq!(refunded.status, OrderStatus::Refunded);
-    assert_eq!(refunded.refund.as_ref().unwrap().status, RefundState::Processed);
+    assert_eq!(
+        refunded.refund.as_ref().unwrap().status,
+        RefundState::Processed
+    );
     let revocations = enrollment_requests(Some(&started), &refunded, 5_000);
     assert_eq!(revocations.len(), 1);
     assert!(matches!(
         revocations[0].command,
         schemas::records::enrollment::EnrollmentCmd::RevokeOrder(_)
     ));
-    assert_eq!(run(Some(&refunded), 6, 6_000, settled(true)), Decision::Unchanged);
+    assert_eq!(
+        run(Some(&refunded), 6, 6_000, settled(true)),
+        Decision::Unchanged
+    );
     assert!(enrollment_requests(Some(&refunded), &refunded, 6_000).is_empty());
 
     // A failed refund can be asked again, under a new idempotency key.
