@@ -189,11 +189,14 @@ pub async fn rebuild(
     config: PipelineConfig,
     mut progress: impl FnMut(i64, i64),
 ) -> anyhow::Result<i64> {
-    let sink = pick(which)?
-        .into_iter()
-        .next()
-        .filter(|_| which != "all")
-        .ok_or_else(|| anyhow::anyhow!("rebuild takes one sink, not all"))?;
+    // `all` and `analytics` name several sinks: rebuilding only the first
+    // of them would look like success.
+    let mut picked = pick(which)?;
+    anyhow::ensure!(
+        picked.len() == 1,
+        "rebuild takes one sink, not {which} (rebuild each of them)"
+    );
+    let sink = picked.remove(0);
     let booted = platform::stage::boot(&config, std::future::pending()).await?;
     let deps = deps(&config, &booted).await?;
     let names = deps.stage.codec.names().clone();
@@ -285,4 +288,28 @@ pub async fn rebuild(
         "rebuilt"
     );
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analytics_names_every_analytics_sink_and_all_includes_them() {
+        let names = |which| -> Vec<&'static str> {
+            pick(which).unwrap().iter().map(|s| s.name()).collect()
+        };
+        assert_eq!(
+            names("analytics"),
+            [
+                "analytics-carts",
+                "analytics-orders",
+                "analytics-enrollments",
+                "analytics-coupons"
+            ]
+        );
+        assert!(names("all").contains(&"analytics-orders"));
+        assert_eq!(names("analytics-coupons"), ["analytics-coupons"]);
+        assert!(pick("analytics-nothing").is_err());
+    }
 }
