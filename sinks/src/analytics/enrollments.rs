@@ -101,30 +101,24 @@ mod tests {
     use crate::analytics::keyed;
     use schemas::records::enrollment::{Enrollment, EnrollmentStatus};
 
+    // Fixtures from JSON: fields added to the records later (optional,
+    // defaulted) leave them as they are.
+
     fn enrollment(id: &str, order: &str, status: EnrollmentStatus) -> Enrollment {
-        Enrollment {
-            enrollment_id: id.into(),
-            order_token: order.into(),
-            internship_id: "design".into(),
-            title: "design".into(),
-            seats: 1,
-            status,
-            access_granted: true,
-            progress_percent: 0,
-            certificate_eligible: false,
-            enrolled_at: 2_000,
-        }
+        serde_json::from_value(serde_json::json!({
+            "enrollment_id": id, "order_token": order, "internship_id": "design",
+            "title": "design", "seats": 1, "status": status, "access_granted": true,
+            "progress_percent": 0, "certificate_eligible": false, "enrolled_at": 2_000
+        }))
+        .expect("an enrollment")
     }
 
     fn book(version: i64, enrollments: Vec<Enrollment>) -> EnrollmentBook {
-        EnrollmentBook {
-            buyer_key: "u1".into(),
-            version,
-            buyer_user_id: Some("u1".into()),
-            orders: vec![],
-            enrollments,
-            skipped: vec![],
-        }
+        serde_json::from_value(serde_json::json!({
+            "buyer_key": "u1", "version": version, "buyer_user_id": "u1", "orders": [],
+            "enrollments": enrollments
+        }))
+        .expect("an enrollment book")
     }
 
     #[test]

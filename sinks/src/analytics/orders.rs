@@ -206,33 +206,23 @@ mod tests {
     use schemas::records::order::{AttemptStatus, PaymentAttempt, Transition};
     use schemas::records::WireMoney;
 
+    // Fixtures from JSON: fields added to the records later (optional,
+    // defaulted) leave them as they are.
+
     fn transition(seq: i32, to: OrderStatus, at: i64, refused: Option<i32>) -> Transition {
-        Transition {
-            seq,
-            from_status: None,
-            to_status: to,
-            reason: "r".into(),
-            actor: "a".into(),
-            correlation_id: "c".into(),
-            at,
-            refused_code: refused,
-        }
+        serde_json::from_value(serde_json::json!({
+            "seq": seq, "to_status": to, "reason": "r", "actor": "a", "correlation_id": "c",
+            "at": at, "refused_code": refused
+        }))
+        .expect("a transition")
     }
 
     fn attempt(number: i32, status: AttemptStatus, gateway: Option<&str>) -> PaymentAttempt {
-        PaymentAttempt {
-            number,
-            payment_token: format!("p{number}"),
-            opened_at: 1_000,
-            expires_at: 2_000,
-            status,
-            gateway: gateway.map(Into::into),
-            payment_ref: None,
-            session_id: None,
-            checkout_url: None,
-            razorpay_key_id: None,
-            calls: vec![],
-        }
+        serde_json::from_value(serde_json::json!({
+            "number": number, "payment_token": format!("p{number}"), "opened_at": 1_000,
+            "expires_at": 2_000, "status": status, "gateway": gateway
+        }))
+        .expect("an attempt")
     }
 
     fn order(
@@ -249,24 +239,14 @@ mod tests {
             amount_minor: total,
             currency: currency.into(),
         };
-        OrderSnapshot {
-            event_id: "00000000-0000-0000-0000-000000000002".into(),
-            order_token: token.into(),
-            version,
-            status,
-            cart_token: format!("cart-{token}"),
-            buyer_user_id: Some("u1".into()),
-            placed,
-            attempts: vec![],
-            history: vec![transition(1, OrderStatus::Pending, 500, None)],
-            coupons: vec![],
-            rejection: None,
-            success_url: None,
-            cancel_url: None,
-            created_at: 500,
-            updated_at: 500 + version,
-            last_command_id: "x".into(),
-        }
+        serde_json::from_value(serde_json::json!({
+            "event_id": "00000000-0000-0000-0000-000000000002", "order_token": token,
+            "version": version, "status": status, "cart_token": format!("cart-{token}"),
+            "buyer_user_id": "u1", "placed": placed, "attempts": [],
+            "history": [transition(1, OrderStatus::Pending, 500, None)],
+            "created_at": 500, "updated_at": 500 + version, "last_command_id": "x"
+        }))
+        .expect("an order snapshot")
     }
 
     #[test]
