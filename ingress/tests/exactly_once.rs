@@ -367,7 +367,8 @@ async fn undecodable_records_go_to_the_dead_letters_and_can_be_replayed() {
     env.spawn_sinks();
     let (token, _) = env.create_cart().await;
     // Garbage on the command topic (the processor) and on the snapshot
-    // topic (the carts sink), under the cart's key.
+    // topic (the carts sink and the analytics carts sink), under the
+    // cart's key.
     for topic in [&CART_COMMANDS.def, &CART_SNAPSHOTS.def] {
         env.producer
             .send(
@@ -400,17 +401,18 @@ async fn undecodable_records_go_to_the_dead_letters_and_can_be_replayed() {
     };
     let started = Instant::now();
     let mut list = letters(&env);
-    while list.len() < 2 && started.elapsed() < Duration::from_secs(30) {
+    while list.len() < 3 && started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         list = letters(&env);
     }
-    assert_eq!(list.len(), 2, "one dead letter per stage: {list:?}");
-    assert!(list
-        .iter()
-        .any(|l| l.contains("cart-processor") && l.contains("undecodable")));
-    assert!(list
-        .iter()
-        .any(|l| l.contains("carts-sink") && l.contains("undecodable")));
+    assert_eq!(list.len(), 3, "one dead letter per stage: {list:?}");
+    for stage in ["cart-processor", "carts-sink", "analytics-carts-sink"] {
+        assert!(
+            list.iter()
+                .any(|l| l.split('\t').nth(1) == Some(stage) && l.contains("undecodable")),
+            "{stage}: {list:?}"
+        );
+    }
 
     let key = list
         .iter()
@@ -436,7 +438,7 @@ async fn undecodable_records_go_to_the_dead_letters_and_can_be_replayed() {
         String::from_utf8_lossy(&replayed.stderr)
     );
     let started = Instant::now();
-    while letters(&env).len() < 3 {
+    while letters(&env).len() < 4 {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "the replayed record came back"

@@ -9,6 +9,7 @@
 //! The tables are defined by the migrations in `sinks/migrations`
 //! ([`MIGRATOR`]); the ingress only reads them.
 
+pub mod analytics;
 pub mod carts;
 pub mod catalog;
 pub mod coupon_usage;

@@ -1,6 +1,8 @@
 //! Wiring for the `sinks` binary and `checkoutctl rebuild`: Postgres
 //! (migrated), the codec, the ops endpoints, then every requested sink until
 //! shutdown. [`sinks`] is the list of sinks: adding one is one entry there.
+//! A process that runs any analytics sink also refreshes the analytics
+//! gauges (`crate::analytics::metrics`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use platform::config::PipelineConfig;
 use platform::stage::{Booted, StageDeps};
 use schemas::TopicDef;
 
+use crate::analytics;
 use crate::carts::CartsSink;
 use crate::catalog::{CouponsSink, FxRatesSink, InternshipsSink};
 use crate::runner::{self, Sink, SinkDeps};
@@ -92,6 +95,13 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
         Arc::new(Named("orders", crate::orders::OrdersSink)),
         Arc::new(Named("coupon-usage", crate::coupon_usage::CouponUsageSink)),
         Arc::new(Named("enrollments", crate::enrollments::EnrollmentsSink)),
+        Arc::new(Named("analytics-carts", analytics::AnalyticsCartsSink)),
+        Arc::new(Named("analytics-orders", analytics::AnalyticsOrdersSink)),
+        Arc::new(Named(
+            "analytics-enrollments",
+            analytics::AnalyticsEnrollmentsSink,
+        )),
+        Arc::new(Named("analytics-coupons", analytics::AnalyticsCouponsSink)),
     ]
 }
 
@@ -100,10 +110,17 @@ fn pick(which: &str) -> anyhow::Result<Vec<Arc<dyn AnySink>>> {
     if which == "all" {
         return Ok(all);
     }
+    // The analytics stage: every analytics sink, and its gauges.
+    if which == "analytics" {
+        return Ok(all
+            .into_iter()
+            .filter(|s| s.name().starts_with(analytics::PREFIX))
+            .collect());
+    }
     let names: Vec<&str> = all.iter().map(|s| s.name()).collect();
     match all.iter().find(|s| s.name() == which) {
         Some(s) => Ok(vec![s.clone()]),
-        None => anyhow::bail!("unknown sink {which:?}; known: {names:?} or all"),
+        None => anyhow::bail!("unknown sink {which:?}; known: {names:?}, analytics or all"),
     }
 }
 
@@ -131,21 +148,35 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let wanted = pick(which)?;
+    let analytics_settings = wanted
+        .iter()
+        .any(|s| s.name().starts_with(analytics::PREFIX))
+        .then(analytics::metrics::Settings::from_env)
+        .transpose()?;
     let mut booted = platform::stage::boot(&config, shutdown).await?;
     let deps = deps(&config, &booted).await?;
     booted.readiness = booted.readiness.postgres(deps.pool.clone());
     booted.serve_ops(ops_addr).await?;
 
+    let gauges = analytics_settings
+        .map(|settings| analytics::metrics::refresh_periodically(deps.pool.clone(), settings));
     let mut tasks = tokio::task::JoinSet::new();
     for sink in wanted {
         let mut deps = deps.clone();
         deps.positions = Default::default();
         tasks.spawn(sink.run(deps, booted.shutdown.wait().boxed()));
     }
+    let mut ended = Ok(());
     while let Some(done) = tasks.join_next().await {
-        done??;
+        if let Err(e) = done.map_err(anyhow::Error::from).and_then(|r| r) {
+            ended = Err(e);
+            break;
+        }
     }
-    Ok(())
+    if let Some(g) = gauges {
+        g.abort();
+    }
+    ended
 }
 
 /// Rebuilds one sink's tables from its topic: refuses while the sink's
@@ -158,11 +189,14 @@ pub async fn rebuild(
     config: PipelineConfig,
     mut progress: impl FnMut(i64, i64),
 ) -> anyhow::Result<i64> {
-    let sink = pick(which)?
-        .into_iter()
-        .next()
-        .filter(|_| which != "all")
-        .ok_or_else(|| anyhow::anyhow!("rebuild takes one sink, not all"))?;
+    // `all` and `analytics` name several sinks: rebuilding only the first
+    // of them would look like success.
+    let mut picked = pick(which)?;
+    anyhow::ensure!(
+        picked.len() == 1,
+        "rebuild takes one sink, not {which} (rebuild each of them)"
+    );
+    let sink = picked.remove(0);
     let booted = platform::stage::boot(&config, std::future::pending()).await?;
     let deps = deps(&config, &booted).await?;
     let names = deps.stage.codec.names().clone();
@@ -255,4 +289,28 @@ pub async fn rebuild(
         "rebuilt"
     );
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analytics_names_every_analytics_sink_and_all_includes_them() {
+        let names = |which| -> Vec<&'static str> {
+            pick(which).unwrap().iter().map(|s| s.name()).collect()
+        };
+        assert_eq!(
+            names("analytics"),
+            [
+                "analytics-carts",
+                "analytics-orders",
+                "analytics-enrollments",
+                "analytics-coupons"
+            ]
+        );
+        assert!(names("all").contains(&"analytics-orders"));
+        assert_eq!(names("analytics-coupons"), ["analytics-coupons"]);
+        assert!(pick("analytics-nothing").is_err());
+    }
 }
