@@ -645,6 +645,7 @@ async fn a_payment_pays_the_order_once_and_nothing_moves_it_back() {
     let total = o["total_minor"].as_i64().unwrap();
     let paid = |minor: i64| {
         OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             payment_ref: "pay_test_1".into(),
@@ -667,6 +668,7 @@ async fn a_payment_pays_the_order_once_and_nothing_moves_it_back() {
     shop.payment(
         &order,
         OrderCmd::PaymentFailed(PaymentFailed {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             failure: "late".into(),
@@ -1464,6 +1466,7 @@ async fn a_payment_that_does_not_match_goes_to_review_and_never_pays() {
     shop.payment(
         &order,
         OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             payment_ref: "pay_short".into(),
@@ -1634,6 +1637,7 @@ async fn a_payment_whose_order_never_comes_is_dead_lettered_after_its_retries() 
     shop.payment(
         ghost,
         OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             payment_ref: "pay_ghost".into(),
