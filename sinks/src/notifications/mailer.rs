@@ -301,4 +301,42 @@ mod tests {
         assert!(raw.contains("plain words"));
         assert!(raw.contains("<p>html words</p>"));
     }
+
+    #[tokio::test]
+    async fn the_file_transport_writes_the_email_into_the_folder() {
+        let dir = std::env::temp_dir().join(format!("notify-{}", uuid::Uuid::new_v4().simple()));
+        let config = MailConfig::parse(
+            "file",
+            dir.to_str().unwrap(),
+            "",
+            "InternHub <no-reply@internhub.local>",
+            "1000",
+        )
+        .unwrap();
+        let sender = Sender::new(&config).await.unwrap();
+        assert_eq!(sender.describe, format!("file:{}", dir.display()));
+        let n = Notification {
+            id: uuid::Uuid::from_u128(7),
+            kind: Kind::OrderConfirmation,
+            subject_key: "ord1".into(),
+            to: "buyer@example.com".parse().unwrap(),
+            rendered: Rendered {
+                subject: "Your InternHub order is confirmed: 29382.00 INR".into(),
+                text: "Total: 29382.00 INR".into(),
+                html: "<p>Total</p>".into(),
+            },
+        };
+        sender.send(&n).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().unwrap(), "eml");
+        let raw = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(raw.contains("Subject: Your InternHub order is confirmed: 29382.00 INR"));
+        assert!(raw.contains("Message-ID: <00000000000000000000000000000007@internhub.local>"));
+        assert!(raw.contains("Total: 29382.00 INR"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
