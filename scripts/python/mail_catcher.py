@@ -32,7 +32,8 @@ class Catcher:
         for part in msg.walk():
             kind = part.get_content_type()
             if kind in ("text/plain", "text/html") and not part.is_multipart():
-                parts[kind] = part.get_content()
+                # Lines as a mail client shows them (SMTP carries CRLF).
+                parts[kind] = part.get_content().replace("\r\n", "\n")
         record = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
