@@ -8,6 +8,12 @@
 #   scripts/bench.sh                          # 200 sessions for 30 s
 #   SESSIONS=1000 SECONDS_=60 scripts/bench.sh
 #   WARMUP=10 scripts/bench.sh                # drop the first 10 s
+#   scripts/bench.sh journey                  # 50 buyers, cart → enrollment, 30 s
+#   BUYERS=200 SECONDS_=60 scripts/bench.sh journey
+#
+# The journey run then measures what bounds it: the broker's own produce →
+# consume round trip (Kafka's EndToEndLatency, acks=all, one record at a
+# time), and prints the CPU seconds each process used (from /proc).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,10 +31,22 @@ if ! http_ok "http://127.0.0.1:8080/readyz"; then
   started_here=1
 fi
 if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi
-step "bench: $SESSIONS sessions, $DURATION s"
 status=0
-"$BIN/checkoutctl" bench --url http://127.0.0.1:8080 --sessions "$SESSIONS" --seconds "$DURATION" \
-  --warmup-secs "${WARMUP:-0}" || status=$?
+if [[ "${1:-}" == journey ]]; then
+  BUYERS="${BUYERS:-50}"
+  step "journey bench: $BUYERS buyers, $DURATION s"
+  AUTH_JWT_HS256_SECRET="${AUTH_JWT_HS256_SECRET:-$(cat "$LOCAL_DIR/run/jwt-secret")}" \
+    "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
+    --buyers "$BUYERS" --seconds "$DURATION" --svg "$LOCAL_DIR/bench/journey-$(date +%Y%m%d-%H%M%S).svg" ||
+    status=$?
+  step "broker round trip (Kafka's EndToEndLatency: 2000 records of 512 bytes, acks=all)"
+  bash scripts/kafka topics --create --if-not-exists --topic bench.e2e-latency --partitions 1 >/dev/null || true
+  bash scripts/kafka e2e-latency bench.e2e-latency 2000 all 512 || warn "the broker round trip could not be measured"
+else
+  step "bench: $SESSIONS sessions, $DURATION s"
+  "$BIN/checkoutctl" bench --url http://127.0.0.1:8080 --sessions "$SESSIONS" --seconds "$DURATION" \
+    --warmup-secs "${WARMUP:-0}" || status=$?
+fi
 if ((started_here)); then
   bash scripts/run.sh stop
 fi

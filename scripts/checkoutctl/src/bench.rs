@@ -31,6 +31,9 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 }
 
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.iter().any(|a| a == "--journey") {
+        return crate::journey::run(args).await;
+    }
     let url = flag(args, "--url").unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let sessions: usize = flag(args, "--sessions")
         .map(|v| v.parse())
@@ -193,7 +196,7 @@ async fn session(
     Ok(())
 }
 
-fn summary(name: &str, v: &[f64]) -> String {
+pub(crate) fn summary(name: &str, v: &[f64]) -> String {
     if v.is_empty() {
         return format!("{name:<24} no samples");
     }

@@ -7,7 +7,9 @@
 //! - `token --sub ID [--role user|admin] [--ttl-secs N]`: prints an HS256
 //!   bearer token signed with `AUTH_JWT_HS256_SECRET` (development only);
 //! - `bench [--url U] [--sessions N] [--seconds S] [--internship ID]`: the
-//!   checkout-session benchmark (see `bench.rs`);
+//!   checkout-session benchmark (see `bench.rs`); `bench --journey [--buyers
+//!   N] [--seconds S] [--simulator U] [--svg FILE]`: the whole journey, cart
+//!   to enrollment (see `journey.rs`);
 //! - `rebuild SINK`: empties a sink's tables and replays its topic into them,
 //!   with progress (stop the `sinks` service first);
 //! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`).
@@ -17,6 +19,7 @@
 
 mod bench;
 mod dlq;
+mod journey;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,546 @@
+//! The journey benchmark (`checkoutctl bench --journey`): `--buyers`
+//! concurrent buyers, each in a loop for `--seconds`: create a cart → add
+//! one to three internships → apply a coupon → set the buyer's location →
+//! place the order → wait for its payment session → the gateway simulator
+//! pays it (its signed webhooks go to the ingress, as a real gateway's
+//! would) → poll until the enrollment is visible.
+//!
+//! It prints progress every five seconds and at the end: journeys/s, p50,
+//! p95 and p99 of every step, pay → enrollment visible (the simulator's
+//! webhook is sent as the payment is answered), errors by kind, the CPU
+//! seconds each process of the stack used meanwhile (from /proc, so the
+//! table says where the cores went), and writes an SVG of journeys/s and
+//! the journey p99 over time. Loopback only; bounded in buyers and time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+const STEPS: [&str; 9] = [
+    "create cart",
+    "add item",
+    "apply coupon",
+    "set buyer",
+    "place order",
+    "session ready",
+    "pay (simulator)",
+    "pay → enrolled",
+    "journey",
+];
+
+#[derive(Default)]
+struct Samples {
+    steps: BTreeMap<&'static str, Vec<f64>>,
+    errors: BTreeMap<String, u64>,
+    /// (seconds since start, journey ms) of each finished journey.
+    done: Vec<(f64, f64)>,
+}
+
+struct Ctx {
+    http: reqwest::Client,
+    url: String,
+    sim: String,
+    secret: String,
+    internships: Vec<String>,
+    samples: Mutex<Samples>,
+    started: Instant,
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+pub async fn run(args: &[String]) -> anyhow::Result<()> {
+    let url = flag(args, "--url").unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let sim = flag(args, "--simulator").unwrap_or_else(|| "http://127.0.0.1:8090".into());
+    let buyers: usize = flag(args, "--buyers")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(50);
+    let seconds: u64 = flag(args, "--seconds")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(30);
+    let svg = flag(args, "--svg").unwrap_or_else(|| ".local/bench/journey.svg".into());
+    anyhow::ensure!(
+        buyers <= 10_000 && seconds <= 600,
+        "at most 10,000 buyers for 600 s"
+    );
+    for u in [&url, &sim] {
+        anyhow::ensure!(
+            u.contains("127.0.0.1") || u.contains("localhost"),
+            "benchmarks target loopback only"
+        );
+    }
+    let secret = std::env::var("AUTH_JWT_HS256_SECRET")
+        .context("AUTH_JWT_HS256_SECRET is not set (scripts/bench.sh sets it)")?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(buyers * 2)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let internships = catalog(&http, &url).await?;
+    let ctx = Arc::new(Ctx {
+        http,
+        url,
+        sim,
+        secret,
+        internships,
+        samples: Mutex::new(Samples::default()),
+        started: Instant::now(),
+    });
+    coupon(&ctx).await?;
+    let cpu_before = cpu_seconds();
+    println!(
+        "journey bench: {buyers} buyers for {seconds} s against {} (simulator {})",
+        ctx.url, ctx.sim
+    );
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut tasks = tokio::task::JoinSet::new();
+    for b in 0..buyers {
+        let ctx = ctx.clone();
+        let user = format!("bench-{}-{b}", &run_id[..8]);
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                // A new buyer per journey: a user enrolled in an internship
+                // is not enrolled in it again (the rule), so a repeat
+                // buyer would wait for an enrollment that never comes.
+                if let Err(e) = journey(&ctx, &format!("{user}-{n}"), n).await {
+                    // "step: HTTP 409 1003": the step, the status, our code.
+                    let kind: String = e.to_string().chars().take(60).collect();
+                    *ctx.samples.lock().await.errors.entry(kind).or_default() += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+    }
+    let progress = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let s = ctx.samples.lock().await;
+                let errors: u64 = s.errors.values().sum();
+                println!(
+                    "  {:>4.0} s: {} journeys, {} errors",
+                    ctx.started.elapsed().as_secs_f64(),
+                    s.done.len(),
+                    errors
+                );
+            }
+        })
+    };
+    while tasks.join_next().await.is_some() {}
+    progress.abort();
+    let elapsed = ctx.started.elapsed().as_secs_f64();
+    let cpu_after = cpu_seconds();
+    let s = ctx.samples.lock().await;
+    println!(
+        "done: {} journeys in {elapsed:.1} s = {:.1} journeys/s",
+        s.done.len(),
+        s.done.len() as f64 / elapsed
+    );
+    for step in STEPS {
+        println!(
+            "{}",
+            crate::bench::summary(step, s.steps.get(step).map_or(&[][..], |v| v))
+        );
+    }
+    if s.errors.is_empty() {
+        println!("errors: none");
+    }
+    for (kind, n) in &s.errors {
+        println!("errors: {n} × {kind}");
+    }
+    print_cpu(&cpu_before, &cpu_after, elapsed);
+    if let Some(dir) = std::path::Path::new(&svg).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&svg, chart(&s.done, elapsed))?;
+    println!("picture: {svg}");
+    Ok(())
+}
+
+/// The active internships of the catalog, to pick one to three from.
+async fn catalog(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<String>> {
+    let list: Value = http
+        .get(format!("{url}/api/v1/internships"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let items = list
+        .get("internships")
+        .or(list.get("items"))
+        .and_then(Value::as_array)
+        .or(list.as_array())
+        .context("the catalog answered no list")?;
+    let ids: Vec<String> = items
+        .iter()
+        .filter_map(|i| i["internship_id"].as_str().map(str::to_owned))
+        .collect();
+    anyhow::ensure!(!ids.is_empty(), "the catalog is empty: seed it first");
+    Ok(ids)
+}
+
+fn bearer(ctx: &Ctx, user: &str, role: &str) -> anyhow::Result<String> {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 3600;
+    let claims = json!({ "sub": user, "role": role, "exp": exp });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(ctx.secret.as_bytes()),
+    )?;
+    Ok(format!("Bearer {token}"))
+}
+
+/// The coupon every buyer applies: 10 % off, no limit.
+async fn coupon(ctx: &Ctx) -> anyhow::Result<()> {
+    ctx.http
+        .put(format!("{}/api/v1/admin/coupons/BENCH10", ctx.url))
+        .header("authorization", bearer(ctx, "bench-admin", "admin")?)
+        .json(&json!({"name": "Bench 10 %", "kind": "percentage", "percent": "0.10"}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("publishing the bench coupon")?;
+    // Carts price from the coupon table: let it reach the processors.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+async fn call(step: &'static str, req: reqwest::RequestBuilder) -> anyhow::Result<(Value, f64)> {
+    let t = Instant::now();
+    let res = req
+        .send()
+        .await
+        .with_context(|| format!("{step}: no answer"))?;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(
+        status.is_success(),
+        "{step}: HTTP {} {}",
+        status.as_u16(),
+        body["error"]["code"]
+    );
+    Ok((body, t.elapsed().as_secs_f64() * 1e3))
+}
+
+async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
+    let auth = bearer(ctx, user, "user")?;
+    let api = |m: reqwest::Method, path: &str| {
+        ctx.http
+            .request(m, format!("{}/api/v1/{path}", ctx.url))
+            .header("authorization", &auth)
+    };
+    use reqwest::Method;
+    let start = Instant::now();
+    let mut times: Vec<(&'static str, f64)> = Vec::new();
+    let (cart, ms) = call("create cart", api(Method::POST, "cart").json(&json!({}))).await?;
+    times.push(("create cart", ms));
+    let token = cart["cart_token"]
+        .as_str()
+        .context("create cart: no token")?
+        .to_owned();
+    let lines = 1 + (n as usize % 3).min(ctx.internships.len() - 1);
+    let mut version = 0;
+    for i in 0..lines {
+        let id = &ctx.internships[(n as usize + i) % ctx.internships.len()];
+        let (added, ms) = call(
+            "add item",
+            api(Method::POST, &format!("cart/{token}/items"))
+                .json(&json!({"internship_id": id, "quantity": 1})),
+        )
+        .await?;
+        times.push(("add item", ms));
+        version = added["version"].as_i64().unwrap_or(version);
+    }
+    let (c, ms) = call(
+        "apply coupon",
+        api(Method::POST, &format!("cart/{token}/coupon")).json(&json!({"code": "BENCH10"})),
+    )
+    .await?;
+    times.push(("apply coupon", ms));
+    version = c["version"].as_i64().unwrap_or(version);
+    let (b, ms) = call(
+        "set buyer",
+        api(Method::PUT, &format!("cart/{token}/buyer"))
+            .json(&json!({"country": "IN", "state": "KA"})),
+    )
+    .await?;
+    times.push(("set buyer", ms));
+    version = b["version"].as_i64().unwrap_or(version);
+    // Placing reads the cart from the read model: it must show the buyer.
+    let (seen, _) = call(
+        "read cart",
+        api(Method::GET, &format!("cart/{token}?version={version}")).header("prefer", "wait=10"),
+    )
+    .await?;
+    anyhow::ensure!(seen["stale"] != true, "read cart: stale after 10 s");
+    let (placed, ms) = call(
+        "place order",
+        api(Method::POST, "order").json(&json!({"cart_token": token})),
+    )
+    .await?;
+    times.push(("place order", ms));
+    let order = placed["order_token"]
+        .as_str()
+        .context("place order: no token")?
+        .to_owned();
+    let t = Instant::now();
+    let session = loop {
+        // 404 until the orders sink wrote the order: keep asking.
+        let res = api(Method::GET, &format!("order/{order}"))
+            .send()
+            .await
+            .context("session ready: no answer")?;
+        let status = res.status();
+        let o: Value = res.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(
+            status.is_success() || status.as_u16() == 404,
+            "session ready: HTTP {} {}",
+            status.as_u16(),
+            o["error"]["code"]
+        );
+        if let Some(s) = o["attempts"][0]["session_id"].as_str() {
+            break s.to_owned();
+        }
+        anyhow::ensure!(o["status"] != "failed", "session ready: order failed");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(20),
+            "session ready: timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    times.push(("session ready", t.elapsed().as_secs_f64() * 1e3));
+    let (_, ms) = call(
+        "pay (simulator)",
+        ctx.http
+            .post(format!("{}/sim/sessions/{session}/pay", ctx.sim))
+            .json(&json!({"method": "upi"})),
+    )
+    .await?;
+    times.push(("pay (simulator)", ms));
+    let paid = Instant::now();
+    loop {
+        let (mine, _) = call("pay → enrolled", api(Method::GET, "me/enrollments")).await?;
+        let enrolled = mine["enrollments"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["order_token"] == order.as_str()));
+        if enrolled {
+            break;
+        }
+        anyhow::ensure!(
+            paid.elapsed() < Duration::from_secs(20),
+            "pay → enrolled: timed out"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    times.push(("pay → enrolled", paid.elapsed().as_secs_f64() * 1e3));
+    let total = start.elapsed().as_secs_f64() * 1e3;
+    times.push(("journey", total));
+    let mut s = ctx.samples.lock().await;
+    for (step, ms) in times {
+        s.steps.entry(step).or_default().push(ms);
+    }
+    let at = ctx.started.elapsed().as_secs_f64();
+    s.done.push((at, total));
+    Ok(())
+}
+
+/// CPU seconds (user + system) of the stack's processes, by name.
+fn cpu_seconds() -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    // Clock ticks per second: 100 on every Linux we run on.
+    let hz = 100.0;
+    for entry in dir.flatten() {
+        let pid = entry.file_name();
+        let Some(pid) = pid
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let Some(name) = process_name(&args) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command's closing parenthesis: utime is the
+        // 14th field of the line, stime the 15th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        *out.entry(name).or_default() += ticks / hz;
+    }
+    out
+}
+
+/// What a process of the stack is, from its command line.
+fn process_name(args: &[String]) -> Option<String> {
+    let first = args.first()?;
+    // Postgres renames its processes ("postgres: 15/main: checkpointer").
+    if first.starts_with("postgres") || first.contains("/postgres") {
+        return Some("postgres".into());
+    }
+    let bin = first.rsplit('/').next()?.to_owned();
+    match bin.as_str() {
+        "processors" | "sinks" => Some(format!(
+            "{bin} {}",
+            args.get(1).map(String::as_str).unwrap_or("")
+        )),
+        "ingress" | "schema-registry" | "gateway-simulator" | "checkoutctl" => Some(bin),
+        "java" if args.iter().any(|a| a.contains("kafka")) => Some("kafka (java)".into()),
+        b if b.starts_with("postgres") => Some("postgres".into()),
+        _ => None,
+    }
+}
+
+fn print_cpu(before: &HashMap<String, f64>, after: &HashMap<String, f64>, elapsed: f64) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mut rows: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    println!(
+        "cpu: {total:.1} s used of {:.1} s available ({cores} cores × {elapsed:.1} s)",
+        cores * elapsed
+    );
+    for (name, secs) in rows {
+        println!(
+            "  {name:<28} {secs:>7.1} s  {:>5.1} % of the machine",
+            100.0 * secs / (cores * elapsed)
+        );
+    }
+}
+
+/// An SVG of journeys finished per second (bars) and the p99 journey
+/// latency of each second (line), over the run.
+fn chart(done: &[(f64, f64)], elapsed: f64) -> String {
+    let secs = elapsed.ceil().max(1.0) as usize;
+    let mut per_sec: Vec<Vec<f64>> = vec![Vec::new(); secs];
+    for (at, ms) in done {
+        let i = (*at as usize).min(secs - 1);
+        per_sec[i].push(*ms);
+    }
+    let rate: Vec<f64> = per_sec.iter().map(|v| v.len() as f64).collect();
+    let p99: Vec<f64> = per_sec
+        .iter()
+        .map(|v| {
+            if v.is_empty() {
+                return 0.0;
+            }
+            let mut s = v.clone();
+            s.sort_by(|a, b| a.total_cmp(b));
+            s[((s.len() as f64 - 1.0) * 0.99).round() as usize]
+        })
+        .collect();
+    let (w, h, pad) = (800.0, 300.0, 40.0);
+    let max_rate = rate.iter().cloned().fold(1.0, f64::max);
+    let max_ms = p99.iter().cloned().fold(1.0, f64::max);
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / secs as f64;
+    let bar_w = ((w - 2.0 * pad) / secs as f64).max(1.0) - 1.0;
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="{pad}" y="16">journeys/s (bars, max {max_rate:.0}) and journey p99 per second (line, max {max_ms:.0} ms) over {elapsed:.0} s</text>
+"##
+    );
+    for (i, r) in rate.iter().enumerate() {
+        let bh = (h - 2.0 * pad) * r / max_rate;
+        svg.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bar_w:.1}\" height=\"{bh:.1}\" fill=\"#9ecae1\"/>\n",
+            x(i),
+            h - pad - bh
+        ));
+    }
+    let points: Vec<String> = p99
+        .iter()
+        .enumerate()
+        .map(|(i, ms)| {
+            format!(
+                "{:.1},{:.1}",
+                x(i) + bar_w / 2.0,
+                h - pad - (h - 2.0 * pad) * ms / max_ms
+            )
+        })
+        .collect();
+    svg.push_str(&format!(
+        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"{}\"/>\n",
+        points.join(" ")
+    ));
+    svg.push_str(&format!(
+        "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"black\"/>\n<text x=\"{pad}\" y=\"{2}\">0 s</text><text x=\"{3}\" y=\"{2}\">{elapsed:.0} s</text>\n</svg>\n",
+        h - pad,
+        w - pad,
+        h - pad + 14.0,
+        w - pad - 30.0
+    ));
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_named_from_their_command_line() {
+        let name =
+            |args: &[&str]| process_name(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            name(&["/x/target/release/processors", "order"]).as_deref(),
+            Some("processors order")
+        );
+        assert_eq!(name(&["/x/ingress"]).as_deref(), Some("ingress"));
+        assert_eq!(
+            name(&["java", "-cp", "/w/.local/kafka/4.1.1/*", "kafka.Kafka"]).as_deref(),
+            Some("kafka (java)")
+        );
+        assert_eq!(
+            name(&["postgres: 15/main: checkpointer "]).as_deref(),
+            Some("postgres")
+        );
+        assert_eq!(name(&["bash"]), None);
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_second_and_the_p99_line() {
+        let svg = chart(&[(0.2, 100.0), (0.5, 300.0), (1.5, 200.0)], 2.0);
+        assert_eq!(svg.matches("<rect x=").count(), 2);
+        assert!(svg.contains("<polyline"));
+        assert!(
+            svg.contains("bars, max 2)"),
+            "two journeys in the first second"
+        );
+    }
+}
