@@ -38,6 +38,9 @@ struct Samples {
     errors: BTreeMap<String, u64>,
     /// (seconds since start, journey ms) of each finished journey.
     done: Vec<(f64, f64)>,
+    /// Orders the ingress accepted, and whether the simulator took their
+    /// payment: the ledger a fault run checks (`--ledger FILE`).
+    orders: BTreeMap<String, bool>,
 }
 
 struct Ctx {
@@ -69,6 +72,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(30);
     let svg = flag(args, "--svg").unwrap_or_else(|| ".local/bench/journey.svg".into());
+    let ledger = flag(args, "--ledger");
     anyhow::ensure!(
         buyers <= 10_000 && seconds <= 600,
         "at most 10,000 buyers for 600 s"
@@ -167,6 +171,19 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     }
     std::fs::write(&svg, chart(&s.done, elapsed))?;
     println!("picture: {svg}");
+    if let Some(path) = ledger {
+        let lines: String = s
+            .orders
+            .iter()
+            .map(|(o, paid)| format!("{o} {}\n", if *paid { "paid" } else { "placed" }))
+            .collect();
+        std::fs::write(&path, lines)?;
+        println!(
+            "ledger: {} orders accepted ({} paid at the gateway) in {path}",
+            s.orders.len(),
+            s.orders.values().filter(|p| **p).count()
+        );
+    }
     Ok(())
 }
 
@@ -300,6 +317,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         .as_str()
         .context("place order: no token")?
         .to_owned();
+    ctx.samples.lock().await.orders.insert(order.clone(), false);
     let t = Instant::now();
     let session = loop {
         // 404 until the orders sink wrote the order: keep asking.
@@ -334,6 +352,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     )
     .await?;
     times.push(("pay (simulator)", ms));
+    ctx.samples.lock().await.orders.insert(order.clone(), true);
     let paid = Instant::now();
     loop {
         let (mine, _) = call("pay → enrolled", api(Method::GET, "me/enrollments")).await?;

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The fault suite: the journey load (checkoutctl bench --journey) while the
+# stack's processes are SIGKILLed at random moments, each restarted exactly
+# as it ran (its command line, environment and working directory, read from
+# /proc before the kill); the broker and Postgres are killed and restarted
+# too (one at a time, never both). Bounded in time; it says what it does as
+# it goes. At the end it checks the ledger the load wrote and prints it:
+#
+#   - every order the ingress accepted is in the orders table, none left
+#     PENDING (a coupon reservation always answered);
+#   - every order the simulator took a payment for is PAID, and no other;
+#   - one active enrollment per line of each paid order, none twice;
+#   - nothing in the dead-letter topic.
+#
+#   scripts/chaos.sh                              # 60 s, 20 buyers, a kill every 3 s
+#   SECONDS_=120 BUYERS=40 KILL_EVERY=2 scripts/chaos.sh
+#   KILL_INFRA=0 scripts/chaos.sh                 # services only
+#
+# Starts the stack (scripts/run.sh --detach, PROFILE=dev unless set) unless
+# an ingress answers on 127.0.0.1:8080, and stops what it started.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+install_traps
+
+PROFILE="${PROFILE:-dev}"
+DURATION="${SECONDS_:-60}"
+BUYERS="${BUYERS:-20}"
+KILL_EVERY="${KILL_EVERY:-3}"
+KILL_INFRA="${KILL_INFRA:-1}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
+PIDS="$LOCAL_DIR/run/pids"
+CHAOS_DIR="$LOCAL_DIR/chaos/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$CHAOS_DIR"
+
+started_here=0
+# shellcheck disable=SC2317  # called indirectly by the exit trap
+stop_stack() { if ((started_here)); then bash scripts/run.sh stop || true; fi; }
+on_exit stop_stack
+if ! http_ok "http://127.0.0.1:8080/readyz"; then
+  step "start the stack ($PROFILE)"
+  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" PROFILE="$PROFILE" bash scripts/run.sh --detach
+  started_here=1
+fi
+if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi
+
+# Why: a process is restarted as it ran, whoever started it: its argv,
+# environment and cwd come from /proc, the pid file is rewritten for
+# `run.sh stop`. Usage: kill_and_restart NAME
+kill_and_restart() {
+  local name="$1" pidfile="$PIDS/$1.pid" pid started logfile cwd
+  [[ -f "$pidfile" ]] || { warn "no pid file for $name"; return 1; }
+  { read -r pid; read -r started; read -r logfile; } <"$pidfile"
+  # A pid is reused: the start time says whether it is still our process.
+  if ! kill -0 "$pid" 2>/dev/null || [[ "$(proc_starttime "$pid")" != "$started" ]]; then
+    warn "$name (pid $pid) is not running"
+    return 1
+  fi
+  local -a argv envs
+  mapfile -d '' argv <"/proc/$pid/cmdline"
+  mapfile -d '' envs <"/proc/$pid/environ"
+  cwd="$(readlink "/proc/$pid/cwd")"
+  kill -9 "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  printf '=== %s: restarted by chaos.sh after SIGKILL\n' "$(date -u +%FT%TZ)" >>"$logfile"
+  # exec: the pid recorded is the process itself (no wrapper left behind).
+  (cd "$cwd" && exec env -i "${envs[@]}" "${argv[@]}") </dev/null >>"$logfile" 2>&1 &
+  local new=$!
+  sleep 0.2
+  printf '%s\n%s\n%s\n' "$new" "$(proc_starttime "$new")" "$logfile" >"$pidfile"
+  log "SIGKILL $name (pid $pid), restarted as pid $new"
+}
+
+# Why: Postgres is Debian's cluster (or the private one run.sh started):
+# an immediate stop is its SIGKILL (no checkpoint, crash recovery on start).
+restart_postgres() {
+  local version
+  version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
+  if [[ -n "$version" ]] && pg_ctlcluster --skip-systemctl-redirect "$version" main status >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$version" main stop -m immediate || true
+    sleep 1
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    log "postgres: stopped immediately (no checkpoint) and started again"
+  else
+    warn "postgres is not a Debian cluster here: not killed"
+  fi
+}
+
+step "load: $BUYERS buyers for $DURATION s (ledger $CHAOS_DIR/ledger.txt)"
+AUTH_JWT_HS256_SECRET="${AUTH_JWT_HS256_SECRET:-$(cat "$LOCAL_DIR/run/jwt-secret")}" \
+  "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
+  --buyers "$BUYERS" --seconds "$DURATION" --svg "$CHAOS_DIR/journey.svg" \
+  --ledger "$CHAOS_DIR/ledger.txt" >"$CHAOS_DIR/load.log" 2>&1 &
+LOAD_PID=$!
+
+# The services a kill may hit; the simulator is the outside world (its
+# sessions live in its memory), so it is spared.
+mapfile -t victims < <(find "$PIDS" -name '*.pid' -printf '%f\n' | sed 's/\.pid$//' |
+  grep -v -e '^kafka$' -e '^gateway-simulator$' -e '^postgres' | sort)
+log "victims: ${victims[*]}"
+kills=0
+infra_done=()
+end=$((SECONDS + DURATION - 5))
+sleep 8 # let the load get going
+while ((SECONDS < end)) && kill -0 "$LOAD_PID" 2>/dev/null; do
+  if ((KILL_INFRA)) && ((kills == 6)) && [[ ! " ${infra_done[*]} " =~ " kafka " ]]; then
+    kill_and_restart kafka && kills=$((kills + 1))
+    infra_done+=(kafka)
+    sleep 10
+  elif ((KILL_INFRA)) && ((kills == 14)) && [[ ! " ${infra_done[*]} " =~ " postgres " ]]; then
+    restart_postgres && kills=$((kills + 1))
+    infra_done+=(postgres)
+    sleep 5
+  else
+    victim="${victims[$((RANDOM % ${#victims[@]}))]}"
+    kill_and_restart "$victim" && kills=$((kills + 1))
+  fi
+  sleep "$KILL_EVERY"
+done
+log "$kills kills; waiting for the load to end"
+wait "$LOAD_PID" || warn "the load ended with status $?"
+tail -n 40 "$CHAOS_DIR/load.log"
+
+step "ledger checks"
+[[ -s "$CHAOS_DIR/ledger.txt" ]] || die "the load wrote no ledger"
+all="$(awk '{printf "%s\x27%s\x27", (NR>1?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
+paid="$(awk '$2=="paid"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
+unpaid="$(awk '$2!="paid"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
+q() { psql "$DATABASE_URL" -Atqc "$1"; }
+arr() { if [[ -n "$1" ]]; then printf 'ARRAY[%s]::text[]' "$1"; else printf "'{}'::text[]"; fi; }
+missing_sql="SELECT count(*) FROM unnest($(arr "$all")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.order_token IS NULL"
+pending_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$all")) AND status = 'pending'"
+unpaid_paid_sql="SELECT count(*) FROM unnest($(arr "$paid")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.status IS DISTINCT FROM 'paid'"
+paid_not_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$unpaid")) AND status = 'paid'"
+enrol_sql="SELECT count(*) FROM orders o WHERE o.order_token = ANY($(arr "$paid")) AND
+  (SELECT count(*) FROM enrollments e WHERE e.order_token = o.order_token AND e.status = 'active')
+  <> jsonb_array_length(o.placed->'lines')"
+twice_sql="SELECT count(*) FROM (SELECT order_token, internship_id FROM enrollments
+  WHERE order_token = ANY($(arr "$all")) GROUP BY 1, 2 HAVING count(*) > 1) d"
+# The pipeline drains after the load: up to 120 s for everything to land.
+deadline=$((SECONDS + 120))
+while :; do
+  m="$(q "$missing_sql")" p="$(q "$unpaid_paid_sql")" e="$(q "$enrol_sql")"
+  if [[ "$m$p$e" == "000" ]] || ((SECONDS > deadline)); then break; fi
+  sleep 2
+done
+dead="$(bash scripts/kafka get-offsets --topic "${TOPIC_PREFIX:-}dead-letters" 2>/dev/null |
+  awk -F: '{s+=$3} END {print s+0}')"
+accepted="$(wc -l <"$CHAOS_DIR/ledger.txt")"
+paid_n="$(awk '$2=="paid"' "$CHAOS_DIR/ledger.txt" | wc -l)"
+failures=0
+check() {
+  local what="$1" got="$2"
+  if [[ "$got" == "0" ]]; then log "PASS  $what"; else log "FAIL  $what: $got"; failures=$((failures + 1)); fi
+}
+log "ledger: $accepted orders accepted, $paid_n paid at the gateway, $kills kills"
+check "accepted orders missing from the orders table" "$(q "$missing_sql")"
+check "accepted orders left PENDING" "$(q "$pending_sql")"
+check "orders paid at the gateway but not PAID" "$(q "$unpaid_paid_sql")"
+check "orders PAID without a payment" "$(q "$paid_not_sql")"
+check "paid orders without one active enrollment per line" "$(q "$enrol_sql")"
+check "enrollments of one order and internship twice" "$(q "$twice_sql")"
+check "records in the dead-letter topic" "$dead"
+((kills >= 1)) || { warn "no kill landed"; failures=$((failures + 1)); }
+if ((failures)); then
+  die "$failures check(s) failed; logs: $LOCAL_DIR/run/logs, load: $CHAOS_DIR/load.log"
+fi
+log "all checks passed ($CHAOS_DIR)"
