@@ -529,6 +529,45 @@ async fn an_internship_closed_after_placement_fails_its_line_and_opens_a_support
     assert_eq!(case.buyer_user_id.as_deref(), Some("nora"));
     assert_eq!(case.buyer_email.as_deref(), Some("nora@example.com"));
     assert_eq!(case.cause_event_id, failed_id);
+    // Materialized for people: the admin list shows it.
+    let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+    let started = Instant::now();
+    let listed = loop {
+        let listed: Value = shop
+            .http
+            .get(format!(
+                "{}/admin/support-cases?order_token={order}",
+                shop.base
+            ))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["cases"].as_array().is_some_and(|c| !c.is_empty())
+            || started.elapsed() > Duration::from_secs(30)
+        {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let rows = listed["cases"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["case_id"], case.case_id.as_str());
+    assert_eq!(rows[0]["order_token"], order.as_str());
+    assert_eq!(rows[0]["buyer_user_id"], "nora");
+    assert_eq!(rows[0]["code"], "internship_closed");
+    assert_eq!(rows[0]["reason"], case.reason.as_str());
+    let buyer = shop
+        .http
+        .get(format!("{}/admin/support-cases", shop.base))
+        .header("authorization", Shop::bearer("nora"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(buyer.status(), 403, "people's cases are for admins");
 
     // The order stays PAID; the buyer is enrolled in what is still open.
     let o = shop.get("nora", &format!("order/{order}")).await;

@@ -17,6 +17,7 @@ pub mod enrollments;
 pub mod orders;
 pub mod runner;
 pub mod service;
+pub mod support_cases;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 

@@ -9,9 +9,12 @@
 //!   order not paid, no seats of that internship, too few seats left for
 //!   the new emails), with the very rule the processor applies
 //!   ([`rules::enrollment::plan_seats`]), then writes `AssignSeats` to
-//!   `enrollment.commands` keyed by the buyer.
+//!   `enrollment.commands` keyed by the buyer;
+//! - `GET /api/v1/admin/support-cases`: the support cases (paid lines that
+//!   could not be enrolled) as the support-cases sink wrote them, for
+//!   people to act on (registered in the admin group, `routes::api`).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,7 +28,7 @@ use schemas::records::enrollment::{
 use schemas::topics::ENROLLMENT_COMMANDS;
 use schemas::values::{Email, InternshipId, OrderToken};
 
-use crate::auth::Caller;
+use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::idempotency::CommandIds;
@@ -318,6 +321,76 @@ async fn book_of(
             seat_of: r.12.map(|u| u.to_string()),
         })
         .collect())
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct SupportCaseView {
+    #[schema(value_type = String)]
+    pub case_id: uuid::Uuid,
+    pub order_token: String,
+    pub buyer_user_id: Option<String>,
+    pub buyer_email: Option<String>,
+    /// What opened it: `enrollment_failed`.
+    pub kind: String,
+    /// `internship_closed` or `internship_unknown`.
+    pub code: String,
+    pub reason: String,
+    pub internship_id: Option<String>,
+    pub opened_at: chrono::DateTime<chrono::Utc>,
+    /// The `enrollment.events` record that opened it.
+    pub cause_event_id: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SupportCaseList {
+    /// Newest first, at most 200.
+    pub cases: Vec<SupportCaseView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CaseQuery {
+    /// Only the cases of this order.
+    pub order_token: Option<String>,
+}
+
+/// The support cases: paid order lines that could not be enrolled (say,
+/// the internship closed after payment), each with its order, buyer and
+/// reason.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/support-cases",
+    tag = "admin",
+    params(CaseQuery),
+    responses(
+        (status = 200, description = "the cases, newest first", body = SupportCaseList),
+        (status = 401, description = "no or invalid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 422, description = "malformed order token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn support_cases(
+    State(state): State<AppState>,
+    Admin(_admin): Admin,
+    Query(q): Query<CaseQuery>,
+) -> Result<Response, ApiError> {
+    let order = q
+        .order_token
+        .as_deref()
+        .map(OrderToken::parse)
+        .transpose()
+        .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
+    let cases = sqlx::query_as::<_, SupportCaseView>(
+        "SELECT case_id, order_token, buyer_user_id, buyer_email, kind, code, reason, internship_id,
+                opened_at, cause_event_id
+         FROM support_cases WHERE $1::text IS NULL OR order_token = $1
+         ORDER BY opened_at DESC, case_id LIMIT 200",
+    )
+    .bind(order.as_ref().map(OrderToken::as_str))
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(SupportCaseList { cases }).into_response())
 }
 
 #[cfg(test)]
