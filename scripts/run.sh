@@ -15,7 +15,9 @@
 # (ops :9104), `processors coupon` (ops :9105), `processors gateway` (the
 # gateway worker, ops :9106), `processors webhook` (ops :9107), `processors
 # webhook-retry` (ops :9110), `processors enrollment` (ops :9108), `sinks all`
-# (ops :9103),
+# (ops :9103), `sinks notifications` (the notification worker, ops :9109;
+# emails as .eml files in .local/mail unless NOTIFY_TRANSPORT=smtp and
+# SMTP_URL say otherwise),
 # `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
 # Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
 # Logs: .local/run/logs/<name>.log.
@@ -209,6 +211,9 @@ OPS_GATEWAY="127.0.0.1:9106"
 OPS_WEBHOOK="127.0.0.1:9107"
 OPS_ENROLLMENT="127.0.0.1:9108"
 OPS_WEBHOOK_RETRY="127.0.0.1:9110"
+OPS_NOTIFY="127.0.0.1:9109"
+# The notification worker's development default: lettre's file transport.
+export NOTIFY_FILE_DIR="${NOTIFY_FILE_DIR:-$LOCAL_DIR/mail}"
 # Where buyers may be sent back after paying (development: a local frontend).
 export ORDER_RETURN_ORIGINS="${ORDER_RETURN_ORIGINS:-http://localhost:3000,http://127.0.0.1:3000}"
 export ORDER_RETURN_HTTP_ALLOWED="${ORDER_RETURN_HTTP_ALLOWED:-true}"
@@ -249,6 +254,7 @@ require_free_port 127.0.0.1 9106 "processors gateway ops"
 require_free_port 127.0.0.1 9107 "processors webhook ops"
 require_free_port 127.0.0.1 9108 "processors enrollment ops"
 require_free_port 127.0.0.1 9110 "processors webhook-retry ops"
+require_free_port 127.0.0.1 9109 "sinks notifications ops"
 IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
 require_free_port "$sim_host" "$sim_port" gateway-simulator
 
@@ -343,6 +349,9 @@ start_service processors-enrollment "http://$OPS_ENROLLMENT" \
 start_service processors-gateway "http://$OPS_GATEWAY" \
   env OPS_ADDR="$OPS_GATEWAY" RAZORPAY_BASE_URL="${RAZORPAY_BASE_URL:-http://$SIMULATOR_ADDR}" \
   STRIPE_BASE_URL="${STRIPE_BASE_URL:-http://$SIMULATOR_ADDR}" "$BIN_DIR/processors" gateway
+# Order, payment-failure and enrollment emails (see README, Notifications).
+start_service notifications "http://$OPS_NOTIFY" \
+  env OPS_ADDR="$OPS_NOTIFY" "$BIN_DIR/sinks" notifications
 wait_services_ready
 _step_close
 
@@ -363,6 +372,7 @@ Checkout stack is up (profile $PROFILE).
   processors webhook-retry http://$OPS_WEBHOOK_RETRY ops (webhooks ahead of their order, retried)
   processors enrollment http://$OPS_ENROLLMENT  ops (paid orders → enrollments)
   sinks all            http://$OPS_SINKS   ops
+  sinks notifications  http://$OPS_NOTIFY   ops (emails: ${NOTIFY_TRANSPORT:-file}, ${NOTIFY_FILE_DIR})
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
   postgres             $DATABASE_URL
@@ -395,6 +405,8 @@ Try it:
   # the simulator's signed webhooks mark it paid, and alice is enrolled
   curl -s -X POST http://$SIMULATOR_ADDR/sim/sessions/<session_id>/pay -H 'content-type: application/json' -d '{"method":"upi"}'
   curl -s $API/api/v1/me/enrollments -H "authorization: Bearer \$JWT"
+  # the emails (order placed with "email":"you@example.com" in its body)
+  ls $NOTIFY_FILE_DIR
   # the API documentation
   open $API/docs   (document: $API/openapi.json)
 

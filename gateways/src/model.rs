@@ -263,6 +263,9 @@ pub struct PaymentRef {
     pub session_id: Option<String>,
     /// Razorpay `pay_…`, Stripe `pi_…`.
     pub payment_id: Option<String>,
+    /// How the buyer paid (card, upi, netbanking, wallet, …), when the
+    /// event says: Razorpay's payment entity does.
+    pub method: Option<String>,
 }
 
 /// What a webhook tells us, in our terms.

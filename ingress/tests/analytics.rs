@@ -443,16 +443,21 @@ async fn the_funnel_revenue_payments_and_coupons_count_each_journey_once_through
         funnel: (5, 4, 2, 2),
         rates: [dec("0.8"), dec("0.5"), dec("1"), dec("0.4")],
         revenue: revenue_rows,
-        payments: vec![(
-            "razorpay".into(),
-            "unknown".into(),
-            4,
-            2,
-            1,
-            0,
-            1,
-            dec("0.6667"),
-        )],
+        // The simulator's Razorpay payments say how the buyer paid (card
+        // here); the attempt never paid has no method yet.
+        payments: vec![
+            (
+                "razorpay".into(),
+                "card".into(),
+                3,
+                2,
+                1,
+                0,
+                0,
+                dec("0.6667"),
+            ),
+            ("razorpay".into(), "unknown".into(), 1, 0, 0, 0, 1, None),
+        ],
         coupons: vec![("SAVE10".into(), 1, 0, 1)],
     };
     views_until(&shop.env, &expected).await;
@@ -490,14 +495,14 @@ async fn the_funnel_revenue_payments_and_coupons_count_each_journey_once_through
         ),
         (
             "analytics_payment_success_ratio",
-            vec![("gateway", "razorpay"), ("method", "unknown")],
+            vec![("gateway", "razorpay"), ("method", "card")],
             0.6667,
         ),
         (
             "analytics_payment_attempts",
             vec![
                 ("gateway", "razorpay"),
-                ("method", "unknown"),
+                ("method", "card"),
                 ("outcome", "failed"),
             ],
             1.0,

@@ -14,10 +14,10 @@ use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};
 
 use common::{token, TestEnv, JWT_SECRET};
+use processors::webhook::retry::RetryPolicy;
 use schemas::records::order::{OrderCmd, OrderCommand, PaymentFailed, PaymentSucceeded};
 use schemas::records::WireMoney;
 use schemas::topics::{CART_COMMANDS, ORDER_COMMANDS};
-use processors::webhook::retry::RetryPolicy;
 use schemas::Codec;
 
 /// The webhook retry stage's backoff in tests: 100 ms doubling to 400 ms,
@@ -645,6 +645,7 @@ async fn a_payment_pays_the_order_once_and_nothing_moves_it_back() {
     let total = o["total_minor"].as_i64().unwrap();
     let paid = |minor: i64| {
         OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             payment_ref: "pay_test_1".into(),
@@ -667,6 +668,7 @@ async fn a_payment_pays_the_order_once_and_nothing_moves_it_back() {
     shop.payment(
         &order,
         OrderCmd::PaymentFailed(PaymentFailed {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             failure: "late".into(),
@@ -1464,6 +1466,7 @@ async fn a_payment_that_does_not_match_goes_to_review_and_never_pays() {
     shop.payment(
         &order,
         OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             payment_ref: "pay_short".into(),
@@ -1559,9 +1562,8 @@ async fn a_webhook_before_its_order_is_parked_retried_then_applied() {
     let total = shop.get("quin", &format!("cart/{cart}")).await["total_minor"]
         .as_i64()
         .unwrap();
-    let order = schemas::values::OrderToken::of_cart(
-        &schemas::values::CartToken::parse(&cart).unwrap(),
-    );
+    let order =
+        schemas::values::OrderToken::of_cart(&schemas::values::CartToken::parse(&cart).unwrap());
     let order = order.as_str().to_owned();
     // Stripe says attempt 1 is paid before the order was even placed.
     let now = chrono::Utc::now().timestamp();
@@ -1635,6 +1637,7 @@ async fn a_payment_whose_order_never_comes_is_dead_lettered_after_its_retries() 
     shop.payment(
         ghost,
         OrderCmd::PaymentSucceeded(PaymentSucceeded {
+            method: None,
             attempt: 1,
             gateway: "razorpay".into(),
             payment_ref: "pay_ghost".into(),
@@ -1651,11 +1654,17 @@ async fn a_payment_whose_order_never_comes_is_dead_lettered_after_its_retries() 
         if !letters.is_empty() {
             break letters;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "never given up");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never given up"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(letters.len(), 1);
-    assert!(letters[0].reason.contains("after 2 redeliveries"), "{letters:?}");
+    assert!(
+        letters[0].reason.contains("after 2 redeliveries"),
+        "{letters:?}"
+    );
     assert!(letters[0].source_topic.ends_with("order.commands"));
     let command: OrderCommand = shop
         .env
@@ -1665,5 +1674,9 @@ async fn a_payment_whose_order_never_comes_is_dead_lettered_after_its_retries() 
         .unwrap();
     assert_eq!(command.order_token, ghost);
     assert!(matches!(command.command, OrderCmd::PaymentSucceeded(_)));
-    assert_eq!(shop.retry_records().await, (3, 2), "parked thrice, redelivered twice");
+    assert_eq!(
+        shop.retry_records().await,
+        (3, 2),
+        "parked thrice, redelivered twice"
+    );
 }

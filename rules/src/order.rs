@@ -389,6 +389,7 @@ pub fn decide(
                 Some(&p.gateway),
                 Some(&p.payment_ref),
             );
+            set_method(&mut next, p.attempt, p.method.as_deref());
             // Every coupon the order was priced with is used now, even one
             // whose reservation was released meanwhile.
             let mut requests = Vec::new();
@@ -537,6 +538,7 @@ pub fn decide(
                 Some(&f.gateway),
                 None,
             );
+            set_method(&mut next, f.attempt, f.method.as_deref());
             let requests = release_all(&mut next, "the payment failed");
             transition(
                 &mut next,
@@ -980,6 +982,7 @@ fn open_attempt(
     policy: &OrderPolicy,
 ) {
     order.attempts.push(PaymentAttempt {
+        method: None,
         number,
         payment_token: payment_token(&order.order_token, number),
         opened_at: stamp.at_ms,
@@ -1011,6 +1014,16 @@ fn set_attempt(
         if let Some(r) = payment_ref {
             a.payment_ref = Some(r.to_owned());
         }
+    }
+}
+
+/// Keeps how the buyer paid (or tried to), when the gateway said.
+fn set_method(order: &mut OrderSnapshot, number: i32, method: Option<&str>) {
+    if let (Some(m), Some(a)) = (
+        method,
+        order.attempts.iter_mut().find(|a| a.number == number),
+    ) {
+        a.method = Some(m.to_owned());
     }
 }
 

@@ -14,6 +14,7 @@ pub mod carts;
 pub mod catalog;
 pub mod coupon_usage;
 pub mod enrollments;
+pub mod notifications;
 pub mod orders;
 pub mod runner;
 pub mod service;

@@ -215,7 +215,7 @@ impl<S: Sink> BatchHandler for Session<'_, S> {
 /// a watcher waiting for "the end of the topic" (a rebuild) sees it reached.
 /// Everything below the consumer's position was delivered and written, or
 /// never will be.
-fn advance_past_markers(consumer: &GroupConsumer, topic: &str, positions: &Positions) {
+pub(crate) fn advance_past_markers(consumer: &GroupConsumer, topic: &str, positions: &Positions) {
     let Ok(tpl) = consumer.position() else {
         return;
     };
@@ -231,7 +231,7 @@ fn advance_past_markers(consumer: &GroupConsumer, topic: &str, positions: &Posit
 }
 
 /// Starts assigned partitions where Postgres says this sink is.
-async fn assign(
+pub(crate) async fn assign(
     consumer: &GroupConsumer,
     pool: &PgPool,
     group: &str,
@@ -356,7 +356,7 @@ fn refused_for_good(e: &sqlx::Error) -> bool {
     }
 }
 
-async fn store_offsets(
+pub(crate) async fn store_offsets(
     tx: &mut Transaction<'static, Postgres>,
     group: &str,
     topic: &str,

@@ -506,6 +506,11 @@ pub fn event(event_id: &str, raw_body: &[u8]) -> Result<WebhookEvent, WebhookErr
             };
             PaymentEvent::OrderPaid {
                 at: PaymentRef {
+                    method: body
+                        .payload
+                        .payment
+                        .as_ref()
+                        .and_then(|p| p.entity.method.clone()),
                     order_id,
                     session_id: Some(o.id.clone()),
                     payment_id: body.payload.payment.as_ref().map(|p| p.entity.id.clone()),
@@ -565,6 +570,7 @@ fn payment_of(body: &Event) -> Result<&Payment, WebhookError> {
 
 fn payment_ref(p: &Payment) -> Result<PaymentRef, WebhookError> {
     Ok(PaymentRef {
+        method: p.method.clone(),
         order_id: match p.notes.get(ORDER_ID_NOTE) {
             Some(raw) => Some(our_order_id(raw)?),
             None => None,
@@ -767,6 +773,7 @@ mod tests {
             e.event,
             PaymentEvent::PaymentCaptured {
                 at: PaymentRef {
+                    method: Some("upi".into()),
                     order_id: Some(OrderId::parse("ord_01HZX").unwrap()),
                     session_id: Some("order_DESlLckIVRkHWj".into()),
                     payment_id: Some("pay_DESlfW9H8K9uqM".into()),

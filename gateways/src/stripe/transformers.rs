@@ -485,6 +485,7 @@ pub fn event(raw_body: &[u8]) -> Result<WebhookEvent, WebhookError> {
             let pi: PaymentIntent = object(&body)?;
             PaymentEvent::PaymentFailed {
                 at: PaymentRef {
+                    method: None,
                     order_id: our_order_id(pi.metadata.get(ORDER_ID_KEY))?,
                     session_id: None,
                     payment_id: Some(pi.id.clone()),
@@ -533,6 +534,7 @@ fn object<T: serde::de::DeserializeOwned>(body: &Event) -> Result<T, WebhookErro
 
 fn session_ref(s: &CheckoutSession) -> Result<PaymentRef, WebhookError> {
     Ok(PaymentRef {
+        method: None,
         order_id: our_order_id(
             s.client_reference_id
                 .as_ref()
@@ -763,6 +765,7 @@ mod tests {
             e.event,
             PaymentEvent::OrderPaid {
                 at: PaymentRef {
+                    method: None,
                     order_id: Some(OrderId::parse("ord_01HZX").unwrap()),
                     session_id: Some("cs_test_a1".into()),
                     payment_id: Some("pi_1".into()),
@@ -794,6 +797,7 @@ mod tests {
                 .event,
             PaymentEvent::PaymentFailed {
                 at: PaymentRef {
+                    method: None,
                     order_id: Some(OrderId::parse("ord_01HZX").unwrap()),
                     session_id: None,
                     payment_id: Some("pi_9".into()),

@@ -204,6 +204,7 @@ impl Gateways {
             Ok(PaymentStatus::Paid { payment_id, amount }) => {
                 tracing::info!(%gateway, order = %request.order_token, attempt = request.attempt, payment = %payment_id, "reconciliation found a payment");
                 Some(OrderCmd::PaymentSucceeded(PaymentSucceeded {
+                    method: None,
                     attempt: request.attempt,
                     gateway: gateway.as_str().into(),
                     payment_ref: payment_id,

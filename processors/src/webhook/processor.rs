@@ -135,6 +135,7 @@ pub fn command_for(event: &WebhookEvent, at_ms: i64) -> Result<Option<OrderComma
         Ok((amount, payment_ref)) => (
             ids::derived("payment-succeeded", &order_token, i64::from(attempt)),
             OrderCmd::PaymentSucceeded(PaymentSucceeded {
+                method: at.method.clone(),
                 attempt,
                 gateway: gateway.clone(),
                 payment_ref,
@@ -144,6 +145,7 @@ pub fn command_for(event: &WebhookEvent, at_ms: i64) -> Result<Option<OrderComma
         Err(failure) => (
             ids::derived("payment-event", &format!("{gateway}/{}", event.id), 0),
             OrderCmd::PaymentFailed(PaymentFailed {
+                method: at.method.clone(),
                 attempt,
                 gateway: gateway.clone(),
                 failure,

@@ -110,6 +110,7 @@ fn opened() -> OrderSnapshot {
 
 fn paid(attempt: i32, minor: i64) -> OrderCmd {
     OrderCmd::PaymentSucceeded(PaymentSucceeded {
+        method: None,
         attempt,
         gateway: "razorpay".into(),
         payment_ref: "pay_1".into(),
@@ -119,6 +120,7 @@ fn paid(attempt: i32, minor: i64) -> OrderCmd {
 
 fn failed(attempt: i32) -> OrderCmd {
     OrderCmd::PaymentFailed(PaymentFailed {
+        method: None,
         attempt,
         gateway: "razorpay".into(),
         failure: "card declined".into(),
@@ -631,6 +633,7 @@ fn a_mismatched_or_second_payment_goes_to_review_and_a_repeat_does_not() {
         "the same payment again"
     );
     let other = command(OrderCmd::PaymentSucceeded(PaymentSucceeded {
+        method: None,
         attempt: 2,
         gateway: "stripe".into(),
         payment_ref: "pi_2".into(),

@@ -341,12 +341,14 @@ mod tests {
             }),
             OrderCmd::ExpireAttempt(ExpireAttempt { attempt: 1 }),
             OrderCmd::PaymentSucceeded(PaymentSucceeded {
+                method: None,
                 attempt: 1,
                 gateway: "razorpay".into(),
                 payment_ref: "pay_1".into(),
                 amount: money(100),
             }),
             OrderCmd::PaymentFailed(PaymentFailed {
+                method: None,
                 attempt: 2,
                 gateway: "stripe".into(),
                 failure: "card_declined".into(),
@@ -418,6 +420,7 @@ mod tests {
             buyer_user_id: Some("u".into()),
             placed: cart.clone(),
             attempts: vec![PaymentAttempt {
+                method: None,
                 number: 1,
                 payment_token: "p".into(),
                 opened_at: 5,

@@ -232,6 +232,9 @@ pub struct PaymentSucceeded {
     pub gateway: String,
     pub payment_ref: String,
     pub amount: WireMoney,
+    /// How the buyer paid, when the gateway says (card, upi, …).
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +242,8 @@ pub struct PaymentFailed {
     pub attempt: i32,
     pub gateway: String,
     pub failure: String,
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +313,9 @@ pub struct PaymentAttempt {
     pub lookups: i32,
     #[serde(default)]
     pub looked_up_at: Option<i64>,
+    /// How the buyer paid (or tried to), when the gateway said.
+    #[serde(default)]
+    pub method: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

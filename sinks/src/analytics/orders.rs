@@ -7,8 +7,9 @@
 //! is not a payment); `paid_at` once set is kept, so a later REFUNDED
 //! still counts in gross revenue. Its total is kept in minor units and,
 //! exactly, in major units (rust_decimal from the currency's ISO 4217
-//! exponent, NUMERIC in Postgres). The attempts' payment method is not on
-//! the snapshot yet: it is written as NULL ('unknown' in the views).
+//! exponent, NUMERIC in Postgres). An attempt's payment method is what the
+//! gateway's event said (Razorpay's do; Stripe's checkout events do not:
+//! NULL, 'unknown' in the views).
 
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
@@ -131,8 +132,7 @@ pub fn rows(batch: &[Keyed<OrderSnapshot>]) -> Rows {
             t.token.push(o.order_token.clone());
             t.number.push(a.number);
             t.gateway.push(a.gateway.clone());
-            // Not on the snapshot yet (see the module doc).
-            t.method.push(None);
+            t.method.push(a.method.clone());
             t.outcome.push(a.status.as_str());
             t.opened.push(ts(a.opened_at));
             t.version.push(o.version);

@@ -1,0 +1,342 @@
+//! The transport: a rendered [`Notification`] becomes a MIME message
+//! (`multipart/alternative`, text then HTML) with a Message-ID derived from
+//! the notification id, handed to an SMTP server or, in development,
+//! written as an `.eml` file into a folder (lettre's file transport).
+//!
+//! Settings (typed in [`MailConfig`], read by [`MailConfig::from_env`]):
+//! `NOTIFY_TRANSPORT` = `file` (default) | `smtp`; `NOTIFY_FILE_DIR`
+//! (default `.local/mail`); `SMTP_URL` (`smtp://host:port`, default
+//! `smtp://127.0.0.1:2525`; plain SMTP, no TLS: a local relay);
+//! `NOTIFY_FROM` (default `InternHub <no-reply@internhub.local>`);
+//! `SMTP_TIMEOUT_MS` (default 10000: a stuck server fails the send well
+//! within the consumer's poll interval).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::{header, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use platform::config::var;
+
+use super::decide::Notification;
+
+/// Where emails go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportConfig {
+    /// One `.eml` file per email in this folder (created at start-up).
+    File(PathBuf),
+    /// Plain SMTP to `host:port`.
+    Smtp { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    pub transport: TransportConfig,
+    pub from: Mailbox,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("NOTIFY_TRANSPORT must be file or smtp, not {0:?}")]
+    Transport(String),
+    #[error("SMTP_URL {0:?}: {1}")]
+    SmtpUrl(String, &'static str),
+    #[error("NOTIFY_FROM {0:?} is not a mailbox: {1}")]
+    From(String, String),
+    #[error("SMTP_TIMEOUT_MS {0:?} is not a number of milliseconds")]
+    Timeout(String),
+}
+
+impl MailConfig {
+    pub fn from_env() -> Result<MailConfig, ConfigError> {
+        MailConfig::parse(
+            &var("NOTIFY_TRANSPORT", "file"),
+            &var("NOTIFY_FILE_DIR", ".local/mail"),
+            &var("SMTP_URL", "smtp://127.0.0.1:2525"),
+            &var("NOTIFY_FROM", "InternHub <no-reply@internhub.local>"),
+            &var("SMTP_TIMEOUT_MS", "10000"),
+        )
+    }
+
+    pub fn parse(
+        transport: &str,
+        file_dir: &str,
+        smtp_url: &str,
+        from: &str,
+        timeout_ms: &str,
+    ) -> Result<MailConfig, ConfigError> {
+        let transport = match transport {
+            "file" => TransportConfig::File(PathBuf::from(file_dir)),
+            "smtp" => parse_smtp_url(smtp_url)?,
+            other => return Err(ConfigError::Transport(other.to_owned())),
+        };
+        let from = from
+            .parse::<Mailbox>()
+            .map_err(|e| ConfigError::From(from.to_owned(), e.to_string()))?;
+        let timeout = timeout_ms
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| ConfigError::Timeout(timeout_ms.to_owned()))?;
+        Ok(MailConfig {
+            transport,
+            from,
+            timeout,
+        })
+    }
+}
+
+/// `smtp://host[:port]` (port 25 by default). TLS (`smtps://`,
+/// `?tls=…`) is refused rather than silently ignored: this build has none.
+fn parse_smtp_url(url: &str) -> Result<TransportConfig, ConfigError> {
+    let bad = |why| ConfigError::SmtpUrl(url.to_owned(), why);
+    let rest = url
+        .strip_prefix("smtp://")
+        .ok_or_else(|| bad("only smtp:// (no TLS) is supported"))?;
+    if rest.contains('?') || rest.contains('@') {
+        return Err(bad("no query (TLS) or credentials are supported"));
+    }
+    let hostport = rest.trim_end_matches('/');
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("bad port"))?),
+        None => (hostport, 25),
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    Ok(TransportConfig::Smtp {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// Why a send failed. A failure is retried (the worker does not commit
+/// the batch) unless it is [`permanent`](SendError::permanent): the server
+/// refused this message for good (a 5xx, such as a mailbox it does not
+/// have), or the message cannot be built. Those are recorded as refused and
+/// the worker moves on: one bad address must not stall every email after
+/// it.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("building the message: {0}")]
+    Build(#[from] lettre::error::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("writing the message file: {0}")]
+    File(#[from] lettre::transport::file::Error),
+}
+
+impl SendError {
+    pub fn permanent(&self) -> bool {
+        match self {
+            SendError::Build(_) => true,
+            SendError::Smtp(e) => e.is_permanent(),
+            SendError::File(_) => false,
+        }
+    }
+}
+
+pub enum Mailer {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+pub struct Sender {
+    mailer: Mailer,
+    from: Mailbox,
+    /// The domain of Message-IDs: the sender's.
+    domain: String,
+    /// What `/readyz` and the logs call this transport.
+    pub describe: String,
+}
+
+impl Sender {
+    pub async fn new(config: &MailConfig) -> anyhow::Result<Sender> {
+        let (mailer, describe) = match &config.transport {
+            TransportConfig::File(dir) => {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                    anyhow::anyhow!("creating the mail folder {}: {e}", dir.display())
+                })?;
+                (
+                    Mailer::File(AsyncFileTransport::new(dir)),
+                    format!("file:{}", dir.display()),
+                )
+            }
+            TransportConfig::Smtp { host, port } => (
+                Mailer::Smtp(
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                        .port(*port)
+                        .timeout(Some(config.timeout))
+                        .build(),
+                ),
+                format!("smtp://{host}:{port}"),
+            ),
+        };
+        Ok(Sender {
+            mailer,
+            from: config.from.clone(),
+            domain: config.from.email.domain().to_owned(),
+            describe,
+        })
+    }
+
+    /// The Message-ID of notification `n`: the same on every resend.
+    pub fn message_id(&self, n: &Notification) -> String {
+        message_id(n.id, &self.domain)
+    }
+
+    /// Hands `n` to the transport; `Ok` once the server accepted it (or
+    /// the file is written).
+    pub async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        let message = build(n, &self.from, &self.message_id(n))?;
+        match &self.mailer {
+            Mailer::File(t) => {
+                t.send(message).await?;
+            }
+            Mailer::Smtp(t) => {
+                t.send(message).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn message_id(id: uuid::Uuid, domain: &str) -> String {
+    format!("<{}@{domain}>", id.simple())
+}
+
+/// The MIME message: text and HTML alternatives, our Message-ID.
+pub fn build(
+    n: &Notification,
+    from: &Mailbox,
+    message_id: &str,
+) -> Result<Message, lettre::error::Error> {
+    Message::builder()
+        .from(from.clone())
+        .to(n.to.clone())
+        .subject(n.rendered.subject.clone())
+        .message_id(Some(message_id.to_owned()))
+        .header(header::MIME_VERSION_1_0)
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(n.rendered.text.clone()))
+                .singlepart(SinglePart::html(n.rendered.html.clone())),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notifications::decide::Kind;
+    use crate::notifications::templates::Rendered;
+
+    #[test]
+    fn settings_parse_with_their_defaults_and_refuse_what_this_build_cannot_do() {
+        let c = MailConfig::parse(
+            "file",
+            ".local/mail",
+            "smtp://x:1",
+            "A <a@b.example>",
+            "10000",
+        )
+        .unwrap();
+        assert_eq!(c.transport, TransportConfig::File(".local/mail".into()));
+        assert_eq!(c.from.email.to_string(), "a@b.example");
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        let s =
+            MailConfig::parse("smtp", "", "smtp://127.0.0.1:2525", "a@b.example", "500").unwrap();
+        assert_eq!(
+            s.transport,
+            TransportConfig::Smtp {
+                host: "127.0.0.1".into(),
+                port: 2525
+            }
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://relay.local").unwrap(),
+            TransportConfig::Smtp {
+                host: "relay.local".into(),
+                port: 25
+            }
+        );
+        assert!(matches!(
+            MailConfig::parse("pigeon", "", "", "a@b.example", "1"),
+            Err(ConfigError::Transport(_))
+        ));
+        assert!(parse_smtp_url("smtps://relay:465").is_err());
+        assert!(parse_smtp_url("smtp://relay:587?tls=required").is_err());
+        assert!(parse_smtp_url("smtp://u:p@relay:25").is_err());
+        assert!(parse_smtp_url("smtp://relay:http").is_err());
+        assert!(MailConfig::parse("file", "d", "", "not a mailbox", "1").is_err());
+    }
+
+    #[test]
+    fn a_message_has_both_parts_and_a_message_id_derived_from_the_notification() {
+        let id = uuid::Uuid::from_u128(0xabc);
+        let n = Notification {
+            id,
+            kind: Kind::Enrollment,
+            subject_key: "e-1".into(),
+            to: "buyer@example.com".parse().unwrap(),
+            rendered: Rendered {
+                subject: "You are enrolled: Design".into(),
+                text: "plain words".into(),
+                html: "<p>html words</p>".into(),
+            },
+        };
+        let from: Mailbox = "InternHub <no-reply@internhub.local>".parse().unwrap();
+        let mid = message_id(id, "internhub.local");
+        assert_eq!(mid, "<00000000000000000000000000000abc@internhub.local>");
+        let raw = String::from_utf8(build(&n, &from, &mid).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains("Message-ID: <00000000000000000000000000000abc@internhub.local>\r\n"),
+            "{raw}"
+        );
+        assert!(raw.contains("Subject: You are enrolled: Design\r\n"));
+        assert!(raw.contains("To: buyer@example.com\r\n"));
+        assert!(raw.contains("Content-Type: multipart/alternative;"));
+        assert!(raw.contains("Content-Type: text/plain; charset=utf-8"));
+        assert!(raw.contains("Content-Type: text/html; charset=utf-8"));
+        assert!(raw.contains("plain words"));
+        assert!(raw.contains("<p>html words</p>"));
+    }
+
+    #[tokio::test]
+    async fn the_file_transport_writes_the_email_into_the_folder() {
+        let dir = std::env::temp_dir().join(format!("notify-{}", uuid::Uuid::new_v4().simple()));
+        let config = MailConfig::parse(
+            "file",
+            dir.to_str().unwrap(),
+            "",
+            "InternHub <no-reply@internhub.local>",
+            "1000",
+        )
+        .unwrap();
+        let sender = Sender::new(&config).await.unwrap();
+        assert_eq!(sender.describe, format!("file:{}", dir.display()));
+        let n = Notification {
+            id: uuid::Uuid::from_u128(7),
+            kind: Kind::OrderConfirmation,
+            subject_key: "ord1".into(),
+            to: "buyer@example.com".parse().unwrap(),
+            rendered: Rendered {
+                subject: "Your InternHub order is confirmed: 29382.00 INR".into(),
+                text: "Total: 29382.00 INR".into(),
+                html: "<p>Total</p>".into(),
+            },
+        };
+        sender.send(&n).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].extension().unwrap(), "eml");
+        let raw = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(raw.contains("Subject: Your InternHub order is confirmed: 29382.00 INR"));
+        assert!(raw.contains("Message-ID: <00000000000000000000000000000007@internhub.local>"));
+        assert!(raw.contains("Total: 29382.00 INR"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,91 @@
+//! Wiring for `sinks notifications`: the stage boot, Postgres (migrated),
+//! the mail transport, the ops endpoints (`/readyz` adds `postgres` and
+//! `smtp`, the latter failing while sends fail), then both notification
+//! stages until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use platform::config::PipelineConfig;
+use platform::stage::{self, StageDeps, Stall};
+
+use super::mailer::{MailConfig, Sender};
+use super::worker::{Enrollments, Orders, Source, Worker};
+use crate::runner::SinkDeps;
+
+/// Records taken per batch: few, since each is an email sent one after
+/// another, and a batch must end well within the poll interval.
+const MAX_BATCH: usize = 32;
+
+pub async fn run(
+    config: PipelineConfig,
+    mail: MailConfig,
+    ops_addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut booted = stage::boot(&config, shutdown).await?;
+    let pool = platform::db::connect(&config.database_url, &config.database_schema, 4).await?;
+    crate::MIGRATOR.run(&pool).await?;
+    let sender = Arc::new(Sender::new(&mail).await?);
+    tracing::info!(transport = %sender.describe, from = %mail.from, "notifications: sending through");
+    let outage = Stall::default();
+    let watched = outage.clone();
+    booted.readiness = booted
+        .readiness
+        .postgres(pool.clone())
+        .check("smtp", move || {
+            let state = watched.check();
+            async move { state }
+        });
+    booted.serve_ops(ops_addr).await?;
+    let deps = SinkDeps {
+        stage: StageDeps {
+            brokers: config.kafka_brokers.clone(),
+            codec: booted.codec.clone(),
+            max_batch: MAX_BATCH,
+            linger: Duration::from_millis(5),
+            stall: booted.stall.clone(),
+        },
+        pool,
+        producer: booted.producer.clone(),
+        positions: Default::default(),
+    };
+    let orders = supervised(Orders, &deps, &sender, &outage, &booted.shutdown);
+    let enrollments = supervised(Enrollments, &deps, &sender, &outage, &booted.shutdown);
+    let (a, b) = tokio::join!(orders, enrollments);
+    a.and(b)
+}
+
+/// One stage, session after session, with positions of its own.
+async fn supervised<S: Source + Clone>(
+    source: S,
+    deps: &SinkDeps,
+    sender: &Arc<Sender>,
+    outage: &Stall,
+    shutdown: &platform::Shutdown,
+) -> anyhow::Result<()> {
+    let deps = SinkDeps {
+        positions: Default::default(),
+        ..deps.clone()
+    };
+    stage::supervise(S::NAME, &deps.stage.stall, shutdown.clone(), |stop| {
+        if let Ok(mut p) = deps.positions.lock() {
+            p.clear();
+        }
+        let mut worker = Worker::new(source.clone(), deps.clone(), sender.clone(), outage.clone());
+        let stage_deps = deps.stage.clone();
+        async move {
+            stage::consume(
+                &stage_deps,
+                Duration::from_secs(1),
+                &mut worker,
+                stop.boxed(),
+            )
+            .await
+        }
+    })
+    .await
+}
