@@ -1,8 +1,12 @@
-//! Read-your-writes without polling: readers waiting for a cart or order
-//! version subscribe here; one `LISTEN cart_versions` connection wakes them
-//! when the carts or orders sink commits a newer version. A missed notification (a reconnect)
-//! costs at most one re-check interval, never a wrong answer, because the
-//! answer itself is always read from Postgres.
+//! Read-your-writes without polling every waiter: readers waiting for a
+//! cart or order version subscribe here. One `LISTEN cart_versions`
+//! connection wakes them when the carts or orders sink commits a newer
+//! version; in case a notification is lost (a reconnect), one small query
+//! every 500 ms reads the versions of every token waited on, all at once.
+//! A waiter reads its entity only when its version is there (or once more
+//! at its deadline), so 10,000 waiters cost one version query per half
+//! second, not 20,000 full reads. The answer itself is always read from
+//! Postgres, never from a notification.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,7 @@ impl VersionWaiters {
         });
         let mut listener = PgListener::connect_with(pool).await?;
         listener.listen(sinks::CART_VERSIONS_CHANNEL).await?;
+        tokio::spawn(poll_versions(waiters.clone(), pool.clone()));
         let w = waiters.clone();
         tokio::spawn(async move {
             loop {
@@ -47,6 +52,11 @@ impl VersionWaiters {
         let Ok(version) = version.parse::<i64>() else {
             return;
         };
+        self.seen(token, version);
+    }
+
+    /// `token` is at `version` in Postgres: wakes its waiters if newer.
+    fn seen(&self, token: &str, version: i64) {
         if let Ok(map) = self.carts.lock() {
             if let Some(tx) = map.get(token) {
                 tx.send_if_modified(|v| {
@@ -81,43 +91,103 @@ impl VersionWaiters {
         }
     }
 
-    /// Reads `token`'s entity with `read` until `done` holds or `wait`
-    /// has passed, waking on the sinks' notifications (and re-reading at
-    /// least every 500 ms in case one was lost). Returns the last read and
-    /// whether `done` held.
+    /// Reads `token`'s entity with `read` until its version (`version_of`)
+    /// is `wanted` or later, or `wait` has passed. It reads first, then only
+    /// when a notification (or the versions poll) says the version is
+    /// there, and once more at the deadline. Returns the last read and
+    /// whether the version was reached.
     pub async fn wait_until<T, E, F, Fut>(
         &self,
         token: &str,
         wait: Duration,
+        wanted: i64,
         mut read: F,
-        done: impl Fn(&T) -> bool,
+        version_of: impl Fn(&T) -> Option<i64>,
     ) -> Result<(T, bool), E>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
+        // Subscribed before the first read: a commit between the two is
+        // not missed.
         let mut rx = self.subscribe(token);
         let deadline = tokio::time::Instant::now() + wait;
+        let reached = |v: &T| version_of(v).is_some_and(|v| v >= wanted);
         let result = loop {
             let value = match read().await {
                 Ok(v) => v,
                 Err(e) => break Err(e),
             };
-            if done(&value) {
+            if reached(&value) {
                 break Ok((value, true));
             }
             if tokio::time::Instant::now() >= deadline {
                 break Ok((value, false));
             }
-            let until = deadline.min(tokio::time::Instant::now() + Duration::from_millis(500));
-            let _ = tokio::time::timeout_at(until, rx.changed()).await;
+            // Until the version is announced, or the deadline (then one
+            // last read, in case both the notification and a poll missed).
+            loop {
+                if *rx.borrow_and_update() >= wanted {
+                    break;
+                }
+                match tokio::time::timeout_at(deadline, rx.changed()).await {
+                    Ok(Ok(())) => continue,
+                    // The sender went away (released meanwhile) or the
+                    // deadline passed: read again.
+                    Ok(Err(_)) | Err(_) => break,
+                }
+            }
         };
         drop(rx);
         self.release(token);
         result
     }
 
+    /// The tokens waited on now (at most `limit`).
+    fn tokens(&self, limit: usize) -> Vec<String> {
+        self.carts
+            .lock()
+            .map(|m| m.keys().take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn waiting(&self) -> usize {
         self.carts.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// How often the versions of the tokens waited on are read, in case a
+/// notification was lost.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// One query for every waited-on token's version (carts and orders), every
+/// [`POLL_EVERY`]; nothing when nobody waits.
+async fn poll_versions(waiters: Arc<VersionWaiters>, pool: PgPool) {
+    let mut tick = tokio::time::interval(POLL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let tokens = waiters.tokens(50_000);
+        if tokens.is_empty() {
+            continue;
+        }
+        let rows: Result<Vec<(String, i64)>, sqlx::Error> = sqlx::query_as(
+            "SELECT cart_token, version FROM carts WHERE cart_token = ANY($1)
+             UNION ALL
+             SELECT order_token, version FROM orders WHERE order_token = ANY($1)",
+        )
+        .bind(&tokens)
+        .fetch_all(&pool)
+        .await;
+        match rows {
+            Ok(rows) => {
+                for (token, version) in rows {
+                    waiters.seen(&token, version);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the waited-on versions failed; next tick retries")
+            }
+        }
     }
 }

@@ -534,3 +534,76 @@ async fn a_coupon_published_by_an_admin_discounts_a_cart_before_tax() {
     assert_eq!(offers[0]["applicable"], true, "{offers}");
     assert_eq!(offers[0]["discount_minor"], 498_000);
 }
+
+/// A waiter whose notification never comes (the row moved without one, as
+/// after a listener reconnect) is woken by the versions poll within about
+/// half a second, and reads the cart only when its version is there: not
+/// once per half second while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_notification_costs_a_version_poll_not_a_read_per_waiter() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    env.spawn_sinks();
+    let (cart, version) = env.create_cart().await;
+    env.wait_for_versions(&[(cart.clone(), version)], Duration::from_secs(60))
+        .await;
+    let waiters = ingress::waiters::VersionWaiters::listen(&env.pool)
+        .await
+        .unwrap();
+    let reads = Arc::new(AtomicUsize::new(0));
+    let wanted = version + 1_000;
+    let waiter = {
+        let (waiters, reads, pool, token) = (
+            waiters.clone(),
+            reads.clone(),
+            env.pool.clone(),
+            cart.as_str().to_owned(),
+        );
+        tokio::spawn(async move {
+            waiters
+                .wait_until(
+                    &token,
+                    Duration::from_secs(20),
+                    wanted,
+                    || {
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        sqlx::query_scalar::<_, i64>(
+                            "SELECT version FROM carts WHERE cart_token = $1",
+                        )
+                        .bind(&token)
+                        .fetch_optional(&pool)
+                    },
+                    |v: &Option<i64>| *v,
+                )
+                .await
+        })
+    };
+    // Three seconds of waiting: one read, however long.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "read once, then only the versions poll"
+    );
+    // The row moves without a NOTIFY.
+    sqlx::query("UPDATE carts SET version = $2 WHERE cart_token = $1")
+        .bind(cart.as_str())
+        .bind(wanted)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let moved = Instant::now();
+    let (seen, reached) = waiter.await.unwrap().unwrap();
+    assert!(reached, "woken by the poll");
+    assert_eq!(seen, Some(wanted));
+    assert!(
+        moved.elapsed() < Duration::from_millis(1_500),
+        "woken within a poll interval or two: {:?}",
+        moved.elapsed()
+    );
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+}

@@ -1380,6 +1380,26 @@ async fn an_admin_refund_goes_through_the_gateway_and_revokes_the_enrollment() {
     // Refunded once: a second request is refused.
     let again = shop.refund(&order).await;
     assert_eq!(again.status(), 409);
+
+    // Its outcomes, once each, on order.events.
+    let mut kinds = Vec::new();
+    for record in shop
+        .env
+        .read_topic(&schemas::topics::ORDER_EVENTS.def, true)
+        .await
+    {
+        let e: schemas::records::order::OrderEvent = shop
+            .env
+            .codec
+            .decode(&schemas::topics::ORDER_EVENTS, record.value.as_deref())
+            .await
+            .unwrap();
+        if e.order_token == order {
+            kinds.push(e.kind);
+        }
+    }
+    use schemas::records::order::OrderEventKind;
+    assert_eq!(kinds, [OrderEventKind::Paid, OrderEventKind::Refunded]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -870,6 +870,45 @@ pub fn enrollment_requests(
     out
 }
 
+/// The outcome `after` reached that `before` had not: OrderPaid,
+/// OrderFailed, OrderExpired or OrderRefunded, under an id derived from the
+/// order and its version (a replay emits the same event).
+pub fn order_event(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+) -> Option<schemas::records::order::OrderEvent> {
+    use schemas::records::order::{OrderEvent, OrderEventKind};
+    if before.map(|b| b.status) == Some(after.status) {
+        return None;
+    }
+    let kind = match after.status {
+        OrderStatus::Paid => OrderEventKind::Paid,
+        OrderStatus::Failed => OrderEventKind::Failed,
+        OrderStatus::Expired => OrderEventKind::Expired,
+        OrderStatus::Refunded => OrderEventKind::Refunded,
+        OrderStatus::Pending | OrderStatus::AwaitingPayment => return None,
+    };
+    let last = after.history.last()?;
+    let attempt = match kind {
+        OrderEventKind::Paid | OrderEventKind::Refunded => paid_attempt(after),
+        OrderEventKind::Failed | OrderEventKind::Expired => after.attempts.last(),
+    };
+    Some(OrderEvent {
+        event_id: ids::derived("order-event", &after.order_token, after.version).to_string(),
+        order_token: after.order_token.clone(),
+        kind,
+        at: last.at,
+        version: after.version,
+        buyer_user_id: after.buyer_user_id.clone(),
+        total: after.placed.total.clone(),
+        attempt: attempt.map_or(0, |a| a.number),
+        gateway: attempt.and_then(|a| a.gateway.clone()),
+        payment_ref: attempt.and_then(|a| a.payment_ref.clone()),
+        reason: last.reason.clone(),
+        late_payment: after.late_payment.map(|l| l.as_str().to_owned()),
+    })
+}
+
 /// The enrollment `after` asks for when it became PAID (from `before`):
 /// every line of the frozen cart, for the buyer, under an id derived from
 /// the order, so a replay asks once.

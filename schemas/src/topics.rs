@@ -21,7 +21,7 @@ use crate::records::{
     dead_letter::DeadLetter,
     enrollment::{EnrollmentBook, EnrollmentCommand, EnrollmentEvent},
     fx::FxRate,
-    order::{OrderCommand, OrderSnapshot},
+    order::{OrderCommand, OrderEvent, OrderSnapshot},
     payments::PaymentRequest,
     runtime::AppliedInput,
     support::SupportCase,
@@ -192,6 +192,15 @@ pub const ORDER_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     retention_ms: Some(APPLIED_RETENTION_MS),
     value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
     doc: "The command ids the order processor applied, per order, for 24 h (as cart.processor-applied).",
+});
+
+pub const ORDER_EVENTS: Topic<OrderEvent> = Topic::new(TopicDef {
+    name: "order.events",
+    partitions: ORDER_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.order.OrderEvent.avsc"),
+    doc: "Order outcomes (OrderPaid, OrderFailed, OrderExpired, OrderRefunded), once per transition, keyed by order token.",
 });
 
 pub const PAYMENT_REQUESTS: Topic<PaymentRequest> = Topic::new(TopicDef {
@@ -395,6 +404,7 @@ pub const ALL: &[TopicDef] = &[
     ORDER_SNAPSHOTS.def,
     ORDER_CHANGELOG.def,
     ORDER_APPLIED.def,
+    ORDER_EVENTS.def,
     PAYMENT_REQUESTS.def,
     COUPON_COMMANDS.def,
     COUPON_USAGE.def,

@@ -655,8 +655,9 @@ async fn wait_for_version(
         .wait_until(
             token,
             wait,
+            wanted,
             || read_model::cart(&state.pool, token),
-            |c: &Option<CartView>| c.as_ref().is_some_and(|c| c.version >= wanted),
+            |c: &Option<CartView>| c.as_ref().map(|c| c.version),
         )
         .await?;
     Ok((cart, !seen))

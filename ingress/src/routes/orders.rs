@@ -294,8 +294,9 @@ pub async fn get_order(
                 .wait_until(
                     token.as_str(),
                     wait,
+                    wanted,
                     || read_model::orders::order(&state.pool, token.as_str()),
-                    |o: &Option<OrderView>| o.as_ref().is_some_and(|o| o.version >= wanted),
+                    |o: &Option<OrderView>| o.as_ref().map(|o| o.version),
                 )
                 .await?
         }

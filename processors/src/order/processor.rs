@@ -18,13 +18,15 @@ use schemas::ids;
 use schemas::records::coupons::CouponCommand;
 use schemas::records::dead_letter::DeadLetter;
 use schemas::records::enrollment::EnrollmentCommand;
-use schemas::records::order::{ExpireAttempt, OrderCmd, OrderCommand, OrderSnapshot, Reconcile};
+use schemas::records::order::{
+    ExpireAttempt, OrderCmd, OrderCommand, OrderEvent, OrderSnapshot, Reconcile,
+};
 use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::records::webhooks::{Park, RetryAction, RetryCommand};
 use schemas::topics::{
     COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG,
-    ORDER_COMMANDS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS, WEBHOOKS_RETRY,
+    ORDER_COMMANDS, ORDER_EVENTS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS, WEBHOOKS_RETRY,
 };
 use schemas::{Codec, CodecError, Topic};
 
@@ -57,6 +59,8 @@ pub enum OrderOutput {
         command: Box<OrderCommand>,
         letter: DeadLetter,
     },
+    /// An outcome (paid, failed, expired, refunded) for `order.events`.
+    Event(OrderEvent),
     /// A gateway's command for an order not known yet, parked on
     /// `webhooks.retry` (its id derived from the command's offset).
     Park {
@@ -75,6 +79,7 @@ impl Emit for OrderOutput {
             OrderOutput::Command(c) => {
                 Box::pin(encode_for(codec, &ORDER_COMMANDS, &c.order_token, c))
             }
+            OrderOutput::Event(e) => Box::pin(encode_for(codec, &ORDER_EVENTS, &e.order_token, e)),
             OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
             OrderOutput::Session(r) => {
                 Box::pin(encode_for(codec, &PAYMENT_REQUESTS, &r.order_token, r))
@@ -176,6 +181,7 @@ impl Processor for OrderProcessor {
             Decision::Order(next, requests) => {
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
                 outputs.extend(review);
+                outputs.extend(order::order_event(state, &next).map(OrderOutput::Event));
                 outputs.extend(
                     order::gateway_requests(state, &next)
                         .into_iter()

@@ -789,3 +789,29 @@ fn a_refund_is_asked_of_the_gateway_and_the_order_is_refunded_on_its_webhook() {
     assert_eq!(retry.len(), 1);
     assert_ne!(retry[0].request_id, jobs[0].request_id);
 }
+
+#[test]
+fn each_outcome_is_one_event_and_other_changes_none() {
+    use schemas::records::order::OrderEventKind;
+    let o = opened();
+    assert_eq!(order_event(None, &o), None, "placed: no outcome yet");
+    let paid_order = order(run(Some(&o), 2, 2_000, paid(1, 59_000)));
+    let e = order_event(Some(&o), &paid_order).expect("OrderPaid");
+    assert_eq!(e.kind, OrderEventKind::Paid);
+    assert_eq!(
+        (e.attempt, e.gateway.as_deref(), e.payment_ref.as_deref()),
+        (1, Some("razorpay"), Some("pay_1"))
+    );
+    assert_eq!(e.total, money(59_000));
+    assert_eq!(
+        order_event(Some(&o), &paid_order),
+        Some(e),
+        "derived: a replay emits the same"
+    );
+    assert_eq!(order_event(Some(&paid_order), &paid_order), None);
+    let failed_order = order(run(Some(&o), 2, 2_000, failed(1)));
+    assert_eq!(
+        order_event(Some(&o), &failed_order).map(|e| e.kind),
+        Some(OrderEventKind::Failed)
+    );
+}

@@ -527,6 +527,23 @@ mod tests {
             );
         }
         round_trip(topics::ORDER_CHANGELOG.def.value_schema, &order);
+        round_trip(
+            topics::ORDER_EVENTS.def.value_schema,
+            &OrderEvent {
+                event_id: "e".into(),
+                order_token: "o".into(),
+                kind: OrderEventKind::Refunded,
+                at: 5,
+                version: 9,
+                buyer_user_id: None,
+                total: money(100),
+                attempt: 1,
+                gateway: Some("stripe".into()),
+                payment_ref: Some("pi_1".into()),
+                reason: "refunded through stripe (re_1)".into(),
+                late_payment: Some("enrolled".into()),
+            },
+        );
     }
 
     #[test]

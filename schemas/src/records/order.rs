@@ -357,3 +357,29 @@ pub struct OrderSnapshot {
     pub updated_at: i64,
     pub last_command_id: String,
 }
+
+/// An order's outcome on `order.events`, once per transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub event_id: String,
+    pub order_token: String,
+    pub kind: OrderEventKind,
+    pub at: i64,
+    pub version: i64,
+    pub buyer_user_id: Option<String>,
+    pub total: WireMoney,
+    pub attempt: i32,
+    pub gateway: Option<String>,
+    pub payment_ref: Option<String>,
+    pub reason: String,
+    pub late_payment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderEventKind {
+    Paid,
+    Failed,
+    Expired,
+    Refunded,
+}
