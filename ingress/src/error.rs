@@ -163,6 +163,9 @@ impl ApiError {
             ApiError::Domain(ErrorCode::GatewayTimeout, _) => {
                 "Retry with the same Idempotency-Key; the gateway call is made at most once."
             }
+            ApiError::Domain(ErrorCode::SeatsExhausted, _) => {
+                "Read your enrollments (GET /api/v1/me/enrollments) for the seats left, and assign at most that many new emails."
+            }
             ApiError::Domain(..) => "Correct the request and retry.",
             ApiError::CheckoutBlocked(_) => {
                 "Resolve each blocker listed in validation_messages (read the cart), then place the order again."
@@ -224,6 +227,8 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         ErrorCode::PaymentInvalidState => StatusCode::CONFLICT,
         ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
         ErrorCode::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::SeatsExhausted => StatusCode::CONFLICT,
+        ErrorCode::NoSeatsToAssign => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The error codes of the API, shared because processors write them into
 //! rejections that the ingress later reads back. One table, documented in
 //! the README; families by thousands (1xxx cart, 2xxx coupon, 3xxx payment,
-//! 4xxx gateway), plus the HTTP-level codes.
+//! 4xxx gateway, 5xxx enrollment), plus the HTTP-level codes.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
@@ -35,10 +35,14 @@ pub enum ErrorCode {
     OrderNotFound = 3003,
     /// The gateway did not answer in time (504).
     GatewayTimeout = 4001,
+    /// Fewer seats are left than new emails to assign (409).
+    SeatsExhausted = 5001,
+    /// The order holds no block of seats of that internship (422).
+    NoSeatsToAssign = 5002,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::CartNotFound,
         ErrorCode::CartExpired,
         ErrorCode::InternshipUnavailable,
@@ -64,6 +68,8 @@ impl ErrorCode {
         ErrorCode::PaymentInvalidState,
         ErrorCode::OrderNotFound,
         ErrorCode::GatewayTimeout,
+        ErrorCode::SeatsExhausted,
+        ErrorCode::NoSeatsToAssign,
     ];
 
     pub fn code(self) -> i32 {

@@ -19,11 +19,12 @@ use crate::records::{
     catalog::Internship,
     coupons::{Coupon, CouponCommand, CouponUsage},
     dead_letter::DeadLetter,
-    enrollment::{EnrollmentBook, EnrollmentCommand},
+    enrollment::{EnrollmentBook, EnrollmentCommand, EnrollmentEvent},
     fx::FxRate,
     order::{OrderCommand, OrderEvent, OrderSnapshot},
     payments::PaymentRequest,
     runtime::AppliedInput,
+    support::SupportCase,
     webhooks::{InboundWebhook, RetryBook, RetryCommand, WebhookLog},
 };
 
@@ -319,7 +320,9 @@ pub const ENROLLMENT_COMMANDS: Topic<EnrollmentCommand> = Topic::new(TopicDef {
     cleanup: Cleanup::Delete,
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.enrollment.EnrollmentCommand.avsc"),
-    doc: "Enrollment commands keyed by the buyer (user id, or guest:<order token>): a paid order to enroll.",
+    doc:
+        "Enrollment commands keyed by the buyer (user id, or guest:<order token>): a paid order to \
+          enroll, a refunded one to revoke, seats to assign.",
 });
 
 pub const ENROLLMENT_SNAPSHOTS: Topic<EnrollmentBook> = Topic::new(TopicDef {
@@ -347,6 +350,34 @@ pub const ENROLLMENT_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
     retention_ms: Some(APPLIED_RETENTION_MS),
     value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
     doc: "The command ids the enrollment processor applied, per buyer, for 24 h.",
+});
+
+pub const ENROLLMENT_EVENTS: Topic<EnrollmentEvent> = Topic::new(TopicDef {
+    name: "enrollment.events",
+    partitions: ENROLLMENT_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.enrollment.EnrollmentEvent.avsc"),
+    doc:
+        "EnrollmentCreated / EnrollmentFailed, keyed by the buyer, written in the transaction that \
+          changes the buyer's book (for notifications and analytics).",
+});
+
+/// Partitions of `support.cases` (keyed by order token, as orders are).
+const SUPPORT_PARTITIONS: i32 = 4;
+
+pub const SUPPORT_CASES: Topic<SupportCase> = Topic::new(TopicDef {
+    name: "support.cases",
+    partitions: SUPPORT_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    // A case is rare and is the only record that a paid buyer was not
+    // enrolled: it is kept until someone has dealt with it, not for the
+    // broker's default week.
+    retention_ms: Some(KEEP_FOREVER),
+    value_schema: include_str!("../avro/internhub.support.SupportCase.avsc"),
+    doc:
+        "Support cases keyed by order token: a paid line the enrollment processor could not enroll \
+          (with the order, the reason and the buyer).",
 });
 
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
@@ -389,6 +420,8 @@ pub const ALL: &[TopicDef] = &[
     ENROLLMENT_SNAPSHOTS.def,
     ENROLLMENT_CHANGELOG.def,
     ENROLLMENT_APPLIED.def,
+    ENROLLMENT_EVENTS.def,
+    SUPPORT_CASES.def,
     DEAD_LETTERS.def,
 ];
 

@@ -1,5 +1,6 @@
 //! The enrollments sink: `enrollment.snapshots` → `enrollment_books` and
-//! `enrollments`.
+//! `enrollments` (with each enrollment's email, a block's seats assigned
+//! and an assigned seat's block).
 //!
 //! [`rows`] keeps the newest book of each buyer in a batch (pure); `write`
 //! moves a book's version forwards and replaces its enrollments only then,
@@ -59,6 +60,9 @@ pub struct Rows {
     pub e_progress: Vec<i32>,
     pub e_certificate: Vec<bool>,
     pub e_at: Vec<Ts>,
+    pub e_email: Vec<Option<String>>,
+    pub e_seats_assigned: Vec<i32>,
+    pub e_seat_of: Vec<Option<uuid::Uuid>>,
 }
 
 /// The rows of the newest book of each buyer in `batch`.
@@ -95,6 +99,11 @@ pub fn rows(batch: &[Keyed<EnrollmentBook>]) -> Rows {
             out.e_certificate.push(e.certificate_eligible);
             out.e_at
                 .push(chrono::DateTime::from_timestamp_millis(e.enrolled_at).unwrap_or_default());
+            out.e_email.push(e.email.clone());
+            out.e_seats_assigned.push(e.seats_assigned);
+            // A block's id the processor derived (a UUID, as above).
+            out.e_seat_of
+                .push(e.seat_of.as_deref().and_then(|s| s.parse().ok()));
         }
     }
     out
@@ -122,10 +131,12 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
         .await?;
     sqlx::query(
         "INSERT INTO enrollments (enrollment_id, buyer_key, buyer_user_id, order_token, internship_id, title,
-                                  seats, status, access_granted, progress_percent, certificate_eligible, enrolled_at)
+                                  seats, status, access_granted, progress_percent, certificate_eligible, enrolled_at,
+                                  email, seats_assigned, seat_of)
          SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                              $7::int4[], $8::text[], $9::bool[], $10::int4[], $11::bool[], $12::timestamptz[])
-             AS e(i, k, u, o, n, t, s, st, a, p, c, at)
+                              $7::int4[], $8::text[], $9::bool[], $10::int4[], $11::bool[], $12::timestamptz[],
+                              $14::text[], $15::int4[], $16::uuid[])
+             AS e(i, k, u, o, n, t, s, st, a, p, c, at, em, sa, so)
          WHERE e.k = ANY($13::text[])",
     )
     .bind(&r.e_id)
@@ -141,6 +152,9 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&r.e_certificate)
     .bind(&r.e_at)
     .bind(&changed)
+    .bind(&r.e_email)
+    .bind(&r.e_seats_assigned)
+    .bind(&r.e_seat_of)
     .execute(&mut **tx)
     .await?;
     Ok(())

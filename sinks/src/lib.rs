@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod orders;
 pub mod runner;
 pub mod service;
+pub mod support_cases;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 

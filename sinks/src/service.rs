@@ -95,6 +95,10 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
         Arc::new(Named("orders", crate::orders::OrdersSink)),
         Arc::new(Named("coupon-usage", crate::coupon_usage::CouponUsageSink)),
         Arc::new(Named("enrollments", crate::enrollments::EnrollmentsSink)),
+        Arc::new(Named(
+            "support-cases",
+            crate::support_cases::SupportCasesSink,
+        )),
         Arc::new(Named("analytics-carts", analytics::AnalyticsCartsSink)),
         Arc::new(Named("analytics-orders", analytics::AnalyticsOrdersSink)),
         Arc::new(Named(

@@ -56,6 +56,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .routes(utoipa_axum::routes!(admin::put_fx_rate))
         .routes(utoipa_axum::routes!(admin::put_coupon))
         .routes(utoipa_axum::routes!(admin::refund_order))
+        .routes(utoipa_axum::routes!(enrollments::support_cases))
         .route_layer(axum::middleware::from_fn_with_state(
             keys,
             idempotency::layer,

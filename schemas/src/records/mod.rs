@@ -16,6 +16,7 @@ pub mod fx;
 pub mod order;
 pub mod payments;
 pub mod runtime;
+pub mod support;
 pub mod webhooks;
 
 use serde::{Deserialize, Serialize};
@@ -213,13 +214,18 @@ mod tests {
     /// older writer's command (see the codec).
     #[test]
     fn command_union_branches_differ_in_shape() {
-        let schema: serde_json::Value =
-            serde_json::from_str(topics::CART_COMMANDS.def.value_schema).unwrap();
+        union_branches_differ_in_shape(topics::CART_COMMANDS.def.value_schema, "command");
+        union_branches_differ_in_shape(topics::ENROLLMENT_COMMANDS.def.value_schema, "command");
+        union_branches_differ_in_shape(topics::ENROLLMENT_EVENTS.def.value_schema, "event");
+    }
+
+    fn union_branches_differ_in_shape(schema: &str, field: &str) {
+        let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
         let union = schema["fields"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|f| f["name"] == "command")
+            .find(|f| f["name"] == field)
             .unwrap()["type"]
             .clone();
         let mut shapes: Vec<Vec<String>> = union
@@ -678,6 +684,20 @@ mod tests {
                 }),
             },
         );
+        round_trip(
+            topics::ENROLLMENT_COMMANDS.def.value_schema,
+            &EnrollmentCommand {
+                command_id: "c".into(),
+                buyer_key: "u".into(),
+                issued_at: 5,
+                command: EnrollmentCmd::AssignSeats(AssignSeats {
+                    order_token: "o".into(),
+                    internship_id: "i".into(),
+                    emails: vec!["a@x.com".into(), "b@x.com".into()],
+                    assigned_by: Some("u".into()),
+                }),
+            },
+        );
         let book = EnrollmentBook {
             buyer_key: "u".into(),
             version: 3,
@@ -695,11 +715,104 @@ mod tests {
                 certificate_eligible: false,
                 enrolled_at: 5,
                 email: Some("u@example.com".into()),
+                seats_assigned: 0,
+                seat_of: Some("b".into()),
             }],
             skipped: vec!["j: already enrolled".into()],
+            failed: vec![FailedLine {
+                order_token: "o".into(),
+                internship_id: "k".into(),
+                title: "K".into(),
+                quantity: 2,
+                code: "internship_closed".into(),
+                reason: "closed".into(),
+                at: 5,
+            }],
         };
         round_trip(topics::ENROLLMENT_SNAPSHOTS.def.value_schema, &book);
         round_trip(topics::ENROLLMENT_CHANGELOG.def.value_schema, &book);
+        for event in [
+            EnrollmentEventKind::EnrollmentCreated(EnrollmentCreated {
+                enrollment_id: "e".into(),
+                internship_id: "i".into(),
+                title: "I".into(),
+                seats: 1,
+                access_granted: true,
+                email: Some("a@x.com".into()),
+                seat_of: Some("b".into()),
+            }),
+            EnrollmentEventKind::EnrollmentFailed(EnrollmentFailed {
+                internship_id: "k".into(),
+                title: "K".into(),
+                quantity: 2,
+                code: "internship_closed".into(),
+                reason: "closed".into(),
+                catalog_version: 7,
+            }),
+        ] {
+            round_trip(
+                topics::ENROLLMENT_EVENTS.def.value_schema,
+                &EnrollmentEvent {
+                    event_id: "ev".into(),
+                    buyer_key: "u".into(),
+                    buyer_user_id: Some("u".into()),
+                    buyer_email: None,
+                    order_token: "o".into(),
+                    at: 5,
+                    event,
+                },
+            );
+        }
+        round_trip(
+            topics::SUPPORT_CASES.def.value_schema,
+            &super::support::SupportCase {
+                case_id: "s".into(),
+                order_token: "o".into(),
+                buyer_key: "u".into(),
+                buyer_user_id: Some("u".into()),
+                buyer_email: Some("u@example.com".into()),
+                kind: "enrollment_failed".into(),
+                code: "internship_closed".into(),
+                reason: "closed".into(),
+                internship_id: Some("k".into()),
+                opened_at: 5,
+                cause_event_id: "ev".into(),
+            },
+        );
+    }
+
+    /// Seat assignment added a command branch, two enrollment fields and
+    /// the book's `failed`: a reader with this build's schemas reads what
+    /// the schemas before them wrote (BACKWARD), since the topics are a
+    /// public contract.
+    #[test]
+    fn enrollment_schemas_read_what_was_written_before_seats() {
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        let mut book: serde_json::Value =
+            serde_json::from_str(topics::ENROLLMENT_SNAPSHOTS.def.value_schema).unwrap();
+        let fields = book["fields"].as_array_mut().unwrap();
+        fields.retain(|f| f["name"] != "failed");
+        let enrollment = fields
+            .iter_mut()
+            .find(|f| f["name"] == "enrollments")
+            .unwrap();
+        enrollment["type"]["items"]["fields"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|f| f["name"] != "seats_assigned" && f["name"] != "seat_of");
+        let mut command: serde_json::Value =
+            serde_json::from_str(topics::ENROLLMENT_COMMANDS.def.value_schema).unwrap();
+        let union = command["fields"][3]["type"].as_array_mut().unwrap();
+        assert_eq!(union.pop().unwrap()["name"], "AssignSeats", "appended last");
+        for (old, topic) in [
+            (book, &topics::ENROLLMENT_SNAPSHOTS.def),
+            (command, &topics::ENROLLMENT_COMMANDS.def),
+        ] {
+            let old = Schema::parse_str(&old.to_string()).unwrap();
+            let new = Schema::parse_str(topic.value_schema).unwrap();
+            SchemaCompatibility::can_read(&old, &new)
+                .unwrap_or_else(|e| panic!("{}: {e}", topic.name));
+        }
     }
 
     /// The order schemas embed the cart snapshot's: the same definition,

@@ -538,6 +538,8 @@ mod tests {
             certificate_eligible: false,
             enrolled_at: 0,
             email: email.map(Into::into),
+            seats_assigned: 0,
+            seat_of: None,
         }
     }
 
@@ -554,6 +556,7 @@ mod tests {
                 enrollment("e-3", EnrollmentStatus::Active, None),
             ],
             skipped: vec![],
+            failed: vec![],
         };
         let d = enrollments(&book);
         assert_eq!(d.len(), 2, "the revoked one asks nothing");
