@@ -104,11 +104,11 @@ infra_done=()
 end=$((SECONDS + DURATION - 5))
 sleep 8 # let the load get going
 while ((SECONDS < end)) && kill -0 "$LOAD_PID" 2>/dev/null; do
-  if ((KILL_INFRA)) && ((kills == 6)) && [[ ! " ${infra_done[*]} " =~ " kafka " ]]; then
+  if ((KILL_INFRA)) && ((kills == 4)) && [[ ! " ${infra_done[*]} " =~ " kafka " ]]; then
     kill_and_restart kafka && kills=$((kills + 1))
     infra_done+=(kafka)
     sleep 10
-  elif ((KILL_INFRA)) && ((kills == 14)) && [[ ! " ${infra_done[*]} " =~ " postgres " ]]; then
+  elif ((KILL_INFRA)) && ((kills == 8)) && [[ ! " ${infra_done[*]} " =~ " postgres " ]]; then
     restart_postgres && kills=$((kills + 1))
     infra_done+=(postgres)
     sleep 5
