@@ -956,7 +956,7 @@ kafka_node_pid() {
   local dir="$1" pid
   [[ -f "$dir/server.pid" ]] || return 1
   pid="$(cat "$dir/server.pid")"
-  [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$dir/server.properties" || return 1
+  [[ -n "$pid" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$dir/server.properties" || return 1
   printf '%s\n' "$pid"
 }
 

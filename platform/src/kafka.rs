@@ -286,6 +286,14 @@ pub fn read_partition(
                 count += 1;
                 each(&m);
             }
+            // A connection to one broker dropped (a broker of a cluster
+            // died or restarts): librdkafka reports it and reconnects, or
+            // fetches from the partition's new leader, by itself. Ending
+            // the read here made every restore fail while a broker was
+            // down, and the stage rejoin and restore again, over and over.
+            Some(Err(e)) if transient(&e) => {
+                tracing::debug!(topic, partition, error = %e, "transient error while reading; going on");
+            }
             Some(Err(e)) => return Err(e),
             None => {}
         }
@@ -309,6 +317,17 @@ pub fn read_partition(
         "partition read to its end"
     );
     Ok(next)
+}
+
+/// A consumer error librdkafka recovers from by itself: a connection to a
+/// broker lost or all of them briefly unreachable.
+pub fn transient(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+        )
+    )
 }
 
 /// A batch of records and the rebalances seen while collecting it.
