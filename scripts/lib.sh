@@ -261,9 +261,16 @@ stop_pid() {
 
 # Why: stop in reverse start order (ingress before processors before broker),
 # so nothing loses the service it depends on while still draining.
+# The nodes of a cluster (kafka-1, kafka-2, ...) are told to stop together:
+# the last one stopped alone would have no controller quorum to shut down
+# against, and would wait for STOP_TIMEOUT and a SIGKILL.
 stop_all_bg() {
-  local i
+  local i cluster_told=0
   for ((i = ${#_BG_PIDS[@]} - 1; i >= 0; i--)); do
+    if [[ "${_BG_NAMES[$i]}" == kafka-[0-9]* && "$cluster_told" == 0 ]]; then
+      cluster_told=1
+      term_kafka_nodes "${_BG_NAMES[@]}" -- "${_BG_PIDS[@]}"
+    fi
     stop_pid "${_BG_PIDS[$i]}" "${_BG_NAMES[$i]}"
     if [[ -n "$BG_PIDFILE_DIR" ]]; then
       rm -f "$BG_PIDFILE_DIR/${_BG_NAMES[$i]}.pid"
@@ -274,6 +281,26 @@ stop_all_bg() {
   if [[ -n "$BG_PIDFILE_DIR" ]]; then
     rm -f "$BG_PIDFILE_DIR/order"
   fi
+}
+
+# Why: see stop_all_bg. SIGTERM to every pid whose name is kafka-<n>, and
+# to the node running on each directory of KAFKA_NODE_DIRS (one a test
+# restarted is not ours). Usage: term_kafka_nodes NAME... -- PID... (two
+# lists of the same length)
+term_kafka_nodes() {
+  local names=() pids=() i dir pid
+  while [[ $# -gt 0 && "$1" != -- ]]; do names+=("$1"); shift; done
+  shift
+  pids=("$@")
+  for i in "${!names[@]}"; do
+    if [[ "${names[$i]}" == kafka-[0-9]* ]]; then
+      kill -TERM "${pids[$i]}" 2>/dev/null || true
+    fi
+  done
+  local IFS=,
+  for dir in ${KAFKA_NODE_DIRS:-}; do
+    if pid="$(kafka_node_pid "$dir")"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
 }
 
 # Why: lets a helper (ensure_postgres) register its own undo step for exit.
@@ -784,37 +811,54 @@ cargo_target_dir() {
 # Broker
 # ---------------------------------------------------------------------------
 
-# Why: one way to run a single-node Apache Kafka (broker and KRaft
-# controller in one process), in the foreground, for both commands and for
-# the tests that kill a broker with SIGKILL and start it again on the same
-# data (through `scripts/kafka server`). DATADIR keeps its configuration,
-# its log directory and its cluster id; storage is formatted only when
-# DATADIR has none yet, so a restarted broker keeps its data. Replaces the
-# calling shell with the broker (exec). Usage: kafka_server DATADIR PORT
-# CONTROLLER_PORT
+# Why: one way to run an Apache Kafka node (broker and KRaft controller in
+# one process), in the foreground, for both commands and for the tests that
+# kill a broker with SIGKILL and start it again on the same data (through
+# `scripts/kafka server`). DATADIR keeps its configuration, its log
+# directory, its cluster id and, for a node of a cluster, its identity
+# (DATADIR/node.env, written by start_kafka_cluster: node id, the controller
+# quorum, the cluster id); storage is formatted only when DATADIR has none
+# yet, so a restarted node keeps its data and its place in the cluster. The
+# pid goes to DATADIR/server.pid (exec keeps it), so whoever restarts a node
+# can be found and stopped by its data directory. Replaces the calling shell
+# with the broker (exec). Usage: kafka_server DATADIR PORT CONTROLLER_PORT
 kafka_server() {
   local datadir="$1" port="$2" cport="$3"
   mkdir -p "$datadir"
+  local NODE_ID=1 NODES=1 CONTROLLERS="127.0.0.1:$cport" CLUSTER_ID="" INITIAL_CONTROLLERS=""
+  if [[ -f "$datadir/node.env" ]]; then
+    # shellcheck disable=SC1091  # written by start_kafka_cluster
+    source "$datadir/node.env"
+  fi
   local config="$datadir/server.properties"
-  write_kafka_config "$config" "$datadir/data" "$port" "$cport"
+  write_kafka_config "$config" "$datadir/data" "$port" "$cport" "$NODE_ID" "$CONTROLLERS" "$NODES"
   if [[ ! -f "$datadir/data/meta.properties" ]]; then
-    local cluster_id
-    # URL-safe base64 of a UUID, as Kafka's own Uuid.randomUuid(): never
-    # starting with '-', which StorageTool would take for an option.
-    cluster_id="$(python3 -c 'import base64, uuid
-while True:
-    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    if not c.startswith("-"):
-        print(c)
-        break')"
-    log "kafka: formatting storage in $datadir/data (cluster $cluster_id)"
-    kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$config" \
+    local cluster_id="$CLUSTER_ID" quorum=(--standalone)
+    [[ -n "$cluster_id" ]] || cluster_id="$(kafka_uuid)"
+    # A cluster's nodes are formatted with the same initial quorum (KIP-853,
+    # a dynamic quorum: each voter named with its metadata directory's id).
+    [[ -z "$INITIAL_CONTROLLERS" ]] || quorum=(--initial-controllers "$INITIAL_CONTROLLERS")
+    log "kafka: formatting storage in $datadir/data (cluster $cluster_id, node $NODE_ID of $NODES)"
+    kafka_java kafka.tools.StorageTool format "${quorum[@]}" -t "$cluster_id" -c "$config" \
       >"$datadir/format.log" 2>&1 || { show_log_tail "$datadir/format.log"; die "formatting Kafka storage failed"; }
   fi
+  printf '%s\n' "$$" >"$datadir/server.pid"
   # shellcheck disable=SC2086  # the heap options are several words
   exec java ${KAFKA_BROKER_HEAP:--Xms256m -Xmx1g} -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$REPO_ROOT/scripts/broker/log4j2.properties" \
     -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$config"
+}
+
+# Why: cluster ids and directory ids are Kafka Uuids: URL-safe base64 of 16
+# random bytes, as Kafka's own Uuid.randomUuid(), never starting with '-'
+# (StorageTool would take it for an option).
+kafka_uuid() {
+  python3 -c 'import base64, uuid
+while True:
+    c = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not c.startswith("-"):
+        print(c)
+        break'
 }
 
 # Why: the commands start the broker in the background and wait until it
@@ -833,17 +877,109 @@ start_kafka() {
   log "kafka $KAFKA_VERSION answering on 127.0.0.1:$port (controller :$cport, data $datadir/data)"
 }
 
+# Why: KAFKA_NODES=3 runs a cluster on this machine, as our users run one on
+# three: three nodes, each broker and controller (a quorum of three
+# controllers survives one down), one cluster id, distinct ports and data
+# directories (BASEDIR/node-1 ...). The first start writes each node's
+# identity to its node.env; later starts reuse it, so the cluster keeps its
+# data. Starts every node, then waits until each listens (all must, or
+# topics with three replicas cannot be created). The nodes' output goes to
+# LOGDIR/kafka-<n>.log. Usage: start_kafka_cluster BASEDIR LOGDIR
+# PORT:CONTROLLER_PORT... Sets KAFKA_NODE_PIDS, KAFKA_NODE_DIRS and
+# KAFKA_NODE_PORTS (comma-separated, in node order) and CLUSTER_BROKERS.
+start_kafka_cluster() {
+  local basedir="$1" logdir="$2"
+  shift 2
+  local nodes=$# i pair port cport
+  local ports=() cports=() controllers=() initial=() dirs=() pids=()
+  for pair in "$@"; do
+    ports+=("${pair%%:*}")
+    cports+=("${pair##*:}")
+    controllers+=("127.0.0.1:${pair##*:}")
+  done
+  mkdir -p "$basedir"
+  if [[ ! -f "$basedir/node-1/node.env" ]]; then
+    local cluster_id
+    cluster_id="$(kafka_uuid)"
+    for ((i = 1; i <= nodes; i++)); do
+      initial+=("$i@127.0.0.1:${cports[$((i - 1))]}:$(kafka_uuid)")
+    done
+    for ((i = 1; i <= nodes; i++)); do
+      mkdir -p "$basedir/node-$i"
+      {
+        echo "# Written once by scripts/lib.sh (start_kafka_cluster): this node's place in its cluster."
+        echo "NODE_ID=$i"
+        echo "NODES=$nodes"
+        echo "CONTROLLERS=$(IFS=,; echo "${controllers[*]}")"
+        echo "CLUSTER_ID=$cluster_id"
+        echo "INITIAL_CONTROLLERS=$(IFS=,; echo "${initial[*]}")"
+      } >"$basedir/node-$i/node.env"
+    done
+  fi
+  for ((i = 1; i <= nodes; i++)); do
+    port="${ports[$((i - 1))]}" cport="${cports[$((i - 1))]}"
+    bg_start "kafka-$i" "$logdir/kafka-$i.log" \
+      "$REPO_ROOT/scripts/kafka" server "$basedir/node-$i" "$port" "$cport"
+    pids+=("$BG_LAST_PID")
+    dirs+=("$basedir/node-$i")
+  done
+  for ((i = 1; i <= nodes; i++)); do
+    port="${ports[$((i - 1))]}"
+    if ! wait_tcp 127.0.0.1 "$port" 120 "${pids[$((i - 1))]}"; then
+      show_log_tail "$logdir/kafka-$i.log"
+      die "kafka node $i did not start on 127.0.0.1:$port"
+    fi
+  done
+  KAFKA_NODE_PIDS="$(IFS=,; echo "${pids[*]}")"
+  KAFKA_NODE_DIRS="$(IFS=,; echo "${dirs[*]}")"
+  KAFKA_NODE_PORTS="$(IFS=,; echo "$*")"
+  CLUSTER_BROKERS="$(for p in "${ports[@]}"; do printf '127.0.0.1:%s,' "$p"; done)"
+  CLUSTER_BROKERS="${CLUSTER_BROKERS%,}"
+  log "kafka $KAFKA_VERSION: $nodes nodes answering on $CLUSTER_BROKERS (controllers $(IFS=,; echo "${controllers[*]}"), data $basedir/node-*)"
+}
+
+# Why: a test that kills a node starts it again itself (on the same data
+# directory), so the process that runs at exit may not be one bg_start
+# knows. Stops whatever node runs on each directory of DIRS (comma-separated),
+# found by its server.pid and checked against its command line.
+stop_kafka_nodes_in() {
+  local dir pid
+  local IFS=,
+  for dir in $1; do
+    if pid="$(kafka_node_pid "$dir")"; then stop_pid "$pid" "kafka node in $dir"; fi
+  done
+}
+
+# Why: a node's pid file outlives it and pids get reused: prints the pid of
+# DIR/server.pid only while that process is a node running on DIR.
+kafka_node_pid() {
+  local dir="$1" pid
+  [[ -f "$dir/server.pid" ]] || return 1
+  pid="$(cat "$dir/server.pid")"
+  [[ -n "$pid" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$dir/server.properties" || return 1
+  printf '%s\n' "$pid"
+}
+
 # Why: the broker's settings, each with its reason, in one place. Written
 # anew at every start, so a change here reaches an existing data directory.
-# Usage: write_kafka_config FILE LOG_DIR PORT CONTROLLER_PORT
+# NODE_ID (default 1), CONTROLLERS (the quorum's host:port list, default this
+# node's) and NODES (default 1) place the node in a cluster.
+# Usage: write_kafka_config FILE LOG_DIR PORT CONTROLLER_PORT [NODE_ID CONTROLLERS NODES]
 write_kafka_config() {
   local file="$1" logdir="$2" port="$3" cport="$4"
+  local node_id="${5:-1}" controllers="${6:-127.0.0.1:$4}" nodes="${7:-1}"
+  # Copies of every internal topic: one per node up to three; with three,
+  # a write needs two in sync, so one node may be down (restarted, upgraded,
+  # dead) and nothing acknowledged lives on a single disk.
+  local rf=$((nodes < 3 ? nodes : 3))
+  local min_isr=$((rf >= 3 ? 2 : 1))
   cat >"$file" <<EOF
 # Written by scripts/lib.sh (write_kafka_config) at every start; edit it there.
-# One node that is both broker and KRaft controller (Kafka 4 has no ZooKeeper).
+# A node that is both broker and KRaft controller (Kafka 4 has no ZooKeeper):
+# node $node_id of $nodes; the controller quorum is every node's controller.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$cport
+node.id=$node_id
+controller.quorum.bootstrap.servers=$controllers
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 # Clients must be told an address they can reach: loopback, never a hostname.
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
@@ -851,14 +987,24 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$logdir
-# One node holds one copy: the internal topics (consumer offsets, transaction
-# state, share groups) cannot ask for more, or they are never created and
-# every group or transaction waits for them.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+# The internal topics (consumer offsets, transaction state, share groups)
+# get min(3, nodes) copies: never more than there are nodes, or they are
+# never created and every group or transaction waits for them. With three
+# nodes, two must be in sync to commit an offset or a transaction, so
+# committed offsets and transactions survive a node's loss.
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$min_isr
+# Defaults for a topic created without settings (checkoutctl create-topics
+# sets both on ours): the same rule.
+default.replication.factor=$rf
+min.insync.replicas=$min_isr
+# A replica that was out of sync never becomes leader: it would lose what
+# producers with acks=all were told is written (Kafka's default; kept
+# explicit because it is the point of the cluster).
+unclean.leader.election.enable=false
 # One partition each instead of 50: created in a second on two cores, and
 # one coordinator serves all our groups and transactional producers.
 offsets.topic.num.partitions=1

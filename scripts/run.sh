@@ -22,7 +22,14 @@
 # Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
 # Logs: .local/run/logs/<name>.log.
 #
-# Environment: PROFILE=release (default) or dev; KAFKA_BROKERS,
+# KAFKA_NODES=3 starts a cluster of three instead (each broker + controller,
+# one cluster id, data under .local/run/kafka-3/node-<n>/, client ports
+# 9092, 9094, 9096 and controllers 9093, 9095, 9097, or the ports of
+# KAFKA_BROKERS with each controller on its port + 1), waits until all three
+# answer and are in the cluster, and gives all three to every service as
+# bootstrap servers; topics get three replicas and min.insync.replicas=2.
+#
+# Environment: PROFILE=release (default) or dev; KAFKA_NODES (1 or 3); KAFKA_BROKERS,
 # SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
 # INGRESS_ADDR; SIMULATOR_ADDR and the other SIMULATOR_* variables (webhook
 # URLs, knobs; see gateways/src/simulator/config.rs), RAZORPAY_* and STRIPE_*
@@ -49,11 +56,21 @@ usage() {
 stop_from_pidfiles() {
   local found=0 name pid
   if [[ -f "$PID_DIR/order" ]]; then
-    local names=()
+    local names=() cluster_told=0
     mapfile -t names <"$PID_DIR/order"
     local i
     for ((i = ${#names[@]} - 1; i >= 0; i--)); do
       name="${names[$i]}"
+      if [[ "$name" == kafka-[0-9]* && "$cluster_told" == 0 ]]; then
+        # A cluster's nodes stop together (see stop_all_bg in lib.sh).
+        cluster_told=1
+        local n p
+        for n in "${names[@]}"; do
+          if [[ "$n" == kafka-[0-9]* ]] && p="$(pidfile_alive "$PID_DIR/$n.pid")"; then
+            kill -TERM "$p" 2>/dev/null || true
+          fi
+        done
+      fi
       if pid="$(pidfile_alive "$PID_DIR/$name.pid")"; then
         found=1
         stop_pid "$pid" "$name"
@@ -166,6 +183,37 @@ print(found[min(n, len(found) - 1)] if found else "<internship_id>")
 EOF
 }
 
+# Why: KAFKA_NODES=3 follows the single node's rules, for three: a cluster
+# whose three brokers all answer is reused, one started here keeps its data
+# in .local/run/kafka-3/, and a cluster only partly up is an error (starting
+# the missing nodes beside someone else's would mix two clusters).
+start_run_cluster() {
+  local entry host port answering=0 pairs=() cports entries
+  IFS=, read -ra entries <<<"$KAFKA_BROKERS"
+  ((${#entries[@]} == 3)) || die "KAFKA_NODES=3 needs three KAFKA_BROKERS, not '$KAFKA_BROKERS'"
+  IFS=, read -ra cports <<<"${KAFKA_CONTROLLER_PORTS:-}"
+  local i=0
+  for entry in "${entries[@]}"; do
+    IFS=$'\t' read -r host port < <(host_port_of "$entry")
+    is_local_host "$host" || die "KAFKA_NODES=3 runs its nodes on 127.0.0.1; $entry is not local"
+    if tcp_open 127.0.0.1 "$port"; then answering=$((answering + 1)); fi
+    pairs+=("$port:${cports[$i]:-$((port + 1))}")
+    i=$((i + 1))
+  done
+  if ((answering == 3)); then
+    BROKER_NOTE="3 nodes already running, reused; not stopped by this script"
+    log "brokers already answer on $KAFKA_BROKERS: reusing them"
+    return 0
+  fi
+  ((answering == 0)) || die "only $answering of the 3 brokers in $KAFKA_BROKERS answer; stop them or start the rest"
+  local pair
+  for pair in "${pairs[@]}"; do
+    require_free_port 127.0.0.1 "${pair##*:}" "kafka controller"
+  done
+  start_kafka_cluster "$RUN_DIR/kafka-3" "$LOG_DIR" "${pairs[@]}"
+  BROKER_NOTE="Apache Kafka $KAFKA_VERSION, 3 nodes (controllers ${pairs[*]#*:}), data in .local/run/kafka-3/"
+}
+
 # ---------------------------------------------------------------------------
 
 MODE=foreground
@@ -195,7 +243,13 @@ BG_PIDFILE_DIR="$PID_DIR"
 BG_SETSID=1
 install_traps
 
-export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
+KAFKA_NODES="${KAFKA_NODES:-1}"
+case "$KAFKA_NODES" in
+  1) export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}" ;;
+  3) export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096}" ;;
+  *) die "KAFKA_NODES must be 1 or 3, not '$KAFKA_NODES'" ;;
+esac
+export KAFKA_NODES
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
 export TOPIC_PREFIX="${TOPIC_PREFIX:-}"
@@ -261,7 +315,9 @@ require_free_port "$sim_host" "$sim_port" gateway-simulator
 step "broker (Apache Kafka $KAFKA_VERSION)"
 IFS=$'\t' read -r broker_host broker_port < <(host_port_of "$KAFKA_BROKERS")
 BROKER_NOTE=""
-if ! is_local_host "$broker_host"; then
+if [[ "$KAFKA_NODES" == 3 ]]; then
+  start_run_cluster
+elif ! is_local_host "$broker_host"; then
   BROKER_NOTE="external, not managed here"
   log "KAFKA_BROKERS=$KAFKA_BROKERS is not local: using it as is"
 elif tcp_open "$broker_host" "$broker_port"; then
@@ -295,7 +351,7 @@ fi
 
 step "checkoutctl: wait, migrate, create-topics, seed-catalog"
 : >"$LOG_DIR/checkoutctl.log"
-run_ctl wait --timeout-secs 120
+run_ctl wait --timeout-secs 120 --brokers "$KAFKA_NODES"
 run_ctl migrate
 run_ctl create-topics
 CATALOG="scripts/demo/catalog.json"

@@ -10,11 +10,21 @@
 #      from Maven Central, scripts/broker/pom.xml), Postgres, the Python venv
 #      (.local/venv, from scripts/python/requirements.txt);
 #   2. builds the workspace binaries (debug, the target dir the tests use);
-#   3. starts a single-node Kafka in a throwaway directory and our
+#   3. starts a single-node Kafka (KAFKA_NODES=3: a cluster of three nodes)
+#      in a throwaway directory and our
 #      schema-registry, each on a free port, and a dedicated database
 #      `checkout_test` on DATABASE_URL's server;
 #   4. runs `cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"`;
 #   5. stops what it started and exits with the test runner's status.
+#
+# KAFKA_NODES=3 runs every test against a three-node cluster (topics with
+# three replicas, min.insync.replicas=2), and the cluster test
+# (ingress/tests/cluster.rs, which kills brokers) with it; it is skipped
+# otherwise. The tests learn the nodes from KAFKA_NODES, KAFKA_NODE_PIDS,
+# KAFKA_NODE_PORTS (port:controller port) and KAFKA_NODE_DIRS, each
+# comma-separated in node order:
+#
+#   KAFKA_NODES=3 scripts/test.sh -E 'binary(cluster)'
 #
 # Environment: DATABASE_URL (server to use; default
 # postgres://postgres@127.0.0.1:5432/checkout — the tests get .../checkout_test),
@@ -56,15 +66,33 @@ run_interruptible "cargo build" cargo build --workspace --bins || die "cargo bui
 BIN_DIR="$(cargo_target_dir)/debug"
 [[ -x "$BIN_DIR/schema-registry" ]] || die "no schema-registry binary in $BIN_DIR after the build"
 
-step "start broker (Apache Kafka $KAFKA_VERSION, throwaway storage)"
-read -r BROKER_PORT CONTROLLER_PORT REGISTRY_PORT < <(free_port 3)
+KAFKA_NODES="${KAFKA_NODES:-1}"
+[[ "$KAFKA_NODES" == 1 || "$KAFKA_NODES" == 3 ]] || die "KAFKA_NODES must be 1 or 3, not '$KAFKA_NODES'"
+export KAFKA_NODES
 BROKER_DATA="$(mktemp -d "${TMPDIR:-/tmp}/checkout-test-kafka.XXXXXX")"
 # Why: the scratch dir goes when the script does (after the broker stopped).
 # shellcheck disable=SC2317  # called indirectly by the exit trap
 remove_broker_data() { rm -rf "$BROKER_DATA"; }
 on_exit remove_broker_data
-BROKER_LOG="$LOG_DIR/kafka.log" start_kafka "$BROKER_DATA" "$BROKER_PORT" "$CONTROLLER_PORT"
-export KAFKA_BROKERS="127.0.0.1:$BROKER_PORT"
+if [[ "$KAFKA_NODES" == 1 ]]; then
+  step "start broker (Apache Kafka $KAFKA_VERSION, throwaway storage)"
+  read -r BROKER_PORT CONTROLLER_PORT REGISTRY_PORT < <(free_port 3)
+  BROKER_LOG="$LOG_DIR/kafka.log" start_kafka "$BROKER_DATA" "$BROKER_PORT" "$CONTROLLER_PORT"
+  export KAFKA_BROKERS="127.0.0.1:$BROKER_PORT"
+  BROKER_PIDS=("$BROKER_PID")
+else
+  step "start a 3-node cluster (Apache Kafka $KAFKA_VERSION, throwaway storage)"
+  read -r P1 C1 P2 C2 P3 C3 REGISTRY_PORT < <(free_port 7)
+  start_kafka_cluster "$BROKER_DATA" "$LOG_DIR" "$P1:$C1" "$P2:$C2" "$P3:$C3"
+  export KAFKA_BROKERS="$CLUSTER_BROKERS" KAFKA_NODE_PIDS KAFKA_NODE_DIRS KAFKA_NODE_PORTS
+  IFS=, read -ra BROKER_PIDS <<<"$KAFKA_NODE_PIDS"
+  # A node a test killed and started again is the test's child, not ours:
+  # stopped by its data directory (before the directory goes).
+  # shellcheck disable=SC2317  # called indirectly by the exit trap
+  stop_restarted_nodes() { stop_kafka_nodes_in "$KAFKA_NODE_DIRS"; }
+  on_exit stop_restarted_nodes
+  log "KAFKA_NODE_PIDS=$KAFKA_NODE_PIDS KAFKA_NODE_PORTS=$KAFKA_NODE_PORTS"
+fi
 
 step "start schema-registry"
 bg_start schema-registry "$LOG_DIR/schema-registry.log" \
@@ -83,7 +111,7 @@ log "DATABASE_URL=$DATABASE_URL"
 log "CHECKOUT_PYTHON=$CHECKOUT_PYTHON"
 
 step "wait for the broker"
-"$BIN_DIR/checkoutctl" wait --timeout-secs 90 || die "the broker or registry did not answer"
+"$BIN_DIR/checkoutctl" wait --timeout-secs 90 --brokers "$KAFKA_NODES" || die "the broker or registry did not answer"
 
 step "tests (cargo nextest)"
 status=0
@@ -91,10 +119,12 @@ run_interruptible "cargo nextest" cargo nextest run --workspace --no-fail-fast -
 
 if ((status != 0)); then
   log "tests failed (status $status); broker and registry logs: $LOG_DIR/"
-  if ! kill -0 "$BROKER_PID" 2>/dev/null; then
-    warn "the broker had died during the tests"
-    show_log_tail "$LOG_DIR/kafka.log"
-  fi
+  for pid in "${BROKER_PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      warn "a broker ($(_bg_name_of "$pid"), pid $pid) had died during the tests (or a test killed it)"
+      show_log_tail "$LOG_DIR/$(_bg_name_of "$pid").log"
+    fi
+  done
   if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
     warn "the schema-registry had died during the tests"
     show_log_tail "$LOG_DIR/schema-registry.log"

@@ -18,8 +18,9 @@ pub struct PipelineConfig {
     pub database_schema: String,
     /// `TOPIC_PREFIX`: prepended to every topic and consumer group.
     pub topics: TopicNames,
-    /// `KAFKA_REPLICATION_FACTOR`: for topics this deployment creates.
-    pub replication_factor: i32,
+    /// `KAFKA_REPLICATION_FACTOR`: copies of each topic this deployment
+    /// creates; unset, min(3, the brokers the cluster reports).
+    pub replication_factor: Option<i32>,
 }
 
 impl PipelineConfig {
@@ -33,9 +34,13 @@ impl PipelineConfig {
             ),
             database_schema: var("DATABASE_SCHEMA", "public"),
             topics: TopicNames::new(var("TOPIC_PREFIX", "")),
-            replication_factor: var("KAFKA_REPLICATION_FACTOR", "1")
-                .parse()
-                .map_err(|e| anyhow::anyhow!("KAFKA_REPLICATION_FACTOR: {e}"))?,
+            replication_factor: match var("KAFKA_REPLICATION_FACTOR", "").as_str() {
+                "" => None,
+                n => Some(
+                    n.parse()
+                        .map_err(|e| anyhow::anyhow!("KAFKA_REPLICATION_FACTOR={n}: {e}"))?,
+                ),
+            },
         })
     }
 }

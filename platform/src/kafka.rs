@@ -50,6 +50,13 @@ fn base_config(brokers: &str) -> ClientConfig {
 
 fn producer_config(brokers: &str) -> ClientConfig {
     let mut c = base_config(brokers);
+    // acks=all: a write is acknowledged once every in-sync replica has it
+    // (on a three-node cluster with min.insync.replicas=2, at least two
+    // disks), so a broker lost after the ack loses nothing acknowledged.
+    // Idempotence requires acks=all (librdkafka refuses anything else);
+    // it is set explicitly so no later edit can weaken it unnoticed. Every
+    // producer of the project is built here: the ingress's and the tools'
+    // (`producer`) and the processors' transactional ones (`Transactions`).
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("partitioner", "murmur2_random")
@@ -279,6 +286,14 @@ pub fn read_partition(
                 count += 1;
                 each(&m);
             }
+            // A connection to one broker dropped (a broker of a cluster
+            // died or restarts): librdkafka reports it and reconnects, or
+            // fetches from the partition's new leader, by itself. Ending
+            // the read here made every restore fail while a broker was
+            // down, and the stage rejoin and restore again, over and over.
+            Some(Err(e)) if transient(&e) => {
+                tracing::debug!(topic, partition, error = %e, "transient error while reading; going on");
+            }
             Some(Err(e)) => return Err(e),
             None => {}
         }
@@ -302,6 +317,17 @@ pub fn read_partition(
         "partition read to its end"
     );
     Ok(next)
+}
+
+/// A consumer error librdkafka recovers from by itself: a connection to a
+/// broker lost or all of them briefly unreachable.
+pub fn transient(e: &KafkaError) -> bool {
+    matches!(
+        e,
+        KafkaError::MessageConsumption(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown
+        )
+    )
 }
 
 /// A batch of records and the rebalances seen while collecting it.
@@ -427,17 +453,79 @@ pub fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, KafkaEr
     base_config(brokers).create()
 }
 
-/// Creates the catalog's topics. A topic that exists keeps its partitions
-/// (changing them would move keys) but gets the catalog's cleanup policy
-/// and retention, so a deployment follows the catalog when it changes
-/// (the table topics went from compacted to kept whole).
+/// How many copies a topic gets on a cluster of `brokers`: three where
+/// there are three (or more), every broker otherwise.
+pub fn replication_for(brokers: usize) -> i32 {
+    brokers.clamp(1, 3) as i32
+}
+
+/// `min.insync.replicas` for a topic with `replication` copies: with three,
+/// a write needs two (one broker may be down and writes go on, and nothing
+/// acknowledged to an `acks=all` producer lives on one disk only); with
+/// fewer, one (two would stop every write while either broker is down).
+pub fn min_insync_replicas(replication: i32) -> i32 {
+    if replication >= 3 {
+        2
+    } else {
+        1
+    }
+}
+
+/// The brokers the cluster at `brokers` reports (their ids), and each
+/// topic's replica count.
+async fn cluster_brokers(
+    brokers: &str,
+) -> Result<(Vec<i32>, std::collections::HashMap<String, usize>), KafkaError> {
+    let client: BaseConsumer = base_config(brokers).create()?;
+    tokio::task::spawn_blocking(move || {
+        let md = client.fetch_metadata(None, Duration::from_secs(10))?;
+        let ids = md.brokers().iter().map(|b| b.id()).collect();
+        // A topic's replica count, from its first partition's.
+        let replicas = md
+            .topics()
+            .iter()
+            .filter_map(|t| {
+                let p = t.partitions().first()?;
+                Some((t.name().to_owned(), p.replicas().len()))
+            })
+            .collect();
+        Ok((ids, replicas))
+    })
+    .await
+    .map_err(|_| KafkaError::Canceled)?
+}
+
+/// The ids of the brokers the cluster at `brokers` reports (the controller
+/// registers a broker once it has caught up with the metadata log).
+pub async fn broker_ids(brokers: &str) -> Result<Vec<i32>, KafkaError> {
+    Ok(cluster_brokers(brokers).await?.0)
+}
+
+/// Creates the catalog's topics with `replication` copies each (`None`:
+/// [`replication_for`] the brokers the cluster reports) and
+/// [`min_insync_replicas`] for it. A topic that exists keeps its partitions
+/// (changing them would move keys) and its replicas (moving them is a
+/// reassignment, an operator's decision: a warning says so) but gets the
+/// catalog's cleanup policy and retention, and the `min.insync.replicas`
+/// of the copies it really has, so a deployment follows the catalog when
+/// it changes (the table topics went from compacted to kept whole).
 pub async fn create_topics(
     brokers: &str,
     names: &TopicNames,
     defs: &[TopicDef],
-    replication: i32,
+    replication: Option<i32>,
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(brokers).create()?;
+    let (ids, replicas_of) = cluster_brokers(brokers).await?;
+    let replication = replication.unwrap_or_else(|| replication_for(ids.len()));
+    if replication as usize > ids.len() {
+        anyhow::bail!(
+            "{replication} replicas asked for, but the cluster at {brokers} reports {} broker(s) ({ids:?})",
+            ids.len()
+        );
+    }
+    let min_isr = min_insync_replicas(replication).to_string();
+    tracing::info!(replication, min_isr = %min_isr, brokers = ids.len(), "creating topics");
     let full: Vec<String> = defs.iter().map(|d| names.name(d)).collect();
     let retention: Vec<Option<String>> = defs
         .iter()
@@ -449,7 +537,8 @@ pub async fn create_topics(
         .zip(&retention)
         .map(|((d, name), retention)| {
             let t = NewTopic::new(name, d.partitions, TopicReplication::Fixed(replication))
-                .set("cleanup.policy", d.cleanup.as_config());
+                .set("cleanup.policy", d.cleanup.as_config())
+                .set("min.insync.replicas", &min_isr);
             match retention {
                 Some(ms) => t.set("retention.ms", ms),
                 None => t,
@@ -465,17 +554,39 @@ pub async fn create_topics(
             Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
         }
     }
+    // The min.insync.replicas of an existing topic follows the copies it
+    // has, not those asked for: 2 on a topic with one copy would refuse
+    // every write.
+    let existing_isr: Vec<String> = full
+        .iter()
+        .map(|name| {
+            let has = replicas_of.get(name).map_or(replication, |n| *n as i32);
+            if existing.contains(name) && has < replication {
+                tracing::warn!(
+                    topic = %name,
+                    has,
+                    wanted = replication,
+                    "topic has fewer replicas than asked for; add them with kafka-reassign-partitions"
+                );
+            }
+            min_insync_replicas(has).to_string()
+        })
+        .collect();
     // AlterConfigs (rdkafka 0.39 has no incremental variant) replaces a
-    // topic's dynamic settings as a whole: these two are all the catalog
-    // sets; a setting added to creation must be added here too.
+    // topic's dynamic settings as a whole: these three are all the catalog
+    // sets; a setting added to creation must be added here too, or the
+    // next create-topics drops it (min.insync.replicas would fall back to
+    // the broker's default).
     let alters: Vec<AlterConfig<'_>> = defs
         .iter()
         .zip(&full)
         .zip(&retention)
-        .filter(|((_, name), _)| existing.contains(name))
-        .map(|((d, name), retention)| {
+        .zip(&existing_isr)
+        .filter(|(((_, name), _), _)| existing.contains(name))
+        .map(|(((d, name), retention), isr)| {
             let a = AlterConfig::new(ResourceSpecifier::Topic(name))
-                .set("cleanup.policy", d.cleanup.as_config());
+                .set("cleanup.policy", d.cleanup.as_config())
+                .set("min.insync.replicas", isr);
             match retention {
                 Some(ms) => a.set("retention.ms", ms),
                 None => a,

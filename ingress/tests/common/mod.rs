@@ -95,7 +95,7 @@ impl TestEnv {
             .await
             .expect("postgres (run through scripts/test.sh)");
         sinks::MIGRATOR.run(&pool).await.expect("migrations");
-        platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, 1)
+        platform::kafka::create_topics(&config.kafka_brokers, &config.topics, topics::ALL, None)
             .await
             .expect("kafka (run through scripts/test.sh)");
         let codec = Arc::new(

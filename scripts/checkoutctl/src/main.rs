@@ -1,6 +1,7 @@
 //! `checkoutctl`: the operator commands the scripts run.
 //!
-//! - `wait [--timeout-secs N]`: until Kafka, the registry and Postgres answer;
+//! - `wait [--timeout-secs N] [--brokers N]`: until Kafka (with at least N
+//!   brokers in the cluster), the registry and Postgres answer;
 //! - `migrate`: creates the database if needed and runs the read-model migrations;
 //! - `create-topics`: creates every topic of the catalog (idempotent);
 //! - `seed-catalog FILE`: publishes internships from a JSON file;
@@ -43,14 +44,17 @@ async fn main() -> anyhow::Result<()> {
     let config = PipelineConfig::from_env()?;
     match args.first().map(String::as_str) {
         Some("wait") => {
-            let secs = match args.get(1).map(String::as_str) {
-                Some("--timeout-secs") => args
-                    .get(2)
-                    .context("--timeout-secs needs a value")?
-                    .parse()?,
-                _ => 60,
-            };
-            wait(&config, Duration::from_secs(secs)).await
+            let (mut secs, mut brokers) = (60, 1);
+            let mut rest = args[1..].iter();
+            while let Some(flag) = rest.next() {
+                let value = rest.next().with_context(|| format!("{flag} needs a value"));
+                match flag.as_str() {
+                    "--timeout-secs" => secs = value?.parse()?,
+                    "--brokers" => brokers = value?.parse()?,
+                    other => anyhow::bail!("wait: unknown option {other}"),
+                }
+            }
+            wait(&config, Duration::from_secs(secs), brokers).await
         }
         Some("migrate") => {
             let pool =
@@ -119,11 +123,30 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn wait(config: &PipelineConfig, timeout: Duration) -> anyhow::Result<()> {
+async fn wait(config: &PipelineConfig, timeout: Duration, brokers: usize) -> anyhow::Result<()> {
     let producer = platform::kafka::producer(&config.kafka_brokers)?;
     let database_url = config.database_url.clone();
+    let kafka_brokers = config.kafka_brokers.clone();
     let readiness = Readiness::new()
         .kafka(producer)
+        // Every node of a cluster registered, so topics get all their
+        // replicas (a broker that listens may not have joined yet).
+        .check("kafka brokers", move || {
+            let bootstrap = kafka_brokers.clone();
+            async move {
+                let ids = platform::kafka::broker_ids(&bootstrap)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if ids.len() >= brokers {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} of {brokers} brokers in the cluster ({ids:?})",
+                        ids.len()
+                    ))
+                }
+            }
+        })
         .registry(config.schema_registry_url.clone())
         .check("postgres", move || {
             let url = database_url.clone();
