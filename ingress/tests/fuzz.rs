@@ -22,9 +22,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{json, Value};
 
-use common::{token, TestEnv, JWT_SECRET};
+use common::{token, Api, TestEnv, CATALOG, JWT_SECRET};
 
 /// The statuses any operation can answer: the request timeout, and a
 /// dependency that is down or broken.
@@ -84,9 +85,15 @@ async fn every_operation_answers_only_what_it_documents_and_never_5xx() {
     let mut failed = Vec::new();
     for (who, bearer) in callers {
         let started = Instant::now();
+        let config = std::env::temp_dir().join(format!("fuzz-{who}-{}.toml", uuid::Uuid::new_v4()));
+        let known = seed_resources(&base, bearer.as_deref()).await;
+        eprintln!("fuzz: {who}: real resources to mix in: {known:?}");
+        std::fs::write(&config, schemathesis_config(&known)).unwrap();
         eprintln!("fuzz: {who}: schemathesis, {examples} examples per operation, seed {seed}");
         let mut run = Command::new(schemathesis());
-        run.arg("run")
+        run.arg("--config-file")
+            .arg(&config)
+            .arg("run")
             .arg(format!("{base}/openapi.json"))
             .args([
                 "--checks",
@@ -111,6 +118,7 @@ async fn every_operation_answers_only_what_it_documents_and_never_5xx() {
             if status.success() { "passed" } else { "FAILED" },
             started.elapsed()
         );
+        let _ = std::fs::remove_file(&config);
         if !status.success() {
             failed.push(who);
         }
@@ -165,4 +173,103 @@ fn shared_statuses_missing(doc: &Value) -> Vec<String> {
         }
     }
     missing
+}
+
+/// Values that name something real, by the parameter they go in: random
+/// tokens only ever meet "not found", so half the generated requests get
+/// one of these instead and reach the handlers' logic.
+#[derive(Debug, Default)]
+struct Known {
+    carts: Vec<String>,
+    shares: Vec<String>,
+    orders: Vec<String>,
+}
+
+/// As `bearer` (a guest without): two carts with an item and a buyer, one
+/// shared, and an order placed for the other.
+async fn seed_resources(base: &str, bearer: Option<&str>) -> Known {
+    let api = Api::at(base.trim_start_matches("http://").parse().unwrap());
+    let call = |method: Method, path: &str, body: Value| {
+        let mut request = api.request(method, path).json(&body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        Api::send(request)
+    };
+    let mut known = Known::default();
+    for _ in 0..2 {
+        // Each cart its own (a user with an active cart gets that one back).
+        let created = call(
+            Method::POST,
+            "/cart",
+            json!({"items": [{"internship_id": CATALOG[0].0, "quantity": 1}]}),
+        )
+        .await;
+        let Some(cart) = created.body["cart_token"].as_str().map(str::to_owned) else {
+            panic!("seeding: creating a cart answered {created:?}");
+        };
+        let buyer = call(
+            Method::PUT,
+            &format!("/cart/{cart}/buyer"),
+            json!({"country": "IN", "state": "MH"}),
+        )
+        .await;
+        assert_eq!(buyer.status, 202, "seeding: setting the buyer: {buyer:?}");
+        if !known.carts.contains(&cart) {
+            known.carts.push(cart);
+        }
+    }
+    let first = known.carts[0].clone();
+    let shared = call(Method::POST, &format!("/cart/{first}/share"), json!({})).await;
+    known
+        .shares
+        .extend(shared.body["share_token"].as_str().map(str::to_owned));
+    // Once the cart processor has applied the buyer, the order can be placed.
+    let last = known.carts.last().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while known.orders.is_empty() && Instant::now() < deadline {
+        let placed = call(Method::POST, "/order", json!({"cart_token": last})).await;
+        match placed.body["order_token"].as_str() {
+            Some(order) => known.orders.push(order.to_owned()),
+            None => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    known
+}
+
+/// A schemathesis config binding each parameter that names a resource to
+/// the known values, with probability one half.
+fn schemathesis_config(known: &Known) -> String {
+    let list = |values: &[String]| serde_json::to_string(values).unwrap();
+    let internships: Vec<String> = CATALOG.iter().map(|(id, _)| (*id).to_owned()).collect();
+    let plans: Vec<String> = CATALOG.iter().map(|(id, _)| format!("{id}-6m")).collect();
+    let mut out = String::new();
+    let mut bind = |dictionary: &str, values: &[String], parameters: &[&str]| {
+        if values.is_empty() {
+            return;
+        }
+        out.push_str(&format!(
+            "[dictionaries.{dictionary}]\nvalues = {}\n",
+            list(values)
+        ));
+        for parameter in parameters {
+            out.push_str(&format!(
+                "[parameters.\"{parameter}\"]\ndictionary = \"{dictionary}\"\nprobability = 0.5\n"
+            ));
+        }
+    };
+    bind("carts", &known.carts, &["path.token", "body.cart_token"]);
+    bind("shares", &known.shares, &["path.share_token"]);
+    bind("orders", &known.orders, &["path.order_token"]);
+    bind(
+        "internships",
+        &internships,
+        &[
+            "path.internship_id",
+            "body.internship_id",
+            "body.items[*].internship_id",
+        ],
+    );
+    bind("plans", &plans, &["path.plan_id"]);
+    out
 }
