@@ -105,6 +105,7 @@ pub async fn check(
 #[utoipa::path(post, path = "/api/v1/cart/{token}/auth/login", tag = "cart",
     params(("token" = String, Path, description = "the guest cart's token")),
     responses(
+        (status = 200, description = "the cart is already the caller's: nothing written", body = LoginResult),
         (status = 202, description = "attached or merged; `cart_token` is the cart to use from now on", body = LoginResult),
         (status = 401, description = "no or invalid bearer token", body = ErrorBody),
         (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),

@@ -12,12 +12,14 @@ pub mod docs;
 pub mod enrollments;
 pub mod login;
 pub mod orders;
+pub mod shared_responses;
 pub mod sharing;
 pub mod webhooks;
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
+use utoipa::Modify;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::idempotency;
@@ -87,6 +89,9 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         );
     }
     idempotency::document(&mut doc);
+    // Last: what every layer in front of the handlers answers, on every
+    // operation, including those added above.
+    shared_responses::SharedResponses.modify(&mut doc);
     (router.with_state(state), doc)
 }
 
