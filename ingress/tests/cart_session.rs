@@ -600,9 +600,11 @@ async fn a_lost_notification_costs_a_version_poll_not_a_read_per_waiter() {
     let (seen, reached) = waiter.await.unwrap().unwrap();
     assert!(reached, "woken by the poll");
     assert_eq!(seen, Some(wanted));
+    // Not a latency target: without the poll it would end only at its
+    // 20 s deadline (its last read would find the version all the same).
     assert!(
-        moved.elapsed() < Duration::from_millis(1_500),
-        "woken within a poll interval or two: {:?}",
+        moved.elapsed() < Duration::from_secs(10),
+        "woken by the poll, not the deadline: {:?}",
         moved.elapsed()
     );
     assert_eq!(reads.load(Ordering::SeqCst), 2);
