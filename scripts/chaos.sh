@@ -15,6 +15,7 @@
 #   scripts/chaos.sh                              # 60 s, 20 buyers, a kill every 3 s
 #   SECONDS_=120 BUYERS=40 KILL_EVERY=2 scripts/chaos.sh
 #   KILL_INFRA=0 scripts/chaos.sh                 # services only
+#   KAFKA_NODES=3 scripts/chaos.sh                # against three brokers (one killed)
 #
 # Starts the stack (scripts/run.sh --detach, PROFILE=dev unless set) unless
 # an ingress answers on 127.0.0.1:8080, and stops what it started.
@@ -97,15 +98,18 @@ LOAD_PID=$!
 # The services a kill may hit; the simulator is the outside world (its
 # sessions live in its memory), so it is spared.
 mapfile -t victims < <(find "$PIDS" -name '*.pid' -printf '%f\n' | sed 's/\.pid$//' |
-  grep -v -e '^kafka$' -e '^gateway-simulator$' -e '^postgres' | sort)
-log "victims: ${victims[*]}"
+  grep -v -E -e '^kafka(-[0-9]+)?$' -e '^gateway-simulator$' -e '^postgres' | sort)
+# One node (`kafka`), or three (`kafka-1`…`kafka-3` with KAFKA_NODES=3): one
+# of them is killed, never two at once.
+mapfile -t brokers < <(find "$PIDS" -name 'kafka*.pid' -printf '%f\n' | sed 's/\.pid$//' | sort)
+log "victims: ${victims[*]}; brokers: ${brokers[*]}"
 kills=0
 infra_done=()
 end=$((SECONDS + DURATION - 5))
 sleep 8 # let the load get going
 while ((SECONDS < end)) && kill -0 "$LOAD_PID" 2>/dev/null; do
   if ((KILL_INFRA)) && ((kills == 4)) && [[ ! " ${infra_done[*]} " =~ " kafka " ]]; then
-    kill_and_restart kafka && kills=$((kills + 1))
+    kill_and_restart "${brokers[$((RANDOM % ${#brokers[@]}))]}" && kills=$((kills + 1))
     infra_done+=(kafka)
     sleep 10
   elif ((KILL_INFRA)) && ((kills == 8)) && [[ ! " ${infra_done[*]} " =~ " postgres " ]]; then
