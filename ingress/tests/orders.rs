@@ -1303,23 +1303,9 @@ impl Shop {
 
     /// The dead letters of kind `kind` so far.
     async fn dead_letters(&self, kind: &str) -> Vec<schemas::records::dead_letter::DeadLetter> {
-        let mut out = Vec::new();
-        for record in self
-            .env
-            .read_topic(&schemas::topics::DEAD_LETTERS.def, true)
-            .await
-        {
-            let letter: schemas::records::dead_letter::DeadLetter = self
-                .env
-                .codec
-                .decode(&schemas::topics::DEAD_LETTERS, record.value.as_deref())
-                .await
-                .unwrap();
-            if letter.kind == kind {
-                out.push(letter);
-            }
-        }
-        out
+        let mut letters = self.env.decoded(&schemas::topics::DEAD_LETTERS).await;
+        letters.retain(|l| l.kind == kind);
+        letters
     }
 }
 
@@ -1382,22 +1368,14 @@ async fn an_admin_refund_goes_through_the_gateway_and_revokes_the_enrollment() {
     assert_eq!(again.status(), 409);
 
     // Its outcomes, once each, on order.events.
-    let mut kinds = Vec::new();
-    for record in shop
+    let kinds: Vec<_> = shop
         .env
-        .read_topic(&schemas::topics::ORDER_EVENTS.def, true)
+        .decoded(&schemas::topics::ORDER_EVENTS)
         .await
-    {
-        let e: schemas::records::order::OrderEvent = shop
-            .env
-            .codec
-            .decode(&schemas::topics::ORDER_EVENTS, record.value.as_deref())
-            .await
-            .unwrap();
-        if e.order_token == order {
-            kinds.push(e.kind);
-        }
-    }
+        .into_iter()
+        .filter(|e| e.order_token == order)
+        .map(|e| e.kind)
+        .collect();
     use schemas::records::order::OrderEventKind;
     assert_eq!(kinds, [OrderEventKind::Paid, OrderEventKind::Refunded]);
 }
@@ -1551,25 +1529,13 @@ fn statuses_with_actor(order: &Value) -> Vec<(String, String)> {
 impl Shop {
     /// The retry stage's records so far: (parks, redeliveries).
     async fn retry_records(&self) -> (usize, usize) {
-        use schemas::records::webhooks::{RetryAction, RetryCommand};
-        let mut counts = (0, 0);
-        for record in self
-            .env
-            .read_topic(&schemas::topics::WEBHOOKS_RETRY.def, true)
-            .await
-        {
-            let r: RetryCommand = self
-                .env
-                .codec
-                .decode(&schemas::topics::WEBHOOKS_RETRY, record.value.as_deref())
-                .await
-                .unwrap();
-            match r.action {
-                RetryAction::Park(_) => counts.0 += 1,
-                RetryAction::Redeliver(_) => counts.1 += 1,
-            }
-        }
-        counts
+        use schemas::records::webhooks::RetryAction;
+        let records = self.env.decoded(&schemas::topics::WEBHOOKS_RETRY).await;
+        let parks = records
+            .iter()
+            .filter(|r| matches!(r.action, RetryAction::Park(_)))
+            .count();
+        (parks, records.len() - parks)
     }
 }
 

@@ -1028,6 +1028,23 @@ pub struct RawRecord {
 }
 
 impl TestEnv {
+    /// Every committed record of this test's `topic`, decoded.
+    pub async fn decoded<V: serde::de::DeserializeOwned>(
+        &self,
+        topic: &schemas::Topic<V>,
+    ) -> Vec<V> {
+        let mut out = Vec::new();
+        for record in self.read_topic(&topic.def, true).await {
+            out.push(
+                self.codec
+                    .decode(topic, record.value.as_deref())
+                    .await
+                    .expect("a record of ours decodes"),
+            );
+        }
+        out
+    }
+
     /// Every record of this test's `topic`, read to the end of each
     /// partition: with `committed`, as the stages read (`read_committed`);
     /// without, everything written, records of aborted and still open
