@@ -1,5 +1,6 @@
 //! Read-your-writes without polling every waiter: readers waiting for a
-//! cart or order version subscribe here. One `LISTEN cart_versions`
+//! cart or order version, or for an order's enrollments (the key
+//! [`sinks::enrollments::enrolled_key`], "version" 1), subscribe here. One `LISTEN cart_versions`
 //! connection wakes them when the carts or orders sink commits a newer
 //! version; in case a notification is lost (a reconnect), one small query
 //! every 500 ms reads the versions of every token waited on, all at once.
@@ -171,12 +172,19 @@ async fn poll_versions(waiters: Arc<VersionWaiters>, pool: PgPool) {
         if tokens.is_empty() {
             continue;
         }
+        let enrolled: Vec<&str> = tokens
+            .iter()
+            .filter_map(|t| t.strip_prefix("enrolled:"))
+            .collect();
         let rows: Result<Vec<(String, i64)>, sqlx::Error> = sqlx::query_as(
             "SELECT cart_token, version FROM carts WHERE cart_token = ANY($1)
              UNION ALL
-             SELECT order_token, version FROM orders WHERE order_token = ANY($1)",
+             SELECT order_token, version FROM orders WHERE order_token = ANY($1)
+             UNION ALL
+             SELECT DISTINCT 'enrolled:' || order_token, 1::int8 FROM enrollments WHERE order_token = ANY($2)",
         )
         .bind(&tokens)
+        .bind(&enrolled)
         .fetch_all(&pool)
         .await;
         match rows {

@@ -3,7 +3,8 @@
 //! never beyond the block), every new enrollment is an `EnrollmentCreated`
 //! on `enrollment.events`, and a line whose internship closed between
 //! placement and payment is an `EnrollmentFailed` with a support case on
-//! `support.cases`, the order still PAID. The real ingress, processors,
+//! `support.cases`, the order still PAID; a confirmation page waits for
+//! its order's first enrollment in one request (`Prefer: wait`). The real ingress, processors,
 //! sinks, broker, registry and Postgres.
 
 mod common;
@@ -577,4 +578,79 @@ async fn an_internship_closed_after_placement_fails_its_line_and_opens_a_support
     assert_eq!(list[0]["internship_id"], "design");
     assert_eq!(list[0]["access_granted"], true);
     assert_eq!(list[0]["email"], "nora@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_page_waits_for_its_orders_first_enrollment_in_one_request() {
+    let shop = Shop::open().await;
+    let (first, first_session) = shop
+        .order(
+            "lena",
+            json!([{"internship_id": "data-science", "quantity": 1}]),
+        )
+        .await;
+    let (second, second_session) = shop
+        .order("lena", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let wait_for = |order: String, wait: u64| {
+        let (http, base) = (shop.http.clone(), shop.base.clone());
+        async move {
+            let started = Instant::now();
+            let res = http
+                .get(format!("{base}/me/enrollments?order={order}"))
+                .header("authorization", Shop::bearer("lena"))
+                .header("prefer", format!("wait={wait}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            (res.json::<Value>().await.unwrap(), started.elapsed())
+        }
+    };
+
+    // Not paid: the wait ends at its deadline, empty and stale.
+    let (early, took) = wait_for(first.clone(), 1).await;
+    assert_eq!(early["enrollments"], json!([]), "{early}");
+    assert_eq!(early["stale"], true, "{early}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered before the wait: {took:?}"
+    );
+
+    // One request for the second order, sent before anything is paid.
+    let waiting = tokio::spawn(wait_for(second.clone(), 30));
+    shop.pay_at_gateway(&first_session).await;
+    shop.enrollments_until("lena", |l| l.len() == 1).await;
+    assert!(
+        !waiting.is_finished(),
+        "the first order's enrollment does not answer the second's wait"
+    );
+    shop.pay_at_gateway(&second_session).await;
+    let (answer, took) = waiting.await.unwrap();
+    assert_eq!(answer["stale"], false, "{answer}");
+    let list = answer["enrollments"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "only the second order's: {answer}");
+    assert_eq!(list[0]["order_token"], second.as_str());
+    assert_eq!(list[0]["internship_id"], "design");
+    // Woken by the sink's notification, not by its deadline.
+    assert!(took < Duration::from_secs(25), "{took:?}");
+
+    // Without `order`, every enrollment of the caller; a malformed order
+    // token is refused.
+    let all = shop.get("lena", "me/enrollments").await;
+    assert_eq!(all["enrollments"].as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all["stale"], false);
+    let bad = shop
+        .http
+        .get(format!(
+            "{}/me/enrollments?order=not%20a%20token",
+            shop.base
+        ))
+        .header("authorization", Shop::bearer("lena"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["error"]["code"].is_number(), "{body}");
 }

@@ -4,7 +4,8 @@
 //!
 //! [`rows`] keeps the newest book of each buyer in a batch (pure); `write`
 //! moves a book's version forwards and replaces its enrollments only then,
-//! so a redelivered older book changes nothing.
+//! so a redelivered older book changes nothing. On commit it wakes the
+//! readers waiting for an order's enrollments ([`enrolled_key`]).
 
 use std::collections::HashMap;
 
@@ -157,5 +158,26 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&r.e_seat_of)
     .execute(&mut **tx)
     .await?;
+    crate::notify_versions(tx, &enrolled_orders(&r, &changed)).await?;
     Ok(())
+}
+
+/// The key readers wait on for `order_token`'s enrollments; its "version"
+/// is 1 once the order has any enrollment row.
+pub fn enrolled_key(order_token: &str) -> String {
+    format!("enrolled:{order_token}")
+}
+
+/// One wake-up per order with enrollments in the books that changed.
+fn enrolled_orders(r: &Rows, changed: &[String]) -> Vec<(String, i64)> {
+    let mut orders: Vec<(String, i64)> = r
+        .e_order
+        .iter()
+        .zip(&r.e_key)
+        .filter(|(_, key)| changed.contains(key))
+        .map(|(order, _)| (enrolled_key(order), 1))
+        .collect();
+    orders.sort();
+    orders.dedup();
+    orders
 }

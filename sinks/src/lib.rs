@@ -23,8 +23,9 @@ pub mod support_cases;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 /// The Postgres channel the carts and orders sinks notify with
-/// `<token>:<version>` (a cart or an order token) after each commit, so
-/// readers waiting for a version wake at once.
+/// `<token>:<version>` (a cart or an order token) after each commit, and
+/// the enrollments sink with `enrolled:<order token>:1`, so readers waiting
+/// for a version wake at once.
 pub const CART_VERSIONS_CHANNEL: &str = "cart_versions";
 
 /// Wakes the readers waiting for these `(token, version)`s: the

@@ -71,41 +71,96 @@ pub struct EnrollmentView {
 pub struct EnrollmentList {
     /// Newest first.
     pub enrollments: Vec<EnrollmentView>,
+    /// With `?order=` and `Prefer: wait=N`: true when the order had no
+    /// enrollment visible yet when the wait ended.
+    pub stale: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollmentsQuery {
+    /// Only the enrollments of this order (with `Prefer: wait=N`, waits
+    /// up to N seconds for the first of them to be visible).
+    pub order: Option<String>,
 }
 
 /// The signed-in user's enrollments, seats bought for others, and the
-/// seats assigned from them.
+/// seats assigned from them. With `?order=T`, only order T's; adding
+/// `Prefer: wait=N` (at most 30) answers as soon as order T's first
+/// enrollment is visible, or after N seconds with `"stale": true`: a
+/// checkout's confirmation page waits here instead of polling.
 #[utoipa::path(
     get,
     path = "/api/v1/me/enrollments",
     tag = "enrollments",
+    params(
+        EnrollmentsQuery,
+        ("Prefer" = Option<String>, Header, description = "`wait=N` with `order`: wait up to N seconds for the order's first enrollment"),
+    ),
     responses(
         (status = 200, description = "the caller's enrollments", body = EnrollmentList),
         (status = 401, description = "no bearer token, or an invalid one", body = ErrorBody),
+        (status = 422, description = "malformed order token", body = ErrorBody),
         (status = 429, description = "rate limited", body = ErrorBody),
     )
 )]
 pub async fn my_enrollments(
     State(state): State<AppState>,
     caller: Caller,
+    Query(q): Query<EnrollmentsQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(user) = caller.user_id() else {
         return Err(ApiError::Unauthorized(
             "sign in to list your enrollments".into(),
         ));
     };
-    let enrollments = sqlx::query_as::<_, EnrollmentView>(
+    let order = q
+        .order
+        .as_deref()
+        .map(super::orders::parse_order)
+        .transpose()?;
+    let read = || enrollments_of(&state.pool, user, order.as_ref());
+    let (enrollments, seen) = match (&order, super::cart::preferred_wait(&headers)) {
+        (Some(order), Some(wait)) => {
+            state
+                .waiters
+                .wait_until(
+                    &sinks::enrollments::enrolled_key(order.as_str()),
+                    wait,
+                    1,
+                    read,
+                    |list: &Vec<EnrollmentView>| (!list.is_empty()).then_some(1),
+                )
+                .await?
+        }
+        _ => (read().await?, true),
+    };
+    Ok(Json(EnrollmentList {
+        enrollments,
+        stale: !seen,
+    })
+    .into_response())
+}
+
+/// `user`'s enrollments, newest first; only `order`'s when given.
+async fn enrollments_of(
+    pool: &sqlx::PgPool,
+    user: &str,
+    order: Option<&OrderToken>,
+) -> Result<Vec<EnrollmentView>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentView>(
         "SELECT enrollment_id, order_token, internship_id, title, seats,
                 CASE WHEN seats > 1 AND seat_of IS NULL THEN seats - seats_assigned END AS seats_left,
                 status, access_granted, progress_percent, certificate_eligible, enrolled_at,
                 email, seat_of
-         FROM enrollments WHERE buyer_user_id = $1
+         FROM enrollments WHERE buyer_user_id = $1 AND ($2::text IS NULL OR order_token = $2)
          ORDER BY enrolled_at DESC, internship_id, email LIMIT 200",
     )
     .bind(user)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(EnrollmentList { enrollments }).into_response())
+    .bind(order.map(OrderToken::as_str))
+    .fetch_all(pool)
+    .await
 }
 
 /// The most emails one request assigns: a block of seats is bounded by the

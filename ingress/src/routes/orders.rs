@@ -242,7 +242,7 @@ fn with_location(mut response: Response, order: &OrderToken) -> Response {
     response
 }
 
-fn parse_order(raw: &str) -> Result<OrderToken, ApiError> {
+pub(crate) fn parse_order(raw: &str) -> Result<OrderToken, ApiError> {
     OrderToken::parse(raw).map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))
 }
 

@@ -3,7 +3,10 @@
 //! one to three internships → apply a coupon → set the buyer's location →
 //! place the order → wait for its payment session → the gateway simulator
 //! pays it (its signed webhooks go to the ingress, as a real gateway's
-//! would) → poll until the enrollment is visible.
+//! would) → wait until the enrollment is visible. The waits are long polls
+//! (`Prefer: wait`: the order's next version, then the order's first
+//! enrollment), so waiting buyers cost the stack a read per change, not a
+//! read every few milliseconds.
 //!
 //! It prints progress every five seconds and at the end: journeys/s, p50,
 //! p95 and p99 of every step, pay → enrollment visible (the simulator's
@@ -319,14 +322,23 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         .to_owned();
     ctx.samples.lock().await.orders.insert(order.clone(), false);
     let t = Instant::now();
+    // Long-polls, as a checkout page would: each read waits (`Prefer:
+    // wait`) for the order's next version and answers as soon as the
+    // orders sink commits it, so a buyer costs a read per order change,
+    // not one every few milliseconds.
+    let mut next_version = 1;
     let session = loop {
-        // 404 until the orders sink wrote the order: keep asking.
-        let res = api(Method::GET, &format!("order/{order}"))
-            .send()
-            .await
-            .context("session ready: no answer")?;
+        let res = api(
+            Method::GET,
+            &format!("order/{order}?version={next_version}"),
+        )
+        .header("prefer", "wait=10")
+        .send()
+        .await
+        .context("session ready: no answer")?;
         let status = res.status();
         let o: Value = res.json().await.unwrap_or(Value::Null);
+        // 404 when the order was not visible within the wait.
         anyhow::ensure!(
             status.is_success() || status.as_u16() == 404,
             "session ready: HTTP {} {}",
@@ -341,7 +353,9 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
             t.elapsed() < Duration::from_secs(20),
             "session ready: timed out"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some(v) = o["version"].as_i64() {
+            next_version = v + 1;
+        }
     };
     times.push(("session ready", t.elapsed().as_secs_f64() * 1e3));
     let (_, ms) = call(
@@ -355,7 +369,12 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     ctx.samples.lock().await.orders.insert(order.clone(), true);
     let paid = Instant::now();
     loop {
-        let (mine, _) = call("pay → enrolled", api(Method::GET, "me/enrollments")).await?;
+        // Answers as soon as the order's first enrollment is visible.
+        let (mine, _) = call(
+            "pay → enrolled",
+            api(Method::GET, &format!("me/enrollments?order={order}")).header("prefer", "wait=10"),
+        )
+        .await?;
         let enrolled = mine["enrollments"]
             .as_array()
             .is_some_and(|e| e.iter().any(|e| e["order_token"] == order.as_str()));
@@ -366,7 +385,6 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
             paid.elapsed() < Duration::from_secs(20),
             "pay → enrolled: timed out"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     times.push(("pay → enrolled", paid.elapsed().as_secs_f64() * 1e3));
     let total = start.elapsed().as_secs_f64() * 1e3;
