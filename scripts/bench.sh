@@ -7,7 +7,7 @@
 #
 #   scripts/bench.sh                          # 200 sessions for 30 s
 #   SESSIONS=1000 SECONDS_=60 scripts/bench.sh
-#   WARMUP=10 scripts/bench.sh                # drop the first 10 s
+#   WARMUP=10 scripts/bench.sh                # drop the first 10 s (journey too)
 #   scripts/bench.sh journey                  # 50 buyers, cart → enrollment, 30 s
 #   BUYERS=200 SECONDS_=60 scripts/bench.sh journey
 #
@@ -37,7 +37,7 @@ if [[ "${1:-}" == journey ]]; then
   step "journey bench: $BUYERS buyers, $DURATION s"
   AUTH_JWT_HS256_SECRET="${AUTH_JWT_HS256_SECRET:-$(cat "$LOCAL_DIR/run/jwt-secret")}" \
     "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
-    --buyers "$BUYERS" --seconds "$DURATION" --svg "$LOCAL_DIR/bench/journey-$(date +%Y%m%d-%H%M%S).svg" ||
+    --buyers "$BUYERS" --seconds "$DURATION" --warmup-secs "${WARMUP:-0}" --svg "$LOCAL_DIR/bench/journey-$(date +%Y%m%d-%H%M%S).svg" ||
     status=$?
   step "broker round trip (Kafka's EndToEndLatency: 2000 records of 512 bytes, acks=all)"
   bash scripts/kafka topics --create --if-not-exists --topic bench.e2e-latency --partitions 1 >/dev/null || true

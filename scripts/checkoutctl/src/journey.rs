@@ -52,8 +52,13 @@ struct Ctx {
     sim: String,
     secret: String,
     internships: Vec<String>,
+    /// This run's coupon (see [`coupon`]).
+    coupon: String,
     samples: Mutex<Samples>,
     started: Instant,
+    /// Journeys finished (and errors seen) before this instant are the
+    /// warm-up (`--warmup-secs`): run, not counted.
+    measured_from: Instant,
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -76,8 +81,12 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .unwrap_or(30);
     let svg = flag(args, "--svg").unwrap_or_else(|| ".local/bench/journey.svg".into());
     let ledger = flag(args, "--ledger");
+    let warmup: u64 = flag(args, "--warmup-secs")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(0);
     anyhow::ensure!(
-        buyers <= 10_000 && seconds <= 600,
+        buyers <= 10_000 && seconds <= 600 && warmup <= 600,
         "at most 10,000 buyers for 600 s"
     );
     for u in [&url, &sim] {
@@ -93,7 +102,9 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let internships = catalog(&http, &url).await?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
     let ctx = Arc::new(Ctx {
+        coupon: format!("BENCH-{}", run_id[..8].to_ascii_uppercase()),
         http,
         url,
         sim,
@@ -101,15 +112,14 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         internships,
         samples: Mutex::new(Samples::default()),
         started: Instant::now(),
+        measured_from: Instant::now() + Duration::from_secs(warmup),
     });
     coupon(&ctx).await?;
-    let cpu_before = cpu_seconds();
     println!(
-        "journey bench: {buyers} buyers for {seconds} s against {} (simulator {})",
+        "journey bench: {buyers} buyers for {seconds} s after {warmup} s of warm-up against {} (simulator {})",
         ctx.url, ctx.sim
     );
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let deadline = ctx.measured_from + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for b in 0..buyers {
         let ctx = ctx.clone();
@@ -124,7 +134,9 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                 if let Err(e) = journey(&ctx, &format!("{user}-{n}"), n).await {
                     // "step: HTTP 409 1003": the step, the status, our code.
                     let kind: String = e.to_string().chars().take(60).collect();
-                    *ctx.samples.lock().await.errors.entry(kind).or_default() += 1;
+                    if Instant::now() >= ctx.measured_from {
+                        *ctx.samples.lock().await.errors.entry(kind).or_default() += 1;
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -146,9 +158,14 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
             }
         })
     };
+    tokio::time::sleep_until(ctx.measured_from.into()).await;
+    let cpu_before = cpu_seconds();
+    if warmup > 0 {
+        println!("warm-up over: measuring from now");
+    }
     while tasks.join_next().await.is_some() {}
     progress.abort();
-    let elapsed = ctx.started.elapsed().as_secs_f64();
+    let elapsed = ctx.measured_from.elapsed().as_secs_f64();
     let cpu_after = cpu_seconds();
     let s = ctx.samples.lock().await;
     println!(
@@ -227,10 +244,13 @@ fn bearer(ctx: &Ctx, user: &str, role: &str) -> anyhow::Result<String> {
     Ok(format!("Bearer {token}"))
 }
 
-/// The coupon every buyer applies: 10 % off, no limit.
+/// The coupon every buyer of this run applies: 10 % off, no limit. One per
+/// run, so runs compare: a coupon's usage record lists every use of it
+/// (`rules::redemption`), so a coupon shared by every run would make each
+/// run's reservations costlier than the last's.
 async fn coupon(ctx: &Ctx) -> anyhow::Result<()> {
     ctx.http
-        .put(format!("{}/api/v1/admin/coupons/BENCH10", ctx.url))
+        .put(format!("{}/api/v1/admin/coupons/{}", ctx.url, ctx.coupon))
         .header("authorization", bearer(ctx, "bench-admin", "admin")?)
         .json(&json!({"name": "Bench 10 %", "kind": "percentage", "percent": "0.10"}))
         .send()
@@ -290,7 +310,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     }
     let (c, ms) = call(
         "apply coupon",
-        api(Method::POST, &format!("cart/{token}/coupon")).json(&json!({"code": "BENCH10"})),
+        api(Method::POST, &format!("cart/{token}/coupon")).json(&json!({"code": ctx.coupon})),
     )
     .await?;
     times.push(("apply coupon", ms));
@@ -389,11 +409,14 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     times.push(("pay → enrolled", paid.elapsed().as_secs_f64() * 1e3));
     let total = start.elapsed().as_secs_f64() * 1e3;
     times.push(("journey", total));
+    if Instant::now() < ctx.measured_from {
+        return Ok(());
+    }
     let mut s = ctx.samples.lock().await;
     for (step, ms) in times {
         s.steps.entry(step).or_default().push(ms);
     }
-    let at = ctx.started.elapsed().as_secs_f64();
+    let at = ctx.measured_from.elapsed().as_secs_f64();
     s.done.push((at, total));
     Ok(())
 }

@@ -9,7 +9,7 @@
 //!   bearer token signed with `AUTH_JWT_HS256_SECRET` (development only);
 //! - `bench [--url U] [--sessions N] [--seconds S] [--internship ID]`: the
 //!   checkout-session benchmark (see `bench.rs`); `bench --journey [--buyers
-//!   N] [--seconds S] [--simulator U] [--svg FILE]`: the whole journey, cart
+//!   N] [--seconds S] [--warmup-secs W] [--simulator U] [--svg FILE]`: the whole journey, cart
 //!   to enrollment (see `journey.rs`);
 //! - `rebuild SINK`: empties a sink's tables and replays its topic into them,
 //!   with progress (stop the `sinks` service first);
