@@ -10,7 +10,13 @@
 #     PENDING (a coupon reservation always answered);
 #   - every order the simulator took a payment for is PAID, and no other;
 #   - one active enrollment per line of each paid order, none twice;
-#   - nothing in the dead-letter topic.
+#   - the run's limited coupon (LIMITED_USES uses in all, applied by every
+#     fourth journey) counted exactly the paid orders that carry it, and
+#     no more than its limit;
+#   - nothing in the dead-letter topic;
+#   - every read model equals its rebuild from its topic, row for row (the
+#     sinks stopped, each sink rebuilt with `checkoutctl rebuild SINK
+#     --compare`, the sinks started again).
 #
 #   scripts/chaos.sh                              # 60 s, 20 buyers, a kill every 3 s
 #   SECONDS_=120 BUYERS=40 KILL_EVERY=2 scripts/chaos.sh
@@ -30,6 +36,7 @@ DURATION="${SECONDS_:-60}"
 BUYERS="${BUYERS:-20}"
 KILL_EVERY="${KILL_EVERY:-3}"
 KILL_INFRA="${KILL_INFRA:-1}"
+LIMITED_USES="${LIMITED_USES:-10}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
 PIDS="$LOCAL_DIR/run/pids"
 CHAOS_DIR="$LOCAL_DIR/chaos/$(date +%Y%m%d-%H%M%S)"
@@ -48,9 +55,11 @@ if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN
 
 # Why: a process is restarted as it ran, whoever started it: its argv,
 # environment and cwd come from /proc, the pid file is rewritten for
-# `run.sh stop`. Usage: kill_and_restart NAME
+# `run.sh stop`. Usage: kill_and_restart NAME [SIGNAL [CMD ARGS...]]: CMD
+# runs between the stop and the restart (default signal KILL, no CMD).
 kill_and_restart() {
-  local name="$1" pidfile="$PIDS/$1.pid" pid started logfile cwd
+  local name="$1" signal="${2:-KILL}" pidfile="$PIDS/$1.pid" pid started logfile cwd
+  shift $(($# < 2 ? $# : 2))
   [[ -f "$pidfile" ]] || { warn "no pid file for $name"; return 1; }
   { read -r pid; read -r started; read -r logfile; } <"$pidfile"
   # A pid is reused: the start time says whether it is still our process.
@@ -62,16 +71,44 @@ kill_and_restart() {
   mapfile -d '' argv <"/proc/$pid/cmdline"
   mapfile -d '' envs <"/proc/$pid/environ"
   cwd="$(readlink "/proc/$pid/cwd")"
-  kill -9 "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-  printf '=== %s: restarted by chaos.sh after SIGKILL\n' "$(date -u +%FT%TZ)" >>"$logfile"
+  kill -s "$signal" "$pid"
+  # A process that does not end within 20 s of SIGTERM is killed.
+  local waited=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 0.05
+    waited=$((waited + 1))
+    if ((waited == 400)); then warn "$name did not stop on SIG$signal: SIGKILL"; kill -9 "$pid"; fi
+  done
+  local between=0
+  if (($#)); then "$@" || between=$?; fi
+  printf '=== %s: restarted by chaos.sh after SIG%s\n' "$(date -u +%FT%TZ)" "$signal" >>"$logfile"
   # exec: the pid recorded is the process itself (no wrapper left behind).
   (cd "$cwd" && exec env -i "${envs[@]}" "${argv[@]}") </dev/null >>"$logfile" 2>&1 &
   local new=$!
   sleep 0.2
   printf '%s\n%s\n%s\n' "$new" "$(proc_starttime "$new")" "$logfile" >"$pidfile"
-  log "SIGKILL $name (pid $pid), restarted as pid $new"
+  log "SIG$signal $name (pid $pid), restarted as pid $new"
+  return "$between"
 }
+
+# Why: a read model must equal its rebuild from its topic. Run while the
+# sinks are stopped (a rebuild refuses a live group). Usage: compare_rebuilds
+compare_rebuilds() {
+  local sink status=0
+  for sink in $SINKS_TO_REBUILD; do
+    if "$BIN/checkoutctl" rebuild "$sink" --compare >>"$CHAOS_DIR/rebuild.log" 2>&1; then
+      log "PASS  $sink equals its rebuild"
+    else
+      log "FAIL  $sink: $(grep -E 'differs|Error' "$CHAOS_DIR/rebuild.log" | tail -n 1)"
+      status=1
+    fi
+  done
+  return "$status"
+}
+# Every sink of `sinks all` (the notification worker's sent-log records
+# emails sent, not a topic: it has no rebuild).
+SINKS_TO_REBUILD="carts internships fx-rates coupons orders coupon-usage enrollments support-cases
+  analytics-carts analytics-orders analytics-enrollments analytics-coupons"
 
 # Why: Postgres is Debian's cluster (or the private one run.sh started):
 # an immediate stop is its SIGKILL (no checkpoint, crash recovery on start).
@@ -91,7 +128,7 @@ restart_postgres() {
 step "load: $BUYERS buyers for $DURATION s (ledger $CHAOS_DIR/ledger.txt)"
 AUTH_JWT_HS256_SECRET="${AUTH_JWT_HS256_SECRET:-$(cat "$LOCAL_DIR/run/jwt-secret")}" \
   "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
-  --buyers "$BUYERS" --seconds "$DURATION" --svg "$CHAOS_DIR/journey.svg" \
+  --buyers "$BUYERS" --seconds "$DURATION" --svg "$CHAOS_DIR/journey.svg" --limited-coupon "$LIMITED_USES" \
   --ledger "$CHAOS_DIR/ledger.txt" >"$CHAOS_DIR/load.log" 2>&1 &
 LOAD_PID=$!
 
@@ -149,6 +186,14 @@ while :; do
   if [[ "$m$p$e" == "000" ]] || ((SECONDS > deadline)); then break; fi
   sleep 2
 done
+# The limited coupon: its committed uses against the paid orders carrying
+# it (the ledger's third column), and its limit.
+limited="$(awk '$3 ~ /^LIMIT-/ {print $3; exit}' "$CHAOS_DIR/ledger.txt")"
+limited_demand="$(awk '$3 ~ /^LIMIT-/' "$CHAOS_DIR/ledger.txt" | wc -l)"
+if [[ -n "$limited" ]]; then
+  limited_uses="$(q "SELECT coalesce((SELECT committed FROM coupon_usage WHERE code = '$limited'), 0)")"
+  limited_paid="$(q "SELECT count(*) FROM orders WHERE status = 'paid' AND coupons @> '[{\"code\": \"$limited\"}]'::jsonb")"
+fi
 dead="$(bash scripts/kafka get-offsets --topic "${TOPIC_PREFIX:-}dead-letters" 2>/dev/null |
   awk -F: '{s+=$3} END {print s+0}')"
 accepted="$(wc -l <"$CHAOS_DIR/ledger.txt")"
@@ -165,7 +210,21 @@ check "orders paid at the gateway but not PAID" "$(q "$unpaid_paid_sql")"
 check "orders PAID without a payment" "$(q "$paid_not_sql")"
 check "paid orders without one active enrollment per line" "$(q "$enrol_sql")"
 check "enrollments of one order and internship twice" "$(q "$twice_sql")"
+if [[ -n "$limited" ]]; then
+  log "limited coupon $limited: $limited_demand orders placed with it, $limited_paid paid, $limited_uses uses counted (limit $LIMITED_USES)"
+  check "limited coupon: uses counted minus paid orders carrying it" "$((limited_uses - limited_paid))"
+  check "limited coupon: uses beyond its limit" "$((limited_uses > LIMITED_USES ? limited_uses - LIMITED_USES : 0))"
+else
+  log "limited coupon: no order was placed with it"
+fi
 check "records in the dead-letter topic" "$dead"
+# Whatever is still in flight lands first: the rebuild compares against
+# tables that have read their topics to the end.
+sleep 10
+step "read models against their rebuilds (sinks stopped meanwhile)"
+rebuilt=0
+kill_and_restart sinks TERM compare_rebuilds || rebuilt=1
+check "read models differing from their rebuild (see $CHAOS_DIR/rebuild.log)" "$rebuilt"
 ((kills >= 1)) || { warn "no kill landed"; failures=$((failures + 1)); }
 if ((failures)); then
   die "$failures check(s) failed; logs: $LOCAL_DIR/run/logs, load: $CHAOS_DIR/load.log"

@@ -358,6 +358,35 @@ async fn a_rebuilt_read_model_equals_the_live_one() {
         live,
         "rebuilt == live, row for row"
     );
+
+    // `--compare` fingerprints the tables before and after (the fault
+    // suite's check): equal here, and it fails on a read model that does
+    // not match its topic (a row changed behind the sink's back).
+    let compared = checkoutctl(&env, &["rebuild", "carts", "--compare"]);
+    let stdout = String::from_utf8_lossy(&compared.stdout);
+    assert!(
+        compared.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    assert!(
+        stdout.contains("every table equals the live one"),
+        "{stdout}"
+    );
+    let tampered =
+        sqlx::query("UPDATE carts SET total_minor = total_minor + 1 WHERE cart_token = $1")
+            .bind(expected[0].0.as_str())
+            .execute(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(tampered.rows_affected(), 1);
+    let differs = checkoutctl(&env, &["rebuild", "carts", "--compare"]);
+    let stderr = String::from_utf8_lossy(&differs.stderr);
+    assert!(!differs.status.success(), "a tampered model is caught");
+    assert!(
+        stderr.contains("differs from the live tables: carts "),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,16 +183,28 @@ pub async fn run(
     ended
 }
 
+/// What a rebuild did: the records it replayed and, when asked to compare,
+/// the tables whose rows differ from what they were before it.
+#[derive(Debug)]
+pub struct Rebuilt {
+    pub records: i64,
+    /// `Some`: compared; the tables that differ (empty: all equal).
+    pub differing: Option<Vec<String>>,
+}
+
 /// Rebuilds one sink's tables from its topic: refuses while the sink's
 /// group has live members, empties the tables and the stored offsets in one
 /// transaction, then runs the sink until it has read up to the end the
 /// topic had when the rebuild began, calling `progress(done, total)` every
-/// couple of seconds. Returns the number of records read.
+/// couple of seconds. With `compare`, each table's rows are fingerprinted
+/// before and after ([`fingerprint`]): a live read model that was caught up
+/// must come back row for row.
 pub async fn rebuild(
     which: &str,
     config: PipelineConfig,
+    compare: bool,
     mut progress: impl FnMut(i64, i64),
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<Rebuilt> {
     // `all` and `analytics` name several sinks: rebuilding only the first
     // of them would look like success.
     let mut picked = pick(which)?;
@@ -234,6 +246,11 @@ pub async fn rebuild(
     let _ = admin
         .delete_groups(&[&group], &rdkafka::admin::AdminOptions::new())
         .await;
+    let before = if compare {
+        Some(fingerprints(&deps.pool, sink.tables()).await?)
+    } else {
+        None
+    };
     let mut tx = deps.pool.begin().await?;
     for table in sink.tables() {
         sqlx::query(&format!("TRUNCATE {table} CASCADE"))
@@ -292,7 +309,45 @@ pub async fn rebuild(
         secs = started.elapsed().as_secs_f64(),
         "rebuilt"
     );
-    Ok(total)
+    let differing = match before {
+        Some(before) => {
+            let after = fingerprints(&deps.pool, sink.tables()).await?;
+            Some(
+                sink.tables()
+                    .iter()
+                    .zip(before.iter().zip(&after))
+                    .filter(|(_, (b, a))| b != a)
+                    .map(|(t, (b, a))| format!("{t} (before {b}, after {a})"))
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    Ok(Rebuilt {
+        records: total,
+        differing,
+    })
+}
+
+/// Each table's row count and a digest of its rows in a stable order.
+async fn fingerprints(pool: &sqlx::PgPool, tables: &[&str]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(tables.len());
+    for table in tables {
+        let (rows, digest): (i64, String) =
+            sqlx::query_as(&fingerprint(table)).fetch_one(pool).await?;
+        out.push(format!("{rows} rows, md5 {digest}"));
+    }
+    Ok(out)
+}
+
+/// The query fingerprinting `table`: its rows as JSON (keys sorted), in
+/// order, digested. `materialized_at` (when the carts sink wrote a row,
+/// not what the row says) is left out: a rebuild writes it anew.
+fn fingerprint(table: &str) -> String {
+    format!(
+        "SELECT count(*), coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), '') \
+         FROM (SELECT (to_jsonb(t) - 'materialized_at')::text AS r FROM {table} t) rows"
+    )
 }
 
 #[cfg(test)]

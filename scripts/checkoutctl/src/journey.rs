@@ -44,6 +44,8 @@ struct Samples {
     /// Orders the ingress accepted, and whether the simulator took their
     /// payment: the ledger a fault run checks (`--ledger FILE`).
     orders: BTreeMap<String, bool>,
+    /// The coupon each accepted order was placed with.
+    coupons: BTreeMap<String, String>,
 }
 
 struct Ctx {
@@ -54,6 +56,11 @@ struct Ctx {
     internships: Vec<String>,
     /// This run's coupon (see [`coupon`]).
     coupon: String,
+    /// With `--limited-coupon N`: this run's coupon of N uses in all, which
+    /// every fourth journey applies instead (a fault run checks that the
+    /// uses counted are exactly the paid orders that carry it, and at most
+    /// N).
+    limited: Option<(String, u32)>,
     samples: Mutex<Samples>,
     started: Instant,
     /// Journeys finished (and errors seen) before this instant are the
@@ -81,6 +88,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .unwrap_or(30);
     let svg = flag(args, "--svg").unwrap_or_else(|| ".local/bench/journey.svg".into());
     let ledger = flag(args, "--ledger");
+    let limited: u32 = flag(args, "--limited-coupon")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(0);
     let warmup: u64 = flag(args, "--warmup-secs")
         .map(|v| v.parse())
         .transpose()?
@@ -105,6 +116,12 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let ctx = Arc::new(Ctx {
         coupon: format!("BENCH-{}", run_id[..8].to_ascii_uppercase()),
+        limited: (limited > 0).then(|| {
+            (
+                format!("LIMIT-{}", run_id[..8].to_ascii_uppercase()),
+                limited,
+            )
+        }),
         http,
         url,
         sim,
@@ -195,7 +212,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let lines: String = s
             .orders
             .iter()
-            .map(|(o, paid)| format!("{o} {}\n", if *paid { "paid" } else { "placed" }))
+            .map(|(o, paid)| {
+                let coupon = s.coupons.get(o).map_or("-", String::as_str);
+                format!("{o} {} {coupon}\n", if *paid { "paid" } else { "placed" })
+            })
             .collect();
         std::fs::write(&path, lines)?;
         println!(
@@ -257,6 +277,16 @@ async fn coupon(ctx: &Ctx) -> anyhow::Result<()> {
         .await?
         .error_for_status()
         .context("publishing the bench coupon")?;
+    if let Some((code, limit)) = &ctx.limited {
+        ctx.http
+            .put(format!("{}/api/v1/admin/coupons/{code}", ctx.url))
+            .header("authorization", bearer(ctx, "bench-admin", "admin")?)
+            .json(&json!({"name": "Bench, limited", "kind": "percentage", "percent": "0.10", "usage_limit": limit}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("publishing the limited bench coupon")?;
+    }
     // Carts price from the coupon table: let it reach the processors.
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(())
@@ -308,9 +338,13 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         times.push(("add item", ms));
         version = added["version"].as_i64().unwrap_or(version);
     }
+    let code = match &ctx.limited {
+        Some((limited, _)) if n % 4 == 0 => limited.as_str(),
+        _ => ctx.coupon.as_str(),
+    };
     let (c, ms) = call(
         "apply coupon",
-        api(Method::POST, &format!("cart/{token}/coupon")).json(&json!({"code": ctx.coupon})),
+        api(Method::POST, &format!("cart/{token}/coupon")).json(&json!({"code": code})),
     )
     .await?;
     times.push(("apply coupon", ms));
@@ -340,7 +374,11 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         .as_str()
         .context("place order: no token")?
         .to_owned();
-    ctx.samples.lock().await.orders.insert(order.clone(), false);
+    {
+        let mut s = ctx.samples.lock().await;
+        s.orders.insert(order.clone(), false);
+        s.coupons.insert(order.clone(), code.to_owned());
+    }
     let t = Instant::now();
     // Long-polls, as a checkout page would: each read waits (`Prefer:
     // wait`) for the order's next version and answers as soon as the

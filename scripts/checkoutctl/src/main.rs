@@ -11,7 +11,7 @@
 //!   checkout-session benchmark (see `bench.rs`); `bench --journey [--buyers
 //!   N] [--seconds S] [--warmup-secs W] [--simulator U] [--svg FILE]`: the whole journey, cart
 //!   to enrollment (see `journey.rs`);
-//! - `rebuild SINK`: empties a sink's tables and replays its topic into them,
+//! - `rebuild SINK [--compare]`: empties a sink's tables and replays its topic into them,
 //!   with progress (stop the `sinks` service first);
 //! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`).
 //!
@@ -85,10 +85,11 @@ async fn main() -> anyhow::Result<()> {
         Some("dlq") => dlq::run(&config, &args[1..]).await,
         Some("rebuild") => {
             let which = args.get(1).context(
-                "usage: checkoutctl rebuild SINK (carts, internships, fx-rates, coupons)",
+                "usage: checkoutctl rebuild SINK [--compare] (a sink of `sinks all`, e.g. carts, orders, enrollments)",
             )?;
+            let compare = args.iter().any(|a| a == "--compare");
             let started = Instant::now();
-            let n = sinks::service::rebuild(which, config.clone(), |done, total| {
+            let rebuilt = sinks::service::rebuild(which, config.clone(), compare, |done, total| {
                 eprintln!(
                     "rebuild {which}: {done}/{total} records ({:.0}%, {:.1}s)",
                     if total == 0 {
@@ -100,7 +101,19 @@ async fn main() -> anyhow::Result<()> {
                 )
             })
             .await?;
-            println!("rebuilt {which}: {n} records replayed");
+            println!("rebuilt {which}: {} records replayed", rebuilt.records);
+            match rebuilt.differing {
+                Some(d) if !d.is_empty() => {
+                    anyhow::bail!(
+                        "rebuilt {which} differs from the live tables: {}",
+                        d.join("; ")
+                    )
+                }
+                Some(_) => {
+                    println!("rebuilt {which}: every table equals the live one, row for row")
+                }
+                None => {}
+            }
             Ok(())
         }
         Some("bench") => bench::run(&args[1..]).await,
