@@ -18,7 +18,7 @@
 #     sinks stopped, each sink rebuilt with `checkoutctl rebuild SINK
 #     --compare`, the sinks started again).
 #
-#   scripts/chaos.sh                              # 60 s, 20 buyers, a kill every 3 s
+#   scripts/chaos.sh                              # 120 s, 15 buyers, a kill every 2 s (≥ 20 kills)
 #   SECONDS_=120 BUYERS=40 KILL_EVERY=2 scripts/chaos.sh
 #   KILL_INFRA=0 scripts/chaos.sh                 # services only
 #   KAFKA_NODES=3 scripts/chaos.sh                # against three brokers (one killed)
@@ -37,9 +37,12 @@ cd "$REPO_ROOT"
 install_traps
 
 PROFILE="${PROFILE:-dev}"
-DURATION="${SECONDS_:-60}"
-BUYERS="${BUYERS:-20}"
-KILL_EVERY="${KILL_EVERY:-3}"
+DURATION="${SECONDS_:-120}"
+BUYERS="${BUYERS:-15}"
+KILL_EVERY="${KILL_EVERY:-2}"
+# A run of two minutes or more must land at least 20 kills (issue 10's
+# fault suite); a shorter one at least one.
+MIN_KILLS="${MIN_KILLS:-$((DURATION >= 120 ? 20 : 1))}"
 KILL_INFRA="${KILL_INFRA:-1}"
 LIMITED_USES="${LIMITED_USES:-10}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
@@ -232,7 +235,7 @@ step "read models against their rebuilds (sinks stopped meanwhile)"
 rebuilt=0
 kill_and_restart sinks TERM compare_rebuilds || rebuilt=1
 check "read models differing from their rebuild (see $CHAOS_DIR/rebuild.log)" "$rebuilt"
-((kills >= 1)) || { warn "no kill landed"; failures=$((failures + 1)); }
+((kills >= MIN_KILLS)) || { warn "$kills kills landed, fewer than $MIN_KILLS"; failures=$((failures + 1)); }
 if ((failures)); then
   die "$failures check(s) failed; logs: $LOCAL_DIR/run/logs, load: $CHAOS_DIR/load.log"
 fi
