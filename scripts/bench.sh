@@ -2,7 +2,8 @@
 # The checkout benchmark: starts the whole stack (scripts/run.sh --detach,
 # release build unless PROFILE=dev) unless an ingress already answers on
 # 127.0.0.1:8080, runs `checkoutctl bench` against it, and stops what it
-# started. Loopback only. A stack it starts runs with the per-caller rate
+# started (a stack it starts runs on topics and a schema of its own,
+# TOPIC_PREFIX/DATABASE_SCHEMA bench<time>). Loopback only. A stack it starts runs with the per-caller rate
 # limit lifted (every simulated shopper shares one IP).
 #
 #   scripts/bench.sh                          # 200 sessions for 30 s
@@ -24,7 +25,12 @@ SESSIONS="${SESSIONS:-200}"
 DURATION="${SECONDS_:-30}"
 started_here=0
 if ! http_ok "http://127.0.0.1:8080/readyz"; then
-  step "start the stack ($PROFILE)"
+  # Topics and a Postgres schema of its own (left for inspection): every
+  # run starts from empty state, so runs compare whatever earlier runs left
+  # (restores and a coupon's usage grow with it).
+  stamp="$(date +%Y%m%d%H%M%S)"
+  export TOPIC_PREFIX="${TOPIC_PREFIX:-bench$stamp.}" DATABASE_SCHEMA="${DATABASE_SCHEMA:-bench_$stamp}"
+  step "start the stack ($PROFILE; topics $TOPIC_PREFIX*, schema $DATABASE_SCHEMA)"
   # Every simulated shopper comes from 127.0.0.1: the per-IP limit would
   # measure the limiter, not the pipeline.
   RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" PROFILE="$PROFILE" bash scripts/run.sh --detach
