@@ -181,3 +181,24 @@ fn enrolled_orders(r: &Rows, changed: &[String]) -> Vec<(String, i64)> {
     orders.dedup();
     orders
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_changed_books_orders_wake_their_readers_once_each() {
+        let rows = Rows {
+            e_order: ["o1", "o1", "o2", "o3"].map(String::from).to_vec(),
+            e_key: ["b1", "b1", "b1", "b2"].map(String::from).to_vec(),
+            ..Rows::default()
+        };
+        assert_eq!(
+            enrolled_orders(&rows, &["b1".to_owned()]),
+            vec![(enrolled_key("o1"), 1), (enrolled_key("o2"), 1)],
+            "b2's book did not move (an older redelivery): its order is not announced"
+        );
+        assert!(enrolled_orders(&rows, &[]).is_empty());
+        assert_eq!(enrolled_key("o1"), "enrolled:o1");
+    }
+}
