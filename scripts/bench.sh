@@ -3,7 +3,8 @@
 # release build unless PROFILE=dev) unless an ingress already answers on
 # 127.0.0.1:8080, runs `checkoutctl bench` against it, and stops what it
 # started (a stack it starts runs on topics and a schema of its own,
-# TOPIC_PREFIX/DATABASE_SCHEMA bench<time>). Loopback only. A stack it starts runs with the per-caller rate
+# TOPIC_PREFIX/DATABASE_SCHEMA bench<time>, dropped after a run that
+# succeeded unless KEEP_STATE=1). Loopback only. A stack it starts runs with the per-caller rate
 # limit lifted (every simulated shopper shares one IP).
 #
 #   scripts/bench.sh                          # 200 sessions for 30 s
@@ -54,6 +55,8 @@ else
     --warmup-secs "${WARMUP:-0}" || status=$?
 fi
 if ((started_here)); then
+  # A failed run keeps its topics and schema for a look.
+  if ((status == 0)); then drop_run_state "$TOPIC_PREFIX" "$DATABASE_SCHEMA"; fi
   bash scripts/run.sh stop
 fi
 exit "$status"

@@ -26,7 +26,8 @@
 # Starts the stack (scripts/run.sh --detach, PROFILE=dev unless set) unless
 # an ingress answers on 127.0.0.1:8080, and stops what it started. A stack it
 # starts runs on topics and a Postgres schema of its own (TOPIC_PREFIX
-# chaos<time>., DATABASE_SCHEMA chaos_<time>, both left for inspection), so
+# chaos<time>., DATABASE_SCHEMA chaos_<time>; dropped when every check passed
+# unless KEEP_STATE=1, kept for inspection otherwise), so
 # it starts from empty state whatever earlier runs and benchmarks left (a
 # processor restored the benchmarks' changelogs for longer than the load's
 # timeouts after each kill).
@@ -240,3 +241,4 @@ if ((failures)); then
   die "$failures check(s) failed; logs: $LOCAL_DIR/run/logs, load: $CHAOS_DIR/load.log"
 fi
 log "all checks passed ($CHAOS_DIR)"
+if ((started_here)); then drop_run_state "$TOPIC_PREFIX" "$DATABASE_SCHEMA"; fi

@@ -420,6 +420,24 @@ wait_http() {
   done
 }
 
+# Why: a bench or fault run that started its own stack ran on topics and a
+# Postgres schema of its own; once it passed they go, so runs do not pile up
+# on the broker's disk and in Postgres (KEEP_STATE=1 keeps them).
+# Usage: drop_run_state TOPIC_PREFIX SCHEMA
+drop_run_state() {
+  local prefix="$1" schema="$2"
+  [[ -n "$prefix" && -n "$schema" ]] || return 0
+  if [[ "${KEEP_STATE:-0}" == 1 ]]; then
+    log "kept topics $prefix* and schema $schema (KEEP_STATE=1)"
+    return 0
+  fi
+  bash "$REPO_ROOT/scripts/kafka" topics --delete --if-exists --topic "${prefix//./\\.}.*" >/dev/null 2>&1 ||
+    warn "topics $prefix* were not deleted"
+  psql "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}" -qc "DROP SCHEMA IF EXISTS \"$schema\" CASCADE" >/dev/null 2>&1 ||
+    warn "schema $schema was not dropped"
+  log "dropped topics $prefix* and schema $schema"
+}
+
 # Why: one HTTP probe with curl where present, else Python (always present).
 http_ok() {
   local url="$1"
