@@ -13,14 +13,8 @@ use std::time::{Duration, Instant};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use common::shop::Shop;
 use common::{bin_path, token, ChildGuard, TestEnv, JWT_SECRET};
-
-struct Shop {
-    env: TestEnv,
-    http: reqwest::Client,
-    base: String,
-    sim: String,
-}
 
 impl Shop {
     /// Every stage in process but the sinks, which run as `sinks all`
@@ -43,23 +37,6 @@ impl Shop {
             sim,
         };
         (shop, sinks)
-    }
-
-    fn bearer(user: &str) -> String {
-        format!("Bearer {}", token(user, "user", 600, JWT_SECRET))
-    }
-
-    async fn get(&self, user: &str, path: &str) -> Value {
-        self.http
-            .get(format!("{}/{path}", self.base))
-            .header("authorization", Self::bearer(user))
-            .header("prefer", "wait=30")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// A cart of `user` with one seat of `design`, visible in the read model.
@@ -134,22 +111,6 @@ impl Shop {
             .to_owned();
         self.order_until(user, &order, |o| o["attempts"][0]["session_id"].is_string())
             .await
-    }
-
-    /// Reads the order until `done` holds (a condition, not a sleep).
-    async fn order_until(&self, user: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let o = self.get(user, &format!("order/{order}")).await;
-            if done(&o) {
-                return o;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "order never got there: {o}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// The buyer pays (`pay`) or fails (`fail`) the order's session on the

@@ -13,21 +13,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use common::shop::Shop;
 use common::{token, TestEnv, JWT_SECRET};
 use schemas::records::enrollment::{EnrollmentEvent, EnrollmentEventKind};
 use schemas::records::support::SupportCase;
 use schemas::topics::{ENROLLMENT_EVENTS, SUPPORT_CASES};
-
-/// The stages a paid order needs to become enrollments, and an HTTP
-/// client for the ingress (the few `Shop` helpers of `orders.rs` this
-/// file uses, copied rather than shared while that file changes).
-struct Shop {
-    env: TestEnv,
-    http: reqwest::Client,
-    base: String,
-    /// The gateway simulator's base URL.
-    sim: String,
-}
 
 impl Shop {
     async fn open() -> Shop {
@@ -47,23 +37,6 @@ impl Shop {
             base: format!("http://{addr}/api/v1"),
             sim,
         }
-    }
-
-    fn bearer(user: &str) -> String {
-        format!("Bearer {}", token(user, "user", 600, JWT_SECRET))
-    }
-
-    async fn get(&self, user: &str, path: &str) -> Value {
-        self.http
-            .get(format!("{}/{path}", self.base))
-            .header("authorization", Self::bearer(user))
-            .header("prefer", "wait=30")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// `user` places an order of `items`; its order token once the order
@@ -103,51 +76,6 @@ impl Shop {
             .await;
         let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
         (order, session)
-    }
-
-    /// Reads the order until `done` holds (a condition, not a sleep).
-    async fn order_until(&self, user: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let o = self.get(user, &format!("order/{order}")).await;
-            if done(&o) {
-                return o;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "order never got there: {o}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The buyer pays session `id` on the simulator's hosted page (its API).
-    async fn pay_at_gateway(&self, id: &str) {
-        let paid = self
-            .http
-            .post(format!("{}/sim/sessions/{id}/pay", self.sim))
-            .json(&json!({"method": "card"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(paid.status().is_success(), "{}", paid.text().await.unwrap());
-    }
-
-    /// `user`'s enrollments once `done` holds.
-    async fn enrollments_until(&self, user: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let started = Instant::now();
-        loop {
-            let mine = self.get(user, "me/enrollments").await;
-            let list = mine["enrollments"].as_array().cloned().unwrap_or_default();
-            if done(&list) {
-                return list;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "enrollments never got there: {mine}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     async fn assign(

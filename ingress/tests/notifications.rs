@@ -19,17 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::{token, ChildGuard, TestEnv, JWT_SECRET};
+use common::shop::Shop as Stack;
+use common::{ChildGuard, TestEnv};
 
 const BUYER_EMAIL: &str = "buyer@example.com";
-
-/// The whole pipeline in process but the notification worker.
-struct Stack {
-    env: TestEnv,
-    http: reqwest::Client,
-    base: String,
-    sim: String,
-}
 
 impl Stack {
     async fn open() -> Stack {
@@ -61,23 +54,6 @@ impl Stack {
         ];
         envs.extend_from_slice(extra);
         self.env.child_with("sinks", &["notifications"], &envs)
-    }
-
-    fn bearer(user: &str) -> String {
-        format!("Bearer {}", token(user, "user", 600, JWT_SECRET))
-    }
-
-    async fn get(&self, user: &str, path: &str) -> Value {
-        self.http
-            .get(format!("{}/{path}", self.base))
-            .header("authorization", Self::bearer(user))
-            .header("prefer", "wait=30")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// `user` places a cart of one `design` internship, with the buyer's
@@ -115,21 +91,6 @@ impl Stack {
             .order_until(user, &order, |o| o["attempts"][0]["session_id"].is_string())
             .await;
         (order, o)
-    }
-
-    async fn order_until(&self, user: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let o = self.get(user, &format!("order/{order}")).await;
-            if done(&o) {
-                return o;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "order never got there: {o}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// The buyer pays (`pay`) or fails (`fail`) session `id` at the

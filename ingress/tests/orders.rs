@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::producer::FutureRecord;
 use serde_json::{json, Value};
 
+use common::shop::Shop;
 use common::{token, TestEnv, JWT_SECRET};
 use processors::webhook::retry::RetryPolicy;
 use schemas::records::order::{OrderCmd, OrderCommand, PaymentFailed, PaymentSucceeded};
@@ -36,14 +37,6 @@ enum Worker {
     Custom(Box<dyn FnOnce(&str) -> processors::payments::worker::Gateways>),
     /// The test runs it (as a process).
     None,
-}
-
-struct Shop {
-    env: TestEnv,
-    http: reqwest::Client,
-    base: String,
-    /// The gateway simulator's base URL.
-    sim: String,
 }
 
 impl Shop {
@@ -112,10 +105,6 @@ impl Shop {
         }
     }
 
-    fn bearer(user: &str) -> String {
-        format!("Bearer {}", token(user, "user", 600, JWT_SECRET))
-    }
-
     /// A cart of `user` with `items`, visible in the read model.
     async fn cart(&self, user: &str, items: Value) -> String {
         let created: Value = self
@@ -138,19 +127,6 @@ impl Shop {
         token
     }
 
-    async fn get(&self, user: &str, path: &str) -> Value {
-        self.http
-            .get(format!("{}/{path}", self.base))
-            .header("authorization", Self::bearer(user))
-            .header("prefer", "wait=30")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     async fn place(&self, user: &str, body: Value, key: Option<&str>) -> reqwest::Response {
         let mut req = self
             .http
@@ -162,22 +138,6 @@ impl Shop {
             req = req.header("idempotency-key", k);
         }
         req.send().await.unwrap()
-    }
-
-    /// Reads the order until `done` holds (a condition, not a sleep).
-    async fn order_until(&self, user: &str, order: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let o = self.get(user, &format!("order/{order}")).await;
-            if done(&o) {
-                return o;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "order never got there: {o}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// An admin publishes coupon `code` (10 % off) with these limits.
@@ -1128,19 +1088,7 @@ async fn a_placement_repeated_while_the_first_runs_gets_409_then_the_first_answe
     assert_eq!(replay.json::<Value>().await.unwrap(), answer);
 }
 
-impl Shop {
-    /// The buyer pays session `id` on the simulator's hosted page (its API).
-    async fn pay_at_gateway(&self, id: &str) {
-        let paid = self
-            .http
-            .post(format!("{}/sim/sessions/{id}/pay", self.sim))
-            .json(&json!({"method": "card"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(paid.status().is_success(), "{}", paid.text().await.unwrap());
-    }
-}
+impl Shop {}
 
 fn paid_transitions(o: &Value) -> usize {
     statuses(o)
@@ -1282,23 +1230,6 @@ impl Shop {
             .send()
             .await
             .unwrap()
-    }
-
-    /// `user`'s enrollments once `done` holds.
-    async fn enrollments_until(&self, user: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let started = Instant::now();
-        loop {
-            let mine = self.get(user, "me/enrollments").await;
-            let list = mine["enrollments"].as_array().cloned().unwrap_or_default();
-            if done(&list) {
-                return list;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "enrollments never got there: {mine}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// The dead letters of kind `kind` so far.

@@ -19,6 +19,7 @@
 #![allow(dead_code)]
 
 pub mod servers;
+pub mod shop;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
