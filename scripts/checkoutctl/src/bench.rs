@@ -23,7 +23,8 @@ struct Samples {
     stale: u64,
 }
 
-fn flag(args: &[String], name: &str) -> Option<String> {
+/// The value after `name` in `args` (`--seconds 30`), for both benches.
+pub(crate) fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))

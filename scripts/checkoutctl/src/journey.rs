@@ -68,14 +68,8 @@ struct Ctx {
     measured_from: Instant,
 }
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
+    use crate::bench::flag;
     let url = flag(args, "--url").unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let sim = flag(args, "--simulator").unwrap_or_else(|| "http://127.0.0.1:8090".into());
     let buyers: usize = flag(args, "--buyers")
