@@ -22,6 +22,8 @@
 #   SECONDS_=120 BUYERS=40 KILL_EVERY=2 scripts/chaos.sh
 #   KILL_INFRA=0 scripts/chaos.sh                 # services only
 #   KAFKA_NODES=3 scripts/chaos.sh                # against three brokers (one killed)
+#   SECONDS_=60 BUYERS=10 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=8 scripts/chaos.sh
+#                                                 # the short run of the test command
 #
 # Starts the stack (scripts/run.sh --detach, PROFILE=dev unless set) unless
 # an ingress answers on 127.0.0.1:8080, and stops what it started. A stack it
@@ -45,6 +47,9 @@ KILL_EVERY="${KILL_EVERY:-2}"
 # fault suite); a shorter one at least one.
 MIN_KILLS="${MIN_KILLS:-$((DURATION >= 120 ? 20 : 1))}"
 KILL_INFRA="${KILL_INFRA:-1}"
+# Which kill (counting from 0) is the broker's, and which is Postgres'.
+BROKER_AT="${BROKER_AT:-4}"
+POSTGRES_AT="${POSTGRES_AT:-8}"
 LIMITED_USES="${LIMITED_USES:-10}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
 PIDS="$LOCAL_DIR/run/pids"
@@ -156,11 +161,13 @@ infra_done=()
 end=$((SECONDS + DURATION - 5))
 sleep 8 # let the load get going
 while ((SECONDS < end)) && kill -0 "$LOAD_PID" 2>/dev/null; do
-  if ((KILL_INFRA)) && ((kills == 4)) && [[ ! " ${infra_done[*]} " =~ " kafka " ]]; then
+  if ((KILL_INFRA)) && ((kills == BROKER_AT)) && [[ ! " ${infra_done[*]} " =~ " kafka " ]]; then
+    # A broker this stack reused (not started by run.sh) has no pid file.
+    ((${#brokers[@]})) || die "no broker pid file in $PIDS: the broker was not started by run.sh (KILL_INFRA=0 spares it)"
     kill_and_restart "${brokers[$((RANDOM % ${#brokers[@]}))]}" && kills=$((kills + 1))
     infra_done+=(kafka)
     sleep 10
-  elif ((KILL_INFRA)) && ((kills == 8)) && [[ ! " ${infra_done[*]} " =~ " postgres " ]]; then
+  elif ((KILL_INFRA)) && ((kills == POSTGRES_AT)) && [[ ! " ${infra_done[*]} " =~ " postgres " ]]; then
     restart_postgres && kills=$((kills + 1))
     infra_done+=(postgres)
     sleep 5

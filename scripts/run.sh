@@ -409,6 +409,18 @@ start_service processors-gateway "http://$OPS_GATEWAY" \
 start_service notifications "http://$OPS_NOTIFY" \
   env OPS_ADDR="$OPS_NOTIFY" "$BIN_DIR/sinks" notifications
 wait_services_ready
+# The demo data is part of "up": the catalog the seed published must be
+# readable (the internships sink has materialized it) before we say so, or
+# a load started right away finds an empty catalog.
+if [[ -f "$CATALOG" ]]; then
+  log "waiting for the demo catalog to be readable at http://$INGRESS_ADDR/api/v1/internships"
+  deadline=$((SECONDS + READY_TIMEOUT))
+  until curl -fsS "http://$INGRESS_ADDR/api/v1/internships" 2>/dev/null | grep -q '"internship_id"'; do
+    ((SECONDS < deadline)) || die "the seeded catalog was not readable within ${READY_TIMEOUT}s (see $LOG_DIR/sinks.log)"
+    sleep 0.5
+  done
+  log "demo catalog readable"
+fi
 _step_close
 
 ID="$(demo_internship_id "$CATALOG" 0)"
