@@ -13,14 +13,140 @@
 //!   refused over a coupon.
 //! - Release (the order failed or expired): the reservation is dropped; a
 //!   use is never released.
+//!
+//! A [`Ledger`] holds every order holding or having used one coupon, and
+//! says what its last command changed: that one order's
+//! [`CouponRedemption`], which is all that is written (to the changelog and
+//! `coupon.redemptions`). Writing the whole list after every command cost
+//! a popular coupon time and bytes growing with its uses, and would have
+//! stopped it at Kafka's message size (about 15,000 uses).
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use schemas::codes::ErrorCode;
 use schemas::ids;
-use schemas::records::coupons::{
-    CouponCmd, CouponCommand, CouponUsage, Redemption, RedemptionStatus,
-};
+use schemas::records::coupons::{CouponCmd, CouponCommand, CouponRedemption, RedemptionStatus};
 
 use crate::coupons::Coupon;
+
+/// One coupon's uses: every order holding (reserved) or having used
+/// (committed) it, and the change the last command made. Entries are
+/// shared (`Arc`), so the copy a command starts from costs a pointer per
+/// order, not its strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    code: String,
+    /// The offset of the last command that changed the coupon's uses.
+    version: i64,
+    held: HashMap<Arc<str>, Arc<CouponRedemption>>,
+    /// What the last command changed (a released order is in here only).
+    last: Option<Arc<CouponRedemption>>,
+}
+
+impl Ledger {
+    pub fn new(code: &str) -> Ledger {
+        Ledger {
+            code: code.to_owned(),
+            version: -1,
+            held: HashMap::new(),
+            last: None,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The offset of the last command that changed the coupon's uses.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// The order's redemption, if it holds or used the coupon.
+    pub fn get(&self, order_token: &str) -> Option<&CouponRedemption> {
+        self.held.get(order_token).map(|r| &**r)
+    }
+
+    /// Every order holding or having used the coupon (in no order).
+    pub fn redemptions(&self) -> impl Iterator<Item = &CouponRedemption> {
+        self.held.values().map(|r| &**r)
+    }
+
+    /// What the last command changed: the record to write.
+    pub fn last_change(&self) -> Option<&CouponRedemption> {
+        self.last.as_deref()
+    }
+
+    fn count(&self, status: RedemptionStatus) -> i32 {
+        self.held.values().filter(|r| r.status == status).count() as i32
+    }
+
+    /// Reads one changelog record back: the newest record of each order
+    /// wins (a record is a deterministic function of the commands up to
+    /// its version), a released order leaves.
+    pub fn restore(&mut self, record: CouponRedemption) {
+        self.version = self.version.max(record.version);
+        if self
+            .held
+            .get(record.order_token.as_str())
+            .is_some_and(|kept| kept.version > record.version)
+        {
+            return;
+        }
+        if record.status == RedemptionStatus::Released {
+            self.held.remove(record.order_token.as_str());
+        } else {
+            self.held
+                .insert(Arc::from(record.order_token.as_str()), Arc::new(record));
+        }
+    }
+
+    /// The ledger after `order`'s redemption becomes `status`.
+    fn with(
+        &self,
+        command: &CouponCommand,
+        user_id: Option<String>,
+        status: RedemptionStatus,
+        stamp: Stamp,
+    ) -> Ledger {
+        let mut next = self.clone();
+        let at = self
+            .get(&command.order_token)
+            .map_or(stamp.at_ms, |held| held.at);
+        let key: Arc<str> = Arc::from(command.order_token.as_str());
+        let mut record = CouponRedemption {
+            event_id: ids::derived(
+                "coupon-redemption",
+                &format!("{}/{}", command.code, command.order_token),
+                stamp.offset,
+            )
+            .to_string(),
+            code: self.code.clone(),
+            order_token: command.order_token.clone(),
+            user_id,
+            status,
+            at,
+            version: stamp.offset,
+            reserved: 0,
+            committed: 0,
+            updated_at: stamp.at_ms,
+        };
+        if status == RedemptionStatus::Released {
+            next.held.remove(&key);
+        } else {
+            next.held.insert(key, Arc::new(record.clone()));
+        }
+        record.reserved = next.count(RedemptionStatus::Reserved);
+        record.committed = next.count(RedemptionStatus::Committed);
+        if let Some(held) = next.held.get_mut(command.order_token.as_str()) {
+            *held = Arc::new(record.clone());
+        }
+        next.version = stamp.offset;
+        next.last = Some(Arc::new(record));
+        next
+    }
+}
 
 /// The answer to a reservation, for the order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +158,7 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The coupon's uses after the command; `None`: unchanged.
-    pub usage: Option<CouponUsage>,
+    pub ledger: Option<Ledger>,
     /// For a reservation: the answer to send to the order.
     pub answer: Option<Answer>,
 }
@@ -45,101 +171,82 @@ pub struct Stamp {
 }
 
 pub fn decide(
-    usage: Option<&CouponUsage>,
+    ledger: Option<&Ledger>,
     command: &CouponCommand,
     coupon: Option<&Coupon>,
     stamp: Stamp,
 ) -> Decision {
-    let held = usage.and_then(|u| {
-        u.redemptions
-            .iter()
-            .position(|r| r.order_token == command.order_token)
-    });
-    let mut next = usage.cloned().unwrap_or_else(|| CouponUsage {
-        event_id: String::new(),
-        code: command.code.clone(),
-        version: stamp.offset,
-        redemptions: Vec::new(),
-        updated_at: stamp.at_ms,
-    });
-    next.version = stamp.offset;
-    next.updated_at = stamp.at_ms;
-    next.event_id = ids::derived("coupon-usage", &command.code, stamp.offset).to_string();
+    let empty;
+    let ledger = match ledger {
+        Some(l) => l,
+        None => {
+            empty = Ledger::new(&command.code);
+            &empty
+        }
+    };
+    let held = ledger.get(&command.order_token);
+    let unchanged = |answer| Decision {
+        ledger: None,
+        answer,
+    };
     match &command.command {
         CouponCmd::ReserveCoupon(r) => {
             if held.is_some() {
-                return Decision {
-                    usage: None,
-                    answer: Some(Answer::Reserved),
-                };
+                return unchanged(Some(Answer::Reserved));
             }
             let refusal = match coupon {
                 None => Some((
                     ErrorCode::CouponUnknown,
                     format!("coupon {} is unknown", command.code),
                 )),
-                Some(c) => limit_refusal(c, &next, r.user_id.as_deref()),
+                Some(c) => limit_refusal(c, ledger, r.user_id.as_deref()),
             };
             if let Some((code, message)) = refusal {
-                return Decision {
-                    usage: None,
-                    answer: Some(Answer::Refused(code, message)),
-                };
+                return unchanged(Some(Answer::Refused(code, message)));
             }
-            next.redemptions.push(Redemption {
-                order_token: command.order_token.clone(),
-                user_id: r.user_id.clone(),
-                status: RedemptionStatus::Reserved,
-                at: stamp.at_ms,
-            });
             Decision {
-                usage: Some(next),
+                ledger: Some(ledger.with(
+                    command,
+                    r.user_id.clone(),
+                    RedemptionStatus::Reserved,
+                    stamp,
+                )),
                 answer: Some(Answer::Reserved),
             }
         }
-        CouponCmd::CommitCoupon(commit) => {
-            match held {
-                Some(i) if next.redemptions[i].status == RedemptionStatus::Committed => {
-                    return Decision {
-                        usage: None,
-                        answer: None,
-                    }
-                }
-                Some(i) => next.redemptions[i].status = RedemptionStatus::Committed,
-                None => next.redemptions.push(Redemption {
-                    order_token: command.order_token.clone(),
-                    user_id: commit.user_id.clone(),
-                    status: RedemptionStatus::Committed,
-                    at: stamp.at_ms,
-                }),
-            }
-            Decision {
-                usage: Some(next),
-                answer: None,
-            }
-        }
-        CouponCmd::ReleaseCoupon(_) => match held {
-            Some(i) if next.redemptions[i].status == RedemptionStatus::Reserved => {
-                next.redemptions.remove(i);
+        CouponCmd::CommitCoupon(commit) => match held {
+            Some(h) if h.status == RedemptionStatus::Committed => unchanged(None),
+            _ => {
+                let user = held
+                    .and_then(|h| h.user_id.clone())
+                    .or_else(|| commit.user_id.clone());
                 Decision {
-                    usage: Some(next),
+                    ledger: Some(ledger.with(command, user, RedemptionStatus::Committed, stamp)),
                     answer: None,
                 }
             }
-            _ => Decision {
-                usage: None,
+        },
+        CouponCmd::ReleaseCoupon(_) => match held {
+            Some(h) if h.status == RedemptionStatus::Reserved => Decision {
+                ledger: Some(ledger.with(
+                    command,
+                    h.user_id.clone(),
+                    RedemptionStatus::Released,
+                    stamp,
+                )),
                 answer: None,
             },
+            _ => unchanged(None),
         },
     }
 }
 
 fn limit_refusal(
     coupon: &Coupon,
-    usage: &CouponUsage,
+    ledger: &Ledger,
     user: Option<&str>,
 ) -> Option<(ErrorCode, String)> {
-    let used = usage.redemptions.len();
+    let used = ledger.held.len();
     if coupon
         .usage_limit
         .is_some_and(|limit| used >= limit as usize)
@@ -149,19 +256,17 @@ fn limit_refusal(
             format!("coupon {} has reached its usage limit", coupon.code),
         ));
     }
-    let by_user = usage
-        .redemptions
-        .iter()
-        .filter(|r| user.is_some() && r.user_id.as_deref() == user)
-        .count();
-    if coupon
-        .per_user_limit
-        .is_some_and(|limit| user.is_some() && by_user >= limit as usize)
-    {
-        return Some((
-            ErrorCode::CouponPerUserLimit,
-            format!("coupon {} has reached its limit for this user", coupon.code),
-        ));
+    if let (Some(limit), Some(user)) = (coupon.per_user_limit, user) {
+        let by_user = ledger
+            .redemptions()
+            .filter(|r| r.user_id.as_deref() == Some(user))
+            .count();
+        if by_user >= limit as usize {
+            return Some((
+                ErrorCode::CouponPerUserLimit,
+                format!("coupon {} has reached its limit for this user", coupon.code),
+            ));
+        }
     }
     None
 }
@@ -204,26 +309,46 @@ mod tests {
         )
     }
 
-    /// Applies `commands` in order; the answers and the final uses.
-    fn run(c: &Coupon, commands: &[CouponCommand]) -> (Vec<Option<Answer>>, Option<CouponUsage>) {
-        let mut usage: Option<CouponUsage> = None;
+    /// Applies `commands` in order; the answers, the final uses and the
+    /// records written (each command's change).
+    fn run_logged(
+        c: &Coupon,
+        commands: &[CouponCommand],
+    ) -> (Vec<Option<Answer>>, Option<Ledger>, Vec<CouponRedemption>) {
+        let mut ledger: Option<Ledger> = None;
         let mut answers = Vec::new();
+        let mut written = Vec::new();
         for (i, command) in commands.iter().enumerate() {
             let d = decide(
-                usage.as_ref(),
+                ledger.as_ref(),
                 command,
                 Some(c),
                 Stamp {
                     offset: i as i64,
-                    at_ms: 1,
+                    at_ms: 1 + i as i64,
                 },
             );
-            if let Some(u) = d.usage {
-                usage = Some(u);
+            if let Some(l) = d.ledger {
+                written.push(l.last_change().expect("a change says what changed").clone());
+                ledger = Some(l);
             }
             answers.push(d.answer);
         }
-        (answers, usage)
+        (answers, ledger, written)
+    }
+
+    fn run(c: &Coupon, commands: &[CouponCommand]) -> (Vec<Option<Answer>>, Option<Ledger>) {
+        let (answers, ledger, _) = run_logged(c, commands);
+        (answers, ledger)
+    }
+
+    fn sorted(ledger: &Ledger) -> Vec<(String, RedemptionStatus)> {
+        let mut out: Vec<_> = ledger
+            .redemptions()
+            .map(|r| (r.order_token.clone(), r.status))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     #[test]
@@ -245,7 +370,7 @@ mod tests {
             answers[3],
             Some(Answer::Refused(ErrorCode::CouponUsedUp, _))
         ));
-        assert_eq!(usage.unwrap().redemptions.len(), 2);
+        assert_eq!(usage.unwrap().redemptions().count(), 2);
     }
 
     #[test]
@@ -301,17 +426,11 @@ mod tests {
             answers[5],
             Some(Answer::Refused(ErrorCode::CouponUsedUp, _))
         ));
-        let usage = usage.unwrap();
-        let statuses: Vec<_> = usage
-            .redemptions
-            .iter()
-            .map(|r| (r.order_token.as_str(), r.status))
-            .collect();
         assert_eq!(
-            statuses,
+            sorted(&usage.unwrap()),
             [
-                ("o2", RedemptionStatus::Committed),
-                ("o1", RedemptionStatus::Committed)
+                ("o1".to_owned(), RedemptionStatus::Committed),
+                ("o2".to_owned(), RedemptionStatus::Committed)
             ]
         );
     }
@@ -331,6 +450,74 @@ mod tests {
             d.answer,
             Some(Answer::Refused(ErrorCode::CouponUnknown, _))
         ));
-        assert_eq!(d.usage, None);
+        assert_eq!(d.ledger, None);
+    }
+
+    #[test]
+    fn each_change_is_one_order_s_record_and_the_records_restore_the_ledger() {
+        let c = coupon(Some(3), None);
+        let release = cmd(
+            "o1",
+            CouponCmd::ReleaseCoupon(ReleaseCoupon {
+                reason: "failed".into(),
+            }),
+        );
+        let commit = cmd(
+            "o2",
+            CouponCmd::CommitCoupon(CommitCoupon {
+                payment_ref: "p".into(),
+                user_id: None,
+            }),
+        );
+        let (_, ledger, written) = run_logged(
+            &c,
+            &[reserve("o1", "a"), reserve("o2", "b"), release, commit],
+        );
+        let ledger = ledger.unwrap();
+        let seen: Vec<_> = written
+            .iter()
+            .map(|r| {
+                (
+                    r.order_token.as_str(),
+                    r.status,
+                    r.version,
+                    r.reserved,
+                    r.committed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("o1", RedemptionStatus::Reserved, 0, 1, 0),
+                ("o2", RedemptionStatus::Reserved, 1, 2, 0),
+                ("o1", RedemptionStatus::Released, 2, 1, 0),
+                ("o2", RedemptionStatus::Committed, 3, 0, 1),
+            ]
+        );
+        // The commit keeps when the order first held the coupon and who.
+        assert_eq!(written[3].at, 2);
+        assert_eq!(written[3].user_id.as_deref(), Some("b"));
+        // A restore reads the changelog in order, whole or compacted (the
+        // newest record of each order left): both give the ledger back.
+        let compacted: Vec<_> = written
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| !written[i + 1..].iter().any(|n| n.key() == r.key()))
+            .map(|(_, r)| r.clone())
+            .collect();
+        assert_eq!(compacted.len(), 2);
+        for log in [written.clone(), compacted] {
+            let mut restored = Ledger::new("TEN");
+            for r in log {
+                restored.restore(r);
+            }
+            assert_eq!(restored.version(), ledger.version());
+            assert_eq!(sorted(&restored), sorted(&ledger));
+        }
+        assert_eq!(
+            sorted(&ledger),
+            [("o2".to_owned(), RedemptionStatus::Committed)]
+        );
     }
 }

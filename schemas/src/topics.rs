@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use crate::records::{
     cart::{CartCommand, CartSnapshot},
     catalog::Internship,
-    coupons::{Coupon, CouponCommand, CouponUsage},
+    coupons::{Coupon, CouponCommand, CouponRedemption},
     dead_letter::DeadLetter,
     enrollment::{EnrollmentBook, EnrollmentCommand, EnrollmentEvent},
     fx::FxRate,
@@ -226,23 +226,27 @@ pub const COUPON_COMMANDS: Topic<CouponCommand> = Topic::new(TopicDef {
           every use of one coupon is counted by one processor partition, in order.",
 });
 
-pub const COUPON_USAGE: Topic<CouponUsage> = Topic::new(TopicDef {
-    name: "coupon.usage",
+pub const COUPON_REDEMPTIONS: Topic<CouponRedemption> = Topic::new(TopicDef {
+    name: "coupon.redemptions",
     partitions: COUPON_PARTITIONS,
     cleanup: Cleanup::Compact,
     retention_ms: None,
-    value_schema: include_str!("../avro/internhub.coupons.CouponUsage.avsc"),
-    doc: "A coupon's uses (orders holding or having used it) after each coupon command, keyed by code.",
+    value_schema: include_str!("../avro/internhub.coupons.CouponRedemption.avsc"),
+    doc: "Each order's use of a coupon (reserved, committed, released) after every change, keyed by code/order_token, with the coupon's counts.",
 });
 
-pub const COUPON_CHANGELOG: Topic<CouponUsage> = Topic::new(TopicDef {
-    name: "coupon.processor-changelog",
+/// One record per order holding a coupon (not the coupon's whole list): a
+/// popular coupon's state costs a small record per change, however many
+/// orders used it. Named apart from the other changelogs because its
+/// records changed type (`CouponUsage` before).
+pub const COUPON_CHANGELOG: Topic<CouponRedemption> = Topic::new(TopicDef {
+    name: "coupon.processor-ledger",
     partitions: COUPON_PARTITIONS,
     cleanup: Cleanup::Compact,
     retention_ms: None,
-    value_schema: include_str!("../avro/internhub.coupons.CouponUsage.avsc"),
+    value_schema: include_str!("../avro/internhub.coupons.CouponRedemption.avsc"),
     doc:
-        "The coupon processor's state, restored when it is assigned a partition of coupon.commands.",
+        "The coupon processor's state, one record per order holding or having used a coupon, restored when it is assigned a partition of coupon.commands.",
 });
 
 pub const COUPON_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
@@ -407,7 +411,7 @@ pub const ALL: &[TopicDef] = &[
     ORDER_EVENTS.def,
     PAYMENT_REQUESTS.def,
     COUPON_COMMANDS.def,
-    COUPON_USAGE.def,
+    COUPON_REDEMPTIONS.def,
     COUPON_CHANGELOG.def,
     COUPON_APPLIED.def,
     WEBHOOKS_INBOUND.def,

@@ -1,29 +1,31 @@
-//! The coupon-usage sink: `coupon.usage` → `coupon_usage` (counts) and
-//! `coupon_redemptions` (each order holding or having used a coupon).
+//! The coupon-usage sink: `coupon.redemptions` → `coupon_redemptions`
+//! (each order holding or having used a coupon) and `coupon_usage` (each
+//! coupon's counts, as its newest record states them).
 //!
-//! [`rows`] keeps the newest record of each coupon in a batch (pure);
-//! `write` replaces a coupon's redemptions only when its usage row moved
-//! forwards (its version), so a redelivered older record changes nothing.
-
-use std::collections::HashMap;
+//! [`rows`] keeps the newest record of each order's redemption and of each
+//! coupon in a batch (pure); `write` upserts them only over older rows (by
+//! version, the coupon command's offset), and deletes a released
+//! redemption, so a redelivered older record changes nothing and a rebuild
+//! from the compacted topic ends equal to the live tables.
 
 use futures::future::BoxFuture;
 use sqlx::{Postgres, Transaction};
 
-use schemas::records::coupons::{CouponUsage, RedemptionStatus};
-use schemas::topics::COUPON_USAGE;
+use schemas::records::coupons::{CouponRedemption, RedemptionStatus};
+use schemas::topics::COUPON_REDEMPTIONS;
 use schemas::Topic;
 
+use crate::analytics::newest;
 use crate::runner::{Keyed, Sink};
 
 pub struct CouponUsageSink;
 
 impl Sink for CouponUsageSink {
-    type Record = CouponUsage;
+    type Record = CouponRedemption;
     const NAME: &'static str = "coupon-usage-sink";
 
-    fn topic(&self) -> &'static Topic<CouponUsage> {
-        &COUPON_USAGE
+    fn topic(&self) -> &'static Topic<CouponRedemption> {
+        &COUPON_REDEMPTIONS
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -33,7 +35,7 @@ impl Sink for CouponUsageSink {
     fn write<'a>(
         &'a self,
         tx: &'a mut Transaction<'static, Postgres>,
-        batch: &'a [Keyed<CouponUsage>],
+        batch: &'a [Keyed<CouponRedemption>],
     ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
         Box::pin(write(tx, rows(batch)))
     }
@@ -48,48 +50,58 @@ fn ts(ms: i64) -> Ts {
 /// A batch's rows, column by column (for `UNNEST`).
 #[derive(Debug, Default, PartialEq)]
 pub struct Rows {
+    /// Each coupon's counts, from its newest record.
     pub code: Vec<String>,
     pub version: Vec<i64>,
     pub reserved: Vec<i32>,
     pub committed: Vec<i32>,
     pub updated: Vec<Ts>,
+    /// Each order's redemption, from its newest record (released ones too:
+    /// `write` deletes those).
     pub r_code: Vec<String>,
     pub r_order: Vec<String>,
     pub r_user: Vec<Option<String>>,
     pub r_status: Vec<&'static str>,
     pub r_at: Vec<Ts>,
+    pub r_version: Vec<i64>,
 }
 
-/// The rows of the newest record of each coupon in `batch`.
-pub fn rows(batch: &[Keyed<CouponUsage>]) -> Rows {
-    let mut newest: HashMap<&str, &CouponUsage> = HashMap::new();
-    for r in batch {
-        match newest.get(r.value.code.as_str()) {
-            Some(prev) if prev.version > r.value.version => {}
+/// The rows of `batch`: the newest record of each coupon and of each
+/// order's redemption.
+pub fn rows(batch: &[Keyed<CouponRedemption>]) -> Rows {
+    let mut out = Rows::default();
+    for r in newest(batch, |r| &r.code, |r| r.version) {
+        out.code.push(r.code.clone());
+        out.version.push(r.version);
+        out.reserved.push(r.reserved);
+        out.committed.push(r.committed);
+        out.updated.push(ts(r.updated_at));
+    }
+    for r in newest_by_order(batch) {
+        out.r_code.push(r.code.clone());
+        out.r_order.push(r.order_token.clone());
+        out.r_user.push(r.user_id.clone());
+        out.r_status.push(r.status.as_str());
+        out.r_at.push(ts(r.at));
+        out.r_version.push(r.version);
+    }
+    out
+}
+
+/// The newest record of each (coupon, order) in `batch`.
+pub(crate) fn newest_by_order(batch: &[Keyed<CouponRedemption>]) -> Vec<&CouponRedemption> {
+    let mut by_order: std::collections::HashMap<(&str, &str), &CouponRedemption> =
+        std::collections::HashMap::new();
+    for Keyed { value: r, .. } in batch {
+        match by_order.get(&(r.code.as_str(), r.order_token.as_str())) {
+            Some(prev) if prev.version > r.version => {}
             _ => {
-                newest.insert(&r.value.code, &r.value);
+                by_order.insert((&r.code, &r.order_token), r);
             }
         }
     }
-    let mut usages: Vec<&CouponUsage> = newest.into_values().collect();
-    usages.sort_by(|a, b| a.code.cmp(&b.code));
-    let mut out = Rows::default();
-    for u in usages {
-        let count =
-            |s: RedemptionStatus| u.redemptions.iter().filter(|r| r.status == s).count() as i32;
-        out.code.push(u.code.clone());
-        out.version.push(u.version);
-        out.reserved.push(count(RedemptionStatus::Reserved));
-        out.committed.push(count(RedemptionStatus::Committed));
-        out.updated.push(ts(u.updated_at));
-        for r in &u.redemptions {
-            out.r_code.push(u.code.clone());
-            out.r_order.push(r.order_token.clone());
-            out.r_user.push(r.user_id.clone());
-            out.r_status.push(r.status.as_str());
-            out.r_at.push(ts(r.at));
-        }
-    }
+    let mut out: Vec<_> = by_order.into_values().collect();
+    out.sort_by(|a, b| (&a.code, &a.order_token).cmp(&(&b.code, &b.order_token)));
     out
 }
 
@@ -97,39 +109,105 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     if r.code.is_empty() {
         return Ok(());
     }
-    let changed: Vec<String> = sqlx::query_scalar(
+    // The coupon's row first: its redemptions reference it.
+    sqlx::query(
         "INSERT INTO coupon_usage (code, version, reserved, committed, updated_at)
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int4[], $4::int4[], $5::timestamptz[])
          ON CONFLICT (code) DO UPDATE SET
              version = EXCLUDED.version, reserved = EXCLUDED.reserved,
              committed = EXCLUDED.committed, updated_at = EXCLUDED.updated_at
-         WHERE coupon_usage.version <= EXCLUDED.version
-         RETURNING code",
+         WHERE coupon_usage.version <= EXCLUDED.version",
     )
     .bind(&r.code)
     .bind(&r.version)
     .bind(&r.reserved)
     .bind(&r.committed)
     .bind(&r.updated)
-    .fetch_all(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    sqlx::query("DELETE FROM coupon_redemptions WHERE code = ANY($1::text[])")
-        .bind(&changed)
-        .execute(&mut **tx)
-        .await?;
+    let released = RedemptionStatus::Released.as_str();
     sqlx::query(
-        "INSERT INTO coupon_redemptions (code, order_token, user_id, status, at)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-             AS r(c, o, u, s, a)
-         WHERE r.c = ANY($6::text[])",
+        "DELETE FROM coupon_redemptions c
+         USING UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS r(code, order_token, status, version)
+         WHERE r.status = $5 AND c.code = r.code AND c.order_token = r.order_token
+           AND c.version <= r.version",
+    )
+    .bind(&r.r_code)
+    .bind(&r.r_order)
+    .bind(&r.r_status)
+    .bind(&r.r_version)
+    .bind(released)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO coupon_redemptions (code, order_token, user_id, status, at, version)
+         SELECT c, o, u, s, a, v
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[])
+             AS r(c, o, u, s, a, v)
+         WHERE s <> $7
+         ON CONFLICT (code, order_token) DO UPDATE SET
+             user_id = EXCLUDED.user_id, status = EXCLUDED.status, at = EXCLUDED.at,
+             version = EXCLUDED.version
+         WHERE coupon_redemptions.version <= EXCLUDED.version",
     )
     .bind(&r.r_code)
     .bind(&r.r_order)
     .bind(&r.r_user)
     .bind(&r.r_status)
     .bind(&r.r_at)
-    .bind(&changed)
+    .bind(&r.r_version)
+    .bind(released)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        order: &str,
+        status: RedemptionStatus,
+        version: i64,
+        counts: (i32, i32),
+    ) -> Keyed<CouponRedemption> {
+        let value = CouponRedemption {
+            event_id: format!("e{version}"),
+            code: "TEN".into(),
+            order_token: order.into(),
+            user_id: Some("u".into()),
+            status,
+            at: 1,
+            version,
+            reserved: counts.0,
+            committed: counts.1,
+            updated_at: version,
+        };
+        Keyed {
+            key: value.key(),
+            value,
+            partition: 0,
+            offset: version,
+            correlation_id: "c".into(),
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_newest_record_of_each_order_and_the_coupon_s_newest_counts() {
+        let batch = [
+            record("o1", RedemptionStatus::Reserved, 1, (1, 0)),
+            record("o2", RedemptionStatus::Reserved, 2, (2, 0)),
+            record("o1", RedemptionStatus::Committed, 3, (1, 1)),
+            record("o2", RedemptionStatus::Released, 4, (0, 1)),
+        ];
+        let r = rows(&batch);
+        assert_eq!(
+            (r.code, r.version, r.reserved, r.committed),
+            (vec!["TEN".to_owned()], vec![4], vec![0], vec![1])
+        );
+        assert_eq!(r.r_order, ["o1", "o2"]);
+        assert_eq!(r.r_status, ["committed", "released"]);
+        assert_eq!(r.r_version, [3, 4]);
+    }
 }

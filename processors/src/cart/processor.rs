@@ -17,7 +17,7 @@ use schemas::records::WireMoney;
 use schemas::topics::{CART_CHANGELOG, CART_COMMANDS, CART_SNAPSHOTS, ORDER_COMMANDS};
 use schemas::{ids, Codec, CodecError, Currency, Money, MoneyError, Topic};
 
-use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, whole_state, Emit, Encoded, Input, Outcome, Processor};
 use rules::cart::{BuyerInfo, Cart, Context, Decision, Item, Plan, Rejection, Stamp};
 use rules::coupons;
 use rules::pricing::{self, Breakdown, Fx, PricedLine, PricingPolicy, TaxClass};
@@ -88,6 +88,8 @@ impl Emit for CartOutput {
     }
 }
 
+whole_state!(CartSnapshot);
+
 impl<C, R, K> Processor for CartProcessor<C, R, K>
 where
     C: Table<Internship> + 'static,
@@ -110,10 +112,6 @@ where
 
     fn applied_topic(&self) -> &'static Topic<schemas::records::runtime::AppliedInput> {
         &schemas::topics::CART_APPLIED
-    }
-
-    fn applied_offset(state: &CartSnapshot) -> i64 {
-        state.version
     }
 
     fn input_id(input: &CartCommand) -> &str {
@@ -617,7 +615,7 @@ mod tests {
         };
         assert_eq!(sa.event_id, sb.event_id);
         assert_eq!(sa.version, 3);
-        assert_eq!(Proc::applied_offset(sa), 3);
+        assert_eq!(crate::runner::Durable::applied_offset(sa), 3);
     }
 
     /// Finding 8 of the exactly-once review: `apply` read the live tables,

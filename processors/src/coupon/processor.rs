@@ -1,26 +1,31 @@
 //! The adapter between the redemption rules and the runner: the coupon's
-//! uses are the state and go to `coupon.usage`; the answer to a
-//! reservation goes back to its order on `order.commands`, with an id
+//! uses are the state ([`Ledger`]); what a command changed (one order's
+//! redemption) goes to the changelog and `coupon.redemptions`; the answer
+//! to a reservation goes back to its order on `order.commands`, with an id
 //! derived from the reservation, so a replay answers the same way once.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use rules::coupons::Coupon;
-use rules::redemption::{self, Answer, Stamp};
+use rules::redemption::{self, Answer, Ledger, Stamp};
 use rules::tables::Table;
 use schemas::ids;
-use schemas::records::coupons::{Coupon as CouponRecord, CouponCmd, CouponCommand, CouponUsage};
+use schemas::records::coupons::{
+    Coupon as CouponRecord, CouponCmd, CouponCommand, CouponRedemption,
+};
 use schemas::records::order::{CouponAnswered, OrderCmd, OrderCommand};
 use schemas::records::runtime::AppliedInput;
 use schemas::topics::{
-    COUPON_APPLIED, COUPON_CHANGELOG, COUPON_COMMANDS, COUPON_USAGE, ORDER_COMMANDS,
+    COUPON_APPLIED, COUPON_CHANGELOG, COUPON_COMMANDS, COUPON_REDEMPTIONS, ORDER_COMMANDS,
 };
 use schemas::{Codec, CodecError, Topic};
 
-use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, Durable, Emit, Encoded, Input, Outcome, Processor};
 
 /// How long a reservation waits for the coupon definitions it was priced
 /// at before its batch is aborted and read again.
@@ -37,14 +42,16 @@ impl<K> CouponProcessor<K> {
 }
 
 pub enum CouponOutput {
-    Usage(CouponUsage),
+    Redemption(CouponRedemption),
     Answer(OrderCommand),
 }
 
 impl Emit for CouponOutput {
     fn encode<'a>(&'a self, codec: &'a Codec) -> BoxFuture<'a, Result<Encoded, CodecError>> {
         match self {
-            CouponOutput::Usage(u) => Box::pin(encode_for(codec, &COUPON_USAGE, &u.code, u)),
+            CouponOutput::Redemption(r) => {
+                Box::pin(async move { encode_for(codec, &COUPON_REDEMPTIONS, &r.key(), r).await })
+            }
             CouponOutput::Answer(a) => {
                 Box::pin(encode_for(codec, &ORDER_COMMANDS, &a.order_token, a))
             }
@@ -52,9 +59,39 @@ impl Emit for CouponOutput {
     }
 }
 
+/// A coupon's ledger writes only the order its last command changed
+/// (keyed `code/order_token`), and is folded back from those records.
+impl Durable for Ledger {
+    type Record = CouponRedemption;
+
+    fn applied_offset(&self) -> i64 {
+        self.version()
+    }
+
+    fn records(&self, _key: &str) -> Vec<(String, Cow<'_, CouponRedemption>)> {
+        self.last_change()
+            .map(|r| (r.key(), Cow::Borrowed(r)))
+            .into_iter()
+            .collect()
+    }
+
+    fn restore(
+        states: &mut HashMap<String, Ledger>,
+        _key: String,
+        record: Option<CouponRedemption>,
+    ) {
+        // Never written: a redemption is released with a record of its own.
+        let Some(record) = record else { return };
+        states
+            .entry(record.code.clone())
+            .or_insert_with(|| Ledger::new(&record.code))
+            .restore(record);
+    }
+}
+
 impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
     type Input = CouponCommand;
-    type State = CouponUsage;
+    type State = Ledger;
     type Output = CouponOutput;
 
     const NAME: &'static str = "coupon-processor";
@@ -63,16 +100,12 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
         &COUPON_COMMANDS
     }
 
-    fn changelog_topic(&self) -> &'static Topic<CouponUsage> {
+    fn changelog_topic(&self) -> &'static Topic<CouponRedemption> {
         &COUPON_CHANGELOG
     }
 
     fn applied_topic(&self) -> &'static Topic<AppliedInput> {
         &COUPON_APPLIED
-    }
-
-    fn applied_offset(state: &CouponUsage) -> i64 {
-        state.version
     }
 
     fn input_id(input: &CouponCommand) -> &str {
@@ -95,9 +128,9 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
 
     fn apply(
         &self,
-        state: Option<&CouponUsage>,
+        state: Option<&Ledger>,
         input: &Input<CouponCommand>,
-    ) -> Outcome<CouponUsage, CouponOutput> {
+    ) -> Outcome<Ledger, CouponOutput> {
         let cmd = &input.value;
         let (version, round) = match &cmd.command {
             CouponCmd::ReserveCoupon(r) => (r.coupons_version, r.round),
@@ -118,8 +151,8 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
             },
         );
         let mut outputs = Vec::new();
-        if let Some(usage) = &decision.usage {
-            outputs.push(CouponOutput::Usage(usage.clone()));
+        if let Some(change) = decision.ledger.as_ref().and_then(Ledger::last_change) {
+            outputs.push(CouponOutput::Redemption(change.clone()));
         }
         if let Some(answer) = decision.answer {
             let (reserved, refusal_code, message) = match answer {
@@ -146,7 +179,7 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
             }));
         }
         Outcome {
-            state: decision.usage,
+            state: decision.ledger,
             outputs,
         }
     }

@@ -29,7 +29,7 @@ use schemas::topics::{
 };
 use schemas::{Codec, CodecError, Topic};
 
-use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, whole_state, Emit, Encoded, Input, Outcome, Processor};
 
 /// Generic over the catalog so a test can hand it a plain map.
 pub struct EnrollmentProcessor<C> {
@@ -64,6 +64,8 @@ impl Emit for EnrollmentOutput {
     }
 }
 
+whole_state!(EnrollmentBook);
+
 impl<C: Table<Internship> + 'static> Processor for EnrollmentProcessor<C> {
     type Input = EnrollmentCommand;
     type State = EnrollmentBook;
@@ -81,10 +83,6 @@ impl<C: Table<Internship> + 'static> Processor for EnrollmentProcessor<C> {
 
     fn applied_topic(&self) -> &'static Topic<AppliedInput> {
         &ENROLLMENT_APPLIED
-    }
-
-    fn applied_offset(state: &EnrollmentBook) -> i64 {
-        state.version
     }
 
     fn input_id(input: &EnrollmentCommand) -> &str {

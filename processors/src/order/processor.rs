@@ -30,7 +30,7 @@ use schemas::topics::{
 };
 use schemas::{Codec, CodecError, Topic};
 
-use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, whole_state, Emit, Encoded, Input, Outcome, Processor};
 
 pub struct OrderProcessor {
     policy: OrderPolicy,
@@ -119,6 +119,8 @@ impl Emit for OrderOutput {
     }
 }
 
+whole_state!(OrderSnapshot);
+
 impl Processor for OrderProcessor {
     type Input = OrderCommand;
     type State = OrderSnapshot;
@@ -136,10 +138,6 @@ impl Processor for OrderProcessor {
 
     fn applied_topic(&self) -> &'static Topic<AppliedInput> {
         &ORDER_APPLIED
-    }
-
-    fn applied_offset(state: &OrderSnapshot) -> i64 {
-        state.version
     }
 
     fn input_id(input: &OrderCommand) -> &str {

@@ -32,6 +32,7 @@
 //! timers (run between batches, in a transaction of their own) only emit
 //! commands (which come back as inputs), so replays stay deterministic.
 
+mod durable;
 mod state;
 
 use std::future::Future;
@@ -53,6 +54,8 @@ use platform::stage::{self, BatchEnd, BatchHandler, StageDeps, Taken};
 use schemas::records::runtime::AppliedInput;
 use schemas::{Codec, CodecError, Topic, TopicDef};
 
+pub(crate) use durable::whole_state;
+pub use durable::Durable;
 pub use platform::stage::Record as Input;
 
 /// `PROCESSOR_INSTANCE`: this instance's name, stable across its restarts
@@ -151,20 +154,17 @@ pub async fn encode_for<V: Serialize>(
 /// A stateful processor: pure rules over one keyed input topic.
 pub trait Processor: Send + Sync + 'static {
     type Input: DeserializeOwned + Send + Sync;
-    type State: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    type State: Durable;
     type Output: Emit;
 
     /// The stage name: metrics label and consumer group.
     const NAME: &'static str;
 
     fn input_topic(&self) -> &'static Topic<Self::Input>;
-    fn changelog_topic(&self) -> &'static Topic<Self::State>;
+    fn changelog_topic(&self) -> &'static Topic<<Self::State as Durable>::Record>;
     /// Where the input ids it applied are recorded (co-partitioned with
     /// the input, retained as long as an Idempotency-Key is honoured).
     fn applied_topic(&self) -> &'static Topic<AppliedInput>;
-
-    /// The offset of the last input this state includes.
-    fn applied_offset(state: &Self::State) -> i64;
 
     /// The input's own id (a command id): the same id arriving twice, at
     /// any offsets, is applied once.
@@ -270,11 +270,7 @@ async fn session<P: Processor>(
     let states: PartitionStates<P::State> = PartitionStates::new(
         deps.stage.brokers.clone(),
         deps.stage.codec.clone(),
-        (
-            changelog_name.clone(),
-            processor.changelog_topic(),
-            P::applied_offset,
-        ),
+        (changelog_name.clone(), processor.changelog_topic()),
         (applied_name, processor.applied_topic()),
     );
     tracing::info!(stage = P::NAME, topic = %input_name, instance = %deps.instance, "processor session started");
@@ -507,7 +503,7 @@ async fn process_batch<P: Processor>(
         let current = states.get(partition, &input.key);
         let id = P::input_id(&input.value).to_owned();
         let outcome = match current {
-            Some(s) if P::applied_offset(s) >= input.offset => {
+            Some(s) if s.applied_offset() >= input.offset => {
                 m.duplicates.with_label_values(&[P::NAME]).inc();
                 span.in_scope(|| tracing::debug!("input offset already applied; skipped"));
                 continue;
@@ -559,21 +555,23 @@ async fn process_batch<P: Processor>(
                 )?;
                 states.stage_applied(partition, input.key.clone(), id.clone(), applied.applied_at);
             }
-            let value = codec
-                .encode(processor.changelog_topic(), &new_state)
-                .await
-                .map_err(abort_on)?;
-            let key = Codec::encode_key(&input.key);
-            // Same partition as the input: restore reads exactly the
-            // partition it is assigned.
-            send(
-                txn,
-                FutureRecord::to(changelog_name)
-                    .key(&key)
-                    .payload(&value)
-                    .partition(partition)
-                    .headers(kafka::trace_headers(&input.correlation_id, &causation)),
-            )?;
+            for (changelog_key, record) in new_state.records(&input.key) {
+                let value = codec
+                    .encode(processor.changelog_topic(), &*record)
+                    .await
+                    .map_err(abort_on)?;
+                let key = Codec::encode_key(&changelog_key);
+                // Same partition as the input: restore reads exactly the
+                // partition it is assigned.
+                send(
+                    txn,
+                    FutureRecord::to(changelog_name)
+                        .key(&key)
+                        .payload(&value)
+                        .partition(partition)
+                        .headers(kafka::trace_headers(&input.correlation_id, &causation)),
+                )?;
+            }
             states.stage(partition, input.key.clone(), new_state);
         }
     }

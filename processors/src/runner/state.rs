@@ -26,11 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::{Message, Offset};
-use serde::de::DeserializeOwned;
 
 use platform::kafka;
 use schemas::records::runtime::AppliedInput;
 use schemas::{Codec, Topic};
+
+use super::Durable;
 
 struct Partition<S> {
     states: HashMap<String, S>,
@@ -44,12 +45,10 @@ struct Partition<S> {
     caught_up: bool,
 }
 
-pub struct PartitionStates<S: 'static> {
+pub struct PartitionStates<S: Durable> {
     brokers: String,
     codec: Arc<Codec>,
-    topic: &'static Topic<S>,
-    /// The offset of the last input a state includes.
-    applied: fn(&S) -> i64,
+    topic: &'static Topic<S::Record>,
     changelog: String,
     applied_topic: String,
     applied_def: &'static Topic<AppliedInput>,
@@ -60,18 +59,17 @@ pub struct PartitionStates<S: 'static> {
     staged_applied: Vec<(i32, String, String, i64)>,
 }
 
-impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
+impl<S: Durable> PartitionStates<S> {
     pub fn new(
         brokers: String,
         codec: Arc<Codec>,
-        (changelog, topic, applied): (String, &'static Topic<S>, fn(&S) -> i64),
+        (changelog, topic): (String, &'static Topic<S::Record>),
         (applied_topic, applied_def): (String, &'static Topic<AppliedInput>),
     ) -> PartitionStates<S> {
         PartitionStates {
             brokers,
             codec,
             topic,
-            applied,
             changelog,
             applied_topic,
             applied_def,
@@ -186,12 +184,9 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
     }
 
     /// Applies the changelog from `part.next` to its end onto `part`,
-    /// keeping per key the state that includes the most input (the highest
-    /// `applied` offset) rather than merely the last record. Every state is
-    /// a deterministic function of the inputs up to its offset, so the most
-    /// advanced one is right. A tombstone removes the key.
+    /// each record folded in by the state's [`Durable::restore`].
     async fn read_into(&self, part: &mut Partition<S>, partition: i32) -> anyhow::Result<()> {
-        let (codec, topic, applied) = (&self.codec, self.topic, self.applied);
+        let (codec, topic) = (&self.codec, self.topic);
         let (raw, next) = self.read_raw(&self.changelog, partition, part.next).await?;
         let (applied_raw, applied_next) = self
             .read_raw(&self.applied_topic, partition, part.applied_next)
@@ -205,20 +200,11 @@ impl<S: DeserializeOwned + Send + 'static> PartitionStates<S> {
         part.applied_next = applied_next;
         for (key, value) in raw {
             let key = Codec::decode_key(&topic.def, key.as_deref())?;
-            match value {
-                None => {
-                    part.states.remove(&key);
-                }
-                Some(bytes) => {
-                    let state: S = codec.decode(topic, Some(&bytes)).await?;
-                    match part.states.get(&key) {
-                        Some(kept) if applied(kept) > applied(&state) => {}
-                        _ => {
-                            part.states.insert(key, state);
-                        }
-                    }
-                }
-            }
+            let record = match value {
+                None => None,
+                Some(bytes) => Some(codec.decode(topic, Some(&bytes)).await?),
+            };
+            S::restore(&mut part.states, key, record);
         }
         part.next = next;
         Ok(())

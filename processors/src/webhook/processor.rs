@@ -36,7 +36,7 @@ use schemas::topics::{
 };
 use schemas::{Codec, CodecError, Topic};
 
-use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, whole_state, Emit, Encoded, Input, Outcome, Processor};
 
 pub struct WebhookProcessor;
 
@@ -171,6 +171,8 @@ fn event_of(w: &InboundWebhook) -> Result<WebhookEvent, String> {
     .map_err(|e| e.to_string())
 }
 
+whole_state!(WebhookLog);
+
 impl Processor for WebhookProcessor {
     type Input = InboundWebhook;
     type State = WebhookLog;
@@ -188,10 +190,6 @@ impl Processor for WebhookProcessor {
 
     fn applied_topic(&self) -> &'static Topic<AppliedInput> {
         &WEBHOOK_APPLIED
-    }
-
-    fn applied_offset(state: &WebhookLog) -> i64 {
-        state.version
     }
 
     /// The gateway's event id: a webhook delivered again (gateways retry,

@@ -29,7 +29,7 @@ use schemas::topics::{
 };
 use schemas::{Codec, CodecError, Topic};
 
-use crate::runner::{encode_for, Emit, Encoded, Input, Outcome, Processor};
+use crate::runner::{encode_for, whole_state, Emit, Encoded, Input, Outcome, Processor};
 
 /// How long a redelivery count is remembered after its last redelivery.
 const TRIED_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
@@ -219,6 +219,8 @@ impl Emit for RetryOutput {
     }
 }
 
+whole_state!(RetryBook);
+
 impl Processor for RetryProcessor {
     type Input = RetryCommand;
     type State = RetryBook;
@@ -236,10 +238,6 @@ impl Processor for RetryProcessor {
 
     fn applied_topic(&self) -> &'static Topic<AppliedInput> {
         &WEBHOOK_RETRY_APPLIED
-    }
-
-    fn applied_offset(state: &RetryBook) -> i64 {
-        state.version
     }
 
     fn input_id(input: &RetryCommand) -> &str {

@@ -1,6 +1,6 @@
 //! `internhub.coupons.*`: coupon definitions (`coupons.definitions`), the
-//! uses of a coupon for an order (`coupon.commands`) and a coupon's uses
-//! (`coupon.usage`).
+//! uses of a coupon for an order (`coupon.commands`) and each order's use
+//! of a coupon (`coupon.redemptions`).
 
 use serde::{Deserialize, Serialize};
 
@@ -84,22 +84,31 @@ pub struct ReleaseCoupon {
     pub reason: String,
 }
 
-/// A coupon's uses, on `coupon.usage` and the coupon processor's changelog.
+/// One order's use of one coupon, as a coupon command left it: on
+/// `coupon.redemptions` (keyed `code/order_token`) and the coupon
+/// processor's changelog. Records of one coupon share its partition of
+/// `coupon.commands`' offsets as `version`, so the newest is the highest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CouponUsage {
+pub struct CouponRedemption {
     pub event_id: String,
     pub code: String,
-    pub version: i64,
-    pub redemptions: Vec<Redemption>,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Redemption {
     pub order_token: String,
     pub user_id: Option<String>,
     pub status: RedemptionStatus,
     pub at: i64,
+    pub version: i64,
+    /// The coupon's reservations held after this change.
+    pub reserved: i32,
+    /// The coupon's uses after this change.
+    pub committed: i32,
+    pub updated_at: i64,
+}
+
+impl CouponRedemption {
+    /// The record's key on `coupon.redemptions` and the changelog.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.code, self.order_token)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +116,7 @@ pub struct Redemption {
 pub enum RedemptionStatus {
     Reserved,
     Committed,
+    Released,
 }
 
 impl RedemptionStatus {
@@ -114,6 +124,7 @@ impl RedemptionStatus {
         match self {
             RedemptionStatus::Reserved => "reserved",
             RedemptionStatus::Committed => "committed",
+            RedemptionStatus::Released => "released",
         }
     }
 }

@@ -574,20 +574,26 @@ mod tests {
                 },
             );
         }
-        let usage = CouponUsage {
-            event_id: "e".into(),
-            code: "TEN".into(),
-            version: 4,
-            redemptions: vec![Redemption {
+        for status in [
+            RedemptionStatus::Reserved,
+            RedemptionStatus::Committed,
+            RedemptionStatus::Released,
+        ] {
+            let redemption = CouponRedemption {
+                event_id: "e".into(),
+                code: "TEN".into(),
                 order_token: "o".into(),
-                user_id: None,
-                status: RedemptionStatus::Committed,
+                user_id: Some("u".into()),
+                status,
                 at: 5,
-            }],
-            updated_at: 5,
-        };
-        round_trip(topics::COUPON_USAGE.def.value_schema, &usage);
-        round_trip(topics::COUPON_CHANGELOG.def.value_schema, &usage);
+                version: 4,
+                reserved: 0,
+                committed: 1,
+                updated_at: 6,
+            };
+            round_trip(topics::COUPON_REDEMPTIONS.def.value_schema, &redemption);
+            round_trip(topics::COUPON_CHANGELOG.def.value_schema, &redemption);
+        }
     }
 
     #[test]

@@ -259,9 +259,8 @@ fn bearer(ctx: &Ctx, user: &str, role: &str) -> anyhow::Result<String> {
 }
 
 /// The coupon every buyer of this run applies: 10 % off, no limit. One per
-/// run, so runs compare: a coupon's usage record lists every use of it
-/// (`rules::redemption`), so a coupon shared by every run would make each
-/// run's reservations costlier than the last's.
+/// run, so each run's coupon starts with no uses (a coupon's ledger is
+/// held in memory by the coupon processor and restored on every restart).
 async fn coupon(ctx: &Ctx) -> anyhow::Result<()> {
     ctx.http
         .put(format!("{}/api/v1/admin/coupons/{}", ctx.url, ctx.coupon))
