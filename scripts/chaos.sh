@@ -22,7 +22,7 @@
 #   SECONDS_=120 BUYERS=40 KILL_EVERY=2 scripts/chaos.sh
 #   KILL_INFRA=0 scripts/chaos.sh                 # services only
 #   KAFKA_NODES=3 scripts/chaos.sh                # against three brokers (one killed)
-#   SECONDS_=60 BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 scripts/chaos.sh
+#   SECONDS_=80 BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 scripts/chaos.sh
 #                                                 # the short run of the test command
 #
 # Starts the stack (scripts/run.sh --detach, PROFILE=dev unless set) unless

@@ -16,7 +16,7 @@
 #      `checkout_test` on DATABASE_URL's server;
 #   4. runs `cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"`;
 #   5. with no extra args and unless CHAOS=0: the short fault suite,
-#      scripts/chaos.sh for 60 s on a stack of its own (run.sh's ports
+#      scripts/chaos.sh for 80 s on a stack of its own (run.sh's ports
 #      and broker, its own topics and schema), a kill every 1.5 s (the broker
 #      and Postgres among them, at least 6 kills), then its ledger checks
 #      and every read model against its rebuild;
@@ -142,7 +142,7 @@ if (($# == 0)) && [[ "${CHAOS:-1}" != 0 ]]; then
   step "fault suite, short (scripts/chaos.sh; CHAOS=0 skips it)"
   chaos_status=0
   env -u KAFKA_BROKERS -u SCHEMA_REGISTRY_URL -u KAFKA_NODE_PIDS -u KAFKA_NODE_PORTS -u KAFKA_NODE_DIRS \
-    SECONDS_="${CHAOS_SECONDS:-60}" BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 \
+    SECONDS_="${CHAOS_SECONDS:-80}" BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 \
     bash scripts/chaos.sh || chaos_status=$?
   if ((chaos_status != 0)); then
     log "the fault suite failed (status $chaos_status); its logs: $LOCAL_DIR/chaos/ and $LOCAL_DIR/run/logs/"
