@@ -92,16 +92,21 @@ pub async fn serve<P: Processor>(
 }
 
 /// What every processor's loop runs with: batches of up to 500 records,
-/// lingering 2 ms (a transaction per batch; small batches keep latency low).
+/// lingering `PROCESSOR_LINGER_MS` (default 2) after the first (a
+/// transaction per batch; small batches keep latency low).
 pub fn stage_deps(
     config: &platform::config::PipelineConfig,
     booted: &platform::stage::Booted,
 ) -> StageDeps {
+    let linger_ms = std::env::var("PROCESSOR_LINGER_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
     StageDeps {
         brokers: config.kafka_brokers.clone(),
         codec: booted.codec.clone(),
         max_batch: 500,
-        linger: Duration::from_millis(2),
+        linger: Duration::from_millis(linger_ms),
         stall: booted.stall.clone(),
     }
 }
