@@ -15,7 +15,8 @@
 //!    written twice: a client retry, a re-emitted follow-up);
 //! 4. calls the processor's pure [`Processor::apply`] and produces its
 //!    outputs and the key's new state (to the changelog, in the input's
-//!    partition);
+//!    partition: the whole state, or only what the input changed, as the
+//!    state's [`Durable`] impl says);
 //! 5. adds the batch's input offsets to the transaction and commits it.
 //!
 //! Outputs, state and offsets become visible together or not at all: every
@@ -27,7 +28,7 @@
 //! and a fresh one rejoins the group and restores its state.
 //!
 //! State is restored when a partition is assigned, from the changelog's
-//! committed records ([`state`]). Output ids are derived from the input
+//! committed records ([`state`], folded in by [`Durable::restore`]). Output ids are derived from the input
 //! (UUIDv5), so the retry of an aborted batch produces the same ids, and
 //! timers (run between batches, in a transaction of their own) only emit
 //! commands (which come back as inputs), so replays stay deterministic.
