@@ -451,6 +451,22 @@ EOF
   fi
 }
 
+# Why: a readiness check on what an endpoint says, not only that it
+# answers (the seeded catalog is listed); curl where present, else Python.
+# Usage: http_body_contains URL TEXT
+http_body_contains() {
+  local url="$1" text="$2"
+  if command -v curl >/dev/null; then
+    curl -fsS --max-time 2 "$url" 2>/dev/null | grep -qF -- "$text"
+  else
+    python3 - "$url" "$text" <<'EOF' 2>/dev/null
+import sys, urllib.request
+body = urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()
+sys.exit(0 if sys.argv[2] in body else 1)
+EOF
+  fi
+}
+
 # ---------------------------------------------------------------------------
 # Tools
 # ---------------------------------------------------------------------------

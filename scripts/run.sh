@@ -415,7 +415,7 @@ wait_services_ready
 if [[ -f "$CATALOG" ]]; then
   log "waiting for the demo catalog to be readable at http://$INGRESS_ADDR/api/v1/internships"
   deadline=$((SECONDS + READY_TIMEOUT))
-  until curl -fsS "http://$INGRESS_ADDR/api/v1/internships" 2>/dev/null | grep -q '"internship_id"'; do
+  until http_body_contains "http://$INGRESS_ADDR/api/v1/internships" '"internship_id"'; do
     ((SECONDS < deadline)) || die "the seeded catalog was not readable within ${READY_TIMEOUT}s (see $LOG_DIR/sinks.log)"
     sleep 0.5
   done
