@@ -38,6 +38,10 @@ pub struct PipelineMetrics {
     /// Time to commit a sink's Postgres transaction.
     pub commit_seconds: HistogramVec,
     pub restore_seconds: HistogramVec,
+    /// Bytes of each changelog record a processor writes: a state that
+    /// grows towards the broker's message limit (1 MiB by default) shows
+    /// here before its transactions start failing.
+    pub state_record_bytes: HistogramVec,
     pub consumer_lag: IntGaugeVec,
 }
 
@@ -132,6 +136,13 @@ pub fn pipeline() -> &'static PipelineMetrics {
                 "Time to restore a partition's state from its changelog",
                 &["stage"],
                 vec![0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0]
+            )
+            .expect("metric registers once"),
+            state_record_bytes: register_histogram_vec!(
+                "pipeline_state_record_bytes",
+                "Bytes of each changelog record a processor writes",
+                &["stage"],
+                vec![256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 524288.0, 1048576.0]
             )
             .expect("metric registers once"),
             consumer_lag: register_int_gauge_vec!(

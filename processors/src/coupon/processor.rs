@@ -184,3 +184,75 @@ impl<K: Table<CouponRecord> + 'static> Processor for CouponProcessor<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::records::coupons::{RedemptionStatus, ReserveCoupon};
+
+    fn unlimited() -> CouponRecord {
+        serde_json::from_value(serde_json::json!({
+            "code": "TEN", "name": "Ten", "kind": "PERCENTAGE", "percent": "0.10", "cap": null,
+            "amounts": [], "tiers": [], "referrer_user_id": null, "scope_internships": [],
+            "scope_categories": [], "valid_from": null, "valid_until": null, "min_order": null,
+            "usage_limit": null, "per_user_limit": null, "combinable": true, "active": true,
+            "updated_at": 0
+        }))
+        .expect("a coupon")
+    }
+
+    fn reserve(i: i64) -> Input<CouponCommand> {
+        Input {
+            key: "TEN".into(),
+            value: CouponCommand {
+                command_id: format!("reserve-{i}"),
+                code: "TEN".into(),
+                order_token: format!("order-{i:06}"),
+                issued_at: 1_000 + i,
+                command: CouponCmd::ReserveCoupon(ReserveCoupon {
+                    user_id: Some(format!("user-{i:06}")),
+                    coupons_version: None,
+                    round: 1,
+                }),
+            },
+            partition: 0,
+            offset: i,
+            correlation_id: "corr".into(),
+        }
+    }
+
+    /// The bound issue 10's profile found: every reservation wrote the
+    /// coupon's whole list of uses, so a popular coupon's records grew
+    /// with its uses (and would have passed Kafka's 1 MB limit).
+    #[test]
+    fn a_coupon_with_thousands_of_uses_writes_one_small_record_per_change() {
+        let p = CouponProcessor::new(Arc::new(HashMap::from([("TEN".to_owned(), unlimited())])));
+        let mut state: Option<Ledger> = None;
+        let mut sizes = Vec::new();
+        for i in 0..3_000 {
+            let outcome = p.apply(state.as_ref(), &reserve(i));
+            let next = outcome.state.expect("a reservation changes the ledger");
+            let records = next.records("TEN");
+            assert_eq!(records.len(), 1, "one changelog record per change");
+            let (key, record) = &records[0];
+            assert_eq!(key, &format!("TEN/order-{i:06}"));
+            assert_eq!(record.status, RedemptionStatus::Reserved);
+            assert_eq!(record.reserved, i as i32 + 1, "the coupon's count after it");
+            // The public record is the changelog's.
+            assert!(matches!(
+                &outcome.outputs[..],
+                [CouponOutput::Redemption(r), CouponOutput::Answer(_)] if r == &**record
+            ));
+            sizes.push(serde_json::to_vec(&**record).expect("json").len());
+            state = Some(next);
+        }
+        assert_eq!(state.expect("a ledger").redemptions().count(), 3_000);
+        // Only the count's digits grow.
+        assert!(
+            sizes[2_999] <= sizes[0] + 8,
+            "the 3,000th use wrote {} bytes, the first {}",
+            sizes[2_999],
+            sizes[0]
+        );
+    }
+}

@@ -566,6 +566,12 @@ async fn process_batch<P: Processor>(
                     .encode(processor.changelog_topic(), &*record)
                     .await
                     .map_err(abort_on)?;
+                m.state_record_bytes
+                    .with_label_values(&[P::NAME])
+                    .observe(value.len() as f64);
+                if value.len() > LARGE_STATE_RECORD {
+                    span.in_scope(|| tracing::warn!(key = %changelog_key, bytes = value.len(), "a state record nears the broker's message limit (1 MiB by default); past it, this key's transactions fail"));
+                }
                 let key = Codec::encode_key(&changelog_key);
                 // Same partition as the input: restore reads exactly the
                 // partition it is assigned.
@@ -606,6 +612,11 @@ async fn produce(
         .inc();
     Ok(())
 }
+
+/// A changelog record this large is logged: the broker refuses records over
+/// its `max.message.bytes` (1 MiB by default), and a state that grows past
+/// it stops its key.
+const LARGE_STATE_RECORD: usize = 512 * 1024;
 
 /// Hands a record to the transactional producer. Delivery is settled by
 /// the commit, which flushes and fails if any record of the transaction
