@@ -8,6 +8,8 @@
 //! redemption, so a redelivered older record changes nothing and a rebuild
 //! from the compacted topic ends equal to the live tables.
 
+use std::collections::HashMap;
+
 use futures::future::BoxFuture;
 use sqlx::{Postgres, Transaction};
 
@@ -56,14 +58,7 @@ pub struct Rows {
     pub reserved: Vec<i32>,
     pub committed: Vec<i32>,
     pub updated: Vec<Ts>,
-    /// Each order's redemption, from its newest record (released ones too:
-    /// `write` deletes those).
-    pub r_code: Vec<String>,
-    pub r_order: Vec<String>,
-    pub r_user: Vec<Option<String>>,
-    pub r_status: Vec<&'static str>,
-    pub r_at: Vec<Ts>,
-    pub r_version: Vec<i64>,
+    pub redemptions: Redemptions,
 }
 
 /// The rows of `batch`: the newest record of each coupon and of each
@@ -77,31 +72,7 @@ pub fn rows(batch: &[Keyed<CouponRedemption>]) -> Rows {
         out.committed.push(r.committed);
         out.updated.push(ts(r.updated_at));
     }
-    for r in newest_by_order(batch) {
-        out.r_code.push(r.code.clone());
-        out.r_order.push(r.order_token.clone());
-        out.r_user.push(r.user_id.clone());
-        out.r_status.push(r.status.as_str());
-        out.r_at.push(ts(r.at));
-        out.r_version.push(r.version);
-    }
-    out
-}
-
-/// The newest record of each (coupon, order) in `batch`.
-pub(crate) fn newest_by_order(batch: &[Keyed<CouponRedemption>]) -> Vec<&CouponRedemption> {
-    let mut by_order: std::collections::HashMap<(&str, &str), &CouponRedemption> =
-        std::collections::HashMap::new();
-    for Keyed { value: r, .. } in batch {
-        match by_order.get(&(r.code.as_str(), r.order_token.as_str())) {
-            Some(prev) if prev.version > r.version => {}
-            _ => {
-                by_order.insert((&r.code, &r.order_token), r);
-            }
-        }
-    }
-    let mut out: Vec<_> = by_order.into_values().collect();
-    out.sort_by(|a, b| (&a.code, &a.order_token).cmp(&(&b.code, &b.order_token)));
+    out.redemptions = Redemptions::of(batch);
     out
 }
 
@@ -125,22 +96,87 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .bind(&r.updated)
     .execute(&mut **tx)
     .await?;
+    write_redemptions(tx, RedemptionTable::Live, &r.redemptions).await
+}
+
+/// Each order's redemption in a batch (its newest record; released ones
+/// too, which [`write_redemptions`] deletes), column by column: what both
+/// `coupon_redemptions` and `analytics_coupon_uses` hold.
+#[derive(Debug, Default, PartialEq)]
+pub struct Redemptions {
+    pub code: Vec<String>,
+    pub order: Vec<String>,
+    pub user: Vec<Option<String>>,
+    pub status: Vec<&'static str>,
+    pub at: Vec<Ts>,
+    pub version: Vec<i64>,
+}
+
+impl Redemptions {
+    /// The newest record of each (coupon, order) in `batch`.
+    pub fn of(batch: &[Keyed<CouponRedemption>]) -> Redemptions {
+        let mut by_order: HashMap<(&str, &str), &CouponRedemption> = HashMap::new();
+        for Keyed { value: r, .. } in batch {
+            match by_order.get(&(r.code.as_str(), r.order_token.as_str())) {
+                Some(prev) if prev.version > r.version => {}
+                _ => {
+                    by_order.insert((&r.code, &r.order_token), r);
+                }
+            }
+        }
+        let mut newest: Vec<_> = by_order.into_values().collect();
+        newest.sort_by(|a, b| (&a.code, &a.order_token).cmp(&(&b.code, &b.order_token)));
+        let mut out = Redemptions::default();
+        for r in newest {
+            out.code.push(r.code.clone());
+            out.order.push(r.order_token.clone());
+            out.user.push(r.user_id.clone());
+            out.status.push(r.status.as_str());
+            out.at.push(ts(r.at));
+            out.version.push(r.version);
+        }
+        out
+    }
+}
+
+/// The two tables of redemptions, same columns: the read model's and the
+/// analytics fact table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RedemptionTable {
+    Live,
+    Analytics,
+}
+
+/// Deletes the released redemptions and upserts the others, each only over
+/// an older row (by version), so a redelivered older record changes nothing.
+pub(crate) async fn write_redemptions(
+    tx: &mut Transaction<'static, Postgres>,
+    table: RedemptionTable,
+    r: &Redemptions,
+) -> Result<(), sqlx::Error> {
+    if r.code.is_empty() {
+        return Ok(());
+    }
+    let table = match table {
+        RedemptionTable::Live => "coupon_redemptions",
+        RedemptionTable::Analytics => "analytics_coupon_uses",
+    };
     let released = RedemptionStatus::Released.as_str();
-    sqlx::query(
-        "DELETE FROM coupon_redemptions c
+    sqlx::query(&format!(
+        "DELETE FROM {table} t
          USING UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS r(code, order_token, status, version)
-         WHERE r.status = $5 AND c.code = r.code AND c.order_token = r.order_token
-           AND c.version <= r.version",
-    )
-    .bind(&r.r_code)
-    .bind(&r.r_order)
-    .bind(&r.r_status)
-    .bind(&r.r_version)
+         WHERE r.status = $5 AND t.code = r.code AND t.order_token = r.order_token
+           AND t.version <= r.version"
+    ))
+    .bind(&r.code)
+    .bind(&r.order)
+    .bind(&r.status)
+    .bind(&r.version)
     .bind(released)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO coupon_redemptions (code, order_token, user_id, status, at, version)
+    sqlx::query(&format!(
+        "INSERT INTO {table} (code, order_token, user_id, status, at, version)
          SELECT c, o, u, s, a, v
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[])
              AS r(c, o, u, s, a, v)
@@ -148,14 +184,14 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
          ON CONFLICT (code, order_token) DO UPDATE SET
              user_id = EXCLUDED.user_id, status = EXCLUDED.status, at = EXCLUDED.at,
              version = EXCLUDED.version
-         WHERE coupon_redemptions.version <= EXCLUDED.version",
-    )
-    .bind(&r.r_code)
-    .bind(&r.r_order)
-    .bind(&r.r_user)
-    .bind(&r.r_status)
-    .bind(&r.r_at)
-    .bind(&r.r_version)
+         WHERE {table}.version <= EXCLUDED.version"
+    ))
+    .bind(&r.code)
+    .bind(&r.order)
+    .bind(&r.user)
+    .bind(&r.status)
+    .bind(&r.at)
+    .bind(&r.version)
     .bind(released)
     .execute(&mut **tx)
     .await?;
@@ -206,8 +242,8 @@ mod tests {
             (r.code, r.version, r.reserved, r.committed),
             (vec!["TEN".to_owned()], vec![4], vec![0], vec![1])
         );
-        assert_eq!(r.r_order, ["o1", "o2"]);
-        assert_eq!(r.r_status, ["committed", "released"]);
-        assert_eq!(r.r_version, [3, 4]);
+        assert_eq!(r.redemptions.order, ["o1", "o2"]);
+        assert_eq!(r.redemptions.status, ["committed", "released"]);
+        assert_eq!(r.redemptions.version, [3, 4]);
     }
 }
