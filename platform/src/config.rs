@@ -21,6 +21,11 @@ pub struct PipelineConfig {
     /// `KAFKA_REPLICATION_FACTOR`: copies of each topic this deployment
     /// creates; unset, min(3, the brokers the cluster reports).
     pub replication_factor: Option<i32>,
+    /// `PROCESSOR_LINGER_MS` (default 2): how long a processor's batch
+    /// waits for more records after its first, i.e. how many inputs share
+    /// a transaction under light load (under load a batch fills while the
+    /// previous commit is in flight anyway).
+    pub processor_linger: std::time::Duration,
 }
 
 impl PipelineConfig {
@@ -40,6 +45,13 @@ impl PipelineConfig {
                     n.parse()
                         .map_err(|e| anyhow::anyhow!("KAFKA_REPLICATION_FACTOR={n}: {e}"))?,
                 ),
+            },
+            processor_linger: {
+                let raw = var("PROCESSOR_LINGER_MS", "2");
+                std::time::Duration::from_millis(
+                    raw.parse()
+                        .map_err(|e| anyhow::anyhow!("PROCESSOR_LINGER_MS={raw}: {e}"))?,
+                )
             },
         })
     }

@@ -28,8 +28,9 @@
 //! and a fresh one rejoins the group and restores its state.
 //!
 //! State is restored when a partition is assigned, from the changelog's
-//! committed records ([`state`], folded in by [`Durable::restore`]). Output ids are derived from the input
-//! (UUIDv5), so the retry of an aborted batch produces the same ids, and
+//! committed records ([`state`], folded in by [`Durable::restore`]).
+//! Output ids are derived from the input (UUIDv5), so the retry of an
+//! aborted batch produces the same ids, and
 //! timers (run between batches, in a transaction of their own) only emit
 //! commands (which come back as inputs), so replays stay deterministic.
 
@@ -93,21 +94,17 @@ pub async fn serve<P: Processor>(
 }
 
 /// What every processor's loop runs with: batches of up to 500 records,
-/// lingering `PROCESSOR_LINGER_MS` (default 2) after the first (a
-/// transaction per batch; small batches keep latency low).
+/// lingering `config.processor_linger` (2 ms by default) after the first
+/// (a transaction per batch; small batches keep latency low).
 pub fn stage_deps(
     config: &platform::config::PipelineConfig,
     booted: &platform::stage::Booted,
 ) -> StageDeps {
-    let linger_ms = std::env::var("PROCESSOR_LINGER_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
     StageDeps {
         brokers: config.kafka_brokers.clone(),
         codec: booted.codec.clone(),
         max_batch: 500,
-        linger: Duration::from_millis(linger_ms),
+        linger: config.processor_linger,
         stall: booted.stall.clone(),
     }
 }
