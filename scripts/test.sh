@@ -16,7 +16,7 @@
 #      `checkout_test` on DATABASE_URL's server;
 #   4. runs `cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"`;
 #   5. with no extra args and unless CHAOS=0: the short fault suite,
-#      scripts/chaos.sh for 80 s on a stack of its own (run.sh's ports
+#      scripts/chaos.sh for 80 s (CHAOS_SECONDS) on a stack of its own (run.sh's ports
 #      and broker, its own topics and schema), a kill every 1.5 s (the broker
 #      and Postgres among them, at least 6 kills), then its ledger checks
 #      and every read model against its rebuild;

@@ -110,12 +110,22 @@ impl Ledger {
         status: RedemptionStatus,
         stamp: Stamp,
     ) -> Ledger {
-        let mut next = self.clone();
         let at = self
             .get(&command.order_token)
             .map_or(stamp.at_ms, |held| held.at);
-        let key: Arc<str> = Arc::from(command.order_token.as_str());
-        let mut record = CouponRedemption {
+        let mut next = self.clone();
+        next.held.remove(command.order_token.as_str());
+        // The counts after the change: the others', plus this order's.
+        let (mut reserved, mut committed) = (
+            next.count(RedemptionStatus::Reserved),
+            next.count(RedemptionStatus::Committed),
+        );
+        match status {
+            RedemptionStatus::Reserved => reserved += 1,
+            RedemptionStatus::Committed => committed += 1,
+            RedemptionStatus::Released => {}
+        }
+        let record = Arc::new(CouponRedemption {
             event_id: ids::derived(
                 "coupon-redemption",
                 &format!("{}/{}", command.code, command.order_token),
@@ -128,22 +138,16 @@ impl Ledger {
             status,
             at,
             version: stamp.offset,
-            reserved: 0,
-            committed: 0,
+            reserved,
+            committed,
             updated_at: stamp.at_ms,
-        };
-        if status == RedemptionStatus::Released {
-            next.held.remove(&key);
-        } else {
-            next.held.insert(key, Arc::new(record.clone()));
-        }
-        record.reserved = next.count(RedemptionStatus::Reserved);
-        record.committed = next.count(RedemptionStatus::Committed);
-        if let Some(held) = next.held.get_mut(command.order_token.as_str()) {
-            *held = Arc::new(record.clone());
+        });
+        if status != RedemptionStatus::Released {
+            next.held
+                .insert(Arc::from(command.order_token.as_str()), record.clone());
         }
         next.version = stamp.offset;
-        next.last = Some(Arc::new(record));
+        next.last = Some(record);
         next
     }
 }

@@ -8,8 +8,6 @@
 //! redemption, so a redelivered older record changes nothing and a rebuild
 //! from the compacted topic ends equal to the live tables.
 
-use std::collections::HashMap;
-
 use futures::future::BoxFuture;
 use sqlx::{Postgres, Transaction};
 
@@ -115,19 +113,13 @@ pub struct Redemptions {
 impl Redemptions {
     /// The newest record of each (coupon, order) in `batch`.
     pub fn of(batch: &[Keyed<CouponRedemption>]) -> Redemptions {
-        let mut by_order: HashMap<(&str, &str), &CouponRedemption> = HashMap::new();
-        for Keyed { value: r, .. } in batch {
-            match by_order.get(&(r.code.as_str(), r.order_token.as_str())) {
-                Some(prev) if prev.version > r.version => {}
-                _ => {
-                    by_order.insert((&r.code, &r.order_token), r);
-                }
-            }
-        }
-        let mut newest: Vec<_> = by_order.into_values().collect();
-        newest.sort_by(|a, b| (&a.code, &a.order_token).cmp(&(&b.code, &b.order_token)));
         let mut out = Redemptions::default();
-        for r in newest {
+        let by_order = newest(
+            batch,
+            |r| (r.code.as_str(), r.order_token.as_str()),
+            |r| r.version,
+        );
+        for r in by_order {
             out.code.push(r.code.clone());
             out.order.push(r.order_token.clone());
             out.user.push(r.user_id.clone());

@@ -50,23 +50,23 @@ pub(crate) fn ts(ms: i64) -> Option<Ts> {
 /// The newest record of each key in `batch` (by `version`), in key order:
 /// a batch may hold several snapshots of one entity, and only the last
 /// says where it stands.
-pub(crate) fn newest<T>(
-    batch: &[Keyed<T>],
-    key: impl Fn(&T) -> &str,
+pub(crate) fn newest<'a, T, K: Eq + std::hash::Hash + Ord>(
+    batch: &'a [Keyed<T>],
+    key: impl Fn(&'a T) -> K,
     version: impl Fn(&T) -> i64,
-) -> Vec<&T> {
-    let mut by_key: HashMap<&str, &T> = HashMap::new();
+) -> Vec<&'a T> {
+    let mut by_key: HashMap<K, &'a T> = HashMap::new();
     for r in batch {
         let v = &r.value;
-        match by_key.get(key(v)) {
+        match by_key.get(&key(v)) {
             Some(prev) if version(prev) > version(v) => {}
             _ => {
                 by_key.insert(key(v), v);
             }
         }
     }
-    let mut out: Vec<&T> = by_key.into_values().collect();
-    out.sort_by(|a, b| key(a).cmp(key(b)));
+    let mut out: Vec<&'a T> = by_key.into_values().collect();
+    out.sort_by_key(|a| key(a));
     out
 }
 
