@@ -42,8 +42,8 @@ status=0
 if [[ "${1:-}" == journey ]]; then
   BUYERS="${BUYERS:-50}"
   step "journey bench: $BUYERS buyers, $DURATION s"
-  AUTH_JWT_HS256_SECRET="${AUTH_JWT_HS256_SECRET:-$(cat "$LOCAL_DIR/run/jwt-secret")}" \
-    "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
+  ensure_dev_secrets "$LOCAL_DIR/run/secrets.env"
+  "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
     --buyers "$BUYERS" --seconds "$DURATION" --warmup-secs "${WARMUP:-0}" --svg "$LOCAL_DIR/bench/journey-$(date +%Y%m%d-%H%M%S).svg" ||
     status=$?
   step "broker round trip (Kafka's EndToEndLatency: 2000 records of 512 bytes, acks=all)"

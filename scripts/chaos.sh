@@ -43,7 +43,7 @@ PROFILE="${PROFILE:-dev}"
 DURATION="${SECONDS_:-120}"
 BUYERS="${BUYERS:-15}"
 KILL_EVERY="${KILL_EVERY:-2}"
-# A run of two minutes or more must land at least 20 kills (issue 10's
+# A run of two minutes or more must land at least 20 kills (the default
 # fault suite); a shorter one at least one.
 MIN_KILLS="${MIN_KILLS:-$((DURATION >= 120 ? 20 : 1))}"
 KILL_INFRA="${KILL_INFRA:-1}"
@@ -142,8 +142,8 @@ restart_postgres() {
 }
 
 step "load: $BUYERS buyers for $DURATION s (ledger $CHAOS_DIR/ledger.txt)"
-AUTH_JWT_HS256_SECRET="${AUTH_JWT_HS256_SECRET:-$(cat "$LOCAL_DIR/run/jwt-secret")}" \
-  "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
+ensure_dev_secrets "$LOCAL_DIR/run/secrets.env"
+"$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
   --buyers "$BUYERS" --seconds "$DURATION" --svg "$CHAOS_DIR/journey.svg" --limited-coupon "$LIMITED_USES" \
   --ledger "$CHAOS_DIR/ledger.txt" >"$CHAOS_DIR/load.log" 2>&1 &
 LOAD_PID=$!

@@ -29,12 +29,22 @@
 # answer and are in the cluster, and gives all three to every service as
 # bootstrap servers; topics get three replicas and min.insync.replicas=2.
 #
+# Secrets: none of the services has a default for any. The first run
+# generates development ones into .local/run/secrets.env (mode 0600; delete
+# it for new ones) and hands the same values to the simulator and to our
+# services; a variable set in the environment wins (AUTH_JWT_HS256_SECRET,
+# RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, RAZORPAY_WEBHOOK_SECRET,
+# STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).
+#
+# Demo data: scripts/demo/catalog.json (published to the catalog topic) and
+# scripts/demo/fx-rates.json (USD, EUR, GBP, through the admin API).
+#
 # Environment: PROFILE=release (default) or dev; KAFKA_NODES (1 or 3); KAFKA_BROKERS,
 # SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
 # INGRESS_ADDR; SIMULATOR_ADDR and the other SIMULATOR_* variables (webhook
-# URLs, knobs; see gateways/src/simulator/config.rs), RAZORPAY_* and STRIPE_*
-# keys (default: the simulator's development keys); READY_TIMEOUT (seconds to
-# wait for each /readyz, default 120).
+# URLs, knobs; see standins/gateway-simulator/src/config.rs);
+# RAZORPAY_BASE_URL, STRIPE_BASE_URL (default: the simulator); READY_TIMEOUT
+# (seconds to wait for each /readyz, default 120).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -159,30 +169,6 @@ wait_services_ready() {
   done
 }
 
-# Why: the curl example should use ids that exist; the catalog's format
-# belongs to the Rust side, so collect every "internship_id" (or "id") found
-# and print the Nth (0-based). Usage: demo_internship_id FILE N
-demo_internship_id() {
-  python3 - "$1" "$2" <<'EOF' 2>/dev/null || printf '<internship_id>\n'
-import json, sys
-found = []
-def walk(v):
-    if isinstance(v, dict):
-        for k in ("internship_id", "id"):
-            if isinstance(v.get(k), (str, int)):
-                found.append(v[k])
-                return
-        for x in v.values():
-            walk(x)
-    elif isinstance(v, list):
-        for x in v:
-            walk(x)
-walk(json.load(open(sys.argv[1])))
-n = int(sys.argv[2])
-print(found[min(n, len(found) - 1)] if found else "<internship_id>")
-EOF
-}
-
 # Why: KAFKA_NODES=3 follows the single node's rules, for three: a cluster
 # whose three brokers all answer is reused, one started here keeps its data
 # in .local/run/kafka-3/, and a cluster only partly up is an error (starting
@@ -282,6 +268,9 @@ esac
 step "tools: Apache Kafka"
 ensure_kafka
 
+step "web assets (Swagger UI for /docs, from npm)"
+ensure_web_assets
+
 step "postgres"
 ensure_postgres
 if [[ -n "$_PG_STARTED" ]]; then
@@ -355,6 +344,7 @@ run_ctl wait --timeout-secs 120 --brokers "$KAFKA_NODES"
 run_ctl migrate
 run_ctl create-topics
 CATALOG="scripts/demo/catalog.json"
+FX_RATES="scripts/demo/fx-rates.json"
 if [[ -f "$CATALOG" ]]; then
   run_ctl seed-catalog "$CATALOG"
 else
@@ -362,14 +352,11 @@ else
 fi
 
 step "services"
-# A development signing secret for bearer tokens, kept across runs so tokens
-# minted with `checkoutctl token` stay valid; production sets its own.
-if [[ -z "${AUTH_JWT_HS256_SECRET:-}" && -z "${AUTH_JWT_JWKS_FILE:-}" ]]; then
-  SECRET_FILE="$RUN_DIR/jwt-secret"
-  [[ -s "$SECRET_FILE" ]] || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$SECRET_FILE"
-  AUTH_JWT_HS256_SECRET="$(cat "$SECRET_FILE")"
-fi
-export AUTH_JWT_HS256_SECRET
+# Development is explicit: no service has a default for any secret, so the
+# run command generates them once (.local/run/secrets.env, mode 0600) and
+# gives the same values to the simulator and to our services. Variables set
+# in the environment win (real test-mode keys, say).
+ensure_dev_secrets "$RUN_DIR/secrets.env"
 STARTED_PIDS=()
 STARTED_NAMES=()
 STARTED_URLS=()
@@ -405,10 +392,14 @@ start_service processors-enrollment "http://$OPS_ENROLLMENT" \
 start_service processors-gateway "http://$OPS_GATEWAY" \
   env OPS_ADDR="$OPS_GATEWAY" RAZORPAY_BASE_URL="${RAZORPAY_BASE_URL:-http://$SIMULATOR_ADDR}" \
   STRIPE_BASE_URL="${STRIPE_BASE_URL:-http://$SIMULATOR_ADDR}" "$BIN_DIR/processors" gateway
-# Order, payment-failure and enrollment emails (see README, Notifications).
+# Order, payment-failure and enrollment emails (see docs/notifications.md).
 start_service notifications "http://$OPS_NOTIFY" \
   env OPS_ADDR="$OPS_NOTIFY" "$BIN_DIR/sinks" notifications
 wait_services_ready
+# The demo exchange rates, through the admin API as an operator publishes
+# them: a buyer who picks USD, EUR or GBP is priced (and routed to Stripe)
+# on a fresh stack.
+seed_fx_rates "http://$INGRESS_ADDR" "$FX_RATES"
 # The demo data is part of "up": the catalog the seed published must be
 # readable (the internships sink has materialized it) before we say so, or
 # a load started right away finds an empty catalog.
@@ -423,8 +414,6 @@ if [[ -f "$CATALOG" ]]; then
 fi
 _step_close
 
-ID="$(demo_internship_id "$CATALOG" 0)"
-ID2="$(demo_internship_id "$CATALOG" 1)"
 API="http://$INGRESS_ADDR"
 cat <<EOF
 
@@ -446,37 +435,12 @@ Checkout stack is up (profile $PROFILE).
   postgres             $DATABASE_URL
   logs                 $LOG_DIR/<name>.log
 
-Try it:
-  # create a cart (answers cart_token and version)
-  curl -s -X POST $API/api/v1/cart -H 'content-type: application/json' \\
-    -d '{"items":[{"internship_id":"$ID","quantity":1}]}'
-  TOKEN=<cart_token from above>
-  # add an item (answers the new version)
-  curl -s -X POST $API/api/v1/cart/\$TOKEN/items -H 'content-type: application/json' \\
-    -d '{"internship_id":"$ID2","quantity":2}'
-  VERSION=<version from above>
-  # read it back, waiting up to 5 s for that version
-  curl -s "$API/api/v1/cart/\$TOKEN?version=\$VERSION" -H 'Prefer: wait=5'
-  # a user's cart, and an admin change (tokens signed with the dev secret)
-  JWT=\$(AUTH_JWT_HS256_SECRET=\$(cat $RUN_DIR/jwt-secret) $BIN_DIR/checkoutctl token --sub alice)
-  curl -s -X POST $API/api/v1/cart -H "authorization: Bearer \$JWT" -H 'content-type: application/json' -d '{}'
-  ADMIN=\$(AUTH_JWT_HS256_SECRET=\$(cat $RUN_DIR/jwt-secret) $BIN_DIR/checkoutctl token --sub ops --role admin)
-  curl -s -X PUT $API/api/v1/admin/internships/ml-research-2027 -H "authorization: Bearer \$ADMIN" \\
-    -H 'content-type: application/json' -d '{"title":"ML Research","category":"data","price_minor":5990000,"currency":"INR"}'
-  # check the user's cart out: an order awaiting payment, its cart frozen
-  CART=<cart_token of alice's cart, with an item added>
-  curl -s -X POST $API/api/v1/order -H "authorization: Bearer \$JWT" -H 'content-type: application/json' \\
-    -d "{\"cart_token\":\"\$CART\",\"success_url\":\"http://localhost:3000/paid\"}"
-  curl -s $API/api/v1/order/<order_token> -H "authorization: Bearer \$JWT" -H 'Prefer: wait=5'
-  curl -s $API/api/v1/me/orders -H "authorization: Bearer \$JWT"
-  # pay its session at the simulator (the session id is on the order's attempt);
-  # the simulator's signed webhooks mark it paid, and alice is enrolled
-  curl -s -X POST http://$SIMULATOR_ADDR/sim/sessions/<session_id>/pay -H 'content-type: application/json' -d '{"method":"upi"}'
-  curl -s $API/api/v1/me/enrollments -H "authorization: Bearer \$JWT"
-  # the emails (order placed with "email":"you@example.com" in its body)
-  ls $NOTIFY_FILE_DIR
-  # the API documentation
-  open $API/docs   (document: $API/openapi.json)
+Try it: the README's tour, a purchase paid through Razorpay in INR and one
+through Stripe in USD (scripts/tour.sh runs the same calls and checks them):
+  set -a; . $RUN_DIR/secrets.env; set +a   # the development secrets, for checkoutctl token
+  scripts/tour.sh
+  API documentation: $API/docs (document: $API/openapi.json)
+  emails sent:       ls $NOTIFY_FILE_DIR
 
 EOF
 

@@ -8,18 +8,23 @@
 # What it does:
 #   1. installs what is missing: cargo-nextest (pinned), Apache Kafka (jars
 #      from Maven Central, scripts/broker/pom.xml), Postgres, the Python venv
-#      (.local/venv, from scripts/python/requirements.txt);
+#      (.local/venv, from scripts/python/requirements.txt), Swagger UI's
+#      files (web/node_modules, from npm); checks that no product crate
+#      depends on a stand-in (standins/);
 #   2. builds the workspace binaries (debug, the target dir the tests use);
 #   3. starts a single-node Kafka (KAFKA_NODES=3: a cluster of three nodes)
 #      in a throwaway directory and our
 #      schema-registry, each on a free port, and a dedicated database
 #      `checkout_test` on DATABASE_URL's server;
 #   4. runs `cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"`;
-#   5. with no extra args and unless CHAOS=0: the short fault suite,
-#      scripts/chaos.sh for 80 s (CHAOS_SECONDS) on a stack of its own (run.sh's ports
-#      and broker, its own topics and schema), a kill every 1.5 s (the broker
-#      and Postgres among them, at least 6 kills), then its ledger checks
-#      and every read model against its rebuild;
+#   5. with no extra args (and unless STACK=0): the run command's own stack
+#      (scripts/run.sh --detach, dev profile, its own topics and schema):
+#      the README's tour on it (scripts/tour.sh: Razorpay in INR, Stripe in
+#      USD), webhooks signed with the old public simulator secrets refused,
+#      then (unless CHAOS=0) the short fault suite against it,
+#      scripts/chaos.sh for 80 s (CHAOS_SECONDS), a kill every 1.5 s (the
+#      broker and Postgres among them, at least 6 kills), then its ledger
+#      checks and every read model against its rebuild;
 #   6. stops what it started and exits non-zero if either failed.
 #
 # KAFKA_NODES=3 runs every test against a three-node cluster (topics with
@@ -63,6 +68,21 @@ export DATABASE_URL="$TEST_DATABASE_URL"
 
 step "python venv"
 ensure_venv
+
+step "web assets (Swagger UI for /docs, from npm)"
+ensure_web_assets
+
+step "the product does not depend on a stand-in"
+# The schema registry and the gateway simulator stand in for Confluent's
+# registry and the gateways in development and tests: no product crate may
+# build with them (tests may run them, as dev-dependencies).
+for crate in ingress processors sinks gateways platform schemas rules; do
+  if cargo tree -p "$crate" -e normal,build --prefix none 2>/dev/null |
+    grep -E '^(gateway-simulator|schema-registry) ' >/dev/null; then
+    die "$crate depends on a stand-in (cargo tree -p $crate -e normal,build -i gateway-simulator)"
+  fi
+done
+log "ingress, processors, sinks, gateways, platform, schemas and rules build without standins/"
 
 step "build workspace binaries (debug)"
 # Same profile and target dir as the tests, so the tests reuse this build.
@@ -135,18 +155,44 @@ if ((status != 0)); then
     show_log_tail "$LOG_DIR/schema-registry.log"
   fi
 fi
-# The short fault suite (issue 10): its own stack, so the test broker and
-# registry's addresses are not handed to it. A filtered run (extra args) is
-# a subset: no fault run.
-if (($# == 0)) && [[ "${CHAOS:-1}" != 0 ]]; then
-  step "fault suite, short (scripts/chaos.sh; CHAOS=0 skips it)"
-  chaos_status=0
-  env -u KAFKA_BROKERS -u SCHEMA_REGISTRY_URL -u KAFKA_NODE_PIDS -u KAFKA_NODE_PORTS -u KAFKA_NODE_DIRS \
-    SECONDS_="${CHAOS_SECONDS:-80}" BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 \
-    bash scripts/chaos.sh || chaos_status=$?
-  if ((chaos_status != 0)); then
-    log "the fault suite failed (status $chaos_status); its logs: $LOCAL_DIR/chaos/ and $LOCAL_DIR/run/logs/"
-    ((status != 0)) || status=$chaos_status
+# The run command's own stack (scripts/run.sh, dev profile, run.sh's ports
+# and broker, topics and a Postgres schema of its own, dropped after a
+# pass): the README's tour on it, the old public secrets refused, then the
+# short fault suite against it. A filtered run (extra args) is a subset:
+# none of this. STACK=0 skips all of it, CHAOS=0 the fault suite only.
+if (($# == 0)) && [[ "${STACK:-1}" != 0 ]]; then
+  stamp="$(date +%Y%m%d%H%M%S)"
+  step "the run command's stack (scripts/run.sh --detach; topics stack$stamp.*)"
+  stack_status=0
+  (
+    # Not the test broker's and registry's: run.sh starts its own.
+    unset KAFKA_BROKERS SCHEMA_REGISTRY_URL KAFKA_NODE_PIDS KAFKA_NODE_PORTS KAFKA_NODE_DIRS
+    export TOPIC_PREFIX="stack$stamp." DATABASE_SCHEMA="stack_$stamp" PROFILE=dev
+    export RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}"
+    # shellcheck disable=SC2317  # called by the exit trap
+    stop_stack() { bash scripts/run.sh stop >/dev/null 2>&1 || true; }
+    trap stop_stack EXIT
+    bash scripts/run.sh --detach || exit 1
+    ensure_dev_secrets "$LOCAL_DIR/run/secrets.env"
+    step "the README's tour on it (scripts/tour.sh)"
+    PROFILE_DIR=debug bash scripts/tour.sh >"$LOG_DIR/tour.log" 2>&1 || {
+      tail -n 40 "$LOG_DIR/tour.log"
+      exit 1
+    }
+    tail -n 3 "$LOG_DIR/tour.log"
+    step "the old public webhook secrets buy nothing"
+    check_old_simulator_secrets_refused "http://127.0.0.1:8080" || exit 1
+    if [[ "${CHAOS:-1}" != 0 ]]; then
+      step "fault suite, short (scripts/chaos.sh; CHAOS=0 skips it)"
+      SECONDS_="${CHAOS_SECONDS:-80}" BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 \
+        bash scripts/chaos.sh || exit 1
+    fi
+    # While the broker still runs: its topics go, then the stack.
+    drop_run_state "$TOPIC_PREFIX" "$DATABASE_SCHEMA"
+  ) || stack_status=$?
+  if ((stack_status != 0)); then
+    log "the run command's stack failed a check (status $stack_status); logs: $LOG_DIR/tour.log, $LOCAL_DIR/chaos/, $LOCAL_DIR/run/logs/"
+    ((status != 0)) || status=$stack_status
   fi
 fi
 print_step_summary

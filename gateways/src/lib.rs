@@ -22,19 +22,17 @@
 //! the caller's idempotency key and the Razorpay client looks the order up
 //! by `receipt` before creating one.
 //!
-//! [`simulator`] is a service that speaks the same endpoints with the
-//! providers' validation, error bodies and response shapes, serves a hosted
-//! checkout page, and sends webhooks signed as the providers sign them. It
-//! is the development default: the clients' default base URL is the
-//! simulator's, and real keys and base URLs point them at the providers'
-//! test modes.
+//! The clients call the providers' APIs by default and need their keys
+//! (no defaults). In development and tests, `RAZORPAY_BASE_URL` and
+//! `STRIPE_BASE_URL` point them at the gateway simulator
+//! (`standins/gateway-simulator`), which speaks the same endpoints; this
+//! crate knows nothing of it.
 
 pub mod error;
 pub mod model;
 pub mod razorpay;
 pub mod retry;
 pub mod secrets;
-pub mod simulator;
 pub mod stripe;
 pub mod telemetry;
 

@@ -15,8 +15,6 @@ struct Metrics {
     calls: IntCounterVec,
     latency: HistogramVec,
     retries: IntCounterVec,
-    sim_requests: IntCounterVec,
-    sim_webhooks: IntCounterVec,
 }
 
 fn metrics() -> &'static Metrics {
@@ -48,30 +46,12 @@ fn metrics() -> &'static Metrics {
                 &["gateway", "operation"],
             )
             .expect("valid metric"),
-            sim_requests: IntCounterVec::new(
-                Opts::new(
-                    "gateway_simulator_requests_total",
-                    "Requests the gateway simulator answered, by route template and status",
-                ),
-                &["method", "route", "status"],
-            )
-            .expect("valid metric"),
-            sim_webhooks: IntCounterVec::new(
-                Opts::new(
-                    "gateway_simulator_webhook_deliveries_total",
-                    "Webhook delivery attempts by the simulator (delivered, refused, failed)",
-                ),
-                &["provider", "outcome"],
-            )
-            .expect("valid metric"),
         };
         let registry = prometheus::default_registry();
         for collector in [
             Box::new(m.calls.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.latency.clone()),
             Box::new(m.retries.clone()),
-            Box::new(m.sim_requests.clone()),
-            Box::new(m.sim_webhooks.clone()),
         ] {
             if let Err(e) = registry.register(collector) {
                 tracing::warn!(error = %e, "gateway metric not registered");
@@ -144,66 +124,6 @@ impl RetryScheduled<'_> {
             delay_ms = self.delay.as_millis() as u64,
             error = %self.error,
             "retrying gateway call"
-        );
-    }
-}
-
-/// A request the simulator answered.
-pub struct SimulatorRequest<'a> {
-    pub method: &'a str,
-    pub route: &'a str,
-    pub path: &'a str,
-    pub status: u16,
-    pub latency: Duration,
-}
-
-impl SimulatorRequest<'_> {
-    pub fn emit(&self) {
-        metrics()
-            .sim_requests
-            .with_label_values(&[self.method, self.route, &self.status.to_string()])
-            .inc();
-        tracing::info!(
-            method = self.method,
-            route = self.route,
-            path = self.path,
-            status = self.status,
-            latency_ms = self.latency.as_secs_f64() * 1000.0,
-            "request"
-        );
-    }
-}
-
-/// One attempt of the simulator to deliver a webhook.
-pub struct WebhookDelivery<'a> {
-    pub provider: Gateway,
-    pub event_id: &'a str,
-    pub kind: &'a str,
-    pub attempt: u32,
-    pub status: Option<u16>,
-    pub error: Option<&'a str>,
-}
-
-impl WebhookDelivery<'_> {
-    pub fn emit(&self) {
-        let outcome = match (self.status, self.error) {
-            (Some(s), _) if (200..300).contains(&s) => "delivered",
-            (Some(_), _) => "refused",
-            (None, _) => "failed",
-        };
-        metrics()
-            .sim_webhooks
-            .with_label_values(&[self.provider.as_str(), outcome])
-            .inc();
-        tracing::info!(
-            provider = %self.provider,
-            event_id = self.event_id,
-            kind = self.kind,
-            attempt = self.attempt,
-            status = self.status,
-            error = self.error,
-            outcome,
-            "webhook delivery"
         );
     }
 }

@@ -57,7 +57,7 @@ pub struct User {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AuthConfig {
     /// `AUTH_JWT_HS256_SECRET`
     pub hs256_secret: Option<String>,
@@ -70,14 +70,35 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    pub fn from_env() -> AuthConfig {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        AuthConfig {
-            hs256_secret: get("AUTH_JWT_HS256_SECRET"),
-            jwks_file: get("AUTH_JWT_JWKS_FILE"),
-            issuer: get("AUTH_JWT_ISSUER"),
-            audience: get("AUTH_JWT_AUDIENCE"),
-        }
+    /// One of `AUTH_JWT_HS256_SECRET` and `AUTH_JWT_JWKS_FILE` is required:
+    /// an ingress that could verify no token has no use, and a default
+    /// secret would let anyone mint tokens.
+    pub fn from_env() -> anyhow::Result<AuthConfig> {
+        use platform::config::optional_secret;
+        let config = AuthConfig {
+            hs256_secret: optional_secret("AUTH_JWT_HS256_SECRET"),
+            jwks_file: optional_secret("AUTH_JWT_JWKS_FILE"),
+            issuer: optional_secret("AUTH_JWT_ISSUER"),
+            audience: optional_secret("AUTH_JWT_AUDIENCE"),
+        };
+        anyhow::ensure!(
+            config.hs256_secret.is_some() || config.jwks_file.is_some(),
+            "AUTH_JWT_HS256_SECRET is not set (nor AUTH_JWT_JWKS_FILE): it has no default (see {})",
+            platform::config::SECRETS_DOC
+        );
+        Ok(config)
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwks_file", &self.jwks_file)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
     }
 }
 

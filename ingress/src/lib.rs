@@ -67,6 +67,8 @@ pub struct Config {
     /// `RAZORPAY_WEBHOOK_SECRET`, `STRIPE_WEBHOOK_SECRET` (and their
     /// `_PREVIOUS`/`_PREVIOUS_UNTIL` during a rotation).
     pub webhooks: routes::webhooks::WebhookConfig,
+    /// `DOCS_ASSETS_DIR`: Swagger UI's files for `/docs`.
+    pub docs_assets: std::path::PathBuf,
 }
 
 impl Config {
@@ -75,7 +77,7 @@ impl Config {
         Ok(Config {
             addr: platform::config::addr("INGRESS_ADDR", "127.0.0.1:8080")?,
             pipeline: PipelineConfig::from_env()?,
-            auth: auth::AuthConfig::from_env(),
+            auth: auth::AuthConfig::from_env()?,
             api_budget: rate_limit::Budget::from_env(
                 "RATE_LIMIT_API",
                 rate_limit::Budget {
@@ -103,12 +105,17 @@ impl Config {
             limits: rules::cart::CartLimits::from_settings(var)?,
             return_urls: routes::orders::ReturnUrls::from_env(),
             webhooks: routes::webhooks::WebhookConfig::from_env()?,
+            docs_assets: var("DOCS_ASSETS_DIR", routes::docs::DEFAULT_ASSETS_DIR).into(),
         })
     }
 
-    /// The configuration for tests: port 0, the given pipeline, and the
-    /// given HS256 secret.
-    pub fn for_tests(pipeline: PipelineConfig, hs256_secret: &str) -> Config {
+    /// The configuration for tests: port 0, the given pipeline, HS256
+    /// secret and webhook secrets.
+    pub fn for_tests(
+        pipeline: PipelineConfig,
+        hs256_secret: &str,
+        webhooks: routes::webhooks::WebhookConfig,
+    ) -> Config {
         Config {
             addr: "127.0.0.1:0".parse().expect("a literal address"),
             pipeline,
@@ -134,7 +141,9 @@ impl Config {
                 origins: vec!["https://shop.example".into()],
                 allow_http: false,
             },
-            webhooks: routes::webhooks::WebhookConfig::development(),
+            webhooks,
+            docs_assets: concat!(env!("CARGO_MANIFEST_DIR"), "/../web/node_modules/swagger-ui-dist")
+                .into(),
         }
     }
 }
@@ -214,7 +223,7 @@ impl Application {
         let (api, doc) = routes::api(state.clone(), groups, keys);
         let router = Router::new()
             .merge(api)
-            .merge(routes::docs::router(doc))
+            .merge(routes::docs::router(doc, config.docs_assets.clone()))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .route_layer(axum::middleware::from_fn(http_metrics::layer))

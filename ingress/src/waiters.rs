@@ -1,6 +1,6 @@
 //! Read-your-writes without polling every waiter: readers waiting for a
 //! cart or order version, or for an order's enrollments (the key
-//! [`sinks::enrollments::enrolled_key`], "version" 1), subscribe here. One `LISTEN cart_versions`
+//! [`platform::wakeups::enrolled_key`], "version" 1), subscribe here. One `LISTEN cart_versions`
 //! connection wakes them when the carts or orders sink commits a newer
 //! version; in case a notification is lost (a reconnect), one small query
 //! every 500 ms reads the versions of every token waited on, all at once.
@@ -28,7 +28,7 @@ impl VersionWaiters {
             carts: Mutex::new(HashMap::new()),
         });
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(sinks::CART_VERSIONS_CHANNEL).await?;
+        listener.listen(platform::wakeups::CART_VERSIONS_CHANNEL).await?;
         tokio::spawn(poll_versions(waiters.clone(), pool.clone()));
         let w = waiters.clone();
         tokio::spawn(async move {

@@ -663,13 +663,41 @@ async fn the_openapi_document_lists_every_route_and_validates() {
             );
         }
     }
+    // /docs works offline: the page names only paths of this server
+    // (no CDN, no other host), and each of them answers.
     let docs = http
         .get(format!("http://{addr}/docs"))
         .send()
         .await
         .unwrap();
     assert_eq!(docs.status(), 200);
-    assert!(docs.text().await.unwrap().contains("/openapi.json"));
+    let page = docs.text().await.unwrap();
+    let referenced: Vec<&str> = ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attr| page.split(attr).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(
+        referenced.iter().any(|r| r.ends_with("swagger-ui-bundle.js")),
+        "the page does not load Swagger UI (assets missing? scripts/test.sh installs them): {page}"
+    );
+    for r in &referenced {
+        assert!(
+            r.starts_with('/') && !r.starts_with("//"),
+            "/docs references {r}, not a path of this server"
+        );
+        let answer = http.get(format!("http://{addr}{r}")).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{r}");
+        if r.ends_with("init.js") {
+            assert!(answer.text().await.unwrap().contains("/openapi.json"));
+        }
+    }
+    assert!(!page.contains("://"), "/docs names another host: {page}");
+    // Only the files the page uses are served: nothing else of the disk.
+    for path in ["/docs/assets/package.json", "/docs/assets/..%2F..%2FCargo.toml"] {
+        let answer = http.get(format!("http://{addr}{path}")).send().await.unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+    }
 
     let python = std::env::var("CHECKOUT_PYTHON")
         .unwrap_or_else(|_| format!("{}/../.local/venv/bin/python", env!("CARGO_MANIFEST_DIR")));

@@ -1,5 +1,5 @@
 //! The runtime's guarantees, one test per way they were found broken
-//! (issue 7's findings), plus the rebuild and dead-letter tools. Each test
+//! (from a review of the pipeline), plus the rebuild and dead-letter tools. Each test
 //! fails on the code as it was before the exactly-once runtime:
 //!
 //! - a command written twice (same id, two offsets) applies once (finding 2;

@@ -5,7 +5,7 @@
 //! - follow-up commands: carts merged (AbsorbItems) while the processor
 //!   holding the merges in its open transaction is killed;
 //! - timers after a restart: carts expire on partitions that received no
-//!   record after the processor restarted (issue 7, finding 6);
+//!   record after the processor restarted (a review's finding);
 //! - a zombie: a processor stopped (SIGSTOP) with a transaction open, its
 //!   partitions moved on, then continued (before or after its coordinator
 //!   timed the transaction out): it is fenced, and nothing it wrote is

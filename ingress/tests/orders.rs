@@ -791,14 +791,14 @@ impl Shop {
     /// How many Razorpay orders the simulator holds for the first attempt
     /// of our order `order` (its `receipt`).
     async fn razorpay_orders(&self, order: &str) -> usize {
-        use gateways::simulator::config::dev;
+        let credentials = common::sim_credentials();
         let list: Value = self
             .http
             .get(format!(
                 "{}/v1/orders?receipt={order}-1&count=100",
                 self.sim
             ))
-            .basic_auth(dev::RAZORPAY_KEY_ID, Some(dev::RAZORPAY_KEY_SECRET))
+            .basic_auth(&credentials.razorpay.key_id, Some(&credentials.razorpay.key_secret))
             .send()
             .await
             .unwrap()
@@ -839,7 +839,7 @@ async fn a_rupee_order_gets_one_razorpay_session_with_its_calls_recorded() {
         .starts_with("order_"));
     assert_eq!(
         attempt["razorpay_key_id"],
-        gateways::simulator::config::dev::RAZORPAY_KEY_ID
+        common::sim_credentials().razorpay.key_id
     );
     assert_eq!(attempt["checkout_url"], Value::Null);
     assert_eq!(attempt["calls"][0]["outcome"], "ok", "{o}");
@@ -1188,7 +1188,7 @@ async fn a_payment_at_stripe_pays_the_order_and_a_forged_webhook_is_refused() {
             gateways::stripe::webhook::header(
                 now - 301,
                 body.as_bytes(),
-                &[gateways::simulator::config::dev::STRIPE_WEBHOOK_SECRET],
+                &[common::sim_credentials().stripe.webhook_secrets[0].as_str()],
             ),
         ),
         ("malformed", "t=abc".to_owned()),
@@ -1495,7 +1495,7 @@ async fn a_webhook_before_its_order_is_parked_retried_then_applied() {
     let header = gateways::stripe::webhook::header(
         now,
         body.as_bytes(),
-        &[gateways::simulator::config::dev::STRIPE_WEBHOOK_SECRET],
+        &[common::sim_credentials().stripe.webhook_secrets[0].as_str()],
     );
     let ingress = shop.base.trim_end_matches("/api/v1").to_owned();
     let res = shop

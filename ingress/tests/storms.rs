@@ -17,7 +17,6 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use common::{token, ChildGuard, TestEnv, JWT_SECRET};
-use gateways::simulator::config::dev;
 use processors::payments::routing::Routing;
 
 /// How long a faulted processor holds each batch open (the kill lands in it).
@@ -100,7 +99,7 @@ fn forgeries(d: &Delivery) -> Vec<Delivery> {
                 gateways::stripe::webhook::header(
                     now - 301,
                     &d.body,
-                    &[dev::STRIPE_WEBHOOK_SECRET],
+                    &[common::sim_credentials().stripe.webhook_secrets[0].as_str()],
                 ),
                 d.body.clone(),
             ),

@@ -1,5 +1,7 @@
-//! Configuration every service reads from its environment, with the
-//! defaults of a local run. Production only changes the addresses.
+//! Configuration every service reads from its environment. Addresses and
+//! tuning have the defaults of a local run; secrets ([`secret`]) have none,
+//! in any mode: development gets them from `scripts/run.sh`, which
+//! generates them, and tests generate their own.
 
 use std::net::SocketAddr;
 
@@ -77,6 +79,26 @@ pub fn var(name: &str, default: &str) -> String {
         .ok()
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_owned())
+}
+
+/// Where the secrets are explained; every "missing secret" message names it.
+pub const SECRETS_DOC: &str = "docs/operations/configuration.md#secrets";
+
+/// A secret (a key, a password, a signing secret): it has no default in
+/// any mode, so a deployment that forgot one stops at start-up, naming
+/// it, instead of running with a value anyone can read in our source.
+pub fn secret(name: &str) -> anyhow::Result<String> {
+    optional_secret(name)
+        .ok_or_else(|| anyhow::anyhow!("{name} is not set: it has no default (see {SECRETS_DOC})"))
+}
+
+/// A secret that may be absent because another one can stand for it
+/// (an HS256 secret or a JWKS file); the caller says which is required.
+pub fn optional_secret(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// A socket address variable with a default.

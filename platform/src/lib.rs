@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod ops;
 pub mod stage;
 pub mod telemetry;
+pub mod wakeups;
 
 /// A stop signal any number of tasks can wait on: the ops server, the
 /// runner loops, the sinks of one process.
@@ -40,6 +41,21 @@ impl Shutdown {
         let mut rx = self.0.clone();
         async move {
             let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// How a service's `main` ends: on an error, one line on stderr with the
+/// error and its causes (`ingress: RAZORPAY_WEBHOOK_SECRET is not set: …`)
+/// and a non-zero exit code, so a missing setting reads at a glance in any
+/// supervisor's output.
+pub fn exit_code(service: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{service} stopped");
+            eprintln!("{service}: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
 }

@@ -1,13 +1,16 @@
 //! `processors <name>`: runs one processor (see `processors::PROCESSORS`)
 //! until SIGTERM.
 
-use anyhow::Context;
 use futures::FutureExt;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     platform::telemetry::init("processors");
     let name = std::env::args().nth(1).unwrap_or_default();
+    platform::exit_code(&format!("processors {name}"), run(&name).await)
+}
+
+async fn run(name: &str) -> anyhow::Result<()> {
     let config = platform::config::PipelineConfig::from_env()?;
     let ops_addr = platform::config::addr("OPS_ADDR", "127.0.0.1:0")?;
     let Some((_, service)) = processors::PROCESSORS.iter().find(|(n, _)| *n == name) else {
@@ -16,5 +19,4 @@ async fn main() -> anyhow::Result<()> {
     };
     service(config, ops_addr, platform::shutdown_signal().boxed())
         .await
-        .with_context(|| format!("{name} processor"))
 }

@@ -8,6 +8,7 @@
 //! ([`headers`]) and the value types that make money and ids hard to get
 //! wrong ([`money`], [`values`], [`ids`]).
 
+pub mod catalog_doc;
 pub mod codec;
 pub mod codes;
 pub mod headers;

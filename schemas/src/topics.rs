@@ -118,7 +118,8 @@ pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
     cleanup: Cleanup::Delete,
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.cart.CartCommand.avsc"),
-    doc: "Cart commands accepted by the ingress, keyed by cart token.",
+    doc: "Cart commands, keyed by cart token: those the ingress accepted, and the cart processor's \
+          own follow-ups.",
 });
 
 pub const CART_SNAPSHOTS: Topic<CartSnapshot> = Topic::new(TopicDef {
@@ -164,7 +165,9 @@ pub const ORDER_COMMANDS: Topic<OrderCommand> = Topic::new(TopicDef {
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.order.OrderCommand.avsc"),
     doc: "Commands for one order, keyed by order token: its opening (from the cart processor), \
-          a new payment attempt, an attempt's expiry (the order processor's timer), payment outcomes.",
+          the coupon processor's answers, a new payment attempt, a session opened or failed (from \
+          the gateway worker), an attempt's expiry (the order processor's timer), payment outcomes \
+          and reconciliation, refunds.",
 });
 
 pub const ORDER_SNAPSHOTS: Topic<OrderSnapshot> = Topic::new(TopicDef {
@@ -209,8 +212,9 @@ pub const PAYMENT_REQUESTS: Topic<PaymentRequest> = Topic::new(TopicDef {
     cleanup: Cleanup::Delete,
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.payments.PaymentRequest.avsc"),
-    doc: "Payment sessions to open, one per order attempt, keyed by order token; the gateway worker \
-          opens each at a gateway (the request id is the idempotency key) and answers on order.commands.",
+    doc: "Requests to the gateways, keyed by order token: a session to open per order attempt, a \
+          payment to look up, a refund; the gateway worker makes each call (the request id is the \
+          idempotency key) and answers on order.commands.",
 });
 
 /// Partitions of the coupon command topic and everything co-partitioned with it.
@@ -267,7 +271,8 @@ pub const WEBHOOKS_INBOUND: Topic<InboundWebhook> = Topic::new(TopicDef {
     cleanup: Cleanup::Delete,
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.webhooks.InboundWebhook.avsc"),
-    doc: "Gateway webhooks whose signature the ingress verified, raw, keyed by the gateway's session id.",
+    doc: "Gateway webhooks whose signature the ingress verified, raw, keyed by the gateway's session \
+          id (refund events by our order reference, else the event id).",
 });
 
 pub const WEBHOOK_CHANGELOG: Topic<WebhookLog> = Topic::new(TopicDef {
@@ -364,7 +369,7 @@ pub const ENROLLMENT_EVENTS: Topic<EnrollmentEvent> = Topic::new(TopicDef {
     value_schema: include_str!("../avro/internhub.enrollment.EnrollmentEvent.avsc"),
     doc:
         "EnrollmentCreated / EnrollmentFailed, keyed by the buyer, written in the transaction that \
-          changes the buyer's book (for notifications and analytics).",
+          changes the buyer's book: the enrollment history, for tools outside the pipeline.",
 });
 
 /// Partitions of `support.cases` (keyed by order token, as orders are).
@@ -390,7 +395,8 @@ pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     cleanup: Cleanup::Delete,
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.runtime.DeadLetter.avsc"),
-    doc: "Records a stage could not take (undecodable, or refused for good by Postgres), with the reason, \
+    doc: "Records a stage could not take (undecodable, refused for good by Postgres, a webhook for no \
+          known order, a payment for review, a parked command out of retries), with the reason, \
           where they came from and their original bytes; keyed by `<topic>/<partition>/<offset>`. \
           `checkoutctl dlq list | show | replay`.",
 });

@@ -5,7 +5,7 @@ Usage: gateway_webhooks_check.py INPUT.json OUTPUT.json
 
 INPUT holds webhooks as the simulator delivered them (raw body and
 headers) and the Razorpay checkout success fields, with the secrets they
-were signed with (gateways/tests/python_sdks.rs writes it):
+were signed with (standins/gateway-simulator/tests/python_sdks.rs writes it):
 
   {"razorpay": {"key_id", "key_secret", "webhook_secret",
                 "deliveries": [{"body", "signature", "event_id"}],

@@ -5,7 +5,7 @@
 //! [`rows`] keeps the newest book of each buyer in a batch (pure); `write`
 //! moves a book's version forwards and replaces its enrollments only then,
 //! so a redelivered older book changes nothing. On commit it wakes the
-//! readers waiting for an order's enrollments ([`enrolled_key`]).
+//! readers waiting for an order's enrollments ([`platform::wakeups::enrolled_key`]).
 
 use std::collections::HashMap;
 
@@ -17,6 +17,7 @@ use schemas::topics::ENROLLMENT_SNAPSHOTS;
 use schemas::Topic;
 
 use crate::runner::{Keyed, Sink};
+use platform::wakeups::enrolled_key;
 
 pub struct EnrollmentsSink;
 
@@ -160,12 +161,6 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
     .await?;
     crate::notify_versions(tx, &enrolled_orders(&r, &changed)).await?;
     Ok(())
-}
-
-/// The key readers wait on for `order_token`'s enrollments; its "version"
-/// is 1 once the order has any enrollment row.
-pub fn enrolled_key(order_token: &str) -> String {
-    format!("enrolled:{order_token}")
 }
 
 /// One wake-up per order with enrollments in the books that changed.

@@ -128,14 +128,24 @@ fn pick(which: &str) -> anyhow::Result<Vec<Arc<dyn AnySink>>> {
     }
 }
 
-async fn deps(config: &PipelineConfig, booted: &Booted) -> anyhow::Result<SinkDeps> {
-    let pool = platform::db::connect(&config.database_url, &config.database_schema, 8).await?;
+/// What every Postgres stage of a process shares: the pool (`connections`
+/// of them, migrated), the loop's settings with batches of up to
+/// `max_batch` records, and the producer for dead letters. The sinks and
+/// the notification worker start from it alike.
+pub(crate) async fn deps(
+    config: &PipelineConfig,
+    booted: &Booted,
+    max_batch: usize,
+    connections: u32,
+) -> anyhow::Result<SinkDeps> {
+    let pool =
+        platform::db::connect(&config.database_url, &config.database_schema, connections).await?;
     crate::MIGRATOR.run(&pool).await?;
     Ok(SinkDeps {
         stage: StageDeps {
             brokers: config.kafka_brokers.clone(),
             codec: booted.codec.clone(),
-            max_batch: 1000,
+            max_batch,
             linger: Duration::from_millis(5),
             stall: booted.stall.clone(),
         },
@@ -158,7 +168,7 @@ pub async fn run(
         .then(analytics::metrics::Settings::from_env)
         .transpose()?;
     let mut booted = platform::stage::boot(&config, shutdown).await?;
-    let deps = deps(&config, &booted).await?;
+    let deps = deps(&config, &booted, 1000, 8).await?;
     booted.readiness = booted.readiness.postgres(deps.pool.clone());
     booted.serve_ops(ops_addr).await?;
 
@@ -214,7 +224,7 @@ pub async fn rebuild(
     );
     let sink = picked.remove(0);
     let booted = platform::stage::boot(&config, std::future::pending()).await?;
-    let deps = deps(&config, &booted).await?;
+    let deps = deps(&config, &booted, 1000, 8).await?;
     let names = deps.stage.codec.names().clone();
     let group = names.group(sink.stage());
     let topic = names.name(&sink.topic());

@@ -5,7 +5,7 @@
 //! made an order. So `create_session` first looks the order up by our
 //! `receipt` and reuses it, and `refund` first lists the payment's refunds
 //! for our refund receipt. A crash between the look-up and the create can
-//! still leave two orders for one receipt, which protocols.md calls
+//! still leave two orders for one receipt, which docs/gateways.md calls
 //! harmless (nothing is charged until the buyer pays one); our state maps
 //! either back to the order by `receipt`/`notes`.
 
@@ -24,9 +24,12 @@ use crate::{Connector, Gateway};
 
 use transformers::{Collection, CreateOrder, CreateRefund, Order, Payment, RefundEntity};
 
-/// Where and as whom to call Razorpay. The defaults are the simulator's
-/// (`scripts/run.sh` starts it); Razorpay's test mode is
-/// `RAZORPAY_BASE_URL=https://api.razorpay.com` with `rzp_test_…` keys.
+/// Razorpay's API; development points `RAZORPAY_BASE_URL` at the gateway
+/// simulator.
+pub const BASE_URL: &str = "https://api.razorpay.com";
+
+/// Where and as whom to call Razorpay. The keys have no default: test mode
+/// is `rzp_test_…` keys against [`BASE_URL`].
 #[derive(Clone)]
 pub struct Config {
     pub base_url: String,
@@ -36,15 +39,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// `RAZORPAY_BASE_URL`, `RAZORPAY_KEY_ID`, `RAZORPAY_KEY_SECRET`,
-    /// `GATEWAY_TIMEOUT_MS` (default 10000).
+    /// `RAZORPAY_BASE_URL` (default [`BASE_URL`]), `RAZORPAY_KEY_ID` and
+    /// `RAZORPAY_KEY_SECRET` (required), `GATEWAY_TIMEOUT_MS` (default
+    /// 10000).
     pub fn from_env() -> anyhow::Result<Config> {
-        use crate::simulator::config::dev;
-        use platform::config::var;
+        use platform::config::{secret, var};
         Ok(Config {
-            base_url: var("RAZORPAY_BASE_URL", dev::BASE_URL),
-            key_id: var("RAZORPAY_KEY_ID", dev::RAZORPAY_KEY_ID),
-            key_secret: var("RAZORPAY_KEY_SECRET", dev::RAZORPAY_KEY_SECRET),
+            base_url: var("RAZORPAY_BASE_URL", BASE_URL),
+            key_id: secret("RAZORPAY_KEY_ID")?,
+            key_secret: secret("RAZORPAY_KEY_SECRET")?,
             timeout: Duration::from_millis(
                 var("GATEWAY_TIMEOUT_MS", "10000")
                     .parse()
@@ -114,11 +117,11 @@ impl Client {
 
     /// The orders carrying `receipt`, newest first: `GET /v1/orders?receipt=…`.
     ///
-    /// protocols.md does not cover this call. Razorpay's "fetch all orders"
+    /// docs/gateways.md notes this call. Razorpay's "fetch all orders"
     /// documents `receipt` as a filter; should a server ignore it, the
     /// answer is filtered here as well, so a wrong order is never taken
     /// (at worst one beyond the first 100 is missed and a second order is
-    /// created, which protocols.md calls harmless).
+    /// created, which docs/gateways.md calls harmless).
     pub async fn orders_by_receipt(&self, receipt: &str) -> Result<Vec<Order>, GatewayError> {
         let list: Collection<Order> = self
             .call(

@@ -1,7 +1,7 @@
 //! Razorpay's wire structs and the pure conversions to and from ours. No
 //! I/O: the client in `mod.rs` sends what these build and hands back what
 //! they read. The simulator serializes the same structs, so the shapes it
-//! answers are the ones the client reads (and protocols.md describes).
+//! answers are the ones the client reads (and docs/gateways.md describes).
 
 use std::collections::BTreeMap;
 

@@ -26,9 +26,12 @@ pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// account's default version cannot change the shapes we parse.
 pub const API_VERSION: &str = "2024-06-20";
 
-/// Where and as whom to call Stripe. The defaults are the simulator's;
-/// Stripe's test mode is `STRIPE_BASE_URL=https://api.stripe.com` with an
-/// `sk_test_…` key.
+/// Stripe's API; development points `STRIPE_BASE_URL` at the gateway
+/// simulator.
+pub const BASE_URL: &str = "https://api.stripe.com";
+
+/// Where and as whom to call Stripe. The key has no default: test mode is
+/// an `sk_test_…` key against [`BASE_URL`].
 #[derive(Clone)]
 pub struct Config {
     pub base_url: String,
@@ -37,14 +40,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// `STRIPE_BASE_URL`, `STRIPE_SECRET_KEY`, `GATEWAY_TIMEOUT_MS`
-    /// (default 10000).
+    /// `STRIPE_BASE_URL` (default [`BASE_URL`]), `STRIPE_SECRET_KEY`
+    /// (required), `GATEWAY_TIMEOUT_MS` (default 10000).
     pub fn from_env() -> anyhow::Result<Config> {
-        use crate::simulator::config::dev;
-        use platform::config::var;
+        use platform::config::{secret, var};
         Ok(Config {
-            base_url: var("STRIPE_BASE_URL", dev::BASE_URL),
-            secret_key: var("STRIPE_SECRET_KEY", dev::STRIPE_SECRET_KEY),
+            base_url: var("STRIPE_BASE_URL", BASE_URL),
+            secret_key: secret("STRIPE_SECRET_KEY")?,
             timeout: Duration::from_millis(
                 var("GATEWAY_TIMEOUT_MS", "10000")
                     .parse()

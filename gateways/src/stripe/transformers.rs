@@ -1,7 +1,7 @@
 //! Stripe's wire structs and the pure conversions to and from ours. Stripe
 //! takes form-encoded bodies with nested keys
 //! (`line_items[0][price_data][unit_amount]`), so requests are built as an
-//! ordered list of pairs, exactly as protocols.md writes them; answers and
+//! ordered list of pairs, exactly as docs/gateways.md writes them; answers and
 //! webhooks are JSON. The simulator serializes the same structs.
 
 use std::collections::BTreeMap;
@@ -47,6 +47,7 @@ pub enum SessionPaymentStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckoutSession {
     pub id: String,
+    #[serde(default)]
     pub object: String,
     pub url: Option<String>,
     pub status: Option<SessionStatus>,
@@ -60,11 +61,14 @@ pub struct CheckoutSession {
     pub payment_intent: Option<String>,
     pub amount_total: Option<i64>,
     pub currency: Option<String>,
+    #[serde(default)]
     pub mode: String,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
     pub customer_email: Option<String>,
+    #[serde(default)]
     pub created: i64,
+    #[serde(default)]
     pub livemode: bool,
 }
 
@@ -83,6 +87,7 @@ pub enum PaymentIntentStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentIntent {
     pub id: String,
+    #[serde(default)]
     pub object: String,
     pub amount: i64,
     pub currency: String,
@@ -91,7 +96,9 @@ pub struct PaymentIntent {
     pub metadata: BTreeMap<String, String>,
     pub last_payment_error: Option<PaymentError>,
     pub latest_charge: Option<String>,
+    #[serde(default)]
     pub created: i64,
+    #[serde(default)]
     pub livemode: bool,
 }
 
@@ -107,6 +114,7 @@ pub struct PaymentError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Charge {
     pub id: String,
+    #[serde(default)]
     pub object: String,
     pub amount: i64,
     pub amount_refunded: i64,
@@ -116,7 +124,9 @@ pub struct Charge {
     pub status: String,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
     pub created: i64,
+    #[serde(default)]
     pub livemode: bool,
 }
 
@@ -134,6 +144,7 @@ pub enum RefundState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefundObject {
     pub id: String,
+    #[serde(default)]
     pub object: String,
     pub amount: i64,
     pub currency: String,
@@ -142,6 +153,7 @@ pub struct RefundObject {
     pub status: RefundState,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
     pub created: i64,
 }
 
@@ -162,15 +174,22 @@ pub struct ErrorDetail {
     pub param: Option<String>,
 }
 
-/// A webhook body (an Event object).
+/// A webhook body (an Event object). Envelope fields we never read
+/// (`object`, `created`, `livemode`, `pending_webhooks`, `request`) default
+/// when absent: Stripe's API versions add and drop them, and an event
+/// refused for one would be retried for days.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: String,
+    #[serde(default)]
     pub object: String,
     pub api_version: Option<String>,
+    #[serde(default)]
     pub created: i64,
     pub data: EventData,
+    #[serde(default)]
     pub livemode: bool,
+    #[serde(default)]
     pub pending_webhooks: u32,
     #[serde(default)]
     pub request: Option<EventRequest>,
@@ -754,6 +773,24 @@ mod tests {
             "request": {"id": null, "idempotency_key": null}, "type": kind
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_event_without_the_envelope_fields_we_do_not_read_is_accepted() {
+        let paid = serde_json::to_value(session_json("complete", "paid")).unwrap();
+        let mut object = paid.clone();
+        for field in ["object", "created", "livemode", "mode"] {
+            object.as_object_mut().unwrap().remove(field);
+        }
+        // Only what we read: the id, the type and the object.
+        let minimal = serde_json::to_vec(&serde_json::json!({
+            "id": "evt_2", "type": "checkout.session.completed", "data": {"object": object}
+        }))
+        .unwrap();
+        let full = event(&event_json("checkout.session.completed", paid)).unwrap();
+        let read = event(&minimal).unwrap();
+        assert_eq!(read.id, "evt_2");
+        assert_eq!(read.event, full.event);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! A signature is accepted when any configured secret produces any `v1`
 //! (constant-time comparison), and then only if `t` is within the
-//! tolerance of `now` in either direction (protocols.md: |now − t| ≤ 300 s;
+//! tolerance of `now` in either direction (docs/gateways.md: |now − t| ≤ 300 s;
 //! Hyperswitch's check skipped this, so replays got through). `now` is
 //! passed in: there is no clock here.
 

@@ -126,7 +126,7 @@ pub async fn my_enrollments(
             state
                 .waiters
                 .wait_until(
-                    &sinks::enrollments::enrolled_key(order.as_str()),
+                    &platform::wakeups::enrolled_key(order.as_str()),
                     wait,
                     1,
                     read,

@@ -37,34 +37,25 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// `RAZORPAY_WEBHOOK_SECRET`, `STRIPE_WEBHOOK_SECRET` (default: the
-    /// gateway simulator's), and during a rotation `…_PREVIOUS` with
-    /// `…_PREVIOUS_UNTIL` (unix seconds until which it is accepted).
+    /// `RAZORPAY_WEBHOOK_SECRET`, `STRIPE_WEBHOOK_SECRET` (required), and
+    /// during a rotation `…_PREVIOUS` with `…_PREVIOUS_UNTIL` (unix seconds
+    /// until which it is accepted).
     pub fn from_env() -> anyhow::Result<WebhookConfig> {
-        use gateways::simulator::config::dev;
-        let secrets = |name: &str, default: &str| -> anyhow::Result<WebhookSecrets> {
-            let current = platform::config::var(name, default);
-            let previous = platform::config::var(&format!("{name}_PREVIOUS"), "");
-            if previous.is_empty() {
+        let secrets = |name: &str| -> anyhow::Result<WebhookSecrets> {
+            let current = platform::config::secret(name)?;
+            let Some(previous) = platform::config::optional_secret(&format!("{name}_PREVIOUS"))
+            else {
                 return Ok(WebhookSecrets::new(current));
-            }
+            };
             let until: i64 = platform::config::var(&format!("{name}_PREVIOUS_UNTIL"), "0")
                 .parse()
                 .map_err(|e| anyhow::anyhow!("{name}_PREVIOUS_UNTIL: {e}"))?;
             Ok(WebhookSecrets::new(previous).rotate(current, until))
         };
         Ok(WebhookConfig {
-            razorpay: secrets("RAZORPAY_WEBHOOK_SECRET", dev::RAZORPAY_WEBHOOK_SECRET)?,
-            stripe: secrets("STRIPE_WEBHOOK_SECRET", dev::STRIPE_WEBHOOK_SECRET)?,
+            razorpay: secrets("RAZORPAY_WEBHOOK_SECRET")?,
+            stripe: secrets("STRIPE_WEBHOOK_SECRET")?,
         })
-    }
-
-    pub fn development() -> WebhookConfig {
-        use gateways::simulator::config::dev;
-        WebhookConfig {
-            razorpay: WebhookSecrets::new(dev::RAZORPAY_WEBHOOK_SECRET),
-            stripe: WebhookSecrets::new(dev::STRIPE_WEBHOOK_SECRET),
-        }
     }
 }
 

@@ -42,6 +42,37 @@ use schemas::{Codec, TopicNames};
 /// The HS256 secret test ingresses accept.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
+/// The gateway credentials of this test binary: random, made once, given
+/// to the simulator, the gateway clients and the ingress alike, as
+/// `scripts/run.sh` does with its generated ones. Nothing has a default.
+pub fn sim_credentials() -> &'static gateway_simulator::Config {
+    static CREDENTIALS: std::sync::OnceLock<gateway_simulator::Config> =
+        std::sync::OnceLock::new();
+    CREDENTIALS.get_or_init(|| gateway_simulator::Config::for_tests("127.0.0.1:0".parse().unwrap()))
+}
+
+/// The ingress' webhook secrets for [`sim_credentials`].
+pub fn webhook_config() -> ingress::routes::webhooks::WebhookConfig {
+    let c = sim_credentials();
+    ingress::routes::webhooks::WebhookConfig {
+        razorpay: gateways::WebhookSecrets::new(c.razorpay.webhook_secret.clone()),
+        stripe: gateways::WebhookSecrets::new(c.stripe.webhook_secrets[0].clone()),
+    }
+}
+
+/// The secrets every child process gets, as the run command hands them.
+pub fn secret_envs() -> Vec<(&'static str, String)> {
+    let c = sim_credentials();
+    vec![
+        ("AUTH_JWT_HS256_SECRET", JWT_SECRET.to_owned()),
+        ("RAZORPAY_KEY_ID", c.razorpay.key_id.clone()),
+        ("RAZORPAY_KEY_SECRET", c.razorpay.key_secret.clone()),
+        ("RAZORPAY_WEBHOOK_SECRET", c.razorpay.webhook_secret.clone()),
+        ("STRIPE_SECRET_KEY", c.stripe.secret_key.clone()),
+        ("STRIPE_WEBHOOK_SECRET", c.stripe.webhook_secrets.join(",")),
+    ]
+}
+
 /// A token for `sub` with `role`, valid for `ttl_secs` (negative: expired).
 pub fn token(sub: &str, role: &str, ttl_secs: i64, secret: &str) -> String {
     let now = std::time::SystemTime::now()
@@ -322,13 +353,12 @@ impl TestEnv {
     /// port, sending its webhooks to the ingress at `ingress` if given;
     /// its base URL.
     pub async fn spawn_gateway_simulator(&self, ingress: Option<SocketAddr>) -> String {
-        let mut config =
-            gateways::simulator::config::Config::development("127.0.0.1:0".parse().unwrap());
+        let mut config = sim_credentials().clone();
         if let Some(addr) = ingress {
             config.razorpay.webhook_url = Some(format!("http://{addr}/webhooks/razorpay"));
             config.stripe.webhook_url = Some(format!("http://{addr}/webhooks/stripe"));
         }
-        let sim = gateways::simulator::Simulator::build(config)
+        let sim = gateway_simulator::Simulator::build(config)
             .await
             .expect("the simulator binds");
         let url = sim.url();
@@ -377,7 +407,7 @@ impl TestEnv {
         &self,
         adjust: impl FnOnce(&mut ingress::Config),
     ) -> SocketAddr {
-        let mut config = ingress::Config::for_tests(self.config.clone(), JWT_SECRET);
+        let mut config = ingress::Config::for_tests(self.config.clone(), JWT_SECRET, webhook_config());
         adjust(&mut config);
         let app = ingress::Application::build(config)
             .await
@@ -410,7 +440,6 @@ impl TestEnv {
         let port = port.unwrap_or_else(free_port);
         let mut all = vec![
             ("INGRESS_ADDR", format!("127.0.0.1:{port}")),
-            ("AUTH_JWT_HS256_SECRET", JWT_SECRET.to_owned()),
             ("RATE_LIMIT_API", "100000/100000".to_owned()),
             ("RATE_LIMIT_ADMIN", "100000/100000".to_owned()),
         ];
@@ -440,7 +469,7 @@ impl TestEnv {
             )
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        for (k, v) in envs {
+        for (k, v) in secret_envs().iter().chain(envs) {
             command.env(k, v);
         }
         let child = command
@@ -952,8 +981,8 @@ pub fn test_gateways(
     retries: u32,
     adjust: impl FnOnce(&mut TestGateways),
 ) -> processors::payments::worker::Gateways {
-    use gateways::simulator::config::dev;
     use gateways::{razorpay, stripe};
+    let credentials = sim_credentials();
     let mut t = TestGateways {
         timeout: Duration::from_secs(5),
         routing: processors::payments::routing::Routing::default(),
@@ -963,14 +992,14 @@ pub fn test_gateways(
     processors::payments::worker::Gateways::new(
         razorpay::Client::new(razorpay::Config {
             base_url: url.to_owned(),
-            key_id: dev::RAZORPAY_KEY_ID.into(),
-            key_secret: dev::RAZORPAY_KEY_SECRET.into(),
+            key_id: credentials.razorpay.key_id.clone(),
+            key_secret: credentials.razorpay.key_secret.clone(),
             timeout: t.timeout,
         })
         .unwrap(),
         stripe::Client::new(stripe::Config {
             base_url: url.to_owned(),
-            secret_key: dev::STRIPE_SECRET_KEY.into(),
+            secret_key: credentials.stripe.secret_key.clone(),
             timeout: t.timeout,
         })
         .unwrap(),

@@ -9,8 +9,7 @@ use platform::config::PipelineConfig;
 use schemas::topics;
 
 use super::processor::CartProcessor;
-use crate::runner::{self, RunnerDeps};
-use crate::tables::GlobalTable;
+use crate::runner::{Start, SystemClock};
 use rules::pricing::PricingPolicy;
 
 /// Cart timing: `CART_TTL_SECS` (86400: a day idle expires a cart) and
@@ -46,59 +45,21 @@ pub async fn run_with(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut booted = platform::stage::boot(&config, shutdown).await?;
-    let codec = booted.codec.clone();
     let policy = policy_from_env()?;
-    let catalog = GlobalTable::follow(
-        &config.kafka_brokers,
-        codec.clone(),
-        &topics::CATALOG_INTERNSHIPS,
-    )
-    .await?;
-    let rates =
-        GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::FX_RATES).await?;
-    let coupons =
-        GlobalTable::follow(&config.kafka_brokers, codec.clone(), &topics::COUPONS).await?;
-
-    let (table, fx) = (catalog.clone(), rates.clone());
-    booted.readiness = booted.readiness.check("catalog", move || {
-        let loaded = table.is_loaded() && fx.is_loaded();
-        async move {
-            if loaded {
-                Ok(())
-            } else {
-                Err("catalog still loading".to_owned())
-            }
-        }
-    });
-    booted.serve_ops(ops_addr).await?;
-
-    catalog.wait_loaded(Duration::from_secs(120)).await?;
-    rates.wait_loaded(Duration::from_secs(120)).await?;
-    coupons.wait_loaded(Duration::from_secs(120)).await?;
-    tracing::info!(internships = catalog.len(), "catalog ready");
-    let deps = RunnerDeps {
-        stage: runner::stage_deps(&config, &booted),
-        instance: runner::instance_from_env(),
-        tick: settings.tick,
-        clock: Arc::new(crate::runner::SystemClock),
-    };
-    let ttl_ms = settings.ttl_ms;
-    runner::run(
-        Arc::new(
-            CartProcessor::new(
-                Arc::new(catalog),
-                Arc::new(rates),
-                Arc::new(coupons),
-                policy,
-                ttl_ms,
-            )
-            .with_limits(limits_from_env()?),
-        ),
-        deps,
-        booted.shutdown.wait(),
-    )
-    .await
+    let limits = limits_from_env()?;
+    let mut start = Start::boot(&config, shutdown).await?;
+    let catalog = start.join(&topics::CATALOG_INTERNSHIPS).await?;
+    let rates = start.join(&topics::FX_RATES).await?;
+    let coupons = start.join(&topics::COUPONS).await?;
+    start
+        .run(
+            CartProcessor::new(catalog, rates, coupons, policy, settings.ttl_ms)
+                .with_limits(limits),
+            ops_addr,
+            settings.tick,
+            Arc::new(SystemClock),
+        )
+        .await
 }
 
 /// The cart limits from the environment (see `CartLimits::from_settings`).

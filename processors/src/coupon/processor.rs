@@ -221,7 +221,7 @@ mod tests {
         }
     }
 
-    /// The bound issue 10's profile found: every reservation wrote the
+    /// The bound a profile found: every reservation wrote the
     /// coupon's whole list of uses, so a popular coupon's records grew
     /// with its uses (and would have passed Kafka's 1 MB limit).
     #[test]

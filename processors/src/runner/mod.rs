@@ -35,6 +35,7 @@
 //! commands (which come back as inputs), so replays stay deterministic.
 
 mod durable;
+mod start;
 mod state;
 
 use std::future::Future;
@@ -58,6 +59,7 @@ use schemas::{Codec, CodecError, Topic, TopicDef};
 
 pub(crate) use durable::whole_state;
 pub use durable::Durable;
+pub use start::Start;
 pub use platform::stage::Record as Input;
 
 /// `PROCESSOR_INSTANCE`: this instance's name, stable across its restarts
@@ -82,15 +84,10 @@ pub async fn serve<P: Processor>(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let booted = platform::stage::boot(&config, shutdown).await?;
-    booted.serve_ops(ops_addr).await?;
-    let deps = RunnerDeps {
-        stage: stage_deps(&config, &booted),
-        instance: instance_from_env(),
-        tick,
-        clock,
-    };
-    run(Arc::new(processor), deps, booted.shutdown.wait()).await
+    Start::boot(&config, shutdown)
+        .await?
+        .run(processor, ops_addr, tick, clock)
+        .await
 }
 
 /// What every processor's loop runs with: batches of up to 500 records,

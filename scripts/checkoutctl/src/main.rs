@@ -13,7 +13,9 @@
 //!   to enrollment (see `journey.rs`);
 //! - `rebuild SINK [--compare]`: empties a sink's tables and replays its topic into them,
 //!   with progress (stop the `sinks` service first);
-//! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`).
+//! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`);
+//! - `topics-doc`: prints the topic catalog page (`docs/topics.md`) from
+//!   `schemas/src/topics.rs` and the `.avsc` files.
 //!
 //! Configuration is the services' own (`KAFKA_BROKERS`, `SCHEMA_REGISTRY_URL`,
 //! `DATABASE_URL`, `DATABASE_SCHEMA`, `TOPIC_PREFIX`).
@@ -39,8 +41,13 @@ use schemas::{Codec, Currency};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init("checkoutctl");
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("topics-doc") {
+        // Before the logs start: the page is the whole of standard output.
+        print!("{}", schemas::catalog_doc::markdown());
+        return Ok(());
+    }
+    platform::telemetry::init("checkoutctl");
     let config = PipelineConfig::from_env()?;
     match args.first().map(String::as_str) {
         Some("wait") => {
@@ -129,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE \
                  | token --sub ID [--role user|admin] [--ttl-secs N] | bench [--url U] [--sessions N] [--seconds S] \
-                 | rebuild SINK | dlq list|show KEY|replay KEY"
+                 | rebuild SINK | dlq list|show KEY|replay KEY | topics-doc"
             );
             std::process::exit(2);
         }

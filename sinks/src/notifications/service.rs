@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use platform::config::PipelineConfig;
-use platform::stage::{self, StageDeps, Stall};
+use platform::stage::{self, Stall};
 
 use super::mailer::{MailConfig, Sender};
 use super::worker::{Enrollments, Orders, Source, Worker};
@@ -27,32 +27,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut booted = stage::boot(&config, shutdown).await?;
-    let pool = platform::db::connect(&config.database_url, &config.database_schema, 4).await?;
-    crate::MIGRATOR.run(&pool).await?;
+    let deps = crate::service::deps(&config, &booted, MAX_BATCH, 4).await?;
     let sender = Arc::new(Sender::new(&mail).await?);
     tracing::info!(transport = %sender.describe, from = %mail.from, "notifications: sending through");
     let outage = Stall::default();
     let watched = outage.clone();
     booted.readiness = booted
         .readiness
-        .postgres(pool.clone())
+        .postgres(deps.pool.clone())
         .check("smtp", move || {
             let state = watched.check();
             async move { state }
         });
     booted.serve_ops(ops_addr).await?;
-    let deps = SinkDeps {
-        stage: StageDeps {
-            brokers: config.kafka_brokers.clone(),
-            codec: booted.codec.clone(),
-            max_batch: MAX_BATCH,
-            linger: Duration::from_millis(5),
-            stall: booted.stall.clone(),
-        },
-        pool,
-        producer: booted.producer.clone(),
-        positions: Default::default(),
-    };
     let orders = supervised(Orders, &deps, &sender, &outage, &booted.shutdown);
     let enrollments = supervised(Enrollments, &deps, &sender, &outage, &booted.shutdown);
     let (a, b) = tokio::join!(orders, enrollments);

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch, Mutex};
 use super::config::{Config, Delivery, Knobs};
 use super::now;
 use crate::telemetry::WebhookDelivery;
-use crate::Gateway;
+use gateways::Gateway;
 
 /// Batches waiting for a sender; beyond this a batch is dropped (logged).
 const QUEUE: usize = 1024;
@@ -157,18 +157,18 @@ impl Sender {
                 Gateway::Razorpay => request
                     .header(USER_AGENT, "Razorpay-Webhook/v1")
                     .header(
-                        crate::razorpay::webhook::SIGNATURE_HEADER,
-                        crate::razorpay::webhook::sign(&self.razorpay_secret, &event.body),
+                        gateways::razorpay::webhook::SIGNATURE_HEADER,
+                        gateways::razorpay::webhook::sign(&self.razorpay_secret, &event.body),
                     )
-                    .header(crate::razorpay::webhook::EVENT_ID_HEADER, &event.event_id),
+                    .header(gateways::razorpay::webhook::EVENT_ID_HEADER, &event.event_id),
                 Gateway::Stripe => {
                     let secrets: Vec<&str> =
                         self.stripe_secrets.iter().map(String::as_str).collect();
                     request
                         .header(USER_AGENT, "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
                         .header(
-                            crate::stripe::webhook::SIGNATURE_HEADER,
-                            crate::stripe::webhook::header(now(), &event.body, &secrets),
+                            gateways::stripe::webhook::SIGNATURE_HEADER,
+                            gateways::stripe::webhook::header(now(), &event.body, &secrets),
                         )
                 }
             };

@@ -23,6 +23,7 @@ pub mod config;
 pub mod faults;
 pub mod razorpay;
 pub mod stripe;
+pub mod telemetry;
 pub mod webhooks;
 
 use std::collections::{HashMap, VecDeque};
@@ -41,8 +42,8 @@ use tokio::sync::watch;
 
 pub use config::Config;
 
-use crate::razorpay::transformers as rz;
-use crate::stripe::transformers as st;
+use gateways::razorpay::transformers as rz;
+use gateways::stripe::transformers as st;
 use crate::telemetry::SimulatorRequest;
 
 /// Shared by every handler.

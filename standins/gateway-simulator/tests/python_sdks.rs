@@ -16,7 +16,7 @@ use gateways::{stripe, Connector, Gateway, IdempotencyKey, OrderId, RefundReques
 use serde_json::json;
 
 fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

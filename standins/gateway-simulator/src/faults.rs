@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::App;
-use crate::Gateway;
+use gateways::Gateway;
 
 /// A fault a test forces on one provider API call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

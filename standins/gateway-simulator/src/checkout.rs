@@ -21,9 +21,9 @@ use schemas::{Currency, Money};
 
 use super::faults::Fault;
 use super::{razorpay, stripe, App};
-use crate::razorpay::transformers::OrderStatus;
-use crate::stripe::transformers::SessionStatus;
-use crate::Gateway;
+use gateways::razorpay::transformers::OrderStatus;
+use gateways::stripe::transformers::SessionStatus;
+use gateways::Gateway;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PayMethod {

@@ -19,7 +19,7 @@ use axum::Router;
 use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 
-use gateways::simulator::{Config, Simulator};
+use gateway_simulator::{Config, Simulator};
 use gateways::{razorpay, stripe};
 use gateways::{Buyer, Gateway, IdempotencyKey, Line, OrderId, SessionRequest};
 use schemas::{Currency, Money};
@@ -193,7 +193,7 @@ pub async fn spawn() -> Sim {
 pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Sim {
     platform::telemetry::init("gateways-tests");
     let receiver = Receiver::start().await;
-    let mut config = Config::development("127.0.0.1:0".parse().unwrap());
+    let mut config = Config::for_tests("127.0.0.1:0".parse().unwrap());
     config.razorpay.webhook_url = Some(format!("{}/razorpay", receiver.url));
     config.stripe.webhook_url = Some(format!("{}/stripe", receiver.url));
     config.delivery.first_retry = Duration::from_millis(10);

@@ -24,12 +24,12 @@ use schemas::Currency;
 use super::checkout::{Done, PayMethod, SimError};
 use super::webhooks::Outgoing;
 use super::{new_id, now, App};
-use crate::razorpay::transformers::{
+use gateways::razorpay::transformers::{
     Collection, CreateOrder, ErrorBody, ErrorDetail, Event, EventKind, EventPayload, Notes, Order,
     OrderStatus, Payment, PaymentState, RefundEntity, RefundState, Wrapped, MAX_NOTES,
     MAX_NOTE_VALUE, MAX_RECEIPT,
 };
-use crate::Gateway;
+use gateways::Gateway;
 
 pub(crate) fn routes(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
@@ -495,7 +495,7 @@ pub(crate) fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<Done, 
         (payment, vec![captured, paid])
     };
     app.outbox.send(events);
-    let signature = crate::razorpay::webhook::sign_checkout(
+    let signature = gateways::razorpay::webhook::sign_checkout(
         &app.config.razorpay.key_secret,
         order_id,
         &payment.id,
@@ -623,7 +623,7 @@ fn event(app: &App, kind: EventKind, payload: EventPayload) -> Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Buyer, IdempotencyKey, Line, OrderId, SessionRequest};
+    use gateways::model::{Buyer, IdempotencyKey, Line, OrderId, SessionRequest};
     use schemas::Money;
 
     fn refused(body: &str) -> String {
@@ -648,7 +648,7 @@ mod tests {
             expires_at: 0,
             metadata: BTreeMap::new(),
         };
-        let sent = crate::razorpay::transformers::create_order(&request).unwrap();
+        let sent = gateways::razorpay::transformers::create_order(&request).unwrap();
         let body = serde_json::to_vec(&sent).unwrap();
         assert_eq!(validate_order(&body), Ok(sent));
     }

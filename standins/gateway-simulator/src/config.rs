@@ -1,24 +1,20 @@
 //! The simulator's configuration: where it listens, the credentials it
 //! expects (the same variables the clients read, so one setting configures
 //! both sides), where it sends webhooks and how it misbehaves on purpose.
+//!
+//! The credentials have no defaults: `scripts/run.sh` generates them once
+//! and hands the same values to the simulator and to our services, and
+//! each test generates its own ([`Config::for_tests`]).
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use rand::distr::{Alphanumeric, SampleString};
 
-/// The development defaults: the simulator's address and its credentials.
-/// They are not secrets; real keys come from the environment.
-pub mod dev {
-    pub const ADDR: &str = "127.0.0.1:8090";
-    pub const BASE_URL: &str = "http://127.0.0.1:8090";
-    pub const RAZORPAY_KEY_ID: &str = "rzp_test_simulator";
-    pub const RAZORPAY_KEY_SECRET: &str = "simulator_razorpay_key_secret";
-    pub const RAZORPAY_WEBHOOK_SECRET: &str = "simulator_razorpay_webhook_secret";
-    pub const STRIPE_SECRET_KEY: &str = "sk_test_simulator";
-    pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_simulator";
-}
+/// Where the simulator listens unless `SIMULATOR_ADDR` says otherwise.
+pub const ADDR: &str = "127.0.0.1:8090";
 
 #[derive(Clone)]
 pub struct Config {
@@ -103,29 +99,39 @@ impl Default for Delivery {
 }
 
 impl Config {
-    /// The development defaults on `addr`, sending no webhooks.
-    pub fn development(addr: SocketAddr) -> Config {
-        Config {
+    /// Fresh random credentials on `addr`, sending no webhooks: what a test
+    /// starts, reading the credentials back from the fields.
+    pub fn for_tests(addr: SocketAddr) -> Config {
+        let random = |prefix: &str| format!("{prefix}{}", Alphanumeric.sample_string(&mut rand::rng(), 24));
+        Config::with(
             addr,
-            public_url: None,
-            razorpay: RazorpayConfig {
-                key_id: dev::RAZORPAY_KEY_ID.into(),
-                key_secret: dev::RAZORPAY_KEY_SECRET.into(),
-                webhook_secret: dev::RAZORPAY_WEBHOOK_SECRET.into(),
+            RazorpayConfig {
+                key_id: random("rzp_test_"),
+                key_secret: random(""),
+                webhook_secret: random(""),
                 webhook_url: None,
                 account_id: "acc_simulator0001".into(),
             },
-            stripe: StripeConfig {
-                secret_key: dev::STRIPE_SECRET_KEY.into(),
-                webhook_secrets: vec![dev::STRIPE_WEBHOOK_SECRET.into()],
+            StripeConfig {
+                secret_key: random("sk_test_"),
+                webhook_secrets: vec![random("whsec_")],
                 webhook_url: None,
             },
+        )
+    }
+
+    fn with(addr: SocketAddr, razorpay: RazorpayConfig, stripe: StripeConfig) -> Config {
+        Config {
+            addr,
+            public_url: None,
+            razorpay,
+            stripe,
             knobs: Knobs::default(),
             delivery: Delivery::default(),
         }
     }
 
-    /// `SIMULATOR_ADDR` (default 127.0.0.1:8090), `SIMULATOR_PUBLIC_URL`,
+    /// `SIMULATOR_ADDR` (default [`ADDR`]), `SIMULATOR_PUBLIC_URL`,
     /// `SIMULATOR_WEBHOOK_URL_RAZORPAY`, `SIMULATOR_WEBHOOK_URL_STRIPE`,
     /// `RAZORPAY_KEY_ID`, `RAZORPAY_KEY_SECRET`, `RAZORPAY_WEBHOOK_SECRET`,
     /// `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET` (comma-separated: one
@@ -134,21 +140,27 @@ impl Config {
     /// `SIMULATOR_DUPLICATE_RATE` (0 to 1), `SIMULATOR_REORDER` (true/false),
     /// `SIMULATOR_WEBHOOK_MAX_ATTEMPTS`, `SIMULATOR_WEBHOOK_RETRY_MS`.
     pub fn from_env() -> anyhow::Result<Config> {
-        use platform::config::var;
-        let mut config = Config::development(platform::config::addr("SIMULATOR_ADDR", dev::ADDR)?);
+        use platform::config::{secret, var};
+        let mut config = Config::with(
+            platform::config::addr("SIMULATOR_ADDR", ADDR)?,
+            RazorpayConfig {
+                key_id: secret("RAZORPAY_KEY_ID")?,
+                key_secret: secret("RAZORPAY_KEY_SECRET")?,
+                webhook_secret: secret("RAZORPAY_WEBHOOK_SECRET")?,
+                webhook_url: optional("SIMULATOR_WEBHOOK_URL_RAZORPAY"),
+                account_id: "acc_simulator0001".into(),
+            },
+            StripeConfig {
+                secret_key: secret("STRIPE_SECRET_KEY")?,
+                webhook_secrets: secret("STRIPE_WEBHOOK_SECRET")?
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                webhook_url: optional("SIMULATOR_WEBHOOK_URL_STRIPE"),
+            },
+        );
         config.public_url = optional("SIMULATOR_PUBLIC_URL");
-        config.razorpay.webhook_url = optional("SIMULATOR_WEBHOOK_URL_RAZORPAY");
-        config.stripe.webhook_url = optional("SIMULATOR_WEBHOOK_URL_STRIPE");
-        config.razorpay.key_id = var("RAZORPAY_KEY_ID", dev::RAZORPAY_KEY_ID);
-        config.razorpay.key_secret = var("RAZORPAY_KEY_SECRET", dev::RAZORPAY_KEY_SECRET);
-        config.razorpay.webhook_secret =
-            var("RAZORPAY_WEBHOOK_SECRET", dev::RAZORPAY_WEBHOOK_SECRET);
-        config.stripe.secret_key = var("STRIPE_SECRET_KEY", dev::STRIPE_SECRET_KEY);
-        config.stripe.webhook_secrets = var("STRIPE_WEBHOOK_SECRET", dev::STRIPE_WEBHOOK_SECRET)
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect();
         config.knobs.latency = Duration::from_millis(number("SIMULATOR_LATENCY_MS", 0)?);
         config.knobs.error_rate = rate("SIMULATOR_ERROR_RATE")?;
         config.knobs.timeout_rate = rate("SIMULATOR_TIMEOUT_RATE")?;

@@ -1,8 +1,8 @@
 //! The `gateway-simulator` binary: configuration from the environment
-//! (`gateways::simulator::Config::from_env`), JSON logs, a clean stop on
+//! (`gateway_simulator::Config::from_env`), JSON logs, a clean stop on
 //! Ctrl-C or SIGTERM.
 
-use gateways::simulator::{Config, Simulator};
+use gateway_simulator::{Config, Simulator};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -25,12 +25,12 @@ use schemas::Currency;
 use super::checkout::{Done, PayMethod, SimError};
 use super::webhooks::Outgoing;
 use super::{new_id, now, App, Store};
-use crate::stripe::transformers::{
+use gateways::stripe::transformers::{
     Charge, CheckoutSession, ErrorBody, ErrorDetail, Event, EventData, EventKind, EventRequest,
     PaymentError, PaymentIntent, PaymentIntentStatus, RefundObject, RefundState,
     SessionPaymentStatus, SessionStatus, MAX_METADATA_KEY, MAX_METADATA_KEYS, MAX_METADATA_VALUE,
 };
-use crate::Gateway;
+use gateways::Gateway;
 
 /// A session and what Stripe keeps beside it.
 #[derive(Debug, Clone)]
@@ -906,7 +906,7 @@ fn event(kind: EventKind, object: Value) -> Outgoing {
     let body = Event {
         id: new_id("evt_", 24),
         object: "event".into(),
-        api_version: Some(crate::stripe::API_VERSION.into()),
+        api_version: Some(gateways::stripe::API_VERSION.into()),
         created: now(),
         data: EventData { object },
         livemode: false,
@@ -928,14 +928,14 @@ fn event(kind: EventKind, object: Value) -> Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Buyer, IdempotencyKey, Line, OrderId, SessionRequest};
+    use gateways::model::{Buyer, IdempotencyKey, Line, OrderId, SessionRequest};
     use schemas::Money;
 
     const NOW: i64 = 1_700_000_000;
 
     fn our_form(expires_at: i64) -> Vec<(String, String)> {
         let unit = Money::from_minor(49900, Currency::INR);
-        crate::stripe::transformers::create_session_form(&SessionRequest {
+        gateways::stripe::transformers::create_session_form(&SessionRequest {
             order_id: OrderId::parse("ord_1").unwrap(),
             idempotency_key: IdempotencyKey::parse("k").unwrap(),
             amount: unit.times(2).unwrap(),
