@@ -1,8 +1,9 @@
-//! `cart.snapshots` → `analytics_carts`: one row per cart, created at its
-//! first snapshot (the cart's own `created_at`, the same in every snapshot
-//! of it, so a replay dates it the same). Later snapshots only move its
-//! status and order forwards (by version); a cart is never counted twice
-//! because its token is the row's key.
+//! `cart.snapshots` → `analytics_carts`: one row per cart, dated by the
+//! cart's own `created_at`; every column is its newest snapshot's (by
+//! version), the currency included (a buyer may change it), so the row is
+//! the same whichever snapshots a batch or a replay of the compacted topic
+//! saw first. A cart is never counted twice because its token is the
+//! row's key.
 
 use futures::future::BoxFuture;
 use sqlx::{Postgres, Transaction};
@@ -77,6 +78,7 @@ async fn write(tx: &mut Transaction<'static, Postgres>, r: Rows) -> Result<(), s
          SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::int8[], $8::timestamptz[])
          ON CONFLICT (cart_token) DO UPDATE SET
+             created_at = EXCLUDED.created_at, currency = EXCLUDED.currency,
              owner_user_id = EXCLUDED.owner_user_id, status = EXCLUDED.status,
              order_token = EXCLUDED.order_token, version = EXCLUDED.version,
              updated_at = EXCLUDED.updated_at
