@@ -1597,3 +1597,190 @@ async fn a_payment_whose_order_never_comes_is_dead_lettered_after_its_retries() 
         "parked thrice, redelivered twice"
     );
 }
+
+/// "Buy now": a cart created with its items and placed at once, with no
+/// read in between, is placed; and an item added just before placing
+/// counts when the placement names the version its write answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buy_now_places_a_cart_right_after_its_last_write_with_no_read_in_between() {
+    let shop = Shop::open(None).await;
+    let create = |items: Value| {
+        let shop = &shop;
+        async move {
+            let created: Value = shop
+                .http
+                .post(format!("{}/cart", shop.base))
+                .header("authorization", Shop::bearer("ivy"))
+                .json(&json!({ "items": items }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            created["cart_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let cart = create(json!([{"internship_id": "design", "quantity": 1}])).await;
+    let placed = shop.place("ivy", json!({ "cart_token": cart }), None).await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    let order = placed["order_token"].as_str().unwrap();
+    let o = shop.order_until("ivy", order, has_session).await;
+    assert_eq!(o["status"], "awaiting_payment", "{o}");
+    assert_eq!(o["placed"]["lines"].as_array().map(Vec::len), Some(1), "{o}");
+
+    // A line added, and the cart placed at once at the version it answered.
+    let cart = create(json!([{"internship_id": "design", "quantity": 1}])).await;
+    let added: Value = shop
+        .http
+        .post(format!("{}/cart/{cart}/items", shop.base))
+        .header("authorization", Shop::bearer("ivy"))
+        .json(&json!({"internship_id": "rust-backend", "quantity": 2}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = added["version"].as_i64().expect("the add answers its version");
+    let placed = shop
+        .place("ivy", json!({ "cart_token": cart, "cart_version": version }), None)
+        .await;
+    assert_eq!(placed.status(), 202);
+    let placed: Value = placed.json().await.unwrap();
+    let o = shop
+        .order_until("ivy", placed["order_token"].as_str().unwrap(), has_session)
+        .await;
+    let lines: Vec<&str> = o["placed"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["internship_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "the line added just before placing is in the order: {o}");
+    assert!(lines.contains(&"rust-backend"), "{o}");
+
+    // A token no write ever made is still unknown, after the short wait.
+    let unknown = shop
+        .place("ivy", json!({ "cart_token": "0123456789abcdef0123456789abcdef" }), None)
+        .await;
+    assert_eq!(unknown.status(), 404);
+}
+
+/// A limited coupon runs out between "apply" and "place": the buyer who
+/// lost the race is not stuck. Their order fails with the coupon's code and
+/// says what to do; their cart is open again, the coupon a blocker on it;
+/// two calls (remove the coupon, place again) and they pay the price
+/// without it, the one the cart shows them. The coupon's uses stay exact,
+/// and the failed order cannot be paid again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coupon_that_runs_out_before_payment_reopens_the_cart_and_the_buyer_pays_without_it() {
+    let shop = Shop::open(None).await;
+    shop.coupon("ONLYONE", Some(1), None).await;
+    let carts = shoppers(&shop, "lastseat", 2, "ONLYONE").await;
+    let orders = shop.place_all(&carts).await;
+    let (open, refusals) = shop.decided(&orders).await;
+    assert_eq!((open, refusals), (1, vec![2008]), "one use, one refusal");
+    let failed: String = sqlx::query_scalar(
+        "SELECT order_token FROM orders WHERE order_token = ANY($1) AND status = 'failed'",
+    )
+    .bind(&orders)
+    .fetch_one(&shop.env.pool)
+    .await
+    .unwrap();
+    let (user, cart) = carts[orders.iter().position(|o| *o == failed).unwrap()].clone();
+
+    // The order says which coupon ran out and what to do.
+    let o = shop.get(&user, &format!("order/{failed}")).await;
+    let error = &o["last_rejection"]["error"];
+    assert_eq!(error["code"], 2008, "{o}");
+    let action = error["suggested_action"].as_str().unwrap();
+    assert!(
+        action.contains(&format!("DELETE /api/v1/cart/{cart}/coupon/ONLYONE")),
+        "{action}"
+    );
+
+    // The cart is open again, the refused coupon a blocker on it.
+    let started = Instant::now();
+    let reopened = loop {
+        let c = shop.get(&user, &format!("cart/{cart}")).await;
+        if c["status"] == "active" {
+            break c;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not reopened: {c}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reopened["placements"], 1, "{reopened}");
+    assert_eq!(reopened["refused_coupons"][0]["code"], "ONLYONE", "{reopened}");
+    let blockers = reopened["checkout_blockers"].as_array().unwrap();
+    assert!(
+        blockers
+            .iter()
+            .any(|b| b["message"].as_str().unwrap().contains("ONLYONE")),
+        "{reopened}"
+    );
+
+    // Call 1: the coupon goes; the cart shows the price without it.
+    let removed = shop
+        .http
+        .delete(format!("{}/cart/{cart}/coupon/ONLYONE", shop.base))
+        .header("authorization", Shop::bearer(&user))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 202);
+    let version = removed.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
+    // Call 2: placed again, at the version the removal answered.
+    let placed = shop
+        .place(
+            &user,
+            json!({"cart_token": cart, "cart_version": version}),
+            None,
+        )
+        .await;
+    assert_eq!(placed.status(), 202, "{}", placed.text().await.unwrap());
+    let placed: Value = placed.json().await.unwrap();
+    let again = placed["order_token"].as_str().unwrap().to_owned();
+    assert_ne!(again, failed, "a new order");
+
+    // The price the buyer saw on the cart is the one charged.
+    let seen = shop
+        .get(&user, &format!("cart/{cart}?version={version}"))
+        .await;
+    assert!(seen["coupons"].as_array().unwrap().is_empty(), "{seen}");
+    assert!(seen["checkout_blockers"].as_array().unwrap().is_empty(), "{seen}");
+    let o = shop.order_until(&user, &again, has_session).await;
+    assert_eq!(o["total_minor"], seen["total_minor"], "{o}");
+    assert_eq!(o["discount_total_minor"], 0, "{o}");
+    shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
+        .await;
+    shop.order_until(&user, &again, |o| o["status"] == "paid").await;
+
+    // The coupon's one use is the winner's; the failed order is not
+    // paid again.
+    shop.reserved_until("ONLYONE", 1).await;
+    let pay_again = shop
+        .http
+        .post(format!("{}/order/{failed}/pay", shop.base))
+        .header("authorization", Shop::bearer(&user))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = pay_again.status().as_u16();
+    let body: Value = pay_again.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 202, "{body}");
+    // Refused by the order processor, which says where to go on.
+    let o = shop
+        .order_until(&user, &failed, |o| {
+            o["last_rejection"]["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("the cart is open again"))
+        })
+        .await;
+    assert_eq!(o["status"], "failed", "{o}");
+    assert_eq!(o["attempts"].as_array().map(Vec::len), Some(0), "no attempt: {o}");
+}

@@ -10,8 +10,8 @@
 use schemas::codes::ErrorCode;
 use std::collections::BTreeMap;
 
-use schemas::records::cart::{CartStatus, Command, CreateCart};
-use schemas::values::{InternshipId, Quantity};
+use schemas::records::cart::{CartStatus, Command, CreateCart, RefusedCoupon, ReopenCart};
+use schemas::values::{CartToken, InternshipId, OrderToken, Quantity};
 use schemas::{Currency, Money, MoneyError};
 
 use crate::coupons::{self, CheckContext, Coupon, DiscountLine};
@@ -140,6 +140,12 @@ pub struct Cart {
     pub coupons: Vec<String>,
     /// Set once converted: the order the cart was placed as.
     pub order_token: Option<String>,
+    /// How many times the cart was reopened after an order placed from it
+    /// failed before payment; the next order's token derives from it.
+    pub placements: i32,
+    /// Coupons refused at the last placement (they ran out before payment);
+    /// each blocks checkout while it stays on the cart.
+    pub refused_coupons: Vec<RefusedCoupon>,
 }
 
 /// Why a cart cannot be checked out as it stands.
@@ -156,6 +162,7 @@ pub struct Blocker {
 pub fn checkout_blockers<'a>(
     status: CartStatus,
     lines: impl IntoIterator<Item = (&'a str, bool)>,
+    refused_coupons: impl IntoIterator<Item = &'a RefusedCoupon>,
 ) -> Vec<Blocker> {
     let mut out = Vec::new();
     match status {
@@ -185,6 +192,15 @@ pub fn checkout_blockers<'a>(
             message: "the cart is empty".into(),
         });
     }
+    for refused in refused_coupons {
+        out.push(Blocker {
+            code: ErrorCode::CouponNotApplicable,
+            message: format!(
+                "coupon {} can no longer be used ({}): remove it to check out at the price without it",
+                refused.code, refused.reason
+            ),
+        });
+    }
     out
 }
 
@@ -196,6 +212,7 @@ impl Cart {
             self.items
                 .iter()
                 .map(|i| (i.internship_id.as_str(), i.available)),
+            &self.refused_coupons,
         )
     }
 }
@@ -285,7 +302,7 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
                 .map(|i| (i.internship_id.as_str(), i.quantity));
             return create(token, c, items, stamp, ctx);
         }
-        (None, Command::ExpireCart(_)) => return Decision::Unchanged,
+        (None, Command::ExpireCart(_) | Command::ReopenCart(_)) => return Decision::Unchanged,
         (None, _) => {
             return Decision::Dropped(rejection(
                 stamp,
@@ -294,6 +311,7 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
             ))
         }
         (Some(cart), Command::ExpireCart(e)) => return expire(cart, e.ttl_ms, stamp),
+        (Some(cart), Command::ReopenCart(r)) => return reopen(cart, r, stamp),
         (Some(cart), _) if !may_change(cart, command.actor()) => {
             // Someone else's token: nothing about the cart changes, not even
             // its version, and the owner sees no trace of the attempt.
@@ -369,7 +387,9 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
     }
     let mut next = cart.clone();
     let changed = match command {
-        Command::CreateCart(_) | Command::ExpireCart(_) => unreachable!("handled above"),
+        Command::CreateCart(_) | Command::ExpireCart(_) | Command::ReopenCart(_) => {
+            unreachable!("handled above")
+        }
         Command::AddItem(a) => add_items(
             &ctx.limits,
             &mut next.items,
@@ -409,11 +429,16 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
                 used: count(a.used),
                 used_by_user: count(a.used_by_user),
             };
+            // Applied again: the buyer tries it once more (the coupon
+            // processor decides at the next placement).
+            let code = a.code.trim().to_ascii_uppercase();
+            next.refused_coupons.retain(|r| r.code != code);
             apply_coupon(&mut next, &a.code, usage, ctx, stamp.at_ms)
         }
         Command::RemoveCoupon(r) => {
             let code = r.coupon_code.trim().to_ascii_uppercase();
             next.coupons.retain(|c| *c != code);
+            next.refused_coupons.retain(|r| r.code != code);
             Ok(())
         }
         Command::AbsorbItems(a) => add_items(
@@ -458,6 +483,49 @@ pub fn decide<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         }),
         Err((code, msg)) => refuse(cart, stamp, code, msg),
     }
+}
+
+/// An order placed from the cart failed before payment because a coupon
+/// could not be honoured: the cart is open again, for its buyer to change
+/// and place as a new order (the next placement's token), the refused
+/// coupon a blocker until it is removed. Only the cart converted as that
+/// order reopens, once: a replay, or a reopen for an older order, changes
+/// nothing.
+fn reopen(cart: &Cart, r: &ReopenCart, stamp: &Stamp<'_>) -> Decision {
+    if cart.status != CartStatus::Converted
+        || cart.order_token.as_deref() != Some(r.reopened_order_token.as_str())
+    {
+        return Decision::Unchanged;
+    }
+    let mut refused_coupons = cart.refused_coupons.clone();
+    refused_coupons.retain(|c| c.code != r.refused_coupon);
+    refused_coupons.push(RefusedCoupon {
+        code: r.refused_coupon.clone(),
+        reason: r.reason.clone(),
+    });
+    Decision::Cart(Cart {
+        status: CartStatus::Active,
+        order_token: None,
+        placements: cart.placements.saturating_add(1),
+        refused_coupons,
+        version: stamp.offset,
+        updated_at: stamp.at_ms,
+        last_command_id: stamp.command_id.to_owned(),
+        rejection: None,
+        ..cart.clone()
+    })
+}
+
+/// The order token the cart's next placement must carry: derived from the
+/// cart and how many times it was reopened, so a placement prepared
+/// against an older state of the cart is refused, not taken as another.
+pub fn next_order_token(cart: &Cart) -> Option<String> {
+    let token = CartToken::parse(&cart.token).ok()?;
+    Some(
+        OrderToken::of_placement(&token, cart.placements)
+            .as_str()
+            .to_owned(),
+    )
 }
 
 /// Whether a cart has been idle for `ttl_ms` at `now_ms`.
@@ -539,6 +607,8 @@ fn create<'a, C: CatalogLookup, R: RateLookup, K: CouponLookup>(
         merged_into: None,
         coupons: Vec::new(),
         order_token: None,
+        placements: 0,
+        refused_coupons: Vec::new(),
     };
     let mut next = cart.clone();
     // The cart exists whatever happens next; what could not be applied is
@@ -917,6 +987,17 @@ fn place_order<C: CatalogLookup, R: RateLookup, K: CouponLookup>(
 ) -> Decision {
     if let Err((code, message)) = settle(&mut next, ctx, stamp.at_ms).map_err(money_refusal) {
         return refuse(&next, stamp, code, message);
+    }
+    if let Some(expected) = next_order_token(&next) {
+        if p.order_token != expected {
+            return refuse(
+                &next,
+                stamp,
+                ErrorCode::CartNotModifiable,
+                "the cart was reopened after an order placed from it failed: read it and place it again"
+                    .into(),
+            );
+        }
     }
     let blockers = next.checkout_blockers();
     if let Some(first) = blockers.first() {

@@ -30,7 +30,7 @@
 
 use schemas::codes::ErrorCode;
 use schemas::ids;
-use schemas::records::cart::{CartSnapshot, CommandRejection};
+use schemas::records::cart::{CartCommand, CartSnapshot, CommandRejection};
 use schemas::records::coupons::{CommitCoupon, CouponCmd, ReleaseCoupon, ReserveCoupon};
 use schemas::records::order::{
     AttemptStatus, CouponHold, HoldStatus, LatePayment, OrderCmd, OrderCommand, OrderRefund,
@@ -156,6 +156,20 @@ pub fn decide(
         // The order exists: a placement repeated (the cart processor's
         // retry) changes nothing.
         OrderCmd::OpenOrder(_) => Decision::Unchanged,
+        OrderCmd::StartAttempt(_) if failed_for_a_coupon(order).is_some() => {
+            let code = failed_for_a_coupon(order).unwrap_or_default().to_owned();
+            refuse(
+                next,
+                order.status,
+                ErrorCode::PaymentInvalidState,
+                &format!(
+                    "coupon {code} ran out before payment and the cart is open again: \
+                     remove the coupon from the cart and place the order again"
+                ),
+                actor,
+                stamp,
+            )
+        }
         OrderCmd::StartAttempt(s) => match order.status {
             OrderStatus::Failed | OrderStatus::Expired => {
                 let requests = reserve_or_open(&mut next, &s.reason, stamp, policy, actor);
@@ -868,6 +882,52 @@ pub fn enrollment_requests(
         });
     }
     out
+}
+
+/// What `after` asks of the cart processor that `before` did not: an order
+/// that failed because a coupon could not be honoured (it ran out between
+/// the cart's apply and the order's reservation, or the buyer's uses did)
+/// reopens its cart, the refused coupon a blocker there, so the buyer can
+/// drop it and place the cart again at the price without it: in two calls,
+/// never charged a price they did not see. The command's id is derived
+/// from the order and its version: a replay asks the same.
+pub fn cart_reopening(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+    at_ms: i64,
+) -> Option<CartCommand> {
+    use schemas::records::cart::{Command, ReopenCart};
+    if after.status != OrderStatus::Failed || before.map(|b| b.status) == Some(OrderStatus::Failed)
+    {
+        return None;
+    }
+    let refused = after
+        .coupons
+        .iter()
+        .find(|h| h.status == HoldStatus::Refused)?;
+    let rejection = after.rejection.as_ref();
+    Some(CartCommand {
+        command_id: ids::derived("cart-reopen", &after.order_token, after.version).to_string(),
+        cart_token: after.placed.cart_token.clone(),
+        issued_at: at_ms,
+        command: Command::ReopenCart(ReopenCart {
+            reopened_order_token: after.order_token.clone(),
+            refused_coupon: refused.code.clone(),
+            refusal_code: rejection.map_or(ErrorCode::CouponNotApplicable.code(), |r| r.code),
+            reason: rejection.map_or_else(|| "refused".to_owned(), |r| r.message.clone()),
+        }),
+        tables_at: None,
+    })
+}
+
+/// Whether the order failed because a coupon was refused: its cart was
+/// reopened then, and the buyer continues there, not by paying this order
+/// again.
+pub fn failed_for_a_coupon(order: &OrderSnapshot) -> Option<&str> {
+    (order.status == OrderStatus::Failed)
+        .then(|| order.coupons.iter().find(|h| h.status == HoldStatus::Refused))
+        .flatten()
+        .map(|h| h.code.as_str())
 }
 
 /// The outcome `after` reached that `before` had not: OrderPaid,

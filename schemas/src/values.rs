@@ -32,9 +32,18 @@ pub enum ValueError {
 pub struct OrderToken(String);
 
 impl OrderToken {
+    /// The order a cart is first placed as.
     pub fn of_cart(cart: &CartToken) -> OrderToken {
+        OrderToken::of_placement(cart, 0)
+    }
+
+    /// The order a cart is placed as after it was reopened `placements`
+    /// times (an order placed from it failed before payment): one order
+    /// per placement, each derived from the cart, so a retried placement
+    /// is the same order.
+    pub fn of_placement(cart: &CartToken, placements: i32) -> OrderToken {
         OrderToken(
-            crate::ids::derived("order-token", cart.as_str(), 0)
+            crate::ids::derived("order-token", cart.as_str(), i64::from(placements))
                 .simple()
                 .to_string(),
         )

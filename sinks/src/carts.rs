@@ -120,6 +120,18 @@ async fn write(
     let orders: Vec<Option<String>> = snaps.iter().map(|s| s.order_token.clone()).collect();
     let coupon_codes: Vec<serde_json::Value> =
         snaps.iter().map(|s| serde_json::json!(s.coupons)).collect();
+    let placements: Vec<i32> = snaps.iter().map(|s| s.placements).collect();
+    let refused: Vec<serde_json::Value> = snaps
+        .iter()
+        .map(|s| {
+            serde_json::Value::Array(
+                s.refused_coupons
+                    .iter()
+                    .map(|r| serde_json::json!({"code": r.code, "reason": r.reason}))
+                    .collect(),
+            )
+        })
+        .collect();
     let fx_as_of: Vec<Option<chrono::DateTime<chrono::Utc>>> = snaps
         .iter()
         .map(|s| s.fx.as_ref().map(|f| ts(f.as_of)))
@@ -135,11 +147,13 @@ async fn write(
                            created_at, updated_at, last_command_id,
                            rejection_command_id, rejection_code, rejection_message, owner_user_id,
                            discount_total_minor, tax_total_minor, tax_inclusive, buyer_country, buyer_state, buyer_gstin,
-                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into, coupons, order_token)
+                           fx_base, fx_rate, fx_as_of, share_token, device_id, analytics, merged_into, coupons, order_token,
+                           placements, refused_coupons)
         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], $6::int8[], $7::int8[],
                              $8::timestamptz[], $9::timestamptz[], $10::text[], $11::text[], $12::int4[], $13::text[], $14::text[],
                              $15::int8[], $16::int8[], $17::bool[], $18::text[], $19::text[], $20::text[],
-                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[], $28::jsonb[], $29::text[])
+                             $21::text[], $22::numeric[], $23::timestamptz[], $24::text[], $25::text[], $26::jsonb[], $27::text[], $28::jsonb[], $29::text[],
+                             $30::int4[], $31::jsonb[])
         ON CONFLICT (cart_token) DO UPDATE SET
             version = EXCLUDED.version,
             event_id = EXCLUDED.event_id,
@@ -168,6 +182,8 @@ async fn write(
             merged_into = EXCLUDED.merged_into,
             coupons = EXCLUDED.coupons,
             order_token = EXCLUDED.order_token,
+            placements = EXCLUDED.placements,
+            refused_coupons = EXCLUDED.refused_coupons,
             materialized_at = now()
         -- A snapshot of the same version is rewritten (a replay carries the
         -- same content); an older one is ignored.
@@ -204,6 +220,8 @@ async fn write(
     .bind(&merged)
     .bind(&coupon_codes)
     .bind(&orders)
+    .bind(&placements)
+    .bind(&refused)
     .fetch_all(&mut **tx)
     .await?;
     if changed.is_empty() {

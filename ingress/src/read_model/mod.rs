@@ -4,7 +4,7 @@
 pub mod orders;
 
 use schemas::codes::ErrorCode;
-use schemas::records::cart::CartStatus;
+use schemas::records::cart::{CartStatus, RefusedCoupon};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -57,6 +57,14 @@ pub struct CartView {
     /// Coupon codes applied, in order.
     #[schema(value_type = Vec<String>)]
     pub coupons: sqlx::types::Json<Vec<String>>,
+    /// Coupons refused when the cart was last placed (they ran out before
+    /// payment, and the cart was opened again): each blocks checkout until
+    /// it is removed.
+    #[schema(value_type = Vec<RefusedCouponView>)]
+    pub refused_coupons: sqlx::types::Json<Vec<RefusedCouponView>>,
+    /// How many times the cart was opened again after an order placed from
+    /// it failed before payment: its next order's token derives from it.
+    pub placements: i32,
     /// What each coupon took off.
     #[sqlx(skip)]
     pub discounts: Vec<DiscountView>,
@@ -130,6 +138,12 @@ pub struct FxView {
     pub as_of: chrono::DateTime<chrono::Utc>,
 }
 
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RefusedCouponView {
+    pub code: String,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Blocker {
     pub code: i32,
@@ -146,11 +160,20 @@ pub fn checkout_blockers(cart: &CartView) -> Vec<Blocker> {
             message: format!("the cart is {}", cart.status),
         }];
     };
+    let refused: Vec<RefusedCoupon> = cart
+        .refused_coupons
+        .iter()
+        .map(|r| RefusedCoupon {
+            code: r.code.clone(),
+            reason: r.reason.clone(),
+        })
+        .collect();
     rules::cart::checkout_blockers(
         status,
         cart.items
             .iter()
             .map(|i| (i.internship_id.as_str(), i.available)),
+        &refused,
     )
     .into_iter()
     .map(|b| Blocker {
@@ -200,7 +223,7 @@ pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::
     let Some(mut cart) = sqlx::query_as::<_, CartView>(
         "SELECT cart_token, version, status, currency, subtotal_minor, discount_total_minor, tax_total_minor, total_minor, tax_inclusive,
                 created_at, updated_at, owner_user_id, buyer_country, buyer_state, buyer_gstin, fx_base, fx_rate, fx_as_of,
-                share_token, merged_into, analytics, coupons, order_token,
+                share_token, merged_into, analytics, coupons, order_token, refused_coupons, placements,
                 rejection_command_id, rejection_code, rejection_message
          FROM carts WHERE cart_token = $1",
     )
@@ -310,6 +333,8 @@ mod tests {
             order_token: None,
             analytics: sqlx::types::Json(Default::default()),
             coupons: sqlx::types::Json(vec![]),
+            refused_coupons: sqlx::types::Json(vec![]),
+            placements: 0,
             discounts: vec![],
             items,
             taxes: vec![],

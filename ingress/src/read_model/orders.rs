@@ -153,12 +153,34 @@ pub async fn order(pool: &PgPool, token: &str) -> Result<Option<OrderView>, sqlx
         order.rejection_code,
         order.rejection_message.clone(),
     ) {
-        order.last_rejection = Some(RejectionView {
-            command_id,
-            body: crate::error::rejection_body(code, message),
-        });
+        let mut body = crate::error::rejection_body(code, message);
+        if let Some(coupon) = refused_coupon(&order) {
+            // The buyer's way on: the cart is open again (see
+            // `rules::order::cart_reopening`).
+            body.error.suggested_action = format!(
+                "Coupon {coupon} ran out before payment, and your cart is open again at \
+                 /api/v1/cart/{cart}. Remove the coupon (DELETE /api/v1/cart/{cart}/coupon/{coupon}), \
+                 read the new price on the cart, then place the order again (POST /api/v1/order \
+                 with the cart_token and, as cart_version, the version the removal answered).",
+                cart = order.cart_token
+            );
+        }
+        order.last_rejection = Some(RejectionView { command_id, body });
     }
     Ok(Some(order))
+}
+
+/// The coupon a failed order was refused for, if that is why it failed.
+fn refused_coupon(order: &OrderView) -> Option<&str> {
+    if order.status != "failed" {
+        return None;
+    }
+    order
+        .coupons
+        .as_array()?
+        .iter()
+        .find(|h| h["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("refused")))
+        .and_then(|h| h["code"].as_str())
 }
 
 /// `user`'s orders, newest first (without attempts and history: read one

@@ -164,7 +164,7 @@ fn validate(id: &str, input: &InternshipInput) -> Result<Internship, ApiError> {
     path = "/api/v1/admin/internships/{internship_id}",
     tag = "admin",
     params(("internship_id" = String, Path, description = "catalog slug")),
-    request_body = InternshipInput,
+    request_body(content = InternshipInput, example = json!({"title": "ML Research", "category": "data", "price_minor": 5990000, "currency": "INR", "billing_periods": [{"plan_id": "ml-research-2027-3m", "value": 3, "unit": "month", "price_minor": 2995000}]})),
     responses(
         (status = 202, description = "published to the catalog topic", body = Published),
         (status = 401, description = "no or invalid token", body = crate::error::ErrorBody),
@@ -284,7 +284,7 @@ pub async fn put_fx_rate(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CouponInput {
+pub struct CouponDefinitionInput {
     pub name: String,
     /// `percentage`, `fixed`, `free_enrollment`, `bulk_tiers` or `referral`.
     pub kind: String,
@@ -344,7 +344,7 @@ fn fraction_ok(p: &str) -> bool {
         .is_ok_and(|d| d > rust_decimal::Decimal::ZERO && d <= rust_decimal::Decimal::ONE)
 }
 
-fn coupon_record(code: &str, c: &CouponInput) -> Result<CouponRecord, ApiError> {
+fn coupon_record(code: &str, c: &CouponDefinitionInput) -> Result<CouponRecord, ApiError> {
     let mut errors = Vec::new();
     // The path's code is the key as given: it must already be upper case.
     if schemas::values::coupon_code(code).ok().as_deref() != Some(code) {
@@ -465,7 +465,7 @@ fn coupon_record(code: &str, c: &CouponInput) -> Result<CouponRecord, ApiError> 
     path = "/api/v1/admin/coupons/{code}",
     tag = "admin",
     params(("code" = String, Path, description = "upper case, e.g. WELCOME10")),
-    request_body(content = CouponInput, example = json!({"name": "Welcome 10 %", "kind": "percentage", "percent": "0.10", "cap_minor": 100000, "per_user_limit": 1})),
+    request_body(content = CouponDefinitionInput, example = json!({"name": "Welcome 10 %", "kind": "percentage", "percent": "0.10", "cap_minor": 100000, "per_user_limit": 1})),
     responses(
         (status = 202, description = "published to the coupons topic", body = CouponPublished),
         (status = 401, description = "no or invalid token", body = crate::error::ErrorBody),
@@ -479,7 +479,7 @@ pub async fn put_coupon(
     Admin(admin): Admin,
     ids: CommandIds,
     Path(code): Path<String>,
-    ApiJson(input): ApiJson<CouponInput>,
+    ApiJson(input): ApiJson<CouponDefinitionInput>,
 ) -> Result<Response, ApiError> {
     let record = coupon_record(&code, &input)?;
     let causation = ids.command(0).to_string();

@@ -644,7 +644,7 @@ pub async fn get_cart(
 
 /// Reads until the cart exists at `wanted` or later, waking on the sink's
 /// notifications, or until `wait` has passed; `true` when it was not seen.
-async fn wait_for_version(
+pub(crate) async fn wait_for_version(
     state: &AppState,
     token: &str,
     wanted: i64,
@@ -700,7 +700,7 @@ pub async fn choose_plan(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CouponInput {
+pub struct ApplyCouponInput {
     pub code: String,
 }
 
@@ -715,7 +715,7 @@ pub(crate) fn coupon_code(raw: &str) -> Result<String, ApiError> {
     path = "/api/v1/cart/{token}/coupon",
     tag = "coupons",
     params(("token" = String, Path, description = "the cart token")),
-    request_body(content = CouponInput, example = json!({"code": "WELCOME10"})),
+    request_body(content = ApplyCouponInput, example = json!({"code": "WELCOME10"})),
     responses(
         (status = 202, description = "accepted by the broker; read the cart at `version` for the outcome", body = Accepted),
         (status = 404, description = "no such cart (or not the caller's)", body = ErrorBody),
@@ -727,7 +727,7 @@ pub async fn apply_coupon(
     caller: Caller,
     ids: CommandIds,
     Path(token): Path<String>,
-    ApiJson(input): ApiJson<CouponInput>,
+    ApiJson(input): ApiJson<ApplyCouponInput>,
 ) -> Result<Response, ApiError> {
     let token = parse_token(&token)?;
     let code = coupon_code(&input.code)?;

@@ -4,8 +4,10 @@
 //! - `POST /api/v1/order`: checks the cart out. The cart processor decides
 //!   (the cart's checkout blockers, priced from its own state, never from
 //!   the read model); this handler answers early what the read model
-//!   already shows: a cart placed already (200 with its order: a cart
-//!   yields one order) or blocked (409 with every blocker's code);
+//!   already shows at the caller's last write (`cart_version`, or the
+//!   cart's first version: "buy now" works right after creating it): a
+//!   cart placed already (200 with its order: a cart yields one order) or
+//!   blocked (409 with every blocker's code);
 //! - `GET /api/v1/order/{order_token}`: the order, its frozen cart, its
 //!   payment attempts and history, with `Prefer: wait=N` for an order just
 //!   placed;
@@ -29,7 +31,7 @@ use schemas::records::order::{OrderCmd, OrderCommand, StartAttempt};
 use schemas::topics::ORDER_COMMANDS;
 use schemas::values::{Email, OrderToken};
 
-use super::cart::{owns, parse_token, preferred_wait, send_to_cart, ReadQuery};
+use super::cart::{owns, parse_token, preferred_wait, send_to_cart, wait_for_version, ReadQuery};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
@@ -93,6 +95,10 @@ impl ReturnUrls {
     }
 }
 
+/// How long a placement waits for the read model to show the cart (or the
+/// version the caller last wrote) before deciding without it.
+const PLACEMENT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderInput {
@@ -105,6 +111,12 @@ pub struct PlaceOrderInput {
     /// Where the order's emails go; defaults to the signed-in user's
     /// `email` claim.
     pub email: Option<String>,
+    /// The `version` the caller's last write to the cart answered: the
+    /// placement is checked against the cart at that version or later, so
+    /// a write just made counts. Without it, a cart created a moment ago
+    /// ("buy now") is waited for all the same.
+    #[serde(default)]
+    pub cart_version: Option<i64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -162,15 +174,34 @@ pub async fn place_order(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let order_token = OrderToken::of_cart(&token);
-    // What the read model already shows; the processor decides the rest.
-    // A cart is placed long after it was created: one not visible is
-    // unknown (the processor would drop its placement all the same).
-    let cart = read_model::cart(&state.pool, token.as_str())
-        .await?
+    if input.cart_version.is_some_and(|v| v < 0) {
+        return Err(ApiError::Validation(vec![
+            "cart_version: a version a write to the cart answered (0 or more)".into(),
+        ]));
+    }
+    // Read-your-writes: the caller's own last write counts, a placement
+    // right after creating the cart ("buy now") included. The read model is
+    // waited on, briefly, until it shows the cart at the version the caller
+    // names (or at all); a cart still not visible then is unknown (the
+    // processor would drop its placement all the same).
+    let (cart, behind) = wait_for_version(
+        &state,
+        token.as_str(),
+        input.cart_version.unwrap_or(0),
+        PLACEMENT_WAIT,
+    )
+    .await?;
+    let cart = cart
         .filter(|c| may_act(&caller, c.owner_user_id.as_deref()))
         .ok_or_else(|| ApiError::Domain(ErrorCode::CartNotFound, "cart not found".into()))?;
-    {
+    // One order per placement: a cart opened again after its order failed
+    // for a coupon is placed as a new order (the processor refuses a token
+    // prepared against an older state of the cart).
+    let order_token = OrderToken::of_placement(&token, cart.placements);
+    // What the read model shows answers early; a view older than the
+    // caller's last write answers nothing, and the cart processor, which
+    // applies the cart's commands in order, decides alone.
+    if !behind {
         if cart.order_token.as_deref() == Some(order_token.as_str()) {
             let body = OrderAccepted {
                 order_token: order_token.as_str().to_owned(),

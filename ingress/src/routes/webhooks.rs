@@ -77,7 +77,8 @@ pub struct Received {
     post,
     path = "/webhooks/razorpay",
     tag = "webhooks",
-    request_body(content = String, description = "the event as Razorpay signed it", content_type = "application/json"),
+    request_body(content = Object, description = "the event as Razorpay signed it (the raw body is verified; any event is taken, those we do not act on are recorded and ignored)", content_type = "application/json",
+        example = json!({"entity": "event", "account_id": "acc_simulator0001", "event": "order.paid", "contains": ["payment", "order"], "payload": {"payment": {"entity": {"id": "pay_29QQoUBi66xm2f", "entity": "payment", "amount": 5299380, "currency": "INR", "status": "captured", "captured": true, "order_id": "order_DBJOWzybf0sJbb", "method": "upi", "notes": {"order_id": "31cac799781b5055892a1f01273328d2"}, "created_at": 1796590370}}, "order": {"entity": {"id": "order_DBJOWzybf0sJbb", "entity": "order", "amount": 5299380, "amount_paid": 5299380, "amount_due": 0, "currency": "INR", "receipt": "31cac799781b5055892a1f01273328d2-1", "status": "paid", "attempts": 1, "notes": {"order_id": "31cac799781b5055892a1f01273328d2"}, "created_at": 1796590368}}}, "created_at": 1796590371})),
     responses(
         (status = 200, description = "verified and recorded", body = Received),
         (status = 400, description = "forged, malformed or unreadable: nothing recorded", body = ErrorBody),
@@ -106,7 +107,8 @@ pub async fn razorpay_webhook(
     post,
     path = "/webhooks/stripe",
     tag = "webhooks",
-    request_body(content = String, description = "the event as Stripe signed it", content_type = "application/json"),
+    request_body(content = Object, description = "the event as Stripe signed it (the raw body is verified; any event is taken, those we do not act on are recorded and ignored)", content_type = "application/json",
+        example = json!({"id": "evt_1QxYz2", "object": "event", "type": "checkout.session.completed", "api_version": "2024-06-20", "created": 1796590376, "livemode": false, "pending_webhooks": 1, "data": {"object": {"id": "cs_test_McTdcQawdV6yMdp5r1mRG8a7", "object": "checkout.session", "status": "complete", "payment_status": "paid", "amount_total": 143640, "currency": "usd", "client_reference_id": "20ead7e62626514093f7bf55d1108b15-1", "metadata": {"order_id": "20ead7e62626514093f7bf55d1108b15"}, "payment_intent": "pi_vbCCCI7CuZtj5LM3RFth65rH", "expires_at": 1796592173, "mode": "payment", "created": 1796590373, "livemode": false}}})),
     responses(
         (status = 200, description = "verified and recorded", body = Received),
         (status = 400, description = "forged, stale, malformed or unreadable: nothing recorded", body = ErrorBody),

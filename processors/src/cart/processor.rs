@@ -413,6 +413,8 @@ pub fn to_record(cart: &Cart) -> Result<CartSnapshot, MoneyError> {
         // Set by the processor, which knows its tables' versions.
         priced_with: None,
         order_token: cart.order_token.clone(),
+        placements: cart.placements,
+        refused_coupons: cart.refused_coupons.clone(),
     })
 }
 
@@ -516,6 +518,8 @@ pub fn from_record(s: &CartSnapshot) -> Result<Cart, MoneyError> {
         merged_into: s.merged_into.clone(),
         coupons: s.coupons.clone(),
         order_token: s.order_token.clone(),
+        placements: s.placements,
+        refused_coupons: s.refused_coupons.clone(),
         // The rejection is about the command at this version only; it is
         // kept so a replayed snapshot is identical.
         rejection: s.rejection.as_ref().and_then(|r| {

@@ -1,7 +1,8 @@
 //! The adapter between the order rules and the runner: the snapshot is the
 //! state and the output; what a change asks of others (sessions, look-ups
-//! and refunds of the gateway worker, enrollments, coupon commands) is read
-//! from the change by the rules. The timers ask for the expiry of every
+//! and refunds of the gateway worker, enrollments, coupon commands, the
+//! reopening of a cart whose order failed for a coupon) is read from the
+//! change by the rules. The timers ask for the expiry of every
 //! attempt whose payment token ran out, and the look-up of every attempt
 //! that waited too long for its webhook, as commands with ids derived from
 //! the order and the attempt, so every tick until one is applied asks the
@@ -15,6 +16,7 @@ use futures::future::BoxFuture;
 
 use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
+use schemas::records::cart::CartCommand;
 use schemas::records::coupons::CouponCommand;
 use schemas::records::dead_letter::DeadLetter;
 use schemas::records::enrollment::EnrollmentCommand;
@@ -25,7 +27,7 @@ use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::records::webhooks::{Park, RetryAction, RetryCommand};
 use schemas::topics::{
-    COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG,
+    CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG,
     ORDER_COMMANDS, ORDER_EVENTS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS, WEBHOOKS_RETRY,
 };
 use schemas::{Codec, CodecError, Topic};
@@ -61,6 +63,8 @@ pub enum OrderOutput {
     },
     /// An outcome (paid, failed, expired, refunded) for `order.events`.
     Event(OrderEvent),
+    /// The cart of an order that failed for a coupon, reopened.
+    Cart(CartCommand),
     /// A gateway's command for an order not known yet, parked on
     /// `webhooks.retry` (its id derived from the command's offset).
     Park {
@@ -80,6 +84,7 @@ impl Emit for OrderOutput {
                 Box::pin(encode_for(codec, &ORDER_COMMANDS, &c.order_token, c))
             }
             OrderOutput::Event(e) => Box::pin(encode_for(codec, &ORDER_EVENTS, &e.order_token, e)),
+            OrderOutput::Cart(c) => Box::pin(encode_for(codec, &CART_COMMANDS, &c.cart_token, c)),
             OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
             OrderOutput::Session(r) => {
                 Box::pin(encode_for(codec, &PAYMENT_REQUESTS, &r.order_token, r))
@@ -180,6 +185,9 @@ impl Processor for OrderProcessor {
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
                 outputs.extend(review);
                 outputs.extend(order::order_event(state, &next).map(OrderOutput::Event));
+                outputs.extend(
+                    order::cart_reopening(state, &next, cmd.issued_at).map(OrderOutput::Cart),
+                );
                 outputs.extend(
                     order::gateway_requests(state, &next)
                         .into_iter()

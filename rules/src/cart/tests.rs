@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use schemas::records::cart::{
-    AddItem, CartStatus, Command, CreateCart, ItemRequest, RemoveItem, SetBuyer, UpdateQuantity,
+    AddItem, CartStatus, Command, CreateCart, ItemRequest, RemoveItem, ReopenCart, SetBuyer,
+    UpdateQuantity,
 };
 use schemas::records::catalog::Internship;
 use schemas::records::fx::FxRate;
@@ -880,4 +881,79 @@ fn a_coupon_used_up_when_applied_is_refused_with_its_code() {
     // exactly (and refuses it then if it is used up).
     let later = w.cart(Some(&ok), add("go", 1), 5);
     assert_eq!(later.coupons, vec!["FEW".to_owned()]);
+}
+
+fn reopen(order_token: &str) -> Command {
+    Command::ReopenCart(ReopenCart {
+        reopened_order_token: order_token.into(),
+        refused_coupon: "LIMIT1".into(),
+        refusal_code: ErrorCode::CouponUsedUp.code(),
+        reason: "coupon LIMIT1 has reached its usage limit".into(),
+    })
+}
+
+#[test]
+fn a_cart_whose_order_failed_for_a_coupon_reopens_and_is_placed_again_without_it() {
+    let mut w = World::new();
+    w.coupons
+        .insert("LIMIT1".into(), coupon_record("LIMIT1", "0.10"));
+    let token = CartToken::parse("0123456789abcdef0123456789abcdef").unwrap();
+    let mut cart = w.cart(None, create(&[("rust", 1)]), 1);
+    cart.token = token.as_str().into();
+    let cart = w.cart(Some(&cart), apply("LIMIT1"), 2);
+    let with_coupon = cart.breakdown.total;
+    let first = OrderToken::of_cart(&token);
+    let Decision::Ordered {
+        cart: converted, ..
+    } = w.decide(Some(&cart), place(first.as_str()), 3)
+    else {
+        panic!("placed");
+    };
+
+    // Only the cart converted as that order reopens, once.
+    assert_eq!(
+        w.decide(Some(&converted), reopen("another-order"), 4),
+        Decision::Unchanged
+    );
+    let reopened = w.cart(Some(&converted), reopen(first.as_str()), 4);
+    assert_eq!(reopened.status, CartStatus::Active);
+    assert_eq!(reopened.order_token, None);
+    assert_eq!(reopened.placements, 1);
+    assert_eq!(
+        w.decide(Some(&reopened), reopen(first.as_str()), 5),
+        Decision::Unchanged,
+        "a replayed reopen changes nothing"
+    );
+
+    // The refused coupon blocks checkout while it stays, and says so.
+    let blockers = reopened.checkout_blockers();
+    assert_eq!(blockers.len(), 1, "{blockers:?}");
+    assert!(blockers[0].message.contains("LIMIT1 can no longer be used"));
+    let second = OrderToken::of_placement(&token, 1);
+    assert_ne!(second, first);
+    let blocked = w.cart(Some(&reopened), place(second.as_str()), 5);
+    assert_eq!(blocked.status, CartStatus::Active);
+    assert_eq!(code(&blocked), Some(ErrorCode::CouponNotApplicable));
+
+    // Removed: nothing blocks, the price is the one without it.
+    let without = w.cart(
+        Some(&reopened),
+        Command::RemoveCoupon(schemas::records::cart::RemoveCoupon {
+            coupon_code: "limit1".into(),
+            actor_user_id: None,
+        }),
+        6,
+    );
+    assert!(without.checkout_blockers().is_empty());
+    assert!(without.refused_coupons.is_empty());
+    assert!(without.breakdown.total.to_minor().unwrap() > with_coupon.to_minor().unwrap());
+    // A placement prepared against the cart as it was is refused, not
+    // taken as another order under the old token.
+    let stale = w.cart(Some(&without), place(first.as_str()), 7);
+    assert_eq!(code(&stale), Some(ErrorCode::CartNotModifiable));
+    let Decision::Ordered { order_token, .. } = w.decide(Some(&without), place(second.as_str()), 8)
+    else {
+        panic!("placed again");
+    };
+    assert_eq!(order_token, second.as_str());
 }

@@ -42,6 +42,8 @@ fn cart() -> CartSnapshot {
         discounts: vec![],
         priced_with: None,
         order_token: Some("o1".into()),
+        placements: 0,
+        refused_coupons: vec![],
     }
 }
 

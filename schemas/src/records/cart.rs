@@ -40,6 +40,18 @@ pub enum Command {
     ApplyCoupon(ApplyCoupon),
     RemoveCoupon(RemoveCoupon),
     PlaceOrder(PlaceOrder),
+    ReopenCart(ReopenCart),
+}
+
+/// The order placed from the cart failed before payment because a coupon
+/// could not be honoured: the cart is open again, the coupon a blocker
+/// until it is removed (written by the order processor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReopenCart {
+    pub reopened_order_token: String,
+    pub refused_coupon: String,
+    pub refusal_code: i32,
+    pub reason: String,
 }
 
 /// Check the cart out under `order_token` (derived from the cart token:
@@ -150,9 +162,9 @@ impl Command {
             Command::ApplyCoupon(c) => c.actor_user_id.as_deref(),
             Command::RemoveCoupon(c) => c.actor_user_id.as_deref(),
             Command::PlaceOrder(c) => c.actor_user_id.as_deref(),
-            // Issued by the processor itself, or by the ingress for the
-            // logged-in user named in the command: the rules check those.
-            Command::ExpireCart(_) => None,
+            // Issued by the processors themselves, or by the ingress for
+            // the logged-in user named in the command: the rules check those.
+            Command::ExpireCart(_) | Command::ReopenCart(_) => None,
             Command::AttachOwner(c) => Some(&c.user_id),
             Command::MergeInto(c) => Some(&c.user_id),
             Command::AbsorbItems(c) => Some(&c.user_id),
@@ -214,6 +226,19 @@ pub struct CartSnapshot {
     /// Set once converted: the order the cart was placed as.
     #[serde(default)]
     pub order_token: Option<String>,
+    /// How many times the cart was reopened after an order placed from it
+    /// failed before payment (the next order's token derives from it).
+    #[serde(default)]
+    pub placements: i32,
+    /// The coupons refused at the last placement and still applied.
+    #[serde(default)]
+    pub refused_coupons: Vec<RefusedCoupon>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedCoupon {
+    pub code: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -947,6 +947,11 @@ mod tests {
                 coupons: 0,
             }),
             order_token: Some("o".into()),
+            placements: 1,
+            refused_coupons: vec![cart::RefusedCoupon {
+                code: "LIMIT1".into(),
+                reason: "has reached its usage limit".into(),
+            }],
         };
         round_trip(topics::CART_SNAPSHOTS.def.value_schema, &snap);
         order_records_match_their_schemas(&snap);

@@ -334,6 +334,8 @@ mod tests {
             discounts: vec![],
             priced_with: None,
             order_token: Some("ord1".into()),
+            placements: 0,
+            refused_coupons: vec![],
         };
         serde_json::from_value(serde_json::json!({
             "event_id": "e1", "order_token": "ord1", "version": 3, "status": "PENDING",
