@@ -716,26 +716,5 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         assert_eq!(answer.status(), 404, "{path}");
     }
 
-    let python = std::env::var("CHECKOUT_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../.local/venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let script = format!(
-        "{}/../scripts/python/validate_openapi.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = std::env::temp_dir().join(format!("openapi-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{python}: {e} (run the tests through scripts/test.sh, which creates the venv)")
-        });
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "OpenAPI document invalid:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::python_check("validate_openapi.py", &doc, "OpenAPI document invalid");
 }

@@ -107,25 +107,10 @@ async fn every_documented_request_example_validates_and_is_taken_by_the_api() {
         .unwrap();
 
     // 1. Each example validates against its own schema.
-    let python = std::env::var("CHECKOUT_PYTHON")
-        .unwrap_or_else(|_| format!("{}/../.local/venv/bin/python", env!("CARGO_MANIFEST_DIR")));
-    let script = format!(
-        "{}/../scripts/python/openapi_examples.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = std::env::temp_dir().join(format!("openapi-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("{python}: {e} (scripts/test.sh creates the venv)"));
-    let _ = std::fs::remove_file(&file);
-    assert!(
-        out.status.success(),
-        "request examples that do not match their schema:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::python_check(
+        "openapi_examples.py",
+        &doc,
+        "request examples that do not match their schema",
     );
 
     // 2. Each example, sent as documented, is taken.

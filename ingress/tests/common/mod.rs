@@ -51,6 +51,31 @@ pub fn sim_credentials() -> &'static gateway_simulator::Config {
     CREDENTIALS.get_or_init(|| gateway_simulator::Config::for_tests("127.0.0.1:0".parse().unwrap()))
 }
 
+/// Runs `scripts/python/<script>` on `document` (written to a file of its
+/// own) with the test venv's interpreter (`CHECKOUT_PYTHON`); the test
+/// fails with the script's output, headed by `what`, unless it exits 0.
+pub fn python_check(script: &str, document: &serde_json::Value, what: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let python = std::env::var("CHECKOUT_PYTHON")
+        .unwrap_or_else(|_| format!("{root}/../.local/venv/bin/python"));
+    let file = std::env::temp_dir().join(format!("{script}-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, serde_json::to_vec(document).unwrap()).unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(format!("{root}/../scripts/python/{script}"))
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{python}: {e} (run the tests through scripts/test.sh, which creates the venv)")
+        });
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The ingress' webhook secrets for [`sim_credentials`].
 pub fn webhook_config() -> ingress::routes::webhooks::WebhookConfig {
     let c = sim_credentials();
