@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# The fault suite: the journey load (checkoutctl bench --journey) while the
-# stack's processes are SIGKILLed at random moments, each restarted exactly
-# as it ran (its command line, environment and working directory, read from
-# /proc before the kill); the broker and Postgres are killed and restarted
-# too (one at a time, never both). Bounded in time; it says what it does as
-# it goes. At the end it checks the ledger the load wrote and prints it:
+# The fault suite: the journey load (checkoutctl bench --journey: one to
+# three lines, every fifth buyer a block of three seats, every seventh a
+# first payment that fails and is paid again) while the stack's processes
+# are SIGKILLed at random moments, each restarted exactly as it ran (its
+# command line, environment and working directory, read from /proc before
+# the kill); the broker and Postgres (the Debian cluster on DATABASE_URL's
+# port; a kill that could not happen is not counted) are killed and
+# restarted too (one at a time, never both). Bounded in time; it says what
+# it does as it goes. At the end it checks the ledger the load wrote and
+# prints it:
 #
-#   - every order the ingress accepted is in the orders table, none left
-#     PENDING (a coupon reservation always answered);
+#   - every process is running at the end, and the README's tour
+#     (scripts/tour.sh: a purchase through each gateway) passes on the same
+#     stack after the faults;
+#   - every order the ingress accepted is in the orders table; no placement
+#     the load sent, answered or not (its order token is derived from the
+#     cart), is left PENDING (a coupon reservation always answered);
 #   - every order the simulator took a payment for is PAID, and no other;
 #   - one active enrollment per line of each paid order, none twice;
 #   - the run's limited coupon (LIMITED_USES uses in all, applied by every
 #     fourth journey) counted exactly the paid orders that carry it, and
 #     no more than its limit;
 #   - nothing in the dead-letter topic;
+#   - each order's outcome on order.events once (`checkoutctl outcomes`),
+#     and each email once (one file per Message-ID): duplicates a rebuild
+#     would reproduce show here;
 #   - every read model equals its rebuild from its topic, row for row (the
 #     sinks stopped, each sink rebuilt with `checkoutctl rebuild SINK
 #     --compare`, the sinks started again).
@@ -55,6 +66,8 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout
 PIDS="$LOCAL_DIR/run/pids"
 CHAOS_DIR="$LOCAL_DIR/chaos/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$CHAOS_DIR"
+# What this run's stack wrote is newer than this file (its emails).
+touch "$CHAOS_DIR/started"
 
 started_here=0
 # shellcheck disable=SC2317  # called indirectly by the exit trap
@@ -129,17 +142,21 @@ SINKS_TO_REBUILD="carts internships fx-rates coupons orders coupon-usage enrollm
 # Why: Postgres is Debian's cluster (or the private one run.sh started):
 # an immediate stop is its SIGKILL (no checkpoint, crash recovery on start).
 restart_postgres() {
-  local version
-  version="$(find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)"
-  if [[ -n "$version" ]] && pg_ctlcluster --skip-systemctl-redirect "$version" main status >/dev/null 2>&1; then
-    pg_ctlcluster --skip-systemctl-redirect "$version" main stop -m immediate || true
-    sleep 1
-    pg_ctlcluster --skip-systemctl-redirect "$version" main start
-    log "postgres: stopped immediately (no checkpoint) and started again"
-  else
-    warn "postgres is not a Debian cluster here: not killed"
+  local host port version cluster
+  IFS=$'\t' read -r host port _ _ < <(pg_url_parts "$DATABASE_URL")
+  # The Debian cluster that serves DATABASE_URL's port, not any cluster.
+  read -r version cluster < <(pg_lsclusters --no-header 2>/dev/null | awk -v p="$port" '$3 == p {print $1, $2; exit}')
+  if [[ -z "${version:-}" ]] || ! is_local_pg "$host"; then
+    warn "postgres at $host:$port is not a local Debian cluster: not killed (this kill is not counted)"
+    return 1
   fi
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" stop -m immediate || return 1
+  sleep 1
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || die "postgres $version/$cluster did not start again"
+  log "postgres $version/$cluster (port $port): stopped immediately (no checkpoint) and started again"
 }
+
+is_local_pg() { [[ "$1" == 127.0.0.1 || "$1" == localhost || "$1" == ::1 ]]; }
 
 step "load: $BUYERS buyers for $DURATION s (ledger $CHAOS_DIR/ledger.txt)"
 ensure_dev_secrets "$LOCAL_DIR/run/secrets.env"
@@ -181,15 +198,35 @@ log "$kills kills; waiting for the load to end"
 wait "$LOAD_PID" || warn "the load ended with status $?"
 tail -n 40 "$CHAOS_DIR/load.log"
 
+# Every process a kill restarted is up at the end: one that never came back
+# would only stop new journeys, and the ledger checks would still pass.
+not_running=()
+for pidfile in "$PIDS"/*.pid; do
+  pidfile_alive "$pidfile" >/dev/null || not_running+=("$(basename "$pidfile" .pid)")
+done
+
+step "after the faults: the README's tour on the same stack (scripts/tour.sh)"
+# Journeys must still complete once the faults stop: a purchase paid through
+# each gateway, end to end.
+tour_failed=0
+PROFILE_DIR="$(basename "$BIN")" bash scripts/tour.sh >"$CHAOS_DIR/tour.log" 2>&1 || {
+  tour_failed=1
+  tail -n 20 "$CHAOS_DIR/tour.log"
+}
+
 step "ledger checks"
 [[ -s "$CHAOS_DIR/ledger.txt" ]] || die "the load wrote no ledger"
-all="$(awk '{printf "%s\x27%s\x27", (NR>1?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
+# The ledger: each placement the load sent, "placed" or "paid" when the
+# ingress accepted it, "unanswered" when its answer was lost (the order
+# token is derived from the cart, so it is known all the same).
+all="$(awk '$2!="unanswered"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
+sent="$(awk '{printf "%s\x27%s\x27", (NR>1?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
 paid="$(awk '$2=="paid"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
 unpaid="$(awk '$2!="paid"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
 q() { PGOPTIONS="-c search_path=${DATABASE_SCHEMA:-public}" psql "$DATABASE_URL" -Atqc "$1"; }
 arr() { if [[ -n "$1" ]]; then printf 'ARRAY[%s]::text[]' "$1"; else printf "'{}'::text[]"; fi; }
 missing_sql="SELECT count(*) FROM unnest($(arr "$all")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.order_token IS NULL"
-pending_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$all")) AND status = 'pending'"
+pending_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$sent")) AND status = 'pending'"
 unpaid_paid_sql="SELECT count(*) FROM unnest($(arr "$paid")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.status IS DISTINCT FROM 'paid'"
 paid_not_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$unpaid")) AND status = 'paid'"
 enrol_sql="SELECT count(*) FROM orders o WHERE o.order_token = ANY($(arr "$paid")) AND
@@ -214,16 +251,25 @@ if [[ -n "$limited" ]]; then
 fi
 dead="$(bash scripts/kafka get-offsets --topic "${TOPIC_PREFIX:-}dead-letters" 2>/dev/null |
   awk -F: '{s+=$3} END {print s+0}')"
-accepted="$(wc -l <"$CHAOS_DIR/ledger.txt")"
+accepted="$(awk '$2!="unanswered"' "$CHAOS_DIR/ledger.txt" | wc -l)"
+unanswered="$(awk '$2=="unanswered"' "$CHAOS_DIR/ledger.txt" | wc -l)"
+# Each order's outcome (paid, failed, expired, refunded) is on order.events
+# once: a duplicate that a rebuild would reproduce shows only here.
+outcomes="$("$BIN/checkoutctl" outcomes 2>>"$CHAOS_DIR/outcomes.log" | tee -a "$CHAOS_DIR/outcomes.log" | tail -n 1)"
+repeated_outcomes="$(sed -n 's/^outcomes: .* \([0-9][0-9]*\) repeated$/\1/p' <<<"$outcomes")"
+# Each email is sent once: one file per Message-ID among those this run's
+# stack wrote (the file transport; a duplicate send is a second file).
+repeated_emails="$(find "${NOTIFY_FILE_DIR:-$LOCAL_DIR/mail}" -name '*.eml' -newer "$CHAOS_DIR/started" -print0 2>/dev/null |
+  xargs -0 -r grep -h -i -m1 '^Message-ID:' | sort | uniq -d | wc -l)"
 paid_n="$(awk '$2=="paid"' "$CHAOS_DIR/ledger.txt" | wc -l)"
 failures=0
 check() {
   local what="$1" got="$2"
   if [[ "$got" == "0" ]]; then log "PASS  $what"; else log "FAIL  $what: $got"; failures=$((failures + 1)); fi
 }
-log "ledger: $accepted orders accepted, $paid_n paid at the gateway, $kills kills"
+log "ledger: $accepted orders accepted ($unanswered more placements sent whose answer was lost), $paid_n paid at the gateway, $kills kills"
 check "accepted orders missing from the orders table" "$(q "$missing_sql")"
-check "accepted orders left PENDING" "$(q "$pending_sql")"
+check "placements, answered or not, left PENDING" "$(q "$pending_sql")"
 check "orders paid at the gateway but not PAID" "$(q "$unpaid_paid_sql")"
 check "orders PAID without a payment" "$(q "$paid_not_sql")"
 check "paid orders without one active enrollment per line" "$(q "$enrol_sql")"
@@ -236,6 +282,10 @@ else
   log "limited coupon: no order was placed with it"
 fi
 check "records in the dead-letter topic" "$dead"
+check "order outcomes written to order.events more than once ($outcomes)" "${repeated_outcomes:-unreadable}"
+check "emails sent more than once (one Message-ID, two files)" "$repeated_emails"
+check "processes not running at the end (${not_running[*]:-none})" "${#not_running[@]}"
+check "the tour after the faults (see $CHAOS_DIR/tour.log)" "$tour_failed"
 # Whatever is still in flight lands first: the rebuild compares against
 # tables that have read their topics to the end.
 sleep 10

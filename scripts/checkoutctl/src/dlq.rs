@@ -12,7 +12,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
-use rdkafka::{Message, Offset};
 
 use platform::config::PipelineConfig;
 use schemas::records::dead_letter::DeadLetter;
@@ -103,40 +102,7 @@ async fn find(config: &PipelineConfig, key: &str) -> anyhow::Result<DeadLetter> 
 
 /// Every dead letter, oldest first, with its key.
 async fn read_all(config: &PipelineConfig) -> anyhow::Result<Vec<(String, DeadLetter)>> {
-    let codec = schemas::Codec::new(
-        &config.schema_registry_url,
-        config.topics.clone(),
-        schemas::topics::ALL,
-    )?;
-    let topic = config.topics.name(&DEAD_LETTERS.def);
-    let brokers = config.kafka_brokers.clone();
-    let partitions = DEAD_LETTERS.def.partitions;
-    let raw = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let reader = platform::kafka::reader(&brokers)?;
-        let mut out = Vec::new();
-        for p in 0..partitions {
-            platform::kafka::read_partition(
-                &reader,
-                &topic,
-                p,
-                Offset::Beginning,
-                Duration::from_secs(60),
-                |m| {
-                    if let (Some(k), Some(v)) = (m.key(), m.payload()) {
-                        out.push((k.to_vec(), v.to_vec()));
-                    }
-                },
-            )?;
-        }
-        Ok(out)
-    })
-    .await??;
-    let mut letters = Vec::with_capacity(raw.len());
-    for (k, v) in raw {
-        let key = schemas::Codec::decode_key(&DEAD_LETTERS.def, Some(&k))?;
-        letters.push((key, codec.decode(&DEAD_LETTERS, Some(&v)).await?));
-    }
-    Ok(letters)
+    crate::topic::read_all(config, &DEAD_LETTERS).await
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -23,13 +23,14 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 10] = [
     "create cart",
     "add item",
     "apply coupon",
     "set buyer",
     "place order",
     "session ready",
+    "failed → paying again",
     "pay (simulator)",
     "pay → enrolled",
     "journey",
@@ -41,11 +42,35 @@ struct Samples {
     errors: BTreeMap<String, u64>,
     /// (seconds since start, journey ms) of each finished journey.
     done: Vec<(f64, f64)>,
-    /// Orders the ingress accepted, and whether the simulator took their
-    /// payment: the ledger a fault run checks (`--ledger FILE`).
-    orders: BTreeMap<String, bool>,
+    /// Every placement sent, answered or not, and how far it got: the
+    /// ledger a fault run checks (`--ledger FILE`).
+    orders: BTreeMap<String, Fate>,
     /// The coupon each accepted order was placed with.
     coupons: BTreeMap<String, String>,
+}
+
+/// How far a placement got, as the buyer knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Sent, with no answer (the ingress killed, a 5xx, a time-out): the
+    /// broker may or may not have taken it. Its order token is known all
+    /// the same (derived from the cart), so a fault run checks that, if the
+    /// order exists, it ends in a final state.
+    Unanswered,
+    /// Accepted (202) and not paid.
+    Placed,
+    /// Paid at the gateway.
+    Paid,
+}
+
+impl Fate {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fate::Unanswered => "unanswered",
+            Fate::Placed => "placed",
+            Fate::Paid => "paid",
+        }
+    }
 }
 
 struct Ctx {
@@ -206,16 +231,17 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let lines: String = s
             .orders
             .iter()
-            .map(|(o, paid)| {
+            .map(|(o, fate)| {
                 let coupon = s.coupons.get(o).map_or("-", String::as_str);
-                format!("{o} {} {coupon}\n", if *paid { "paid" } else { "placed" })
+                format!("{o} {} {coupon}\n", fate.as_str())
             })
             .collect();
         std::fs::write(&path, lines)?;
         println!(
-            "ledger: {} orders accepted ({} paid at the gateway) in {path}",
+            "ledger: {} placements sent, {} accepted ({} paid at the gateway) in {path}",
             s.orders.len(),
-            s.orders.values().filter(|p| **p).count()
+            s.orders.values().filter(|f| **f != Fate::Unanswered).count(),
+            s.orders.values().filter(|f| **f == Fate::Paid).count()
         );
     }
     Ok(())
@@ -322,10 +348,12 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     let mut version = 0;
     for i in 0..lines {
         let id = &ctx.internships[(n as usize + i) % ctx.internships.len()];
+        // Every fifth buyer is a company buying a block of three seats.
+        let quantity = if i == 0 && n % 5 == 1 { 3 } else { 1 };
         let (added, ms) = call(
             "add item",
             api(Method::POST, &format!("cart/{token}/items"))
-                .json(&json!({"internship_id": id, "quantity": 1})),
+                .json(&json!({"internship_id": id, "quantity": quantity})),
         )
         .await?;
         times.push(("add item", ms));
@@ -357,58 +385,78 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     )
     .await?;
     anyhow::ensure!(seen["stale"] != true, "read cart: stale after 10 s");
+    // The order token is derived from the cart: known before the answer,
+    // so a placement whose answer is lost is in the ledger all the same.
+    let order = schemas::values::OrderToken::of_cart(
+        &schemas::values::CartToken::parse(&token).context("create cart: a bad token")?,
+    )
+    .as_str()
+    .to_owned();
+    {
+        let mut s = ctx.samples.lock().await;
+        s.orders.insert(order.clone(), Fate::Unanswered);
+        s.coupons.insert(order.clone(), code.to_owned());
+    }
     let (placed, ms) = call(
         "place order",
-        api(Method::POST, "order").json(&json!({"cart_token": token})),
+        // An address, so the order's emails go out (a fault run checks
+        // each is sent once).
+        api(Method::POST, "order")
+            .json(&json!({"cart_token": token, "email": format!("{user}@buyers.example")})),
     )
     .await?;
     times.push(("place order", ms));
-    let order = placed["order_token"]
-        .as_str()
-        .context("place order: no token")?
-        .to_owned();
-    {
-        let mut s = ctx.samples.lock().await;
-        s.orders.insert(order.clone(), false);
-        s.coupons.insert(order.clone(), code.to_owned());
-    }
-    let t = Instant::now();
-    // Long-polls, as a checkout page would: each read waits (`Prefer:
-    // wait`) for the order's next version and answers as soon as the
-    // orders sink commits it, so a buyer costs a read per order change,
-    // not one every few milliseconds.
-    let mut next_version = 1;
-    let session = loop {
-        let res = api(
-            Method::GET,
-            &format!("order/{order}?version={next_version}"),
-        )
-        .header("prefer", "wait=10")
-        .send()
+    anyhow::ensure!(
+        placed["order_token"].as_str() == Some(order.as_str()),
+        "place order: answered {}, not the order derived from the cart",
+        placed["order_token"]
+    );
+    ctx.samples
+        .lock()
         .await
-        .context("session ready: no answer")?;
-        let status = res.status();
-        let o: Value = res.json().await.unwrap_or(Value::Null);
-        // 404 when the order was not visible within the wait.
-        anyhow::ensure!(
-            status.is_success() || status.as_u16() == 404,
-            "session ready: HTTP {} {}",
-            status.as_u16(),
-            o["error"]["code"]
-        );
-        if let Some(s) = o["attempts"][0]["session_id"].as_str() {
-            break s.to_owned();
-        }
-        anyhow::ensure!(o["status"] != "failed", "session ready: order failed");
-        anyhow::ensure!(
-            t.elapsed() < Duration::from_secs(20),
-            "session ready: timed out"
-        );
-        if let Some(v) = o["version"].as_i64() {
-            next_version = v + 1;
-        }
-    };
+        .orders
+        .insert(order.clone(), Fate::Placed);
+    let t = Instant::now();
+    let mut session = session_ready(ctx, &auth, &order, 0, t).await?;
     times.push(("session ready", t.elapsed().as_secs_f64() * 1e3));
+    if n % 7 == 3 {
+        // Every seventh buyer's first payment fails; they pay again, with
+        // a new attempt and a new session.
+        call(
+            "fail (simulator)",
+            ctx.http
+                .post(format!("{}/sim/sessions/{session}/fail", ctx.sim))
+                .json(&json!({"method": "card"})),
+        )
+        .await?;
+        let failed = Instant::now();
+        loop {
+            let (o, _) = call(
+                "payment failed",
+                api(Method::GET, &format!("order/{order}")).header("prefer", "wait=5"),
+            )
+            .await?;
+            if o["status"] == "failed" {
+                break;
+            }
+            anyhow::ensure!(
+                failed.elapsed() < Duration::from_secs(20),
+                "payment failed: the order is still {}",
+                o["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        call(
+            "pay again",
+            api(Method::POST, &format!("order/{order}/pay")).json(&json!({})),
+        )
+        .await?;
+        session = session_ready(ctx, &auth, &order, 1, Instant::now()).await?;
+        times.push((
+            "failed → paying again",
+            failed.elapsed().as_secs_f64() * 1e3,
+        ));
+    }
     let (_, ms) = call(
         "pay (simulator)",
         ctx.http
@@ -417,7 +465,11 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     )
     .await?;
     times.push(("pay (simulator)", ms));
-    ctx.samples.lock().await.orders.insert(order.clone(), true);
+    ctx.samples
+        .lock()
+        .await
+        .orders
+        .insert(order.clone(), Fate::Paid);
     let paid = Instant::now();
     loop {
         // Answers as soon as the order's first enrollment is visible.
@@ -450,6 +502,54 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     let at = ctx.measured_from.elapsed().as_secs_f64();
     s.done.push((at, total));
     Ok(())
+}
+
+/// Long-polls the order, as a checkout page would, until attempt number
+/// `attempt` (0-based) has its payment session: each read waits (`Prefer:
+/// wait`) for the order's next version and answers as soon as the orders
+/// sink commits it, so a buyer costs a read per order change, not one
+/// every few milliseconds.
+async fn session_ready(
+    ctx: &Ctx,
+    auth: &str,
+    order: &str,
+    attempt: usize,
+    since: Instant,
+) -> anyhow::Result<String> {
+    let mut next_version = 1;
+    loop {
+        let res = ctx
+            .http
+            .get(format!("{}/api/v1/order/{order}?version={next_version}", ctx.url))
+            .header("authorization", auth)
+            .header("prefer", "wait=10")
+            .send()
+            .await
+            .context("session ready: no answer")?;
+        let status = res.status();
+        let o: Value = res.json().await.unwrap_or(Value::Null);
+        // 404 when the order was not visible within the wait.
+        anyhow::ensure!(
+            status.is_success() || status.as_u16() == 404,
+            "session ready: HTTP {} {}",
+            status.as_u16(),
+            o["error"]["code"]
+        );
+        if let Some(s) = o["attempts"][attempt]["session_id"].as_str() {
+            return Ok(s.to_owned());
+        }
+        anyhow::ensure!(
+            attempt > 0 || o["status"] != "failed",
+            "session ready: order failed"
+        );
+        anyhow::ensure!(
+            since.elapsed() < Duration::from_secs(20),
+            "session ready: timed out"
+        );
+        if let Some(v) = o["version"].as_i64() {
+            next_version = v + 1;
+        }
+    }
 }
 
 /// CPU seconds (user + system) of the stack's processes, by name.

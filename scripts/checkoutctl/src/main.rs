@@ -14,6 +14,8 @@
 //! - `rebuild SINK [--compare]`: empties a sink's tables and replays its topic into them,
 //!   with progress (stop the `sinks` service first);
 //! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`);
+//! - `outcomes`: the order outcomes on `order.events` written more than
+//!   once (a fault run requires none);
 //! - `topics-doc`: prints the topic catalog page (`docs/topics.md`) from
 //!   `schemas/src/topics.rs` and the `.avsc` files.
 //!
@@ -23,6 +25,7 @@
 mod bench;
 mod dlq;
 mod journey;
+mod topic;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("bench") => bench::run(&args[1..]).await,
+        Some("outcomes") => topic::outcomes(&config).await,
         Some("seed-catalog") => {
             seed(
                 &config,
@@ -136,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE \
                  | token --sub ID [--role user|admin] [--ttl-secs N] | bench [--url U] [--sessions N] [--seconds S] \
-                 | rebuild SINK | dlq list|show KEY|replay KEY | topics-doc"
+                 | rebuild SINK | dlq list|show KEY|replay KEY | outcomes | topics-doc"
             );
             std::process::exit(2);
         }
