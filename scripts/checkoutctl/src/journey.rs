@@ -107,6 +107,14 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .unwrap_or(30);
     let svg = flag(args, "--svg").unwrap_or_else(|| ".local/bench/journey.svg".into());
     let ledger = flag(args, "--ledger");
+    // The stages' ops endpoints, for their batch counts (default: the
+    // ports scripts/run.sh gives them).
+    let ops: Vec<String> = match flag(args, "--ops") {
+        Some(list) => list.split(',').map(str::to_owned).collect(),
+        None => crate::cost::RUN_OPS.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    // Where the topics and the read model are: the services' own settings.
+    let config = platform::config::PipelineConfig::from_env()?;
     let limited: u32 = flag(args, "--limited-coupon")
         .map(|v| v.parse())
         .transpose()?
@@ -196,6 +204,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     };
     tokio::time::sleep_until(ctx.measured_from.into()).await;
     let cpu_before = cpu_seconds();
+    let cost_before = crate::cost::read(&config, &ctx.http, &ops).await;
     if warmup > 0 {
         println!("warm-up over: measuring from now");
     }
@@ -203,6 +212,9 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     progress.abort();
     let elapsed = ctx.measured_from.elapsed().as_secs_f64();
     let cpu_after = cpu_seconds();
+    // Postgres publishes its counters at most once a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cost_after = crate::cost::read(&config, &ctx.http, &ops).await;
     let s = ctx.samples.lock().await;
     println!(
         "done: {} journeys in {elapsed:.1} s = {:.1} journeys/s",
@@ -221,7 +233,8 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     for (kind, n) in &s.errors {
         println!("errors: {n} × {kind}");
     }
-    print_cpu(&cpu_before, &cpu_after, elapsed);
+    let cpu_used = print_cpu(&cpu_before, &cpu_after, elapsed, s.done.len());
+    crate::cost::print(&cost_before, &cost_after, s.done.len(), cpu_used);
     if let Some(dir) = std::path::Path::new(&svg).parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -312,6 +325,7 @@ async fn coupon(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 async fn call(step: &'static str, req: reqwest::RequestBuilder) -> anyhow::Result<(Value, f64)> {
+    crate::cost::count_call();
     let t = Instant::now();
     let res = req
         .send()
@@ -518,6 +532,7 @@ async fn session_ready(
 ) -> anyhow::Result<String> {
     let mut next_version = 1;
     loop {
+        crate::cost::count_call();
         let res = ctx
             .http
             .get(format!("{}/api/v1/order/{order}?version={next_version}", ctx.url))
@@ -614,7 +629,14 @@ fn process_name(args: &[String]) -> Option<String> {
     }
 }
 
-fn print_cpu(before: &HashMap<String, f64>, after: &HashMap<String, f64>, elapsed: f64) {
+/// The CPU each process used, in seconds, per journey in ms and as a share
+/// of the machine; the total in seconds.
+fn print_cpu(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    elapsed: f64,
+    journeys: usize,
+) -> f64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let mut rows: Vec<(String, f64)> = after
         .iter()
@@ -627,12 +649,15 @@ fn print_cpu(before: &HashMap<String, f64>, after: &HashMap<String, f64>, elapse
         "cpu: {total:.1} s used of {:.1} s available ({cores} cores × {elapsed:.1} s)",
         cores * elapsed
     );
+    let per_journey = |secs: f64| secs * 1e3 / journeys.max(1) as f64;
     for (name, secs) in rows {
         println!(
-            "  {name:<28} {secs:>7.1} s  {:>5.1} % of the machine",
-            100.0 * secs / (cores * elapsed)
+            "  {name:<28} {secs:>7.1} s  {:>5.1} % of the machine  {:>7.2} ms per journey",
+            100.0 * secs / (cores * elapsed),
+            per_journey(secs)
         );
     }
+    total
 }
 
 /// An SVG of journeys finished per second (bars) and the p99 journey

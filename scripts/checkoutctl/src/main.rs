@@ -23,6 +23,7 @@
 //! `DATABASE_URL`, `DATABASE_SCHEMA`, `TOPIC_PREFIX`).
 
 mod bench;
+mod cost;
 mod dlq;
 mod journey;
 mod topic;
