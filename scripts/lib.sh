@@ -878,6 +878,37 @@ check_old_simulator_secrets_refused() {
   return "$failures"
 }
 
+# Why: tokens, secrets and personal data never reach a log. After a whole
+# purchase (the tour), every log file of the stack is searched for each
+# cart and order token the tour saw, each email it used and each secret
+# the stack runs with (RAZORPAY_KEY_ID is public: Razorpay's checkout shows
+# it to the buyer). Prints what was found where (never the value itself).
+# Usage: check_logs_hold_no_credentials LOG_DIR TOUR_LOG SECRETS_FILE
+check_logs_hold_no_credentials() {
+  local logs="$1" tour="$2" secrets="$3" found=0 kind value files
+  local -a tokens emails values
+  mapfile -t tokens < <(grep -oE '\b[0-9a-f]{32}\b' "$tour" | sort -u)
+  mapfile -t emails < <(grep -oE '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+' "$tour" | sort -u)
+  mapfile -t values < <(grep -v -e '^#' -e '^RAZORPAY_KEY_ID=' "$secrets" | sed -n 's/^[A-Z0-9_]*=//p')
+  ((${#tokens[@]} > 0 && ${#emails[@]} > 0 && ${#values[@]} > 0)) ||
+    die "nothing to search for (${#tokens[@]} tokens, ${#emails[@]} emails, ${#values[@]} secrets): the check would pass vacuously"
+  for kind in tokens emails values; do
+    local -n list="$kind"
+    for value in "${list[@]}"; do
+      files="$(grep -rlF -- "$value" "$logs"/*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')"
+      if [[ -n "$files" ]]; then
+        log "FAIL  a ${kind%s} ($(printf '%s' "$value" | sha256sum | cut -c1-8)) is in: $files"
+        found=$((found + 1))
+      fi
+    done
+    unset -n list
+  done
+  if ((found)); then
+    return 1
+  fi
+  log "PASS  no log of the stack holds any of ${#tokens[@]} tokens, ${#emails[@]} emails or ${#values[@]} secrets of the purchase"
+}
+
 # The offline assets of /docs (Swagger UI from npm's swagger-ui-dist) in
 # web/node_modules, installed from web/package-lock.json; skipped when the
 # lock file's hash matches the last install.

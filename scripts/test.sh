@@ -20,7 +20,8 @@
 #   5. with no extra args (and unless STACK=0): the run command's own stack
 #      (scripts/run.sh --detach, dev profile, its own topics and schema):
 #      the README's tour on it (scripts/tour.sh: Razorpay in INR, Stripe in
-#      USD), webhooks signed with the old public simulator secrets refused,
+#      USD), no token, secret or email of it in any log of the stack,
+#      webhooks signed with the old public simulator secrets refused,
 #      then (unless CHAOS=0) the short fault suite against it,
 #      scripts/chaos.sh for 80 s (CHAOS_SECONDS), a kill every 1.5 s (the
 #      broker and Postgres among them, at least 6 kills), then its ledger
@@ -180,6 +181,8 @@ if (($# == 0)) && [[ "${STACK:-1}" != 0 ]]; then
       exit 1
     }
     tail -n 3 "$LOG_DIR/tour.log"
+    step "no token, secret or email of the purchase in any log"
+    check_logs_hold_no_credentials "$LOCAL_DIR/run/logs" "$LOG_DIR/tour.log" "$LOCAL_DIR/run/secrets.env" || exit 1
     step "the old public webhook secrets buy nothing"
     check_old_simulator_secrets_refused "http://127.0.0.1:8080" || exit 1
     if [[ "${CHAOS:-1}" != 0 ]]; then

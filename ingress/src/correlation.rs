@@ -34,7 +34,7 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span = tracing::info_span!("request", correlation_id = %id, method = %request.method(), path = %request.uri().path());
+    let span = tracing::info_span!("request", correlation_id = %id, method = %request.method(), path = %platform::telemetry::redact_path(request.uri().path()));
     let started = std::time::Instant::now();
     let mut response = CURRENT
         .scope(id.clone(), next.run(request).instrument(span.clone()))

@@ -203,7 +203,7 @@ impl Connector for Client {
             .find(|o| transformers::order_matches(o, &wanted))
         {
             Some(order) => {
-                tracing::info!(order = %order.id, receipt = %wanted.receipt, "razorpay order found by receipt; not creating another");
+                tracing::info!(order = %order.id, receipt = %platform::telemetry::token_ref(&wanted.receipt), "razorpay order found by receipt; not creating another");
                 order.clone()
             }
             None if !existing.is_empty() => {

@@ -588,7 +588,7 @@ pub async fn refund_order(
             &command.command_id,
         )
         .await?;
-    tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, order = %token.as_str(), "refund requested");
+    tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, order = %platform::telemetry::token_ref(token.as_str()), "refund requested");
     Ok((
         StatusCode::ACCEPTED,
         Json(RefundAccepted {

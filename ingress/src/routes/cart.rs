@@ -501,7 +501,7 @@ pub(crate) fn owns(caller: &Caller, owner: Option<&str>, token: &str) -> bool {
     };
     if !allowed {
         tracing::warn!(target: "audit", event = "ownership_denied", caller = ?caller.user_id(),
-            cart = %&token[..8], "cart belongs to another user");
+            cart = %platform::telemetry::token_ref(token), "cart belongs to another user");
     }
     allowed
 }
@@ -521,7 +521,7 @@ pub(crate) async fn authorize(
     if let Some(owner) = &access.owner_user_id {
         if caller.user_id() != Some(owner.as_str()) {
             tracing::warn!(target: "audit", event = "ownership_denied", caller = ?caller.user_id(),
-                cart = %&token.as_str()[..8], "write to another user's cart");
+                cart = %platform::telemetry::token_ref(token.as_str()), "write to another user's cart");
             return Err(ApiError::Domain(
                 ErrorCode::CartNotFound,
                 "cart not found".into(),

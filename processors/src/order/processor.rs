@@ -162,7 +162,7 @@ impl Processor for OrderProcessor {
             correlation_id: &input.correlation_id,
         };
         let review = order::review_reason(state, cmd).map(|reason| {
-            tracing::error!(order = %input.key, %reason, "payment sent for review");
+            tracing::error!(order = %platform::telemetry::token_ref(&input.key), %reason, "payment sent for review");
             OrderOutput::Review {
                 command: Box::new(cmd.clone()),
                 letter: DeadLetter {
@@ -229,7 +229,7 @@ impl Processor for OrderProcessor {
             // Not recorded as applied: the redelivery (same command id)
             // is applied when the order is there.
             Decision::Park(reason) => {
-                tracing::info!(order = %input.key, command = %cmd.command_id, %reason, "payment command parked for a retry");
+                tracing::info!(order = %platform::telemetry::token_ref(&input.key), command = %cmd.command_id, %reason, "payment command parked for a retry");
                 Outcome {
                     state: None,
                     outputs: vec![OrderOutput::Park {
@@ -240,7 +240,7 @@ impl Processor for OrderProcessor {
                 }
             }
             Decision::Dropped(r) => {
-                tracing::warn!(code = r.code, message = %r.message, order = %input.key, "order command dropped");
+                tracing::warn!(code = r.code, message = %r.message, order = %platform::telemetry::token_ref(&input.key), "order command dropped");
                 Outcome::nothing()
             }
         }

@@ -202,7 +202,7 @@ impl Gateways {
             .inc();
         match outcome.result {
             Ok(PaymentStatus::Paid { payment_id, amount }) => {
-                tracing::info!(%gateway, order = %request.order_token, attempt = request.attempt, payment = %payment_id, "reconciliation found a payment");
+                tracing::info!(%gateway, order = %platform::telemetry::token_ref(&request.order_token), attempt = request.attempt, payment = %payment_id, "reconciliation found a payment");
                 Some(OrderCmd::PaymentSucceeded(PaymentSucceeded {
                     method: None,
                     attempt: request.attempt,
@@ -212,11 +212,11 @@ impl Gateways {
                 }))
             }
             Ok(other) => {
-                tracing::info!(%gateway, order = %request.order_token, status = ?other, "reconciliation: not paid");
+                tracing::info!(%gateway, order = %platform::telemetry::token_ref(&request.order_token), status = ?other, "reconciliation: not paid");
                 None
             }
             Err(e) => {
-                tracing::warn!(%gateway, order = %request.order_token, error = %e, "reconciliation look-up failed; the next round asks again");
+                tracing::warn!(%gateway, order = %platform::telemetry::token_ref(&request.order_token), error = %e, "reconciliation look-up failed; the next round asks again");
                 None
             }
         }
@@ -287,7 +287,7 @@ impl Gateways {
                 calls,
             }),
             Err(e) => {
-                tracing::warn!(%gateway, order = %request.order_token, error = %e, "refund not started");
+                tracing::warn!(%gateway, order = %platform::telemetry::token_ref(&request.order_token), error = %e, "refund not started");
                 not_started(format!("{gateway}: {e}"), calls)
             }
         }
@@ -362,7 +362,7 @@ impl Gateways {
                         .with_label_values(&[gateway.as_str(), "failed"])
                         .inc();
                     timed_out |= matches!(e, GatewayError::Timeout);
-                    tracing::warn!(%gateway, error = %e, order = %request.order_token, "payment session not opened; trying the next gateway");
+                    tracing::warn!(%gateway, error = %e, order = %platform::telemetry::token_ref(&request.order_token), "payment session not opened; trying the next gateway");
                     failures.push(format!("{gateway}: {e}"));
                 }
             }

@@ -521,7 +521,7 @@ async fn process_batch<P: Processor>(
                     .map_err(abort_on)?;
                 let current = states.get(partition, &input.key);
                 let outcome = span.in_scope(|| processor.apply(current, &input));
-                span.in_scope(|| tracing::debug!(key = %input.key, outputs = outcome.outputs.len(), state_changed = outcome.state.is_some(), "input applied"));
+                span.in_scope(|| tracing::debug!(key = %platform::telemetry::token_ref(&input.key), outputs = outcome.outputs.len(), state_changed = outcome.state.is_some(), "input applied"));
                 outcome
             }
         };
@@ -564,7 +564,7 @@ async fn process_batch<P: Processor>(
                     .with_label_values(&[P::NAME])
                     .observe(value.len() as f64);
                 if value.len() > LARGE_STATE_RECORD {
-                    span.in_scope(|| tracing::warn!(key = %changelog_key, bytes = value.len(), "a state record nears the broker's message limit (1 MiB by default); past it, this key's transactions fail"));
+                    span.in_scope(|| tracing::warn!(key = %platform::telemetry::token_ref(&changelog_key), bytes = value.len(), "a state record nears the broker's message limit (1 MiB by default); past it, this key's transactions fail"));
                 }
                 let key = Codec::encode_key(&changelog_key);
                 // Same partition as the input: restore reads exactly the

@@ -253,7 +253,7 @@ impl Processor for RetryProcessor {
         let (book, effect) = step(state, &input.key, r, input.offset, &self.policy);
         let output = effect.map(|e| match e {
             Effect::Redeliver { command } => {
-                tracing::info!(order = %r.order_token, command = %r.command_id, "parked command redelivered");
+                tracing::info!(order = %platform::telemetry::token_ref(&r.order_token), command = %r.command_id, "parked command redelivered");
                 RetryOutput::Order {
                     order_token: r.order_token.clone(),
                     command,
@@ -264,7 +264,7 @@ impl Processor for RetryProcessor {
                 reason,
                 retries,
             } => {
-                tracing::error!(order = %r.order_token, command = %r.command_id, retries, %reason, "parked command dead-lettered");
+                tracing::error!(order = %platform::telemetry::token_ref(&r.order_token), command = %r.command_id, retries, %reason, "parked command dead-lettered");
                 RetryOutput::Dead(DeadLetter {
                     stage: Self::NAME.into(),
                     reason,

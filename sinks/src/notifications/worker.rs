@@ -212,7 +212,7 @@ impl<S: Source> BatchHandler for Worker<S> {
             match self.deliver(n, w.partition, w.offset).await {
                 Ok(Delivered::Sent) => {
                     m.sent.with_label_values(&[n.kind.as_str()]).inc();
-                    tracing::info!(stage = S::NAME, kind = n.kind.as_str(), id = %n.id, key = %n.subject_key, "email sent");
+                    tracing::info!(stage = S::NAME, kind = n.kind.as_str(), id = %n.id, key = %platform::telemetry::token_ref(&n.subject_key), "email sent");
                 }
                 Ok(Delivered::AlreadySent) => {
                     m.already_sent.with_label_values(&[n.kind.as_str()]).inc();
