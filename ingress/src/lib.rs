@@ -48,9 +48,11 @@ pub struct Config {
     pub admin_budget: rate_limit::Budget,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins; none by default.
     pub cors_origins: Vec<String>,
-    /// `TRUST_FORWARDED_FOR`: take the client IP from `X-Forwarded-For`
-    /// (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// `TRUSTED_PROXIES` (default 0): how many proxies of ours stand in
+    /// front of the ingress; the client IP is then that many entries from
+    /// the right of `X-Forwarded-For` (`TRUST_FORWARDED_FOR=true`, the
+    /// older setting, means one).
+    pub trusted_proxies: u32,
     /// `REQUEST_TIMEOUT_SECS`: longer than the longest `Prefer: wait`.
     pub request_timeout: Duration,
     /// `KAFKA_ACK_TIMEOUT_MS`: how long a write waits for the broker's
@@ -98,7 +100,13 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            trust_forwarded_for: var("TRUST_FORWARDED_FOR", "false") == "true",
+            trusted_proxies: match var("TRUSTED_PROXIES", "").as_str() {
+                "" if var("TRUST_FORWARDED_FOR", "false") == "true" => 1,
+                "" => 0,
+                n => n
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES={n}: {e}"))?,
+            },
             request_timeout: Duration::from_secs(var("REQUEST_TIMEOUT_SECS", "40").parse()?),
             ack_timeout: Duration::from_millis(var("KAFKA_ACK_TIMEOUT_MS", "15000").parse()?),
             pricing: rules::pricing::PricingPolicy::from_settings(var)?,
@@ -132,7 +140,7 @@ impl Config {
                 burst: 1000,
             },
             cors_origins: Vec::new(),
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
             request_timeout: Duration::from_secs(40),
             ack_timeout: Duration::from_secs(15),
             pricing: rules::pricing::PricingPolicy::default(),
@@ -210,13 +218,13 @@ impl Application {
                 "api",
                 config.api_budget,
                 verifier.clone(),
-                config.trust_forwarded_for,
+                config.trusted_proxies,
             ),
             admin: rate_limit::Limiter::new(
                 "admin",
                 config.admin_budget,
                 verifier.clone(),
-                config.trust_forwarded_for,
+                config.trusted_proxies,
             ),
         };
         let keys = idempotency::Keys::new(state.pool.clone(), config.request_timeout);

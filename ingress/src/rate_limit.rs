@@ -52,7 +52,7 @@ pub struct Limiter {
     group: &'static str,
     limiter: Arc<DefaultKeyedRateLimiter<Key>>,
     verifier: Arc<Verifier>,
-    trust_forwarded_for: bool,
+    trusted_proxies: u32,
 }
 
 impl Limiter {
@@ -60,7 +60,7 @@ impl Limiter {
         group: &'static str,
         budget: Budget,
         verifier: Arc<Verifier>,
-        trust_forwarded_for: bool,
+        trusted_proxies: u32,
     ) -> Limiter {
         let per_second = NonZeroU32::new(budget.per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(budget.burst).unwrap_or(per_second);
@@ -83,7 +83,7 @@ impl Limiter {
             group,
             limiter,
             verifier,
-            trust_forwarded_for,
+            trusted_proxies,
         }
     }
 
@@ -99,19 +99,38 @@ impl Limiter {
         if let Some(user) = user {
             return Key::User(user.id);
         }
-        let forwarded = self
-            .trust_forwarded_for
-            .then(|| request.headers().get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        let forwarded = request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
-        Key::Ip(forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0])))
+        Key::Ip(
+            client_ip(forwarded, peer, self.trusted_proxies)
+                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        )
     }
+}
+
+/// The caller's address behind `trusted` proxies of ours: each appends the
+/// address it received the request from to `X-Forwarded-For`, so the
+/// client is the `trusted`-th entry from the right. Entries to the left of
+/// it are whatever the client sent, and never trusted (the leftmost entry
+/// is the client's to choose). With no trusted proxy, the peer address.
+pub fn client_ip(forwarded: Option<&str>, peer: Option<IpAddr>, trusted: u32) -> Option<IpAddr> {
+    if trusted == 0 {
+        return peer;
+    }
+    let entries: Vec<&str> = forwarded
+        .map(|v| v.split(',').map(str::trim).filter(|e| !e.is_empty()).collect())
+        .unwrap_or_default();
+    let at = entries.len().checked_sub(trusted as usize).unwrap_or(0);
+    entries
+        .get(at)
+        .and_then(|e| e.parse::<IpAddr>().ok())
+        .or(peer)
 }
 
 /// The middleware; install with `from_fn_with_state(limiter, limit)`.
@@ -126,8 +145,40 @@ pub async fn limit(State(limiter): State<Limiter>, request: Request, next: Next)
                 Key::User(id) => format!("user {id}"),
                 Key::Ip(ip) => format!("ip {ip}"),
             };
-            tracing::warn!(target: "audit", event = "rate_limited", group = limiter.group, caller = %who, path = %request.uri().path(), "rate limit exceeded");
+            tracing::warn!(target: "audit", event = "rate_limited", group = limiter.group, caller = %who, path = %platform::telemetry::redact_path(request.uri().path()), "rate limit exceeded");
             ApiError::RateLimited { retry_after }.into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_taken_from_the_right_after_the_trusted_proxies() {
+        let peer = Some(ip("10.0.0.9"));
+        // No trusted proxy: the header is the client's own words.
+        assert_eq!(client_ip(Some("1.2.3.4"), peer, 0), peer);
+        // One proxy of ours, which appended what it saw: a forged entry on
+        // the left is not the caller.
+        assert_eq!(
+            client_ip(Some("6.6.6.6, 203.0.113.7"), peer, 1),
+            Some(ip("203.0.113.7"))
+        );
+        // Two: the client is second from the right.
+        assert_eq!(
+            client_ip(Some("6.6.6.6, 203.0.113.7, 10.0.0.2"), peer, 2),
+            Some(ip("203.0.113.7"))
+        );
+        // Fewer entries than proxies, or none, or garbage: the leftmost
+        // entry the proxies wrote, else the peer.
+        assert_eq!(client_ip(Some("203.0.113.7"), peer, 2), Some(ip("203.0.113.7")));
+        assert_eq!(client_ip(None, peer, 1), peer);
+        assert_eq!(client_ip(Some("not-an-ip"), peer, 1), peer);
     }
 }

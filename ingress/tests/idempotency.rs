@@ -482,3 +482,52 @@ async fn prefer_wait_waits_for_a_cart_that_is_not_visible_yet() {
     assert_eq!(found.body["cart_token"], cart.as_str());
     assert_eq!(found.body["stale"], false);
 }
+
+/// Guests share one key space, and a new cart's token is derived from the
+/// key: a guessable guest key would let a second guest who sends the same
+/// key and body be answered with the first guest's cart token. A guest's
+/// key must be unguessable (refused with 422, nothing written); a signed-in
+/// user's key lives in their own space and may be anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_cannot_obtain_another_guests_cart_by_replaying_a_guessable_key() {
+    let env = TestEnv::new().await;
+    env.spawn_cart_processor();
+    let api = Api::at(env.spawn_ingress().await);
+    let create = |key: &str, bearer: Option<String>| {
+        let mut req = api
+            .request(Method::POST, "/cart")
+            .header("idempotency-key", key)
+            .json(&json!({"items": []}));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        Api::send(req)
+    };
+    let before = env.cart_commands().await.len();
+    for guessable in ["checkout-1", &"a".repeat(40)] {
+        let first = create(guessable, None).await;
+        assert_eq!(first.status, 422, "{first:?}");
+        assert!(
+            first.body["error"]["validation_messages"][0]
+                .as_str()
+                .unwrap()
+                .contains("unguessable"),
+            "{first:?}"
+        );
+        let second = create(guessable, None).await;
+        assert_eq!(second.status, 422, "no guest is answered with a cart: {second:?}");
+        assert!(second.body["cart_token"].is_null());
+    }
+    assert_eq!(env.cart_commands().await.len(), before, "nothing written");
+
+    // Unguessable keys work for guests, each its own cart.
+    let (a, b) = (key(), key());
+    let first = create(&a, None).await;
+    let other = create(&b, None).await;
+    assert_eq!((first.status, other.status), (201, 201));
+    assert_ne!(first.body["cart_token"], other.body["cart_token"]);
+    // A user's short key is theirs alone.
+    let user = token("uma", "user", 600, JWT_SECRET);
+    let mine = create("checkout-1", Some(user)).await;
+    assert_eq!(mine.status, 201, "{mine:?}");
+}

@@ -11,8 +11,10 @@
 //!   bearer token, `guest` without one. All guests share one key space: a
 //!   guest has no identity that survives a retry (the client IP changes
 //!   between networks, a new cart has no token yet), so a guest's key must
-//!   be unguessable (a UUIDv4): it is as good as a secret for the answer it
-//!   replays, which for `POST /api/v1/cart` holds a cart token.
+//!   be unguessable ([`unguessable`]: a UUIDv4, or 32 or more random
+//!   letters and digits; a guessable one is refused with 422): it is as
+//!   good as a secret for the answer it replays, which for `POST
+//!   /api/v1/cart` holds a cart token.
 //! - **Stable ids**: with a key, every id a request mints — its commands'
 //!   ids, numbered 0, 1, ... in the order it writes them, and the token of a
 //!   cart it creates — is a UUIDv5 of (caller, key, request fingerprint).
@@ -107,6 +109,23 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Why a guest's key was refused.
+const GUEST_KEY_RULE: &str = "Idempotency-Key: a guest's key must be unguessable (a UUID, or 32 or \
+     more random letters and digits): guests share one key space, and another guest who sent the \
+     same key and body would be answered as you";
+
+/// Whether a key is too random to guess: at least 32 letters and digits,
+/// at least 10 of them different (a UUIDv4 is; "order-1" or 32 × "a" are
+/// not). Guests share one key space and a new cart's token is derived from
+/// the key, so for a guest the key is as good as a secret.
+pub fn unguessable(key: &str) -> bool {
+    let alnum: Vec<u8> = key.bytes().filter(u8::is_ascii_alphanumeric).collect();
+    let mut distinct = alnum.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    alnum.len() >= 32 && distinct.len() >= 10
 }
 
 /// Whose key space a request's key lives in: `user:<sub>` or `guest`.
@@ -274,6 +293,9 @@ pub async fn layer(State(keys): State<Keys>, request: Request, next: Next) -> Re
         }
         Err(e) => return ApiError::MalformedJson(e.body_text()).into_response(),
     };
+    if caller.user_id().is_none() && !unguessable(key.as_str()) {
+        return ApiError::Validation(vec![GUEST_KEY_RULE.to_owned()]).into_response();
+    }
     let scope = scope_of(&caller);
     let fingerprint = fingerprint(&parts.method, parts.uri.path(), &body);
     match store::claim(&keys, &scope, key.as_str(), &fingerprint).await {
@@ -435,6 +457,15 @@ mod tests {
         assert!(IdempotencyKey::parse(b"a b").is_err());
         assert!(IdempotencyKey::parse(b"tab\there").is_err());
         assert!(IdempotencyKey::parse("clé".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_guests_key_must_be_unguessable() {
+        assert!(unguessable(&uuid::Uuid::new_v4().to_string()));
+        assert!(unguessable("Zx81q0MvP3a7Lk2W9bNc4Rt6Ys5Hd1Jf"));
+        assert!(!unguessable("order-1"));
+        assert!(!unguessable(&"a".repeat(40)));
+        assert!(!unguessable("0101010101010101010101010101010101"));
     }
 
     #[test]
