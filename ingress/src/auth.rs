@@ -67,7 +67,14 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     /// `AUTH_JWT_AUDIENCE`
     pub audience: Option<String>,
+    /// `AUTH_JWT_MAX_LIFETIME_SECS` (default [`MAX_LIFETIME_SECS`]): a
+    /// token that expires later than this from now is refused, whoever
+    /// signed it: a leaked long-lived token is a standing key.
+    pub max_lifetime_secs: Option<u64>,
 }
+
+/// The longest a token may still be valid for, unless configured.
+pub const MAX_LIFETIME_SECS: u64 = 24 * 3600;
 
 impl AuthConfig {
     /// One of `AUTH_JWT_HS256_SECRET` and `AUTH_JWT_JWKS_FILE` is required:
@@ -80,6 +87,13 @@ impl AuthConfig {
             jwks_file: optional_secret("AUTH_JWT_JWKS_FILE"),
             issuer: optional_secret("AUTH_JWT_ISSUER"),
             audience: optional_secret("AUTH_JWT_AUDIENCE"),
+            max_lifetime_secs: match optional_secret("AUTH_JWT_MAX_LIFETIME_SECS") {
+                None => None,
+                Some(n) => Some(
+                    n.parse()
+                        .map_err(|e| anyhow::anyhow!("AUTH_JWT_MAX_LIFETIME_SECS={n}: {e}"))?,
+                ),
+            },
         };
         anyhow::ensure!(
             config.hs256_secret.is_some() || config.jwks_file.is_some(),
@@ -98,6 +112,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("jwks_file", &self.jwks_file)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
             .finish()
     }
 }
@@ -108,6 +123,7 @@ pub struct Verifier {
     jwks: Option<JwkSet>,
     issuer: Option<String>,
     audience: Option<String>,
+    max_lifetime_secs: u64,
 }
 
 impl Verifier {
@@ -137,6 +153,7 @@ impl Verifier {
             jwks,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            max_lifetime_secs: config.max_lifetime_secs.unwrap_or(MAX_LIFETIME_SECS),
         }))
     }
 
@@ -179,6 +196,15 @@ impl Verifier {
         }
         let data = decode::<Claims>(token, &key, &validation)
             .map_err(|e| format!("invalid token: {e}"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if data.claims.exp > now + self.max_lifetime_secs + LEEWAY_SECS {
+            return Err(format!(
+                "invalid token: it lives longer than the maximum of {} s",
+                self.max_lifetime_secs
+            ));
+        }
         let sub = data.claims.sub;
         if sub.is_empty() || sub.len() > 128 || sub.chars().any(char::is_control) {
             return Err("invalid subject".into());
@@ -353,8 +379,34 @@ mod tests {
             jwks_file: None,
             issuer: issuer.map(Into::into),
             audience: audience.map(Into::into),
+            max_lifetime_secs: None,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_token_that_lives_longer_than_the_maximum_is_refused() {
+        let v = verifier(None, None);
+        let day = 24 * 3600;
+        let long = Claims {
+            exp: now() + 2 * day,
+            ..claims()
+        };
+        let refused = v.verify(&token(&long, SECRET)).unwrap_err();
+        assert!(refused.contains("longer than the maximum"), "{refused}");
+        let within = Claims {
+            exp: now() + day - 60,
+            ..claims()
+        };
+        assert!(v.verify(&token(&within, SECRET)).is_ok());
+        let strict = Verifier::new(&AuthConfig {
+            hs256_secret: Some(SECRET.into()),
+            max_lifetime_secs: Some(600),
+            ..AuthConfig::default()
+        })
+        .unwrap();
+        assert!(strict.verify(&token(&within, SECRET)).is_err());
+        assert!(strict.verify(&token(&claims(), SECRET)).is_ok());
     }
 
     #[test]
