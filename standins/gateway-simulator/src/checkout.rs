@@ -125,12 +125,18 @@ fn provider_of(id: &str) -> Result<Gateway, SimError> {
     }
 }
 
-fn act(app: &App, id: &str, action: Action, method: PayMethod) -> Result<Done, SimError> {
+async fn act(
+    app: &App,
+    id: &str,
+    action: Action,
+    method: Result<PayMethod, SimError>,
+) -> Result<Done, SimError> {
+    let method = method?;
     match (provider_of(id)?, action) {
-        (Gateway::Razorpay, Action::Pay) => razorpay::pay(app, id, method),
-        (Gateway::Razorpay, Action::Fail) => razorpay::fail(app, id, method),
-        (Gateway::Stripe, Action::Pay) => stripe::pay(app, id, method),
-        (Gateway::Stripe, Action::Fail) => stripe::fail(app, id, method),
+        (Gateway::Razorpay, Action::Pay) => razorpay::pay(app, id, method).await,
+        (Gateway::Razorpay, Action::Fail) => razorpay::fail(app, id, method).await,
+        (Gateway::Stripe, Action::Pay) => stripe::pay(app, id, method).await,
+        (Gateway::Stripe, Action::Fail) => stripe::fail(app, id, method).await,
     }
 }
 
@@ -162,16 +168,16 @@ fn method_of_json(body: &[u8]) -> Result<PayMethod, SimError> {
 }
 
 async fn api_pay(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
-    api_answer(method_of_json(&body).and_then(|m| act(&app, &id, Action::Pay, m)))
+    api_answer(act(&app, &id, Action::Pay, method_of_json(&body)).await)
 }
 
 async fn api_fail(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
-    api_answer(method_of_json(&body).and_then(|m| act(&app, &id, Action::Fail, m)))
+    api_answer(act(&app, &id, Action::Fail, method_of_json(&body)).await)
 }
 
 async fn api_expire(State(app): State<Arc<App>>, Path(id): Path<String>) -> Response {
     api_answer(match provider_of(&id) {
-        Ok(Gateway::Stripe) => stripe::expire(&app, &id),
+        Ok(Gateway::Stripe) => stripe::expire(&app, &id).await,
         Ok(Gateway::Razorpay) => Err(SimError::Invalid("Razorpay orders do not expire".into())),
         Err(e) => Err(e),
     })
@@ -412,9 +418,9 @@ fn method_of_form(body: &[u8]) -> Result<PayMethod, SimError> {
 }
 
 async fn page_pay(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
-    page_result(method_of_form(&body).and_then(|m| act(&app, &id, Action::Pay, m)))
+    page_result(act(&app, &id, Action::Pay, method_of_form(&body)).await)
 }
 
 async fn page_fail(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Response {
-    page_result(method_of_form(&body).and_then(|m| act(&app, &id, Action::Fail, m)))
+    page_result(act(&app, &id, Action::Fail, method_of_form(&body)).await)
 }

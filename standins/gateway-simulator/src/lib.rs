@@ -80,8 +80,14 @@ pub(crate) struct Store {
     pub orders: HashMap<String, rz::Order>,
     /// Order ids, oldest first (lists answer newest first).
     pub order_ids: Vec<String>,
+    /// Order ids by receipt, oldest first: the connector looks an order up
+    /// by receipt before creating one, and a scan of every order made the
+    /// simulator slower with every order it had seen.
+    pub order_ids_by_receipt: HashMap<String, Vec<String>>,
     pub payments: HashMap<String, rz::Payment>,
     pub payment_ids: Vec<String>,
+    /// Payment ids by order, oldest first.
+    pub payment_ids_by_order: HashMap<String, Vec<String>>,
     pub rz_refunds: HashMap<String, rz::RefundEntity>,
     pub rz_refund_ids: Vec<String>,
     pub sessions: HashMap<String, stripe::StoredSession>,
@@ -196,7 +202,7 @@ async fn expire_sessions(app: Arc<App>) {
             _ = app.stopped() => return,
         }
         let events = stripe::expire_due(&app, now());
-        app.outbox.send(events);
+        app.outbox.send(events).await;
     }
 }
 

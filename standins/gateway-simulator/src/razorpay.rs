@@ -257,6 +257,13 @@ async fn create_order(State(app): State<Arc<App>>, body: Bytes) -> Result<Json<O
     };
     let mut store = app.store();
     store.order_ids.push(order.id.clone());
+    if let Some(receipt) = &order.receipt {
+        store
+            .order_ids_by_receipt
+            .entry(receipt.clone())
+            .or_default()
+            .push(order.id.clone());
+    }
     store.orders.insert(order.id.clone(), order.clone());
     Ok(Json(order))
 }
@@ -289,12 +296,17 @@ async fn list_orders(
     let count = bounded(q.count.as_deref(), "count", 10, 100)?;
     let skip = bounded(q.skip.as_deref(), "skip", 0, usize::MAX)?;
     let store = app.store();
-    let items = store
-        .order_ids
+    let ids = match &q.receipt {
+        Some(receipt) => store
+            .order_ids_by_receipt
+            .get(receipt)
+            .map_or(&[][..], Vec::as_slice),
+        None => &store.order_ids[..],
+    };
+    let items = ids
         .iter()
         .rev()
         .filter_map(|id| store.orders.get(id))
-        .filter(|o| q.receipt.is_none() || o.receipt == q.receipt)
         .skip(skip)
         .take(count)
         .cloned()
@@ -323,11 +335,12 @@ async fn order_payments(
         return Err(RzError::no_such_id());
     }
     let items = store
-        .payment_ids
+        .payment_ids_by_order
+        .get(&id)
+        .map_or(&[][..], Vec::as_slice)
         .iter()
         .rev()
         .filter_map(|p| store.payments.get(p))
-        .filter(|p| p.order_id.as_deref() == Some(id.as_str()))
         .cloned()
         .collect();
     Ok(Json(Collection::of(items)))
@@ -437,14 +450,14 @@ async fn refund(
         );
         (refund, event)
     };
-    app.outbox.send(vec![event]);
+    app.outbox.send(vec![event]).await;
     Ok(Json(refund))
 }
 
 /// The buyer pays an order: a captured payment, the order paid,
 /// `payment.captured` and `order.paid` sent; the browser's success fields
 /// answered, signed with the key secret.
-pub(crate) fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<Done, SimError> {
+pub(crate) async fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<Done, SimError> {
     let (payment, events) = {
         let mut store = app.store();
         let order = store
@@ -470,6 +483,11 @@ pub(crate) fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<Done, 
         order.amount_due = 0;
         let order = order.clone();
         store.payment_ids.push(payment.id.clone());
+        store
+            .payment_ids_by_order
+            .entry(order_id.to_owned())
+            .or_default()
+            .push(payment.id.clone());
         store.payments.insert(payment.id.clone(), payment.clone());
         let captured = event(
             app,
@@ -494,7 +512,7 @@ pub(crate) fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<Done, 
         );
         (payment, vec![captured, paid])
     };
-    app.outbox.send(events);
+    app.outbox.send(events).await;
     let signature = gateways::razorpay::webhook::sign_checkout(
         &app.config.razorpay.key_secret,
         order_id,
@@ -514,7 +532,7 @@ pub(crate) fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<Done, 
 
 /// A failed attempt: a failed payment, the order `attempted` (still
 /// payable), `payment.failed` sent.
-pub(crate) fn fail(app: &App, order_id: &str, method: PayMethod) -> Result<Done, SimError> {
+pub(crate) async fn fail(app: &App, order_id: &str, method: PayMethod) -> Result<Done, SimError> {
     let (payment, event) = {
         let mut store = app.store();
         let order = store
@@ -541,6 +559,11 @@ pub(crate) fn fail(app: &App, order_id: &str, method: PayMethod) -> Result<Done,
         order.status = OrderStatus::Attempted;
         order.attempts += 1;
         store.payment_ids.push(payment.id.clone());
+        store
+            .payment_ids_by_order
+            .entry(order_id.to_owned())
+            .or_default()
+            .push(payment.id.clone());
         store.payments.insert(payment.id.clone(), payment.clone());
         let e = event(
             app,
@@ -554,7 +577,7 @@ pub(crate) fn fail(app: &App, order_id: &str, method: PayMethod) -> Result<Done,
         );
         (payment, e)
     };
-    app.outbox.send(vec![event]);
+    app.outbox.send(vec![event]).await;
     Ok(Done {
         provider: Gateway::Razorpay,
         status: "failed",

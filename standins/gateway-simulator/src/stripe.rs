@@ -475,7 +475,7 @@ pub(crate) fn validate_session(
 }
 
 /// Runs `apply` once per idempotency key; replays or refuses repeats.
-fn idempotent(
+async fn idempotent(
     app: &App,
     headers: &HeaderMap,
     route: &'static str,
@@ -530,7 +530,7 @@ fn idempotent(
         }
         (body, events)
     };
-    app.outbox.send(events);
+    app.outbox.send(events).await;
     json(body, false)
 }
 
@@ -595,7 +595,7 @@ async fn create_session(State(app): State<Arc<App>>, headers: HeaderMap, body: B
             );
             Ok((to_value(&session), vec![]))
         },
-    )
+    ).await
 }
 
 async fn get_session(
@@ -629,7 +629,7 @@ async fn expire_session(
         let event = expire_one(stored);
         (stored.session.clone(), vec![event])
     };
-    app.outbox.send(events);
+    app.outbox.send(events).await;
     Ok(Json(session))
 }
 
@@ -650,7 +650,7 @@ pub(crate) fn expire_due(app: &App, now: i64) -> Vec<Outgoing> {
 }
 
 /// Expires an open session now (`POST /sim/sessions/{id}/expire`).
-pub(crate) fn expire(app: &App, id: &str) -> Result<Done, SimError> {
+pub(crate) async fn expire(app: &App, id: &str) -> Result<Done, SimError> {
     let event = {
         let mut store = app.store();
         let stored = store
@@ -660,7 +660,7 @@ pub(crate) fn expire(app: &App, id: &str) -> Result<Done, SimError> {
         open(stored)?;
         expire_one(stored)
     };
-    app.outbox.send(vec![event]);
+    app.outbox.send(vec![event]).await;
     Ok(Done {
         provider: Gateway::Stripe,
         status: "expired",
@@ -685,7 +685,7 @@ fn open(stored: &StoredSession) -> Result<(), SimError> {
 
 /// The buyer pays by card: a succeeded payment intent and charge, the
 /// session complete and paid, `checkout.session.completed` sent.
-pub(crate) fn pay(app: &App, id: &str, method: PayMethod) -> Result<Done, SimError> {
+pub(crate) async fn pay(app: &App, id: &str, method: PayMethod) -> Result<Done, SimError> {
     match method {
         PayMethod::Card => {}
         PayMethod::Upi => {
@@ -748,7 +748,7 @@ pub(crate) fn pay(app: &App, id: &str, method: PayMethod) -> Result<Done, SimErr
         let event = event(EventKind::CheckoutSessionCompleted, to_value(&session));
         (session, event)
     };
-    app.outbox.send(vec![event]);
+    app.outbox.send(vec![event]).await;
     Ok(Done {
         provider: Gateway::Stripe,
         status: "complete",
@@ -767,7 +767,7 @@ pub(crate) fn pay(app: &App, id: &str, method: PayMethod) -> Result<Done, SimErr
 
 /// A declined card: the payment intent needs another method, the session
 /// stays open, `payment_intent.payment_failed` sent.
-pub(crate) fn fail(app: &App, id: &str, _method: PayMethod) -> Result<Done, SimError> {
+pub(crate) async fn fail(app: &App, id: &str, _method: PayMethod) -> Result<Done, SimError> {
     let (intent_id, event) = {
         let mut store = app.store();
         let stored = store
@@ -804,7 +804,7 @@ pub(crate) fn fail(app: &App, id: &str, _method: PayMethod) -> Result<Done, SimE
             event(EventKind::PaymentIntentPaymentFailed, to_value(&intent)),
         )
     };
-    app.outbox.send(vec![event]);
+    app.outbox.send(vec![event]).await;
     Ok(Done {
         provider: Gateway::Stripe,
         status: "failed",
@@ -898,7 +898,7 @@ async fn create_refund(State(app): State<Arc<App>>, headers: HeaderMap, body: By
             ];
             Ok((to_value(&refund), events))
         },
-    )
+    ).await
 }
 
 /// An Event object around `object`.

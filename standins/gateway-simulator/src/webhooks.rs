@@ -6,7 +6,9 @@
 //!
 //! The events of one action (paying: `payment.captured` and `order.paid`)
 //! are one batch, delivered in order by one sender; batches wait in a
-//! bounded queue for a fixed number of senders. A delivery answered with a
+//! bounded queue for a pool of senders. A full queue holds the action that
+//! queues (its API call answers later) rather than dropping the batch: a
+//! real gateway never loses an event silently. A delivery answered with a
 //! non-2xx (or not at all) is retried with doubling waits, a bounded number
 //! of times. The knobs duplicate deliveries (same event id) and reverse a
 //! batch.
@@ -21,9 +23,12 @@ use super::now;
 use crate::telemetry::WebhookDelivery;
 use gateways::Gateway;
 
-/// Batches waiting for a sender; beyond this a batch is dropped (logged).
+/// Batches waiting for a sender; beyond this the queuing action waits.
 const QUEUE: usize = 1024;
-const SENDERS: usize = 4;
+/// Concurrent deliveries. A gateway delivers many events at once; four
+/// sequential senders made the simulator the bound of a load test, and a
+/// batch being retried (doubling waits) holds only its own sender.
+const SENDERS: usize = 64;
 
 /// One event, its body serialized once: what is signed is what is sent.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +71,9 @@ impl Outbox {
         })
     }
 
-    /// Queues the events of one action, with the knobs applied.
-    pub fn send(&self, events: Vec<Outgoing>) {
+    /// Queues the events of one action, with the knobs applied; waits for
+    /// room when the queue is full.
+    pub async fn send(&self, events: Vec<Outgoing>) {
         if events.is_empty() {
             return;
         }
@@ -75,8 +81,12 @@ impl Outbox {
         let batch = plan(events, self.knobs.reorder, || {
             rate > 0.0 && rand::random::<f64>() < rate
         });
-        if let Err(e) = self.queue.try_send(batch) {
-            tracing::error!(error = %e, "webhook queue full or closed; batch not delivered");
+        if self.queue.capacity() == 0 {
+            tracing::warn!(queued = QUEUE, "webhook queue full; the action waits for a sender");
+        }
+        if self.queue.send(batch).await.is_err() {
+            // Only after shutdown: the senders are gone with the process.
+            tracing::error!("webhook senders stopped; batch not delivered");
         }
     }
 }
