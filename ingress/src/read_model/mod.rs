@@ -52,7 +52,7 @@ pub struct CartView {
     /// Attribution pairs.
     #[schema(value_type = Object)]
     pub analytics: sqlx::types::Json<std::collections::BTreeMap<String, String>>,
-    #[sqlx(skip)]
+    #[sqlx(json)]
     pub items: Vec<CartItemView>,
     /// Coupon codes applied, in order.
     #[schema(value_type = Vec<String>)]
@@ -66,9 +66,9 @@ pub struct CartView {
     /// it failed before payment: its next order's token derives from it.
     pub placements: i32,
     /// What each coupon took off.
-    #[sqlx(skip)]
+    #[sqlx(json)]
     pub discounts: Vec<DiscountView>,
-    #[sqlx(skip)]
+    #[sqlx(json)]
     pub taxes: Vec<TaxView>,
     #[sqlx(skip)]
     pub buyer: Option<BuyerView>,
@@ -83,7 +83,7 @@ pub struct CartView {
     pub last_rejection: Option<RejectionView>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CartItemView {
     pub internship_id: String,
     pub title: String,
@@ -104,7 +104,7 @@ pub struct CartItemView {
     pub plan_unit: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DiscountView {
     pub code: String,
     pub name: String,
@@ -112,7 +112,7 @@ pub struct DiscountView {
     pub amount_minor: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaxView {
     pub name: String,
     /// Decimal fraction, e.g. `0.09`.
@@ -219,40 +219,41 @@ pub async fn active_cart_of(
     .await
 }
 
+/// One statement: the cart's row with its lines, discounts and tax lines
+/// as JSON arrays (a read is on every long-poll wake-up, so four round
+/// trips per read were most of the ingress's statements).
+const CART: &str = "
+    SELECT c.cart_token, c.version, c.status, c.currency, c.subtotal_minor, c.discount_total_minor,
+           c.tax_total_minor, c.total_minor, c.tax_inclusive, c.created_at, c.updated_at, c.owner_user_id,
+           c.buyer_country, c.buyer_state, c.buyer_gstin, c.fx_base, c.fx_rate, c.fx_as_of, c.share_token,
+           c.merged_into, c.analytics, c.coupons, c.order_token, c.refused_coupons, c.placements,
+           c.rejection_command_id, c.rejection_code, c.rejection_message,
+           COALESCE((SELECT json_agg(json_build_object(
+                         'internship_id', i.internship_id, 'title', i.title, 'quantity', i.quantity,
+                         'currency', i.currency, 'unit_price_minor', i.unit_price_minor,
+                         'line_subtotal_minor', i.line_subtotal_minor, 'line_discount_minor', i.line_discount_minor,
+                         'line_total_minor', i.line_total_minor, 'tax_class', i.tax_class,
+                         'available', i.available, 'plan_id', i.plan_id, 'plan_value', i.plan_value,
+                         'plan_unit', i.plan_unit) ORDER BY i.position)
+                     FROM cart_items i WHERE i.cart_token = c.cart_token), '[]') AS items,
+           COALESCE((SELECT json_agg(json_build_object(
+                         'code', d.code, 'name', d.name, 'currency', d.currency, 'amount_minor', d.amount_minor)
+                         ORDER BY d.position)
+                     FROM cart_discounts d WHERE d.cart_token = c.cart_token), '[]') AS discounts,
+           COALESCE((SELECT json_agg(json_build_object(
+                         'name', t.name, 'rate', t.rate::text, 'currency', t.currency, 'amount_minor', t.amount_minor)
+                         ORDER BY t.position)
+                     FROM cart_tax_lines t WHERE t.cart_token = c.cart_token), '[]') AS taxes
+    FROM carts c WHERE c.cart_token = $1";
+
 pub async fn cart(pool: &PgPool, token: &str) -> Result<Option<CartView>, sqlx::Error> {
-    let Some(mut cart) = sqlx::query_as::<_, CartView>(
-        "SELECT cart_token, version, status, currency, subtotal_minor, discount_total_minor, tax_total_minor, total_minor, tax_inclusive,
-                created_at, updated_at, owner_user_id, buyer_country, buyer_state, buyer_gstin, fx_base, fx_rate, fx_as_of,
-                share_token, merged_into, analytics, coupons, order_token, refused_coupons, placements,
-                rejection_command_id, rejection_code, rejection_message
-         FROM carts WHERE cart_token = $1",
-    )
-    .bind(token)
-    .fetch_optional(pool)
-    .await?
+    let Some(mut cart) = sqlx::query_as::<_, CartView>(CART)
+        .bind(token)
+        .fetch_optional(pool)
+        .await?
     else {
         return Ok(None);
     };
-    cart.items = sqlx::query_as::<_, CartItemView>(
-        "SELECT internship_id, title, quantity, currency, unit_price_minor, line_subtotal_minor, line_discount_minor,
-                line_total_minor, tax_class, available, plan_id, plan_value, plan_unit
-         FROM cart_items WHERE cart_token = $1 ORDER BY position",
-    )
-    .bind(token)
-    .fetch_all(pool)
-    .await?;
-    cart.discounts = sqlx::query_as::<_, DiscountView>(
-        "SELECT code, name, currency, amount_minor FROM cart_discounts WHERE cart_token = $1 ORDER BY position",
-    )
-    .bind(token)
-    .fetch_all(pool)
-    .await?;
-    cart.taxes = sqlx::query_as::<_, TaxView>(
-        "SELECT name, rate, currency, amount_minor FROM cart_tax_lines WHERE cart_token = $1 ORDER BY position",
-    )
-    .bind(token)
-    .fetch_all(pool)
-    .await?;
     cart.buyer = cart.buyer_country.clone().map(|country| BuyerView {
         country,
         state: cart.buyer_state.clone(),

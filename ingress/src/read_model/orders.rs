@@ -53,17 +53,17 @@ pub struct OrderView {
     #[serde(skip)]
     pub rejection_message: Option<String>,
     /// Payment attempts, oldest first; the last is the current one.
-    #[sqlx(skip)]
+    #[sqlx(json)]
     pub attempts: Vec<AttemptView>,
     /// Every transition, and every refused one (`refused_code` set).
-    #[sqlx(skip)]
+    #[sqlx(json)]
     pub history: Vec<TransitionView>,
     /// The last command the order refused, in the error body refusals use.
     #[sqlx(skip)]
     pub last_rejection: Option<RejectionView>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub number: i32,
     /// The buyer's handle on this attempt; valid until `expires_at`.
@@ -86,7 +86,7 @@ pub struct AttemptView {
     pub calls: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TransitionView {
     pub seq: i32,
     pub from_status: Option<String>,
@@ -115,39 +115,33 @@ fn hide_private(order: &mut OrderView) {
     }
 }
 
-/// The order `token` with its attempts and history, read in one snapshot
-/// (repeatable read), so the three parts are of one version.
+/// The order `token` with its attempts and history, in one statement
+/// (one snapshot, so the three parts are of one version, and one round
+/// trip: a long-poll reads the order at every change).
 pub async fn order(pool: &PgPool, token: &str) -> Result<Option<OrderView>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
     let Some(mut order) = sqlx::query_as::<_, OrderView>(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE order_token = $1"
+        "SELECT {ORDER_COLUMNS},
+            COALESCE((SELECT json_agg(json_build_object(
+                          'number', a.number, 'payment_token', a.payment_token, 'status', a.status,
+                          'opened_at', a.opened_at, 'expires_at', a.expires_at, 'gateway', a.gateway,
+                          'payment_ref', a.payment_ref, 'session_id', a.session_id,
+                          'checkout_url', a.checkout_url, 'razorpay_key_id', a.razorpay_key_id,
+                          'calls', a.calls) ORDER BY a.number)
+                      FROM order_attempts a WHERE a.order_token = o.order_token), '[]') AS attempts,
+            COALESCE((SELECT json_agg(json_build_object(
+                          'seq', h.seq, 'from_status', h.from_status, 'to_status', h.to_status,
+                          'reason', h.reason, 'actor', h.actor, 'correlation_id', h.correlation_id,
+                          'at', h.at, 'refused_code', h.refused_code) ORDER BY h.seq)
+                      FROM order_status_history h WHERE h.order_token = o.order_token), '[]') AS history
+         FROM orders o WHERE o.order_token = $1"
     ))
     .bind(token)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(pool)
     .await?
     else {
         return Ok(None);
     };
     hide_private(&mut order);
-    order.attempts = sqlx::query_as(
-        "SELECT number, payment_token, status, opened_at, expires_at, gateway, payment_ref,
-                session_id, checkout_url, razorpay_key_id, calls
-         FROM order_attempts WHERE order_token = $1 ORDER BY number",
-    )
-    .bind(token)
-    .fetch_all(&mut *tx)
-    .await?;
-    order.history = sqlx::query_as(
-        "SELECT seq, from_status, to_status, reason, actor, correlation_id, at, refused_code
-         FROM order_status_history WHERE order_token = $1 ORDER BY seq",
-    )
-    .bind(token)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
     if let (Some(command_id), Some(code), Some(message)) = (
         order.rejection_command_id.clone(),
         order.rejection_code,
@@ -191,7 +185,8 @@ pub async fn orders_of(
     limit: i64,
 ) -> Result<Vec<OrderView>, sqlx::Error> {
     let mut orders = sqlx::query_as::<_, OrderView>(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_user_id = $1 ORDER BY created_at DESC, order_token LIMIT $2"
+        "SELECT {ORDER_COLUMNS}, '[]'::json AS attempts, '[]'::json AS history
+         FROM orders WHERE buyer_user_id = $1 ORDER BY created_at DESC, order_token LIMIT $2"
     ))
     .bind(user)
     .bind(limit)

@@ -117,14 +117,20 @@ async fn coupon(state: &AppState, code: &str) -> Result<Option<Coupon>, ApiError
     Ok(definition.and_then(|d| Coupon::from_record(&d.0)))
 }
 
-/// How many orders hold or used `code`, in all and by `user`.
+/// How many orders hold or used `code`, in all and by `user`; (0, 0)
+/// for a coupon with neither limit, whose uses no rule reads. Postgres
+/// evaluates the uncorrelated `EXISTS` once, so a popular coupon without
+/// limits costs no scan of its uses.
 pub(crate) async fn used(
     state: &AppState,
     code: &str,
     user: Option<&str>,
 ) -> Result<(u32, u32), ApiError> {
     let (all, mine): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE user_id = $2) FROM coupon_redemptions WHERE code = $1",
+        "SELECT count(*), count(*) FILTER (WHERE user_id = $2) FROM coupon_redemptions
+         WHERE code = $1
+           AND EXISTS (SELECT 1 FROM coupons c WHERE c.code = $1
+                       AND (c.definition->>'usage_limit' IS NOT NULL OR c.definition->>'per_user_limit' IS NOT NULL))",
     )
     .bind(code)
     .bind(user)
