@@ -33,8 +33,10 @@ use schemas::ids;
 use schemas::records::cart::{CartCommand, CartSnapshot, CommandRejection};
 use schemas::records::coupons::{CommitCoupon, CouponCmd, ReleaseCoupon, ReserveCoupon};
 use schemas::records::order::{
-    AttemptStatus, CouponHold, HoldStatus, LatePayment, OrderCmd, OrderCommand, OrderRefund,
-    OrderSnapshot, OrderStatus, PaymentAttempt, RefundState, Transition,
+    AttemptStatus, CouponAnswered, CouponHold, ExpireAttempt, HoldStatus, LatePayment, OrderCmd,
+    OrderCommand, OrderRefund, OrderSnapshot, OrderStatus, PaymentAttempt, PaymentFailed,
+    PaymentSucceeded, Reconcile, RefundNotStarted, RefundSettled, RefundStarted, RefundState,
+    RequestRefund, SessionFailed, SessionOpened, StartAttempt, Transition,
 };
 use schemas::records::payments::{LookUpJob, PaymentRequest, RefundJob};
 
@@ -109,41 +111,18 @@ pub fn decide(
     stamp: &OrderStamp<'_>,
     policy: &OrderPolicy,
 ) -> Decision {
-    let actor = command.actor.as_deref().unwrap_or("system");
+    let ctx = Ctx {
+        command,
+        stamp,
+        policy,
+        actor: command.actor.as_deref().unwrap_or("system"),
+        current: order
+            .and_then(|o| o.attempts.last())
+            .map(|a| a.number)
+            .unwrap_or(0),
+    };
     let Some(order) = order else {
-        return match &command.command {
-            OrderCmd::OpenOrder(open) => {
-                let mut order = open_order(
-                    command,
-                    &open.cart,
-                    open.success_url.clone(),
-                    open.cancel_url.clone(),
-                    open.buyer_email.clone(),
-                    stamp,
-                    actor,
-                );
-                let requests = reserve_or_open(&mut order, "placed", stamp, policy, actor);
-                Decision::Order(order, requests)
-            }
-            OrderCmd::PaymentSucceeded(_)
-            | OrderCmd::PaymentFailed(_)
-            | OrderCmd::RefundSettled(_) => {
-                Decision::Park(format!("no order {} yet", command.order_token))
-            }
-            OrderCmd::StartAttempt(_)
-            | OrderCmd::ExpireAttempt(_)
-            | OrderCmd::CouponAnswered(_)
-            | OrderCmd::SessionOpened(_)
-            | OrderCmd::SessionFailed(_)
-            | OrderCmd::Reconcile(_)
-            | OrderCmd::RequestRefund(_)
-            | OrderCmd::RefundStarted(_)
-            | OrderCmd::RefundNotStarted(_) => Decision::Dropped(CommandRejection {
-                command_id: stamp.command_id.to_owned(),
-                code: ErrorCode::PaymentInvalidState.code(),
-                message: "no such order".into(),
-            }),
-        };
+        return no_order_yet(&ctx);
     };
     let mut next = order.clone();
     next.version = stamp.offset;
@@ -151,419 +130,559 @@ pub fn decide(
     next.last_command_id = stamp.command_id.to_owned();
     next.event_id = ids::derived("order-snapshot", &order.order_token, stamp.offset).to_string();
     next.rejection = None;
-    let current = order.attempts.last().map(|a| a.number).unwrap_or(0);
     match &command.command {
         // The order exists: a placement repeated (the cart processor's
         // retry) changes nothing.
         OrderCmd::OpenOrder(_) => Decision::Unchanged,
-        OrderCmd::StartAttempt(_) if failed_for_a_coupon(order).is_some() => {
-            let code = failed_for_a_coupon(order).unwrap_or_default().to_owned();
-            refuse(
-                next,
-                order.status,
-                ErrorCode::PaymentInvalidState,
-                &format!(
-                    "coupon {code} ran out before payment and the cart is open again: \
-                     remove the coupon from the cart and place the order again"
-                ),
-                actor,
-                stamp,
-            )
-        }
-        OrderCmd::StartAttempt(s) => match order.status {
-            OrderStatus::Failed | OrderStatus::Expired => {
-                let requests = reserve_or_open(&mut next, &s.reason, stamp, policy, actor);
-                Decision::Order(next, requests)
-            }
-            other => refuse(
-                next,
-                other,
-                ErrorCode::PaymentInvalidState,
-                &format!(
-                    "a new payment attempt needs a failed or expired order, not {}",
-                    other.as_str()
-                ),
-                actor,
-                stamp,
-            ),
-        },
-        OrderCmd::CouponAnswered(a) => {
-            if a.round != reservation_round(order) {
-                // An answer to an earlier round: that round's release was
-                // sent when it ended, after its reservation, to the same
-                // coupon partition, so nothing is left to give back.
-                return Decision::Unchanged;
-            }
-            let requested = order
-                .coupons
-                .iter()
-                .any(|h| h.code == a.code && h.status == HoldStatus::Requested);
-            if order.status != OrderStatus::Pending || !requested {
-                // An answer the order no longer waits for: a reservation it
-                // holds for nothing is given back.
-                if !a.reserved {
-                    return Decision::Unchanged;
-                }
-                let held = order.coupons.iter().any(|h| {
-                    h.code == a.code
-                        && matches!(h.status, HoldStatus::Reserved | HoldStatus::Committed)
-                });
-                if held {
-                    return Decision::Unchanged;
-                }
-                set_hold(&mut next, &a.code, HoldStatus::Released);
-                return Decision::Order(
-                    next,
-                    vec![CouponRequest {
-                        code: a.code.clone(),
-                        command: CouponCmd::ReleaseCoupon(ReleaseCoupon {
-                            reason: format!(
-                                "answered after the order was {}",
-                                order.status.as_str()
-                            ),
-                        }),
-                    }],
-                );
-            }
-            if a.reserved {
-                set_hold(&mut next, &a.code, HoldStatus::Reserved);
-                if next
-                    .coupons
-                    .iter()
-                    .all(|h| h.status == HoldStatus::Reserved)
-                {
-                    open_next_attempt(&mut next, "coupons reserved", stamp, policy, actor);
-                }
-                return Decision::Order(next, Vec::new());
-            }
-            set_hold(&mut next, &a.code, HoldStatus::Refused);
-            let requests = release_all(&mut next, "another coupon of the order was refused");
-            transition(
-                &mut next,
-                OrderStatus::Failed,
-                &format!("coupon {} refused: {}", a.code, a.message),
-                actor,
-                stamp,
+        OrderCmd::StartAttempt(s) => start_attempt(&ctx, order, next, s),
+        OrderCmd::CouponAnswered(a) => coupon_answered(&ctx, order, next, a),
+        OrderCmd::SessionOpened(s) => session_opened(&ctx, order, next, s),
+        OrderCmd::SessionFailed(f) => session_failed(&ctx, order, next, f),
+        OrderCmd::ExpireAttempt(e) => expire_attempt(&ctx, order, next, e),
+        OrderCmd::PaymentSucceeded(p) => payment_succeeded(&ctx, order, next, p),
+        OrderCmd::Reconcile(r) => reconcile(&ctx, order, next, r),
+        OrderCmd::RequestRefund(r) => request_refund(&ctx, order, next, r),
+        OrderCmd::RefundStarted(s) => refund_started(next, s),
+        OrderCmd::RefundNotStarted(s) => refund_not_started(next, s),
+        OrderCmd::RefundSettled(s) => refund_settled(&ctx, order, next, s),
+        OrderCmd::PaymentFailed(f) => payment_failed(&ctx, order, next, f),
+    }
+}
+
+/// What every command's decision shares: the command, where it stands,
+/// the policy, who sent it and the order's current attempt.
+struct Ctx<'a> {
+    command: &'a OrderCommand,
+    stamp: &'a OrderStamp<'a>,
+    policy: &'a OrderPolicy,
+    /// The command's actor, `system` when it names none.
+    actor: &'a str,
+    /// The number of the order's latest attempt (0 before its first).
+    current: i32,
+}
+
+/// Decides a command for an order not recorded yet: a placement opens it.
+fn no_order_yet(ctx: &Ctx<'_>) -> Decision {
+    let command = ctx.command;
+    match &command.command {
+        OrderCmd::OpenOrder(open) => {
+            let mut order = open_order(
+                command,
+                &open.cart,
+                open.success_url.clone(),
+                open.cancel_url.clone(),
+                open.buyer_email.clone(),
+                ctx.stamp,
+                ctx.actor,
             );
-            let code = a
-                .refusal_code
-                .unwrap_or(ErrorCode::CouponNotApplicable.code());
-            next.rejection = Some(CommandRejection {
-                command_id: stamp.command_id.to_owned(),
-                code,
-                message: a.message.clone(),
-            });
-            Decision::Order(next, requests)
+            let requests = reserve_or_open(&mut order, "placed", ctx.stamp, ctx.policy, ctx.actor);
+            Decision::Order(order, requests)
         }
-        OrderCmd::SessionOpened(s) => {
-            let open = order.status == OrderStatus::AwaitingPayment && s.attempt == current;
-            let known = order
-                .attempts
-                .iter()
-                .any(|a| a.number == s.attempt && a.session_id.is_some());
-            if !open || known {
-                // A session for an attempt that ended meanwhile (its token
-                // expired, the buyer paid through another) is not offered;
-                // one answered twice is kept as first answered.
-                return Decision::Unchanged;
-            }
-            if let Some(a) = next.attempts.iter_mut().find(|a| a.number == s.attempt) {
-                a.gateway = Some(s.gateway.clone());
-                a.session_id = Some(s.session_id.clone());
-                a.checkout_url = s.checkout_url.clone();
-                a.razorpay_key_id = s.razorpay_key_id.clone();
-                a.calls = s.calls.clone();
-            }
-            Decision::Order(next, Vec::new())
+        OrderCmd::PaymentSucceeded(_) | OrderCmd::PaymentFailed(_) | OrderCmd::RefundSettled(_) => {
+            Decision::Park(format!("no order {} yet", command.order_token))
         }
-        OrderCmd::SessionFailed(f) => {
-            let open = order.status == OrderStatus::AwaitingPayment && f.attempt == current;
-            if !open {
-                return Decision::Unchanged;
-            }
-            if let Some(a) = next.attempts.iter_mut().find(|a| a.number == f.attempt) {
-                a.status = AttemptStatus::Failed;
-                a.calls = f.calls.clone();
-            }
-            let requests = release_all(&mut next, "no payment session could be opened");
-            transition(
-                &mut next,
-                OrderStatus::Failed,
-                &format!("no payment session: {}", f.failure),
-                actor,
-                stamp,
-            );
-            let code = if f.timed_out {
-                ErrorCode::GatewayTimeout
-            } else {
-                ErrorCode::PaymentFailed
-            };
-            next.rejection = Some(CommandRejection {
-                command_id: stamp.command_id.to_owned(),
-                code: code.code(),
-                message: f.failure.clone(),
-            });
-            Decision::Order(next, requests)
+        OrderCmd::StartAttempt(_)
+        | OrderCmd::ExpireAttempt(_)
+        | OrderCmd::CouponAnswered(_)
+        | OrderCmd::SessionOpened(_)
+        | OrderCmd::SessionFailed(_)
+        | OrderCmd::Reconcile(_)
+        | OrderCmd::RequestRefund(_)
+        | OrderCmd::RefundStarted(_)
+        | OrderCmd::RefundNotStarted(_) => Decision::Dropped(CommandRejection {
+            command_id: ctx.stamp.command_id.to_owned(),
+            code: ErrorCode::PaymentInvalidState.code(),
+            message: "no such order".into(),
+        }),
+    }
+}
+
+/// Decides a coupon processor's answer to a reservation of the order's.
+fn coupon_answered(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    a: &CouponAnswered,
+) -> Decision {
+    if a.round != reservation_round(order) {
+        // An answer to an earlier round: that round's release was
+        // sent when it ended, after its reservation, to the same
+        // coupon partition, so nothing is left to give back.
+        return Decision::Unchanged;
+    }
+    let requested = order
+        .coupons
+        .iter()
+        .any(|h| h.code == a.code && h.status == HoldStatus::Requested);
+    if order.status != OrderStatus::Pending || !requested {
+        // An answer the order no longer waits for: a reservation it
+        // holds for nothing is given back.
+        if !a.reserved {
+            return Decision::Unchanged;
         }
-        OrderCmd::ExpireAttempt(e)
-            if order.status == OrderStatus::Pending && e.attempt == reservation_round(order) =>
+        let held = order.coupons.iter().any(|h| {
+            h.code == a.code && matches!(h.status, HoldStatus::Reserved | HoldStatus::Committed)
+        });
+        if held {
+            return Decision::Unchanged;
+        }
+        set_hold(&mut next, &a.code, HoldStatus::Released);
+        return Decision::Order(
+            next,
+            vec![CouponRequest {
+                code: a.code.clone(),
+                command: CouponCmd::ReleaseCoupon(ReleaseCoupon {
+                    reason: format!("answered after the order was {}", order.status.as_str()),
+                }),
+            }],
+        );
+    }
+    if a.reserved {
+        set_hold(&mut next, &a.code, HoldStatus::Reserved);
+        if next
+            .coupons
+            .iter()
+            .all(|h| h.status == HoldStatus::Reserved)
         {
-            let requests = release_all(&mut next, "its coupons were not reserved in time");
-            transition(
+            open_next_attempt(
                 &mut next,
-                OrderStatus::Expired,
-                "its coupons were not reserved in time",
-                actor,
-                stamp,
+                "coupons reserved",
+                ctx.stamp,
+                ctx.policy,
+                ctx.actor,
             );
+        }
+        return Decision::Order(next, Vec::new());
+    }
+    set_hold(&mut next, &a.code, HoldStatus::Refused);
+    let requests = release_all(&mut next, "another coupon of the order was refused");
+    transition(
+        &mut next,
+        OrderStatus::Failed,
+        &format!("coupon {} refused: {}", a.code, a.message),
+        ctx.actor,
+        ctx.stamp,
+    );
+    let code = a
+        .refusal_code
+        .unwrap_or(ErrorCode::CouponNotApplicable.code());
+    next.rejection = Some(CommandRejection {
+        command_id: ctx.stamp.command_id.to_owned(),
+        code,
+        message: a.message.clone(),
+    });
+    Decision::Order(next, requests)
+}
+
+/// Decides a payment session opened at the gateway for an attempt.
+fn session_opened(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    s: &SessionOpened,
+) -> Decision {
+    let open = order.status == OrderStatus::AwaitingPayment && s.attempt == ctx.current;
+    let known = order
+        .attempts
+        .iter()
+        .any(|a| a.number == s.attempt && a.session_id.is_some());
+    if !open || known {
+        // A session for an attempt that ended meanwhile (its token
+        // expired, the buyer paid through another) is not offered;
+        // one answered twice is kept as first answered.
+        return Decision::Unchanged;
+    }
+    if let Some(a) = next.attempts.iter_mut().find(|a| a.number == s.attempt) {
+        a.gateway = Some(s.gateway.clone());
+        a.session_id = Some(s.session_id.clone());
+        a.checkout_url = s.checkout_url.clone();
+        a.razorpay_key_id = s.razorpay_key_id.clone();
+        a.calls = s.calls.clone();
+    }
+    Decision::Order(next, Vec::new())
+}
+
+/// Decides a payment session the gateway could not open for an attempt.
+fn session_failed(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    f: &SessionFailed,
+) -> Decision {
+    let open = order.status == OrderStatus::AwaitingPayment && f.attempt == ctx.current;
+    if !open {
+        return Decision::Unchanged;
+    }
+    if let Some(a) = next.attempts.iter_mut().find(|a| a.number == f.attempt) {
+        a.status = AttemptStatus::Failed;
+        a.calls = f.calls.clone();
+    }
+    let requests = release_all(&mut next, "no payment session could be opened");
+    transition(
+        &mut next,
+        OrderStatus::Failed,
+        &format!("no payment session: {}", f.failure),
+        ctx.actor,
+        ctx.stamp,
+    );
+    let code = if f.timed_out {
+        ErrorCode::GatewayTimeout
+    } else {
+        ErrorCode::PaymentFailed
+    };
+    next.rejection = Some(CommandRejection {
+        command_id: ctx.stamp.command_id.to_owned(),
+        code: code.code(),
+        message: f.failure.clone(),
+    });
+    Decision::Order(next, requests)
+}
+
+/// Decides a look-up at the gateway of an attempt waiting for its webhook.
+fn reconcile(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    r: &Reconcile,
+) -> Decision {
+    if due_reconcile(order, ctx.stamp.at_ms, ctx.policy) != Some(r.attempt) {
+        // Answered meanwhile, or asked already by an earlier tick.
+        return Decision::Unchanged;
+    }
+    if let Some(a) = next.attempts.iter_mut().find(|a| a.number == r.attempt) {
+        a.lookups += 1;
+        a.looked_up_at = Some(ctx.stamp.at_ms);
+    }
+    Decision::Order(next, Vec::new())
+}
+
+/// Decides a gateway's word that the current attempt's payment failed.
+fn payment_failed(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    f: &PaymentFailed,
+) -> Decision {
+    let open = order.status == OrderStatus::AwaitingPayment && f.attempt == ctx.current;
+    if !open {
+        return refuse(
+            next,
+            order.status,
+            ErrorCode::PaymentInvalidState,
+            &format!(
+                "failure of attempt {} ({}) ignored: the order is {}",
+                f.attempt,
+                f.failure,
+                order.status.as_str()
+            ),
+            ctx.actor,
+            ctx.stamp,
+        );
+    }
+    set_attempt(
+        &mut next,
+        f.attempt,
+        AttemptStatus::Failed,
+        Some(&f.gateway),
+        None,
+    );
+    set_method(&mut next, f.attempt, f.method.as_deref());
+    let requests = release_all(&mut next, "the payment failed");
+    transition(
+        &mut next,
+        OrderStatus::Failed,
+        &format!("payment failed at {}: {}", f.gateway, f.failure),
+        ctx.actor,
+        ctx.stamp,
+    );
+    Decision::Order(next, requests)
+}
+
+/// Decides a timer's expiry of the coupons' reservation round or of the
+/// current attempt's payment token.
+fn expire_attempt(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    e: &ExpireAttempt,
+) -> Decision {
+    if order.status == OrderStatus::Pending && e.attempt == reservation_round(order) {
+        let requests = release_all(&mut next, "its coupons were not reserved in time");
+        transition(
+            &mut next,
+            OrderStatus::Expired,
+            "its coupons were not reserved in time",
+            ctx.actor,
+            ctx.stamp,
+        );
+        return Decision::Order(next, requests);
+    }
+    let open = order.status == OrderStatus::AwaitingPayment && e.attempt == ctx.current;
+    if !open {
+        // Paid, failed or superseded meanwhile: the timer's view
+        // was older than the order.
+        return Decision::Unchanged;
+    }
+    set_attempt(&mut next, e.attempt, AttemptStatus::Expired, None, None);
+    let requests = release_all(&mut next, "the payment token expired");
+    transition(
+        &mut next,
+        OrderStatus::Expired,
+        &format!("payment token of attempt {} expired", e.attempt),
+        ctx.actor,
+        ctx.stamp,
+    );
+    Decision::Order(next, requests)
+}
+
+/// Decides a new payment attempt for a failed or expired order.
+fn start_attempt(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    s: &StartAttempt,
+) -> Decision {
+    if let Some(code) = failed_for_a_coupon(order) {
+        return refuse(
+            next,
+            order.status,
+            ErrorCode::PaymentInvalidState,
+            &format!(
+                "coupon {code} ran out before payment and the cart is open again: \
+                 remove the coupon from the cart and place the order again"
+            ),
+            ctx.actor,
+            ctx.stamp,
+        );
+    }
+    match order.status {
+        OrderStatus::Failed | OrderStatus::Expired => {
+            let requests = reserve_or_open(&mut next, &s.reason, ctx.stamp, ctx.policy, ctx.actor);
             Decision::Order(next, requests)
         }
-        OrderCmd::ExpireAttempt(e) => {
-            let open = order.status == OrderStatus::AwaitingPayment && e.attempt == current;
-            if !open {
-                // Paid, failed or superseded meanwhile: the timer's view
-                // was older than the order.
-                return Decision::Unchanged;
-            }
-            set_attempt(&mut next, e.attempt, AttemptStatus::Expired, None, None);
-            let requests = release_all(&mut next, "the payment token expired");
-            transition(
-                &mut next,
-                OrderStatus::Expired,
-                &format!("payment token of attempt {} expired", e.attempt),
-                actor,
-                stamp,
-            );
-            Decision::Order(next, requests)
+        other => refuse(
+            next,
+            other,
+            ErrorCode::PaymentInvalidState,
+            &format!(
+                "a new payment attempt needs a failed or expired order, not {}",
+                other.as_str()
+            ),
+            ctx.actor,
+            ctx.stamp,
+        ),
+    }
+}
+
+/// Decides a gateway's word that a payment of the order succeeded.
+fn payment_succeeded(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    p: &PaymentSucceeded,
+) -> Decision {
+    if order.status == OrderStatus::Paid || order.status == OrderStatus::Refunded {
+        return refuse(
+            next,
+            order.status,
+            ErrorCode::PaymentInvalidState,
+            &format!(
+                "already {}: payment {} not applied again",
+                order.status.as_str(),
+                p.payment_ref
+            ),
+            ctx.actor,
+            ctx.stamp,
+        );
+    }
+    let expected = &order.placed.total;
+    if p.amount != *expected {
+        return refuse(
+            next,
+            order.status,
+            ErrorCode::PaymentFailed,
+            &format!(
+                "payment {} of {} {} does not match the order's {} {}",
+                p.payment_ref,
+                p.amount.amount_minor,
+                p.amount.currency,
+                expected.amount_minor,
+                expected.currency
+            ),
+            ctx.actor,
+            ctx.stamp,
+        );
+    }
+    let current = ctx.current;
+    let reason = match order.status {
+        OrderStatus::AwaitingPayment if p.attempt == current => {
+            format!("paid through {} ({})", p.gateway, p.payment_ref)
         }
-        OrderCmd::PaymentSucceeded(p) => {
-            if order.status == OrderStatus::Paid || order.status == OrderStatus::Refunded {
-                return refuse(
-                    next,
-                    order.status,
-                    ErrorCode::PaymentInvalidState,
-                    &format!(
-                        "already {}: payment {} not applied again",
-                        order.status.as_str(),
-                        p.payment_ref
-                    ),
-                    actor,
-                    stamp,
-                );
+        // Money received is never dropped: a payment that lands
+        // after its attempt expired or failed still pays the order.
+        other => format!(
+            "paid through {} ({}) while {} (attempt {}, current {current})",
+            p.gateway,
+            p.payment_ref,
+            other.as_str(),
+            p.attempt
+        ),
+    };
+    if matches!(order.status, OrderStatus::Expired | OrderStatus::Failed) {
+        next.late_payment = Some(ctx.policy.late_payment);
+    }
+    // The attempt still open (a newer one than the payment's) is
+    // closed: the order is paid.
+    let open = next
+        .attempts
+        .iter()
+        .find(|a| a.status == AttemptStatus::Open && a.number != p.attempt)
+        .map(|a| a.number);
+    if let Some(n) = open {
+        set_attempt(&mut next, n, AttemptStatus::Expired, None, None);
+    }
+    set_attempt(
+        &mut next,
+        p.attempt,
+        AttemptStatus::Paid,
+        Some(&p.gateway),
+        Some(&p.payment_ref),
+    );
+    set_method(&mut next, p.attempt, p.method.as_deref());
+    // Every coupon the order was priced with is used now, even one
+    // whose reservation was released meanwhile.
+    let mut requests = Vec::new();
+    for hold in next
+        .coupons
+        .iter_mut()
+        .filter(|h| h.status != HoldStatus::Refused)
+    {
+        hold.status = HoldStatus::Committed;
+        requests.push(CouponRequest {
+            code: hold.code.clone(),
+            command: CouponCmd::CommitCoupon(CommitCoupon {
+                payment_ref: p.payment_ref.clone(),
+                user_id: next.buyer_user_id.clone(),
+            }),
+        });
+    }
+    transition(&mut next, OrderStatus::Paid, &reason, ctx.actor, ctx.stamp);
+    Decision::Order(next, requests)
+}
+
+/// Decides a request to refund a paid order (or to try its failed refund again).
+fn request_refund(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    r: &RequestRefund,
+) -> Decision {
+    let again = order
+        .refund
+        .as_ref()
+        .is_some_and(|f| f.status == RefundState::Failed);
+    let refundable = order.status == OrderStatus::Paid
+        && (order.refund.is_none() || again)
+        && paid_attempt(order).is_some();
+    if !refundable {
+        let why = match &order.refund {
+            Some(f) if order.status == OrderStatus::Paid => {
+                format!("a refund is {} already", f.status.as_str())
             }
-            let expected = &order.placed.total;
-            if p.amount != *expected {
-                return refuse(
-                    next,
-                    order.status,
-                    ErrorCode::PaymentFailed,
-                    &format!(
-                        "payment {} of {} {} does not match the order's {} {}",
-                        p.payment_ref,
-                        p.amount.amount_minor,
-                        p.amount.currency,
-                        expected.amount_minor,
-                        expected.currency
-                    ),
-                    actor,
-                    stamp,
-                );
-            }
-            let reason = match order.status {
-                OrderStatus::AwaitingPayment if p.attempt == current => {
-                    format!("paid through {} ({})", p.gateway, p.payment_ref)
-                }
-                // Money received is never dropped: a payment that lands
-                // after its attempt expired or failed still pays the order.
-                other => format!(
-                    "paid through {} ({}) while {} (attempt {}, current {current})",
-                    p.gateway,
-                    p.payment_ref,
-                    other.as_str(),
-                    p.attempt
-                ),
-            };
-            if matches!(order.status, OrderStatus::Expired | OrderStatus::Failed) {
-                next.late_payment = Some(policy.late_payment);
-            }
-            // The attempt still open (a newer one than the payment's) is
-            // closed: the order is paid.
-            let open = next
-                .attempts
-                .iter()
-                .find(|a| a.status == AttemptStatus::Open && a.number != p.attempt)
-                .map(|a| a.number);
-            if let Some(n) = open {
-                set_attempt(&mut next, n, AttemptStatus::Expired, None, None);
-            }
-            set_attempt(
-                &mut next,
-                p.attempt,
-                AttemptStatus::Paid,
-                Some(&p.gateway),
-                Some(&p.payment_ref),
-            );
-            set_method(&mut next, p.attempt, p.method.as_deref());
-            // Every coupon the order was priced with is used now, even one
-            // whose reservation was released meanwhile.
-            let mut requests = Vec::new();
-            for hold in next
-                .coupons
-                .iter_mut()
-                .filter(|h| h.status != HoldStatus::Refused)
-            {
-                hold.status = HoldStatus::Committed;
-                requests.push(CouponRequest {
-                    code: hold.code.clone(),
-                    command: CouponCmd::CommitCoupon(CommitCoupon {
-                        payment_ref: p.payment_ref.clone(),
-                        user_id: next.buyer_user_id.clone(),
-                    }),
-                });
-            }
-            transition(&mut next, OrderStatus::Paid, &reason, actor, stamp);
-            Decision::Order(next, requests)
-        }
-        OrderCmd::Reconcile(r) => {
-            if due_reconcile(order, stamp.at_ms, policy) != Some(r.attempt) {
-                // Answered meanwhile, or asked already by an earlier tick.
-                return Decision::Unchanged;
-            }
-            if let Some(a) = next.attempts.iter_mut().find(|a| a.number == r.attempt) {
-                a.lookups += 1;
-                a.looked_up_at = Some(stamp.at_ms);
-            }
-            Decision::Order(next, Vec::new())
-        }
-        OrderCmd::RequestRefund(r) => {
-            let again = order
-                .refund
-                .as_ref()
-                .is_some_and(|f| f.status == RefundState::Failed);
-            let refundable = order.status == OrderStatus::Paid
-                && (order.refund.is_none() || again)
-                && paid_attempt(order).is_some();
-            if !refundable {
-                let why = match &order.refund {
-                    Some(f) if order.status == OrderStatus::Paid => {
-                        format!("a refund is {} already", f.status.as_str())
-                    }
-                    _ => format!("a refund needs a paid order, not {}", order.status.as_str()),
-                };
-                return refuse(
-                    next,
-                    order.status,
-                    ErrorCode::PaymentInvalidState,
-                    &why,
-                    actor,
-                    stamp,
-                );
-            }
-            next.refund = Some(OrderRefund {
-                status: RefundState::Requested,
-                reason: r.reason.clone(),
-                requested_by: actor.to_owned(),
-                requested_at: stamp.at_ms,
-                gateway: None,
-                refund_id: None,
-                failure: None,
-                calls: Vec::new(),
-            });
-            Decision::Order(next, Vec::new())
-        }
-        OrderCmd::RefundStarted(s) => match next.refund.as_mut() {
-            Some(f) if f.status == RefundState::Requested => {
-                f.status = RefundState::Pending;
-                f.gateway = Some(s.gateway.clone());
-                f.refund_id = Some(s.refund_id.clone());
-                f.calls = s.calls.clone();
-                Decision::Order(next, Vec::new())
-            }
-            // Its webhook came first, or a repeat.
-            _ => Decision::Unchanged,
-        },
-        OrderCmd::RefundNotStarted(s) => match next.refund.as_mut() {
-            Some(f) if f.status == RefundState::Requested => {
-                f.status = RefundState::Failed;
-                f.failure = Some(s.failure.clone());
-                f.calls = s.calls.clone();
-                Decision::Order(next, Vec::new())
-            }
-            _ => Decision::Unchanged,
-        },
-        OrderCmd::RefundSettled(s) => {
-            let full = s.amount == order.placed.total;
-            if order.status != OrderStatus::Paid || (s.succeeded && !full) {
-                // Refunded already (a second event of the same refund), or
-                // a partial refund made at the gateway: `review_reason`
-                // sends the latter to a person.
-                return Decision::Unchanged;
-            }
-            let f = next.refund.get_or_insert_with(|| OrderRefund {
-                // Made at the gateway's dashboard: the money is back all
-                // the same.
-                status: RefundState::Pending,
-                reason: "refunded at the gateway".into(),
-                requested_by: s.gateway.clone(),
-                requested_at: stamp.at_ms,
-                gateway: None,
-                refund_id: None,
-                failure: None,
-                calls: Vec::new(),
-            });
+            _ => format!("a refund needs a paid order, not {}", order.status.as_str()),
+        };
+        return refuse(
+            next,
+            order.status,
+            ErrorCode::PaymentInvalidState,
+            &why,
+            ctx.actor,
+            ctx.stamp,
+        );
+    }
+    next.refund = Some(OrderRefund {
+        status: RefundState::Requested,
+        reason: r.reason.clone(),
+        requested_by: ctx.actor.to_owned(),
+        requested_at: ctx.stamp.at_ms,
+        gateway: None,
+        refund_id: None,
+        failure: None,
+        calls: Vec::new(),
+    });
+    Decision::Order(next, Vec::new())
+}
+
+/// Decides the gateway's acceptance of the refund asked of it.
+fn refund_started(mut next: OrderSnapshot, s: &RefundStarted) -> Decision {
+    match next.refund.as_mut() {
+        Some(f) if f.status == RefundState::Requested => {
+            f.status = RefundState::Pending;
             f.gateway = Some(s.gateway.clone());
             f.refund_id = Some(s.refund_id.clone());
-            if !s.succeeded {
-                f.status = RefundState::Failed;
-                f.failure = Some(format!("refund {} failed at {}", s.refund_id, s.gateway));
-                return Decision::Order(next, Vec::new());
-            }
-            f.status = RefundState::Processed;
-            transition(
-                &mut next,
-                OrderStatus::Refunded,
-                &format!("refunded through {} ({})", s.gateway, s.refund_id),
-                actor,
-                stamp,
-            );
+            f.calls = s.calls.clone();
             Decision::Order(next, Vec::new())
         }
-        OrderCmd::PaymentFailed(f) => {
-            let open = order.status == OrderStatus::AwaitingPayment && f.attempt == current;
-            if !open {
-                return refuse(
-                    next,
-                    order.status,
-                    ErrorCode::PaymentInvalidState,
-                    &format!(
-                        "failure of attempt {} ({}) ignored: the order is {}",
-                        f.attempt,
-                        f.failure,
-                        order.status.as_str()
-                    ),
-                    actor,
-                    stamp,
-                );
-            }
-            set_attempt(
-                &mut next,
-                f.attempt,
-                AttemptStatus::Failed,
-                Some(&f.gateway),
-                None,
-            );
-            set_method(&mut next, f.attempt, f.method.as_deref());
-            let requests = release_all(&mut next, "the payment failed");
-            transition(
-                &mut next,
-                OrderStatus::Failed,
-                &format!("payment failed at {}: {}", f.gateway, f.failure),
-                actor,
-                stamp,
-            );
-            Decision::Order(next, requests)
-        }
+        // Its webhook came first, or a repeat.
+        _ => Decision::Unchanged,
     }
+}
+
+/// Decides the gateway's refusal of the refund asked of it.
+fn refund_not_started(mut next: OrderSnapshot, s: &RefundNotStarted) -> Decision {
+    match next.refund.as_mut() {
+        Some(f) if f.status == RefundState::Requested => {
+            f.status = RefundState::Failed;
+            f.failure = Some(s.failure.clone());
+            f.calls = s.calls.clone();
+            Decision::Order(next, Vec::new())
+        }
+        _ => Decision::Unchanged,
+    }
+}
+
+/// Decides a gateway's word (its webhook) that a refund succeeded or failed.
+fn refund_settled(
+    ctx: &Ctx<'_>,
+    order: &OrderSnapshot,
+    mut next: OrderSnapshot,
+    s: &RefundSettled,
+) -> Decision {
+    let full = s.amount == order.placed.total;
+    if order.status != OrderStatus::Paid || (s.succeeded && !full) {
+        // Refunded already (a second event of the same refund), or
+        // a partial refund made at the gateway: `review_reason`
+        // sends the latter to a person.
+        return Decision::Unchanged;
+    }
+    let f = next.refund.get_or_insert_with(|| OrderRefund {
+        // Made at the gateway's dashboard: the money is back all
+        // the same.
+        status: RefundState::Pending,
+        reason: "refunded at the gateway".into(),
+        requested_by: s.gateway.clone(),
+        requested_at: ctx.stamp.at_ms,
+        gateway: None,
+        refund_id: None,
+        failure: None,
+        calls: Vec::new(),
+    });
+    f.gateway = Some(s.gateway.clone());
+    f.refund_id = Some(s.refund_id.clone());
+    if !s.succeeded {
+        f.status = RefundState::Failed;
+        f.failure = Some(format!("refund {} failed at {}", s.refund_id, s.gateway));
+        return Decision::Order(next, Vec::new());
+    }
+    f.status = RefundState::Processed;
+    transition(
+        &mut next,
+        OrderStatus::Refunded,
+        &format!("refunded through {} ({})", s.gateway, s.refund_id),
+        ctx.actor,
+        ctx.stamp,
+    );
+    Decision::Order(next, Vec::new())
 }
 
 /// An order without coupons opens its next payment attempt; one with
@@ -925,7 +1044,12 @@ pub fn cart_reopening(
 /// again.
 pub fn failed_for_a_coupon(order: &OrderSnapshot) -> Option<&str> {
     (order.status == OrderStatus::Failed)
-        .then(|| order.coupons.iter().find(|h| h.status == HoldStatus::Refused))
+        .then(|| {
+            order
+                .coupons
+                .iter()
+                .find(|h| h.status == HoldStatus::Refused)
+        })
         .flatten()
         .map(|h| h.code.as_str())
 }
