@@ -182,9 +182,19 @@ pub async fn run(
     }
     let mut ended = Ok(());
     while let Some(done) = tasks.join_next().await {
-        if let Err(e) = done.map_err(anyhow::Error::from).and_then(|r| r) {
-            ended = Err(e);
-            break;
+        match done {
+            Ok(Ok(())) => {}
+            // Only the runtime shutting down cancels a sink's task: that
+            // is the end of the process, not a sink's failure.
+            Err(e) if e.is_cancelled() => break,
+            Ok(Err(e)) => {
+                ended = Err(e);
+                break;
+            }
+            Err(e) => {
+                ended = Err(e.into());
+                break;
+            }
         }
     }
     if let Some(g) = gauges {
