@@ -12,6 +12,7 @@
 #   WARMUP=10 scripts/bench.sh                # drop the first 10 s (journey too)
 #   scripts/bench.sh journey                  # 50 buyers, cart → enrollment, 30 s
 #   BUYERS=200 SECONDS_=60 scripts/bench.sh journey
+#   BUYERS=10000 PACE=3-30 SECONDS_=300 scripts/bench.sh journey   # paced sessions
 #
 # The journey run then measures what bounds it: the broker's own produce →
 # consume round trip (Kafka's EndToEndLatency, acks=all, one record at a
@@ -25,7 +26,7 @@ PROFILE="${PROFILE:-release}"
 SESSIONS="${SESSIONS:-200}"
 DURATION="${SECONDS_:-30}"
 started_here=0
-if ! http_ok "http://127.0.0.1:8080/readyz"; then
+if ! http_ok "http://127.0.0.1:9100/readyz"; then
   # Topics and a Postgres schema of its own (left for inspection): every
   # run starts from empty state, so runs compare whatever earlier runs left
   # (restores and a coupon's usage grow with it).
@@ -44,7 +45,7 @@ if [[ "${1:-}" == journey ]]; then
   step "journey bench: $BUYERS buyers, $DURATION s"
   ensure_dev_secrets "$LOCAL_DIR/run/secrets.env"
   "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
-    --buyers "$BUYERS" --seconds "$DURATION" --warmup-secs "${WARMUP:-0}" --svg "$LOCAL_DIR/bench/journey-$(date +%Y%m%d-%H%M%S).svg" ||
+    --buyers "$BUYERS" --seconds "$DURATION" --warmup-secs "${WARMUP:-0}" ${PACE:+--pace "$PACE"} --svg "$LOCAL_DIR/bench/journey-$(date +%Y%m%d-%H%M%S).svg" ||
     status=$?
   step "broker round trip (Kafka's EndToEndLatency: 2000 records of 512 bytes, acks=all)"
   bash scripts/kafka topics --create --if-not-exists --topic bench.e2e-latency --partitions 1 >/dev/null || true

@@ -73,7 +73,7 @@ started_here=0
 # shellcheck disable=SC2317  # called indirectly by the exit trap
 stop_stack() { if ((started_here)); then bash scripts/run.sh stop || true; fi; }
 on_exit stop_stack
-if ! http_ok "http://127.0.0.1:8080/readyz"; then
+if ! http_ok "http://127.0.0.1:9100/readyz"; then
   stamp="$(date +%Y%m%d%H%M%S)"
   export TOPIC_PREFIX="${TOPIC_PREFIX:-chaos$stamp.}" DATABASE_SCHEMA="${DATABASE_SCHEMA:-chaos_$stamp}"
   step "start the stack ($PROFILE; topics $TOPIC_PREFIX*, schema $DATABASE_SCHEMA)"

@@ -828,6 +828,19 @@ EOF
     fi
     export "${name?}"
   done
+  # Not secrets, but required by the ingress with no default: the tokens
+  # it takes must name this issuer and audience (checkoutctl token puts
+  # them in). Kept in the same file, so sourcing it is enough to mint one;
+  # a file written before they were required gets them appended.
+  local setting
+  for setting in AUTH_JWT_ISSUER=internhub-dev AUTH_JWT_AUDIENCE=internhub-checkout; do
+    name="${setting%%=*}"
+    grep -q "^$name=" "$file" || printf '%s\n' "$setting" >>"$file"
+    if [[ -z "${!name:-}" ]]; then
+      printf -v "$name" '%s' "$(sed -n "s/^$name=//p" "$file" | tail -n 1)"
+    fi
+    export "${name?}"
+  done
 }
 
 # The demo exchange rates (INR → currency), published through the admin

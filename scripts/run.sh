@@ -242,6 +242,7 @@ export TOPIC_PREFIX="${TOPIC_PREFIX:-}"
 export RUST_LOG="${RUST_LOG:-info}"
 INGRESS_ADDR="${INGRESS_ADDR:-127.0.0.1:8080}"
 SIMULATOR_ADDR="${SIMULATOR_ADDR:-127.0.0.1:8090}"
+OPS_INGRESS="127.0.0.1:9100"
 OPS_CART_1="127.0.0.1:9101"
 OPS_CART_2="127.0.0.1:9102"
 OPS_SINKS="127.0.0.1:9103"
@@ -288,6 +289,7 @@ done
 step "check ports"
 IFS=$'\t' read -r ingress_host ingress_port < <(host_port_of "$INGRESS_ADDR")
 require_free_port "$ingress_host" "$ingress_port" ingress
+require_free_port 127.0.0.1 9100 "ingress ops"
 require_free_port 127.0.0.1 9101 "processors cart #1 ops"
 require_free_port 127.0.0.1 9102 "processors cart #2 ops"
 require_free_port 127.0.0.1 9103 "sinks ops"
@@ -372,8 +374,8 @@ start_service processors-coupon "http://$OPS_COUPON" \
   env OPS_ADDR="$OPS_COUPON" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" coupon
 start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
-start_service ingress "http://$INGRESS_ADDR" \
-  env INGRESS_ADDR="$INGRESS_ADDR" "$BIN_DIR/ingress"
+start_service ingress "http://$OPS_INGRESS" \
+  env INGRESS_ADDR="$INGRESS_ADDR" OPS_ADDR="$OPS_INGRESS" "$BIN_DIR/ingress"
 # The development default for both gateways; it sends its webhooks to the
 # ingress, as Razorpay and Stripe would.
 start_service gateway-simulator "http://$SIMULATOR_ADDR" \
@@ -418,7 +420,7 @@ API="http://$INGRESS_ADDR"
 cat <<EOF
 
 Checkout stack is up (profile $PROFILE).
-  ingress (API)        $API            /healthz /readyz /metrics
+  ingress (API)        $API            /healthz; ops http://$OPS_INGRESS: /healthz /readyz /metrics
   gateway-simulator    http://$SIMULATOR_ADDR   Razorpay + Stripe (/v1/...), checkout pages /checkout/{id}
   processors cart #1   http://$OPS_CART_1   ops: /healthz /readyz /metrics
   processors cart #2   http://$OPS_CART_2   ops

@@ -79,14 +79,17 @@ pub const MAX_LIFETIME_SECS: u64 = 24 * 3600;
 impl AuthConfig {
     /// One of `AUTH_JWT_HS256_SECRET` and `AUTH_JWT_JWKS_FILE` is required:
     /// an ingress that could verify no token has no use, and a default
-    /// secret would let anyone mint tokens.
+    /// secret would let anyone mint tokens. `AUTH_JWT_ISSUER` and
+    /// `AUTH_JWT_AUDIENCE` are required too: a token another service of the
+    /// same identity provider was given (for another audience) must not
+    /// open ours. The run command sets development values.
     pub fn from_env() -> anyhow::Result<AuthConfig> {
-        use platform::config::optional_secret;
+        use platform::config::{optional_secret, secret};
         let config = AuthConfig {
             hs256_secret: optional_secret("AUTH_JWT_HS256_SECRET"),
             jwks_file: optional_secret("AUTH_JWT_JWKS_FILE"),
-            issuer: optional_secret("AUTH_JWT_ISSUER"),
-            audience: optional_secret("AUTH_JWT_AUDIENCE"),
+            issuer: Some(secret("AUTH_JWT_ISSUER")?),
+            audience: Some(secret("AUTH_JWT_AUDIENCE")?),
             max_lifetime_secs: match optional_secret("AUTH_JWT_MAX_LIFETIME_SECS") {
                 None => None,
                 Some(n) => Some(

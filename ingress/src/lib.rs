@@ -38,14 +38,24 @@ use platform::ops::Readiness;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `INGRESS_ADDR`
+    /// `INGRESS_ADDR`: the API, the storefront's calls and the webhooks.
     pub addr: SocketAddr,
+    /// `OPS_ADDR` (default `127.0.0.1:9100`): `/readyz` and `/metrics`,
+    /// apart from the public port, so the internet reaches neither the
+    /// readiness checks (which query Kafka, the registry and Postgres and
+    /// tell their errors) nor the metrics. `/healthz` answers on both.
+    pub ops_addr: SocketAddr,
     pub pipeline: PipelineConfig,
     pub auth: auth::AuthConfig,
     /// `RATE_LIMIT_API` (per second/burst, per caller)
     pub api_budget: rate_limit::Budget,
     /// `RATE_LIMIT_ADMIN`
     pub admin_budget: rate_limit::Budget,
+    /// `RATE_LIMIT_WEBHOOKS` (per source address)
+    pub webhook_budget: rate_limit::Budget,
+    /// `INGRESS_REPLICAS` (default 1): how many replicas share the budgets;
+    /// each enforces its share ([`rate_limit::Budget::share`]).
+    pub replicas: u32,
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins; none by default.
     pub cors_origins: Vec<String>,
     /// `TRUSTED_PROXIES` (default 0): how many proxies of ours stand in
@@ -78,6 +88,7 @@ impl Config {
         use platform::config::var;
         Ok(Config {
             addr: platform::config::addr("INGRESS_ADDR", "127.0.0.1:8080")?,
+            ops_addr: platform::config::addr("OPS_ADDR", "127.0.0.1:9100")?,
             pipeline: PipelineConfig::from_env()?,
             auth: auth::AuthConfig::from_env()?,
             api_budget: rate_limit::Budget::from_env(
@@ -94,6 +105,23 @@ impl Config {
                     burst: 20,
                 },
             )?,
+            // A gateway retries a delivery minutes apart and sends a few
+            // events per payment: a hundred a second from one address is
+            // a flood, not a gateway.
+            webhook_budget: rate_limit::Budget::from_env(
+                "RATE_LIMIT_WEBHOOKS",
+                rate_limit::Budget {
+                    per_second: 100,
+                    burst: 200,
+                },
+            )?,
+            replicas: {
+                let raw = var("INGRESS_REPLICAS", "1");
+                raw.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow::anyhow!("INGRESS_REPLICAS={raw}: a number above 0"))?
+            },
             cors_origins: var("CORS_ALLOWED_ORIGINS", "")
                 .split(',')
                 .map(str::trim)
@@ -126,6 +154,7 @@ impl Config {
     ) -> Config {
         Config {
             addr: "127.0.0.1:0".parse().expect("a literal address"),
+            ops_addr: "127.0.0.1:0".parse().expect("a literal address"),
             pipeline,
             auth: auth::AuthConfig {
                 hs256_secret: Some(hs256_secret.to_owned()),
@@ -139,6 +168,11 @@ impl Config {
                 per_second: 1000,
                 burst: 1000,
             },
+            webhook_budget: rate_limit::Budget {
+                per_second: 1000,
+                burst: 1000,
+            },
+            replicas: 1,
             cors_origins: Vec::new(),
             trusted_proxies: 0,
             request_timeout: Duration::from_secs(40),
@@ -171,6 +205,8 @@ pub struct AppState {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    ops_listener: tokio::net::TcpListener,
+    ops_router: Router,
     pool: PgPool,
 }
 
@@ -216,13 +252,19 @@ impl Application {
         let groups = routes::Groups {
             api: rate_limit::Limiter::new(
                 "api",
-                config.api_budget,
+                config.api_budget.share(config.replicas),
                 verifier.clone(),
                 config.trusted_proxies,
             ),
             admin: rate_limit::Limiter::new(
                 "admin",
-                config.admin_budget,
+                config.admin_budget.share(config.replicas),
+                verifier.clone(),
+                config.trusted_proxies,
+            ),
+            webhooks: rate_limit::Limiter::new(
+                "webhooks",
+                config.webhook_budget.share(config.replicas),
                 verifier.clone(),
                 config.trusted_proxies,
             ),
@@ -235,7 +277,9 @@ impl Application {
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .route_layer(axum::middleware::from_fn(http_metrics::layer))
-            .merge(platform::ops::router(readiness))
+            // Liveness for a load balancer; readiness and metrics are on
+            // the ops listener only.
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -247,9 +291,14 @@ impl Application {
             .layer(axum::middleware::from_fn(correlation::layer))
             .layer(security_headers());
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
+        let ops_listener = tokio::net::TcpListener::bind(config.ops_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("OPS_ADDR {}: {e}", config.ops_addr))?;
         Ok(Application {
             listener,
             router,
+            ops_listener,
+            ops_router: platform::ops::router(readiness),
             pool: state.pool,
         })
     }
@@ -260,18 +309,31 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/readyz` and `/metrics` answer.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let counts = http_metrics::refresh_orders_periodically(self.pool.clone(), COUNT_EVERY);
         let purge = idempotency::purge_expired_periodically(self.pool, PURGE_EVERY);
+        let ops = tokio::spawn(async move {
+            if let Err(e) = axum::serve(self.ops_listener, self.ops_router).await {
+                tracing::error!(error = %e, "ops listener failed");
+            }
+        });
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        ops.abort();
         purge.abort();
         counts.abort();
         Ok(served?)

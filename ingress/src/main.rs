@@ -9,6 +9,6 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let config = ingress::Config::from_env()?;
     let app = ingress::Application::build(config).await?;
-    tracing::info!(addr = %app.addr(), "ingress listening");
+    tracing::info!(addr = %app.addr(), ops = %app.ops_addr(), "ingress listening");
     app.run_until_stopped(platform::shutdown_signal()).await
 }

@@ -1,8 +1,15 @@
 //! Rate limiting per caller: by user id when the request carries a valid
 //! bearer token, by client IP otherwise. Each route group has its own
-//! budget (the gateways' webhooks get a higher one than browsers). A caller
+//! budget: the API, the admin routes, and the gateways' webhooks (per
+//! source address, at a rate no gateway reaches, so a flood of forged
+//! deliveries is refused before its signatures cost a thing). A caller
 //! over budget gets 429 with `Retry-After` and the usual error body, and
 //! the refusal goes to the audit log; nothing reaches Kafka.
+//!
+//! Budgets are per replica's share: with `INGRESS_REPLICAS=N` behind a
+//! balancer that spreads callers evenly, each replica allows `1/N` of the
+//! configured rate and burst, so together they hold the budget without a
+//! shared store on the request path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -36,6 +43,18 @@ impl Budget {
         match (parse(rate), parse(burst)) {
             (Some(per_second), Some(burst)) => Ok(Budget { per_second, burst }),
             _ => anyhow::bail!("{name}={raw}: expected <per second>/<burst>, both above 0"),
+        }
+    }
+}
+
+impl Budget {
+    /// One replica's share of the budget among `replicas` (each at least
+    /// 1/s and a burst of 1, so a small budget does not become none).
+    pub fn share(self, replicas: u32) -> Budget {
+        let n = replicas.max(1);
+        Budget {
+            per_second: (self.per_second / n).max(1),
+            burst: (self.burst / n).max(1),
         }
     }
 }
@@ -157,6 +176,24 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_replica_takes_its_share_of_the_budget() {
+        let b = Budget {
+            per_second: 20,
+            burst: 40,
+        };
+        let share = b.share(2);
+        assert_eq!((share.per_second, share.burst), (10, 20));
+        let one = b.share(1);
+        assert_eq!((one.per_second, one.burst), (20, 40));
+        let tiny = Budget {
+            per_second: 1,
+            burst: 1,
+        }
+        .share(3);
+        assert_eq!((tiny.per_second, tiny.burst), (1, 1));
     }
 
     #[test]

@@ -591,6 +591,82 @@ async fn every_route_is_rate_limited_per_caller_with_retry_after() {
     assert_eq!(res.status(), 201);
 }
 
+/// The gateways' webhooks have a budget of their own, per source address
+/// (behind one trusted proxy, the address it saw): a flood from one
+/// address is refused before any signature is checked, and another
+/// address is not held back by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_rate_limited_per_source_address() {
+    let env = TestEnv::new().await;
+    let addr = env
+        .spawn_ingress_with(|c| {
+            c.webhook_budget = ingress::rate_limit::Budget {
+                per_second: 1,
+                burst: 2,
+            };
+            c.trusted_proxies = 1;
+        })
+        .await;
+    let http = Client::new();
+    let deliver = |from: &'static str| {
+        http.post(format!("http://{addr}/webhooks/razorpay"))
+            .header("x-forwarded-for", from)
+            .header("content-type", "application/json")
+            .body(r#"{"event":"payment.captured"}"#)
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(deliver("203.0.113.7").await.unwrap().status());
+    }
+    // Two within the burst (refused for their missing signature), then
+    // the limit.
+    assert!(
+        statuses[..2].iter().all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let other = deliver("198.51.100.20").await.unwrap();
+    assert_ne!(other.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Two replicas behind a balancer that alternates between them, each told
+/// there are two: one caller gets the budget once in all, not once per
+/// replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_holds_across_two_replicas() {
+    let env = TestEnv::new().await;
+    let budget = |c: &mut ingress::Config| {
+        c.api_budget = ingress::rate_limit::Budget {
+            per_second: 2,
+            burst: 2,
+        };
+        c.replicas = 2;
+    };
+    let replicas = [
+        env.spawn_ingress_with(budget).await,
+        env.spawn_ingress_with(budget).await,
+    ];
+    let http = Client::new();
+    let bearer = format!("Bearer {}", token("one-caller", "user", 300, JWT_SECRET));
+    let mut allowed = 0;
+    for n in 0..6 {
+        let res = http
+            .get(format!("http://{}/api/v1/internships", replicas[n % 2]))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap();
+        if res.status() != StatusCode::TOO_MANY_REQUESTS {
+            allowed += 1;
+        }
+    }
+    // A burst of 2 in all (1 per replica); a refill of 1/s may add one
+    // within the calls' time on a slow machine. Unshared, each replica
+    // would have let its own burst of 2 through: 4.
+    assert!((2..=3).contains(&allowed), "{allowed} of 6 allowed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_carry_security_headers_and_cors_only_for_configured_origins() {
     let env = TestEnv::new().await;

@@ -300,8 +300,7 @@ async fn killing_the_ingress_mid_request_applies_every_acknowledged_write_exactl
         ("REQUEST_TIMEOUT_SECS", REQUEST_TIMEOUT_SECS),
         ("KAFKA_ACK_TIMEOUT_MS", "1500"),
     ];
-    let mut ingress = env.ingress_child(None, &envs);
-    let port = ingress.ops_port();
+    let (mut ingress, port) = env.ingress_child(None, &envs);
     ingress.wait_ready(Duration::from_secs(60)).await;
 
     let mut carts = Vec::new();
@@ -342,7 +341,7 @@ async fn killing_the_ingress_mid_request_applies_every_acknowledged_write_exactl
     };
     let acked_at_kill = clients.acked.load(Ordering::SeqCst);
     eprintln!("killed the ingress with {open_at_kill} requests open, {acked_at_kill} acknowledged");
-    let mut ingress = env.ingress_child(Some(port), &envs);
+    let (mut ingress, _) = env.ingress_child(Some(port), &envs);
     ingress.wait_ready(Duration::from_secs(60)).await;
     for t in tasks {
         t.await.unwrap();

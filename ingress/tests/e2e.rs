@@ -306,18 +306,26 @@ async fn bad_requests_get_the_error_body_and_write_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_exposes_health_readiness_and_metrics() {
     let env = TestEnv::new().await;
-    let addr = env.spawn_ingress().await;
+    let (addr, ops) = env.spawn_ingress_with_ops(|_| {}).await;
     let http = reqwest::Client::new();
-    assert_eq!(
-        http.get(format!("http://{addr}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    for at in [addr, ops] {
+        assert_eq!(
+            http.get(format!("http://{at}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // The public port serves neither readiness (which tells what fails
+    // inside) nor metrics: they are on the ops listener only.
+    for path in ["/readyz", "/metrics"] {
+        let res = http.get(format!("http://{addr}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path} on the API port");
+    }
     let ready = http
-        .get(format!("http://{addr}/readyz"))
+        .get(format!("http://{ops}/readyz"))
         .send()
         .await
         .unwrap();
@@ -332,7 +340,7 @@ async fn every_service_exposes_health_readiness_and_metrics() {
         .await
         .unwrap();
     let metrics = http
-        .get(format!("http://{addr}/metrics"))
+        .get(format!("http://{ops}/metrics"))
         .send()
         .await
         .unwrap()

@@ -66,9 +66,9 @@ async fn every_operation_answers_only_what_it_documents_and_never_5xx() {
     env.spawn_order_processor();
     env.spawn_enrollment_processor();
     env.spawn_sinks();
-    let mut ingress = env.ingress_child(None, &[]);
+    let (mut ingress, port) = env.ingress_child(None, &[]);
     ingress.wait_ready(Duration::from_secs(60)).await;
-    let base = format!("http://127.0.0.1:{}", ingress.ops_port());
+    let base = format!("http://127.0.0.1:{port}");
 
     let doc: Value = reqwest::get(format!("{base}/openapi.json"))
         .await

@@ -151,6 +151,8 @@ struct Mailroom {
     port: u16,
     dir: PathBuf,
     server: Option<Child>,
+    /// `--tls starttls|implicit`, `--login USER:PASSWORD`.
+    options: Vec<String>,
 }
 
 impl Mailroom {
@@ -164,9 +166,41 @@ impl Mailroom {
             port: common::free_port(),
             dir,
             server: None,
+            options: Vec::new(),
         };
         m.start();
         m
+    }
+
+    /// A server that requires TLS (`starttls` or `implicit`) and the login
+    /// `user:password`. Its certificate, for 127.0.0.1, is signed by a
+    /// private CA whose certificate it writes to [`Mailroom::certificate`].
+    fn secure(tls: &str, login: &str) -> Mailroom {
+        let dir = std::env::temp_dir().join(format!(
+            "mailroom-{tls}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cert = dir.with_extension("pem");
+        let mut m = Mailroom {
+            port: common::free_port(),
+            dir,
+            server: None,
+            options: vec![
+                "--tls".into(),
+                tls.into(),
+                "--cert-out".into(),
+                cert.display().to_string(),
+                "--login".into(),
+                login.into(),
+            ],
+        };
+        m.start();
+        m
+    }
+
+    fn certificate(&self) -> PathBuf {
+        self.dir.with_extension("pem")
     }
 
     fn python() -> String {
@@ -183,6 +217,7 @@ impl Mailroom {
             .arg(&script)
             .arg(self.port.to_string())
             .arg(&self.dir)
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -261,6 +296,7 @@ impl Drop for Mailroom {
     fn drop(&mut self) {
         self.stop_quietly();
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.certificate());
     }
 }
 
@@ -553,4 +589,48 @@ async fn an_smtp_outage_holds_the_payment_failure_email_until_the_server_is_back
         ),
         1.0
     );
+}
+
+/// Real providers (SES, SendGrid, Gmail, Postmark) take mail over TLS with
+/// a login only. The worker sends through a server that refuses anything
+/// else: first one that requires STARTTLS, then one that speaks TLS from
+/// the first byte, each with a certificate from a private CA the worker
+/// trusts through `SMTP_CA_FILE`, and a login. Each message arrives marked as
+/// received over TLS from that user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_goes_out_over_starttls_or_implicit_tls_with_a_login() {
+    let stack = Stack::open().await;
+    let (user, password) = ("mailer", "smtp-login-secret-7f3a");
+    for (n, tls) in ["starttls", "implicit"].into_iter().enumerate() {
+        let mail = Mailroom::secure(tls, &format!("{user}:{password}"));
+        let url = match tls {
+            "starttls" => format!("smtp://127.0.0.1:{}?tls=required", mail.port),
+            _ => format!("smtps://127.0.0.1:{}", mail.port),
+        };
+        let ca = mail.certificate().display().to_string();
+        let mut worker = stack.env.child_with(
+            "sinks",
+            &["notifications"],
+            &[
+                ("NOTIFY_TRANSPORT", "smtp"),
+                ("SMTP_URL", url.as_str()),
+                ("SMTP_USERNAME", user),
+                ("SMTP_PASSWORD", password),
+                ("SMTP_CA_FILE", ca.as_str()),
+                ("SMTP_TIMEOUT_MS", "3000"),
+                ("NOTIFY_FROM", "InternHub <no-reply@internhub.test>"),
+            ],
+        );
+        worker.wait_ready(Duration::from_secs(60)).await;
+        let (_, o) = stack.order_with_session(&format!("tls-buyer-{n}")).await;
+        let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
+        stack.at_gateway(&session, "pay").await;
+        let m = mail
+            .wait_for("Your InternHub order is confirmed", Duration::from_secs(60))
+            .await;
+        assert_eq!(m["tls"], true, "{tls}: {m}");
+        assert_eq!(m["login"], user, "{tls}: {m}");
+        assert_eq!(m["rcpt_tos"], json!([BUYER_EMAIL]), "{tls}: {m}");
+        drop(worker);
+    }
 }

@@ -18,6 +18,8 @@ const SERVICES: &[(&str, &[&str], &[&str])] = &[
         &[],
         &[
             "AUTH_JWT_HS256_SECRET",
+            "AUTH_JWT_ISSUER",
+            "AUTH_JWT_AUDIENCE",
             "RAZORPAY_WEBHOOK_SECRET",
             "STRIPE_WEBHOOK_SECRET",
         ],

@@ -32,6 +32,8 @@ pub struct Groups {
     pub api: Limiter,
     /// Operators: `/api/v1/admin/...`.
     pub admin: Limiter,
+    /// The gateways: `/webhooks/...`, per source address.
+    pub webhooks: Limiter,
 }
 
 /// The API routes and their document. Inside each group's rate limit (a
@@ -75,7 +77,10 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .route_layer(axum::middleware::from_fn(crate::auth::authenticate))
         // The gateways' webhooks carry no bearer token: their signature is
         // their authentication, checked by the handlers over the raw body.
-        .merge(webhooks::router())
+        .merge(webhooks::router().route_layer(axum::middleware::from_fn_with_state(
+            groups.webhooks,
+            rate_limit::limit,
+        )))
         .split_for_parts();
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(

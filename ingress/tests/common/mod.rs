@@ -41,6 +41,10 @@ use schemas::{Codec, TopicNames};
 
 /// The HS256 secret test ingresses accept.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The issuer and audience every spawned ingress requires, as the run
+/// command's development values do.
+pub const JWT_ISSUER: &str = "internhub-test";
+pub const JWT_AUDIENCE: &str = "internhub-checkout";
 
 /// The gateway credentials of this test binary: random, made once, given
 /// to the simulator, the gateway clients and the ingress alike, as
@@ -90,6 +94,8 @@ pub fn secret_envs() -> Vec<(&'static str, String)> {
     let c = sim_credentials();
     vec![
         ("AUTH_JWT_HS256_SECRET", JWT_SECRET.to_owned()),
+        ("AUTH_JWT_ISSUER", JWT_ISSUER.to_owned()),
+        ("AUTH_JWT_AUDIENCE", JWT_AUDIENCE.to_owned()),
         ("RAZORPAY_KEY_ID", c.razorpay.key_id.clone()),
         ("RAZORPAY_KEY_SECRET", c.razorpay.key_secret.clone()),
         ("RAZORPAY_WEBHOOK_SECRET", c.razorpay.webhook_secret.clone()),
@@ -104,7 +110,10 @@ pub fn token(sub: &str, role: &str, ttl_secs: i64, secret: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let claims = serde_json::json!({"sub": sub, "role": role, "exp": now + ttl_secs});
+    let claims = serde_json::json!({
+        "sub": sub, "role": role, "exp": now + ttl_secs,
+        "iss": JWT_ISSUER, "aud": JWT_AUDIENCE,
+    });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
@@ -432,15 +441,24 @@ impl TestEnv {
         &self,
         adjust: impl FnOnce(&mut ingress::Config),
     ) -> SocketAddr {
+        self.spawn_ingress_with_ops(adjust).await.0
+    }
+
+    /// As [`TestEnv::spawn_ingress_with`]: the API's address and the ops
+    /// listener's.
+    pub async fn spawn_ingress_with_ops(
+        &self,
+        adjust: impl FnOnce(&mut ingress::Config),
+    ) -> (SocketAddr, SocketAddr) {
         let mut config = ingress::Config::for_tests(self.config.clone(), JWT_SECRET, webhook_config());
         adjust(&mut config);
         let app = ingress::Application::build(config)
             .await
             .expect("ingress builds");
-        let addr = app.addr();
+        let (addr, ops) = (app.addr(), app.ops_addr());
         let stop = self.stopped();
         spawn_stage("ingress", app.run_until_stopped(stop));
-        addr
+        (addr, ops)
     }
 
     /// Starts `bin args` as a real process with this test's configuration.
@@ -458,18 +476,21 @@ impl TestEnv {
         self.spawn_child(bin, args, port, &all)
     }
 
-    /// The `ingress` binary on `port` (a free one if `None`), accepting
-    /// [`JWT_SECRET`] tokens, with rate limits out of the way; `envs` come
-    /// last and win. Its API and ops endpoints share the port.
-    pub fn ingress_child(&self, port: Option<u16>, envs: &[(&str, &str)]) -> ChildGuard {
+    /// The `ingress` binary with its API on `port` (a free one if `None`),
+    /// accepting [`JWT_SECRET`] tokens, with rate limits out of the way;
+    /// `envs` come last and win. The guard's ops port is the ops
+    /// listener's; the API's port comes with it.
+    pub fn ingress_child(&self, port: Option<u16>, envs: &[(&str, &str)]) -> (ChildGuard, u16) {
         let port = port.unwrap_or_else(free_port);
+        let ops = free_port();
         let mut all = vec![
             ("INGRESS_ADDR", format!("127.0.0.1:{port}")),
+            ("OPS_ADDR", format!("127.0.0.1:{ops}")),
             ("RATE_LIMIT_API", "100000/100000".to_owned()),
             ("RATE_LIMIT_ADMIN", "100000/100000".to_owned()),
         ];
         all.extend(envs.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        self.spawn_child("ingress", &[], port, &all)
+        (self.spawn_child("ingress", &[], ops, &all), port)
     }
 
     fn spawn_child(

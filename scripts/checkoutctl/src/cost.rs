@@ -153,6 +153,12 @@ pub fn print(before: &Counters, after: &Counters, journeys: usize, cpu_seconds: 
     }
     if before.pg_transactions < 0 || after.pg_transactions < 0 {
         println!("  {:<36} {:>9}", "Postgres transactions", "unknown");
+    } else if after.pg_transactions < before.pg_transactions {
+        // A restart of Postgres (the fault suite's) resets its counters.
+        println!(
+            "  {:<36} {:>9}",
+            "Postgres transactions", "unknown (counters reset by a restart)"
+        );
     } else {
         println!(
             "  {:<36} {:>9.2}",

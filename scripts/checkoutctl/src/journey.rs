@@ -14,6 +14,13 @@
 //! seconds each process of the stack used meanwhile (from /proc, so the
 //! table says where the cores went), and writes an SVG of journeys/s and
 //! the journey p99 over time. Loopback only; bounded in buyers and time.
+//!
+//! `--pace MIN-MAX` (seconds) makes it a paced run: each buyer pauses a
+//! random time in that range before each step a person takes (adding an
+//! item, applying the coupon, entering the address, placing, paying), as
+//! someone reading the page would, and starts at a random instant within
+//! the first pause. Thousands of open sessions then cost the stack what
+//! real shoppers would; the step and journey times exclude the pauses.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -91,6 +98,34 @@ struct Ctx {
     /// Journeys finished (and errors seen) before this instant are the
     /// warm-up (`--warmup-secs`): run, not counted.
     measured_from: Instant,
+    /// `--pace MIN-MAX`: a person's pause before each step, in ms.
+    pace: Option<(u64, u64)>,
+}
+
+impl Ctx {
+    /// Pauses as a person would before a step (nothing unless paced);
+    /// what was paused, so the journey's time can leave it out.
+    async fn think(&self) -> Duration {
+        let Some((min, max)) = self.pace else {
+            return Duration::ZERO;
+        };
+        let pause = Duration::from_millis(rand::random_range(min..=max));
+        tokio::time::sleep(pause).await;
+        pause
+    }
+}
+
+/// `MIN-MAX` seconds, for `--pace`.
+fn pace_of(raw: &str) -> anyhow::Result<(u64, u64)> {
+    let (min, max) = raw
+        .split_once('-')
+        .context("--pace takes MIN-MAX seconds, e.g. 3-30")?;
+    let (min, max): (f64, f64) = (min.trim().parse()?, max.trim().parse()?);
+    anyhow::ensure!(
+        0.0 <= min && min <= max && max <= 600.0,
+        "--pace: 0 ≤ MIN ≤ MAX ≤ 600 seconds"
+    );
+    Ok(((min * 1e3) as u64, (max * 1e3) as u64))
 }
 
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
@@ -123,6 +158,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .map(|v| v.parse())
         .transpose()?
         .unwrap_or(0);
+    let pace = flag(args, "--pace").as_deref().map(pace_of).transpose()?;
     anyhow::ensure!(
         buyers <= 10_000 && seconds <= 600 && warmup <= 600,
         "at most 10,000 buyers for 600 s"
@@ -157,11 +193,17 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         samples: Mutex::new(Samples::default()),
         started: Instant::now(),
         measured_from: Instant::now() + Duration::from_secs(warmup),
+        pace,
     });
     coupon(&ctx).await?;
     println!(
-        "journey bench: {buyers} buyers for {seconds} s after {warmup} s of warm-up against {} (simulator {})",
-        ctx.url, ctx.sim
+        "journey bench: {buyers} buyers for {seconds} s after {warmup} s of warm-up against {} (simulator {}){}",
+        ctx.url,
+        ctx.sim,
+        match pace {
+            Some((min, max)) => format!(", each pausing {}–{} s before a step", min / 1000, max / 1000),
+            None => String::new(),
+        }
     );
     let deadline = ctx.measured_from + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
@@ -169,6 +211,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let ctx = ctx.clone();
         let user = format!("bench-{}-{b}", &run_id[..8]);
         tasks.spawn(async move {
+            // Paced sessions arrive spread over the first pause, not at once.
+            if let Some((_, max)) = ctx.pace {
+                tokio::time::sleep(Duration::from_millis(rand::random_range(0..=max))).await;
+            }
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
@@ -288,7 +334,8 @@ fn bearer(ctx: &Ctx, user: &str, role: &str) -> anyhow::Result<String> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         + 3600;
-    let claims = json!({ "sub": user, "role": role, "exp": exp });
+    let mut claims = json!({ "sub": user, "role": role, "exp": exp });
+    crate::issued_for(&mut claims);
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,
@@ -351,6 +398,8 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     };
     use reqwest::Method;
     let start = Instant::now();
+    // Pauses taken as a person (paced runs): not the stack's time.
+    let mut thought = Duration::ZERO;
     let mut times: Vec<(&'static str, f64)> = Vec::new();
     let (cart, ms) = call("create cart", api(Method::POST, "cart").json(&json!({}))).await?;
     times.push(("create cart", ms));
@@ -364,6 +413,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         let id = &ctx.internships[(n as usize + i) % ctx.internships.len()];
         // Every fifth buyer is a company buying a block of three seats.
         let quantity = if i == 0 && n % 5 == 1 { 3 } else { 1 };
+        thought += ctx.think().await;
         let (added, ms) = call(
             "add item",
             api(Method::POST, &format!("cart/{token}/items"))
@@ -377,6 +427,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         Some((limited, _)) if n % 4 == 0 => limited.as_str(),
         _ => ctx.coupon.as_str(),
     };
+    thought += ctx.think().await;
     let (c, ms) = call(
         "apply coupon",
         api(Method::POST, &format!("cart/{token}/coupon")).json(&json!({"code": code})),
@@ -384,6 +435,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     .await?;
     times.push(("apply coupon", ms));
     version = c["version"].as_i64().unwrap_or(version);
+    thought += ctx.think().await;
     let (b, ms) = call(
         "set buyer",
         api(Method::PUT, &format!("cart/{token}/buyer"))
@@ -411,6 +463,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         s.orders.insert(order.clone(), Fate::Unanswered);
         s.coupons.insert(order.clone(), code.to_owned());
     }
+    thought += ctx.think().await;
     let (placed, ms) = call(
         "place order",
         // An address, so the order's emails go out (a fault run checks
@@ -471,6 +524,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
             failed.elapsed().as_secs_f64() * 1e3,
         ));
     }
+    thought += ctx.think().await;
     let (_, ms) = call(
         "pay (simulator)",
         ctx.http
@@ -504,7 +558,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         );
     }
     times.push(("pay → enrolled", paid.elapsed().as_secs_f64() * 1e3));
-    let total = start.elapsed().as_secs_f64() * 1e3;
+    let total = start.elapsed().saturating_sub(thought).as_secs_f64() * 1e3;
     times.push(("journey", total));
     if Instant::now() < ctx.measured_from {
         return Ok(());

@@ -317,6 +317,16 @@ fn chrono_now_ms() -> i64 {
 }
 
 /// Mints a development token; the ingress verifies it with the same secret.
+/// The issuer and audience the ingress requires (`AUTH_JWT_ISSUER`,
+/// `AUTH_JWT_AUDIENCE`, which the run command sets), as `iss` and `aud`.
+pub(crate) fn issued_for(claims: &mut serde_json::Value) {
+    for (claim, var) in [("iss", "AUTH_JWT_ISSUER"), ("aud", "AUTH_JWT_AUDIENCE")] {
+        if let Ok(value) = std::env::var(var) {
+            claims[claim] = serde_json::Value::String(value);
+        }
+    }
+}
+
 fn token(args: &[String]) -> anyhow::Result<()> {
     let flag = |name: &str| {
         args.iter()
@@ -337,7 +347,8 @@ fn token(args: &[String]) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()
         + ttl;
-    let claims = serde_json::json!({ "sub": sub, "role": role, "exp": exp });
+    let mut claims = serde_json::json!({ "sub": sub, "role": role, "exp": exp });
+    issued_for(&mut claims);
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

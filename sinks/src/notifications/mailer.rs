@@ -5,16 +5,22 @@
 //!
 //! Settings (typed in [`MailConfig`], read by [`MailConfig::from_env`]):
 //! `NOTIFY_TRANSPORT` = `file` (default) | `smtp`; `NOTIFY_FILE_DIR`
-//! (default `.local/mail`); `SMTP_URL` (`smtp://host:port`, default
-//! `smtp://127.0.0.1:2525`; plain SMTP, no TLS: a local relay);
-//! `NOTIFY_FROM` (default `InternHub <no-reply@internhub.local>`);
-//! `SMTP_TIMEOUT_MS` (default 10000: a stuck server fails the send well
-//! within the consumer's poll interval).
+//! (default `.local/mail`); `SMTP_URL`, one of `smtps://host[:465]`
+//! (implicit TLS), `smtp://host[:587]?tls=required` (STARTTLS, refused if
+//! the server does not offer it) or `smtp://host[:25]` (plain: a relay on
+//! the same host or network), default `smtp://127.0.0.1:2525`;
+//! `SMTP_USERNAME` with the secret `SMTP_PASSWORD` (sent over TLS only);
+//! `SMTP_CA_FILE` (a PEM root to trust besides the public ones, for a
+//! private relay); `NOTIFY_FROM` (default `InternHub
+//! <no-reply@internhub.local>`); `SMTP_TIMEOUT_MS` (default 10000: a stuck
+//! server fails the send well within the consumer's poll interval).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::{header, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use platform::config::var;
@@ -26,8 +32,40 @@ use super::decide::Notification;
 pub enum TransportConfig {
     /// One `.eml` file per email in this folder (created at start-up).
     File(PathBuf),
-    /// Plain SMTP to `host:port`.
-    Smtp { host: String, port: u16 },
+    /// SMTP to `host:port`, with or without TLS.
+    Smtp {
+        host: String,
+        port: u16,
+        security: Security,
+    },
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// No TLS: a relay on the same host or network only.
+    Plain,
+    /// STARTTLS, required: a server that does not offer it is refused
+    /// (no silent downgrade to plain text).
+    StartTls,
+    /// TLS from the first byte (`smtps://`, port 465).
+    Implicit,
+}
+
+/// The SMTP login. Its `Debug` shows the user, never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SmtpLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpLogin")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +73,9 @@ pub struct MailConfig {
     pub transport: TransportConfig,
     pub from: Mailbox,
     pub timeout: Duration,
+    pub login: Option<SmtpLogin>,
+    /// A PEM root certificate trusted besides the public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,17 +88,34 @@ pub enum ConfigError {
     From(String, String),
     #[error("SMTP_TIMEOUT_MS {0:?} is not a number of milliseconds")]
     Timeout(String),
+    #[error("SMTP_PASSWORD is not set: SMTP_USERNAME needs it, and it has no default (see {})", platform::config::SECRETS_DOC)]
+    NoPassword,
+    #[error("SMTP_USERNAME is set but SMTP_URL {0:?} has no TLS: a login is sent over TLS only (smtps:// or ?tls=required)")]
+    LoginWithoutTls(String),
 }
 
 impl MailConfig {
     pub fn from_env() -> Result<MailConfig, ConfigError> {
-        MailConfig::parse(
+        let smtp_url = var("SMTP_URL", "smtp://127.0.0.1:2525");
+        let mut config = MailConfig::parse(
             &var("NOTIFY_TRANSPORT", "file"),
             &var("NOTIFY_FILE_DIR", ".local/mail"),
-            &var("SMTP_URL", "smtp://127.0.0.1:2525"),
+            &smtp_url,
             &var("NOTIFY_FROM", "InternHub <no-reply@internhub.local>"),
             &var("SMTP_TIMEOUT_MS", "10000"),
-        )
+        )?;
+        config.ca_file = platform::config::optional_secret("SMTP_CA_FILE").map(PathBuf::from);
+        if let TransportConfig::Smtp { security, .. } = config.transport {
+            if let Some(username) = platform::config::optional_secret("SMTP_USERNAME") {
+                if security == Security::Plain {
+                    return Err(ConfigError::LoginWithoutTls(smtp_url));
+                }
+                let password = platform::config::optional_secret("SMTP_PASSWORD")
+                    .ok_or(ConfigError::NoPassword)?;
+                config.login = Some(SmtpLogin { username, password });
+            }
+        }
+        Ok(config)
     }
 
     pub fn parse(
@@ -83,24 +141,48 @@ impl MailConfig {
             transport,
             from,
             timeout,
+            login: None,
+            ca_file: None,
         })
     }
 }
 
-/// `smtp://host[:port]` (port 25 by default). TLS (`smtps://`,
-/// `?tls=…`) is refused rather than silently ignored: this build has none.
+/// `smtps://host[:465]`, `smtp://host[:587]?tls=required` or
+/// `smtp://host[:25]`. A login in the URL is refused (it would show in
+/// process listings and logs: `SMTP_USERNAME`/`SMTP_PASSWORD` carry it),
+/// and so is any other query, such as `tls=opportunistic`, which a network
+/// attacker downgrades to plain text.
 fn parse_smtp_url(url: &str) -> Result<TransportConfig, ConfigError> {
     let bad = |why| ConfigError::SmtpUrl(url.to_owned(), why);
-    let rest = url
-        .strip_prefix("smtp://")
-        .ok_or_else(|| bad("only smtp:// (no TLS) is supported"))?;
-    if rest.contains('?') || rest.contains('@') {
-        return Err(bad("no query (TLS) or credentials are supported"));
+    let (rest, implicit) = if let Some(rest) = url.strip_prefix("smtps://") {
+        (rest, true)
+    } else if let Some(rest) = url.strip_prefix("smtp://") {
+        (rest, false)
+    } else {
+        return Err(bad("must start with smtps:// or smtp://"));
+    };
+    let (hostport, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    if hostport.contains('@') {
+        return Err(bad("no login in the URL: set SMTP_USERNAME and SMTP_PASSWORD"));
     }
-    let hostport = rest.trim_end_matches('/');
+    let security = match (implicit, query) {
+        (true, None) => Security::Implicit,
+        (false, None) => Security::Plain,
+        (false, Some("tls=required")) => Security::StartTls,
+        _ => return Err(bad("the only query is ?tls=required, on smtp://")),
+    };
+    let hostport = hostport.trim_end_matches('/');
+    let default_port = match security {
+        Security::Plain => 25,
+        Security::StartTls => 587,
+        Security::Implicit => 465,
+    };
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("bad port"))?),
-        None => (hostport, 25),
+        None => (hostport, default_port),
     };
     if host.is_empty() {
         return Err(bad("no host"));
@@ -108,6 +190,7 @@ fn parse_smtp_url(url: &str) -> Result<TransportConfig, ConfigError> {
     Ok(TransportConfig::Smtp {
         host: host.to_owned(),
         port,
+        security,
     })
 }
 
@@ -131,10 +214,21 @@ impl SendError {
     pub fn permanent(&self) -> bool {
         match self {
             SendError::Build(_) => true,
-            SendError::Smtp(e) => e.is_permanent(),
+            SendError::Smtp(e) => {
+                e.is_permanent() && !e.status().is_some_and(|c| about_us(&c.to_string()))
+            }
             SendError::File(_) => false,
         }
     }
+}
+
+/// Replies that are permanent for the server but say nothing about the
+/// message: our login or TLS is wrong (530 authentication or STARTTLS
+/// required, 534 mechanism too weak, 535 credentials invalid, 538
+/// encryption required). Every email would be refused alike, so they are
+/// retried until the configuration is fixed, not recorded as refused.
+fn about_us(code: &str) -> bool {
+    matches!(code, "530" | "534" | "535" | "538")
 }
 
 pub enum Mailer {
@@ -163,14 +257,17 @@ impl Sender {
                     format!("file:{}", dir.display()),
                 )
             }
-            TransportConfig::Smtp { host, port } => (
-                Mailer::Smtp(
-                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-                        .port(*port)
-                        .timeout(Some(config.timeout))
-                        .build(),
-                ),
-                format!("smtp://{host}:{port}"),
+            TransportConfig::Smtp {
+                host,
+                port,
+                security,
+            } => (
+                Mailer::Smtp(smtp_transport(config, host, *port, *security).await?),
+                match security {
+                    Security::Plain => format!("smtp://{host}:{port}"),
+                    Security::StartTls => format!("smtp://{host}:{port}?tls=required"),
+                    Security::Implicit => format!("smtps://{host}:{port}"),
+                },
             ),
         };
         Ok(Sender {
@@ -200,6 +297,42 @@ impl Sender {
         }
         Ok(())
     }
+}
+
+/// The SMTP transport: TLS checked against the public roots (and
+/// `SMTP_CA_FILE`'s), the login when configured.
+async fn smtp_transport(
+    config: &MailConfig,
+    host: &str,
+    port: u16,
+    security: Security,
+) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .timeout(Some(config.timeout));
+    if security != Security::Plain {
+        let mut tls = TlsParameters::builder(host.to_owned());
+        if let Some(path) = &config.ca_file {
+            let pem = tokio::fs::read(path)
+                .await
+                .map_err(|e| anyhow::anyhow!("SMTP_CA_FILE {}: {e}", path.display()))?;
+            let root = Certificate::from_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("SMTP_CA_FILE {}: {e}", path.display()))?;
+            tls = tls.add_root_certificate(root);
+        }
+        let tls = tls.build_rustls()?;
+        builder = builder.tls(match security {
+            Security::Implicit => Tls::Wrapper(tls),
+            _ => Tls::Required(tls),
+        });
+    }
+    if let Some(login) = &config.login {
+        builder = builder.credentials(Credentials::new(
+            login.username.clone(),
+            login.password.clone(),
+        ));
+    }
+    Ok(builder.build())
 }
 
 pub fn message_id(id: uuid::Uuid, domain: &str) -> String {
@@ -246,29 +379,56 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(10));
         let s =
             MailConfig::parse("smtp", "", "smtp://127.0.0.1:2525", "a@b.example", "500").unwrap();
-        assert_eq!(
-            s.transport,
-            TransportConfig::Smtp {
-                host: "127.0.0.1".into(),
-                port: 2525
-            }
-        );
+        let smtp = |host: &str, port, security| TransportConfig::Smtp {
+            host: host.into(),
+            port,
+            security,
+        };
+        assert_eq!(s.transport, smtp("127.0.0.1", 2525, Security::Plain));
         assert_eq!(
             parse_smtp_url("smtp://relay.local").unwrap(),
-            TransportConfig::Smtp {
-                host: "relay.local".into(),
-                port: 25
-            }
+            smtp("relay.local", 25, Security::Plain)
+        );
+        assert_eq!(
+            parse_smtp_url("smtps://smtp.example.com").unwrap(),
+            smtp("smtp.example.com", 465, Security::Implicit)
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://smtp.example.com?tls=required").unwrap(),
+            smtp("smtp.example.com", 587, Security::StartTls)
+        );
+        assert_eq!(
+            parse_smtp_url("smtp://relay:2587?tls=required").unwrap(),
+            smtp("relay", 2587, Security::StartTls)
         );
         assert!(matches!(
             MailConfig::parse("pigeon", "", "", "a@b.example", "1"),
             Err(ConfigError::Transport(_))
         ));
-        assert!(parse_smtp_url("smtps://relay:465").is_err());
-        assert!(parse_smtp_url("smtp://relay:587?tls=required").is_err());
+        // A login in the URL, a downgradable or unknown query, a bad port.
         assert!(parse_smtp_url("smtp://u:p@relay:25").is_err());
+        assert!(parse_smtp_url("smtps://u:p@relay").is_err());
+        assert!(parse_smtp_url("smtp://relay?tls=opportunistic").is_err());
+        assert!(parse_smtp_url("smtps://relay?tls=required").is_err());
+        assert!(parse_smtp_url("http://relay").is_err());
         assert!(parse_smtp_url("smtp://relay:http").is_err());
         assert!(MailConfig::parse("file", "d", "", "not a mailbox", "1").is_err());
+    }
+
+    #[test]
+    fn a_refusal_of_our_login_or_tls_is_not_a_refusal_of_the_message() {
+        assert!(about_us("535") && about_us("530") && about_us("538"));
+        assert!(!about_us("550") && !about_us("553"));
+    }
+
+    #[test]
+    fn a_login_debugs_without_its_password() {
+        let login = SmtpLogin {
+            username: "mailer".into(),
+            password: "hunter2-smtp".into(),
+        };
+        let shown = format!("{login:?}");
+        assert!(shown.contains("mailer") && !shown.contains("hunter2"), "{shown}");
     }
 
     #[test]
