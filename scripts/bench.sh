@@ -4,8 +4,9 @@
 # 127.0.0.1:8080, runs `checkoutctl bench` against it, and stops what it
 # started (a stack it starts runs on topics and a schema of its own,
 # TOPIC_PREFIX/DATABASE_SCHEMA bench<time>, dropped after a run that
-# succeeded unless KEEP_STATE=1). Loopback only. A stack it starts runs with the per-caller rate
-# limit lifted (every simulated shopper shares one IP).
+# succeeded unless KEEP_STATE=1). Loopback only. A stack it starts runs
+# with the per-caller and webhook rate limits lifted (every simulated
+# shopper, and the simulator, share one IP).
 #
 #   scripts/bench.sh                          # 200 sessions for 30 s
 #   SESSIONS=1000 SECONDS_=60 scripts/bench.sh
@@ -35,7 +36,8 @@ if ! http_ok "http://127.0.0.1:9100/readyz"; then
   step "start the stack ($PROFILE; topics $TOPIC_PREFIX*, schema $DATABASE_SCHEMA)"
   # Every simulated shopper comes from 127.0.0.1: the per-IP limit would
   # measure the limiter, not the pipeline.
-  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" PROFILE="$PROFILE" bash scripts/run.sh --detach
+  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" RATE_LIMIT_WEBHOOKS="${RATE_LIMIT_WEBHOOKS:-1000000/1000000}" \
+    PROFILE="$PROFILE" bash scripts/run.sh --detach
   started_here=1
 fi
 if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi

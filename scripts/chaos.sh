@@ -77,7 +77,8 @@ if ! http_ok "http://127.0.0.1:9100/readyz"; then
   stamp="$(date +%Y%m%d%H%M%S)"
   export TOPIC_PREFIX="${TOPIC_PREFIX:-chaos$stamp.}" DATABASE_SCHEMA="${DATABASE_SCHEMA:-chaos_$stamp}"
   step "start the stack ($PROFILE; topics $TOPIC_PREFIX*, schema $DATABASE_SCHEMA)"
-  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" PROFILE="$PROFILE" bash scripts/run.sh --detach
+  RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}" RATE_LIMIT_WEBHOOKS="${RATE_LIMIT_WEBHOOKS:-1000000/1000000}" \
+    PROFILE="$PROFILE" bash scripts/run.sh --detach
   started_here=1
 fi
 if [[ "$PROFILE" == release ]]; then BIN="$(cargo_target_dir)/release"; else BIN="$(cargo_target_dir)/debug"; fi
@@ -152,7 +153,7 @@ restart_postgres() {
   fi
   pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" stop -m immediate || return 1
   sleep 1
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || die "postgres $version/$cluster did not start again"
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start -o "$PG_SERVER_OPTIONS" || die "postgres $version/$cluster did not start again"
   log "postgres $version/$cluster (port $port): stopped immediately (no checkpoint) and started again"
 }
 

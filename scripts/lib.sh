@@ -586,6 +586,9 @@ _PG_STARTED=""  # "cluster:<version>" or "local:<datadir>:<user>" when we starte
 # the one running; else start Debian's cluster; else install Postgres; else, as
 # a last resort, run a private server in .local/pg (trust auth, URL's port).
 # A server this function started is stopped at exit (KEEP_POSTGRES=1 keeps it).
+# pg_stat_statements loaded in a server these scripts start: the journey
+# bench counts the SQL statements of a purchase with it.
+PG_SERVER_OPTIONS="-c shared_preload_libraries=pg_stat_statements"
 ensure_postgres() {
   local url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/checkout}"
   local host port user db
@@ -620,7 +623,7 @@ ensure_postgres() {
       # a cluster this script starts gets trust for local connections.
       _pg_trust_local "/etc/postgresql/$version/main/pg_hba.conf"
       log "postgres: starting Debian cluster $version/main"
-      if pg_ctlcluster --skip-systemctl-redirect "$version" main start; then
+      if pg_ctlcluster --skip-systemctl-redirect "$version" main start -o "$PG_SERVER_OPTIONS"; then
         _PG_STARTED="cluster:$version"
         on_exit stop_started_postgres
       else
@@ -704,7 +707,7 @@ _start_private_postgres() {
   local listen="$host"
   [[ "$host" == localhost ]] && listen=127.0.0.1
   log "postgres: starting private server on $listen:$port ($datadir)"
-  _as_user "$owner" "'$bindir/pg_ctl' -D '$datadir' -l '$datadir/server.log' -w -t 60 -o \"-p $port -k '$datadir' -c listen_addresses=$listen\" start >/dev/null" \
+  _as_user "$owner" "'$bindir/pg_ctl' -D '$datadir' -l '$datadir/server.log' -w -t 60 -o \"-p $port -k '$datadir' -c listen_addresses=$listen $PG_SERVER_OPTIONS\" start >/dev/null" \
     || { show_log_tail "$datadir/server.log"; die "pg_ctl start failed"; }
   _PG_STARTED="local:$datadir:$owner:$bindir"
   on_exit stop_started_postgres

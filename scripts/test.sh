@@ -170,6 +170,7 @@ if (($# == 0)) && [[ "${STACK:-1}" != 0 ]]; then
     unset KAFKA_BROKERS SCHEMA_REGISTRY_URL KAFKA_NODE_PIDS KAFKA_NODE_PORTS KAFKA_NODE_DIRS
     export TOPIC_PREFIX="stack$stamp." DATABASE_SCHEMA="stack_$stamp" PROFILE=dev
     export RATE_LIMIT_API="${RATE_LIMIT_API:-1000000/1000000}"
+    export RATE_LIMIT_WEBHOOKS="${RATE_LIMIT_WEBHOOKS:-1000000/1000000}"
     # shellcheck disable=SC2317  # called by the exit trap
     stop_stack() { bash scripts/run.sh stop >/dev/null 2>&1 || true; }
     trap stop_stack EXIT

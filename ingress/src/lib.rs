@@ -105,14 +105,15 @@ impl Config {
                     burst: 20,
                 },
             )?,
-            // A gateway retries a delivery minutes apart and sends a few
-            // events per payment: a hundred a second from one address is
-            // a flood, not a gateway.
+            // A gateway sends two or three events per payment from a pool
+            // of addresses: a thousand a second from one address is more
+            // than a thousand purchases a second would bring, so beyond it
+            // is a flood, not a gateway.
             webhook_budget: rate_limit::Budget::from_env(
                 "RATE_LIMIT_WEBHOOKS",
                 rate_limit::Budget {
-                    per_second: 100,
-                    burst: 200,
+                    per_second: 1000,
+                    burst: 2000,
                 },
             )?,
             replicas: {

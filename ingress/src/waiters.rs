@@ -102,8 +102,30 @@ impl VersionWaiters {
         token: &str,
         wait: Duration,
         wanted: i64,
+        read: F,
+        version_of: impl Fn(&T) -> Option<i64>,
+    ) -> Result<(T, bool), E>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        self.wait_for(token, wait, wanted, read, version_of, |_| true)
+            .await
+    }
+
+    /// As [`VersionWaiters::wait_until`], until the entity is at `wanted`
+    /// or later and `done` holds for it: the condition a client waits for
+    /// (a payment session exists), however many versions it takes. Between
+    /// reads it waits for a version newer than the last one read, so each
+    /// change costs one read and the client one request.
+    pub async fn wait_for<T, E, F, Fut>(
+        &self,
+        token: &str,
+        wait: Duration,
+        wanted: i64,
         mut read: F,
         version_of: impl Fn(&T) -> Option<i64>,
+        done: impl Fn(&T) -> bool,
     ) -> Result<(T, bool), E>
     where
         F: FnMut() -> Fut,
@@ -113,22 +135,30 @@ impl VersionWaiters {
         // not missed.
         let mut rx = self.subscribe(token);
         let deadline = tokio::time::Instant::now() + wait;
-        let reached = |v: &T| version_of(v).is_some_and(|v| v >= wanted);
         let result = loop {
             let value = match read().await {
                 Ok(v) => v,
                 Err(e) => break Err(e),
             };
-            if reached(&value) {
+            let version = version_of(&value);
+            if version.is_some_and(|v| v >= wanted) && done(&value) {
                 break Ok((value, true));
             }
             if tokio::time::Instant::now() >= deadline {
                 break Ok((value, false));
             }
-            // Until the version is announced, or the deadline (then one
+            // The next version worth a read: the one asked for, and newer
+            // than what was read; for an entity not visible yet, its first
+            // (versions are offsets, from 0), so a missing one is not
+            // read again and again until it appears.
+            let next = match version {
+                Some(v) => wanted.max(v.saturating_add(1)),
+                None => wanted.max(0),
+            };
+            // Until that version is announced, or the deadline (then one
             // last read, in case both the notification and a poll missed).
             loop {
-                if *rx.borrow_and_update() >= wanted {
+                if *rx.borrow_and_update() >= next {
                     break;
                 }
                 match tokio::time::timeout_at(deadline, rx.changed()).await {

@@ -409,6 +409,41 @@ async fn a_cart_is_placed_as_one_order_with_its_breakdown_frozen() {
     assert_eq!(pay.json::<Value>().await.unwrap()["error"]["code"], 3002);
 }
 
+/// A checkout page asks once for what it needs: `?until=session` answers
+/// when the order's payment session is open, however many versions the
+/// order went through to get there (placed, coupons, attempt, session),
+/// where `?version=` would have answered at the first of them. A value it
+/// does not know is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_page_waits_for_the_payment_session_in_one_request() {
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart("carol", json!([{"internship_id": "rust-backend", "quantity": 1}]))
+        .await;
+    let placed = shop
+        .place("carol", json!({"cart_token": cart}), None)
+        .await;
+    assert_eq!(placed.status(), 202);
+    let accepted: Value = placed.json().await.unwrap();
+    let order = accepted["order_token"].as_str().unwrap().to_owned();
+    let read = |query: &str| {
+        shop.http
+            .get(format!("{}/order/{order}?{query}", shop.base))
+            .header("authorization", Shop::bearer("carol"))
+            .header("prefer", "wait=20")
+            .send()
+    };
+    let o: Value = read("until=session").await.unwrap().json().await.unwrap();
+    assert_eq!(o["stale"], false, "{o}");
+    assert!(o["attempts"][0]["session_id"].is_string(), "{o}");
+    // The order went through several versions to get its session.
+    assert!(o["history"].as_array().unwrap().len() >= 2, "{o}");
+    let bad = read("until=payment").await.unwrap();
+    assert!(bad.status().is_client_error(), "{}", bad.status());
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["error"]["code"].is_number(), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_cart_or_a_foreign_return_url_is_refused_and_nothing_is_written() {
     let shop = Shop::open(None).await;

@@ -31,7 +31,7 @@ use schemas::records::order::{OrderCmd, OrderCommand, StartAttempt};
 use schemas::topics::ORDER_COMMANDS;
 use schemas::values::{Email, OrderToken};
 
-use super::cart::{owns, parse_token, preferred_wait, send_to_cart, wait_for_version, ReadQuery};
+use super::cart::{owns, parse_token, preferred_wait, send_to_cart, wait_for_version};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
@@ -289,17 +289,56 @@ pub struct OrderResponse {
     pub stale: bool,
 }
 
+/// What a read of an order may wait for.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OrderReadQuery {
+    /// Wait for at least this version (with `Prefer: wait=N`).
+    pub version: Option<i64>,
+    /// With `Prefer: wait=N`, wait for what the page needs rather than
+    /// the next version: `session`, until the newest payment attempt has
+    /// its session at the gateway, or the order will not get one (paid,
+    /// failed, expired, refunded).
+    #[param(inline)]
+    pub until: Option<Until>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Until {
+    Session,
+}
+
+impl Until {
+    fn reached(self, order: &OrderView) -> bool {
+        match self {
+            Until::Session => {
+                order
+                    .attempts
+                    .last()
+                    .is_some_and(|a| a.session_id.is_some())
+                    || matches!(
+                        order.status.as_str(),
+                        "paid" | "failed" | "expired" | "refunded"
+                    )
+            }
+        }
+    }
+}
+
 /// Read an order: its frozen cart, payment attempts (the last is the
 /// current one) and history. With `Prefer: wait=N` (at most 30) an order
-/// just placed is waited for (and `?version=V` waits for that version).
+/// just placed is waited for, `?version=V` waits for that version, and
+/// `?until=session` for its payment session (one request for a checkout
+/// page, however many steps the order takes to get there).
 #[utoipa::path(
     get,
     path = "/api/v1/order/{order_token}",
     tag = "orders",
     params(
         ("order_token" = String, Path, description = "the order token"),
-        ReadQuery,
-        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the order (or `version`) to be visible"),
+        OrderReadQuery,
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: wait up to N seconds for the order (or `version`, or `until`) to be visible"),
     ),
     responses(
         (status = 200, description = "the order", body = OrderResponse),
@@ -313,27 +352,32 @@ pub async fn get_order(
     State(state): State<AppState>,
     caller: Caller,
     Path(token): Path<String>,
-    Query(q): Query<ReadQuery>,
+    Query(q): Query<OrderReadQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = parse_order(&token)?;
     let wanted = q.version.unwrap_or(i64::MIN);
+    let reached = |o: &Option<OrderView>| {
+        o.as_ref()
+            .is_some_and(|o| q.until.is_none_or(|u| u.reached(o)))
+    };
     let (order, seen) = match preferred_wait(&headers) {
         Some(wait) => {
             state
                 .waiters
-                .wait_until(
+                .wait_for(
                     token.as_str(),
                     wait,
                     wanted,
                     || read_model::orders::order(&state.pool, token.as_str()),
                     |o: &Option<OrderView>| o.as_ref().map(|o| o.version),
+                    reached,
                 )
                 .await?
         }
         None => {
             let order = read_model::orders::order(&state.pool, token.as_str()).await?;
-            let seen = order.as_ref().is_some_and(|o| o.version >= wanted);
+            let seen = order.as_ref().is_some_and(|o| o.version >= wanted) && reached(&order);
             (order, seen)
         }
     };

@@ -9,8 +9,9 @@
 //!   Postgres transaction), so the count is transactions and fetches that
 //!   brought work;
 //! - Postgres: `pg_stat_database`'s transactions and rows written for the
-//!   database (statements would need `pg_stat_statements`, which the
-//!   scripts' Postgres does not load);
+//!   database, and the statements it ran from `pg_stat_statements` (which
+//!   the scripts' Postgres loads; `BEGIN` and `COMMIT` count as statements,
+//!   as the server runs them);
 //! - HTTP calls the buyers made ([`CALLS`]).
 
 use std::collections::BTreeMap;
@@ -46,6 +47,8 @@ pub struct Counters {
     batches: BTreeMap<String, f64>,
     pg_transactions: i64,
     pg_rows_written: i64,
+    /// -1: unknown (`pg_stat_statements` not loaded).
+    pg_statements: i64,
     calls: u64,
 }
 
@@ -74,6 +77,7 @@ pub async fn read(config: &PipelineConfig, http: &reqwest::Client, ops: &[String
     } else {
         c.pg_transactions = -1;
     }
+    c.pg_statements = pg_statements(config).await.unwrap_or(-1);
     c
 }
 
@@ -123,6 +127,26 @@ async fn pg_counters(config: &PipelineConfig) -> anyhow::Result<(i64, i64)> {
     Ok(row)
 }
 
+/// Statements the database ran, from `pg_stat_statements` (the extension is
+/// created in `public` when the server has the library loaded).
+async fn pg_statements(config: &PipelineConfig) -> anyhow::Result<i64> {
+    let pool = platform::db::connect(&config.database_url, &config.database_schema, 1).await?;
+    let counted = async {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public")
+            .execute(&pool)
+            .await?;
+        sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(sum(calls), 0)::bigint FROM public.pg_stat_statements
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+    }
+    .await;
+    pool.close().await;
+    Ok(counted?)
+}
+
 /// The table: per journey, each counter's growth from `before` to `after`.
 pub fn print(before: &Counters, after: &Counters, journeys: usize, cpu_seconds: f64) {
     let j = journeys.max(1) as f64;
@@ -169,6 +193,18 @@ pub fn print(before: &Counters, after: &Counters, journeys: usize, cpu_seconds: 
             "  {:<36} {:>9.2}",
             "Postgres rows written",
             per((after.pg_rows_written - before.pg_rows_written) as f64)
+        );
+    }
+    if before.pg_statements < 0 || after.pg_statements < before.pg_statements {
+        println!(
+            "  {:<36} {:>9}",
+            "SQL statements", "unknown (pg_stat_statements not loaded, or reset)"
+        );
+    } else {
+        println!(
+            "  {:<36} {:>9.2}",
+            "SQL statements",
+            per((after.pg_statements - before.pg_statements) as f64)
         );
     }
     println!(

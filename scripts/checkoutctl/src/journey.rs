@@ -100,6 +100,10 @@ struct Ctx {
     measured_from: Instant,
     /// `--pace MIN-MAX`: a person's pause before each step, in ms.
     pace: Option<(u64, u64)>,
+    /// Journeys begun by all buyers: the number that picks a journey's mix
+    /// (seat blocks, a failed first payment, the limited coupon), so the
+    /// mix holds when each buyer makes one journey (a paced run).
+    begun: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx {
@@ -194,6 +198,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         started: Instant::now(),
         measured_from: Instant::now() + Duration::from_secs(warmup),
         pace,
+        begun: Default::default(),
     });
     coupon(&ctx).await?;
     println!(
@@ -221,7 +226,8 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                 // A new buyer per journey: a user enrolled in an internship
                 // is not enrolled in it again (the rule), so a repeat
                 // buyer would wait for an enrollment that never comes.
-                if let Err(e) = journey(&ctx, &format!("{user}-{n}"), n).await {
+                let mix = ctx.begun.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if let Err(e) = journey(&ctx, &format!("{user}-{n}"), mix).await {
                     // "step: HTTP 409 1003": the step, the status, our code.
                     let kind: String = e.to_string().chars().take(60).collect();
                     if Instant::now() >= ctx.measured_from {
@@ -484,7 +490,7 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         .orders
         .insert(order.clone(), Fate::Placed);
     let t = Instant::now();
-    let mut session = session_ready(ctx, &auth, &order, 0, t).await?;
+    let mut session = session_ready(ctx, &auth, &order, 0, 0, t).await?;
     times.push(("session ready", t.elapsed().as_secs_f64() * 1e3));
     if n % 7 == 3 {
         // Every seventh buyer's first payment fails; they pay again, with
@@ -513,12 +519,13 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        call(
+        let (again, _) = call(
             "pay again",
             api(Method::POST, &format!("order/{order}/pay")).json(&json!({})),
         )
         .await?;
-        session = session_ready(ctx, &auth, &order, 1, Instant::now()).await?;
+        let from = again["version"].as_i64().unwrap_or(0);
+        session = session_ready(ctx, &auth, &order, 1, from, Instant::now()).await?;
         times.push((
             "failed → paying again",
             failed.elapsed().as_secs_f64() * 1e3,
@@ -573,23 +580,27 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
 }
 
 /// Long-polls the order, as a checkout page would, until attempt number
-/// `attempt` (0-based) has its payment session: each read waits (`Prefer:
-/// wait`) for the order's next version and answers as soon as the orders
-/// sink commits it, so a buyer costs a read per order change, not one
-/// every few milliseconds.
+/// `attempt` (0-based) has its payment session: one read that waits
+/// (`Prefer: wait`, `?until=session`) from version `from` until the
+/// newest attempt has its session, or the order will get none; read again
+/// only if that was another attempt's.
 async fn session_ready(
     ctx: &Ctx,
     auth: &str,
     order: &str,
     attempt: usize,
+    from: i64,
     since: Instant,
 ) -> anyhow::Result<String> {
-    let mut next_version = 1;
+    let mut next_version = from;
     loop {
         crate::cost::count_call();
         let res = ctx
             .http
-            .get(format!("{}/api/v1/order/{order}?version={next_version}", ctx.url))
+            .get(format!(
+                "{}/api/v1/order/{order}?version={next_version}&until=session",
+                ctx.url
+            ))
             .header("authorization", auth)
             .header("prefer", "wait=10")
             .send()
