@@ -12,6 +12,13 @@
 //! Usage limits are checked against the coupon processor's count, as the
 //! coupon-usage sink has it (`coupon_redemptions`); order placement
 //! enforces them exactly (`rules::redemption`).
+//!
+//! A request reads the cart, the definitions of every coupon it weighs and
+//! the uses of the limited ones in a fixed number of queries ([`Known`]),
+//! however many coupons are on offer: the list is public to every cart
+//! holder, so its cost must not grow with the catalog of coupons.
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -108,13 +115,47 @@ async fn facts(
     })
 }
 
-async fn coupon(state: &AppState, code: &str) -> Result<Option<Coupon>, ApiError> {
-    let definition: Option<sqlx::types::Json<CouponRecord>> =
-        sqlx::query_scalar("SELECT definition FROM coupons WHERE code = $1")
-            .bind(code)
-            .fetch_optional(&state.pool)
-            .await?;
-    Ok(definition.and_then(|d| Coupon::from_record(&d.0)))
+/// The coupons a request weighs (the cart's and the candidates) and the
+/// uses of those with a limit, each read in one query.
+struct Known {
+    coupons: HashMap<String, Coupon>,
+    /// (all uses, the cart owner's) of each limited coupon used so far.
+    uses: HashMap<String, (u32, u32)>,
+}
+
+impl Known {
+    async fn load(state: &AppState, codes: &[String], user: Option<&str>) -> Result<Known, ApiError> {
+        let rows: Vec<(String, sqlx::types::Json<CouponRecord>)> =
+            sqlx::query_as("SELECT code, definition FROM coupons WHERE code = ANY($1)")
+                .bind(codes)
+                .fetch_all(&state.pool)
+                .await?;
+        let coupons = rows
+            .into_iter()
+            .filter_map(|(code, d)| Coupon::from_record(&d.0).map(|c| (code, c)))
+            .collect();
+        let counted: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT r.code, count(*), count(*) FILTER (WHERE r.user_id = $2)
+             FROM coupon_redemptions r JOIN coupons c ON c.code = r.code
+             WHERE r.code = ANY($1)
+               AND (c.definition->>'usage_limit' IS NOT NULL OR c.definition->>'per_user_limit' IS NOT NULL)
+             GROUP BY r.code",
+        )
+        .bind(codes)
+        .bind(user)
+        .fetch_all(&state.pool)
+        .await?;
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        let uses = counted
+            .into_iter()
+            .map(|(code, all, mine)| (code, (count(all), count(mine))))
+            .collect();
+        Ok(Known { coupons, uses })
+    }
+
+    fn uses_of(&self, code: &str) -> (u32, u32) {
+        self.uses.get(code).copied().unwrap_or((0, 0))
+    }
 }
 
 /// How many orders hold or used `code`, in all and by `user`; (0, 0)
@@ -142,14 +183,15 @@ pub(crate) async fn used(
     ))
 }
 
-/// Checks `candidate` after the cart's coupons; the discount it would
-/// give when it applies.
-async fn evaluate(
+/// Checks coupon `code` after the cart's coupons, on what [`Known`]
+/// read; the discount it would give when it applies.
+fn evaluate(
     state: &AppState,
     cart: &CartFacts,
-    candidate: Option<Coupon>,
+    known: &Known,
     code: &str,
 ) -> Result<Result<Money, coupons::Refusal>, ApiError> {
+    let candidate = known.coupons.get(code).cloned();
     let policy = &state.pricing;
     let priced = pricing::price(
         &cart.lines,
@@ -165,17 +207,14 @@ async fn evaluate(
         if c == code {
             return Ok(Err(coupons::Refusal::AlreadyApplied));
         }
-        if let Some(c) = coupon(state, c).await? {
-            applied.push(c);
+        if let Some(c) = known.coupons.get(c) {
+            applied.push(c.clone());
         }
     }
     // The coupon processor's count (reservations and uses), as the
     // coupon-usage sink has it: orders enforce the limit exactly, this
     // answers with what is known now.
-    let usage = match &candidate {
-        Some(c) => used(state, &c.code, cart.owner.as_deref()).await?,
-        None => (0, 0),
-    };
+    let usage = known.uses_of(code);
     let check = coupons::check(
         candidate.as_ref(),
         &CheckContext {
@@ -246,8 +285,10 @@ pub async fn validate(
     let token = parse_token(&req.cart_token)?;
     let code = super::cart::coupon_code(&req.code)?;
     let cart = facts(&state, &caller, &token).await?;
-    let candidate = coupon(&state, &code).await?;
-    match evaluate(&state, &cart, candidate, &code).await? {
+    let mut codes = cart.applied.clone();
+    codes.push(code.clone());
+    let known = Known::load(&state, &codes, cart.owner.as_deref()).await?;
+    match evaluate(&state, &cart, &known, &code)? {
         Ok(discount) => Ok(Json(Validation {
             code,
             valid: true,
@@ -295,10 +336,12 @@ pub async fn list(
     )
     .fetch_all(&state.pool)
     .await?;
+    let mut weighed: Vec<String> = codes.iter().map(|(c, _)| c.clone()).collect();
+    weighed.extend(cart.applied.iter().cloned());
+    let known = Known::load(&state, &weighed, cart.owner.as_deref()).await?;
     let mut offers = Vec::with_capacity(codes.len());
     for (code, name) in codes {
-        let candidate = coupon(&state, &code).await?;
-        let offer = match evaluate(&state, &cart, candidate, &code).await? {
+        let offer = match evaluate(&state, &cart, &known, &code)? {
             Ok(d) => Offer {
                 code,
                 name,

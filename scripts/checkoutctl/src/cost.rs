@@ -49,6 +49,9 @@ pub struct Counters {
     pg_rows_written: i64,
     /// -1: unknown (`pg_stat_statements` not loaded).
     pg_statements: i64,
+    /// When the Postgres server started: a restart in the window resets
+    /// (or, killed, loses part of) its counters.
+    pg_started: Option<String>,
     calls: u64,
 }
 
@@ -78,7 +81,17 @@ pub async fn read(config: &PipelineConfig, http: &reqwest::Client, ops: &[String
         c.pg_transactions = -1;
     }
     c.pg_statements = pg_statements(config).await.unwrap_or(-1);
+    c.pg_started = pg_started(config).await.ok();
     c
+}
+
+async fn pg_started(config: &PipelineConfig) -> anyhow::Result<String> {
+    let pool = platform::db::connect(&config.database_url, &config.database_schema, 1).await?;
+    let started = sqlx::query_scalar::<_, String>("SELECT pg_postmaster_start_time()::text")
+        .fetch_one(&pool)
+        .await;
+    pool.close().await;
+    Ok(started?)
 }
 
 /// `pipeline_batch_seconds_count{stage="…"} N` lines, by stage.
@@ -175,9 +188,10 @@ pub fn print(before: &Counters, after: &Counters, journeys: usize, cpu_seconds: 
             println!("    {stage:<34} {:>9.2}", per(d));
         }
     }
+    let restarted = before.pg_started != after.pg_started;
     if before.pg_transactions < 0 || after.pg_transactions < 0 {
         println!("  {:<36} {:>9}", "Postgres transactions", "unknown");
-    } else if after.pg_transactions < before.pg_transactions {
+    } else if restarted || after.pg_transactions < before.pg_transactions {
         // A restart of Postgres (the fault suite's) resets its counters.
         println!(
             "  {:<36} {:>9}",
@@ -195,7 +209,12 @@ pub fn print(before: &Counters, after: &Counters, journeys: usize, cpu_seconds: 
             per((after.pg_rows_written - before.pg_rows_written) as f64)
         );
     }
-    if before.pg_statements < 0 || after.pg_statements < before.pg_statements {
+    if restarted {
+        println!(
+            "  {:<36} {:>9}",
+            "SQL statements", "unknown (counters reset by a restart)"
+        );
+    } else if before.pg_statements < 0 || after.pg_statements < before.pg_statements {
         println!(
             "  {:<36} {:>9}",
             "SQL statements", "unknown (pg_stat_statements not loaded, or reset)"
