@@ -206,8 +206,10 @@ pub struct AppState {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
-    ops_listener: tokio::net::TcpListener,
-    ops_router: Router,
+    /// Where the ops endpoints answer; they stop when this is dropped
+    /// (when the API stops, or an application built is never run).
+    ops_addr: SocketAddr,
+    _ops_stop: tokio::sync::oneshot::Sender<()>,
     pool: PgPool,
 }
 
@@ -292,14 +294,17 @@ impl Application {
             .layer(axum::middleware::from_fn(correlation::layer))
             .layer(security_headers());
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
-        let ops_listener = tokio::net::TcpListener::bind(config.ops_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("OPS_ADDR {}: {e}", config.ops_addr))?;
+        let (ops_stop, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+        let ops_addr = platform::ops::serve(config.ops_addr, readiness, async {
+            let _ = ops_stopped.await;
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("OPS_ADDR {}: {e}", config.ops_addr))?;
         Ok(Application {
             listener,
             router,
-            ops_listener,
-            ops_router: platform::ops::router(readiness),
+            ops_addr,
+            _ops_stop: ops_stop,
             pool: state.pool,
         })
     }
@@ -312,9 +317,7 @@ impl Application {
 
     /// Where `/readyz` and `/metrics` answer.
     pub fn ops_addr(&self) -> SocketAddr {
-        self.ops_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.ops_addr
     }
 
     pub async fn run_until_stopped(
@@ -323,18 +326,12 @@ impl Application {
     ) -> anyhow::Result<()> {
         let counts = http_metrics::refresh_orders_periodically(self.pool.clone(), COUNT_EVERY);
         let purge = idempotency::purge_expired_periodically(self.pool, PURGE_EVERY);
-        let ops = tokio::spawn(async move {
-            if let Err(e) = axum::serve(self.ops_listener, self.ops_router).await {
-                tracing::error!(error = %e, "ops listener failed");
-            }
-        });
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
-        ops.abort();
         purge.abort();
         counts.abort();
         Ok(served?)

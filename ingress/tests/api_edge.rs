@@ -616,16 +616,21 @@ async fn webhooks_are_rate_limited_per_source_address() {
             .send()
     };
     let mut statuses = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         statuses.push(deliver("203.0.113.7").await.unwrap().status());
     }
     // Two within the burst (refused for their missing signature), then
-    // the limit.
+    // the limit (a refill of 1/s may let one more through on a slow
+    // machine, not four).
     assert!(
         statuses[..2].iter().all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
-    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let limited = statuses[2..]
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(limited >= 3, "{statuses:?}");
     let other = deliver("198.51.100.20").await.unwrap();
     assert_ne!(other.status(), StatusCode::TOO_MANY_REQUESTS);
 }
@@ -639,7 +644,7 @@ async fn a_budget_holds_across_two_replicas() {
     let budget = |c: &mut ingress::Config| {
         c.api_budget = ingress::rate_limit::Budget {
             per_second: 2,
-            burst: 2,
+            burst: 20,
         };
         c.replicas = 2;
     };
@@ -649,8 +654,9 @@ async fn a_budget_holds_across_two_replicas() {
     ];
     let http = Client::new();
     let bearer = format!("Bearer {}", token("one-caller", "user", 300, JWT_SECRET));
+    let started = std::time::Instant::now();
     let mut allowed = 0;
-    for n in 0..6 {
+    for n in 0..40 {
         let res = http
             .get(format!("http://{}/api/v1/internships", replicas[n % 2]))
             .header("authorization", &bearer)
@@ -661,10 +667,15 @@ async fn a_budget_holds_across_two_replicas() {
             allowed += 1;
         }
     }
-    // A burst of 2 in all (1 per replica); a refill of 1/s may add one
-    // within the calls' time on a slow machine. Unshared, each replica
-    // would have let its own burst of 2 through: 4.
-    assert!((2..=3).contains(&allowed), "{allowed} of 6 allowed");
+    // A burst of 20 in all (10 per replica), and each replica's refill of
+    // 1/s over the calls' time. Unshared, each replica would have let its
+    // own burst of 20 through: all 40.
+    let refill = 2 * (started.elapsed().as_secs() as usize + 1);
+    assert!(
+        (20..=20 + refill).contains(&allowed) && allowed < 40,
+        "{allowed} of 40 allowed in {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -955,6 +955,14 @@ pub fn review_reason(order: Option<&OrderSnapshot>, command: &OrderCommand) -> O
 /// up), or one whose token expired and that was not looked up since,
 /// once that long after (a payment whose webhook was missed just before
 /// the expiry is found then).
+/// Whether an order in `status` may still get a payment session without
+/// the buyer doing anything: while its coupons are reserved (pending) or
+/// its attempt is open. Paid, refunded, failed and expired orders get none
+/// (the last two until the buyer starts a new attempt).
+pub fn session_may_come(status: OrderStatus) -> bool {
+    matches!(status, OrderStatus::Pending | OrderStatus::AwaitingPayment)
+}
+
 pub fn due_reconcile(order: &OrderSnapshot, now_ms: i64, policy: &OrderPolicy) -> Option<i32> {
     let a = order.attempts.last()?;
     a.session_id.as_ref()?;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use schemas::codes::ErrorCode;
 use schemas::records::cart::{Command, PlaceOrder};
-use schemas::records::order::{OrderCmd, OrderCommand, StartAttempt};
+use schemas::records::order::{AttemptStatus, OrderCmd, OrderCommand, OrderStatus, StartAttempt};
 use schemas::topics::ORDER_COMMANDS;
 use schemas::values::{Email, OrderToken};
 
@@ -312,15 +312,17 @@ pub enum Until {
 impl Until {
     fn reached(self, order: &OrderView) -> bool {
         match self {
+            // The newest attempt open with its session (an earlier
+            // attempt's session, before a new attempt opens, is not it),
+            // or no session to wait for (`rules::order::session_may_come`).
             Until::Session => {
+                let open = AttemptStatus::Open.as_str();
                 order
                     .attempts
                     .last()
-                    .is_some_and(|a| a.session_id.is_some())
-                    || matches!(
-                        order.status.as_str(),
-                        "paid" | "failed" | "expired" | "refunded"
-                    )
+                    .is_some_and(|a| a.status == open && a.session_id.is_some())
+                    || OrderStatus::parse(&order.status)
+                        .is_none_or(|s| !rules::order::session_may_come(s))
             }
         }
     }

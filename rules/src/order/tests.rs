@@ -817,3 +817,22 @@ fn each_outcome_is_one_event_and_other_changes_none() {
         Some(OrderEventKind::Failed)
     );
 }
+
+#[test]
+fn a_session_may_come_only_while_coupons_are_reserved_or_an_attempt_is_open() {
+    use schemas::records::order::OrderStatus::*;
+    for (status, may) in [
+        (Pending, true),
+        (AwaitingPayment, true),
+        (Paid, false),
+        (Failed, false),
+        (Expired, false),
+        (Refunded, false),
+    ] {
+        assert_eq!(session_may_come(status), may, "{status:?}");
+        assert_eq!(
+            schemas::records::order::OrderStatus::parse(status.as_str()),
+            Some(status)
+        );
+    }
+}

@@ -269,6 +269,20 @@ impl OrderStatus {
             OrderStatus::Refunded => "refunded",
         }
     }
+
+    /// The status named by [`OrderStatus::as_str`].
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        [
+            OrderStatus::Pending,
+            OrderStatus::AwaitingPayment,
+            OrderStatus::Paid,
+            OrderStatus::Failed,
+            OrderStatus::Expired,
+            OrderStatus::Refunded,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -104,7 +104,9 @@ impl MailConfig {
             &var("NOTIFY_FROM", "InternHub <no-reply@internhub.local>"),
             &var("SMTP_TIMEOUT_MS", "10000"),
         )?;
-        config.ca_file = platform::config::optional_secret("SMTP_CA_FILE").map(PathBuf::from);
+        config.ca_file = Some(var("SMTP_CA_FILE", ""))
+            .filter(|p| !p.trim().is_empty())
+            .map(PathBuf::from);
         if let TransportConfig::Smtp { security, .. } = config.transport {
             if let Some(username) = platform::config::optional_secret("SMTP_USERNAME") {
                 if security == Security::Plain {

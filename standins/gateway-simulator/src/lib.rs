@@ -100,6 +100,18 @@ pub(crate) struct Store {
     pub forced: VecDeque<(faults::Fault, Option<String>)>,
 }
 
+impl Store {
+    /// Keeps a Razorpay payment of order `order_id`, listed and indexed.
+    pub(crate) fn add_payment(&mut self, order_id: &str, payment: rz::Payment) {
+        self.payment_ids.push(payment.id.clone());
+        self.payment_ids_by_order
+            .entry(order_id.to_owned())
+            .or_default()
+            .push(payment.id.clone());
+        self.payments.insert(payment.id.clone(), payment);
+    }
+}
+
 /// A provider-style id: `prefix` and `len` random letters and digits.
 pub(crate) fn new_id(prefix: &str, len: usize) -> String {
     format!(

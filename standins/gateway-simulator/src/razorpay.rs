@@ -482,13 +482,7 @@ pub(crate) async fn pay(app: &App, order_id: &str, method: PayMethod) -> Result<
         order.amount_paid = order.amount;
         order.amount_due = 0;
         let order = order.clone();
-        store.payment_ids.push(payment.id.clone());
-        store
-            .payment_ids_by_order
-            .entry(order_id.to_owned())
-            .or_default()
-            .push(payment.id.clone());
-        store.payments.insert(payment.id.clone(), payment.clone());
+        store.add_payment(order_id, payment.clone());
         let captured = event(
             app,
             EventKind::PaymentCaptured,
@@ -558,13 +552,7 @@ pub(crate) async fn fail(app: &App, order_id: &str, method: PayMethod) -> Result
         };
         order.status = OrderStatus::Attempted;
         order.attempts += 1;
-        store.payment_ids.push(payment.id.clone());
-        store
-            .payment_ids_by_order
-            .entry(order_id.to_owned())
-            .or_default()
-            .push(payment.id.clone());
-        store.payments.insert(payment.id.clone(), payment.clone());
+        store.add_payment(order_id, payment.clone());
         let e = event(
             app,
             EventKind::PaymentFailed,
