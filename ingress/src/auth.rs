@@ -111,7 +111,10 @@ impl std::fmt::Debug for AuthConfig {
     /// Never prints the secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "hs256_secret",
+                &self.hs256_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwks_file", &self.jwks_file)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)

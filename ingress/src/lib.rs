@@ -185,8 +185,11 @@ impl Config {
                 allow_http: false,
             },
             webhooks,
-            docs_assets: concat!(env!("CARGO_MANIFEST_DIR"), "/../web/node_modules/swagger-ui-dist")
-                .into(),
+            docs_assets: concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../web/node_modules/swagger-ui-dist"
+            )
+            .into(),
         }
     }
 }

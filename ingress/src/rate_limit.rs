@@ -127,8 +127,7 @@ impl Limiter {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         Key::Ip(
-            client_ip(forwarded, peer, self.trusted_proxies)
-                .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            client_ip(forwarded, peer, self.trusted_proxies).unwrap_or(IpAddr::from([0, 0, 0, 0])),
         )
     }
 }
@@ -143,7 +142,12 @@ pub fn client_ip(forwarded: Option<&str>, peer: Option<IpAddr>, trusted: u32) ->
         return peer;
     }
     let entries: Vec<&str> = forwarded
-        .map(|v| v.split(',').map(str::trim).filter(|e| !e.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let at = entries.len().checked_sub(trusted as usize).unwrap_or(0);
     entries
@@ -214,7 +218,10 @@ mod tests {
         );
         // Fewer entries than proxies, or none, or garbage: the leftmost
         // entry the proxies wrote, else the peer.
-        assert_eq!(client_ip(Some("203.0.113.7"), peer, 2), Some(ip("203.0.113.7")));
+        assert_eq!(
+            client_ip(Some("203.0.113.7"), peer, 2),
+            Some(ip("203.0.113.7"))
+        );
         assert_eq!(client_ip(None, peer, 1), peer);
         assert_eq!(client_ip(Some("not-an-ip"), peer, 1), peer);
     }

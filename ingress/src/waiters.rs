@@ -28,7 +28,9 @@ impl VersionWaiters {
             carts: Mutex::new(HashMap::new()),
         });
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen(platform::wakeups::CART_VERSIONS_CHANNEL).await?;
+        listener
+            .listen(platform::wakeups::CART_VERSIONS_CHANNEL)
+            .await?;
         tokio::spawn(poll_versions(waiters.clone(), pool.clone()));
         let w = waiters.clone();
         tokio::spawn(async move {

@@ -623,7 +623,9 @@ async fn webhooks_are_rate_limited_per_source_address() {
     // the limit (a refill of 1/s may let one more through on a slow
     // machine, not four).
     assert!(
-        statuses[..2].iter().all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
+        statuses[..2]
+            .iter()
+            .all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
     let limited = statuses[2..]
@@ -782,7 +784,9 @@ async fn the_openapi_document_lists_every_route_and_validates() {
         .filter_map(|rest| rest.split('"').next())
         .collect();
     assert!(
-        referenced.iter().any(|r| r.ends_with("swagger-ui-bundle.js")),
+        referenced
+            .iter()
+            .any(|r| r.ends_with("swagger-ui-bundle.js")),
         "the page does not load Swagger UI (assets missing? scripts/test.sh installs them): {page}"
     );
     for r in &referenced {
@@ -798,8 +802,15 @@ async fn the_openapi_document_lists_every_route_and_validates() {
     }
     assert!(!page.contains("://"), "/docs names another host: {page}");
     // Only the files the page uses are served: nothing else of the disk.
-    for path in ["/docs/assets/package.json", "/docs/assets/..%2F..%2FCargo.toml"] {
-        let answer = http.get(format!("http://{addr}{path}")).send().await.unwrap();
+    for path in [
+        "/docs/assets/package.json",
+        "/docs/assets/..%2F..%2FCargo.toml",
+    ] {
+        let answer = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status(), 404, "{path}");
     }
 

@@ -321,7 +321,11 @@ async fn every_service_exposes_health_readiness_and_metrics() {
     // The public port serves neither readiness (which tells what fails
     // inside) nor metrics: they are on the ops listener only.
     for path in ["/readyz", "/metrics"] {
-        let res = http.get(format!("http://{addr}{path}")).send().await.unwrap();
+        let res = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 404, "{path} on the API port");
     }
     let ready = http

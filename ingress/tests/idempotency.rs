@@ -515,7 +515,10 @@ async fn a_guest_cannot_obtain_another_guests_cart_by_replaying_a_guessable_key(
             "{first:?}"
         );
         let second = create(guessable, None).await;
-        assert_eq!(second.status, 422, "no guest is answered with a cart: {second:?}");
+        assert_eq!(
+            second.status, 422,
+            "no guest is answered with a cart: {second:?}"
+        );
         assert!(second.body["cart_token"].is_null());
     }
     assert_eq!(env.cart_commands().await.len(), before, "nothing written");

@@ -176,10 +176,8 @@ impl Mailroom {
     /// `user:password`. Its certificate, for 127.0.0.1, is signed by a
     /// private CA whose certificate it writes to [`Mailroom::certificate`].
     fn secure(tls: &str, login: &str) -> Mailroom {
-        let dir = std::env::temp_dir().join(format!(
-            "mailroom-{tls}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("mailroom-{tls}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let cert = dir.with_extension("pem");
         let mut m = Mailroom {

@@ -115,7 +115,11 @@ async fn every_documented_request_example_validates_and_is_taken_by_the_api() {
 
     // 2. Each example, sent as documented, is taken.
     let calls = documented_calls(&doc);
-    assert!(calls.len() >= ORDER.len(), "{} bodies documented", calls.len());
+    assert!(
+        calls.len() >= ORDER.len(),
+        "{} bodies documented",
+        calls.len()
+    );
     let user = "openapi-user";
     let mut cart: Option<String> = None;
     let mut paid: Option<String> = None;
@@ -202,7 +206,10 @@ async fn create_cart(shop: &Shop, user: &str, doc: &Value) -> String {
         .json()
         .await
         .unwrap();
-    let token = created["cart_token"].as_str().expect("a cart token").to_owned();
+    let token = created["cart_token"]
+        .as_str()
+        .expect("a cart token")
+        .to_owned();
     let version = created["version"].as_i64().unwrap();
     let seen = shop
         .get(user, &format!("cart/{token}?version={version}"))
@@ -242,10 +249,13 @@ async fn paid_bulk_order(shop: &Shop, user: &str) -> String {
         .await;
     shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
         .await;
-    shop.order_until(user, &order, |o| o["status"] == "paid").await;
-    // The enrollment exists before seats are assigned from it.
-    shop.enrollments_until(user, |e| e.iter().any(|e| e["order_token"] == order.as_str()))
+    shop.order_until(user, &order, |o| o["status"] == "paid")
         .await;
+    // The enrollment exists before seats are assigned from it.
+    shop.enrollments_until(user, |e| {
+        e.iter().any(|e| e["order_token"] == order.as_str())
+    })
+    .await;
     order
 }
 

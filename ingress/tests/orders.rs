@@ -418,11 +418,12 @@ async fn a_cart_is_placed_as_one_order_with_its_breakdown_frozen() {
 async fn a_checkout_page_waits_for_the_payment_session_in_one_request() {
     let shop = Shop::open(None).await;
     let cart = shop
-        .cart("carol", json!([{"internship_id": "rust-backend", "quantity": 1}]))
+        .cart(
+            "carol",
+            json!([{"internship_id": "rust-backend", "quantity": 1}]),
+        )
         .await;
-    let placed = shop
-        .place("carol", json!({"cart_token": cart}), None)
-        .await;
+    let placed = shop.place("carol", json!({"cart_token": cart}), None).await;
     assert_eq!(placed.status(), 202);
     let accepted: Value = placed.json().await.unwrap();
     let order = accepted["order_token"].as_str().unwrap().to_owned();
@@ -833,7 +834,10 @@ impl Shop {
                 "{}/v1/orders?receipt={order}-1&count=100",
                 self.sim
             ))
-            .basic_auth(&credentials.razorpay.key_id, Some(&credentials.razorpay.key_secret))
+            .basic_auth(
+                &credentials.razorpay.key_id,
+                Some(&credentials.razorpay.key_secret),
+            )
             .send()
             .await
             .unwrap()
@@ -1663,7 +1667,11 @@ async fn buy_now_places_a_cart_right_after_its_last_write_with_no_read_in_betwee
     let order = placed["order_token"].as_str().unwrap();
     let o = shop.order_until("ivy", order, has_session).await;
     assert_eq!(o["status"], "awaiting_payment", "{o}");
-    assert_eq!(o["placed"]["lines"].as_array().map(Vec::len), Some(1), "{o}");
+    assert_eq!(
+        o["placed"]["lines"].as_array().map(Vec::len),
+        Some(1),
+        "{o}"
+    );
 
     // A line added, and the cart placed at once at the version it answered.
     let cart = create(json!([{"internship_id": "design", "quantity": 1}])).await;
@@ -1678,9 +1686,15 @@ async fn buy_now_places_a_cart_right_after_its_last_write_with_no_read_in_betwee
         .json()
         .await
         .unwrap();
-    let version = added["version"].as_i64().expect("the add answers its version");
+    let version = added["version"]
+        .as_i64()
+        .expect("the add answers its version");
     let placed = shop
-        .place("ivy", json!({ "cart_token": cart, "cart_version": version }), None)
+        .place(
+            "ivy",
+            json!({ "cart_token": cart, "cart_version": version }),
+            None,
+        )
         .await;
     assert_eq!(placed.status(), 202);
     let placed: Value = placed.json().await.unwrap();
@@ -1693,12 +1707,20 @@ async fn buy_now_places_a_cart_right_after_its_last_write_with_no_read_in_betwee
         .iter()
         .map(|l| l["internship_id"].as_str().unwrap())
         .collect();
-    assert_eq!(lines.len(), 2, "the line added just before placing is in the order: {o}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the line added just before placing is in the order: {o}"
+    );
     assert!(lines.contains(&"rust-backend"), "{o}");
 
     // A token no write ever made is still unknown, after the short wait.
     let unknown = shop
-        .place("ivy", json!({ "cart_token": "0123456789abcdef0123456789abcdef" }), None)
+        .place(
+            "ivy",
+            json!({ "cart_token": "0123456789abcdef0123456789abcdef" }),
+            None,
+        )
         .await;
     assert_eq!(unknown.status(), 404);
 }
@@ -1743,11 +1765,17 @@ async fn a_coupon_that_runs_out_before_payment_reopens_the_cart_and_the_buyer_pa
         if c["status"] == "active" {
             break c;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "not reopened: {c}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not reopened: {c}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(reopened["placements"], 1, "{reopened}");
-    assert_eq!(reopened["refused_coupons"][0]["code"], "ONLYONE", "{reopened}");
+    assert_eq!(
+        reopened["refused_coupons"][0]["code"], "ONLYONE",
+        "{reopened}"
+    );
     let blockers = reopened["checkout_blockers"].as_array().unwrap();
     assert!(
         blockers
@@ -1786,13 +1814,17 @@ async fn a_coupon_that_runs_out_before_payment_reopens_the_cart_and_the_buyer_pa
         .get(&user, &format!("cart/{cart}?version={version}"))
         .await;
     assert!(seen["coupons"].as_array().unwrap().is_empty(), "{seen}");
-    assert!(seen["checkout_blockers"].as_array().unwrap().is_empty(), "{seen}");
+    assert!(
+        seen["checkout_blockers"].as_array().unwrap().is_empty(),
+        "{seen}"
+    );
     let o = shop.order_until(&user, &again, has_session).await;
     assert_eq!(o["total_minor"], seen["total_minor"], "{o}");
     assert_eq!(o["discount_total_minor"], 0, "{o}");
     shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
         .await;
-    shop.order_until(&user, &again, |o| o["status"] == "paid").await;
+    shop.order_until(&user, &again, |o| o["status"] == "paid")
+        .await;
 
     // The coupon's one use is the winner's; the failed order is not
     // paid again.
@@ -1817,5 +1849,9 @@ async fn a_coupon_that_runs_out_before_payment_reopens_the_cart_and_the_buyer_pa
         })
         .await;
     assert_eq!(o["status"], "failed", "{o}");
-    assert_eq!(o["attempts"].as_array().map(Vec::len), Some(0), "no attempt: {o}");
+    assert_eq!(
+        o["attempts"].as_array().map(Vec::len),
+        Some(0),
+        "no attempt: {o}"
+    );
 }

@@ -27,7 +27,11 @@ const SERVICES: &[(&str, &[&str], &[&str])] = &[
     (
         "processors",
         &["gateway"],
-        &["RAZORPAY_KEY_ID", "RAZORPAY_KEY_SECRET", "STRIPE_SECRET_KEY"],
+        &[
+            "RAZORPAY_KEY_ID",
+            "RAZORPAY_KEY_SECRET",
+            "STRIPE_SECRET_KEY",
+        ],
     ),
     (
         "gateway-simulator",
@@ -119,10 +123,20 @@ fn the_ingress_with_an_empty_secret_does_not_start_either() {
         .env("INGRESS_ADDR", "127.0.0.1:0")
         .stdout(Stdio::null());
     for (name, value) in secret_envs() {
-        command.env(name, if name == "STRIPE_WEBHOOK_SECRET" { "  " } else { value.as_str() });
+        command.env(
+            name,
+            if name == "STRIPE_WEBHOOK_SECRET" {
+                "  "
+            } else {
+                value.as_str()
+            },
+        );
     }
     let output = command.output().expect("the ingress runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("STRIPE_WEBHOOK_SECRET is not set"), "{stderr}");
+    assert!(
+        stderr.contains("STRIPE_WEBHOOK_SECRET is not set"),
+        "{stderr}"
+    );
 }

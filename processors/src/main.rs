@@ -17,6 +17,5 @@ async fn run(name: &str) -> anyhow::Result<()> {
         let known: Vec<&str> = processors::PROCESSORS.iter().map(|(n, _)| *n).collect();
         anyhow::bail!("unknown processor {name:?}; known: {known:?}");
     };
-    service(config, ops_addr, platform::shutdown_signal().boxed())
-        .await
+    service(config, ops_addr, platform::shutdown_signal().boxed()).await
 }

@@ -146,7 +146,11 @@ mod tests {
     fn every_topic_and_schema_is_on_the_page() {
         let page = markdown();
         for def in ALL {
-            assert!(page.contains(&format!("| `{}` |", def.name)), "{}", def.name);
+            assert!(
+                page.contains(&format!("| `{}` |", def.name)),
+                "{}",
+                def.name
+            );
             assert!(page.contains(&format!("\n### {}\n", schema_name(def))));
         }
         assert!(!page.contains("| ? |"), "a schema without a name");
@@ -155,8 +159,9 @@ mod tests {
     #[test]
     fn the_checked_in_catalog_is_up_to_date() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/topics.md");
-        let checked_in = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("{path}: {e}; generate it with `checkoutctl topics-doc > docs/topics.md`"));
+        let checked_in = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!("{path}: {e}; generate it with `checkoutctl topics-doc > docs/topics.md`")
+        });
         assert!(
             checked_in == markdown(),
             "docs/topics.md is out of date with schemas/src/topics.rs or schemas/avro/: \

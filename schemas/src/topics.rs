@@ -118,7 +118,8 @@ pub const CART_COMMANDS: Topic<CartCommand> = Topic::new(TopicDef {
     cleanup: Cleanup::Delete,
     retention_ms: None,
     value_schema: include_str!("../avro/internhub.cart.CartCommand.avsc"),
-    doc: "Cart commands, keyed by cart token: those the ingress accepted, and the cart processor's \
+    doc:
+        "Cart commands, keyed by cart token: those the ingress accepted, and the cart processor's \
           own follow-ups.",
 });
 

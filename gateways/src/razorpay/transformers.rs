@@ -804,7 +804,9 @@ mod tests {
         for field in ["entity", "account_id", "contains", "created_at"] {
             body.as_object_mut().unwrap().remove(field);
         }
-        let payment = body["payload"]["payment"]["entity"].as_object_mut().unwrap();
+        let payment = body["payload"]["payment"]["entity"]
+            .as_object_mut()
+            .unwrap();
         for field in ["entity", "captured", "created_at", "fee", "tax", "vpa"] {
             payment.remove(field);
         }

@@ -112,7 +112,8 @@ impl IdempotencyKey {
 }
 
 /// Why a guest's key was refused.
-const GUEST_KEY_RULE: &str = "Idempotency-Key: a guest's key must be unguessable (a UUID, or 32 or \
+const GUEST_KEY_RULE: &str =
+    "Idempotency-Key: a guest's key must be unguessable (a UUID, or 32 or \
      more random letters and digits): guests share one key space, and another guest who sent the \
      same key and body would be answered as you";
 

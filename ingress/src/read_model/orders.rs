@@ -173,7 +173,11 @@ fn refused_coupon(order: &OrderView) -> Option<&str> {
         .coupons
         .as_array()?
         .iter()
-        .find(|h| h["status"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("refused")))
+        .find(|h| {
+            h["status"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("refused"))
+        })
         .and_then(|h| h["code"].as_str())
 }
 

@@ -124,7 +124,11 @@ struct Known {
 }
 
 impl Known {
-    async fn load(state: &AppState, codes: &[String], user: Option<&str>) -> Result<Known, ApiError> {
+    async fn load(
+        state: &AppState,
+        codes: &[String],
+        user: Option<&str>,
+    ) -> Result<Known, ApiError> {
         let rows: Vec<(String, sqlx::types::Json<CouponRecord>)> =
             sqlx::query_as("SELECT code, definition FROM coupons WHERE code = ANY($1)")
                 .bind(codes)

@@ -77,10 +77,12 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .route_layer(axum::middleware::from_fn(crate::auth::authenticate))
         // The gateways' webhooks carry no bearer token: their signature is
         // their authentication, checked by the handlers over the raw body.
-        .merge(webhooks::router().route_layer(axum::middleware::from_fn_with_state(
-            groups.webhooks,
-            rate_limit::limit,
-        )))
+        .merge(
+            webhooks::router().route_layer(axum::middleware::from_fn_with_state(
+                groups.webhooks,
+                rate_limit::limit,
+            )),
+        )
         .split_for_parts();
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(

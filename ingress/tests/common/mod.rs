@@ -50,8 +50,7 @@ pub const JWT_AUDIENCE: &str = "internhub-checkout";
 /// to the simulator, the gateway clients and the ingress alike, as
 /// `scripts/run.sh` does with its generated ones. Nothing has a default.
 pub fn sim_credentials() -> &'static gateway_simulator::Config {
-    static CREDENTIALS: std::sync::OnceLock<gateway_simulator::Config> =
-        std::sync::OnceLock::new();
+    static CREDENTIALS: std::sync::OnceLock<gateway_simulator::Config> = std::sync::OnceLock::new();
     CREDENTIALS.get_or_init(|| gateway_simulator::Config::for_tests("127.0.0.1:0".parse().unwrap()))
 }
 
@@ -450,7 +449,8 @@ impl TestEnv {
         &self,
         adjust: impl FnOnce(&mut ingress::Config),
     ) -> (SocketAddr, SocketAddr) {
-        let mut config = ingress::Config::for_tests(self.config.clone(), JWT_SECRET, webhook_config());
+        let mut config =
+            ingress::Config::for_tests(self.config.clone(), JWT_SECRET, webhook_config());
         adjust(&mut config);
         let app = ingress::Application::build(config)
             .await

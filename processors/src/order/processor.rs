@@ -27,8 +27,9 @@ use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::records::webhooks::{Park, RetryAction, RetryCommand};
 use schemas::topics::{
-    CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED, ORDER_CHANGELOG,
-    ORDER_COMMANDS, ORDER_EVENTS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS, WEBHOOKS_RETRY,
+    CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED,
+    ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_EVENTS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
+    WEBHOOKS_RETRY,
 };
 use schemas::{Codec, CodecError, Topic};
 

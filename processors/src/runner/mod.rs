@@ -59,8 +59,8 @@ use schemas::{Codec, CodecError, Topic, TopicDef};
 
 pub(crate) use durable::whole_state;
 pub use durable::Durable;
-pub use start::Start;
 pub use platform::stage::Record as Input;
+pub use start::Start;
 
 /// `PROCESSOR_INSTANCE`: this instance's name, stable across its restarts
 /// (`scripts/run.sh` names them 1 and 2), so a restarted instance fences

@@ -175,13 +175,20 @@ pub fn print(before: &Counters, after: &Counters, journeys: usize, cpu_seconds: 
     } else {
         format!("{:.2}", per((after.offsets - before.offsets) as f64))
     };
-    println!("  {:<36} {:>9}", "Kafka records (incl. txn markers)", offsets);
+    println!(
+        "  {:<36} {:>9}",
+        "Kafka records (incl. txn markers)", offsets
+    );
     let stages: f64 = after
         .batches
         .iter()
         .map(|(s, n)| n - before.batches.get(s).copied().unwrap_or(0.0))
         .sum();
-    println!("  {:<36} {:>9.2}", "stage batches (transactions)", per(stages));
+    println!(
+        "  {:<36} {:>9.2}",
+        "stage batches (transactions)",
+        per(stages)
+    );
     for (stage, n) in &after.batches {
         let d = n - before.batches.get(stage).copied().unwrap_or(0.0);
         if d > 0.0 {
@@ -246,7 +253,10 @@ mod tests {
                     pipeline_records_in_total{stage=\"cart-processor\"} 99\n";
         assert_eq!(
             batch_counts(text),
-            vec![("cart-processor".to_owned(), 42.0), ("orders-sink".to_owned(), 7.5)]
+            vec![
+                ("cart-processor".to_owned(), 42.0),
+                ("orders-sink".to_owned(), 7.5)
+            ]
         );
     }
 }

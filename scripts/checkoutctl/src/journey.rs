@@ -150,7 +150,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     // ports scripts/run.sh gives them).
     let ops: Vec<String> = match flag(args, "--ops") {
         Some(list) => list.split(',').map(str::to_owned).collect(),
-        None => crate::cost::RUN_OPS.iter().map(|s| (*s).to_owned()).collect(),
+        None => crate::cost::RUN_OPS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
     };
     // Where the topics and the read model are: the services' own settings.
     let config = platform::config::PipelineConfig::from_env()?;
@@ -305,7 +308,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         println!(
             "ledger: {} placements sent, {} accepted ({} paid at the gateway) in {path}",
             s.orders.len(),
-            s.orders.values().filter(|f| **f != Fate::Unanswered).count(),
+            s.orders
+                .values()
+                .filter(|f| **f != Fate::Unanswered)
+                .count(),
             s.orders.values().filter(|f| **f == Fate::Paid).count()
         );
     }

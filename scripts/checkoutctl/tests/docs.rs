@@ -104,9 +104,9 @@ fn broken(page: &Path, target: &str) -> Option<String> {
         return Some(format!("no file {}", path.display()));
     }
     match anchor {
-        Some(anchor) if path.extension().is_some_and(|e| e == "md") => {
-            (!anchors(&path).contains(anchor)).then(|| format!("no heading #{anchor} in {}", path.display()))
-        }
+        Some(anchor) if path.extension().is_some_and(|e| e == "md") => (!anchors(&path)
+            .contains(anchor))
+        .then(|| format!("no heading #{anchor} in {}", path.display())),
         _ => None,
     }
 }
@@ -124,7 +124,11 @@ fn every_relative_link_in_the_readme_and_docs_resolves() {
             }
         }
     }
-    assert!(failures.is_empty(), "broken links:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "broken links:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -141,9 +145,9 @@ fn the_product_text_names_no_issue_and_promises_nothing_next() {
         let text = std::fs::read_to_string(&page).unwrap();
         for (n, line) in text.lines().enumerate() {
             let lower = line.to_lowercase();
-            let issue = lower.match_indices("issue ").any(|(i, _)| {
-                lower[i + 6..].starts_with(|c: char| c.is_ascii_digit())
-            });
+            let issue = lower
+                .match_indices("issue ")
+                .any(|(i, _)| lower[i + 6..].starts_with(|c: char| c.is_ascii_digit()));
             if issue || lower.contains("(next)") || lower.contains("later issues") {
                 failures.push(format!("{}:{}: {line}", page.display(), n + 1));
             }
@@ -154,8 +158,14 @@ fn the_product_text_names_no_issue_and_promises_nothing_next() {
 
 #[test]
 fn the_readme_is_a_guide_of_about_three_hundred_lines() {
-    let lines = std::fs::read_to_string(root().join("README.md")).unwrap().lines().count();
-    assert!(lines <= 300, "README.md has {lines} lines: details belong in docs/");
+    let lines = std::fs::read_to_string(root().join("README.md"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines: details belong in docs/"
+    );
 }
 
 #[test]

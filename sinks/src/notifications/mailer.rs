@@ -88,7 +88,10 @@ pub enum ConfigError {
     From(String, String),
     #[error("SMTP_TIMEOUT_MS {0:?} is not a number of milliseconds")]
     Timeout(String),
-    #[error("SMTP_PASSWORD is not set: SMTP_USERNAME needs it, and it has no default (see {})", platform::config::SECRETS_DOC)]
+    #[error(
+        "SMTP_PASSWORD is not set: SMTP_USERNAME needs it, and it has no default (see {})",
+        platform::config::SECRETS_DOC
+    )]
     NoPassword,
     #[error("SMTP_USERNAME is set but SMTP_URL {0:?} has no TLS: a login is sent over TLS only (smtps:// or ?tls=required)")]
     LoginWithoutTls(String),
@@ -168,7 +171,9 @@ fn parse_smtp_url(url: &str) -> Result<TransportConfig, ConfigError> {
         None => (rest, None),
     };
     if hostport.contains('@') {
-        return Err(bad("no login in the URL: set SMTP_USERNAME and SMTP_PASSWORD"));
+        return Err(bad(
+            "no login in the URL: set SMTP_USERNAME and SMTP_PASSWORD",
+        ));
     }
     let security = match (implicit, query) {
         (true, None) => Security::Implicit,
@@ -430,7 +435,10 @@ mod tests {
             password: "hunter2-smtp".into(),
         };
         let shown = format!("{login:?}");
-        assert!(shown.contains("mailer") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("mailer") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

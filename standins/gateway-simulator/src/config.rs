@@ -102,7 +102,12 @@ impl Config {
     /// Fresh random credentials on `addr`, sending no webhooks: what a test
     /// starts, reading the credentials back from the fields.
     pub fn for_tests(addr: SocketAddr) -> Config {
-        let random = |prefix: &str| format!("{prefix}{}", Alphanumeric.sample_string(&mut rand::rng(), 24));
+        let random = |prefix: &str| {
+            format!(
+                "{prefix}{}",
+                Alphanumeric.sample_string(&mut rand::rng(), 24)
+            )
+        };
         Config::with(
             addr,
             RazorpayConfig {

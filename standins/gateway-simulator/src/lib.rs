@@ -42,9 +42,9 @@ use tokio::sync::watch;
 
 pub use config::Config;
 
+use crate::telemetry::SimulatorRequest;
 use gateways::razorpay::transformers as rz;
 use gateways::stripe::transformers as st;
-use crate::telemetry::SimulatorRequest;
 
 /// Shared by every handler.
 pub(crate) struct App {

@@ -595,7 +595,8 @@ async fn create_session(State(app): State<Arc<App>>, headers: HeaderMap, body: B
             );
             Ok((to_value(&session), vec![]))
         },
-    ).await
+    )
+    .await
 }
 
 async fn get_session(

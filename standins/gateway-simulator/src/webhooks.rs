@@ -82,7 +82,10 @@ impl Outbox {
             rate > 0.0 && rand::random::<f64>() < rate
         });
         if self.queue.capacity() == 0 {
-            tracing::warn!(queued = QUEUE, "webhook queue full; the action waits for a sender");
+            tracing::warn!(
+                queued = QUEUE,
+                "webhook queue full; the action waits for a sender"
+            );
         }
         if self.queue.send(batch).await.is_err() {
             // Only after shutdown: the senders are gone with the process.
@@ -170,7 +173,10 @@ impl Sender {
                         gateways::razorpay::webhook::SIGNATURE_HEADER,
                         gateways::razorpay::webhook::sign(&self.razorpay_secret, &event.body),
                     )
-                    .header(gateways::razorpay::webhook::EVENT_ID_HEADER, &event.event_id),
+                    .header(
+                        gateways::razorpay::webhook::EVENT_ID_HEADER,
+                        &event.event_id,
+                    ),
                 Gateway::Stripe => {
                     let secrets: Vec<&str> =
                         self.stripe_secrets.iter().map(String::as_str).collect();
