@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The fault suite: the journey load (checkoutctl bench --journey: one to
 # three lines, every fifth buyer a block of three seats, every seventh a
-# first payment that fails and is paid again) while the stack's processes
+# first payment that fails and is paid again, every sixth refunded by an
+# admin once enrolled) while the stack's processes
 # are SIGKILLed at random moments, each restarted exactly as it ran (its
 # command line, environment and working directory, read from /proc before
 # the kill); the broker and Postgres (the Debian cluster on DATABASE_URL's
@@ -16,7 +17,10 @@
 #   - every order the ingress accepted is in the orders table; no placement
 #     the load sent, answered or not (its order token is derived from the
 #     cart), is left PENDING (a coupon reservation always answered);
-#   - every order the simulator took a payment for is PAID, and no other;
+#   - every order the simulator took a payment for is PAID, and no other,
+#     unless an admin's refund of it was accepted: then it is REFUNDED
+#     with every enrollment revoked (a refund whose answer was lost ends
+#     either way, never elsewhere);
 #   - one active enrollment per line of each paid order, none twice;
 #   - the run's limited coupon (LIMITED_USES uses in all, applied by every
 #     fourth journey) counted exactly the paid orders that carry it, and
@@ -163,7 +167,7 @@ step "load: $BUYERS buyers for $DURATION s (ledger $CHAOS_DIR/ledger.txt)"
 ensure_dev_secrets "$LOCAL_DIR/run/secrets.env"
 "$BIN/checkoutctl" bench --journey --url http://127.0.0.1:8080 --simulator http://127.0.0.1:8090 \
   --buyers "$BUYERS" --seconds "$DURATION" --svg "$CHAOS_DIR/journey.svg" --limited-coupon "$LIMITED_USES" \
-  --ledger "$CHAOS_DIR/ledger.txt" >"$CHAOS_DIR/load.log" 2>&1 &
+  --refund-every 6 --ledger "$CHAOS_DIR/ledger.txt" >"$CHAOS_DIR/load.log" 2>&1 &
 LOAD_PID=$!
 
 # The services a kill may hit; the simulator is the outside world (its
@@ -219,27 +223,36 @@ step "ledger checks"
 [[ -s "$CHAOS_DIR/ledger.txt" ]] || die "the load wrote no ledger"
 # The ledger: each placement the load sent, "placed" or "paid" when the
 # ingress accepted it, "unanswered" when its answer was lost (the order
-# token is derived from the cart, so it is known all the same).
-all="$(awk '$2!="unanswered"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
-sent="$(awk '{printf "%s\x27%s\x27", (NR>1?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
-paid="$(awk '$2=="paid"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
-unpaid="$(awk '$2!="paid"{printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt")"
+# token is derived from the cart, so it is known all the same); a paid
+# order an admin refunded is "refunded", or "refund-unanswered" when the
+# refund request's answer was lost.
+tokens() { awk -v want="$1" '$2 ~ want {printf "%s\x27%s\x27", (n++?",":""), $1}' "$CHAOS_DIR/ledger.txt"; }
+all="$(tokens '^(placed|paid|refunded|refund-unanswered)$')"
+sent="$(tokens '.')"
+paid="$(tokens '^paid$')"
+unpaid="$(tokens '^(unanswered|placed)$')"
+refunded="$(tokens '^refunded$')"
+refund_unanswered="$(tokens '^refund-unanswered$')"
+paid_any="$(tokens '^(paid|refunded|refund-unanswered)$')"
 q() { PGOPTIONS="-c search_path=${DATABASE_SCHEMA:-public}" psql "$DATABASE_URL" -Atqc "$1"; }
 arr() { if [[ -n "$1" ]]; then printf 'ARRAY[%s]::text[]' "$1"; else printf "'{}'::text[]"; fi; }
 missing_sql="SELECT count(*) FROM unnest($(arr "$all")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.order_token IS NULL"
 pending_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$sent")) AND status = 'pending'"
 unpaid_paid_sql="SELECT count(*) FROM unnest($(arr "$paid")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.status IS DISTINCT FROM 'paid'"
-paid_not_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$unpaid")) AND status = 'paid'"
-enrol_sql="SELECT count(*) FROM orders o WHERE o.order_token = ANY($(arr "$paid")) AND
+paid_not_sql="SELECT count(*) FROM orders WHERE order_token = ANY($(arr "$unpaid")) AND status IN ('paid', 'refunded')"
+refunded_sql="SELECT count(*) FROM unnest($(arr "$refunded")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.status IS DISTINCT FROM 'refunded'"
+refund_either_sql="SELECT count(*) FROM unnest($(arr "$refund_unanswered")) t(tok) LEFT JOIN orders o ON o.order_token = t.tok WHERE o.status IS NULL OR o.status NOT IN ('paid', 'refunded')"
+# A paid order has an active enrollment per line; a refunded one none.
+enrol_sql="SELECT count(*) FROM orders o WHERE o.order_token = ANY($(arr "$paid_any")) AND
   (SELECT count(*) FROM enrollments e WHERE e.order_token = o.order_token AND e.status = 'active')
-  <> jsonb_array_length(o.placed->'lines')"
+  <> CASE o.status WHEN 'refunded' THEN 0 ELSE jsonb_array_length(o.placed->'lines') END"
 twice_sql="SELECT count(*) FROM (SELECT order_token, internship_id FROM enrollments
   WHERE order_token = ANY($(arr "$all")) GROUP BY 1, 2 HAVING count(*) > 1) d"
 # The pipeline drains after the load: up to 120 s for everything to land.
 deadline=$((SECONDS + 120))
 while :; do
-  m="$(q "$missing_sql")" p="$(q "$unpaid_paid_sql")" e="$(q "$enrol_sql")"
-  if [[ "$m$p$e" == "000" ]] || ((SECONDS > deadline)); then break; fi
+  m="$(q "$missing_sql")" p="$(q "$unpaid_paid_sql")" e="$(q "$enrol_sql")" r="$(q "$refunded_sql")"
+  if [[ "$m$p$e$r" == "0000" ]] || ((SECONDS > deadline)); then break; fi
   sleep 2
 done
 # The limited coupon: its committed uses against the paid orders carrying
@@ -248,7 +261,8 @@ limited="$(awk '$3 ~ /^LIMIT-/ {print $3; exit}' "$CHAOS_DIR/ledger.txt")"
 limited_demand="$(awk '$3 ~ /^LIMIT-/' "$CHAOS_DIR/ledger.txt" | wc -l)"
 if [[ -n "$limited" ]]; then
   limited_uses="$(q "SELECT coalesce((SELECT committed FROM coupon_usage WHERE code = '$limited'), 0)")"
-  limited_paid="$(q "SELECT count(*) FROM orders WHERE status = 'paid' AND coupons @> '[{\"code\": \"$limited\"}]'::jsonb")"
+  # A refund gives the money back, not the coupon's use.
+  limited_paid="$(q "SELECT count(*) FROM orders WHERE status IN ('paid', 'refunded') AND coupons @> '[{\"code\": \"$limited\"}]'::jsonb")"
 fi
 dead="$(bash scripts/kafka get-offsets --topic "${TOPIC_PREFIX:-}dead-letters" 2>/dev/null |
   awk -F: '{s+=$3} END {print s+0}')"
@@ -262,18 +276,21 @@ repeated_outcomes="$(sed -n 's/^outcomes: .* \([0-9][0-9]*\) repeated$/\1/p' <<<
 # stack wrote (the file transport; a duplicate send is a second file).
 repeated_emails="$(find "${NOTIFY_FILE_DIR:-$LOCAL_DIR/mail}" -name '*.eml' -newer "$CHAOS_DIR/started" -print0 2>/dev/null |
   xargs -0 -r grep -h -i -m1 '^Message-ID:' | sort | uniq -d | wc -l)"
-paid_n="$(awk '$2=="paid"' "$CHAOS_DIR/ledger.txt" | wc -l)"
+paid_n="$(awk '$2 ~ /^(paid|refunded|refund-unanswered)$/' "$CHAOS_DIR/ledger.txt" | wc -l)"
+refunded_n="$(awk '$2=="refunded"' "$CHAOS_DIR/ledger.txt" | wc -l)"
 failures=0
 check() {
   local what="$1" got="$2"
   if [[ "$got" == "0" ]]; then log "PASS  $what"; else log "FAIL  $what: $got"; failures=$((failures + 1)); fi
 }
-log "ledger: $accepted orders accepted ($unanswered more placements sent whose answer was lost), $paid_n paid at the gateway, $kills kills"
+log "ledger: $accepted orders accepted ($unanswered more placements sent whose answer was lost), $paid_n paid at the gateway, $refunded_n of them refunded, $kills kills"
 check "accepted orders missing from the orders table" "$(q "$missing_sql")"
 check "placements, answered or not, left PENDING" "$(q "$pending_sql")"
 check "orders paid at the gateway but not PAID" "$(q "$unpaid_paid_sql")"
 check "orders PAID without a payment" "$(q "$paid_not_sql")"
-check "paid orders without one active enrollment per line" "$(q "$enrol_sql")"
+check "refunds accepted but the order not REFUNDED" "$(q "$refunded_sql")"
+check "refunds whose answer was lost, the order neither PAID nor REFUNDED" "$(q "$refund_either_sql")"
+check "paid orders without one active enrollment per line, refunded ones with any" "$(q "$enrol_sql")"
 check "enrollments of one order and internship twice" "$(q "$twice_sql")"
 if [[ -n "$limited" ]]; then
   log "limited coupon $limited: $limited_demand orders placed with it, $limited_paid paid, $limited_uses uses counted (limit $LIMITED_USES)"

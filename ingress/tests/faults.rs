@@ -1007,3 +1007,95 @@ fn in_process_stage_failures_fail_the_test_at_once() {
         assert!(stderr.contains("failing the test now"), "{how}: {stderr}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// A dependency absent at start-up
+// ---------------------------------------------------------------------------
+
+/// Forwards every connection to `127.0.0.1:port` to `target` (host:port),
+/// from the moment it is called: the registry "coming back" on the address
+/// a stage was started with.
+async fn forward(port: u16, target: String) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the forwarder's port is free");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+/// A stage (re)started while the schema registry is down waits for it,
+/// as it would for the broker or Postgres, instead of exiting for good
+/// (the fault run once saw the gateway worker, restarted three seconds
+/// before the registry was killed, never come back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_started_while_the_registry_is_down_waits_for_it() {
+    let env = TestEnv::new().await;
+    let port = common::free_port();
+    let absent = format!("http://127.0.0.1:{port}");
+    let mut stage = env.child_with(
+        "processors",
+        &["cart"],
+        &[("SCHEMA_REGISTRY_URL", &absent)],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        stage.is_running(),
+        "the cart processor exited while the registry was down"
+    );
+    let ready = reqwest::get(stage.ops_url("/readyz")).await;
+    assert!(
+        ready.is_err(),
+        "the ops endpoints are served before the registry answered"
+    );
+    let registry = env
+        .config
+        .schema_registry_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    forward(port, registry).await;
+    stage.wait_ready(Duration::from_secs(60)).await;
+}
+
+/// A registry that never comes ends the wait (`STARTUP_WAIT_SECS`) with
+/// a non-zero exit and a line naming what was awaited.
+#[test]
+fn a_stage_whose_registry_never_comes_stops_naming_it() {
+    let port = common::free_port();
+    let mut command = std::process::Command::new(common::bin_path("processors"));
+    command
+        .arg("cart")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SCHEMA_REGISTRY_URL", format!("http://127.0.0.1:{port}"))
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .env("OPS_ADDR", "127.0.0.1:0")
+        .env("STARTUP_WAIT_SECS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in common::secret_envs() {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let out = command.output().expect("the binary runs");
+    assert!(!out.status.success(), "exited {:?}", out.status);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "it did not wait: {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the schema registry") && last.contains("STARTUP_WAIT_SECS"),
+        "{stderr}"
+    );
+}

@@ -28,6 +28,11 @@ pub struct PipelineConfig {
     /// a transaction under light load (under load a batch fills while the
     /// previous commit is in flight anyway).
     pub processor_linger: std::time::Duration,
+    /// `PROCESSOR_LINGER_MAX_MS` (default 2): how far that wait grows
+    /// while a processor is busy: up to the time its previous batch took
+    /// (see `platform::stage::Linger`). Equal to `PROCESSOR_LINGER_MS`, it
+    /// never grows.
+    pub processor_linger_max: std::time::Duration,
 }
 
 impl PipelineConfig {
@@ -48,29 +53,39 @@ impl PipelineConfig {
                         .map_err(|e| anyhow::anyhow!("KAFKA_REPLICATION_FACTOR={n}: {e}"))?,
                 ),
             },
-            processor_linger: {
-                let raw = var("PROCESSOR_LINGER_MS", "2");
-                std::time::Duration::from_millis(
-                    raw.parse()
-                        .map_err(|e| anyhow::anyhow!("PROCESSOR_LINGER_MS={raw}: {e}"))?,
-                )
-            },
+            processor_linger: millis("PROCESSOR_LINGER_MS", "2")?,
+            processor_linger_max: millis("PROCESSOR_LINGER_MAX_MS", "2")?,
         })
     }
 }
 
 impl PipelineConfig {
     /// The codec for every topic of the catalog, with their subjects
-    /// registered (a registry refusing a schema stops the service here).
+    /// registered (a registry refusing a schema stops the service here; one
+    /// that does not answer yet is waited for, see [`crate::startup`]).
     pub async fn codec(&self) -> anyhow::Result<std::sync::Arc<schemas::Codec>> {
         let codec = schemas::Codec::new(
             &self.schema_registry_url,
             self.topics.clone(),
             schemas::topics::ALL,
         )?;
-        codec.register(schemas::topics::ALL).await?;
+        crate::startup::patiently(
+            "the schema registry",
+            crate::startup::wait_limit()?,
+            schemas::CodecError::is_retriable,
+            || codec.register(schemas::topics::ALL),
+        )
+        .await?;
         Ok(std::sync::Arc::new(codec))
     }
+}
+
+/// A duration in milliseconds, with a default.
+fn millis(name: &str, default: &str) -> anyhow::Result<std::time::Duration> {
+    let raw = var(name, default);
+    Ok(std::time::Duration::from_millis(
+        raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}"))?,
+    ))
 }
 
 /// A variable with a default.

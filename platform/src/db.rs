@@ -9,7 +9,37 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
+/// A pool on `database_url` using `schema`; a server that does not answer
+/// yet (restarting, still starting up) is waited for (see
+/// [`crate::startup`]), one that refuses (a bad password) is not.
 pub async fn connect(
+    database_url: &str,
+    schema: &str,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    crate::startup::patiently(
+        "Postgres",
+        crate::startup::wait_limit()?,
+        unreachable,
+        || connect_once(database_url, schema, max_connections),
+    )
+    .await
+}
+
+/// Whether an error means the server is not there yet, rather than that
+/// it refused us: no connection, or "the database system is starting up"
+/// / "shutting down" (SQLSTATE 57P03, 57P01).
+fn unreachable(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut) => true,
+        Some(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("57P03" | "57P01"))
+        }
+        _ => false,
+    }
+}
+
+async fn connect_once(
     database_url: &str,
     schema: &str,
     max_connections: u32,

@@ -78,14 +78,27 @@ pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaError> {
     producer_config(brokers).create()
 }
 
-/// Waits until the producer has talked to the cluster once. An idempotent
-/// producer's first sends wait for its producer id, so services report
-/// ready only after this.
-pub async fn warm_up(producer: &FutureProducer, timeout: Duration) -> Result<(), KafkaError> {
-    let p = producer.clone();
-    tokio::task::spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(|_| ()))
-        .await
-        .map_err(|_| KafkaError::Canceled)?
+/// Waits until the producer has talked to the cluster once (each attempt
+/// up to `timeout`, retried while the brokers restart, see
+/// [`crate::startup`]). An idempotent producer's first sends wait for its
+/// producer id, so services report ready only after this.
+pub async fn warm_up(producer: &FutureProducer, timeout: Duration) -> anyhow::Result<()> {
+    crate::startup::patiently(
+        "the Kafka brokers",
+        crate::startup::wait_limit()?.max(timeout),
+        |_: &KafkaError| true,
+        || {
+            let p = producer.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    p.client().fetch_metadata(None, timeout).map(|_| ())
+                })
+                .await
+                .map_err(|_| KafkaError::Canceled)?
+            }
+        },
+    )
+    .await
 }
 
 /// Rebalance notifications, queued for the stage's loop to act on outside

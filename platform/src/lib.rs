@@ -2,7 +2,7 @@
 //! configuration from the environment ([`config`]), JSON logs with the
 //! correlation id ([`telemetry`]), Kafka clients, headers and consumer
 //! batching ([`kafka`]), Postgres connections ([`db`]), the pipeline's
-//! metrics ([`metrics`]), the ops HTTP server with `/healthz`, `/readyz`
+//! metrics ([`metrics`]), start-up waits for those ([`startup`]), the ops HTTP server with `/healthz`, `/readyz`
 //! and `/metrics` ([`ops`]), and what every stage runs: the one consume
 //! loop each stage plugs its batch handler into, the session supervisor,
 //! and what it does with a record before its own work: decode with retry,
@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod ops;
 pub mod stage;
+pub mod startup;
 pub mod telemetry;
 pub mod wakeups;
 

@@ -146,7 +146,7 @@ pub(crate) async fn deps(
             brokers: config.kafka_brokers.clone(),
             codec: booted.codec.clone(),
             max_batch,
-            linger: Duration::from_millis(5),
+            linger: platform::stage::Linger::fixed(Duration::from_millis(5)),
             stall: booted.stall.clone(),
         },
         pool,

@@ -36,9 +36,40 @@ pub struct StageDeps {
     /// Largest batch taken at once.
     pub max_batch: usize,
     /// How long a batch waits to fill after its first record.
-    pub linger: Duration,
+    pub linger: Linger,
     /// Set while a record waits for the registry (readiness).
     pub stall: Stall,
+}
+
+/// How long a batch waits to fill after its first record: `min` while the
+/// stage keeps up, growing with the time the previous batch took (its
+/// processing and commit) up to `max` once the stage is busy. A busy
+/// stage's transactions then carry more records each, which is what the
+/// broker's per-transaction bookkeeping wants, while a stage with little
+/// to do adds only `min` to a record's way through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Linger {
+    /// The same wait whatever the load.
+    pub fn fixed(wait: Duration) -> Linger {
+        Linger {
+            min: wait,
+            max: wait,
+        }
+    }
+
+    /// The wait for the next batch, after one that took `last` (from its
+    /// first record to its commit), or `None` after an idle wait.
+    pub fn next(self, last: Option<Duration>) -> Duration {
+        match last {
+            Some(took) => took.clamp(self.min, self.max.max(self.min)),
+            None => self.min,
+        }
+    }
 }
 
 /// How a batch ended, when it did not end the session.
@@ -127,11 +158,15 @@ pub async fn consume<H: BatchHandler>(
     let uncommitted = m.uncommitted_records.with_label_values(&[stage]);
     assigned.set(0);
     let mut last_tick = Instant::now();
+    let mut linger = deps.linger.min;
     loop {
         let batch = tokio::select! {
             _ = shutdown.as_mut() => break,
-            b = kafka::next_batch(&consumer, deps.max_batch, deps.linger, tick) => b,
+            b = kafka::next_batch(&consumer, deps.max_batch, linger, tick) => b,
         };
+        if batch.messages.is_empty() {
+            linger = deps.linger.next(None);
+        }
         for event in &batch.events {
             match event {
                 GroupEvent::Revoked(parts) => {
@@ -158,6 +193,7 @@ pub async fn consume<H: BatchHandler>(
             let end = handler.batch(&consumer, &msgs).await;
             uncommitted.set(0);
             if end? == BatchEnd::Committed {
+                linger = deps.linger.next(Some(started.elapsed()));
                 m.batch_seconds
                     .with_label_values(&[stage])
                     .observe(started.elapsed().as_secs_f64());
@@ -173,4 +209,36 @@ pub async fn consume<H: BatchHandler>(
     }
     tracing::info!(stage, "stage stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod linger_tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_busy_stage_waits_as_long_as_its_last_batch_took_within_the_bounds() {
+        let linger = Linger {
+            min: 2 * MS,
+            max: 100 * MS,
+        };
+        assert_eq!(linger.next(Some(MS)), 2 * MS);
+        assert_eq!(linger.next(Some(40 * MS)), 40 * MS);
+        assert_eq!(linger.next(Some(900 * MS)), 100 * MS);
+        // An idle wait brings it back to the minimum.
+        assert_eq!(linger.next(None), 2 * MS);
+    }
+
+    #[test]
+    fn a_fixed_linger_never_grows() {
+        let linger = Linger::fixed(5 * MS);
+        assert_eq!(linger.next(Some(900 * MS)), 5 * MS);
+        // A maximum set below the minimum is the minimum.
+        let odd = Linger {
+            min: 10 * MS,
+            max: MS,
+        };
+        assert_eq!(odd.next(Some(50 * MS)), 10 * MS);
+    }
 }

@@ -14,7 +14,7 @@
 
 mod consume;
 
-pub use consume::{consume, BatchEnd, BatchHandler, StageDeps};
+pub use consume::{consume, BatchEnd, BatchHandler, Linger, StageDeps};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

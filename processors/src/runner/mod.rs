@@ -101,7 +101,10 @@ pub fn stage_deps(
         brokers: config.kafka_brokers.clone(),
         codec: booted.codec.clone(),
         max_batch: 500,
-        linger: config.processor_linger,
+        linger: platform::stage::Linger {
+            min: config.processor_linger,
+            max: config.processor_linger_max,
+        },
         stall: booted.stall.clone(),
     }
 }

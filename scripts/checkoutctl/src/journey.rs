@@ -8,6 +8,10 @@
 //! enrollment), so waiting buyers cost the stack a read per change, not a
 //! read every few milliseconds.
 //!
+//! With `--refund-every N`, every Nth journey ends with an admin refunding
+//! the order in full and waits until it is refunded and its enrollments
+//! revoked (a fault run checks refunds under faults too).
+//!
 //! It prints progress every five seconds and at the end: journeys/s, p50,
 //! p95 and p99 of every step, pay → enrollment visible (the simulator's
 //! webhook is sent as the payment is answered), errors by kind, the CPU
@@ -30,7 +34,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-const STEPS: [&str; 10] = [
+const STEPS: [&str; 11] = [
     "create cart",
     "add item",
     "apply coupon",
@@ -40,6 +44,7 @@ const STEPS: [&str; 10] = [
     "failed → paying again",
     "pay (simulator)",
     "pay → enrolled",
+    "refund → revoked",
     "journey",
 ];
 
@@ -68,6 +73,12 @@ enum Fate {
     Placed,
     /// Paid at the gateway.
     Paid,
+    /// Paid, and an admin's refund request sent with no answer: the order
+    /// ends paid or refunded, never anything else.
+    RefundUnanswered,
+    /// Paid, and an admin's refund request accepted (202): it must end
+    /// refunded, its enrollments revoked.
+    Refunded,
 }
 
 impl Fate {
@@ -76,6 +87,8 @@ impl Fate {
             Fate::Unanswered => "unanswered",
             Fate::Placed => "placed",
             Fate::Paid => "paid",
+            Fate::RefundUnanswered => "refund-unanswered",
+            Fate::Refunded => "refunded",
         }
     }
 }
@@ -100,6 +113,8 @@ struct Ctx {
     measured_from: Instant,
     /// `--pace MIN-MAX`: a person's pause before each step, in ms.
     pace: Option<(u64, u64)>,
+    /// `--refund-every N`: every Nth journey's order is refunded (0: none).
+    refund_every: u64,
     /// Journeys begun by all buyers: the number that picks a journey's mix
     /// (seat blocks, a failed first payment, the limited coupon), so the
     /// mix holds when each buyer makes one journey (a paced run).
@@ -166,6 +181,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(0);
     let pace = flag(args, "--pace").as_deref().map(pace_of).transpose()?;
+    let refund_every: u64 = flag(args, "--refund-every")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(0);
     anyhow::ensure!(
         buyers <= 10_000 && seconds <= 600 && warmup <= 600,
         "at most 10,000 buyers for 600 s"
@@ -201,6 +220,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         started: Instant::now(),
         measured_from: Instant::now() + Duration::from_secs(warmup),
         pace,
+        refund_every,
         begun: Default::default(),
     });
     coupon(&ctx).await?;
@@ -312,7 +332,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                 .values()
                 .filter(|f| **f != Fate::Unanswered)
                 .count(),
-            s.orders.values().filter(|f| **f == Fate::Paid).count()
+            s.orders
+                .values()
+                .filter(|f| !matches!(f, Fate::Unanswered | Fate::Placed))
+                .count()
         );
     }
     Ok(())
@@ -571,6 +594,11 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
         );
     }
     times.push(("pay → enrolled", paid.elapsed().as_secs_f64() * 1e3));
+    if ctx.refund_every > 0 && n % ctx.refund_every == 2 {
+        let t = Instant::now();
+        refund(ctx, user, &order).await?;
+        times.push(("refund → revoked", t.elapsed().as_secs_f64() * 1e3));
+    }
     let total = start.elapsed().saturating_sub(thought).as_secs_f64() * 1e3;
     times.push(("journey", total));
     if Instant::now() < ctx.measured_from {
@@ -583,6 +611,89 @@ async fn journey(ctx: &Ctx, user: &str, n: u64) -> anyhow::Result<()> {
     let at = ctx.measured_from.elapsed().as_secs_f64();
     s.done.push((at, total));
     Ok(())
+}
+
+/// An admin refunds `order` in full; waits until it is refunded and the
+/// buyer's enrollments from it are revoked. The ledger says whether the
+/// request was accepted or its answer lost.
+async fn refund(ctx: &Ctx, user: &str, order: &str) -> anyhow::Result<()> {
+    let auth = bearer(ctx, user, "user")?;
+    let asked = Instant::now();
+    // The admin's refund checks the order's read model, which may show
+    // the payment a moment after the enrollment.
+    loop {
+        let (o, _) = call(
+            "refund → revoked",
+            ctx.http
+                .get(format!("{}/api/v1/order/{order}", ctx.url))
+                .header("authorization", &auth)
+                .header("prefer", "wait=5"),
+        )
+        .await?;
+        if o["status"] == "paid" {
+            break;
+        }
+        anyhow::ensure!(
+            asked.elapsed() < Duration::from_secs(20),
+            "refund: the order is still {}",
+            o["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let admin = bearer(ctx, "bench-ops", "admin")?;
+    crate::cost::count_call();
+    let sent = ctx
+        .http
+        .post(format!("{}/api/v1/admin/orders/{order}/refund", ctx.url))
+        .header("authorization", &admin)
+        .json(&json!({"reason": "the buyer changed their mind"}))
+        .send()
+        .await;
+    let status = sent.as_ref().map(|r| r.status()).ok();
+    // No answer, or a server error: the broker may have taken it or not.
+    let fate = match status {
+        Some(s) if s.is_success() => Fate::Refunded,
+        Some(s) if s.is_client_error() => Fate::Paid,
+        _ => Fate::RefundUnanswered,
+    };
+    ctx.samples.lock().await.orders.insert(order.to_owned(), fate);
+    anyhow::ensure!(
+        fate == Fate::Refunded,
+        "refund: {}",
+        status.map_or("no answer".to_owned(), |s| format!("HTTP {}", s.as_u16()))
+    );
+    loop {
+        let (o, _) = call(
+            "refund → revoked",
+            ctx.http
+                .get(format!("{}/api/v1/order/{order}", ctx.url))
+                .header("authorization", &auth)
+                .header("prefer", "wait=5"),
+        )
+        .await?;
+        if o["status"] == "refunded" {
+            let (mine, _) = call(
+                "refund → revoked",
+                ctx.http
+                    .get(format!("{}/api/v1/me/enrollments?order={order}", ctx.url))
+                    .header("authorization", &auth),
+            )
+            .await?;
+            let active = mine["enrollments"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["order_token"] == order && e["status"] == "active")
+            });
+            if !active {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            asked.elapsed() < Duration::from_secs(30),
+            "refund → revoked: the order is still {}",
+            o["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Long-polls the order, as a checkout page would, until attempt number
