@@ -1040,11 +1040,7 @@ async fn a_stage_started_while_the_registry_is_down_waits_for_it() {
     let env = TestEnv::new().await;
     let port = common::free_port();
     let absent = format!("http://127.0.0.1:{port}");
-    let mut stage = env.child_with(
-        "processors",
-        &["cart"],
-        &[("SCHEMA_REGISTRY_URL", &absent)],
-    );
+    let mut stage = env.child_with("processors", &["cart"], &[("SCHEMA_REGISTRY_URL", &absent)]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         stage.is_running(),

@@ -1350,6 +1350,155 @@ async fn an_admin_refund_goes_through_the_gateway_and_revokes_the_enrollment() {
     assert_eq!(kinds, [OrderEventKind::Paid, OrderEventKind::Refunded]);
 }
 
+impl Shop {
+    /// The audit trail of `order` as an admin reads it, oldest first, once
+    /// it holds an event with `action`.
+    async fn audit_until(&self, order: &str, action: &str) -> Vec<Value> {
+        let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+        let started = Instant::now();
+        loop {
+            let trail: Value = self
+                .http
+                .get(format!("{}/admin/audit?order_token={order}", self.base))
+                .header("authorization", &admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut events = trail["events"].as_array().cloned().unwrap_or_default();
+            if events.iter().any(|e| e["action"] == action) {
+                events.reverse();
+                return events;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no {action} in the audit trail of {order}: {trail}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Every change of money in a purchase with a refund is in the audit
+/// trail once, with who made it, why and under which request; the table
+/// takes no UPDATE, DELETE or TRUNCATE from the application's role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
+    let shop = Shop::open(None).await;
+    let order = shop.placed_order("vera").await;
+    let o = shop.order_until("vera", &order, has_session).await;
+    shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
+        .await;
+    let paid = shop
+        .order_until("vera", &order, |o| o["status"] == "paid")
+        .await;
+    let asked = shop.refund(&order).await;
+    assert_eq!(asked.status(), 202, "{}", asked.text().await.unwrap());
+    shop.order_until("vera", &order, |o| o["status"] == "refunded")
+        .await;
+    let trail = shop.audit_until(&order, "order.refunded").await;
+
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for money in [
+        "order.placed",
+        "payment.paid",
+        "order.paid",
+        "refund.requested",
+        "order.refunded",
+    ] {
+        let n = actions.iter().filter(|a| **a == money).count();
+        assert_eq!(n, 1, "{money} {n} times in {actions:?}");
+    }
+    let mut ids: Vec<&str> = trail
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), trail.len(), "an event twice: {trail:#?}");
+    let by = |action: &str| {
+        trail
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap()
+            .clone()
+    };
+    for e in &trail {
+        assert_eq!(e["subject_id"], order.as_str(), "{e}");
+        assert_eq!(e["person"], "vera", "{e}");
+        assert!(!e["correlation_id"].as_str().unwrap().is_empty(), "{e}");
+    }
+    assert_eq!(by("refund.requested")["actor"], "admin:ops");
+    assert_eq!(
+        by("refund.requested")["reason"],
+        "the buyer asked within 14 days"
+    );
+    assert_eq!(by("order.paid")["actor"], "razorpay");
+    assert_eq!(by("order.placed")["actor"], "user:vera");
+    for money in ["order.paid", "order.refunded", "refund.requested"] {
+        assert_eq!(by(money)["amount_minor"], paid["total_minor"], "{money}");
+        assert_eq!(by(money)["currency"], paid["currency"], "{money}");
+    }
+    // The admin's filters: by person, and by a window that ends before it.
+    let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+    let mine: Value = shop
+        .http
+        .get(format!("{}/admin/audit?person=vera", shop.base))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["events"].as_array().unwrap().len(), trail.len());
+    let before: Value = shop
+        .http
+        .get(format!(
+            "{}/admin/audit?person=vera&until=2020-01-01T00:00:00Z",
+            shop.base
+        ))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["events"], json!([]));
+    // Not for a buyer.
+    let buyer = shop
+        .http
+        .get(format!("{}/admin/audit?person=vera", shop.base))
+        .header("authorization", Shop::bearer("vera"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(buyer.status(), 403);
+
+    // Append-only, whatever the application tries.
+    let pool = &shop.env.pool;
+    for sql in [
+        "UPDATE audit_log SET reason = 'nothing happened'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        let err = sqlx::query(sql).execute(pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE subject_id = $1")
+        .bind(&order)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(rows as usize, trail.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_webhook_is_found_by_reconciliation() {
     let env = TestEnv::new().await;

@@ -84,7 +84,8 @@ impl PipelineConfig {
 fn millis(name: &str, default: &str) -> anyhow::Result<std::time::Duration> {
     let raw = var(name, default);
     Ok(std::time::Duration::from_millis(
-        raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}"))?,
+        raw.parse()
+            .map_err(|e| anyhow::anyhow!("{name}={raw}: {e}"))?,
     ))
 }
 

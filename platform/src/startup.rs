@@ -99,7 +99,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(calls, 1);
         let text = format!("{err:#}");
-        assert!(text.contains("the schema registry") && text.contains("refused"), "{text}");
+        assert!(
+            text.contains("the schema registry") && text.contains("refused"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -1306,5 +1306,8 @@ fn refuse(
     Decision::Order(order, Vec::new())
 }
 
+pub mod audit;
+pub use audit::audit_events;
+
 #[cfg(test)]
 mod tests;

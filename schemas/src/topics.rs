@@ -15,6 +15,7 @@
 use std::marker::PhantomData;
 
 use crate::records::{
+    audit::AuditEvent,
     cart::{CartCommand, CartSnapshot},
     catalog::Internship,
     coupons::{Coupon, CouponCommand, CouponRedemption},
@@ -390,6 +391,24 @@ pub const SUPPORT_CASES: Topic<SupportCase> = Topic::new(TopicDef {
           (with the order, the reason and the buyer).",
 });
 
+/// Partitions of `audit.events` (keyed by subject; an order's events in
+/// order on one partition).
+const AUDIT_PARTITIONS: i32 = 4;
+
+pub const AUDIT_EVENTS: Topic<AuditEvent> = Topic::new(TopicDef {
+    name: "audit.events",
+    partitions: AUDIT_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    // The trail outlives the broker's default week: it is what an
+    // accountant or an investigator reads years later.
+    retention_ms: Some(KEEP_FOREVER),
+    value_schema: include_str!("../avro/internhub.audit.AuditEvent.avsc"),
+    doc:
+        "Every change of money or access (an order's transitions and refusals, payments, refunds, \
+          coupon uses), keyed by its subject, written by the stage that made it in the same \
+          transaction, with actor, reason and correlation id; appended to the `audit_log` table.",
+});
+
 pub const DEAD_LETTERS: Topic<DeadLetter> = Topic::new(TopicDef {
     name: "dead-letters",
     partitions: 1,
@@ -433,6 +452,7 @@ pub const ALL: &[TopicDef] = &[
     ENROLLMENT_APPLIED.def,
     ENROLLMENT_EVENTS.def,
     SUPPORT_CASES.def,
+    AUDIT_EVENTS.def,
     DEAD_LETTERS.def,
 ];
 

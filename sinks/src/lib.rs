@@ -10,6 +10,7 @@
 //! ([`MIGRATOR`]); the ingress only reads them.
 
 pub mod analytics;
+pub mod audit;
 pub mod carts;
 pub mod catalog;
 pub mod coupon_usage;

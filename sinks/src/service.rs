@@ -106,6 +106,7 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
             analytics::AnalyticsEnrollmentsSink,
         )),
         Arc::new(Named("analytics-coupons", analytics::AnalyticsCouponsSink)),
+        Arc::new(Named("audit", crate::audit::AuditSink)),
     ]
 }
 

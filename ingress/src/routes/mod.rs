@@ -5,6 +5,7 @@
 //! route cannot exist without its documentation.
 
 pub mod admin;
+pub mod audit;
 pub mod cart;
 pub mod catalog;
 pub mod coupons;
@@ -61,6 +62,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .routes(utoipa_axum::routes!(admin::put_coupon))
         .routes(utoipa_axum::routes!(admin::refund_order))
         .routes(utoipa_axum::routes!(enrollments::support_cases))
+        .routes(utoipa_axum::routes!(audit::audit_trail))
         .route_layer(axum::middleware::from_fn_with_state(
             keys,
             idempotency::layer,

@@ -1,5 +1,5 @@
 //! The adapter between the order rules and the runner: the snapshot is the
-//! state and the output; what a change asks of others (sessions, look-ups
+//! state and the output, with its audit events; what a change asks of others (sessions, look-ups
 //! and refunds of the gateway worker, enrollments, coupon commands, the
 //! reopening of a cart whose order failed for a coupon) is read from the
 //! change by the rules. The timers ask for the expiry of every
@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 
 use rules::order::{self, Decision, OrderPolicy, OrderStamp};
 use schemas::ids;
+use schemas::records::audit::AuditEvent;
 use schemas::records::cart::CartCommand;
 use schemas::records::coupons::CouponCommand;
 use schemas::records::dead_letter::DeadLetter;
@@ -27,7 +28,7 @@ use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::records::webhooks::{Park, RetryAction, RetryCommand};
 use schemas::topics::{
-    CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED,
+    AUDIT_EVENTS, CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED,
     ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_EVENTS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
     WEBHOOKS_RETRY,
 };
@@ -64,6 +65,8 @@ pub enum OrderOutput {
     },
     /// An outcome (paid, failed, expired, refunded) for `order.events`.
     Event(OrderEvent),
+    /// A change of money or access for `audit.events`.
+    Audit(AuditEvent),
     /// The cart of an order that failed for a coupon, reopened.
     Cart(CartCommand),
     /// A gateway's command for an order not known yet, parked on
@@ -85,6 +88,7 @@ impl Emit for OrderOutput {
                 Box::pin(encode_for(codec, &ORDER_COMMANDS, &c.order_token, c))
             }
             OrderOutput::Event(e) => Box::pin(encode_for(codec, &ORDER_EVENTS, &e.order_token, e)),
+            OrderOutput::Audit(e) => Box::pin(encode_for(codec, &AUDIT_EVENTS, &e.subject_id, e)),
             OrderOutput::Cart(c) => Box::pin(encode_for(codec, &CART_COMMANDS, &c.cart_token, c)),
             OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
             OrderOutput::Session(r) => {
@@ -186,6 +190,12 @@ impl Processor for OrderProcessor {
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
                 outputs.extend(review);
                 outputs.extend(order::order_event(state, &next).map(OrderOutput::Event));
+                let actor = cmd.actor.as_deref().unwrap_or("system");
+                outputs.extend(
+                    order::audit_events(state, &next, actor, &stamp)
+                        .into_iter()
+                        .map(OrderOutput::Audit),
+                );
                 outputs.extend(
                     order::cart_reopening(state, &next, cmd.issued_at).map(OrderOutput::Cart),
                 );

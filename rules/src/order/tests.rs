@@ -836,3 +836,89 @@ fn a_session_may_come_only_while_coupons_are_reserved_or_an_attempt_is_open() {
         );
     }
 }
+
+// The audit trail (`super::audit`)
+
+fn audited(
+    before: Option<&OrderSnapshot>,
+    after: &OrderSnapshot,
+) -> Vec<schemas::records::audit::AuditEvent> {
+    let stamp = OrderStamp {
+        command_id: "c",
+        offset: 9,
+        at_ms: 9_000,
+        correlation_id: "corr-9",
+    };
+    audit_events(
+        before,
+        after,
+        after.history.last().map_or("system", |t| t.actor.as_str()),
+        &stamp,
+    )
+}
+
+#[test]
+fn a_purchase_is_audited_once_per_change_with_its_money_and_actor() {
+    let mut opened = opened();
+    opened.buyer_user_id = Some("alice".into());
+    let first = audited(None, &opened);
+    let actions: Vec<&str> = first.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions[0], "order.placed", "{actions:?}");
+    // The buyer's own command: a person, never confusable with a gateway.
+    assert_eq!(first[0].actor, "user:alice");
+    assert_eq!(first[0].correlation_id, "corr-1");
+    assert_eq!(first[0].amount, Some(opened.placed.total.clone()));
+
+    let paid = order(run(Some(&opened), 2, 2_000, paid(1, 59_000)));
+    let events = audited(Some(&opened), &paid);
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["order.paid", "payment.paid"]);
+    assert!(events
+        .iter()
+        .all(|e| e.amount.is_some() && e.subject_version == paid.version));
+    assert!(events[1].reason.contains("pay_1"), "{:?}", events[1]);
+    // A replay derives the same ids; an unchanged order has nothing new.
+    let again = audited(Some(&opened), &paid);
+    assert_eq!(
+        again.iter().map(|e| &e.event_id).collect::<Vec<_>>(),
+        events.iter().map(|e| &e.event_id).collect::<Vec<_>>()
+    );
+    assert!(audited(Some(&paid), &paid).is_empty());
+
+    // A refused command is audited as a refusal, without money.
+    let late = order(run(Some(&paid), 3, 3_000, failed(1)));
+    let refused = audited(Some(&paid), &late);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].action, "order.refused");
+    assert_eq!(refused[0].amount, None);
+}
+
+#[test]
+fn each_step_of_a_refund_is_audited_with_who_asked() {
+    let paid = order(run(Some(&opened()), 2, 2_000, paid(1, 59_000)));
+    let mut asked = paid.clone();
+    asked.version += 1;
+    asked.refund = Some(OrderRefund {
+        status: RefundState::Requested,
+        reason: "asked within 14 days".into(),
+        requested_by: "admin:ops".into(),
+        requested_at: 9_000,
+        gateway: None,
+        refund_id: None,
+        failure: None,
+        calls: Vec::new(),
+    });
+    let stamp = OrderStamp {
+        command_id: "c",
+        offset: 9,
+        at_ms: 9_000,
+        correlation_id: "corr-9",
+    };
+    let events = audit_events(Some(&paid), &asked, "admin:ops", &stamp);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].action, "refund.requested");
+    assert_eq!(events[0].actor, "admin:ops");
+    assert_eq!(events[0].reason, "asked within 14 days");
+    assert_eq!(events[0].correlation_id, "corr-9");
+    assert_eq!(events[0].amount, Some(paid.placed.total.clone()));
+}

@@ -7,6 +7,7 @@
 //! code converts them to the validated types of [`crate::values`] and
 //! [`crate::money`] at its edge.
 
+pub mod audit;
 pub mod cart;
 pub mod catalog;
 pub mod coupons;
@@ -785,6 +786,30 @@ mod tests {
                 cause_event_id: "ev".into(),
             },
         );
+        for amount in [
+            None,
+            Some(WireMoney {
+                amount_minor: 4990000,
+                currency: "INR".into(),
+            }),
+        ] {
+            round_trip(
+                topics::AUDIT_EVENTS.def.value_schema,
+                &super::audit::AuditEvent {
+                    event_id: "a".into(),
+                    at: 5,
+                    action: "order.paid".into(),
+                    subject_kind: "order".into(),
+                    subject_id: "o".into(),
+                    subject_version: 3,
+                    person: Some("u".into()),
+                    actor: "razorpay".into(),
+                    reason: "payment captured".into(),
+                    correlation_id: "c".into(),
+                    amount,
+                },
+            );
+        }
     }
 
     /// Seat assignment added a command branch, two enrollment fields and

@@ -656,7 +656,11 @@ async fn refund(ctx: &Ctx, user: &str, order: &str) -> anyhow::Result<()> {
         Some(s) if s.is_client_error() => Fate::Paid,
         _ => Fate::RefundUnanswered,
     };
-    ctx.samples.lock().await.orders.insert(order.to_owned(), fate);
+    ctx.samples
+        .lock()
+        .await
+        .orders
+        .insert(order.to_owned(), fate);
     anyhow::ensure!(
         fate == Fate::Refunded,
         "refund: {}",
