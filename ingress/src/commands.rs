@@ -17,12 +17,30 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use platform::kafka;
+use schemas::records::audit::AuditEvent;
 use schemas::records::cart::CartCommand;
-use schemas::topics::CART_COMMANDS;
+use schemas::records::WireMoney;
+use schemas::topics::{AUDIT_EVENTS, CART_COMMANDS};
 use schemas::{Codec, Topic};
 
 use crate::error::ApiError;
 use crate::table_versions::TableVersions;
+
+/// An admin's change of a table (the catalog, an exchange rate, a coupon),
+/// for the audit trail.
+pub struct AdminChange<'a> {
+    pub admin: &'a str,
+    /// The request's command id (from its `Idempotency-Key`).
+    pub command_id: &'a str,
+    /// `catalog.published`, `fx_rate.published`, `coupon.published`.
+    pub action: &'a str,
+    pub subject_kind: &'a str,
+    pub subject_id: &'a str,
+    /// The change's offset on its table topic: the table's version.
+    pub offset: i64,
+    pub reason: String,
+    pub amount: Option<WireMoney>,
+}
 
 /// How long a send waits for room in the producer's queue; after that the
 /// record was never enqueued (`QueueFull`), so nothing was written.
@@ -76,6 +94,31 @@ impl CommandWriter {
             &command.command_id,
         )
         .await
+    }
+
+    /// Records an admin's change of `subject` (published at `offset` of
+    /// its table topic) on `audit.events`, once the change itself was
+    /// acknowledged. Its id derives from the request's command id, so a
+    /// retry with the same `Idempotency-Key` (the way to finish a request
+    /// whose answer was lost) writes the same event, which the audit table
+    /// keeps once.
+    pub async fn audit_admin_change(&self, change: AdminChange<'_>) -> Result<(), ApiError> {
+        let event = AuditEvent {
+            event_id: schemas::ids::derived("audit-admin", change.command_id, 0).to_string(),
+            at: chrono::Utc::now().timestamp_millis(),
+            action: change.action.to_owned(),
+            subject_kind: change.subject_kind.to_owned(),
+            subject_id: change.subject_id.to_owned(),
+            subject_version: change.offset,
+            person: None,
+            actor: format!("admin:{}", change.admin),
+            reason: change.reason,
+            correlation_id: crate::correlation::current(),
+            amount: change.amount,
+        };
+        self.send(&AUDIT_EVENTS, &event.subject_id, &event, &event.event_id)
+            .await
+            .map(|_| ())
     }
 
     /// Writes `value` under `key` to `topic`; returns its offset once the

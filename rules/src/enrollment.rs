@@ -31,8 +31,9 @@ use std::collections::BTreeSet;
 
 use schemas::ids;
 use schemas::records::enrollment::{
-    AssignSeats, EnrollOrder, Enrollment, EnrollmentBook, EnrollmentCreated, EnrollmentEvent,
-    EnrollmentEventKind, EnrollmentFailed, EnrollmentStatus, FailedLine, RevokeOrder,
+    AssignSeats, EnrollOrder, Enrollment, EnrollmentBook, EnrollmentCmd, EnrollmentCommand,
+    EnrollmentCreated, EnrollmentEvent, EnrollmentEventKind, EnrollmentFailed, EnrollmentStatus,
+    FailedLine, RevokeOrder,
 };
 use schemas::records::support::SupportCase;
 
@@ -423,6 +424,103 @@ pub fn assign(
         events,
         cases: Vec::new(),
     })
+}
+
+/// The audit trail of an applied enrollment command (see
+/// `crate::order::audit` for orders): access granted, by enrollment or by
+/// an assigned seat; a paid line that could not be enrolled; access
+/// revoked by a refund. Seat holders are named by the enrollment's id,
+/// never by their email: the trail holds no contact data. Ids derive from
+/// the command, so a replay writes the same events.
+pub fn audit_events(
+    cmd: &EnrollmentCommand,
+    change: &Change,
+    correlation_id: &str,
+) -> Vec<schemas::records::audit::AuditEvent> {
+    use schemas::records::audit::AuditEvent;
+    let event = |n: usize,
+                 action: &str,
+                 order: &str,
+                 person: Option<String>,
+                 actor: &str,
+                 reason: String| {
+        AuditEvent {
+            event_id: ids::derived(
+                "audit-enrollment",
+                &format!("{}/{action}", cmd.command_id),
+                n as i64,
+            )
+            .to_string(),
+            at: cmd.issued_at,
+            action: action.to_owned(),
+            subject_kind: "order".into(),
+            subject_id: order.to_owned(),
+            subject_version: change.book.version,
+            person,
+            actor: actor.to_owned(),
+            reason,
+            correlation_id: correlation_id.to_owned(),
+            amount: None,
+        }
+    };
+    let actor = match &cmd.command {
+        EnrollmentCmd::AssignSeats(a) => a
+            .assigned_by
+            .as_deref()
+            .map_or_else(|| "system".to_owned(), |u| format!("user:{u}")),
+        _ => "system".to_owned(),
+    };
+    if let EnrollmentCmd::RevokeOrder(r) = &cmd.command {
+        return vec![event(
+            0,
+            "enrollment.revoked",
+            &r.order_token,
+            None,
+            &actor,
+            r.reason.clone(),
+        )];
+    }
+    change
+        .events
+        .iter()
+        .enumerate()
+        .map(|(n, e)| match &e.event {
+            EnrollmentEventKind::EnrollmentCreated(c) => {
+                let (action, reason) = match &c.seat_of {
+                    Some(block) => (
+                        "seat.assigned",
+                        format!(
+                            "{} ({}): enrollment {} of block {block}",
+                            c.title, c.internship_id, c.enrollment_id
+                        ),
+                    ),
+                    None => (
+                        "enrollment.granted",
+                        format!(
+                            "{} ({}): enrollment {}, {} seat(s)",
+                            c.title, c.internship_id, c.enrollment_id, c.seats
+                        ),
+                    ),
+                };
+                event(
+                    n,
+                    action,
+                    &e.order_token,
+                    e.buyer_user_id.clone(),
+                    &actor,
+                    reason,
+                )
+            }
+            EnrollmentEventKind::EnrollmentFailed(f) => event(
+                n,
+                "enrollment.failed",
+                &e.order_token,
+                e.buyer_user_id.clone(),
+                &actor,
+                format!("{} ({}): {}", f.title, f.internship_id, f.reason),
+            ),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ use schemas::values::{InternshipId, OrderToken};
 use schemas::Currency;
 
 use crate::auth::Admin;
+use crate::commands::AdminChange;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::idempotency::CommandIds;
@@ -186,6 +187,25 @@ pub async fn put_internship(
         .commands
         .send(&CATALOG_INTERNSHIPS, &item.internship_id, &item, &causation)
         .await?;
+    state
+        .commands
+        .audit_admin_change(AdminChange {
+            admin: &admin.id,
+            command_id: &causation,
+            action: "internship.published",
+            subject_kind: "internship",
+            subject_id: &item.internship_id,
+            offset,
+            reason: format!(
+                "{} at {} {}, {}",
+                item.title,
+                item.base_price.amount_minor,
+                item.base_price.currency,
+                if item.active { "active" } else { "inactive" }
+            ),
+            amount: Some(item.base_price.clone()),
+        })
+        .await?;
     tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, internship_id = %item.internship_id,
         price_minor = item.base_price.amount_minor, active = item.active, "catalog entry published");
     Ok((
@@ -271,6 +291,19 @@ pub async fn put_fx_rate(
     let offset = state
         .commands
         .send(&FX_RATES, quote.code(), &record, &causation)
+        .await?;
+    state
+        .commands
+        .audit_admin_change(AdminChange {
+            admin: &admin.id,
+            command_id: &causation,
+            action: "fx_rate.published",
+            subject_kind: "fx_rate",
+            subject_id: quote.code(),
+            offset,
+            reason: format!("1 INR = {rate} {}", quote.code()),
+            amount: None,
+        })
         .await?;
     tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, currency = quote.code(), rate = %rate, "fx rate published");
     let body = FxPublished {
@@ -486,6 +519,24 @@ pub async fn put_coupon(
     let offset = state
         .commands
         .send(&COUPONS, &record.code, &record, &causation)
+        .await?;
+    state
+        .commands
+        .audit_admin_change(AdminChange {
+            admin: &admin.id,
+            command_id: &causation,
+            action: "coupon.published",
+            subject_kind: "coupon",
+            subject_id: &record.code,
+            offset,
+            reason: format!(
+                "{} ({}), {}",
+                record.name,
+                input.kind,
+                if record.active { "active" } else { "inactive" }
+            ),
+            amount: None,
+        })
         .await?;
     tracing::info!(target: "audit", event = "admin_change", admin = %admin.id, coupon = %record.code, active = record.active, "coupon published");
     Ok((

@@ -23,7 +23,7 @@ pub struct AuditEntry {
     pub at: chrono::DateTime<chrono::Utc>,
     /// `<subject>.<verb>`: `order.paid`, `refund.requested`, `coupon.committed`…
     pub action: String,
-    /// What changed: `order`.
+    /// What changed: `order`, `internship`, `fx_rate`, `coupon`.
     pub subject_kind: String,
     pub subject_id: String,
     pub subject_version: i64,
@@ -49,6 +49,11 @@ pub struct AuditTrail {
 pub struct AuditQuery {
     /// Only the events of this order.
     pub order_token: Option<String>,
+    /// Only the events of this kind of subject: `order`, `internship`,
+    /// `fx_rate`, `coupon`.
+    pub subject_kind: Option<String>,
+    /// Only the events of this subject (with `subject_kind`).
+    pub subject_id: Option<String>,
     /// Only the events concerning this person (a user id).
     pub person: Option<String>,
     /// Only events at or after this instant (RFC 3339).
@@ -60,8 +65,9 @@ pub struct AuditQuery {
 }
 
 /// The audit trail: every change of money or access (order transitions
-/// and refusals, payments, refunds, coupon uses) with its actor, reason
-/// and correlation id.
+/// and refusals, payments, refunds, coupon uses, admins' changes to the
+/// catalog, exchange rates and coupons) with its actor, reason and
+/// correlation id.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/audit",
@@ -86,6 +92,9 @@ pub async fn audit_trail(
         errors.push(format!("order_token: {e}"));
         None
     });
+    if q.subject_id.is_some() && q.subject_kind.is_none() {
+        errors.push("subject_id: needs subject_kind".into());
+    }
     if q.person
         .as_deref()
         .is_some_and(|p| p.is_empty() || p.len() > 200)
@@ -112,6 +121,8 @@ pub async fn audit_trail(
            AND ($2::text IS NULL OR person = $2)
            AND ($3::timestamptz IS NULL OR at >= $3)
            AND ($4::timestamptz IS NULL OR at < $4)
+           AND ($6::text IS NULL OR subject_kind = $6)
+           AND ($7::text IS NULL OR subject_id = $7)
          ORDER BY at DESC, event_id LIMIT $5",
     )
     .bind(order.as_ref().map(OrderToken::as_str))
@@ -119,6 +130,8 @@ pub async fn audit_trail(
     .bind(q.since)
     .bind(q.until)
     .bind(limit)
+    .bind(q.subject_kind.as_deref())
+    .bind(q.subject_id.as_deref())
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(AuditTrail { events }).into_response())

@@ -17,6 +17,7 @@ use futures::future::BoxFuture;
 
 use rules::enrollment::{self, Change};
 use rules::tables::{At, Table};
+use schemas::records::audit::AuditEvent;
 use schemas::records::catalog::Internship;
 use schemas::records::enrollment::{
     EnrollmentBook, EnrollmentCmd, EnrollmentCommand, EnrollmentEvent,
@@ -24,7 +25,7 @@ use schemas::records::enrollment::{
 use schemas::records::runtime::AppliedInput;
 use schemas::records::support::SupportCase;
 use schemas::topics::{
-    ENROLLMENT_APPLIED, ENROLLMENT_CHANGELOG, ENROLLMENT_COMMANDS, ENROLLMENT_EVENTS,
+    AUDIT_EVENTS, ENROLLMENT_APPLIED, ENROLLMENT_CHANGELOG, ENROLLMENT_COMMANDS, ENROLLMENT_EVENTS,
     ENROLLMENT_SNAPSHOTS, SUPPORT_CASES,
 };
 use schemas::{Codec, CodecError, Topic};
@@ -46,6 +47,7 @@ pub enum EnrollmentOutput {
     Book(EnrollmentBook),
     Event(EnrollmentEvent),
     Case(SupportCase),
+    Audit(AuditEvent),
 }
 
 impl Emit for EnrollmentOutput {
@@ -59,6 +61,9 @@ impl Emit for EnrollmentOutput {
             }
             EnrollmentOutput::Case(c) => {
                 Box::pin(encode_for(codec, &SUPPORT_CASES, &c.order_token, c))
+            }
+            EnrollmentOutput::Audit(e) => {
+                Box::pin(encode_for(codec, &AUDIT_EVENTS, &e.subject_id, e))
             }
         }
     }
@@ -120,12 +125,15 @@ impl<C: Table<Internship> + 'static> Processor for EnrollmentProcessor<C> {
             }
         };
         match change {
-            Some(Change {
-                book,
-                events,
-                cases,
-            }) => {
+            Some(change) => {
+                let audit = enrollment::audit_events(cmd, &change, &input.correlation_id);
+                let Change {
+                    book,
+                    events,
+                    cases,
+                } = change;
                 let mut outputs = vec![EnrollmentOutput::Book(book.clone())];
+                outputs.extend(audit.into_iter().map(EnrollmentOutput::Audit));
                 outputs.extend(events.into_iter().map(EnrollmentOutput::Event));
                 outputs.extend(cases.into_iter().map(EnrollmentOutput::Case));
                 Outcome {
