@@ -799,7 +799,7 @@ ensure_database() {
 # this file is what makes development explicit.
 # Usage: ensure_dev_secrets FILE   (then exports every variable in it)
 DEV_SECRET_NAMES=(AUTH_JWT_HS256_SECRET RAZORPAY_KEY_ID RAZORPAY_KEY_SECRET
-  RAZORPAY_WEBHOOK_SECRET STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET)
+  RAZORPAY_WEBHOOK_SECRET STRIPE_SECRET_KEY STRIPE_WEBHOOK_SECRET PII_MASTER_KEYS)
 ensure_dev_secrets() {
   local file="$1" name value
   mkdir -p "$(dirname "$file")"
@@ -823,6 +823,11 @@ EOF
     log "secrets: generated $file (mode 0600)"
   fi
   chmod 600 "$file"
+  # The master key of personal data (platform::pii), appended to a file
+  # written before it existed; kept, since data sealed under it must open
+  # after a restart.
+  grep -q '^PII_MASTER_KEYS=' "$file" ||
+    python3 -c 'import base64, secrets; print("PII_MASTER_KEYS=dev1:" + base64.b64encode(secrets.token_bytes(32)).decode())' >>"$file"
   for name in "${DEV_SECRET_NAMES[@]}"; do
     if [[ -z "${!name:-}" ]]; then
       value="$(sed -n "s/^$name=//p" "$file" | tail -n 1)"

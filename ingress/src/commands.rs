@@ -26,17 +26,22 @@ use schemas::{Codec, Topic};
 use crate::error::ApiError;
 use crate::table_versions::TableVersions;
 
-/// An admin's change of a table (the catalog, an exchange rate, a coupon),
-/// for the audit trail.
-pub struct AdminChange<'a> {
-    pub admin: &'a str,
+/// A change the ingress itself makes (an admin's change of a table, a
+/// person's erasure), for the audit trail.
+pub struct AuditedChange<'a> {
+    /// `admin:<id>`, `user:<id>`.
+    pub actor: String,
+    /// The person the change concerns, if any.
+    pub person: Option<String>,
     /// The request's command id (from its `Idempotency-Key`).
     pub command_id: &'a str,
-    /// `catalog.published`, `fx_rate.published`, `coupon.published`.
+    /// `internship.published`, `fx_rate.published`, `coupon.published`,
+    /// `person.erased`.
     pub action: &'a str,
     pub subject_kind: &'a str,
     pub subject_id: &'a str,
-    /// The change's offset on its table topic: the table's version.
+    /// The change's offset on its table topic (the table's version), 0
+    /// for a change outside Kafka.
     pub offset: i64,
     pub reason: String,
     pub amount: Option<WireMoney>,
@@ -96,22 +101,21 @@ impl CommandWriter {
         .await
     }
 
-    /// Records an admin's change of `subject` (published at `offset` of
-    /// its table topic) on `audit.events`, once the change itself was
-    /// acknowledged. Its id derives from the request's command id, so a
+    /// Records a change the ingress made on `audit.events`, once the
+    /// change itself was done (acknowledged by the broker, committed). Its id derives from the request's command id, so a
     /// retry with the same `Idempotency-Key` (the way to finish a request
     /// whose answer was lost) writes the same event, which the audit table
     /// keeps once.
-    pub async fn audit_admin_change(&self, change: AdminChange<'_>) -> Result<(), ApiError> {
+    pub async fn audit(&self, change: AuditedChange<'_>) -> Result<(), ApiError> {
         let event = AuditEvent {
-            event_id: schemas::ids::derived("audit-admin", change.command_id, 0).to_string(),
+            event_id: schemas::ids::derived("audit-ingress", change.command_id, 0).to_string(),
             at: chrono::Utc::now().timestamp_millis(),
             action: change.action.to_owned(),
             subject_kind: change.subject_kind.to_owned(),
             subject_id: change.subject_id.to_owned(),
             subject_version: change.offset,
-            person: None,
-            actor: format!("admin:{}", change.admin),
+            person: change.person,
+            actor: change.actor,
             reason: change.reason,
             correlation_id: crate::correlation::current(),
             amount: change.amount,

@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod http_metrics;
 pub mod idempotency;
+pub mod personal;
 pub mod rate_limit;
 pub mod read_model;
 pub mod routes;
@@ -35,6 +36,11 @@ use sqlx::PgPool;
 
 use platform::config::PipelineConfig;
 use platform::ops::Readiness;
+
+/// The master key of [`Config::for_tests`] (and of the tests' child
+/// services, which must open what an in-process ingress sealed): a test
+/// value, never read from a deployment's environment.
+pub const TEST_PII_MASTER_KEYS: &str = "test:dGVzdC1tYXN0ZXIta2V5LW9mLTMyLWJ5dGVzLTAwMDA=";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -81,6 +87,9 @@ pub struct Config {
     pub webhooks: routes::webhooks::WebhookConfig,
     /// `DOCS_ASSETS_DIR`: Swagger UI's files for `/docs`.
     pub docs_assets: std::path::PathBuf,
+    /// `PII_MASTER_KEYS`: the master keys wrapping personal data keys
+    /// (`platform::pii`; a secret).
+    pub pii: platform::pii::Keyring,
 }
 
 impl Config {
@@ -143,6 +152,7 @@ impl Config {
             return_urls: routes::orders::ReturnUrls::from_env(),
             webhooks: routes::webhooks::WebhookConfig::from_env()?,
             docs_assets: var("DOCS_ASSETS_DIR", routes::docs::DEFAULT_ASSETS_DIR).into(),
+            pii: platform::pii::Keyring::from_env()?,
         })
     }
 
@@ -190,6 +200,8 @@ impl Config {
                 "/../web/node_modules/swagger-ui-dist"
             )
             .into(),
+            pii: platform::pii::Keyring::parse(TEST_PII_MASTER_KEYS)
+                .expect("the test master key parses"),
         }
     }
 }
@@ -198,6 +210,8 @@ impl Config {
 #[derive(Clone)]
 pub struct AppState {
     pub commands: commands::CommandWriter,
+    /// Seals personal fields on their way in, opens them on their way out.
+    pub vault: Arc<platform::pii::Vault>,
     pub pool: PgPool,
     pub waiters: Arc<waiters::VersionWaiters>,
     pub pricing: Arc<rules::pricing::PricingPolicy>,
@@ -247,6 +261,7 @@ impl Application {
                 config.ack_timeout,
                 table_versions::TableVersions::follow(&p.kafka_brokers, codec.names()).await?,
             ),
+            vault: Arc::new(platform::pii::Vault::new(pool.clone(), config.pii.clone())),
             pool,
             waiters,
             pricing: Arc::new(config.pricing.clone()),

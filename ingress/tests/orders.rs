@@ -2070,3 +2070,253 @@ async fn a_coupon_that_runs_out_before_payment_reopens_the_cart_and_the_buyer_pa
         "no attempt: {o}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Personal data sealed at rest
+// ---------------------------------------------------------------------------
+
+/// Every topic's records (committed or not) and every table's rows that
+/// hold `needle` in the clear, as `topic` / `table` names.
+async fn where_in_clear(env: &TestEnv, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for def in schemas::topics::ALL {
+        let hits = env
+            .read_topic(def, false)
+            .await
+            .iter()
+            .filter(|r| {
+                [&r.key, &r.value].iter().any(|b| {
+                    b.as_deref()
+                        .is_some_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                })
+            })
+            .count();
+        if hits > 0 {
+            found.push(format!("topic {} ({hits})", def.name));
+        }
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "orders"), "{tables:?}");
+    for table in tables {
+        let hits: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{table}\" t WHERE t::text ILIKE '%' || $1 || '%'"
+        ))
+        .bind(needle)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        if hits > 0 {
+            found.push(format!("table {table} ({hits})"));
+        }
+    }
+    found
+}
+
+/// A buyer's GSTIN is sealed at the edge: after a whole purchase it is in
+/// no topic's bytes and no table's rows, yet the buyer reads it back. An
+/// erasure destroys the buyer's data key: the GSTIN reads as absent from
+/// then on, the order keeps its money, and the erasure is audited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
+    const GSTIN: &str = "29ABCDE1234F1Z5";
+    let shop = Shop::open(None).await;
+    let cart = shop
+        .cart("gita", json!([{"internship_id": "design", "quantity": 1}]))
+        .await;
+    let set: Value = shop
+        .http
+        .put(format!("{}/cart/{cart}/buyer", shop.base))
+        .header("authorization", Shop::bearer("gita"))
+        .json(&json!({"country": "IN", "state": "KA", "gstin": GSTIN.to_lowercase()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = set["version"].as_i64().unwrap();
+    let seen = shop
+        .get("gita", &format!("cart/{cart}?version={version}"))
+        .await;
+    assert_eq!(seen["buyer"]["gstin"], GSTIN, "{seen}");
+    let placed: Value = shop
+        .place("gita", json!({ "cart_token": cart }), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order = placed["order_token"].as_str().unwrap().to_owned();
+    let o = shop.order_until("gita", &order, has_session).await;
+    shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
+        .await;
+    let paid = shop
+        .order_until("gita", &order, |o| o["status"] == "paid")
+        .await;
+    assert_eq!(paid["placed"]["buyer"]["gstin"], GSTIN, "{paid}");
+
+    let clear = where_in_clear(&shop.env, GSTIN).await;
+    assert!(clear.is_empty(), "the GSTIN in the clear: {clear:?}");
+    // The search finds what is there: the order token is in both, and
+    // the GSTIN travels sealed.
+    assert!(!where_in_clear(&shop.env, &order).await.is_empty());
+    let sealed = where_in_clear(&shop.env, schemas::sealed::PREFIX).await;
+    for place in [
+        "topic cart.commands",
+        "topic order.snapshots",
+        "table carts",
+        "table orders",
+    ] {
+        assert!(
+            sealed.iter().any(|s| s.starts_with(place)),
+            "no sealed value in {place}: {sealed:?}"
+        );
+    }
+
+    // The export holds it, opened, with the rest of what we keep.
+    let export = shop.get("gita", "me/personal-data").await;
+    assert_eq!(export["user_id"], "gita");
+    assert!(
+        export["carts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["buyer"]["gstin"] == GSTIN),
+        "{export}"
+    );
+    assert!(
+        export["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["order_token"] == order.as_str() && o["placed"]["buyer"]["gstin"] == GSTIN),
+        "{export}"
+    );
+
+    // Erased, with one Idempotency-Key sent twice: one audited erasure.
+    for _ in 0..2 {
+        let erased = shop
+            .http
+            .delete(format!("{}/me/personal-data", shop.base))
+            .header("authorization", Shop::bearer("gita"))
+            .header("idempotency-key", "erase-gita-1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(erased.status(), 200);
+        assert_eq!(erased.json::<Value>().await.unwrap()["erased"], true);
+    }
+    let after = shop.get("gita", &format!("order/{order}")).await;
+    assert_eq!(after["placed"]["buyer"]["gstin"], Value::Null, "{after}");
+    assert_eq!(after["placed"]["buyer"]["country"], "IN");
+    assert_eq!(after["status"], "paid");
+    assert_eq!(after["total_minor"], paid["total_minor"]);
+    let cart_after = shop.get("gita", &format!("cart/{cart}")).await;
+    assert_eq!(cart_after["buyer"]["gstin"], Value::Null, "{cart_after}");
+    let export = shop.get("gita", "me/personal-data").await;
+    assert!(
+        !export.to_string().contains(GSTIN),
+        "the export still shows it: {export}"
+    );
+    assert_eq!(export["orders"][0]["total_minor"], paid["total_minor"]);
+    assert!(where_in_clear(&shop.env, GSTIN).await.is_empty());
+
+    let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+    let started = Instant::now();
+    loop {
+        let trail: Value = shop
+            .http
+            .get(format!(
+                "{}/admin/audit?subject_kind=person&subject_id=gita",
+                shop.base
+            ))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let events = trail["events"].as_array().cloned().unwrap_or_default();
+        if !events.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM audit_log WHERE action = 'person.erased' AND subject_id = 'gita'",
+            )
+            .fetch_one(&shop.env.pool)
+            .await
+            .unwrap();
+            assert_eq!(n, 1, "{trail}");
+            assert_eq!(events[0]["actor"], "user:gita");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no erasure audited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A master key is rotated by re-wrapping the data keys under the new
+/// one: after `rotate`, the old master key can leave `PII_MASTER_KEYS` and
+/// every sealed value still opens; an erased person's values do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_survives_a_master_key_rotation_and_not_an_erasure() {
+    use platform::pii::{Keyring, Opened, Vault};
+    let env = TestEnv::new().await;
+    sinks::MIGRATOR.run(&env.pool).await.unwrap();
+    let (k1, k2) = (Keyring::generate_key(), Keyring::generate_key());
+    let old = Vault::new(
+        env.pool.clone(),
+        Keyring::parse(&format!("k1:{k1}")).unwrap(),
+    );
+    let kept = old.seal("user:ana", "29ABCDE1234F1Z5").await.unwrap();
+    let gone = old.seal("user:bo", "27ABCDE1234F1Z5").await.unwrap();
+    assert_ne!(
+        kept,
+        old.seal("user:ana", "29ABCDE1234F1Z5").await.unwrap(),
+        "a fresh nonce each time"
+    );
+
+    let both = Vault::new(
+        env.pool.clone(),
+        Keyring::parse(&format!("k2:{k2},k1:{k1}")).unwrap(),
+    );
+    assert_eq!(both.rotate().await.unwrap(), 2);
+    assert_eq!(both.rotate().await.unwrap(), 0, "nothing left under k1");
+    let masters: Vec<String> = sqlx::query_scalar("SELECT DISTINCT master_id FROM pii_keys")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(masters, ["k2"]);
+
+    let new = Vault::new(
+        env.pool.clone(),
+        Keyring::parse(&format!("k2:{k2}")).unwrap(),
+    );
+    assert_eq!(
+        new.open(&kept).await.unwrap(),
+        Opened::Plain("29ABCDE1234F1Z5".into())
+    );
+    assert!(new.erase("user:bo").await.unwrap());
+    assert!(!new.erase("user:bo").await.unwrap());
+    assert_eq!(new.open(&gone).await.unwrap(), Opened::Erased);
+    // Another person's key opens nothing of ana's: the key id is bound in.
+    let forged = kept.replacen(
+        schemas::sealed::key_id(&kept).unwrap(),
+        schemas::sealed::key_id(&new.seal("user:cy", "x").await.unwrap()).unwrap(),
+        1,
+    );
+    assert!(new.open(&forged).await.is_err());
+    // A plain value from before sealing reads as itself.
+    assert_eq!(
+        new.open("29ABCDE1234F1Z5").await.unwrap(),
+        Opened::Plain("29ABCDE1234F1Z5".into())
+    );
+}

@@ -22,6 +22,7 @@ const SERVICES: &[(&str, &[&str], &[&str])] = &[
             "AUTH_JWT_AUDIENCE",
             "RAZORPAY_WEBHOOK_SECRET",
             "STRIPE_WEBHOOK_SECRET",
+            "PII_MASTER_KEYS",
         ],
     ),
     (

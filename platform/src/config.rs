@@ -28,7 +28,7 @@ pub struct PipelineConfig {
     /// a transaction under light load (under load a batch fills while the
     /// previous commit is in flight anyway).
     pub processor_linger: std::time::Duration,
-    /// `PROCESSOR_LINGER_MAX_MS` (default 2): how far that wait grows
+    /// `PROCESSOR_LINGER_MAX_MS` (default 100): how far that wait grows
     /// while a processor is busy: up to the time its previous batch took
     /// (see `platform::stage::Linger`). Equal to `PROCESSOR_LINGER_MS`, it
     /// never grows.
@@ -54,7 +54,7 @@ impl PipelineConfig {
                 ),
             },
             processor_linger: millis("PROCESSOR_LINGER_MS", "2")?,
-            processor_linger_max: millis("PROCESSOR_LINGER_MAX_MS", "2")?,
+            processor_linger_max: millis("PROCESSOR_LINGER_MAX_MS", "100")?,
         })
     }
 }

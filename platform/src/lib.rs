@@ -16,6 +16,7 @@ pub mod db;
 pub mod kafka;
 pub mod metrics;
 pub mod ops;
+pub mod pii;
 pub mod stage;
 pub mod startup;
 pub mod telemetry;

@@ -740,11 +740,19 @@ fn set_buyer(
     if state.as_ref().is_some_and(|s| s.len() > 64) {
         return Err(invalid("state is at most 64 characters"));
     }
-    let gstin = gstin
-        .map(|g| g.trim().to_ascii_uppercase())
-        .filter(|g| !g.is_empty());
+    // A GSTIN arrives sealed (the ingress checked its form before
+    // encrypting it, `schemas::sealed`); only a buyer in India has one. A
+    // plain one (a command written before sealing) is checked here.
+    let gstin = gstin.map(str::trim).filter(|g| !g.is_empty()).map(|g| {
+        if schemas::sealed::is_sealed(g) {
+            g.to_owned()
+        } else {
+            g.to_ascii_uppercase()
+        }
+    });
     if let Some(g) = &gstin {
-        if country != "IN" || g.len() != 15 || !g.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let plain_ok = g.len() == 15 && g.bytes().all(|b| b.is_ascii_alphanumeric());
+        if country != "IN" || !(schemas::sealed::is_sealed(g) || plain_ok) {
             return Err(invalid(
                 "a GSTIN is 15 letters and digits, for a buyer in India",
             ));

@@ -15,6 +15,7 @@ pub mod headers;
 pub mod ids;
 pub mod money;
 pub mod records;
+pub mod sealed;
 pub mod topics;
 pub mod values;
 

@@ -142,6 +142,15 @@ pub const CART_CHANGELOG: Topic<CartSnapshot> = Topic::new(TopicDef {
     doc: "The cart processor's state, restored when it is assigned a partition of cart.commands.",
 });
 
+/// How long the gateways' raw webhooks are kept. Their bodies carry the
+/// payer's email, phone and UPI handle, and nothing needs them once the
+/// webhook processor has read them: duplicates are recognised by event id
+/// (`webhook.processor-changelog`), a missed one is found by asking the
+/// gateway (reconciliation), and a parked one waits on `webhooks.retry` as
+/// the command it became. Three days leave room for an outage over a
+/// weekend and for an operator to look at one.
+pub const RAW_WEBHOOK_RETENTION_MS: i64 = 3 * 24 * 60 * 60 * 1000;
+
 /// How long a processor remembers an applied input id: as long as the
 /// ingress honours an Idempotency-Key.
 pub const APPLIED_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
@@ -271,7 +280,7 @@ pub const WEBHOOKS_INBOUND: Topic<InboundWebhook> = Topic::new(TopicDef {
     name: "webhooks.inbound",
     partitions: WEBHOOK_PARTITIONS,
     cleanup: Cleanup::Delete,
-    retention_ms: None,
+    retention_ms: Some(RAW_WEBHOOK_RETENTION_MS),
     value_schema: include_str!("../avro/internhub.webhooks.InboundWebhook.avsc"),
     doc: "Gateway webhooks whose signature the ingress verified, raw, keyed by the gateway's session \
           id (refund events by our order reference, else the event id).",

@@ -37,7 +37,7 @@ use schemas::values::{InternshipId, OrderToken};
 use schemas::Currency;
 
 use crate::auth::Admin;
-use crate::commands::AdminChange;
+use crate::commands::AuditedChange;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::idempotency::CommandIds;
@@ -189,8 +189,9 @@ pub async fn put_internship(
         .await?;
     state
         .commands
-        .audit_admin_change(AdminChange {
-            admin: &admin.id,
+        .audit(AuditedChange {
+            actor: format!("admin:{}", admin.id),
+            person: None,
             command_id: &causation,
             action: "internship.published",
             subject_kind: "internship",
@@ -294,8 +295,9 @@ pub async fn put_fx_rate(
         .await?;
     state
         .commands
-        .audit_admin_change(AdminChange {
-            admin: &admin.id,
+        .audit(AuditedChange {
+            actor: format!("admin:{}", admin.id),
+            person: None,
             command_id: &causation,
             action: "fx_rate.published",
             subject_kind: "fx_rate",
@@ -522,8 +524,9 @@ pub async fn put_coupon(
         .await?;
     state
         .commands
-        .audit_admin_change(AdminChange {
-            admin: &admin.id,
+        .audit(AuditedChange {
+            actor: format!("admin:{}", admin.id),
+            person: None,
             command_id: &causation,
             action: "coupon.published",
             subject_kind: "coupon",

@@ -478,10 +478,19 @@ pub async fn set_buyer(
         return Err(ApiError::Validation(errors));
     }
     authorize(&state, &caller, &token).await?;
+    // Validated above, sealed here: the processors and the read model only
+    // ever hold it encrypted.
+    let gstin = match input.gstin {
+        Some(g) => {
+            let person = crate::personal::person(&caller, &token);
+            Some(crate::personal::seal(&state.vault, &person, &g.to_ascii_uppercase()).await?)
+        }
+        None => None,
+    };
     let command = Command::SetBuyer(SetBuyer {
         country,
         state: input.state,
-        gstin: input.gstin.map(|g| g.to_ascii_uppercase()),
+        gstin,
         display_currency: currency,
         actor_user_id: caller.user_id().map(str::to_owned),
     });
@@ -622,13 +631,14 @@ pub async fn get_cart(
         Some(wait) => wait_for_version(&state, token.as_str(), wanted, wait).await?,
         None => (read_model::cart(&state.pool, token.as_str()).await?, false),
     };
-    let Some(cart) = cart.filter(|c| owns(&caller, c.owner_user_id.as_deref(), token.as_str()))
+    let Some(mut cart) = cart.filter(|c| owns(&caller, c.owner_user_id.as_deref(), token.as_str()))
     else {
         return Err(ApiError::Domain(
             ErrorCode::CartNotFound,
             "cart not found".into(),
         ));
     };
+    crate::personal::open_cart(&state.vault, &mut cart).await?;
     let mut response = Json(CartResponse {
         stale: stale || cart.version < wanted,
         cart,

@@ -144,7 +144,7 @@ pub async fn my_enrollments(
 }
 
 /// `user`'s enrollments, newest first; only `order`'s when given.
-async fn enrollments_of(
+pub(crate) async fn enrollments_of(
     pool: &sqlx::PgPool,
     user: &str,
     order: Option<&OrderToken>,

@@ -13,6 +13,7 @@ pub mod docs;
 pub mod enrollments;
 pub mod login;
 pub mod orders;
+pub mod privacy;
 pub mod shared_responses;
 pub mod sharing;
 pub mod webhooks;
@@ -48,6 +49,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .merge(coupons::router())
         .merge(orders::router())
         .merge(enrollments::router())
+        .merge(privacy::router())
         .route_layer(axum::middleware::from_fn_with_state(
             keys.clone(),
             idempotency::layer,

@@ -383,9 +383,10 @@ pub async fn get_order(
             (order, seen)
         }
     };
-    let order = order
+    let mut order = order
         .filter(|o| owns(&caller, o.buyer_user_id.as_deref(), token.as_str()))
         .ok_or_else(not_found)?;
+    crate::personal::open_order(&state.vault, &mut order).await?;
     Ok(Json(OrderResponse {
         order,
         stale: !seen,
@@ -417,7 +418,10 @@ pub async fn my_orders(
     let Some(user) = caller.user_id() else {
         return Err(ApiError::Unauthorized("sign in to list your orders".into()));
     };
-    let orders = read_model::orders::orders_of(&state.pool, user, 50).await?;
+    let mut orders = read_model::orders::orders_of(&state.pool, user, 50).await?;
+    for order in &mut orders {
+        crate::personal::open_order(&state.vault, order).await?;
+    }
     Ok(Json(OrderList { orders }).into_response())
 }
 

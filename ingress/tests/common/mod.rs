@@ -100,6 +100,8 @@ pub fn secret_envs() -> Vec<(&'static str, String)> {
         ("RAZORPAY_WEBHOOK_SECRET", c.razorpay.webhook_secret.clone()),
         ("STRIPE_SECRET_KEY", c.stripe.secret_key.clone()),
         ("STRIPE_WEBHOOK_SECRET", c.stripe.webhook_secrets.join(",")),
+        // The in-process ingress's key too: child services open what it sealed.
+        ("PII_MASTER_KEYS", ingress::TEST_PII_MASTER_KEYS.to_owned()),
     ]
 }
 

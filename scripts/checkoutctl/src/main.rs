@@ -16,6 +16,9 @@
 //! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`);
 //! - `outcomes`: the order outcomes on `order.events` written more than
 //!   once (a fault run requires none);
+//! - `keys new-master ID`: prints a new master key for `PII_MASTER_KEYS`;
+//!   `keys rotate`: re-wraps every personal data key under the first key
+//!   of `PII_MASTER_KEYS` (see docs/personal-data.md);
 //! - `topics-doc`: prints the topic catalog page (`docs/topics.md`) from
 //!   `schemas/src/topics.rs` and the `.avsc` files.
 //!
@@ -67,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
             }
             wait(&config, Duration::from_secs(secs), brokers).await
         }
+        Some("keys") => keys(&config, &args[1..]).await,
         Some("migrate") => {
             let pool =
                 platform::db::connect(&config.database_url, &config.database_schema, 2).await?;
@@ -356,4 +360,30 @@ fn token(args: &[String]) -> anyhow::Result<()> {
     )?;
     println!("{token}");
     Ok(())
+}
+
+/// `keys new-master ID` | `keys rotate`.
+async fn keys(config: &PipelineConfig, args: &[String]) -> anyhow::Result<()> {
+    use platform::pii::{Keyring, Vault};
+    match args.first().map(String::as_str) {
+        Some("new-master") => {
+            let id = args.get(1).context("keys new-master ID")?;
+            anyhow::ensure!(
+                !id.is_empty() && !id.contains([',', ':', '.']),
+                "a master key id has no ',', ':' or '.'"
+            );
+            println!("{id}:{}", Keyring::generate_key());
+            Ok(())
+        }
+        Some("rotate") => {
+            let keyring = Keyring::from_env()?;
+            let current = keyring.current().to_owned();
+            let pool =
+                platform::db::connect(&config.database_url, &config.database_schema, 2).await?;
+            let n = Vault::new(pool, keyring).rotate().await?;
+            println!("{n} data key(s) re-wrapped under master key {current}");
+            Ok(())
+        }
+        _ => anyhow::bail!("keys new-master ID | keys rotate"),
+    }
 }

@@ -1,0 +1,59 @@
+//! Personal fields at the edge: sealed before a command leaves for Kafka,
+//! opened when the read model answers the person (see `platform::pii`).
+//! Nothing behind the ingress sees them in the clear, so neither a topic
+//! nor a table holds them so; an erased person's fields read as absent.
+
+use platform::pii::{PiiError, Vault};
+use schemas::values::CartToken;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::read_model::orders::OrderView;
+use crate::read_model::CartView;
+
+/// Whose data key seals what `caller` writes to `cart`: a signed-in
+/// person's own, or, for a guest, one of the cart's.
+pub fn person(caller: &Caller, cart: &CartToken) -> String {
+    match caller.user_id() {
+        Some(user) => format!("user:{user}"),
+        None => format!("cart:{}", cart.as_str()),
+    }
+}
+
+/// `value` sealed under `person`'s key.
+pub async fn seal(vault: &Vault, person: &str, value: &str) -> Result<String, ApiError> {
+    vault.seal(person, value).await.map_err(pii_error)
+}
+
+/// The cart's personal fields (the buyer's GSTIN), opened.
+pub async fn open_cart(vault: &Vault, cart: &mut CartView) -> Result<(), ApiError> {
+    if let Some(buyer) = cart.buyer.as_mut() {
+        buyer.gstin = vault
+            .open_opt(buyer.gstin.as_deref())
+            .await
+            .map_err(pii_error)?;
+    }
+    Ok(())
+}
+
+/// The order's personal fields (the GSTIN of its frozen cart), opened.
+pub async fn open_order(vault: &Vault, order: &mut OrderView) -> Result<(), ApiError> {
+    let Some(gstin) = order.placed.pointer_mut("/buyer/gstin") else {
+        return Ok(());
+    };
+    if let Some(stored) = gstin.as_str().map(str::to_owned) {
+        *gstin = match vault.open(&stored).await.map_err(pii_error)?.into_option() {
+            Some(v) => serde_json::Value::String(v),
+            None => serde_json::Value::Null,
+        };
+    }
+    Ok(())
+}
+
+fn pii_error(e: PiiError) -> ApiError {
+    match e {
+        PiiError::Db(e) => ApiError::from(e),
+        // The value is not in the message: only what went wrong.
+        other => ApiError::Internal(anyhow::anyhow!("personal data: {other}")),
+    }
+}

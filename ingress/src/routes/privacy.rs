@@ -1,0 +1,151 @@
+//! A person's own data: `GET /api/v1/me/personal-data` exports everything
+//! we hold about them as JSON (carts, orders, enrollments, the email
+//! addresses those carry), opened; `DELETE /api/v1/me/personal-data` erases it by
+//! destroying their data key (`platform::pii`): every field sealed under
+//! it, in every topic, table, rebuild and backup, no longer opens, while
+//! their orders keep their money facts. The erasure is an event on the
+//! audit trail, once (its id derives from the request's Idempotency-Key;
+//! erasing twice changes nothing more).
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::commands::AuditedChange;
+use crate::error::{ApiError, ErrorBody};
+use crate::idempotency::CommandIds;
+use crate::AppState;
+
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new().routes(routes!(export_me, erase_me))
+}
+
+/// The most carts and orders an export holds (newest first).
+const EXPORT_LIMIT: i64 = 1000;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PersonalData {
+    pub user_id: String,
+    /// The person's carts, their personal fields opened.
+    pub carts: Vec<crate::read_model::CartView>,
+    /// The person's orders, their personal fields opened.
+    pub orders: Vec<crate::read_model::orders::OrderView>,
+    pub enrollments: Vec<super::enrollments::EnrollmentView>,
+    /// Every email address those carry (the orders' buyer address, the
+    /// enrollments' holders), once each.
+    pub emails: Vec<String>,
+}
+
+/// Everything held about the signed-in person, as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/personal-data",
+    tag = "privacy",
+    responses(
+        (status = 200, description = "the person's data", body = PersonalData),
+        (status = 401, description = "not signed in", body = ErrorBody),
+    )
+)]
+pub async fn export_me(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let Some(user) = caller.user_id() else {
+        return Err(ApiError::Unauthorized(
+            "sign in to export your personal data".into(),
+        ));
+    };
+    let tokens: Vec<String> = sqlx::query_scalar(
+        "SELECT cart_token FROM carts WHERE owner_user_id = $1 ORDER BY updated_at DESC LIMIT $2",
+    )
+    .bind(user)
+    .bind(EXPORT_LIMIT)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut carts = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        if let Some(mut cart) = crate::read_model::cart(&state.pool, &token).await? {
+            crate::personal::open_cart(&state.vault, &mut cart).await?;
+            carts.push(cart);
+        }
+    }
+    let mut orders = crate::read_model::orders::orders_of(&state.pool, user, EXPORT_LIMIT).await?;
+    for order in &mut orders {
+        crate::personal::open_order(&state.vault, order).await?;
+    }
+    let enrollments = super::enrollments::enrollments_of(&state.pool, user, None).await?;
+    let mut emails: Vec<String> = orders
+        .iter()
+        .filter_map(|o| o.buyer_email.clone())
+        .chain(enrollments.iter().filter_map(|e| e.email.clone()))
+        .collect();
+    emails.sort();
+    emails.dedup();
+    Ok(Json(PersonalData {
+        user_id: user.to_owned(),
+        carts,
+        orders,
+        enrollments,
+        emails,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Erased {
+    /// Whether a data key was destroyed now (false: there was none, or it
+    /// was destroyed before).
+    pub erased: bool,
+}
+
+/// Erase the signed-in person's personal data: their data key is
+/// destroyed, so what was sealed under it (a GSTIN) reads as absent from
+/// now on, everywhere. Orders, their totals and their history stay.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/personal-data",
+    tag = "privacy",
+    responses(
+        (status = 200, description = "erased", body = Erased),
+        (status = 401, description = "not signed in", body = ErrorBody),
+    )
+)]
+pub async fn erase_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    ids: CommandIds,
+) -> Result<Response, ApiError> {
+    let Some(user) = caller.user_id() else {
+        return Err(ApiError::Unauthorized(
+            "sign in to erase your personal data".into(),
+        ));
+    };
+    let erased = state
+        .vault
+        .erase(&format!("user:{user}"))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("erasure: {e}")))?;
+    let command_id = ids.command(0).to_string();
+    state
+        .commands
+        .audit(AuditedChange {
+            actor: format!("user:{user}"),
+            person: Some(user.to_owned()),
+            command_id: &command_id,
+            action: "person.erased",
+            subject_kind: "person",
+            subject_id: user,
+            offset: 0,
+            reason: if erased {
+                "the person's data key was destroyed".into()
+            } else {
+                "no data key to destroy".into()
+            },
+            amount: None,
+        })
+        .await?;
+    Ok(Json(Erased { erased }).into_response())
+}
