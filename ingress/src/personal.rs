@@ -1,5 +1,6 @@
-//! Personal fields at the edge: sealed before a command leaves for Kafka,
-//! opened when the read model answers the person (see `platform::pii`).
+//! Personal fields at the edge (a buyer's GSTIN and email): sealed before
+//! a command leaves for Kafka, opened when the read model answers the
+//! person (see `platform::pii`).
 //! Nothing behind the ingress sees them in the clear, so neither a topic
 //! nor a table holds them so; an erased person's fields read as absent.
 
@@ -36,8 +37,13 @@ pub async fn open_cart(vault: &Vault, cart: &mut CartView) -> Result<(), ApiErro
     Ok(())
 }
 
-/// The order's personal fields (the GSTIN of its frozen cart), opened.
+/// The order's personal fields (its buyer's email, the GSTIN of its
+/// frozen cart), opened.
 pub async fn open_order(vault: &Vault, order: &mut OrderView) -> Result<(), ApiError> {
+    order.buyer_email = vault
+        .open_opt(order.buyer_email.as_deref())
+        .await
+        .map_err(pii_error)?;
     let Some(gstin) = order.placed.pointer_mut("/buyer/gstin") else {
         return Ok(());
     };
@@ -56,4 +62,10 @@ fn pii_error(e: PiiError) -> ApiError {
         // The value is not in the message: only what went wrong.
         other => ApiError::Internal(anyhow::anyhow!("personal data: {other}")),
     }
+}
+
+/// An optional stored field (an enrollment's or a case's email), opened.
+pub async fn open_field(vault: &Vault, field: &mut Option<String>) -> Result<(), ApiError> {
+    *field = vault.open_opt(field.as_deref()).await.map_err(pii_error)?;
+    Ok(())
 }

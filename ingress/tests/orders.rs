@@ -2118,13 +2118,15 @@ async fn where_in_clear(env: &TestEnv, needle: &str) -> Vec<String> {
     found
 }
 
-/// A buyer's GSTIN is sealed at the edge: after a whole purchase it is in
-/// no topic's bytes and no table's rows, yet the buyer reads it back. An
-/// erasure destroys the buyer's data key: the GSTIN reads as absent from
-/// then on, the order keeps its money, and the erasure is audited once.
+/// A buyer's GSTIN and email are sealed at the edge: after a whole
+/// purchase they are in no topic's bytes and no table's rows, yet the
+/// buyer reads them back. An erasure destroys the buyer's data key: they
+/// read as absent from then on, the order keeps its money, and the erasure
+/// is audited once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
     const GSTIN: &str = "29ABCDE1234F1Z5";
+    const EMAIL: &str = "gita.private@buyers.example";
     let shop = Shop::open(None).await;
     let cart = shop
         .cart("gita", json!([{"internship_id": "design", "quantity": 1}]))
@@ -2146,7 +2148,7 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
         .await;
     assert_eq!(seen["buyer"]["gstin"], GSTIN, "{seen}");
     let placed: Value = shop
-        .place("gita", json!({ "cart_token": cart }), None)
+        .place("gita", json!({ "cart_token": cart, "email": EMAIL }), None)
         .await
         .json()
         .await
@@ -2159,9 +2161,17 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
         .order_until("gita", &order, |o| o["status"] == "paid")
         .await;
     assert_eq!(paid["placed"]["buyer"]["gstin"], GSTIN, "{paid}");
+    assert_eq!(paid["buyer_email"], EMAIL, "{paid}");
+    // The enrollment it opened carries the address too, opened for her.
+    let mine = shop
+        .enrollments_until("gita", |e| e.len() == 1 && e[0]["email"].is_string())
+        .await;
+    assert_eq!(mine[0]["email"], EMAIL);
 
-    let clear = where_in_clear(&shop.env, GSTIN).await;
-    assert!(clear.is_empty(), "the GSTIN in the clear: {clear:?}");
+    for secret in [GSTIN, EMAIL] {
+        let clear = where_in_clear(&shop.env, secret).await;
+        assert!(clear.is_empty(), "{secret} in the clear: {clear:?}");
+    }
     // The search finds what is there: the order token is in both, and
     // the GSTIN travels sealed.
     assert!(!where_in_clear(&shop.env, &order).await.is_empty());
@@ -2197,6 +2207,7 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
             .any(|o| o["order_token"] == order.as_str() && o["placed"]["buyer"]["gstin"] == GSTIN),
         "{export}"
     );
+    assert_eq!(export["emails"], json!([EMAIL]), "{export}");
 
     // Erased, with one Idempotency-Key sent twice: one audited erasure.
     for _ in 0..2 {
@@ -2213,6 +2224,7 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
     }
     let after = shop.get("gita", &format!("order/{order}")).await;
     assert_eq!(after["placed"]["buyer"]["gstin"], Value::Null, "{after}");
+    assert_eq!(after["buyer_email"], Value::Null, "{after}");
     assert_eq!(after["placed"]["buyer"]["country"], "IN");
     assert_eq!(after["status"], "paid");
     assert_eq!(after["total_minor"], paid["total_minor"]);
@@ -2220,11 +2232,12 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
     assert_eq!(cart_after["buyer"]["gstin"], Value::Null, "{cart_after}");
     let export = shop.get("gita", "me/personal-data").await;
     assert!(
-        !export.to_string().contains(GSTIN),
-        "the export still shows it: {export}"
+        !export.to_string().contains(GSTIN) && !export.to_string().contains(EMAIL),
+        "the export still shows them: {export}"
     );
     assert_eq!(export["orders"][0]["total_minor"], paid["total_minor"]);
     assert!(where_in_clear(&shop.env, GSTIN).await.is_empty());
+    assert!(where_in_clear(&shop.env, EMAIL).await.is_empty());
 
     let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
     let started = Instant::now();

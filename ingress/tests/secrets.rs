@@ -34,6 +34,7 @@ const SERVICES: &[(&str, &[&str], &[&str])] = &[
             "STRIPE_SECRET_KEY",
         ],
     ),
+    ("sinks", &["notifications"], &["PII_MASTER_KEYS"]),
     (
         "gateway-simulator",
         &[],

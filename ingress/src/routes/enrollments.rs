@@ -136,6 +136,10 @@ pub async fn my_enrollments(
         }
         _ => (read().await?, true),
     };
+    let mut enrollments = enrollments;
+    for e in &mut enrollments {
+        crate::personal::open_field(&state.vault, &mut e.email).await?;
+    }
     Ok(Json(EnrollmentList {
         enrollments,
         stale: !seen,
@@ -436,7 +440,7 @@ pub async fn support_cases(
         .map(OrderToken::parse)
         .transpose()
         .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
-    let cases = sqlx::query_as::<_, SupportCaseView>(
+    let mut cases = sqlx::query_as::<_, SupportCaseView>(
         "SELECT case_id, order_token, buyer_user_id, buyer_email, kind, code, reason, internship_id,
                 opened_at, cause_event_id
          FROM support_cases WHERE $1::text IS NULL OR order_token = $1
@@ -445,6 +449,9 @@ pub async fn support_cases(
     .bind(order.as_ref().map(OrderToken::as_str))
     .fetch_all(&state.pool)
     .await?;
+    for case in &mut cases {
+        crate::personal::open_field(&state.vault, &mut case.buyer_email).await?;
+    }
     Ok(Json(SupportCaseList { cases }).into_response())
 }
 

@@ -234,6 +234,15 @@ pub async fn place_order(
             ));
         }
     }
+    // Checked above, sealed here: only the ingress (for the person) and
+    // the notification worker (to send) ever open it.
+    let email = match email {
+        Some(e) => {
+            let person = crate::personal::person(&caller, &token);
+            Some(crate::personal::seal(&state.vault, &person, &e).await?)
+        }
+        None => None,
+    };
     let accepted = send_to_cart(
         &state,
         token.clone(),

@@ -76,7 +76,10 @@ pub async fn export_me(
     for order in &mut orders {
         crate::personal::open_order(&state.vault, order).await?;
     }
-    let enrollments = super::enrollments::enrollments_of(&state.pool, user, None).await?;
+    let mut enrollments = super::enrollments::enrollments_of(&state.pool, user, None).await?;
+    for e in &mut enrollments {
+        crate::personal::open_field(&state.vault, &mut e.email).await?;
+    }
     let mut emails: Vec<String> = orders
         .iter()
         .filter_map(|o| o.buyer_email.clone())

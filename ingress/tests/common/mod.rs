@@ -105,6 +105,16 @@ pub fn secret_envs() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A stored personal field as its person reads it: a sealed value opened
+/// with the tests' master key (`platform::pii`), a plain one as it is.
+pub async fn opened(env: &TestEnv, stored: Option<String>) -> Option<String> {
+    let keys = platform::pii::Keyring::parse(ingress::TEST_PII_MASTER_KEYS).unwrap();
+    platform::pii::Vault::new(env.pool.clone(), keys)
+        .open_opt(stored.as_deref())
+        .await
+        .unwrap()
+}
+
 /// A token for `sub` with `role`, valid for `ttl_secs` (negative: expired).
 pub fn token(sub: &str, role: &str, ttl_secs: i64, secret: &str) -> String {
     let now = std::time::SystemTime::now()

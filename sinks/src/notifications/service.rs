@@ -1,4 +1,5 @@
-//! Wiring for `sinks notifications`: the stage boot, Postgres (migrated),
+//! Wiring for `sinks notifications`: the master keys that open sealed
+//! addresses (`PII_MASTER_KEYS`), the stage boot, Postgres (migrated),
 //! the mail transport, the ops endpoints (`/readyz` adds `postgres` and
 //! `smtp`, the latter failing while sends fail), then both notification
 //! stages until shutdown.
@@ -26,8 +27,12 @@ pub async fn run(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before connecting anywhere: a missing master key stops the worker
+    // at once, naming it.
+    let keyring = platform::pii::Keyring::from_env()?;
     let mut booted = stage::boot(&config, shutdown).await?;
     let deps = crate::service::deps(&config, &booted, MAX_BATCH, 4).await?;
+    let vault = Arc::new(platform::pii::Vault::new(deps.pool.clone(), keyring));
     let sender = Arc::new(Sender::new(&mail).await?);
     tracing::info!(transport = %sender.describe, from = %mail.from, "notifications: sending through");
     let outage = Stall::default();
@@ -40,8 +45,15 @@ pub async fn run(
             async move { state }
         });
     booted.serve_ops(ops_addr).await?;
-    let orders = supervised(Orders, &deps, &sender, &outage, &booted.shutdown);
-    let enrollments = supervised(Enrollments, &deps, &sender, &outage, &booted.shutdown);
+    let orders = supervised(Orders, &deps, &sender, &vault, &outage, &booted.shutdown);
+    let enrollments = supervised(
+        Enrollments,
+        &deps,
+        &sender,
+        &vault,
+        &outage,
+        &booted.shutdown,
+    );
     let (a, b) = tokio::join!(orders, enrollments);
     a.and(b)
 }
@@ -51,6 +63,7 @@ async fn supervised<S: Source + Clone>(
     source: S,
     deps: &SinkDeps,
     sender: &Arc<Sender>,
+    vault: &Arc<platform::pii::Vault>,
     outage: &Stall,
     shutdown: &platform::Shutdown,
 ) -> anyhow::Result<()> {
@@ -62,7 +75,13 @@ async fn supervised<S: Source + Clone>(
         if let Ok(mut p) = deps.positions.lock() {
             p.clear();
         }
-        let mut worker = Worker::new(source.clone(), deps.clone(), sender.clone(), outage.clone());
+        let mut worker = Worker::new(
+            source.clone(),
+            deps.clone(),
+            sender.clone(),
+            vault.clone(),
+            outage.clone(),
+        );
         let stage_deps = deps.stage.clone();
         async move {
             stage::consume(

@@ -46,6 +46,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use platform::kafka::{self, GroupConsumer};
+use platform::pii::{PiiError, Vault};
 use platform::stage::{self, BatchEnd, BatchHandler, Stall, Taken};
 use schemas::records::dead_letter::DeadLetter;
 use schemas::records::enrollment::EnrollmentBook;
@@ -64,6 +65,9 @@ pub trait Source: Send + Sync + 'static {
     /// The stage name: consumer group, metrics label.
     const NAME: &'static str;
     fn topic(&self) -> &'static Topic<Self::Record>;
+    /// The record's email addresses, which may arrive sealed
+    /// (`platform::pii`): the worker opens them before deciding.
+    fn addresses(record: &mut Self::Record) -> Vec<&mut Option<String>>;
     fn decide(&self, record: &Self::Record) -> Result<Vec<Decision>, RenderError>;
 }
 
@@ -76,6 +80,9 @@ impl Source for Orders {
     const NAME: &'static str = "notifications-orders";
     fn topic(&self) -> &'static Topic<OrderSnapshot> {
         &ORDER_SNAPSHOTS
+    }
+    fn addresses(record: &mut OrderSnapshot) -> Vec<&mut Option<String>> {
+        vec![&mut record.buyer_email]
     }
     fn decide(&self, record: &OrderSnapshot) -> Result<Vec<Decision>, RenderError> {
         Ok(decide::order(record)?.into_iter().collect())
@@ -92,6 +99,13 @@ impl Source for Enrollments {
     fn topic(&self) -> &'static Topic<EnrollmentBook> {
         &ENROLLMENT_SNAPSHOTS
     }
+    fn addresses(record: &mut EnrollmentBook) -> Vec<&mut Option<String>> {
+        record
+            .enrollments
+            .iter_mut()
+            .map(|e| &mut e.email)
+            .collect()
+    }
     fn decide(&self, record: &EnrollmentBook) -> Result<Vec<Decision>, RenderError> {
         Ok(decide::enrollments(record))
     }
@@ -107,6 +121,8 @@ pub struct Worker<S: Source> {
     pub source: S,
     pub deps: SinkDeps,
     pub sender: Arc<Sender>,
+    /// Opens sealed addresses (an erased person's read as none: not sent).
+    pub vault: Arc<Vault>,
     /// Set while the transport fails: the process's `smtp` readiness.
     pub outage: Stall,
     group: String,
@@ -115,7 +131,13 @@ pub struct Worker<S: Source> {
 }
 
 impl<S: Source> Worker<S> {
-    pub fn new(source: S, deps: SinkDeps, sender: Arc<Sender>, outage: Stall) -> Worker<S> {
+    pub fn new(
+        source: S,
+        deps: SinkDeps,
+        sender: Arc<Sender>,
+        vault: Arc<Vault>,
+        outage: Stall,
+    ) -> Worker<S> {
         let names = deps.stage.codec.names();
         let group = names.group(S::NAME);
         let topic = names.name(&source.topic().def);
@@ -123,6 +145,7 @@ impl<S: Source> Worker<S> {
             source,
             deps,
             sender,
+            vault,
             outage,
             group,
             topic,
@@ -202,7 +225,7 @@ impl<S: Source> BatchHandler for Worker<S> {
         consumer: &GroupConsumer,
         msgs: &[&OwnedMessage],
     ) -> anyhow::Result<BatchEnd> {
-        let (wanted, mut dead) = self.decide(msgs).await;
+        let (wanted, mut dead) = self.decide(msgs).await?;
         let m = metrics();
         let mut refused: Vec<(Uuid, Kind, String, String)> = Vec::new();
         for w in &wanted {
@@ -282,12 +305,15 @@ impl<S: Source> Worker<S> {
     /// Decodes and decides the batch: the notifications it asks for (each
     /// id once: a batch may hold several snapshots of one paid order), and
     /// the dead letters of records that cannot be decoded or rendered.
-    async fn decide(&self, msgs: &[&OwnedMessage]) -> (Vec<Wanted>, Vec<DeadLetter>) {
+    async fn decide(
+        &self,
+        msgs: &[&OwnedMessage],
+    ) -> Result<(Vec<Wanted>, Vec<DeadLetter>), sqlx::Error> {
         let mut wanted = Vec::new();
         let mut dead = Vec::new();
         let mut seen = HashSet::new();
         for msg in msgs {
-            let record = match stage::take(
+            let mut record = match stage::take(
                 S::NAME,
                 &self.deps.stage.codec,
                 self.source.topic(),
@@ -302,6 +328,15 @@ impl<S: Source> Worker<S> {
                     continue;
                 }
             };
+            match self.open(&mut record.value).await {
+                Ok(()) => {}
+                Err(PiiError::Db(e)) => return Err(e),
+                Err(e) => {
+                    tracing::error!(stage = S::NAME, error = %e, partition = record.partition, offset = record.offset, "an address does not open; sent to the dead letters");
+                    dead.push(stage::dead_letter(S::NAME, msg, &e, "unopenable"));
+                    continue;
+                }
+            }
             match self.source.decide(&record.value) {
                 Ok(decisions) => {
                     for decision in decisions {
@@ -320,7 +355,15 @@ impl<S: Source> Worker<S> {
                 }
             }
         }
-        (wanted, dead)
+        Ok((wanted, dead))
+    }
+
+    /// Opens the record's sealed addresses; an erased one becomes none.
+    async fn open(&self, record: &mut S::Record) -> Result<(), PiiError> {
+        for address in S::addresses(record) {
+            *address = self.vault.open_opt(address.as_deref()).await?;
+        }
+        Ok(())
     }
 
     /// One notification: claim its sent-log row, send, commit (see the
