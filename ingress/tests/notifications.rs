@@ -533,11 +533,13 @@ async fn an_smtp_outage_holds_the_payment_failure_email_until_the_server_is_back
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(mail.messages().is_empty());
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications_sent")
-        .fetch_one(&stack.env.pool)
-        .await
-        .unwrap();
-    assert_eq!(unsent, 0, "a failed send leaves no sent-log row");
+    // A failed send leaves its claim, never a delivery.
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications_sent WHERE delivered")
+            .fetch_one(&stack.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(delivered, 0, "a failed send is not marked delivered");
 
     // Back: the email arrives, once, and the worker is ready again.
     mail.start();
@@ -631,4 +633,97 @@ async fn mail_goes_out_over_starttls_or_implicit_tls_with_a_login() {
         assert_eq!(m["rcpt_tos"], json!([BUYER_EMAIL]), "{tls}: {m}");
         drop(worker);
     }
+}
+
+/// The window between a send and its mark: the worker is killed after
+/// the file transport wrote the confirmation and before its claim was
+/// marked delivered. The next worker finds the claim unmarked, finds the
+/// message on disk, marks it, and writes no second file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_between_sending_and_marking_sends_nothing_twice() {
+    let stack = Stack::open().await;
+    let dir = std::env::temp_dir().join(format!("mail-{}", uuid::Uuid::new_v4().simple()));
+    let dir_s = dir.to_string_lossy().into_owned();
+    let file_worker = |extra: &[(&str, &str)]| {
+        let mut envs = vec![
+            ("NOTIFY_TRANSPORT", "file"),
+            ("NOTIFY_FILE_DIR", dir_s.as_str()),
+            ("NOTIFY_FROM", "InternHub <no-reply@internhub.test>"),
+        ];
+        envs.extend_from_slice(extra);
+        stack.env.child_with("sinks", &["notifications"], &envs)
+    };
+    let mut worker = file_worker(&[("FAULT_HOLD_SENT_MS", "6000")]);
+    worker.wait_ready(Duration::from_secs(60)).await;
+    let (_order, o) = stack.order_with_session("olga").await;
+    let session = o["attempts"][0]["session_id"].as_str().unwrap().to_owned();
+    stack.at_gateway(&session, "pay").await;
+
+    // The confirmation's file is written; its claim is not marked yet.
+    let confirmations = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter(|t| t.contains("Your InternHub order is confirmed"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    while confirmations().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no confirmation written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let unmarked: Vec<bool> = sqlx::query_scalar(
+        "SELECT delivered FROM notifications_sent WHERE kind = 'order_confirmation'",
+    )
+    .fetch_all(&stack.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        unmarked,
+        [false],
+        "killed in flight: sent, claim not marked"
+    );
+    assert!(worker.kill9(), "the worker was running when killed");
+
+    let mut next = file_worker(&[]);
+    next.wait_ready(Duration::from_secs(60)).await;
+    let started = Instant::now();
+    loop {
+        let marked: Vec<bool> = sqlx::query_scalar(
+            "SELECT delivered FROM notifications_sent WHERE kind = 'order_confirmation'",
+        )
+        .fetch_all(&stack.env.pool)
+        .await
+        .unwrap();
+        if marked == [true] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not marked: {marked:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Room for a second file, were one coming.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        confirmations().len(),
+        1,
+        "the confirmation was written twice"
+    );
+    // The sent-log keeps a reference to the address, not the address.
+    let recipient: String = sqlx::query_scalar(
+        "SELECT recipient FROM notifications_sent WHERE kind = 'order_confirmation'",
+    )
+    .fetch_one(&stack.env.pool)
+    .await
+    .unwrap();
+    assert!(!recipient.contains('@'), "{recipient}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

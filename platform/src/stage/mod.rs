@@ -283,6 +283,23 @@ pub async fn fault_hold() {
     }
 }
 
+/// Fault injection for the notification crash test, off unless
+/// `FAULT_HOLD_SENT_MS` is set: each email is held that long after the
+/// transport took it and before it is marked delivered, the window in
+/// which a kill leaves a sent email with an unmarked claim.
+pub async fn fault_hold_sent() {
+    static HOLD: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let hold = HOLD.get_or_init(|| {
+        std::env::var("FAULT_HOLD_SENT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+    });
+    if let Some(d) = hold {
+        tokio::time::sleep(*d).await;
+    }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -239,7 +239,8 @@ fn about_us(code: &str) -> bool {
 }
 
 pub enum Mailer {
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// The development transport, and the folder it writes to.
+    File(AsyncFileTransport<Tokio1Executor>, PathBuf),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
@@ -260,7 +261,7 @@ impl Sender {
                     anyhow::anyhow!("creating the mail folder {}: {e}", dir.display())
                 })?;
                 (
-                    Mailer::File(AsyncFileTransport::new(dir)),
+                    Mailer::File(AsyncFileTransport::new(dir), dir.clone()),
                     format!("file:{}", dir.display()),
                 )
             }
@@ -290,12 +291,33 @@ impl Sender {
         message_id(n.id, &self.domain)
     }
 
+    /// Whether `n` was delivered already, as far as the transport can
+    /// tell: the file transport looks for a message with its Message-ID in
+    /// its folder; an SMTP server cannot be asked (`None`).
+    pub async fn delivered(&self, n: &Notification) -> Option<bool> {
+        let Mailer::File(_, dir) = &self.mailer else {
+            return None;
+        };
+        let header = format!("Message-ID: {}", self.message_id(n));
+        let mut entries = tokio::fs::read_dir(dir).await.ok()?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry.path().extension().is_some_and(|e| e == "eml") {
+                if let Ok(text) = tokio::fs::read_to_string(entry.path()).await {
+                    if text.lines().any(|l| l.eq_ignore_ascii_case(&header)) {
+                        return Some(true);
+                    }
+                }
+            }
+        }
+        Some(false)
+    }
+
     /// Hands `n` to the transport; `Ok` once the server accepted it (or
     /// the file is written).
     pub async fn send(&self, n: &Notification) -> Result<(), SendError> {
         let message = build(n, &self.from, &self.message_id(n))?;
         match &self.mailer {
-            Mailer::File(t) => {
+            Mailer::File(t, _) => {
                 t.send(message).await?;
             }
             Mailer::Smtp(t) => {

@@ -8,21 +8,26 @@
 //! for ([`super::decide`]), then deliver each notification in its own short
 //! Postgres transaction:
 //!
-//! 1. `INSERT` its sent-log row (`notifications_sent`, keyed by the
-//!    notification id) `ON CONFLICT DO NOTHING`: no row inserted means it
-//!    was sent already — skip. A second sender of the same notification
-//!    (a zombie worker, another partition's owner) waits on the row lock
-//!    here and then finds the row.
-//! 2. Send it (SMTP, or the development file transport).
-//! 3. Commit once the server accepted it; roll back if it did not.
+//! 1. Claim it: `INSERT` its sent-log row (`notifications_sent`, keyed by
+//!    the notification id, `delivered = false`) `ON CONFLICT DO NOTHING`,
+//!    committed at once.
+//! 2. Lock the row (`FOR UPDATE`): a second sender of the same
+//!    notification (a zombie worker, another partition's owner) waits
+//!    here, then finds it delivered. Delivered already: skip.
+//! 3. A claim this sender did not make was left by one that stopped
+//!    between its claim and its mark: the development file transport
+//!    looks for the message on disk and, finding it, only marks it.
+//! 4. Send it (SMTP, or the file transport), mark it delivered, commit; a
+//!    failed send rolls back and leaves the claim for the next try.
 //!
 //! Then one transaction records the batch's skips (no address, refused)
-//! and stores its offsets. A crash after a send's commit sends nothing
-//! twice (the re-read batch finds every row); the one window left is
-//! between the server's acceptance and that send's commit (milliseconds):
-//! a crash there sends the email again on restart, with the same
-//! Message-ID, so a recipient's mail system (or a person) can tell it is
-//! the same message. SMTP offers nothing stronger.
+//! and stores its offsets. A crash after a send's mark sends nothing twice
+//! (the re-read batch finds every row delivered). A crash between a send
+//! and its mark (milliseconds) leaves an undelivered claim: the file
+//! transport then finds the file and sends nothing; an SMTP server cannot
+//! be asked, so the email goes again with the same Message-ID, and a
+//! recipient's mail system (or a person) can tell it is the same message.
+//! SMTP offers nothing stronger.
 //!
 //! A send that fails transiently (the server unreachable, a 4xx, a
 //! timeout) ends the batch uncommitted: the stage reports not ready
@@ -374,40 +379,72 @@ impl<S: Source> Worker<S> {
         partition: i32,
         offset: i64,
     ) -> Result<Delivered, DeliverError> {
-        let mut tx = self.deps.pool.begin().await?;
+        // 1. The claim, committed on its own: whoever comes after a crash
+        //    finds it. The recipient is kept as a one-way reference only.
         let claimed: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO notifications_sent (notification_id, kind, subject_key, recipient, subject,
-                                             message_id, source_topic, source_partition, source_offset)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                             message_id, source_topic, source_partition, source_offset,
+                                             delivered)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false)
              ON CONFLICT (notification_id) DO NOTHING
              RETURNING notification_id",
         )
         .bind(n.id)
         .bind(n.kind.as_str())
         .bind(&n.subject_key)
-        .bind(n.to.to_string())
+        .bind(platform::telemetry::token_ref(&n.to.email.to_string()))
         .bind(&n.rendered.subject)
         .bind(self.sender.message_id(n))
         .bind(&self.topic)
         .bind(partition)
         .bind(offset)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.deps.pool)
         .await?;
-        if claimed.is_none() {
+        // 2. The claim locked for the send: a second sender of the same
+        //    notification (a zombie, another owner) waits here.
+        let mut tx = self.deps.pool.begin().await?;
+        let delivered: bool = sqlx::query_scalar(
+            "SELECT delivered FROM notifications_sent WHERE notification_id = $1 FOR UPDATE",
+        )
+        .bind(n.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if delivered {
             tx.rollback().await?;
+            return Ok(Delivered::AlreadySent);
+        }
+        // A claim this sender did not just make was left by one that
+        // stopped after claiming: sent or not? The file transport can
+        // tell; an SMTP server cannot, and the email goes again (the same
+        // Message-ID), the one case a crash repeats an email.
+        if claimed.is_none() && self.sender.delivered(n).await == Some(true) {
+            Self::mark_delivered(&mut tx, n.id).await?;
+            tx.commit().await?;
             return Ok(Delivered::AlreadySent);
         }
         if let Err(e) = self.sender.send(n).await {
             tx.rollback().await?;
             return Err(e.into());
         }
-        // Sent: from here to the commit is the one window in which a crash
-        // sends this email again (with the same Message-ID).
+        stage::fault_hold_sent().await;
+        Self::mark_delivered(&mut tx, n.id).await?;
         if let Err(e) = tx.commit().await {
-            tracing::error!(stage = S::NAME, id = %n.id, error = %e, "email sent but its sent-log row not committed; it will be sent again");
+            tracing::error!(stage = S::NAME, id = %n.id, error = %e, "email sent but not marked delivered; the next sender checks before sending it again");
             return Err(e.into());
         }
         Ok(Delivered::Sent)
+    }
+
+    /// Marks a claimed notification delivered.
+    async fn mark_delivered(
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        id: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE notifications_sent SET delivered = true WHERE notification_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// A transient failure: report not ready, wait, and hand the batch
