@@ -21,6 +21,24 @@ pub fn person(caller: &Caller, cart: &CartToken) -> String {
     }
 }
 
+/// The one-way reference an email address is found by
+/// (`email:<sha256 of the trimmed, lowercased address>`), never the
+/// address itself.
+pub fn email_alias(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    format!("email:{}", hex::encode(digest))
+}
+
+/// Links `email` to `person`'s key, so an admin's erasure by email finds
+/// a guest's data.
+pub async fn link_email(vault: &Vault, email: &str, person: &str) -> Result<(), ApiError> {
+    vault
+        .link(&email_alias(email), person)
+        .await
+        .map_err(pii_error)
+}
+
 /// `value` sealed under `person`'s key.
 pub async fn seal(vault: &Vault, person: &str, value: &str) -> Result<String, ApiError> {
     vault.seal(person, value).await.map_err(pii_error)
@@ -56,7 +74,7 @@ pub async fn open_order(vault: &Vault, order: &mut OrderView) -> Result<(), ApiE
     Ok(())
 }
 
-fn pii_error(e: PiiError) -> ApiError {
+pub(crate) fn pii_error(e: PiiError) -> ApiError {
     match e {
         PiiError::Db(e) => ApiError::from(e),
         // The value is not in the message: only what went wrong.

@@ -37,6 +37,7 @@ const ORDER: &[&str] = &[
     "/api/v1/order",
     "/api/v1/orders/{order_token}/seats/assign",
     "/api/v1/admin/orders/{order_token}/refund",
+    "/api/v1/admin/erasures",
     "/webhooks/razorpay",
     "/webhooks/stripe",
 ];

@@ -2276,6 +2276,130 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
     }
 }
 
+/// A guest has no account to erase themselves: an admin erases them by
+/// the email they gave at checkout. Their GSTIN and address (sealed under
+/// their cart's key, linked to the address's one-way reference) read as
+/// absent afterwards, the order keeps its money, and the audit trail holds
+/// the erasure under the reference, never the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_erases_a_guest_by_the_email_they_gave() {
+    const EMAIL: &str = "Guest.Person@Buyers.example";
+    let shop = Shop::open(None).await;
+    let created: Value = shop
+        .http
+        .post(format!("{}/cart", shop.base))
+        .json(&json!({"items": [{"internship_id": "design", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cart = created["cart_token"].as_str().unwrap().to_owned();
+    let set = shop
+        .http
+        .put(format!("{}/cart/{cart}/buyer", shop.base))
+        .json(&json!({"country": "IN", "state": "KA", "gstin": "29ABCDE1234F1Z5"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 202);
+    let version = set.json::<Value>().await.unwrap()["version"]
+        .as_i64()
+        .unwrap();
+    let seen: Value = shop
+        .http
+        .get(format!("{}/cart/{cart}?version={version}", shop.base))
+        .header("prefer", "wait=30")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["buyer"]["gstin"], "29ABCDE1234F1Z5", "{seen}");
+    let placed: Value = shop
+        .http
+        .post(format!("{}/order", shop.base))
+        .json(&json!({"cart_token": cart, "email": EMAIL}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order = placed["order_token"].as_str().unwrap().to_owned();
+    let read = || async {
+        shop.http
+            .get(format!("{}/order/{order}", shop.base))
+            .header("prefer", "wait=30")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = read().await;
+    assert!(
+        before["buyer_email"]
+            .as_str()
+            .is_some_and(|e| e.eq_ignore_ascii_case(EMAIL)),
+        "{before}"
+    );
+    assert_eq!(before["placed"]["buyer"]["gstin"], "29ABCDE1234F1Z5");
+
+    let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+    let erase = |reason: &'static str| {
+        shop.http
+            .post(format!("{}/admin/erasures", shop.base))
+            .header("authorization", admin.clone())
+            .json(&json!({"email": "  guest.person@buyers.EXAMPLE ", "reason": reason}))
+            .send()
+    };
+    let erased = erase("the guest asked, ticket 4711").await.unwrap();
+    assert_eq!(erased.status(), 200);
+    assert_eq!(erased.json::<Value>().await.unwrap()["erased_keys"], 1);
+    let after = read().await;
+    assert_eq!(after["buyer_email"], Value::Null, "{after}");
+    assert_eq!(after["placed"]["buyer"]["gstin"], Value::Null, "{after}");
+    assert_eq!(after["total_minor"], before["total_minor"]);
+    // Nothing left to erase; a bad request is refused with our body.
+    let again = erase("asked twice").await.unwrap();
+    assert_eq!(again.json::<Value>().await.unwrap()["erased_keys"], 0);
+    let bad = shop
+        .http
+        .post(format!("{}/admin/erasures", shop.base))
+        .header("authorization", admin.clone())
+        .json(&json!({"email": "not an address", "reason": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    // Audited under the address's reference, not the address.
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT subject_id, actor, reason FROM audit_log
+             WHERE action = 'person.erased' AND subject_kind = 'email' ORDER BY at",
+        )
+        .fetch_all(&shop.env.pool)
+        .await
+        .unwrap();
+        if rows.len() == 2 {
+            assert!(
+                rows[0].0.starts_with("email:") && !rows[0].0.contains('@'),
+                "{rows:?}"
+            );
+            assert_eq!(rows[0].1, "admin:ops");
+            assert!(rows[0].2.contains("ticket 4711"), "{rows:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A master key is rotated by re-wrapping the data keys under the new
 /// one: after `rotate`, the old master key can leave `PII_MASTER_KEYS` and
 /// every sealed value still opens; an erased person's values do not.

@@ -269,6 +269,42 @@ impl Vault {
         Ok(!gone.is_empty())
     }
 
+    /// Links `alias` (a one-way reference such as an email's hash) to
+    /// `person`, so [`Vault::erase_alias`] finds their key.
+    pub async fn link(&self, alias: &str, person: &str) -> Result<(), PiiError> {
+        sqlx::query(
+            "INSERT INTO pii_aliases (alias, person) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(alias)
+        .bind(person)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Destroys the data key of every person linked to `alias`, and the
+    /// links; returns how many keys.
+    pub async fn erase_alias(&self, alias: &str) -> Result<u64, PiiError> {
+        let mut tx = self.pool.begin().await?;
+        let gone: Vec<String> = sqlx::query_scalar(
+            "DELETE FROM pii_keys WHERE person IN (SELECT person FROM pii_aliases WHERE alias = $1)
+             RETURNING key_id",
+        )
+        .bind(alias)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pii_aliases WHERE alias = $1")
+            .bind(alias)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &gone {
+            cache.insert(id.clone(), (Instant::now(), None));
+        }
+        Ok(gone.len() as u64)
+    }
+
     /// Re-wraps every data key not wrapped by the current master key;
     /// returns how many. Run after putting a new master key first in
     /// `PII_MASTER_KEYS`, before removing the old one.

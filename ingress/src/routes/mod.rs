@@ -65,6 +65,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .routes(utoipa_axum::routes!(admin::refund_order))
         .routes(utoipa_axum::routes!(enrollments::support_cases))
         .routes(utoipa_axum::routes!(audit::audit_trail))
+        .routes(utoipa_axum::routes!(privacy::erase_by_email))
         .route_layer(axum::middleware::from_fn_with_state(
             keys,
             idempotency::layer,

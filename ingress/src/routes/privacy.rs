@@ -152,3 +152,81 @@ pub async fn erase_me(
         .await?;
     Ok(Json(Erased { erased }).into_response())
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseByEmail {
+    /// The address the person gave (a guest at checkout, or a buyer).
+    pub email: String,
+    /// Why (the person's request, its ticket): kept in the audit trail.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErasedByEmail {
+    /// How many data keys were destroyed (each guest cart or buyer the
+    /// address placed orders as).
+    pub erased_keys: u64,
+}
+
+/// Erase a person by email (a guest has no account to do it themselves):
+/// the data keys of every order placed with the address are destroyed.
+/// The audit trail records the erasure under the address's one-way
+/// reference, never the address.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/erasures",
+    tag = "admin",
+    request_body(content = EraseByEmail, example = json!({"email": "guest@example.com", "reason": "the guest asked by email, ticket 4711"})),
+    responses(
+        (status = 200, description = "erased", body = ErasedByEmail),
+        (status = 401, description = "no or invalid token", body = ErrorBody),
+        (status = 403, description = "not an admin", body = ErrorBody),
+        (status = 422, description = "a malformed email or an empty reason", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn erase_by_email(
+    State(state): State<AppState>,
+    crate::auth::Admin(admin): crate::auth::Admin,
+    ids: CommandIds,
+    crate::extract::ApiJson(input): crate::extract::ApiJson<EraseByEmail>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let email = match schemas::values::Email::parse(&input.email) {
+        Ok(e) => Some(String::from(e)),
+        Err(e) => {
+            errors.push(format!("email: {e}"));
+            None
+        }
+    };
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        errors.push("reason: 1-500 characters".into());
+    }
+    let (Some(email), true) = (email, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let alias = crate::personal::email_alias(&email);
+    let erased_keys = state
+        .vault
+        .erase_alias(&alias)
+        .await
+        .map_err(crate::personal::pii_error)?;
+    let command_id = ids.command(0).to_string();
+    state
+        .commands
+        .audit(AuditedChange {
+            actor: format!("admin:{}", admin.id),
+            person: None,
+            command_id: &command_id,
+            action: "person.erased",
+            subject_kind: "email",
+            subject_id: &alias,
+            offset: 0,
+            reason: format!("{reason} ({erased_keys} data key(s) destroyed)"),
+            amount: None,
+        })
+        .await?;
+    Ok(Json(ErasedByEmail { erased_keys }).into_response())
+}
