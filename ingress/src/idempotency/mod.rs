@@ -117,11 +117,16 @@ const GUEST_KEY_RULE: &str =
      more random letters and digits): guests share one key space, and another guest who sent the \
      same key and body would be answered as you";
 
-/// Whether a key is too random to guess: at least 32 letters and digits,
-/// at least 10 of them different (a UUIDv4 is; "order-1" or 32 × "a" are
-/// not). Guests share one key space and a new cart's token is derived from
-/// the key, so for a guest the key is as good as a secret.
+/// Whether a key is too random to guess: a random UUID (version 4), or
+/// at least 32 letters and digits, at least 10 of them different
+/// ("order-1" or 32 × "a" are not). A UUIDv4 is taken by its form, not by
+/// counting: one in a few thousand uses fewer than ten hex digits.
+/// Guests share one key space and a new cart's token is derived from the
+/// key, so for a guest the key is as good as a secret.
 pub fn unguessable(key: &str) -> bool {
+    if uuid::Uuid::parse_str(key).is_ok_and(|u| u.get_version_num() == 4) {
+        return true;
+    }
     let alnum: Vec<u8> = key.bytes().filter(u8::is_ascii_alphanumeric).collect();
     let mut distinct = alnum.clone();
     distinct.sort_unstable();
@@ -463,6 +468,10 @@ mod tests {
     #[test]
     fn a_guests_key_must_be_unguessable() {
         assert!(unguessable(&uuid::Uuid::new_v4().to_string()));
+        // A random UUID whose hex uses only nine digits: still random.
+        assert!(unguessable("242ab6ba-5666-4315-ab71-31a11763665b"));
+        // A UUID of another version is counted like any other key.
+        assert!(!unguessable("00000000-0000-1000-8000-000000000000"));
         assert!(unguessable("Zx81q0MvP3a7Lk2W9bNc4Rt6Ys5Hd1Jf"));
         assert!(!unguessable("order-1"));
         assert!(!unguessable(&"a".repeat(40)));
