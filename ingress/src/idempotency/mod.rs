@@ -120,7 +120,7 @@ const GUEST_KEY_RULE: &str =
 /// Whether a key is too random to guess: a random UUID (version 4), or
 /// at least 32 letters and digits, at least 10 of them different
 /// ("order-1" or 32 × "a" are not). A UUIDv4 is taken by its form, not by
-/// counting: one in a few thousand uses fewer than ten hex digits.
+/// counting: about one in ten thousand uses fewer than ten hex digits.
 /// Guests share one key space and a new cart's token is derived from the
 /// key, so for a guest the key is as good as a secret.
 pub fn unguessable(key: &str) -> bool {
