@@ -1547,9 +1547,17 @@ async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // The second send may still be on its way: give it the time the
-    // first one took, then count.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Each answer came once its events were acknowledged: whatever the
+    // two requests wrote is on the topic now, under one id.
+    let ids: std::collections::BTreeSet<String> = shop
+        .env
+        .decoded(&schemas::topics::AUDIT_EVENTS)
+        .await
+        .into_iter()
+        .filter(|e| e.subject_kind == "fx_rate" && e.subject_id == "EUR")
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
     let n: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE subject_kind = 'fx_rate' AND subject_id = 'EUR'",
     )
@@ -2257,7 +2265,17 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
             .unwrap();
         let events = trail["events"].as_array().cloned().unwrap_or_default();
         if !events.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Both erasures were answered once their events were
+            // acknowledged: the topic holds everything they wrote.
+            let ids: std::collections::BTreeSet<String> = shop
+                .env
+                .decoded(&schemas::topics::AUDIT_EVENTS)
+                .await
+                .into_iter()
+                .filter(|e| e.action == "person.erased" && e.subject_id == "gita")
+                .map(|e| e.event_id)
+                .collect();
+            assert_eq!(ids.len(), 1, "{ids:?}");
             let n: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM audit_log WHERE action = 'person.erased' AND subject_id = 'gita'",
             )

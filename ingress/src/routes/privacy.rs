@@ -130,7 +130,7 @@ pub async fn erase_me(
         .vault
         .erase(&format!("user:{user}"))
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("erasure: {e}")))?;
+        .map_err(crate::personal::pii_error)?;
     let command_id = ids.command(0).to_string();
     state
         .commands
