@@ -51,6 +51,8 @@ pub struct Claims {
 /// An authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// A customer's pseudonym (`platform::pii::Pseudonyms::user` of the
+    /// token's subject); an admin's subject as it is.
     pub id: String,
     pub role: Role,
     /// The token's `email` claim, when it holds an address.
@@ -130,10 +132,16 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     max_lifetime_secs: u64,
+    /// A customer is known by the pseudonym of their token's subject,
+    /// never the subject itself: it is what every topic and table holds.
+    pseudonyms: platform::pii::Pseudonyms,
 }
 
 impl Verifier {
-    pub fn new(config: &AuthConfig) -> anyhow::Result<Arc<Verifier>> {
+    pub fn new(
+        config: &AuthConfig,
+        pseudonyms: platform::pii::Pseudonyms,
+    ) -> anyhow::Result<Arc<Verifier>> {
         let jwks = match &config.jwks_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -160,6 +168,7 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             max_lifetime_secs: config.max_lifetime_secs.unwrap_or(MAX_LIFETIME_SECS),
+            pseudonyms,
         }))
     }
 
@@ -215,8 +224,14 @@ impl Verifier {
         if sub.is_empty() || sub.len() > 128 || sub.chars().any(char::is_control) {
             return Err("invalid subject".into());
         }
+        // Customers are known by a pseudonym; staff by their account, which
+        // is what an audit trail of their changes must name.
+        let id = match data.claims.role {
+            Role::Admin => sub,
+            Role::User => self.pseudonyms.user(&sub),
+        };
         Ok(User {
-            id: sub,
+            id,
             role: data.claims.role,
             // A malformed claim is ignored rather than refusing the token:
             // the address is a convenience, the identity is `sub`.
@@ -386,8 +401,12 @@ mod tests {
             issuer: issuer.map(Into::into),
             audience: audience.map(Into::into),
             max_lifetime_secs: None,
-        })
+        }, pseudonyms())
         .unwrap()
+    }
+
+    fn pseudonyms() -> platform::pii::Pseudonyms {
+        platform::pii::Pseudonyms::from_key([9; 32])
     }
 
     #[test]
@@ -409,7 +428,7 @@ mod tests {
             hs256_secret: Some(SECRET.into()),
             max_lifetime_secs: Some(600),
             ..AuthConfig::default()
-        })
+        }, pseudonyms())
         .unwrap();
         assert!(strict.verify(&token(&within, SECRET)).is_err());
         assert!(strict.verify(&token(&claims(), SECRET)).is_ok());
@@ -421,7 +440,7 @@ mod tests {
         assert_eq!(
             v.verify(&token(&claims(), SECRET)),
             Ok(User {
-                id: "u1".into(),
+                id: pseudonyms().user("u1"),
                 role: Role::User,
                 email: None,
             })
@@ -430,7 +449,9 @@ mod tests {
             role: Role::Admin,
             ..claims()
         };
-        assert_eq!(v.verify(&token(&admin, SECRET)).unwrap().role, Role::Admin);
+        let staff = v.verify(&token(&admin, SECRET)).unwrap();
+        assert_eq!(staff.role, Role::Admin);
+        assert_eq!(staff.id, "u1", "staff are named by their account");
     }
 
     #[test]
@@ -523,7 +544,7 @@ mod tests {
             hs256_secret: Some("short".into()),
             ..AuthConfig::default()
         };
-        assert!(Verifier::new(&short).is_err());
+        assert!(Verifier::new(&short, pseudonyms()).is_err());
     }
 
     /// A throwaway RSA key made for this test (`openssl genrsa 2048`) and its
@@ -536,13 +557,14 @@ mod tests {
         let v = Verifier::new(&AuthConfig {
             jwks_file: Some(jwks.into()),
             ..AuthConfig::default()
-        })
+        }, pseudonyms())
         .unwrap();
         let key = EncodingKey::from_rsa_pem(TEST_RSA_KEY.as_bytes()).unwrap();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some("test-key-1".into());
         let good = encode(&header, &claims(), &key).unwrap();
-        assert_eq!(v.verify(&good).map(|u| u.id), Ok("u1".to_owned()));
+        // The user is known by the subject's pseudonym, never the subject.
+        assert_eq!(v.verify(&good).map(|u| u.id), Ok(pseudonyms().user("u1")));
         header.kid = Some("unknown".into());
         assert!(v
             .verify(&encode(&header, &claims(), &key).unwrap())

@@ -212,6 +212,8 @@ pub struct AppState {
     pub commands: commands::CommandWriter,
     /// Seals personal fields on their way in, opens them on their way out.
     pub vault: Arc<platform::pii::Vault>,
+    /// Users' pseudonyms and emails' blind indexes.
+    pub pseudonyms: platform::pii::Pseudonyms,
     pub pool: PgPool,
     pub waiters: Arc<waiters::VersionWaiters>,
     pub pricing: Arc<rules::pricing::PricingPolicy>,
@@ -254,6 +256,7 @@ impl Application {
             .kafka(producer.clone())
             .registry(p.schema_registry_url.clone())
             .postgres(pool.clone());
+        let vault = Arc::new(platform::pii::Vault::new(pool.clone(), config.pii.clone()));
         let state = AppState {
             commands: commands::CommandWriter::new(
                 producer,
@@ -261,7 +264,16 @@ impl Application {
                 config.ack_timeout,
                 table_versions::TableVersions::follow(&p.kafka_brokers, codec.names()).await?,
             ),
-            vault: Arc::new(platform::pii::Vault::new(pool.clone(), config.pii.clone())),
+            // The sinks' migrations make `pii_keys`: a fresh stack may
+            // start the ingress first.
+            pseudonyms: platform::startup::patiently(
+                "the pseudonym key (pii_keys)",
+                platform::startup::wait_limit()?,
+                |e: &platform::pii::PiiError| matches!(e, platform::pii::PiiError::Db(_)),
+                || vault.pseudonyms(),
+            )
+            .await?,
+            vault,
             pool,
             waiters,
             pricing: Arc::new(config.pricing.clone()),
@@ -269,7 +281,7 @@ impl Application {
             return_urls: Arc::new(config.return_urls.clone()),
             webhooks: Arc::new(config.webhooks.clone()),
         };
-        let verifier = auth::Verifier::new(&config.auth)?;
+        let verifier = auth::Verifier::new(&config.auth, state.pseudonyms.clone())?;
         let groups = routes::Groups {
             api: rate_limit::Limiter::new(
                 "api",

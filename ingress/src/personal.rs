@@ -1,16 +1,18 @@
-//! Personal fields at the edge (a buyer's GSTIN and email): sealed before
+//! Personal fields at the edge (a buyer's GSTIN and email, a seat
+//! holder's email): sealed before
 //! a command leaves for Kafka, opened when the read model answers the
 //! person (see `platform::pii`).
 //! Nothing behind the ingress sees them in the clear, so neither a topic
 //! nor a table holds them so; an erased person's fields read as absent.
 
-use platform::pii::{PiiError, Vault};
+use platform::pii::{PiiError, Pseudonyms, Vault};
 use schemas::values::CartToken;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::read_model::orders::OrderView;
 use crate::read_model::CartView;
+use crate::AppState;
 
 /// Whose data key seals what `caller` writes to `cart`: a signed-in
 /// person's own, or, for a guest, one of the cart's.
@@ -22,21 +24,60 @@ pub fn person(caller: &Caller, cart: &CartToken) -> String {
 }
 
 /// The one-way reference an email address is found by
-/// (`email:<sha256 of the trimmed, lowercased address>`), never the
-/// address itself.
-pub fn email_alias(email: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    format!("email:{}", hex::encode(digest))
+/// (`email:<its blind index>`), never the address itself.
+pub fn email_alias(pseudonyms: &Pseudonyms, email: &str) -> String {
+    format!("email:{}", pseudonyms.email(email))
+}
+
+/// The one-way reference a user's erasure finds the keys of their guest
+/// carts by.
+pub fn user_alias(user: &str) -> String {
+    format!("user:{user}")
 }
 
 /// Links `email` to `person`'s key, so an admin's erasure by email finds
 /// a guest's data.
-pub async fn link_email(vault: &Vault, email: &str, person: &str) -> Result<(), ApiError> {
-    vault
-        .link(&email_alias(email), person)
+pub async fn link_email(
+    state: &AppState,
+    email: &str,
+    person: &str,
+) -> Result<(), ApiError> {
+    state
+        .vault
+        .link(&email_alias(&state.pseudonyms, email), person)
         .await
         .map_err(pii_error)
+}
+
+/// Links a guest cart's key to the user who signs in with it: their own
+/// erasure destroys it too.
+pub async fn link_guest_cart(
+    vault: &Vault,
+    user: &str,
+    cart: &CartToken,
+) -> Result<(), ApiError> {
+    vault
+        .link(&user_alias(user), &format!("cart:{}", cart.as_str()))
+        .await
+        .map_err(pii_error)
+}
+
+/// `email` sealed under `person`'s key, with its blind index (so seats
+/// compare addresses unopened).
+pub async fn seal_email(state: &AppState, person: &str, email: &str) -> Result<String, ApiError> {
+    state
+        .vault
+        .seal_email(person, email, &state.pseudonyms)
+        .await
+        .map_err(pii_error)
+}
+
+/// Whose data key seals a seat holder's address: their own, named by the
+/// address's blind index, and found by an erasure by that address.
+pub async fn seat_holder(state: &AppState, email: &str) -> Result<String, ApiError> {
+    let person = format!("holder:{}", state.pseudonyms.email(email));
+    link_email(state, email, &person).await?;
+    Ok(person)
 }
 
 /// `value` sealed under `person`'s key.

@@ -146,7 +146,7 @@ impl Shop {
     }
 }
 
-fn created(events: &[EnrollmentEvent]) -> Vec<(String, i32, bool, Option<String>)> {
+fn created_sealed(events: &[EnrollmentEvent]) -> Vec<(String, i32, bool, Option<String>)> {
     let mut out: Vec<_> = events
         .iter()
         .filter_map(|e| match &e.event {
@@ -159,6 +159,23 @@ fn created(events: &[EnrollmentEvent]) -> Vec<(String, i32, bool, Option<String>
             EnrollmentEventKind::EnrollmentFailed(_) => None,
         })
         .collect();
+    out.sort();
+    out
+}
+
+/// As [`created_sealed`], each email opened: every one travels sealed,
+/// with its blind index.
+async fn created(env: &TestEnv, events: &[EnrollmentEvent]) -> Vec<(String, i32, bool, Option<String>)> {
+    let mut out = Vec::new();
+    for (internship, seats, access, email) in created_sealed(events) {
+        if let Some(e) = &email {
+            assert!(
+                schemas::sealed::blind_index(e).is_some(),
+                "an email sealed with its index on the topic: {e}"
+            );
+        }
+        out.push((internship, seats, access, common::opened(env, email).await));
+    }
     out.sort();
     out
 }
@@ -345,7 +362,7 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
     // Every new enrollment was an event: the block and three seats, once each.
     let events = shop.events_until(4).await;
     assert_eq!(
-        created(&events),
+        created(&shop.env, &events).await,
         [
             (
                 "data-science".to_owned(),
@@ -368,9 +385,47 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
             ("data-science".to_owned(), 3, false, None),
         ]
     );
+    // Seat holders' addresses rest sealed: in no topic's bytes, no table's
+    // rows; the buyer reads them opened (above). One holder's address
+    // sealed twice (the repeat) compares by its blind index: one seat.
+    for email in ["asha@example.com", "Ravi@example.com", "ravi@example.com", "chen@example.com"] {
+        assert!(
+            common::where_in_clear(&shop.env, email).await.is_empty(),
+            "{email} in the clear"
+        );
+    }
+    // A holder erased by their address (each has a key of their own):
+    // their seat stays, its address reads as absent; the others' do not.
+    let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
+    let erased: Value = shop
+        .http
+        .post(format!("{}/admin/erasures", shop.base))
+        .header("authorization", &admin)
+        .header("idempotency-key", "erase-asha-1")
+        .json(&json!({"email": "Asha@example.com", "reason": "she asked"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(erased["erased_keys"], 1, "{erased}");
+    let list = shop.enrollments_until("maya", |_| true).await;
+    let mut seats: Vec<Value> = list
+        .iter()
+        .filter(|e| e["seat_of"] == block(&list)["enrollment_id"])
+        .map(|e| e["email"].clone())
+        .collect();
+    seats.sort_by_key(|e| e.to_string());
+    assert_eq!(
+        seats,
+        [json!("Ravi@example.com"), json!("chen@example.com"), Value::Null]
+    );
+    // Known by a pseudonym on the topic, never the account's id.
+    let maya = common::pseudonym(&shop.env, "maya").await;
     for e in &events {
-        assert_eq!(e.buyer_key, "maya");
-        assert_eq!(e.buyer_user_id.as_deref(), Some("maya"));
+        assert_eq!(e.buyer_key, maya);
+        assert_eq!(e.buyer_user_id.as_deref(), Some(maya.as_str()));
         assert_eq!(e.order_token, order);
     }
     let mut ids: Vec<_> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -413,7 +468,7 @@ async fn an_internship_closed_after_placement_fails_its_line_and_opens_a_support
     // One EnrollmentCreated (design), one EnrollmentFailed (data-science).
     let events = shop.events_until(2).await;
     // The buyer's address travels sealed; opened, it is hers.
-    let mut lines = created(&events);
+    let mut lines = created_sealed(&events);
     assert!(
         lines[0]
             .3
@@ -464,8 +519,9 @@ async fn an_internship_closed_after_placement_fails_its_line_and_opens_a_support
     assert_eq!(case.code, "internship_closed");
     assert_eq!(case.reason, failed.reason);
     assert_eq!(case.internship_id.as_deref(), Some("data-science"));
-    assert_eq!(case.buyer_key, "nora");
-    assert_eq!(case.buyer_user_id.as_deref(), Some("nora"));
+    let nora = common::pseudonym(&shop.env, "nora").await;
+    assert_eq!(case.buyer_key, nora);
+    assert_eq!(case.buyer_user_id.as_deref(), Some(nora.as_str()));
     assert_eq!(
         common::opened(&shop.env, case.buyer_email.clone())
             .await
@@ -501,7 +557,7 @@ async fn an_internship_closed_after_placement_fails_its_line_and_opens_a_support
     assert_eq!(rows.len(), 1, "{listed}");
     assert_eq!(rows[0]["case_id"], case.case_id.as_str());
     assert_eq!(rows[0]["order_token"], order.as_str());
-    assert_eq!(rows[0]["buyer_user_id"], "nora");
+    assert_eq!(rows[0]["buyer_user_id"], nora.as_str());
     assert_eq!(rows[0]["code"], "internship_closed");
     assert_eq!(rows[0]["reason"], case.reason.as_str());
     let buyer = shop

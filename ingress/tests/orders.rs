@@ -334,7 +334,11 @@ async fn a_cart_is_placed_as_one_order_with_its_breakdown_frozen() {
     assert_eq!(o["status"], "awaiting_payment", "{o}");
     assert!(o.get("cart_token").is_none(), "a bearer secret: {o}");
     assert!(o["placed"].get("share_token").is_none(), "{o}");
-    assert_eq!(o["buyer_user_id"], "alice");
+    assert_eq!(
+        o["buyer_user_id"],
+        common::pseudonym(&shop.env, "alice").await.as_str(),
+        "known by a pseudonym"
+    );
     assert_eq!(o["total_minor"], cart_view["total_minor"], "{o}");
     assert_eq!(o["tax_total_minor"], cart_view["tax_total_minor"]);
     assert_eq!(o["placed"]["lines"][0]["internship_id"], "rust-backend");
@@ -1401,6 +1405,7 @@ async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
     // The refund's last word on access comes from the enrollment
     // processor, after the order's.
     let trail = shop.audit_until(&order, "enrollment.revoked").await;
+    let vera = common::pseudonym(&shop.env, "vera").await;
 
     let actions: Vec<&str> = trail
         .iter()
@@ -1442,7 +1447,7 @@ async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
     for e in &trail {
         assert_eq!(e["subject_id"], order.as_str(), "{e}");
         if e["action"] != "enrollment.revoked" {
-            assert_eq!(e["person"], "vera", "{e}");
+            assert_eq!(e["person"], vera.as_str(), "{e}");
         }
         assert!(!e["correlation_id"].as_str().unwrap().is_empty(), "{e}");
     }
@@ -1452,7 +1457,7 @@ async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
         "the buyer asked within 14 days"
     );
     assert_eq!(by("order.paid")["actor"], "razorpay");
-    assert_eq!(by("order.placed")["actor"], "user:vera");
+    assert_eq!(by("order.placed")["actor"], format!("user:{vera}"));
     for money in ["order.paid", "order.refunded", "refund.requested"] {
         assert_eq!(by(money)["amount_minor"], paid["total_minor"], "{money}");
         assert_eq!(by(money)["currency"], paid["currency"], "{money}");
@@ -1469,7 +1474,7 @@ async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
         .json()
         .await
         .unwrap();
-    let hers = trail.iter().filter(|e| e["person"] == "vera").count();
+    let hers = trail.iter().filter(|e| e["person"] == vera.as_str()).count();
     assert_eq!(mine["events"].as_array().unwrap().len(), hers);
     let before: Value = shop
         .http
@@ -2083,47 +2088,80 @@ async fn a_coupon_that_runs_out_before_payment_reopens_the_cart_and_the_buyer_pa
 // Personal data sealed at rest
 // ---------------------------------------------------------------------------
 
-/// Every topic's records (committed or not) and every table's rows that
-/// hold `needle` in the clear, as `topic` / `table` names.
-async fn where_in_clear(env: &TestEnv, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for def in schemas::topics::ALL {
-        let hits = env
-            .read_topic(def, false)
-            .await
-            .iter()
-            .filter(|r| {
-                [&r.key, &r.value].iter().any(|b| {
-                    b.as_deref()
-                        .is_some_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-                })
-            })
-            .count();
-        if hits > 0 {
-            found.push(format!("topic {} ({hits})", def.name));
-        }
-    }
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    assert!(tables.iter().any(|t| t == "orders"), "{tables:?}");
-    for table in tables {
-        let hits: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM \"{table}\" t WHERE t::text ILIKE '%' || $1 || '%'"
-        ))
-        .bind(needle)
-        .fetch_one(&env.pool)
+/// What a guest typed before signing in is sealed under the guest cart's
+/// key; signing in links that key to the person, so their own erasure
+/// destroys it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_erasure_reaches_the_guest_cart_they_signed_in_with() {
+    const GSTIN: &str = "27AAPFU0939F1ZV";
+    let shop = Shop::open(None).await;
+    let key = || uuid::Uuid::new_v4().to_string();
+    let created: Value = shop
+        .http
+        .post(format!("{}/cart", shop.base))
+        .header("idempotency-key", key())
+        .json(&json!({"items": [{"internship_id": "design", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-        if hits > 0 {
-            found.push(format!("table {table} ({hits})"));
-        }
-    }
-    found
+    let cart = created["cart_token"].as_str().unwrap().to_owned();
+    let set: Value = shop
+        .http
+        .put(format!("{}/cart/{cart}/buyer", shop.base))
+        .header("idempotency-key", key())
+        .json(&json!({"country": "IN", "state": "MH", "gstin": GSTIN}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let version = set["version"].as_i64().unwrap();
+    let seen: Value = shop
+        .http
+        .get(format!("{}/cart/{cart}?version={version}", shop.base))
+        .header("prefer", "wait=30")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["buyer"]["gstin"], GSTIN, "the guest's, opened: {seen}");
+    let login = shop
+        .http
+        .post(format!("{}/cart/{cart}/auth/login", shop.base))
+        .header("authorization", Shop::bearer("hana"))
+        .header("idempotency-key", key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 202);
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(login["cart_token"], cart.as_str(), "attached: {login}");
+    let attached = login["guest_cart_version"].as_i64().unwrap();
+    assert!(attached > version);
+    let seen = shop
+        .get("hana", &format!("cart/{cart}?version={attached}"))
+        .await;
+    assert_eq!(seen["buyer"]["gstin"], GSTIN, "hers now, opened: {seen}");
+
+    let erased = shop
+        .http
+        .delete(format!("{}/me/personal-data", shop.base))
+        .header("authorization", Shop::bearer("hana"))
+        .header("idempotency-key", key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
+    assert_eq!(erased.json::<Value>().await.unwrap()["erased"], true);
+    let after = shop.get("hana", &format!("cart/{cart}")).await;
+    assert_eq!(after["buyer"]["gstin"], Value::Null, "{after}");
+    assert_eq!(after["buyer"]["state"], "MH", "the rest kept: {after}");
 }
 
 /// A buyer's GSTIN and email are sealed at the edge: after a whole
@@ -2177,13 +2215,13 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
     assert_eq!(mine[0]["email"], EMAIL);
 
     for secret in [GSTIN, EMAIL] {
-        let clear = where_in_clear(&shop.env, secret).await;
+        let clear = common::where_in_clear(&shop.env, secret).await;
         assert!(clear.is_empty(), "{secret} in the clear: {clear:?}");
     }
     // The search finds what is there: the order token is in both, and
     // the GSTIN travels sealed.
-    assert!(!where_in_clear(&shop.env, &order).await.is_empty());
-    let sealed = where_in_clear(&shop.env, schemas::sealed::PREFIX).await;
+    assert!(!common::where_in_clear(&shop.env, &order).await.is_empty());
+    let sealed = common::where_in_clear(&shop.env, schemas::sealed::PREFIX).await;
     for place in [
         "topic cart.commands",
         "topic order.snapshots",
@@ -2198,7 +2236,8 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
 
     // The export holds it, opened, with the rest of what we keep.
     let export = shop.get("gita", "me/personal-data").await;
-    assert_eq!(export["user_id"], "gita");
+    let gita = common::pseudonym(&shop.env, "gita").await;
+    assert_eq!(export["user_id"], gita.as_str());
     assert!(
         export["carts"]
             .as_array()
@@ -2244,8 +2283,8 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
         "the export still shows them: {export}"
     );
     assert_eq!(export["orders"][0]["total_minor"], paid["total_minor"]);
-    assert!(where_in_clear(&shop.env, GSTIN).await.is_empty());
-    assert!(where_in_clear(&shop.env, EMAIL).await.is_empty());
+    assert!(common::where_in_clear(&shop.env, GSTIN).await.is_empty());
+    assert!(common::where_in_clear(&shop.env, EMAIL).await.is_empty());
 
     let admin = format!("Bearer {}", token("ops", "admin", 600, JWT_SECRET));
     let started = Instant::now();
@@ -2253,7 +2292,7 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
         let trail: Value = shop
             .http
             .get(format!(
-                "{}/admin/audit?subject_kind=person&subject_id=gita",
+                "{}/admin/audit?subject_kind=person&subject_id={gita}",
                 shop.base
             ))
             .header("authorization", &admin)
@@ -2272,18 +2311,19 @@ async fn a_gstin_rests_sealed_everywhere_and_an_erasure_makes_it_unreadable() {
                 .decoded(&schemas::topics::AUDIT_EVENTS)
                 .await
                 .into_iter()
-                .filter(|e| e.action == "person.erased" && e.subject_id == "gita")
+                .filter(|e| e.action == "person.erased" && e.subject_id == gita)
                 .map(|e| e.event_id)
                 .collect();
             assert_eq!(ids.len(), 1, "{ids:?}");
             let n: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM audit_log WHERE action = 'person.erased' AND subject_id = 'gita'",
+                "SELECT count(*) FROM audit_log WHERE action = 'person.erased' AND subject_id = $1",
             )
+            .bind(&gita)
             .fetch_one(&shop.env.pool)
             .await
             .unwrap();
             assert_eq!(n, 1, "{trail}");
-            assert_eq!(events[0]["actor"], "user:gita");
+            assert_eq!(events[0]["actor"], format!("user:{gita}"));
             break;
         }
         assert!(

@@ -116,16 +116,22 @@ impl Keyring {
     }
 
     fn unwrap(&self, key_id: &str, master_id: &str, wrapped: &[u8]) -> Result<Aes256Gcm, PiiError> {
+        let mut key = self.unwrap_raw(key_id, master_id, wrapped)?;
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
+        key.fill(0);
+        Ok(cipher)
+    }
+
+    fn unwrap_raw(&self, key_id: &str, master_id: &str, wrapped: &[u8]) -> Result<[u8; 32], PiiError> {
         let (_, master) = self
             .masters
             .iter()
             .find(|(id, _)| id == master_id)
             .ok_or_else(|| PiiError::UnknownMaster(master_id.to_owned()))?;
-        let key = open_bytes(master, key_id, wrapped)?;
-        if key.len() != 32 {
-            return Err(PiiError::Corrupt(format!("data key {key_id}")));
-        }
-        Ok(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)))
+        let mut key = open_bytes(master, key_id, wrapped)?;
+        let raw: Result<[u8; 32], _> = key.as_slice().try_into();
+        key.fill(0);
+        raw.map_err(|_| PiiError::Corrupt(format!("data key {key_id}")))
     }
 }
 
@@ -178,6 +184,54 @@ impl Opened {
             Opened::Plain(v) => Some(v),
             Opened::Erased => None,
         }
+    }
+}
+
+/// The `pii_keys` owner of the pseudonym key: not a person (people are
+/// `user:`, `cart:`, `holder:`), so no erasure ever names it.
+const PSEUDONYM_KEY_OWNER: &str = "pseudonyms";
+
+/// Keyed one-way references (HMAC-SHA256): a user's pseudonymous id, an
+/// email's blind index. Equal inputs give equal references, so topics and
+/// tables can be joined and rules can compare, but without the key no one
+/// can tell whose they are, nor confirm a guess. Its `Debug` hides the key.
+#[derive(Clone)]
+pub struct Pseudonyms {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonyms(..)")
+    }
+}
+
+impl Pseudonyms {
+    /// From a raw key (tests; services ask [`Vault::pseudonyms`]).
+    pub fn from_key(key: [u8; 32]) -> Pseudonyms {
+        Pseudonyms { key }
+    }
+
+    /// The pseudonymous id of the user a token's subject names
+    /// (`u_` and 128 bits in hex): what every topic and table knows them by.
+    pub fn user(&self, subject: &str) -> String {
+        format!("u_{}", self.mac("user", subject))
+    }
+
+    /// The blind index of an email (`e_` and 128 bits in hex), over the
+    /// trimmed, lowercased address.
+    pub fn email(&self, email: &str) -> String {
+        format!("e_{}", self.mac("email", &email.trim().to_lowercase()))
+    }
+
+    fn mac(&self, domain: &str, value: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .expect("HMAC takes a key of any length");
+        mac.update(domain.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 }
 
@@ -347,6 +401,45 @@ impl Vault {
         Ok(n)
     }
 
+    /// An email sealed under `person`'s data key with its blind index
+    /// appended (see [`schemas::sealed`]), so rules compare addresses
+    /// without opening them.
+    pub async fn seal_email(
+        &self,
+        person: &str,
+        email: &str,
+        pseudonyms: &Pseudonyms,
+    ) -> Result<String, PiiError> {
+        let sealed = self.seal(person, email).await?;
+        Ok(format!("{sealed}.{}", pseudonyms.email(email)))
+    }
+
+    /// The key of the keyed one-way references ([`Pseudonyms`]): a data
+    /// key of its own, made on first use, wrapped and rotated like every
+    /// other, and never erased (it belongs to no person).
+    pub async fn pseudonyms(&self) -> Result<Pseudonyms, PiiError> {
+        let found: Option<(String, String, Vec<u8>)> =
+            sqlx::query_as("SELECT key_id, master_id, wrapped FROM pii_keys WHERE person = $1")
+                .bind(PSEUDONYM_KEY_OWNER)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (key_id, master_id, wrapped) = match found {
+            Some(row) => row,
+            None => {
+                self.key_of(PSEUDONYM_KEY_OWNER).await?;
+                sqlx::query_as(
+                    "SELECT key_id, master_id, wrapped FROM pii_keys WHERE person = $1",
+                )
+                .bind(PSEUDONYM_KEY_OWNER)
+                .fetch_one(&self.pool)
+                .await?
+            }
+        };
+        Ok(Pseudonyms {
+            key: self.keyring.unwrap_raw(&key_id, &master_id, &wrapped)?,
+        })
+    }
+
     /// The person's data key, made and stored on first use (two replicas
     /// making one at once: the first stored wins, both use it).
     async fn key_of(&self, person: &str) -> Result<(String, Aes256Gcm), PiiError> {
@@ -437,6 +530,19 @@ mod tests {
             only_new.unwrap("k", "m1", &wrapped),
             Err(PiiError::UnknownMaster(_))
         ));
+    }
+
+    #[test]
+    fn pseudonyms_are_keyed_stable_and_domain_separated() {
+        let a = Pseudonyms::from_key([1; 32]);
+        let b = Pseudonyms::from_key([2; 32]);
+        assert_eq!(a.user("u1"), a.user("u1"));
+        assert_ne!(a.user("u1"), b.user("u1"));
+        assert_ne!(a.user("u1"), a.user("u2"));
+        assert!(a.user("u1").starts_with("u_") && a.user("u1").len() == 34);
+        assert_eq!(a.email(" Asha@X.com "), a.email("asha@x.com"));
+        assert_ne!(a.email("u1")[2..], a.user("u1")[2..]);
+        assert_eq!(format!("{a:?}"), "Pseudonyms(..)");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! unenrolled. A refunded order's enrollments are revoked: access
 //! withdrawn, the record kept.
 //!
-//! Seats ([`plan_seats`], [`assign`]): one seat per email, each an
+//! Seats ([`plan_seats`], [`assign`]): one seat per email (compared by
+//! blind index: addresses arrive sealed), each an
 //! enrollment of its own (access granted, `seat_of` naming the block) whose
 //! id is derived from (order, internship, email), so a repeat assigns
 //! once; an email that already holds an active enrollment of that
@@ -29,7 +30,7 @@
 
 use std::collections::BTreeSet;
 
-use schemas::ids;
+use schemas::{ids, sealed};
 use schemas::records::enrollment::{
     AssignSeats, EnrollOrder, Enrollment, EnrollmentBook, EnrollmentCmd, EnrollmentCommand,
     EnrollmentCreated, EnrollmentEvent, EnrollmentEventKind, EnrollmentFailed, EnrollmentStatus,
@@ -248,12 +249,13 @@ fn created(e: &Enrollment) -> EnrollmentEventKind {
 }
 
 /// The id of the seat of `(order, internship)` assigned to `email`: the
-/// same person asked for twice gets one seat. Emails compare without case
-/// (`A@x.com` and `a@x.com` are one inbox in practice, and one seat).
+/// same person asked for twice gets one seat. Emails compare by
+/// [`sealed::identity`]: a sealed address by its blind index, a plain one
+/// without case (`A@x.com` and `a@x.com` are one inbox in practice).
 pub fn seat_id(order_token: &str, internship_id: &str, email: &str) -> String {
     ids::derived(
         "enrollment-seat",
-        &format!("{order_token}/{internship_id}/{}", email.to_lowercase()),
+        &format!("{order_token}/{internship_id}/{}", sealed::identity(email)),
         0,
     )
     .to_string()
@@ -315,12 +317,12 @@ pub fn plan_seats(
     let holding: BTreeSet<String> = enrollments
         .iter()
         .filter(|e| e.internship_id == internship_id && e.status == EnrollmentStatus::Active)
-        .filter_map(|e| e.email.as_deref().map(str::to_lowercase))
+        .filter_map(|e| e.email.as_deref().map(sealed::identity))
         .collect();
     let mut seen = BTreeSet::new();
     let (mut assign, mut already) = (Vec::new(), Vec::new());
     for email in emails {
-        let folded = email.to_lowercase();
+        let folded = sealed::identity(email);
         if !seen.insert(folded.clone()) {
             continue;
         }
@@ -993,6 +995,36 @@ mod tests {
         assert_eq!(plan.already, ["Buyer@x.com"]);
         assert_eq!(plan.assign, ["z@x.com"]);
         assert_eq!(plan.left_after, 2);
+    }
+
+    #[test]
+    fn sealed_addresses_compare_by_their_blind_index_never_their_ciphertext() {
+        let cat = all_open();
+        // The buyer's own address, sealed at placement with its index.
+        let mut paid = order("o1", &[("go", 1)]);
+        paid.buyer_email = Some("pii1.kb.n0.c0.e_buyer".into());
+        let book = enroll(None, "u", &paid, 1, 10, &cat).unwrap().book;
+        let book = enroll(Some(&book), "u", &order("o2", &[("go", 3)]), 2, 11, &cat)
+            .unwrap()
+            .book;
+        // The buyer sealed again (another key, another nonce), a holder
+        // twice in one request: compared by index.
+        let cmd = assign_cmd(
+            "o2",
+            "go",
+            &["pii1.kh.n1.c1.e_buyer", "pii1.kz.n2.c2.e_z", "pii1.kz.n3.c3.e_z"],
+        );
+        let change = assign(Some(&book), "c1", &cmd, 3, 12).unwrap();
+        assert_eq!(change.events.len(), 1, "{:?}", change.events);
+        let seat = change.book.enrollments.last().unwrap();
+        assert_eq!(seat.email.as_deref(), Some("pii1.kz.n2.c2.e_z"));
+        // A repeat sealed anew: same seat id, nothing new.
+        let again = assign_cmd("o2", "go", &["pii1.kz.n9.c9.e_z"]);
+        assert_eq!(assign(Some(&change.book), "c2", &again, 4, 13), None);
+        assert_eq!(
+            seat.enrollment_id,
+            seat_id("o2", "go", "pii1.other.n.c.e_z")
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub struct AuditQuery {
     pub subject_kind: Option<String>,
     /// Only the events of this subject (with `subject_kind`).
     pub subject_id: Option<String>,
-    /// Only the events concerning this person (a user id).
+    /// Only the events concerning this person: their account's id (the
+    /// token subject), or the pseudonym the trail names them by.
     pub person: Option<String>,
     /// Only events at or after this instant (RFC 3339).
     pub since: Option<chrono::DateTime<chrono::Utc>>,
@@ -118,7 +119,7 @@ pub async fn audit_trail(
                 reason, correlation_id, amount_minor, currency
          FROM audit_log
          WHERE ($1::text IS NULL OR (subject_kind = 'order' AND subject_id = $1))
-           AND ($2::text IS NULL OR person = $2)
+           AND ($2::text IS NULL OR person = $2 OR person = $8)
            AND ($3::timestamptz IS NULL OR at >= $3)
            AND ($4::timestamptz IS NULL OR at < $4)
            AND ($6::text IS NULL OR subject_kind = $6)
@@ -132,6 +133,7 @@ pub async fn audit_trail(
     .bind(limit)
     .bind(q.subject_kind.as_deref())
     .bind(q.subject_id.as_deref())
+    .bind(q.person.as_deref().map(|p| state.pseudonyms.user(p)))
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(AuditTrail { events }).into_response())

@@ -241,6 +241,14 @@ pub async fn assign_seats(
             format!("the order is {status}: its seats can be assigned once it is paid"),
         ));
     }
+    // Each address sealed under its holder's own key, with its blind
+    // index: the rules compare the index, nothing behind us reads it.
+    let mut sealed = Vec::with_capacity(emails.len());
+    for email in &emails {
+        let holder = crate::personal::seat_holder(&state, email).await?;
+        sealed.push(crate::personal::seal_email(&state, &holder, email).await?);
+    }
+    let emails = sealed;
     let buyer_key = enrollment::buyer_key(buyer.as_deref(), token.as_str());
     let book = book_of(&state.pool, &buyer_key, token.as_str()).await?;
     let ordered_block = placed["lines"].as_array().is_some_and(|lines| {

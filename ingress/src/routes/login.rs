@@ -151,6 +151,10 @@ pub async fn login(
             return Ok((StatusCode::OK, Json(body)).into_response());
         }
     };
+    // What the guest sealed under the cart's key is the user's now: their
+    // erasure must reach it.
+    crate::personal::link_guest_cart(&state.vault, caller.user_id().unwrap_or_default(), &token)
+        .await?;
     let merged = use_cart != guest;
     let version = send_to_cart(&state, token, ids.command(0), command)
         .await?

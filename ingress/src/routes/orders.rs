@@ -239,8 +239,8 @@ pub async fn place_order(
     let email = match email {
         Some(e) => {
             let person = crate::personal::person(&caller, &token);
-            crate::personal::link_email(&state.vault, &e, &person).await?;
-            Some(crate::personal::seal(&state.vault, &person, &e).await?)
+            crate::personal::link_email(&state, &e, &person).await?;
+            Some(crate::personal::seal_email(&state, &person, &e).await?)
         }
         None => None,
     };

@@ -126,11 +126,26 @@ pub async fn erase_me(
             "sign in to erase your personal data".into(),
         ));
     };
-    let erased = state
+    // Their own key, the keys of guest carts they signed in with, and of
+    // orders placed with the address their token names.
+    let own = state
         .vault
         .erase(&format!("user:{user}"))
         .await
         .map_err(crate::personal::pii_error)?;
+    let mut linked = state
+        .vault
+        .erase_alias(&crate::personal::user_alias(user))
+        .await
+        .map_err(crate::personal::pii_error)?;
+    if let Some(email) = caller.0.as_ref().and_then(|u| u.email.as_deref()) {
+        linked += state
+            .vault
+            .erase_alias(&crate::personal::email_alias(&state.pseudonyms, email))
+            .await
+            .map_err(crate::personal::pii_error)?;
+    }
+    let erased = own || linked > 0;
     let command_id = ids.command(0).to_string();
     state
         .commands
@@ -142,10 +157,14 @@ pub async fn erase_me(
             subject_kind: "person",
             subject_id: user,
             offset: 0,
-            reason: if erased {
-                "the person's data key was destroyed".into()
-            } else {
-                "no data key to destroy".into()
+            reason: match (own, linked) {
+                (false, 0) => "no data key to destroy".into(),
+                (true, 0) => "the person's data key was destroyed".into(),
+                (own, n) => format!(
+                    "{} data key(s) destroyed: the person's own{}, and {n} linked",
+                    u64::from(own) + n,
+                    if own { "" } else { " (none)" }
+                ),
             },
             amount: None,
         })
@@ -207,7 +226,7 @@ pub async fn erase_by_email(
     let (Some(email), true) = (email, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let alias = crate::personal::email_alias(&email);
+    let alias = crate::personal::email_alias(&state.pseudonyms, &email);
     let erased_keys = state
         .vault
         .erase_alias(&alias)

@@ -115,6 +115,61 @@ pub async fn opened(env: &TestEnv, stored: Option<String>) -> Option<String> {
         .unwrap()
 }
 
+/// Every topic's records (committed or not) and every table's rows that
+/// hold `needle` in the clear, as `topic` / `table` names.
+pub async fn where_in_clear(env: &TestEnv, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for def in schemas::topics::ALL {
+        let hits = env
+            .read_topic(def, false)
+            .await
+            .iter()
+            .filter(|r| {
+                [&r.key, &r.value].iter().any(|b| {
+                    b.as_deref()
+                        .is_some_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+                })
+            })
+            .count();
+        if hits > 0 {
+            found.push(format!("topic {} ({hits})", def.name));
+        }
+    }
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "orders"), "{tables:?}");
+    for table in tables {
+        let hits: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"{table}\" t WHERE t::text ILIKE '%' || $1 || '%'"
+        ))
+        .bind(needle)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        if hits > 0 {
+            found.push(format!("table {table} ({hits})"));
+        }
+    }
+    found
+}
+
+/// The pseudonym every topic and table knows the user of token subject
+/// `sub` by (`platform::pii::Pseudonyms::user`), under the key the stack
+/// made in this environment's `pii_keys`.
+pub async fn pseudonym(env: &TestEnv, sub: &str) -> String {
+    let keys = platform::pii::Keyring::parse(ingress::TEST_PII_MASTER_KEYS).unwrap();
+    platform::pii::Vault::new(env.pool.clone(), keys)
+        .pseudonyms()
+        .await
+        .unwrap()
+        .user(sub)
+}
+
 /// A token for `sub` with `role`, valid for `ttl_secs` (negative: expired).
 pub fn token(sub: &str, role: &str, ttl_secs: i64, secret: &str) -> String {
     let now = std::time::SystemTime::now()
