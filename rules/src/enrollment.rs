@@ -477,7 +477,7 @@ pub fn audit_events(
             0,
             "enrollment.revoked",
             &r.order_token,
-            None,
+            change.book.buyer_user_id.clone(),
             &actor,
             r.reason.clone(),
         )];

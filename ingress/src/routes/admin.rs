@@ -335,7 +335,8 @@ pub struct CouponDefinitionInput {
     /// bulk_tiers: a fraction from a number of seats up.
     #[serde(default)]
     pub tiers: Vec<TierInput>,
-    /// referral: the referring user (who cannot use the code).
+    /// referral: the referring user's account id (the token subject); they
+    /// cannot use the code.
     #[serde(default)]
     pub referrer_user_id: Option<String>,
     /// free_enrollment: the internships it makes free; otherwise a scope.
@@ -516,7 +517,12 @@ pub async fn put_coupon(
     Path(code): Path<String>,
     ApiJson(input): ApiJson<CouponDefinitionInput>,
 ) -> Result<Response, ApiError> {
-    let record = coupon_record(&code, &input)?;
+    let mut record = coupon_record(&code, &input)?;
+    // The referrer is named by their account here, by their pseudonym on
+    // the topic, as every customer is.
+    record.referrer_user_id = record
+        .referrer_user_id
+        .map(|u| state.pseudonyms.user(&u));
     let causation = ids.command(0).to_string();
     let offset = state
         .commands
