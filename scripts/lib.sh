@@ -1225,3 +1225,73 @@ log.cleaner.dedupe.buffer.size=16777216
 num.recovery.threads.per.data.dir=1
 EOF
 }
+
+# ---------------------------------------------------------------------------
+# Prometheus (Debian's), with the alert rules of monitoring/prometheus/
+# ---------------------------------------------------------------------------
+
+# Why: the run command scrapes every service and the test command unit-tests
+# the alert rules with the same Prometheus an operator would run.
+ensure_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then return 0; fi
+  log "installing Debian's prometheus (prometheus, promtool)"
+  apt_install prometheus
+  # The package enables a system service; ours is started by run.sh.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+    systemctl stop prometheus 2>/dev/null || true
+  fi
+  command -v promtool >/dev/null || die "promtool not found after installing prometheus"
+}
+
+# Why: the rules are code: checked and unit-tested (each alert fires on series
+# that should fire it and stays quiet otherwise) before any stack starts.
+check_alert_rules() {
+  local dir="$REPO_ROOT/monitoring/prometheus"
+  promtool check rules "$dir/alerts.yml" || return 1
+  (cd "$dir" && promtool test rules alerts.test.yml) || return 1
+}
+
+# Why: one scrape config for the local stack, from the same ops addresses
+# run.sh starts the services on; the rule file is the repository's own.
+# Usage: write_prometheus_config FILE JOB=HOST:PORT...
+write_prometheus_config() {
+  local file="$1"
+  shift
+  {
+    echo "# Written by scripts/run.sh; the rules are monitoring/prometheus/alerts.yml."
+    echo "global:"
+    echo "  scrape_interval: 5s"
+    echo "  evaluation_interval: 15s"
+    echo "rule_files:"
+    echo "  - $REPO_ROOT/monitoring/prometheus/alerts.yml"
+    echo "scrape_configs:"
+    local pair
+    for pair in "$@"; do
+      echo "  - job_name: ${pair%%=*}"
+      echo "    static_configs:"
+      echo "      - targets: [\"${pair#*=}\"]"
+    done
+  } >"$file"
+}
+
+# Why: "started" is not "scraping": every target must have been scraped
+# successfully, and the rules loaded, before the run command says so.
+# Usage: wait_prometheus_targets_up URL EXPECTED_TARGETS EXPECTED_RULES TIMEOUT
+wait_prometheus_targets_up() {
+  local url="$1" want="$2" rules="$3" timeout="$4" deadline up loaded
+  deadline=$((SECONDS + timeout))
+  while true; do
+    up="$(curl -fsS "$url/api/v1/targets?state=active" 2>/dev/null | grep -o '"health":"up"' | wc -l)"
+    loaded="$(curl -fsS "$url/api/v1/rules?type=alert" 2>/dev/null | grep -o '"type":"alerting"' | wc -l)"
+    if ((up >= want && loaded >= rules)); then
+      log "prometheus: $up/$want targets up, $loaded alert rules loaded"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      log "prometheus: $up/$want targets up, $loaded/$rules alert rules loaded after ${timeout}s"
+      curl -fsS "$url/api/v1/targets?state=active" 2>/dev/null | grep -o '"scrapeUrl":"[^"]*"\|"health":"[a-z]*"\|"lastError":"[^"]*"' | paste - - - >&2 || true
+      return 1
+    fi
+    sleep 1
+  done
+}

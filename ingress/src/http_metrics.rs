@@ -20,11 +20,14 @@ pub struct HttpMetrics {
     /// Orders by status, as the read model has them (refreshed by
     /// [`refresh_orders_periodically`]).
     pub orders: IntGaugeVec,
+    /// Gateway webhooks by gateway and outcome (accepted, refused, failed).
+    pub webhooks: IntCounterVec,
 }
 
 pub fn metrics() -> &'static HttpMetrics {
     static M: OnceLock<HttpMetrics> = OnceLock::new();
-    M.get_or_init(|| HttpMetrics {
+    M.get_or_init(|| {
+        let m = HttpMetrics {
         requests: register_int_counter_vec!(
             "http_requests_total",
             "HTTP requests",
@@ -55,6 +58,21 @@ pub fn metrics() -> &'static HttpMetrics {
             &["status"]
         )
         .expect("metric registers once"),
+        webhooks: register_int_counter_vec!(
+            "webhooks_received_total",
+            "Gateway webhooks by gateway and outcome (accepted, refused, failed)",
+            &["gateway", "outcome"]
+        )
+        .expect("metric registers once"),
+        };
+        // Every series at 0 from the start: a rate over a first scrape is
+        // 0, not absent.
+        for gateway in ["razorpay", "stripe"] {
+            for outcome in ["accepted", "refused", "failed"] {
+                m.webhooks.with_label_values(&[gateway, outcome]);
+            }
+        }
+        m
     })
 }
 

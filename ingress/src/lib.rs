@@ -248,6 +248,9 @@ impl Application {
             "KAFKA_ACK_TIMEOUT_MS must be shorter than REQUEST_TIMEOUT_SECS"
         );
         let pool = platform::db::connect(&p.database_url, &p.database_schema, 16).await?;
+        platform::db::report_pool(&pool);
+        // Registered now, so a first scrape already has every series.
+        let _ = http_metrics::metrics();
         let codec = p.codec().await?;
         let producer = platform::kafka::producer(&p.kafka_brokers)?;
         platform::kafka::warm_up(&producer, Duration::from_secs(10)).await?;

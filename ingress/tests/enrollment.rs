@@ -359,6 +359,53 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
         ["Ravi@example.com", "asha@example.com", "chen@example.com"]
     );
 
+    // The seat report: a row per seat bought, each holder enrolled; as CSV
+    // for a spreadsheet; nobody else's to read.
+    let report = shop.get("maya", &format!("orders/{order}/seats")).await;
+    let blocks = report["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 1, "{report}");
+    assert_eq!(blocks[0]["internship_id"], "data-science");
+    assert_eq!((blocks[0]["seats"].clone(), blocks[0]["seats_assigned"].clone()), (json!(3), json!(3)));
+    let mut holders: Vec<(String, bool)> = blocks[0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["email"].as_str().unwrap().to_owned(), r["enrolled"] == true))
+        .collect();
+    holders.sort();
+    assert_eq!(
+        holders,
+        [
+            ("Ravi@example.com".to_owned(), true),
+            ("asha@example.com".to_owned(), true),
+            ("chen@example.com".to_owned(), true)
+        ]
+    );
+    let csv = shop
+        .http
+        .get(format!("{}/orders/{order}/seats?format=csv", shop.base))
+        .header("authorization", Shop::bearer("maya"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and a row per seat: {csv}");
+    assert!(lines[0].starts_with("order_token,internship_id,title,seat,email"));
+    for email in ["Ravi@example.com", "asha@example.com", "chen@example.com"] {
+        assert_eq!(lines.iter().filter(|l| l.contains(email)).count(), 1, "{csv}");
+    }
+    let theirs = shop
+        .http
+        .get(format!("{}/orders/{order}/seats", shop.base))
+        .header("authorization", Shop::bearer("omar"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 404);
+
     // Every new enrollment was an event: the block and three seats, once each.
     let events = shop.events_until(4).await;
     assert_eq!(

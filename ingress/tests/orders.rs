@@ -359,13 +359,15 @@ async fn a_cart_is_placed_as_one_order_with_its_breakdown_frozen() {
             (json!("pending"), json!("awaiting_payment"), Value::Null)
         ]
     );
-    // The correlation id of the POST, through both processors.
+    // The correlation id of the POST, through both processors; the actor
+    // by her pseudonym.
+    let alice = common::pseudonym(&shop.env, "alice").await;
     assert!(
         o["history"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|t| t["correlation_id"] == "place-order-1" && t["actor"] == "alice"),
+            .all(|t| t["correlation_id"] == "place-order-1" && t["actor"] == alice.as_str()),
         "{o}"
     );
 
@@ -764,6 +766,8 @@ async fn one_buyer_placing_twenty_orders_at_once_gets_the_per_user_limit_once() 
     // One user with twenty carts (written straight to the processor: the
     // ingress gives a user one active cart at a time).
     let mut carts = Vec::new();
+    // Known to the pipeline by the pseudonym the ingress gives her token.
+    let solo = common::pseudonym(&shop.env, "solo").await;
     for _ in 0..20 {
         let token = schemas::values::CartToken::random();
         let (_, version) = shop
@@ -772,7 +776,7 @@ async fn one_buyer_placing_twenty_orders_at_once_gets_the_per_user_limit_once() 
                 &token,
                 schemas::records::cart::Command::CreateCart(schemas::records::cart::CreateCart {
                     currency: "INR".into(),
-                    owner_user_id: Some("solo".into()),
+                    owner_user_id: Some(solo.clone()),
                     items: vec![schemas::records::cart::ItemRequest {
                         internship_id: "design".into(),
                         quantity: 1,

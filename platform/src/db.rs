@@ -106,3 +106,52 @@ async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
     admin.close().await?;
     Ok(())
 }
+
+/// The pool gauges: `db_pool_connections{state="in_use"|"idle"}` and
+/// `db_pool_max_connections`, what the `DatabasePoolExhausted` alert
+/// divides.
+struct PoolMetrics {
+    connections: prometheus::IntGaugeVec,
+    max: prometheus::IntGauge,
+}
+
+fn pool_metrics() -> &'static PoolMetrics {
+    static M: std::sync::OnceLock<PoolMetrics> = std::sync::OnceLock::new();
+    M.get_or_init(|| PoolMetrics {
+        connections: prometheus::register_int_gauge_vec!(
+            "db_pool_connections",
+            "Postgres pool connections by state (in_use, idle)",
+            &["state"]
+        )
+        .expect("metric registers once"),
+        max: prometheus::register_int_gauge!(
+            "db_pool_max_connections",
+            "The Postgres pool's maximum number of connections"
+        )
+        .expect("metric registers once"),
+    })
+}
+
+/// Reports `pool` in the pool gauges every second, from now (so a first
+/// scrape already shows it) until the pool is closed. A service reports
+/// its one pool.
+pub fn report_pool(pool: &PgPool) {
+    let m = pool_metrics();
+    m.max
+        .set(i64::from(pool.options().get_max_connections()));
+    let sample = |pool: &PgPool| {
+        let (size, idle) = (i64::from(pool.size()), pool.num_idle() as i64);
+        m.connections
+            .with_label_values(&["in_use"])
+            .set((size - idle).max(0));
+        m.connections.with_label_values(&["idle"]).set(idle);
+    };
+    sample(pool);
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        while !pool.is_closed() {
+            sample(&pool);
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+}

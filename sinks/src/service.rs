@@ -141,6 +141,7 @@ pub(crate) async fn deps(
 ) -> anyhow::Result<SinkDeps> {
     let pool =
         platform::db::connect(&config.database_url, &config.database_schema, connections).await?;
+    platform::db::report_pool(&pool);
     crate::MIGRATOR.run(&pool).await?;
     Ok(SinkDeps {
         stage: StageDeps {

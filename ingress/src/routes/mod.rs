@@ -14,6 +14,7 @@ pub mod enrollments;
 pub mod login;
 pub mod orders;
 pub mod privacy;
+pub mod seat_report;
 pub mod shared_responses;
 pub mod sharing;
 pub mod webhooks;
@@ -49,6 +50,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .merge(coupons::router())
         .merge(orders::router())
         .merge(enrollments::router())
+        .merge(seat_report::router())
         .merge(privacy::router())
         .route_layer(axum::middleware::from_fn_with_state(
             keys.clone(),

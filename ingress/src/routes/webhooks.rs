@@ -92,14 +92,22 @@ pub async fn razorpay_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    counted("razorpay", receive_razorpay(&state, &headers, &body).await)
+}
+
+async fn receive_razorpay(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let signature = header(&headers, "x-razorpay-signature");
     let now = chrono::Utc::now().timestamp();
     razorpay::webhook::verify(&body, signature, &state.webhooks.razorpay.accepted_at(now))
         .map_err(refused)?;
     let event_id = header(&headers, "x-razorpay-event-id")
         .ok_or_else(|| refused("no x-razorpay-event-id header"))?;
-    let event = razorpay::transformers::event(event_id, &body).map_err(refused)?;
-    record(&state, event, &body, signature.unwrap_or_default()).await
+    let event = razorpay::transformers::event(event_id, body).map_err(refused)?;
+    record(state, event, body, signature.unwrap_or_default()).await
 }
 
 /// A Stripe webhook (`Stripe-Signature: t=…,v1=…`).
@@ -122,6 +130,14 @@ pub async fn stripe_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    counted("stripe", receive_stripe(&state, &headers, &body).await)
+}
+
+async fn receive_stripe(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let signature = header(&headers, "stripe-signature");
     let now = chrono::Utc::now().timestamp();
     stripe::webhook::verify(
@@ -132,8 +148,25 @@ pub async fn stripe_webhook(
         STRIPE_TOLERANCE_SECS,
     )
     .map_err(refused)?;
-    let event = stripe::transformers::event(&body).map_err(refused)?;
-    record(&state, event, &body, signature.unwrap_or_default()).await
+    let event = stripe::transformers::event(body).map_err(refused)?;
+    record(state, event, body, signature.unwrap_or_default()).await
+}
+
+/// Counts a webhook by what became of it (`webhooks_received_total`, what
+/// the `WebhookFailureRateHigh` alert divides): `accepted` (recorded),
+/// `refused` (forged, stale or malformed: the gateway should not resend
+/// it), `failed` (not recorded: the gateway retries).
+fn counted(gateway: &str, answer: Result<Response, ApiError>) -> Result<Response, ApiError> {
+    let outcome = match &answer {
+        Ok(_) => "accepted",
+        Err(ApiError::Status(status, _)) if status.is_client_error() => "refused",
+        Err(_) => "failed",
+    };
+    crate::http_metrics::metrics()
+        .webhooks
+        .with_label_values(&[gateway, outcome])
+        .inc();
+    answer
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

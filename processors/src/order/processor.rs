@@ -46,6 +46,53 @@ impl OrderProcessor {
     }
 }
 
+/// `order_payments_total{gateway,outcome}`: each payment attempt settled
+/// (`succeeded` or `failed`), what the payment alerts divide. Counted as
+/// the order processor decides; a batch redone after an aborted
+/// transaction counts its payments again, so it is a rate to alert on,
+/// not a ledger.
+fn payments_metric() -> &'static prometheus::IntCounterVec {
+    static M: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let m = prometheus::register_int_counter_vec!(
+            "order_payments_total",
+            "Payment attempts settled by the order processor, by gateway and outcome (succeeded, failed)",
+            &["gateway", "outcome"]
+        )
+        .expect("metric registers once");
+        for gateway in ["razorpay", "stripe"] {
+            for outcome in ["succeeded", "failed"] {
+                m.with_label_values(&[gateway, outcome]);
+            }
+        }
+        m
+    })
+}
+
+/// Registers the order processor's own metrics, so a first scrape has them.
+pub fn register_metrics() {
+    payments_metric();
+}
+
+fn count_payments(before: Option<&OrderSnapshot>, after: &OrderSnapshot) {
+    use schemas::records::order::AttemptStatus;
+    for a in &after.attempts {
+        let outcome = match a.status {
+            AttemptStatus::Paid => "succeeded",
+            AttemptStatus::Failed => "failed",
+            AttemptStatus::Open | AttemptStatus::Expired => continue,
+        };
+        let was = before
+            .and_then(|b| b.attempts.iter().find(|x| x.number == a.number))
+            .map(|x| x.status);
+        if was != Some(a.status) {
+            payments_metric()
+                .with_label_values(&[a.gateway.as_deref().unwrap_or("none"), outcome])
+                .inc();
+        }
+    }
+}
+
 pub enum OrderOutput {
     Snapshot(OrderSnapshot),
     /// The timer's expiry of an attempt, back onto `order.commands`.
@@ -187,6 +234,7 @@ impl Processor for OrderProcessor {
         });
         match order::decide(state, cmd, &stamp, &self.policy) {
             Decision::Order(next, requests) => {
+                count_payments(state, &next);
                 let mut outputs = vec![OrderOutput::Snapshot(next.clone())];
                 outputs.extend(review);
                 outputs.extend(order::order_event(state, &next).map(OrderOutput::Event));

@@ -68,6 +68,7 @@ pub async fn run_with(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    super::processor::register_metrics();
     runner::serve(
         OrderProcessor::new(settings.policy),
         config,
