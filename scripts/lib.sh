@@ -1295,3 +1295,22 @@ wait_prometheus_targets_up() {
     sleep 1
   done
 }
+
+# Why: an alert over a metric no service exports never fires; each metric the
+# rules read must be scraped from the running stack (they are all initialised
+# at start-up, so this holds before any traffic).
+# Usage: check_alert_metrics_scraped PROMETHEUS_URL
+check_alert_metrics_scraped() {
+  local url="$1" metric answer missing=()
+  for metric in http_request_duration_seconds_bucket http_requests_total webhooks_received_total \
+    order_payments_total db_pool_connections db_pool_max_connections pipeline_consumer_lag \
+    pipeline_dead_letters_total gateway_breaker_state; do
+    answer="$(curl -fsS "$url/api/v1/query" --data-urlencode "query=count($metric)" 2>/dev/null || true)"
+    if [[ "$answer" != *'"result":[{'* ]]; then missing+=("$metric"); fi
+  done
+  if ((${#missing[@]})); then
+    log "prometheus has no series of: ${missing[*]}"
+    return 1
+  fi
+  log "prometheus scrapes every metric the alert rules read"
+}

@@ -19,7 +19,10 @@
 # emails as .eml files in .local/mail unless NOTIFY_TRANSPORT=smtp and
 # SMTP_URL say otherwise),
 # `ingress` (127.0.0.1:8080) and the `gateway-simulator` (127.0.0.1:8090: the
-# Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks).
+# Razorpay and Stripe endpoints, hosted checkout pages, signed webhooks),
+# and Debian's Prometheus (PROMETHEUS_ADDR, 127.0.0.1:9090; installed when
+# missing) scraping every service's /metrics with the alert rules of
+# monitoring/prometheus/alerts.yml loaded.
 # Logs: .local/run/logs/<name>.log.
 #
 # KAFKA_NODES=3 starts a cluster of three instead (each broker + controller,
@@ -253,6 +256,7 @@ OPS_WEBHOOK="127.0.0.1:9107"
 OPS_ENROLLMENT="127.0.0.1:9108"
 OPS_WEBHOOK_RETRY="127.0.0.1:9110"
 OPS_NOTIFY="127.0.0.1:9109"
+PROMETHEUS_ADDR="${PROMETHEUS_ADDR:-127.0.0.1:9090}"
 # The notification worker's development default: lettre's file transport.
 export NOTIFY_FILE_DIR="${NOTIFY_FILE_DIR:-$LOCAL_DIR/mail}"
 # Where buyers may be sent back after paying (development: a local frontend).
@@ -300,6 +304,8 @@ require_free_port 127.0.0.1 9107 "processors webhook ops"
 require_free_port 127.0.0.1 9108 "processors enrollment ops"
 require_free_port 127.0.0.1 9110 "processors webhook-retry ops"
 require_free_port 127.0.0.1 9109 "sinks notifications ops"
+IFS=$'\t' read -r prom_host prom_port < <(host_port_of "$PROMETHEUS_ADDR")
+require_free_port "$prom_host" "$prom_port" prometheus
 IFS=$'\t' read -r sim_host sim_port < <(host_port_of "$SIMULATOR_ADDR")
 require_free_port "$sim_host" "$sim_port" gateway-simulator
 
@@ -416,6 +422,28 @@ if [[ -f "$CATALOG" ]]; then
 fi
 _step_close
 
+step "prometheus (Debian's), scraping every service, with the alert rules"
+ensure_prometheus
+PROM_TARGETS=(
+  ingress="$OPS_INGRESS" processors-cart-1="$OPS_CART_1" processors-cart-2="$OPS_CART_2"
+  processors-order="$OPS_ORDER" processors-coupon="$OPS_COUPON" processors-gateway="$OPS_GATEWAY"
+  processors-webhook="$OPS_WEBHOOK" processors-webhook-retry="$OPS_WEBHOOK_RETRY"
+  processors-enrollment="$OPS_ENROLLMENT" sinks="$OPS_SINKS" notifications="$OPS_NOTIFY"
+  prometheus="$PROMETHEUS_ADDR"
+)
+write_prometheus_config "$RUN_DIR/prometheus.yml" "${PROM_TARGETS[@]}"
+mkdir -p "$RUN_DIR/prometheus"
+bg_start prometheus "$LOG_DIR/prometheus.log" \
+  prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus" \
+  --storage.tsdb.retention.time=7d --web.listen-address="$PROMETHEUS_ADDR"
+if ! wait_http "http://$PROMETHEUS_ADDR/-/ready" 60 "$BG_LAST_PID"; then
+  show_log_tail "$LOG_DIR/prometheus.log"
+  die "prometheus did not become ready"
+fi
+ALERT_RULES="$(grep -c '^ *- alert:' monitoring/prometheus/alerts.yml)"
+wait_prometheus_targets_up "http://$PROMETHEUS_ADDR" "${#PROM_TARGETS[@]}" "$ALERT_RULES" 60 \
+  || die "prometheus does not scrape every service (see http://$PROMETHEUS_ADDR/targets)"
+
 API="http://$INGRESS_ADDR"
 cat <<EOF
 
@@ -432,6 +460,7 @@ Checkout stack is up (profile $PROFILE).
   processors enrollment http://$OPS_ENROLLMENT  ops (paid orders → enrollments)
   sinks all            http://$OPS_SINKS   ops
   sinks notifications  http://$OPS_NOTIFY   ops (emails: ${NOTIFY_TRANSPORT:-file}, ${NOTIFY_FILE_DIR})
+  prometheus           http://$PROMETHEUS_ADDR   every service's /metrics, alerts from monitoring/prometheus/alerts.yml
   schema-registry      $SCHEMA_REGISTRY_URL   ($REGISTRY_NOTE)
   kafka                $KAFKA_BROKERS        ($BROKER_NOTE)
   postgres             $DATABASE_URL

@@ -9,8 +9,9 @@
 #   1. installs what is missing: cargo-nextest (pinned), Apache Kafka (jars
 #      from Maven Central, scripts/broker/pom.xml), Postgres, the Python venv
 #      (.local/venv, from scripts/python/requirements.txt), Swagger UI's
-#      files (web/node_modules, from npm); checks that no product crate
-#      depends on a stand-in (standins/);
+#      files (web/node_modules, from npm), Debian's prometheus; checks the
+#      alert rules and runs their unit tests (promtool); checks that no
+#      product crate depends on a stand-in (standins/);
 #   2. builds the workspace binaries (debug, the target dir the tests use);
 #   3. starts a single-node Kafka (KAFKA_NODES=3: a cluster of three nodes)
 #      in a throwaway directory and our
@@ -22,6 +23,7 @@
 #      the README's tour on it (scripts/tour.sh: Razorpay in INR, Stripe in
 #      USD), no token, secret or email of it in any log of the stack,
 #      webhooks signed with the old public simulator secrets refused,
+#      Prometheus scraping every service and every metric the alerts read,
 #      then (unless CHAOS=0) the short fault suite against it,
 #      scripts/chaos.sh for 80 s (CHAOS_SECONDS), a kill every 1.5 s (the
 #      broker and Postgres among them, at least 6 kills), then its ledger
@@ -72,6 +74,10 @@ ensure_venv
 
 step "web assets (Swagger UI for /docs, from npm)"
 ensure_web_assets
+
+step "alert rules (promtool check rules, promtool test rules)"
+ensure_prometheus
+check_alert_rules || die "the alert rules fail their checks (monitoring/prometheus/)"
 
 step "the product does not depend on a stand-in"
 # The schema registry and the gateway simulator stand in for Confluent's
@@ -186,6 +192,8 @@ if (($# == 0)) && [[ "${STACK:-1}" != 0 ]]; then
     check_logs_hold_no_credentials "$LOCAL_DIR/run/logs" "$LOG_DIR/tour.log" "$LOCAL_DIR/run/secrets.env" || exit 1
     step "the old public webhook secrets buy nothing"
     check_old_simulator_secrets_refused "http://127.0.0.1:8080" || exit 1
+    step "prometheus scrapes every service and every metric the alerts read"
+    check_alert_metrics_scraped "http://${PROMETHEUS_ADDR:-127.0.0.1:9090}" || exit 1
     if [[ "${CHAOS:-1}" != 0 ]]; then
       step "fault suite, short (scripts/chaos.sh; CHAOS=0 skips it)"
       SECONDS_="${CHAOS_SECONDS:-80}" BUYERS=16 KILL_EVERY=1.5 BROKER_AT=2 POSTGRES_AT=5 MIN_KILLS=6 \

@@ -157,6 +157,9 @@ pub async fn consume<H: BatchHandler>(
     let assigned = m.assigned_partitions.with_label_values(&[stage]);
     let uncommitted = m.uncommitted_records.with_label_values(&[stage]);
     assigned.set(0);
+    // At 0 from the start (every stage can meet an undecodable record):
+    // an alert's increase() over a first scrape is 0, not absent.
+    m.dead_letters.with_label_values(&[stage, "undecodable"]);
     let mut last_tick = Instant::now();
     let mut linger = deps.linger.min;
     loop {

@@ -57,6 +57,7 @@ pub async fn run_with(
     ops_addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    super::worker::register_metrics();
     let booted = platform::stage::boot(&config, shutdown).await?;
     booted.serve_ops(ops_addr).await?;
     let deps = platform::stage::StageDeps {

@@ -577,6 +577,11 @@ struct Metrics {
     breaker: IntGaugeVec,
 }
 
+/// Registers the worker's metrics, so a first scrape has them.
+pub fn register_metrics() {
+    metrics();
+}
+
 fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
@@ -615,6 +620,11 @@ fn metrics() -> &'static Metrics {
             )
             .expect("valid metric"),
         };
+        // Closed until told otherwise: the breaker alert sees each gateway
+        // from the first scrape.
+        for gateway in ["razorpay", "stripe"] {
+            m.breaker.with_label_values(&[gateway]).set(0);
+        }
         let registry = prometheus::default_registry();
         for c in [
             Box::new(m.sessions.clone()) as Box<dyn prometheus::core::Collector>,
