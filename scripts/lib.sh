@@ -1314,3 +1314,38 @@ check_alert_metrics_scraped() {
   fi
   log "prometheus scrapes every metric the alert rules read"
 }
+
+# Why: the demo coupons, through the admin API as an operator defines them,
+# so the storefront lists some and one of them refuses a small cart.
+# Usage: seed_coupons API_URL FILE
+seed_coupons() {
+  local api="$1" file="$2" admin code body published=()
+  [[ -f "$file" ]] || return 0
+  admin="$("$BIN_DIR/checkoutctl" token --sub demo-seed --role admin)" || die "checkoutctl token failed"
+  while IFS=$'\t' read -r code body; do
+    curl -fsS -o /dev/null -X PUT "$api/api/v1/admin/coupons/$code" \
+      -H "authorization: Bearer $admin" -H 'content-type: application/json' \
+      -H "idempotency-key: demo-coupon-$code" -d "$body" || die "publishing the coupon $code failed"
+    published+=("$code")
+  done < <(python3 -c 'import json, sys
+for k, v in json.load(open(sys.argv[1])).items(): print(k, json.dumps(v), sep="\t")' "$file")
+  log "demo coupons published: ${published[*]}"
+}
+
+# Why: the storefront is proven by the browser it was built for: Debian's
+# chromium (installed when missing), driven by playwright-core from
+# web/node_modules, against a running stack; screenshots of every step.
+# Usage: run_storefront_test BASE_URL SCREENSHOT_DIR (BIN_DIR and the
+# development secrets in the environment, for the tokens it signs in with)
+run_storefront_test() {
+  local base="$1" shots="$2" stamp
+  command -v chromium >/dev/null || apt_install chromium
+  ensure_web_assets
+  stamp="$(date +%s)"
+  mkdir -p "$shots"
+  BASE_URL="$base" SCREENSHOTS="$shots" CHROMIUM="$(command -v chromium)" \
+    USER_TOKEN="$("$BIN_DIR/checkoutctl" token --sub "shopper-$stamp")" \
+    BUYER_TOKEN="$("$BIN_DIR/checkoutctl" token --sub "acme-hr-$stamp")" \
+    ADMIN_TOKEN="$("$BIN_DIR/checkoutctl" token --sub "ops-$stamp" --role admin)" \
+    timeout 600 node "$REPO_ROOT/scripts/browser/storefront.mjs"
+}

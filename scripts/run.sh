@@ -39,8 +39,9 @@
 # RAZORPAY_KEY_ID, RAZORPAY_KEY_SECRET, RAZORPAY_WEBHOOK_SECRET,
 # STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET).
 #
-# Demo data: scripts/demo/catalog.json (published to the catalog topic) and
-# scripts/demo/fx-rates.json (USD, EUR, GBP, through the admin API).
+# Demo data: scripts/demo/catalog.json (published to the catalog topic),
+# scripts/demo/fx-rates.json (USD, EUR, GBP) and scripts/demo/coupons.json,
+# both through the admin API.
 #
 # Environment: PROFILE=release (default) or dev; KAFKA_NODES (1 or 3); KAFKA_BROKERS,
 # SCHEMA_REGISTRY_URL, DATABASE_URL, TOPIC_PREFIX, RUST_LOG (default info),
@@ -380,8 +381,14 @@ start_service processors-coupon "http://$OPS_COUPON" \
   env OPS_ADDR="$OPS_COUPON" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" coupon
 start_service sinks "http://$OPS_SINKS" \
   env OPS_ADDR="$OPS_SINKS" "$BIN_DIR/sinks" all
+# The storefront pays a Razorpay order on the simulator's hosted page (in
+# production: Razorpay's Checkout).
+RAZORPAY_CHECKOUT_PAGE="${STOREFRONT_RAZORPAY_CHECKOUT_URL:-}"
+[[ -n "$RAZORPAY_CHECKOUT_PAGE" ]] || RAZORPAY_CHECKOUT_PAGE="http://$SIMULATOR_ADDR/checkout/{order_id}"
 start_service ingress "http://$OPS_INGRESS" \
-  env INGRESS_ADDR="$INGRESS_ADDR" OPS_ADDR="$OPS_INGRESS" "$BIN_DIR/ingress"
+  env INGRESS_ADDR="$INGRESS_ADDR" OPS_ADDR="$OPS_INGRESS" \
+  STOREFRONT_RAZORPAY_CHECKOUT_URL="$RAZORPAY_CHECKOUT_PAGE" \
+  "$BIN_DIR/ingress"
 # The development default for both gateways; it sends its webhooks to the
 # ingress, as Razorpay and Stripe would.
 start_service gateway-simulator "http://$SIMULATOR_ADDR" \
@@ -408,6 +415,7 @@ wait_services_ready
 # them: a buyer who picks USD, EUR or GBP is priced (and routed to Stripe)
 # on a fresh stack.
 seed_fx_rates "http://$INGRESS_ADDR" "$FX_RATES"
+seed_coupons "http://$INGRESS_ADDR" scripts/demo/coupons.json
 # The demo data is part of "up": the catalog the seed published must be
 # readable (the internships sink has materialized it) before we say so, or
 # a load started right away finds an empty catalog.

@@ -23,6 +23,10 @@
 #      the README's tour on it (scripts/tour.sh: Razorpay in INR, Stripe in
 #      USD), no token, secret or email of it in any log of the stack,
 #      webhooks signed with the old public simulator secrets refused,
+#      the storefront's browser test (Debian's chromium driven by
+#      playwright-core: Razorpay in INR with a coupon, a refused coupon, a
+#      failed payment and its retry, Stripe in USD signed in, a bulk order's
+#      seats and report; screenshots in the test logs' storefront/),
 #      Prometheus scraping every service and every metric the alerts read,
 #      then (unless CHAOS=0) the short fault suite against it,
 #      scripts/chaos.sh for 80 s (CHAOS_SECONDS), a kill every 1.5 s (the
@@ -192,6 +196,9 @@ if (($# == 0)) && [[ "${STACK:-1}" != 0 ]]; then
     check_logs_hold_no_credentials "$LOCAL_DIR/run/logs" "$LOG_DIR/tour.log" "$LOCAL_DIR/run/secrets.env" || exit 1
     step "the old public webhook secrets buy nothing"
     check_old_simulator_secrets_refused "http://127.0.0.1:8080" || exit 1
+    step "the storefront in a real browser (chromium, playwright-core)"
+    run_storefront_test "http://127.0.0.1:8080" "$LOG_DIR/storefront" || exit 1
+    log "screenshots: $LOG_DIR/storefront/"
     step "prometheus scrapes every service and every metric the alerts read"
     check_alert_metrics_scraped "http://${PROMETHEUS_ADDR:-127.0.0.1:9090}" || exit 1
     if [[ "${CHAOS:-1}" != 0 ]]; then

@@ -87,6 +87,9 @@ pub struct Config {
     pub webhooks: routes::webhooks::WebhookConfig,
     /// `DOCS_ASSETS_DIR`: Swagger UI's files for `/docs`.
     pub docs_assets: std::path::PathBuf,
+    /// `STOREFRONT_RAZORPAY_CHECKOUT_URL`: where the storefront sends a
+    /// buyer to pay a Razorpay order (`{order_id}` replaced).
+    pub razorpay_checkout_url: Option<String>,
     /// `PII_MASTER_KEYS`: the master keys wrapping personal data keys
     /// (`platform::pii`; a secret).
     pub pii: platform::pii::Keyring,
@@ -152,6 +155,8 @@ impl Config {
             return_urls: routes::orders::ReturnUrls::from_env(),
             webhooks: routes::webhooks::WebhookConfig::from_env()?,
             docs_assets: var("DOCS_ASSETS_DIR", routes::docs::DEFAULT_ASSETS_DIR).into(),
+            razorpay_checkout_url: Some(var("STOREFRONT_RAZORPAY_CHECKOUT_URL", ""))
+                .filter(|u| !u.is_empty()),
             pii: platform::pii::Keyring::from_env()?,
         })
     }
@@ -200,6 +205,7 @@ impl Config {
                 "/../web/node_modules/swagger-ui-dist"
             )
             .into(),
+            razorpay_checkout_url: None,
             pii: platform::pii::Keyring::parse(TEST_PII_MASTER_KEYS)
                 .expect("the test master key parses"),
         }
@@ -310,6 +316,7 @@ impl Application {
         let router = Router::new()
             .merge(api)
             .merge(routes::docs::router(doc, config.docs_assets.clone()))
+            .merge(routes::storefront::router(config.razorpay_checkout_url.clone()))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .route_layer(axum::middleware::from_fn(http_metrics::layer))
@@ -423,7 +430,8 @@ fn security_headers() -> tower::layer::util::Stack<
                 HeaderValue::from_static("nosniff"),
             ),
             tower::layer::util::Stack::new(
-                Set::overriding(
+                // The storefront's page sets a fuller policy of its own.
+                Set::if_not_present(
                     header::CONTENT_SECURITY_POLICY,
                     HeaderValue::from_static("frame-ancestors 'none'"),
                 ),

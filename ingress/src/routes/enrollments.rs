@@ -85,7 +85,8 @@ pub struct EnrollmentsQuery {
 }
 
 /// The signed-in user's enrollments, seats bought for others, and the
-/// seats assigned from them. With `?order=T`, only order T's; adding
+/// seats assigned from them; a guest reads their order's with `?order=T`
+/// (the order token is their credential). With `?order=T`, only order T's; adding
 /// `Prefer: wait=N` (at most 30) answers as soon as order T's first
 /// enrollment is visible, or after N seconds with `"stale": true`: a
 /// checkout's confirmation page waits here instead of polling.
@@ -99,7 +100,7 @@ pub struct EnrollmentsQuery {
     ),
     responses(
         (status = 200, description = "the caller's enrollments", body = EnrollmentList),
-        (status = 401, description = "no bearer token, or an invalid one", body = ErrorBody),
+        (status = 401, description = "no bearer token and no order, or an invalid token", body = ErrorBody),
         (status = 422, description = "malformed order token", body = ErrorBody),
         (status = 429, description = "rate limited", body = ErrorBody),
     )
@@ -110,17 +111,28 @@ pub async fn my_enrollments(
     Query(q): Query<EnrollmentsQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(user) = caller.user_id() else {
-        return Err(ApiError::Unauthorized(
-            "sign in to list your enrollments".into(),
-        ));
-    };
     let order = q
         .order
         .as_deref()
         .map(super::orders::parse_order)
         .transpose()?;
-    let read = || enrollments_of(&state.pool, user, order.as_ref());
+    // A guest's order token is their credential for that order: with it,
+    // they read the order's enrollments (a guest has no others).
+    let owner = match (caller.user_id(), &order) {
+        (Some(user), _) => Owner::User(user.to_owned()),
+        (None, Some(order)) => Owner::Guest(enrollment::buyer_key(None, order.as_str())),
+        (None, None) => {
+            return Err(ApiError::Unauthorized(
+                "sign in to list your enrollments (a guest names the order: ?order=)".into(),
+            ))
+        }
+    };
+    let read = || async {
+        match &owner {
+            Owner::User(user) => enrollments_of(&state.pool, user, order.as_ref()).await,
+            Owner::Guest(key) => guest_enrollments_of(&state.pool, key).await,
+        }
+    };
     let (enrollments, seen) = match (&order, super::cart::preferred_wait(&headers)) {
         (Some(order), Some(wait)) => {
             state
@@ -145,6 +157,31 @@ pub async fn my_enrollments(
         stale: !seen,
     })
     .into_response())
+}
+
+/// Whose enrollments a request reads.
+enum Owner {
+    User(String),
+    /// A guest's order, by its buyer key (`guest:<order token>`).
+    Guest(String),
+}
+
+/// A guest order's enrollments (its buyer key), newest first.
+async fn guest_enrollments_of(
+    pool: &sqlx::PgPool,
+    buyer_key: &str,
+) -> Result<Vec<EnrollmentView>, sqlx::Error> {
+    sqlx::query_as::<_, EnrollmentView>(
+        "SELECT enrollment_id, order_token, internship_id, title, seats,
+                CASE WHEN seats > 1 AND seat_of IS NULL THEN seats - seats_assigned END AS seats_left,
+                status, access_granted, progress_percent, certificate_eligible, enrolled_at,
+                email, seat_of
+         FROM enrollments WHERE buyer_key = $1 AND buyer_user_id IS NULL
+         ORDER BY enrolled_at DESC, internship_id, email LIMIT 200",
+    )
+    .bind(buyer_key)
+    .fetch_all(pool)
+    .await
 }
 
 /// `user`'s enrollments, newest first; only `order`'s when given.

@@ -5,6 +5,7 @@
 //! route cannot exist without its documentation.
 
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod cart;
 pub mod catalog;
@@ -17,6 +18,7 @@ pub mod privacy;
 pub mod seat_report;
 pub mod shared_responses;
 pub mod sharing;
+pub mod storefront;
 pub mod webhooks;
 
 use axum::Router;
@@ -67,6 +69,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .routes(utoipa_axum::routes!(admin::refund_order))
         .routes(utoipa_axum::routes!(enrollments::support_cases))
         .routes(utoipa_axum::routes!(audit::audit_trail))
+        .routes(utoipa_axum::routes!(analytics::analytics))
         .routes(utoipa_axum::routes!(privacy::erase_by_email))
         .route_layer(axum::middleware::from_fn_with_state(
             keys,
