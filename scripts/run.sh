@@ -456,7 +456,8 @@ API="http://$INGRESS_ADDR"
 cat <<EOF
 
 Checkout stack is up (profile $PROFILE).
-  ingress (API)        $API            /healthz; ops http://$OPS_INGRESS: /healthz /readyz /metrics
+  storefront           $API/           (sign in: checkoutctl token --sub you)
+  ingress (API)        $API/api/v1     /healthz; ops http://$OPS_INGRESS: /healthz /readyz /metrics
   gateway-simulator    http://$SIMULATOR_ADDR   Razorpay + Stripe (/v1/...), checkout pages /checkout/{id}
   processors cart #1   http://$OPS_CART_1   ops: /healthz /readyz /metrics
   processors cart #2   http://$OPS_CART_2   ops

@@ -166,19 +166,20 @@ enum Owner {
     Guest(String),
 }
 
+/// The columns of an [`EnrollmentView`], from `enrollments`.
+const VIEW_COLUMNS: &str = "enrollment_id, order_token, internship_id, title, seats,
+    CASE WHEN seats > 1 AND seat_of IS NULL THEN seats - seats_assigned END AS seats_left,
+    status, access_granted, progress_percent, certificate_eligible, enrolled_at, email, seat_of";
+
 /// A guest order's enrollments (its buyer key), newest first.
 async fn guest_enrollments_of(
     pool: &sqlx::PgPool,
     buyer_key: &str,
 ) -> Result<Vec<EnrollmentView>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentView>(
-        "SELECT enrollment_id, order_token, internship_id, title, seats,
-                CASE WHEN seats > 1 AND seat_of IS NULL THEN seats - seats_assigned END AS seats_left,
-                status, access_granted, progress_percent, certificate_eligible, enrolled_at,
-                email, seat_of
-         FROM enrollments WHERE buyer_key = $1 AND buyer_user_id IS NULL
-         ORDER BY enrolled_at DESC, internship_id, email LIMIT 200",
-    )
+    sqlx::query_as::<_, EnrollmentView>(&format!(
+        "SELECT {VIEW_COLUMNS} FROM enrollments WHERE buyer_key = $1 AND buyer_user_id IS NULL
+         ORDER BY enrolled_at DESC, internship_id, email LIMIT 200"
+    ))
     .bind(buyer_key)
     .fetch_all(pool)
     .await
@@ -190,14 +191,11 @@ pub(crate) async fn enrollments_of(
     user: &str,
     order: Option<&OrderToken>,
 ) -> Result<Vec<EnrollmentView>, sqlx::Error> {
-    sqlx::query_as::<_, EnrollmentView>(
-        "SELECT enrollment_id, order_token, internship_id, title, seats,
-                CASE WHEN seats > 1 AND seat_of IS NULL THEN seats - seats_assigned END AS seats_left,
-                status, access_granted, progress_percent, certificate_eligible, enrolled_at,
-                email, seat_of
-         FROM enrollments WHERE buyer_user_id = $1 AND ($2::text IS NULL OR order_token = $2)
-         ORDER BY enrolled_at DESC, internship_id, email LIMIT 200",
-    )
+    sqlx::query_as::<_, EnrollmentView>(&format!(
+        "SELECT {VIEW_COLUMNS} FROM enrollments
+         WHERE buyer_user_id = $1 AND ($2::text IS NULL OR order_token = $2)
+         ORDER BY enrolled_at DESC, internship_id, email LIMIT 200"
+    ))
     .bind(user)
     .bind(order.map(OrderToken::as_str))
     .fetch_all(pool)
