@@ -395,13 +395,16 @@ mod tests {
     }
 
     fn verifier(issuer: Option<&str>, audience: Option<&str>) -> Arc<Verifier> {
-        Verifier::new(&AuthConfig {
-            hs256_secret: Some(SECRET.into()),
-            jwks_file: None,
-            issuer: issuer.map(Into::into),
-            audience: audience.map(Into::into),
-            max_lifetime_secs: None,
-        }, pseudonyms())
+        Verifier::new(
+            &AuthConfig {
+                hs256_secret: Some(SECRET.into()),
+                jwks_file: None,
+                issuer: issuer.map(Into::into),
+                audience: audience.map(Into::into),
+                max_lifetime_secs: None,
+            },
+            pseudonyms(),
+        )
         .unwrap()
     }
 
@@ -424,11 +427,14 @@ mod tests {
             ..claims()
         };
         assert!(v.verify(&token(&within, SECRET)).is_ok());
-        let strict = Verifier::new(&AuthConfig {
-            hs256_secret: Some(SECRET.into()),
-            max_lifetime_secs: Some(600),
-            ..AuthConfig::default()
-        }, pseudonyms())
+        let strict = Verifier::new(
+            &AuthConfig {
+                hs256_secret: Some(SECRET.into()),
+                max_lifetime_secs: Some(600),
+                ..AuthConfig::default()
+            },
+            pseudonyms(),
+        )
         .unwrap();
         assert!(strict.verify(&token(&within, SECRET)).is_err());
         assert!(strict.verify(&token(&claims(), SECRET)).is_ok());
@@ -554,10 +560,13 @@ mod tests {
     #[test]
     fn rs256_tokens_are_checked_against_the_jwks_key_named_by_kid() {
         let jwks = concat!(env!("CARGO_MANIFEST_DIR"), "/src/test_jwks.json");
-        let v = Verifier::new(&AuthConfig {
-            jwks_file: Some(jwks.into()),
-            ..AuthConfig::default()
-        }, pseudonyms())
+        let v = Verifier::new(
+            &AuthConfig {
+                jwks_file: Some(jwks.into()),
+                ..AuthConfig::default()
+            },
+            pseudonyms(),
+        )
         .unwrap();
         let key = EncodingKey::from_rsa_pem(TEST_RSA_KEY.as_bytes()).unwrap();
         let mut header = Header::new(Algorithm::RS256);

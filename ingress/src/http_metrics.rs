@@ -28,42 +28,42 @@ pub fn metrics() -> &'static HttpMetrics {
     static M: OnceLock<HttpMetrics> = OnceLock::new();
     M.get_or_init(|| {
         let m = HttpMetrics {
-        requests: register_int_counter_vec!(
-            "http_requests_total",
-            "HTTP requests",
-            &["route", "method", "class"]
-        )
-        .expect("metric registers once"),
-        latency: register_histogram_vec!(
-            "http_request_duration_seconds",
-            "HTTP response time",
-            &["route", "class"],
-            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]
-        )
-        .expect("metric registers once"),
-        errors: register_int_counter_vec!(
-            "http_errors_total",
-            "Non-2xx answers by error class",
-            &["class"]
-        )
-        .expect("metric registers once"),
-        carts_created: register_int_counter!(
-            "carts_created_total",
-            "Carts created (accepted by the broker)"
-        )
-        .expect("metric registers once"),
-        orders: register_int_gauge_vec!(
-            "orders",
-            "Orders by status, as the read model has them",
-            &["status"]
-        )
-        .expect("metric registers once"),
-        webhooks: register_int_counter_vec!(
-            "webhooks_received_total",
-            "Gateway webhooks by gateway and outcome (accepted, refused, failed)",
-            &["gateway", "outcome"]
-        )
-        .expect("metric registers once"),
+            requests: register_int_counter_vec!(
+                "http_requests_total",
+                "HTTP requests",
+                &["route", "method", "class"]
+            )
+            .expect("metric registers once"),
+            latency: register_histogram_vec!(
+                "http_request_duration_seconds",
+                "HTTP response time",
+                &["route", "class"],
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0]
+            )
+            .expect("metric registers once"),
+            errors: register_int_counter_vec!(
+                "http_errors_total",
+                "Non-2xx answers by error class",
+                &["class"]
+            )
+            .expect("metric registers once"),
+            carts_created: register_int_counter!(
+                "carts_created_total",
+                "Carts created (accepted by the broker)"
+            )
+            .expect("metric registers once"),
+            orders: register_int_gauge_vec!(
+                "orders",
+                "Orders by status, as the read model has them",
+                &["status"]
+            )
+            .expect("metric registers once"),
+            webhooks: register_int_counter_vec!(
+                "webhooks_received_total",
+                "Gateway webhooks by gateway and outcome (accepted, refused, failed)",
+                &["gateway", "outcome"]
+            )
+            .expect("metric registers once"),
         };
         // Every series at 0 from the start: a rate over a first scrape is
         // 0, not absent.

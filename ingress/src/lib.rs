@@ -316,7 +316,9 @@ impl Application {
         let router = Router::new()
             .merge(api)
             .merge(routes::docs::router(doc, config.docs_assets.clone()))
-            .merge(routes::storefront::router(config.razorpay_checkout_url.clone()))
+            .merge(routes::storefront::router(
+                config.razorpay_checkout_url.clone(),
+            ))
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
             .route_layer(axum::middleware::from_fn(http_metrics::layer))

@@ -37,11 +37,7 @@ pub fn user_alias(user: &str) -> String {
 
 /// Links `email` to `person`'s key, so an admin's erasure by email finds
 /// a guest's data.
-pub async fn link_email(
-    state: &AppState,
-    email: &str,
-    person: &str,
-) -> Result<(), ApiError> {
+pub async fn link_email(state: &AppState, email: &str, person: &str) -> Result<(), ApiError> {
     state
         .vault
         .link(&email_alias(&state.pseudonyms, email), person)
@@ -51,11 +47,7 @@ pub async fn link_email(
 
 /// Links a guest cart's key to the user who signs in with it: their own
 /// erasure destroys it too.
-pub async fn link_guest_cart(
-    vault: &Vault,
-    user: &str,
-    cart: &CartToken,
-) -> Result<(), ApiError> {
+pub async fn link_guest_cart(vault: &Vault, user: &str, cart: &CartToken) -> Result<(), ApiError> {
     vault
         .link(&user_alias(user), &format!("cart:{}", cart.as_str()))
         .await

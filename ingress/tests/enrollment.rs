@@ -165,7 +165,10 @@ fn created_sealed(events: &[EnrollmentEvent]) -> Vec<(String, i32, bool, Option<
 
 /// As [`created_sealed`], each email opened: every one travels sealed,
 /// with its blind index.
-async fn created(env: &TestEnv, events: &[EnrollmentEvent]) -> Vec<(String, i32, bool, Option<String>)> {
+async fn created(
+    env: &TestEnv,
+    events: &[EnrollmentEvent],
+) -> Vec<(String, i32, bool, Option<String>)> {
     let mut out = Vec::new();
     for (internship, seats, access, email) in created_sealed(events) {
         if let Some(e) = &email {
@@ -365,12 +368,23 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
     let blocks = report["blocks"].as_array().unwrap();
     assert_eq!(blocks.len(), 1, "{report}");
     assert_eq!(blocks[0]["internship_id"], "data-science");
-    assert_eq!((blocks[0]["seats"].clone(), blocks[0]["seats_assigned"].clone()), (json!(3), json!(3)));
+    assert_eq!(
+        (
+            blocks[0]["seats"].clone(),
+            blocks[0]["seats_assigned"].clone()
+        ),
+        (json!(3), json!(3))
+    );
     let mut holders: Vec<(String, bool)> = blocks[0]["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["email"].as_str().unwrap().to_owned(), r["enrolled"] == true))
+        .map(|r| {
+            (
+                r["email"].as_str().unwrap().to_owned(),
+                r["enrolled"] == true,
+            )
+        })
         .collect();
     holders.sort();
     assert_eq!(
@@ -389,13 +403,20 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
         .await
         .unwrap();
     assert_eq!(csv.status(), 200);
-    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     let csv = csv.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4, "a header and a row per seat: {csv}");
     assert!(lines[0].starts_with("order_token,internship_id,title,seat,email"));
     for email in ["Ravi@example.com", "asha@example.com", "chen@example.com"] {
-        assert_eq!(lines.iter().filter(|l| l.contains(email)).count(), 1, "{csv}");
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(email)).count(),
+            1,
+            "{csv}"
+        );
     }
     let theirs = shop
         .http
@@ -435,7 +456,12 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
     // Seat holders' addresses rest sealed: in no topic's bytes, no table's
     // rows; the buyer reads them opened (above). One holder's address
     // sealed twice (the repeat) compares by its blind index: one seat.
-    for email in ["asha@example.com", "Ravi@example.com", "ravi@example.com", "chen@example.com"] {
+    for email in [
+        "asha@example.com",
+        "Ravi@example.com",
+        "ravi@example.com",
+        "chen@example.com",
+    ] {
         assert!(
             common::where_in_clear(&shop.env, email).await.is_empty(),
             "{email} in the clear"
@@ -466,7 +492,11 @@ async fn a_buyer_assigns_paid_seats_by_email_once_each_and_never_beyond_the_bloc
     seats.sort_by_key(|e| e.to_string());
     assert_eq!(
         seats,
-        [json!("Ravi@example.com"), json!("chen@example.com"), Value::Null]
+        [
+            json!("Ravi@example.com"),
+            json!("chen@example.com"),
+            Value::Null
+        ]
     );
     // Known by a pseudonym on the topic, never the account's id.
     let maya = common::pseudonym(&shop.env, "maya").await;

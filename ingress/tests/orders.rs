@@ -1260,6 +1260,60 @@ async fn a_payment_at_stripe_pays_the_order_and_a_forged_webhook_is_refused() {
     );
     let o = shop.get("pia", &format!("order/{order}")).await;
     assert_eq!(paid_transitions(&o), 1);
+    // What the alerts divide (this test's process runs the ingress and the
+    // order processor): the three refusals, the webhooks taken, the one
+    // payment settled.
+    assert_eq!(
+        counted(
+            "webhooks_received_total",
+            &[("gateway", "stripe"), ("outcome", "refused")]
+        ),
+        3.0
+    );
+    assert!(
+        counted(
+            "webhooks_received_total",
+            &[("gateway", "stripe"), ("outcome", "accepted")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        counted(
+            "webhooks_received_total",
+            &[("gateway", "razorpay"), ("outcome", "accepted")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        counted(
+            "order_payments_total",
+            &[("gateway", "stripe"), ("outcome", "succeeded")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        counted(
+            "order_payments_total",
+            &[("gateway", "stripe"), ("outcome", "failed")]
+        ),
+        0.0
+    );
+}
+
+/// The sum of the process's counter `name` over the series with `labels`.
+fn counted(name: &str, labels: &[(&str, &str)]) -> f64 {
+    prometheus::gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric())
+        .filter(|m| {
+            labels.iter().all(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            })
+        })
+        .map(|m| m.get_counter().get_value())
+        .sum()
 }
 
 // ---------------------------------------------------------------------------
@@ -1476,7 +1530,10 @@ async fn a_purchase_with_a_refund_leaves_one_audit_event_per_money_change() {
         .json()
         .await
         .unwrap();
-    let hers = trail.iter().filter(|e| e["person"] == vera.as_str()).count();
+    let hers = trail
+        .iter()
+        .filter(|e| e["person"] == vera.as_str())
+        .count();
     assert_eq!(mine["events"].as_array().unwrap().len(), hers);
     let before: Value = shop
         .http

@@ -137,8 +137,7 @@ fn pool_metrics() -> &'static PoolMetrics {
 /// its one pool.
 pub fn report_pool(pool: &PgPool) {
     let m = pool_metrics();
-    m.max
-        .set(i64::from(pool.options().get_max_connections()));
+    m.max.set(i64::from(pool.options().get_max_connections()));
     let sample = |pool: &PgPool| {
         let (size, idle) = (i64::from(pool.size()), pool.num_idle() as i64);
         m.connections

@@ -122,7 +122,12 @@ impl Keyring {
         Ok(cipher)
     }
 
-    fn unwrap_raw(&self, key_id: &str, master_id: &str, wrapped: &[u8]) -> Result<[u8; 32], PiiError> {
+    fn unwrap_raw(
+        &self,
+        key_id: &str,
+        master_id: &str,
+        wrapped: &[u8],
+    ) -> Result<[u8; 32], PiiError> {
         let (_, master) = self
             .masters
             .iter()
@@ -427,12 +432,10 @@ impl Vault {
             Some(row) => row,
             None => {
                 self.key_of(PSEUDONYM_KEY_OWNER).await?;
-                sqlx::query_as(
-                    "SELECT key_id, master_id, wrapped FROM pii_keys WHERE person = $1",
-                )
-                .bind(PSEUDONYM_KEY_OWNER)
-                .fetch_one(&self.pool)
-                .await?
+                sqlx::query_as("SELECT key_id, master_id, wrapped FROM pii_keys WHERE person = $1")
+                    .bind(PSEUDONYM_KEY_OWNER)
+                    .fetch_one(&self.pool)
+                    .await?
             }
         };
         Ok(Pseudonyms {

@@ -30,13 +30,13 @@
 
 use std::collections::BTreeSet;
 
-use schemas::{ids, sealed};
 use schemas::records::enrollment::{
     AssignSeats, EnrollOrder, Enrollment, EnrollmentBook, EnrollmentCmd, EnrollmentCommand,
     EnrollmentCreated, EnrollmentEvent, EnrollmentEventKind, EnrollmentFailed, EnrollmentStatus,
     FailedLine, RevokeOrder,
 };
 use schemas::records::support::SupportCase;
+use schemas::{ids, sealed};
 
 use crate::tables::CatalogLookup;
 
@@ -1012,7 +1012,11 @@ mod tests {
         let cmd = assign_cmd(
             "o2",
             "go",
-            &["pii1.kh.n1.c1.e_buyer", "pii1.kz.n2.c2.e_z", "pii1.kz.n3.c3.e_z"],
+            &[
+                "pii1.kh.n1.c1.e_buyer",
+                "pii1.kz.n2.c2.e_z",
+                "pii1.kz.n3.c3.e_z",
+            ],
         );
         let change = assign(Some(&book), "c1", &cmd, 3, 12).unwrap();
         assert_eq!(change.events.len(), 1, "{:?}", change.events);

@@ -59,7 +59,10 @@ mod tests {
         assert_eq!(blind_index("pii1.k.n.c.e_ab"), Some("e_ab"));
         assert_eq!(blind_index("pii1.k.n.c"), None);
         // Two sealings of one address differ but for the index.
-        assert_eq!(identity("pii1.k1.n1.c1.e_ab"), identity("pii1.k2.n2.c2.e_ab"));
+        assert_eq!(
+            identity("pii1.k1.n1.c1.e_ab"),
+            identity("pii1.k2.n2.c2.e_ab")
+        );
         assert_eq!(identity(" Asha@X.com"), "asha@x.com");
         assert_eq!(blind_index("a.b@x.com"), None);
     }

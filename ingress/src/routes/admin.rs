@@ -520,9 +520,7 @@ pub async fn put_coupon(
     let mut record = coupon_record(&code, &input)?;
     // The referrer is named by their account here, by their pseudonym on
     // the topic, as every customer is.
-    record.referrer_user_id = record
-        .referrer_user_id
-        .map(|u| state.pseudonyms.user(&u));
+    record.referrer_user_id = record.referrer_user_id.map(|u| state.pseudonyms.user(&u));
     let causation = ids.command(0).to_string();
     let offset = state
         .commands

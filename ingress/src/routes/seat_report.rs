@@ -102,14 +102,19 @@ pub async fn seat_report(
             .is_some_and(|a| a.contains("text/csv")),
     };
     let not_found = || ApiError::Domain(ErrorCode::OrderNotFound, "order not found".into());
-    let buyer: Option<String> =
-        sqlx::query_scalar::<_, Option<String>>("SELECT buyer_user_id FROM orders WHERE order_token = $1")
-            .bind(token.as_str())
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or_else(not_found)?;
+    let buyer: Option<String> = sqlx::query_scalar::<_, Option<String>>(
+        "SELECT buyer_user_id FROM orders WHERE order_token = $1",
+    )
+    .bind(token.as_str())
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(not_found)?;
     let admin = caller.0.as_ref().is_some_and(|u| u.role == Role::Admin);
-    if !admin && buyer.as_deref().is_some_and(|b| caller.user_id() != Some(b)) {
+    if !admin
+        && buyer
+            .as_deref()
+            .is_some_and(|b| caller.user_id() != Some(b))
+    {
         return Err(not_found());
     }
     let mut report = read(&state, token.as_str()).await?;
@@ -253,20 +258,21 @@ mod tests {
     #[test]
     fn every_seat_is_a_row_and_the_csv_quotes_what_needs_it() {
         let block = uuid::Uuid::from_u128(1);
-        let row = |id: u128, seats: i32, email: Option<&str>, of: Option<uuid::Uuid>, s: i64| -> Row {
-            (
-                uuid::Uuid::from_u128(id),
-                "go".into(),
-                "Go, \"fast\"".into(),
-                seats,
-                "active".into(),
-                of.is_some(),
-                at(s),
-                email.map(Into::into),
-                if of.is_none() { 2 } else { 0 },
-                of,
-            )
-        };
+        let row =
+            |id: u128, seats: i32, email: Option<&str>, of: Option<uuid::Uuid>, s: i64| -> Row {
+                (
+                    uuid::Uuid::from_u128(id),
+                    "go".into(),
+                    "Go, \"fast\"".into(),
+                    seats,
+                    "active".into(),
+                    of.is_some(),
+                    at(s),
+                    email.map(Into::into),
+                    if of.is_none() { 2 } else { 0 },
+                    of,
+                )
+            };
         let rows = vec![
             row(1, 3, None, None, 10),
             row(2, 1, Some("a@x.com"), Some(block), 20),
@@ -284,7 +290,14 @@ mod tests {
         let seats: Vec<_> = b
             .rows
             .iter()
-            .map(|r| (r.seat, r.email.as_deref(), r.assignment.as_str(), r.enrolled))
+            .map(|r| {
+                (
+                    r.seat,
+                    r.email.as_deref(),
+                    r.assignment.as_str(),
+                    r.enrolled,
+                )
+            })
             .collect();
         assert_eq!(
             seats,
@@ -297,7 +310,13 @@ mod tests {
         let csv = to_csv(&report);
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert_eq!(lines.len(), 5, "{csv}");
-        assert!(lines[1].starts_with("o1,go,\"Go, \"\"fast\"\"\",1,a@x.com,assigned,true,"), "{csv}");
-        assert!(lines[3].starts_with("o1,go,\"Go, \"\"fast\"\"\",3,,free,false,,"), "{csv}");
+        assert!(
+            lines[1].starts_with("o1,go,\"Go, \"\"fast\"\"\",1,a@x.com,assigned,true,"),
+            "{csv}"
+        );
+        assert!(
+            lines[3].starts_with("o1,go,\"Go, \"\"fast\"\"\",3,,free,false,,"),
+            "{csv}"
+        );
     }
 }

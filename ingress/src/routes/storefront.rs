@@ -31,7 +31,10 @@ pub fn router(razorpay_checkout_url: Option<String>) -> Router {
             get(move || async move { axum::Json(settings.clone()) }),
         )
         .route("/", get(|| file("text/html; charset=utf-8", PAGE)))
-        .route("/app.js", get(|| file("text/javascript; charset=utf-8", SCRIPT)))
+        .route(
+            "/app.js",
+            get(|| file("text/javascript; charset=utf-8", SCRIPT)),
+        )
         .route("/app.css", get(|| file("text/css; charset=utf-8", STYLE)))
 }
 

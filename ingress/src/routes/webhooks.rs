@@ -100,11 +100,11 @@ async fn receive_razorpay(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let signature = header(&headers, "x-razorpay-signature");
+    let signature = header(headers, "x-razorpay-signature");
     let now = chrono::Utc::now().timestamp();
-    razorpay::webhook::verify(&body, signature, &state.webhooks.razorpay.accepted_at(now))
+    razorpay::webhook::verify(body, signature, &state.webhooks.razorpay.accepted_at(now))
         .map_err(refused)?;
-    let event_id = header(&headers, "x-razorpay-event-id")
+    let event_id = header(headers, "x-razorpay-event-id")
         .ok_or_else(|| refused("no x-razorpay-event-id header"))?;
     let event = razorpay::transformers::event(event_id, body).map_err(refused)?;
     record(state, event, body, signature.unwrap_or_default()).await
@@ -138,10 +138,10 @@ async fn receive_stripe(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    let signature = header(&headers, "stripe-signature");
+    let signature = header(headers, "stripe-signature");
     let now = chrono::Utc::now().timestamp();
     stripe::webhook::verify(
-        &body,
+        body,
         signature,
         &state.webhooks.stripe.accepted_at(now),
         now,
