@@ -18,9 +18,19 @@ use crate::AppState;
 /// person's own, or, for a guest, one of the cart's.
 pub fn person(caller: &Caller, cart: &CartToken) -> String {
     match caller.user_id() {
-        Some(user) => format!("user:{user}"),
-        None => format!("cart:{}", cart.as_str()),
+        Some(user) => user_person(user),
+        None => cart_person(cart),
     }
+}
+
+/// The data key of a signed-in person.
+pub fn user_person(user: &str) -> String {
+    format!("user:{user}")
+}
+
+/// The data key of a guest cart.
+fn cart_person(cart: &CartToken) -> String {
+    format!("cart:{}", cart.as_str())
 }
 
 /// The one-way reference an email address is found by
@@ -49,7 +59,7 @@ pub async fn link_email(state: &AppState, email: &str, person: &str) -> Result<(
 /// erasure destroys it too.
 pub async fn link_guest_cart(vault: &Vault, user: &str, cart: &CartToken) -> Result<(), ApiError> {
     vault
-        .link(&user_alias(user), &format!("cart:{}", cart.as_str()))
+        .link(&user_alias(user), &cart_person(cart))
         .await
         .map_err(pii_error)
 }

@@ -130,12 +130,14 @@ pub async fn login(
         (LoginAction::Merge, Some(target)) => (
             Command::MergeInto(MergeInto {
                 target_cart_token: target.clone(),
-                user_id: user,
+                user_id: user.clone(),
             }),
             target,
         ),
         (LoginAction::Attach, _) => (
-            Command::AttachOwner(AttachOwner { user_id: user }),
+            Command::AttachOwner(AttachOwner {
+                user_id: user.clone(),
+            }),
             guest.clone(),
         ),
         _ => {
@@ -153,8 +155,7 @@ pub async fn login(
     };
     // What the guest sealed under the cart's key is the user's now: their
     // erasure must reach it.
-    crate::personal::link_guest_cart(&state.vault, caller.user_id().unwrap_or_default(), &token)
-        .await?;
+    crate::personal::link_guest_cart(&state.vault, &user, &token).await?;
     let merged = use_cart != guest;
     let version = send_to_cart(&state, token, ids.command(0), command)
         .await?

@@ -130,7 +130,7 @@ pub async fn erase_me(
     // orders placed with the address their token names.
     let own = state
         .vault
-        .erase(&format!("user:{user}"))
+        .erase(&crate::personal::user_person(user))
         .await
         .map_err(crate::personal::pii_error)?;
     let mut linked = state
@@ -160,11 +160,8 @@ pub async fn erase_me(
             reason: match (own, linked) {
                 (false, 0) => "no data key to destroy".into(),
                 (true, 0) => "the person's data key was destroyed".into(),
-                (own, n) => format!(
-                    "{} data key(s) destroyed: the person's own{}, and {n} linked",
-                    u64::from(own) + n,
-                    if own { "" } else { " (none)" }
-                ),
+                (true, n) => format!("the person's data key and {n} linked key(s) were destroyed"),
+                (false, n) => format!("{n} linked key(s) were destroyed (the person had none)"),
             },
             amount: None,
         })

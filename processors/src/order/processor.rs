@@ -76,20 +76,15 @@ pub fn register_metrics() {
 
 fn count_payments(before: Option<&OrderSnapshot>, after: &OrderSnapshot) {
     use schemas::records::order::AttemptStatus;
-    for a in &after.attempts {
+    for a in order::audit::settled_attempts(before, after) {
         let outcome = match a.status {
             AttemptStatus::Paid => "succeeded",
             AttemptStatus::Failed => "failed",
             AttemptStatus::Open | AttemptStatus::Expired => continue,
         };
-        let was = before
-            .and_then(|b| b.attempts.iter().find(|x| x.number == a.number))
-            .map(|x| x.status);
-        if was != Some(a.status) {
-            payments_metric()
-                .with_label_values(&[a.gateway.as_deref().unwrap_or("none"), outcome])
-                .inc();
-        }
+        payments_metric()
+            .with_label_values(&[a.gateway.as_deref().unwrap_or("none"), outcome])
+            .inc();
     }
 }
 

@@ -12,7 +12,9 @@
 
 use schemas::ids;
 use schemas::records::audit::AuditEvent;
-use schemas::records::order::{AttemptStatus, HoldStatus, OrderSnapshot, Transition};
+use schemas::records::order::{
+    AttemptStatus, HoldStatus, OrderSnapshot, PaymentAttempt, Transition,
+};
 use schemas::records::WireMoney;
 
 use super::OrderStamp;
@@ -69,13 +71,7 @@ pub fn audit_events(
             money,
         ));
     }
-    for a in &after.attempts {
-        let was = before
-            .and_then(|b| b.attempts.iter().find(|x| x.number == a.number))
-            .map(|x| x.status);
-        if was == Some(a.status) || a.status == AttemptStatus::Open {
-            continue;
-        }
+    for a in settled_attempts(before, after) {
         let reason = format!(
             "attempt {} at {}{}",
             a.number,
@@ -135,8 +131,23 @@ pub fn audit_events(
     out
 }
 
+/// The payment attempts whose outcome the change from `before` to `after`
+/// decided (paid, failed or expired): what the trail records once each,
+/// and what the payment metrics count.
+pub fn settled_attempts<'a>(
+    before: Option<&'a OrderSnapshot>,
+    after: &'a OrderSnapshot,
+) -> impl Iterator<Item = &'a PaymentAttempt> + 'a {
+    after.attempts.iter().filter(move |a| {
+        let was = before
+            .and_then(|b| b.attempts.iter().find(|x| x.number == a.number))
+            .map(|x| x.status);
+        was != Some(a.status) && a.status != AttemptStatus::Open
+    })
+}
+
 /// The actor as the trail names it: the buyer's own commands carry their
-/// bare user id, which the trail marks `user:<id>` so that a person can
+/// bare id (their pseudonym), which the trail marks `user:<id>` so that a person can
 /// never read as a gateway or `system`; the others (`admin:<id>`,
 /// `razorpay`, `stripe`, `system`) are named by whoever sent the command.
 fn actor_of(actor: &str, order: &OrderSnapshot) -> String {
