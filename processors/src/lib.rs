@@ -12,6 +12,7 @@
 pub mod cart;
 pub mod coupon;
 pub mod enrollment;
+pub mod invoice;
 pub mod order;
 pub mod payments;
 pub mod runner;
@@ -47,5 +48,8 @@ pub const PROCESSORS: &[(&str, Service)] = &[
     }),
     ("enrollment", |config, ops, stop| {
         Box::pin(enrollment::service::run(config, ops, stop))
+    }),
+    ("invoice", |config, ops, stop| {
+        Box::pin(invoice::service::run(config, ops, stop))
     }),
 ];

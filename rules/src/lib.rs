@@ -8,6 +8,7 @@
 //! - [`order`]: an order's life, from placement to paid, failed or expired;
 //! - [`redemption`]: a coupon's uses, reserved, committed and released;
 //! - [`enrollment`]: what a paid order does to its buyer's enrollments;
+//! - [`invoice`]: the GST invoice and credit note of a paid (refunded) order, numbered;
 //! - [`basket`]: the lines and FX quote pricing and coupons both read;
 //! - [`tables`]: the joins the rules make (catalog, FX rates, coupons), as
 //!   traits, and a table's history so a decision reads one version.
@@ -19,6 +20,7 @@ pub mod basket;
 pub mod cart;
 pub mod coupons;
 pub mod enrollment;
+pub mod invoice;
 pub mod order;
 pub mod pricing;
 pub mod redemption;

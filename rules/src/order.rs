@@ -890,7 +890,7 @@ fn job_request(order: &OrderSnapshot, attempt: i32, kind: &str, n: i64) -> Payme
 }
 
 /// The attempt that paid the order, with the gateway and payment to refund.
-fn paid_attempt(order: &OrderSnapshot) -> Option<&PaymentAttempt> {
+pub(crate) fn paid_attempt(order: &OrderSnapshot) -> Option<&PaymentAttempt> {
     order
         .attempts
         .iter()

@@ -22,6 +22,7 @@ use crate::records::{
     dead_letter::DeadLetter,
     enrollment::{EnrollmentBook, EnrollmentCommand, EnrollmentEvent},
     fx::FxRate,
+    invoices::{InvoiceDocument, InvoiceRequest},
     order::{OrderCommand, OrderEvent, OrderSnapshot},
     payments::PaymentRequest,
     runtime::AppliedInput,
@@ -400,6 +401,58 @@ pub const SUPPORT_CASES: Topic<SupportCase> = Topic::new(TopicDef {
           (with the order, the reason and the buyer).",
 });
 
+/// The invoice ledger is one key (`records::invoices::LEDGER_KEY`): every
+/// number of every series is decided in one place, in input order. One
+/// partition for its topics, so the sales register on
+/// `invoice.documents` reads in the order it was numbered.
+const INVOICE_PARTITIONS: i32 = 1;
+
+pub const INVOICE_REQUESTS: Topic<InvoiceRequest> = Topic::new(TopicDef {
+    name: "invoice.requests",
+    partitions: INVOICE_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.invoices.InvoiceRequest.avsc"),
+    doc:
+        "Requests for a GST tax invoice (an order paid) or a credit note (an order refunded), from \
+          the order processor, all under the seller's ledger key.",
+});
+
+/// The invoice processor's state: the documents it issued, each under its
+/// own number (never rewritten), folded back into the ledger on restore.
+pub const INVOICE_CHANGELOG: Topic<InvoiceDocument> = Topic::new(TopicDef {
+    name: "invoice.processor-ledger",
+    partitions: INVOICE_PARTITIONS,
+    cleanup: Cleanup::Compact,
+    retention_ms: None,
+    value_schema: include_str!("../avro/internhub.invoices.InvoiceDocument.avsc"),
+    doc: "The invoice processor's state (every document it issued, by number), restored when it \
+          is assigned the ledger.",
+});
+
+pub const INVOICE_APPLIED: Topic<AppliedInput> = Topic::new(TopicDef {
+    name: "invoice.processor-applied",
+    partitions: INVOICE_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    retention_ms: Some(APPLIED_RETENTION_MS),
+    value_schema: include_str!("../avro/internhub.runtime.AppliedInput.avsc"),
+    doc: "The request ids the invoice processor applied, for 24 h.",
+});
+
+pub const INVOICE_DOCUMENTS: Topic<InvoiceDocument> = Topic::new(TopicDef {
+    name: "invoice.documents",
+    partitions: INVOICE_PARTITIONS,
+    cleanup: Cleanup::Delete,
+    // The sales register: kept as long as the law keeps books (and longer
+    // than any broker default), read by accounting tools.
+    retention_ms: Some(KEEP_FOREVER),
+    value_schema: include_str!("../avro/internhub.invoices.InvoiceDocument.avsc"),
+    doc:
+        "GST tax invoices and credit notes keyed by their number (INV/26-27/000001), in the order \
+          they were numbered: supplier, buyer, place of supply, each line with its tax, totals in \
+          figures and words; materialized into the `invoices` table.",
+});
+
 /// Partitions of `audit.events` (keyed by subject; an order's events in
 /// order on one partition).
 const AUDIT_PARTITIONS: i32 = 4;
@@ -461,6 +514,10 @@ pub const ALL: &[TopicDef] = &[
     ENROLLMENT_APPLIED.def,
     ENROLLMENT_EVENTS.def,
     SUPPORT_CASES.def,
+    INVOICE_REQUESTS.def,
+    INVOICE_CHANGELOG.def,
+    INVOICE_APPLIED.def,
+    INVOICE_DOCUMENTS.def,
     AUDIT_EVENTS.def,
     DEAD_LETTERS.def,
 ];

@@ -1,6 +1,6 @@
 //! The adapter between the order rules and the runner: the snapshot is the
 //! state and the output, with its audit events; what a change asks of others (sessions, look-ups
-//! and refunds of the gateway worker, enrollments, coupon commands, the
+//! and refunds of the gateway worker, enrollments, invoices, coupon commands, the
 //! reopening of a cart whose order failed for a coupon) is read from the
 //! change by the rules. The timers ask for the expiry of every
 //! attempt whose payment token ran out, and the look-up of every attempt
@@ -21,6 +21,7 @@ use schemas::records::cart::CartCommand;
 use schemas::records::coupons::CouponCommand;
 use schemas::records::dead_letter::DeadLetter;
 use schemas::records::enrollment::EnrollmentCommand;
+use schemas::records::invoices::{InvoiceRequest, LEDGER_KEY};
 use schemas::records::order::{
     ExpireAttempt, OrderCmd, OrderCommand, OrderEvent, OrderSnapshot, Reconcile,
 };
@@ -28,9 +29,9 @@ use schemas::records::payments::PaymentRequest;
 use schemas::records::runtime::AppliedInput;
 use schemas::records::webhooks::{Park, RetryAction, RetryCommand};
 use schemas::topics::{
-    AUDIT_EVENTS, CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS, ORDER_APPLIED,
-    ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_EVENTS, ORDER_SNAPSHOTS, PAYMENT_REQUESTS,
-    WEBHOOKS_RETRY,
+    AUDIT_EVENTS, CART_COMMANDS, COUPON_COMMANDS, DEAD_LETTERS, ENROLLMENT_COMMANDS,
+    INVOICE_REQUESTS, ORDER_APPLIED, ORDER_CHANGELOG, ORDER_COMMANDS, ORDER_EVENTS,
+    ORDER_SNAPSHOTS, PAYMENT_REQUESTS, WEBHOOKS_RETRY,
 };
 use schemas::{Codec, CodecError, Topic};
 
@@ -105,6 +106,9 @@ pub enum OrderOutput {
         command: Box<OrderCommand>,
         letter: DeadLetter,
     },
+    /// A paid order's tax invoice (or a refunded one's credit note), for
+    /// the invoice processor.
+    Invoice(InvoiceRequest),
     /// An outcome (paid, failed, expired, refunded) for `order.events`.
     Event(OrderEvent),
     /// A change of money or access for `audit.events`.
@@ -135,6 +139,9 @@ impl Emit for OrderOutput {
             OrderOutput::Coupon(c) => Box::pin(encode_for(codec, &COUPON_COMMANDS, &c.code, c)),
             OrderOutput::Session(r) => {
                 Box::pin(encode_for(codec, &PAYMENT_REQUESTS, &r.order_token, r))
+            }
+            OrderOutput::Invoice(r) => {
+                Box::pin(encode_for(codec, &INVOICE_REQUESTS, LEDGER_KEY, r))
             }
             OrderOutput::Enroll(e) => {
                 Box::pin(encode_for(codec, &ENROLLMENT_COMMANDS, &e.buyer_key, e))
@@ -251,6 +258,11 @@ impl Processor for OrderProcessor {
                     order::enrollment_requests(state, &next, cmd.issued_at)
                         .into_iter()
                         .map(OrderOutput::Enroll),
+                );
+                outputs.extend(
+                    rules::invoice::requests(state, &next)
+                        .into_iter()
+                        .map(OrderOutput::Invoice),
                 );
                 // Ids derived from the order's command and the coupon: a
                 // replay asks the coupon processor the very same thing.

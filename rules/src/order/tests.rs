@@ -782,6 +782,27 @@ fn a_refund_is_asked_of_the_gateway_and_the_order_is_refunded_on_its_webhook() {
     );
     assert!(enrollment_requests(Some(&refunded), &refunded, 6_000).is_empty());
 
+    // The paperwork: an invoice when paid, a credit note when refunded,
+    // each asked once, with the refund's id and reason.
+    use crate::invoice::requests as invoice_requests;
+    use schemas::records::invoices::DocumentKind;
+    let invoice = invoice_requests(Some(&opened()), &o);
+    assert_eq!(invoice.len(), 1);
+    assert_eq!(invoice[0].kind, DocumentKind::TaxInvoice);
+    assert_eq!(invoice[0].at, 2_000, "dated when paid");
+    assert_eq!(invoice[0].payment_ref.as_deref(), Some("pay_1"));
+    assert_eq!(invoice[0].total, money(59_000));
+    assert!(invoice_requests(Some(&o), &asked).is_empty(), "asked once");
+    assert!(invoice_requests(Some(&asked), &started).is_empty());
+    let credit = invoice_requests(Some(&started), &refunded);
+    assert_eq!(credit.len(), 1);
+    assert_eq!(credit[0].kind, DocumentKind::CreditNote);
+    assert_eq!(credit[0].refund_id.as_deref(), Some("rfnd_1"));
+    assert_eq!(credit[0].reason.as_deref(), Some("changed my mind"));
+    assert_eq!(credit[0].at, 5_000);
+    assert_ne!(credit[0].request_id, invoice[0].request_id);
+    assert!(invoice_requests(Some(&refunded), &refunded).is_empty());
+
     // A failed refund can be asked again, under a new idempotency key.
     let failed = order(run(Some(&started), 5, 5_000, settled(false)));
     assert_eq!(failed.status, OrderStatus::Paid);

@@ -14,6 +14,7 @@ pub mod coupons;
 pub mod dead_letter;
 pub mod enrollment;
 pub mod fx;
+pub mod invoices;
 pub mod order;
 pub mod payments;
 pub mod runtime;
@@ -786,6 +787,7 @@ mod tests {
                 cause_event_id: "ev".into(),
             },
         );
+        invoice_records_round_trip();
         for amount in [
             None,
             Some(WireMoney {
@@ -987,5 +989,115 @@ mod tests {
         });
         snap.status = CartStatus::Merged;
         round_trip(topics::CART_CHANGELOG.def.value_schema, &snap);
+    }
+
+    fn invoice_records_round_trip() {
+        use super::invoices::*;
+        let inr = |minor| WireMoney {
+            amount_minor: minor,
+            currency: "INR".into(),
+        };
+        let tax = TaxAmount {
+            name: "IGST".into(),
+            rate: "0.18".into(),
+            amount: inr(900),
+        };
+        let fx = Some(FxNote {
+            base: "INR".into(),
+            quote: "USD".into(),
+            rate: "0.012".into(),
+            as_of: 3,
+        });
+        for kind in [DocumentKind::TaxInvoice, DocumentKind::CreditNote] {
+            round_trip(
+                topics::INVOICE_REQUESTS.def.value_schema,
+                &InvoiceRequest {
+                    request_id: "r".into(),
+                    order_token: "o".into(),
+                    kind,
+                    at: 5,
+                    buyer_user_id: Some("u_1".into()),
+                    buyer_gstin: Some("pii1.k.n.c".into()),
+                    buyer_country: "IN".into(),
+                    buyer_state: Some("MH".into()),
+                    currency: "INR".into(),
+                    tax_inclusive: false,
+                    lines: vec![RequestLine {
+                        internship_id: "i".into(),
+                        title: "I".into(),
+                        quantity: 2,
+                        unit_price: inr(2500),
+                        discount: inr(0),
+                        amount: inr(5000),
+                        tax_class: "standard".into(),
+                    }],
+                    taxes: vec![tax.clone()],
+                    subtotal: inr(5000),
+                    discount_total: inr(0),
+                    tax_total: inr(900),
+                    total: inr(5900),
+                    fx: fx.clone(),
+                    gateway: Some("razorpay".into()),
+                    payment_ref: Some("pay_1".into()),
+                    refund_id: None,
+                    reason: Some("asked".into()),
+                },
+            );
+        }
+        let document = InvoiceDocument {
+            event_id: "e".into(),
+            kind: DocumentKind::CreditNote,
+            number: "CN/26-27/000001".into(),
+            series: "CN/26-27".into(),
+            sequence: 1,
+            financial_year: "2026-27".into(),
+            issued_at: 7,
+            order_token: "o".into(),
+            request_id: "r".into(),
+            version: 4,
+            against_number: Some("INV/26-27/000001".into()),
+            against_issued_at: Some(6),
+            supplier: Supplier {
+                name: "S".into(),
+                gstin: "29AAAAA0000A1Z5".into(),
+                address: "A".into(),
+                state: "Karnataka".into(),
+                state_code: "29".into(),
+            },
+            buyer: DocumentBuyer {
+                user_id: None,
+                gstin: None,
+                country: "IN".into(),
+                state: Some("MH".into()),
+            },
+            place_of_supply: "Maharashtra (27)".into(),
+            supply: Supply::InterState,
+            currency: "INR".into(),
+            tax_inclusive: false,
+            lines: vec![DocumentLine {
+                number: 1,
+                internship_id: "i".into(),
+                description: "I".into(),
+                sac: "999293".into(),
+                quantity: 2,
+                unit_price: inr(2500),
+                discount: inr(0),
+                taxable_value: inr(5000),
+                taxes: vec![tax.clone()],
+                total: inr(5900),
+            }],
+            taxes: vec![tax],
+            taxable_total: inr(5000),
+            tax_total: inr(900),
+            total: inr(5900),
+            total_in_words: "Indian Rupees Fifty Nine Only".into(),
+            fx,
+            gateway: None,
+            payment_ref: None,
+            refund_id: Some("rfnd_1".into()),
+            notes: vec!["n".into()],
+        };
+        round_trip(topics::INVOICE_DOCUMENTS.def.value_schema, &document);
+        round_trip(topics::INVOICE_CHANGELOG.def.value_schema, &document);
     }
 }
