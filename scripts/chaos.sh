@@ -29,6 +29,10 @@
 #   - each order's outcome on order.events once (`checkoutctl outcomes`),
 #     and each email once (one file per Message-ID): duplicates a rebuild
 #     would reproduce show here;
+#   - every paid order has one tax invoice and every refunded one its
+#     credit note, no other order has either, and the sales register on
+#     invoice.documents numbers each series exactly 1..N, without a gap
+#     or a repeat (`checkoutctl invoices`);
 #   - every read model equals its rebuild from its topic, row for row (the
 #     sinks stopped, each sink rebuilt with `checkoutctl rebuild SINK
 #     --compare`, the sinks started again).
@@ -142,7 +146,7 @@ compare_rebuilds() {
 # Every sink of `sinks all` (the notification worker's sent-log records
 # emails sent, not a topic: it has no rebuild).
 SINKS_TO_REBUILD="carts internships fx-rates coupons orders coupon-usage enrollments support-cases
-  analytics-carts analytics-orders analytics-enrollments analytics-coupons"
+  invoices analytics-carts analytics-orders analytics-enrollments analytics-coupons"
 
 # Why: Postgres is Debian's cluster (or the private one run.sh started):
 # an immediate stop is its SIGKILL (no checkpoint, crash recovery on start).
@@ -248,11 +252,21 @@ enrol_sql="SELECT count(*) FROM orders o WHERE o.order_token = ANY($(arr "$paid_
   <> CASE o.status WHEN 'refunded' THEN 0 ELSE jsonb_array_length(o.placed->'lines') END"
 twice_sql="SELECT count(*) FROM (SELECT order_token, internship_id FROM enrollments
   WHERE order_token = ANY($(arr "$all")) GROUP BY 1, 2 HAVING count(*) > 1) d"
+# Every order PAID or REFUNDED has its tax invoice, every REFUNDED one its
+# credit note against it; no other order has either.
+uninvoiced_sql="SELECT count(*) FROM orders o WHERE o.status IN ('paid', 'refunded') AND NOT EXISTS
+  (SELECT 1 FROM invoices i WHERE i.order_token = o.order_token AND i.kind = 'tax_invoice')"
+uncredited_sql="SELECT count(*) FROM orders o WHERE o.status = 'refunded' AND NOT EXISTS
+  (SELECT 1 FROM invoices c JOIN invoices i ON i.order_token = c.order_token AND i.kind = 'tax_invoice'
+   WHERE c.order_token = o.order_token AND c.kind = 'credit_note' AND c.against_number = i.number)"
+stray_invoice_sql="SELECT count(*) FROM invoices i LEFT JOIN orders o ON o.order_token = i.order_token
+  WHERE o.status IS NULL OR o.status NOT IN ('paid', 'refunded') OR (i.kind = 'credit_note' AND o.status <> 'refunded')"
 # The pipeline drains after the load: up to 120 s for everything to land.
 deadline=$((SECONDS + 120))
 while :; do
   m="$(q "$missing_sql")" p="$(q "$unpaid_paid_sql")" e="$(q "$enrol_sql")" r="$(q "$refunded_sql")"
-  if [[ "$m$p$e$r" == "0000" ]] || ((SECONDS > deadline)); then break; fi
+  i="$(q "$uninvoiced_sql")" c="$(q "$uncredited_sql")"
+  if [[ "$m$p$e$r$i$c" == "000000" ]] || ((SECONDS > deadline)); then break; fi
   sleep 2
 done
 # The limited coupon: its committed uses against the paid orders carrying
@@ -272,6 +286,9 @@ unanswered="$(awk '$2=="unanswered"' "$CHAOS_DIR/ledger.txt" | wc -l)"
 # once: a duplicate that a rebuild would reproduce shows only here.
 outcomes="$("$BIN/checkoutctl" outcomes 2>>"$CHAOS_DIR/outcomes.log" | tee -a "$CHAOS_DIR/outcomes.log" | tail -n 1)"
 repeated_outcomes="$(sed -n 's/^outcomes: .* \([0-9][0-9]*\) repeated$/\1/p' <<<"$outcomes")"
+# The sales register: every series 1..N, each order's documents once.
+register="$("$BIN/checkoutctl" invoices 2>>"$CHAOS_DIR/invoices.log" | tee -a "$CHAOS_DIR/invoices.log" | tail -n 1)"
+register_problems="$(sed -n 's/^invoices: .* \([0-9][0-9]*\) problems$/\1/p' <<<"$register")"
 # Each email is sent once: one file per Message-ID among those this run's
 # stack wrote (the file transport; a duplicate send is a second file).
 repeated_emails="$(find "${NOTIFY_FILE_DIR:-$LOCAL_DIR/mail}" -name '*.eml' -newer "$CHAOS_DIR/started" -print0 2>/dev/null |
@@ -292,6 +309,11 @@ check "refunds accepted but the order not REFUNDED" "$(q "$refunded_sql")"
 check "refunds whose answer was lost, the order neither PAID nor REFUNDED" "$(q "$refund_either_sql")"
 check "paid orders without one active enrollment per line, refunded ones with any" "$(q "$enrol_sql")"
 check "enrollments of one order and internship twice" "$(q "$twice_sql")"
+log "sales register: $register ($(q "SELECT string_agg(series || ' 1..' || n, ', ') FROM (SELECT series, count(*) n FROM invoices GROUP BY 1 ORDER BY 1) s"))"
+check "paid or refunded orders without their tax invoice" "$(q "$uninvoiced_sql")"
+check "refunded orders without a credit note against their invoice" "$(q "$uncredited_sql")"
+check "documents of orders never paid, credit notes of orders not refunded" "$(q "$stray_invoice_sql")"
+check "invoice series not exactly 1..N, or an order's document twice ($register)" "${register_problems:-unreadable}"
 if [[ -n "$limited" ]]; then
   log "limited coupon $limited: $limited_demand orders placed with it, $limited_paid paid, $limited_uses uses counted (limit $LIMITED_USES)"
   check "limited coupon: uses counted minus paid orders carrying it" "$((limited_uses - limited_paid))"

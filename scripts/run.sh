@@ -14,7 +14,9 @@
 # `processors cart` twice (ops 127.0.0.1:9101, :9102), `processors order`
 # (ops :9104), `processors coupon` (ops :9105), `processors gateway` (the
 # gateway worker, ops :9106), `processors webhook` (ops :9107), `processors
-# webhook-retry` (ops :9110), `processors enrollment` (ops :9108), `sinks all`
+# webhook-retry` (ops :9110), `processors enrollment` (ops :9108),
+# `processors invoice` (ops :9111; the demo seller of INVOICE_SUPPLIER_*
+# unless set), `sinks all`
 # (ops :9103), `sinks notifications` (the notification worker, ops :9109;
 # emails as .eml files in .local/mail unless NOTIFY_TRANSPORT=smtp and
 # SMTP_URL say otherwise),
@@ -256,6 +258,7 @@ OPS_GATEWAY="127.0.0.1:9106"
 OPS_WEBHOOK="127.0.0.1:9107"
 OPS_ENROLLMENT="127.0.0.1:9108"
 OPS_WEBHOOK_RETRY="127.0.0.1:9110"
+OPS_INVOICE="127.0.0.1:9111"
 OPS_NOTIFY="127.0.0.1:9109"
 PROMETHEUS_ADDR="${PROMETHEUS_ADDR:-127.0.0.1:9090}"
 # The notification worker's development default: lettre's file transport.
@@ -304,6 +307,7 @@ require_free_port 127.0.0.1 9106 "processors gateway ops"
 require_free_port 127.0.0.1 9107 "processors webhook ops"
 require_free_port 127.0.0.1 9108 "processors enrollment ops"
 require_free_port 127.0.0.1 9110 "processors webhook-retry ops"
+require_free_port 127.0.0.1 9111 "processors invoice ops"
 require_free_port 127.0.0.1 9109 "sinks notifications ops"
 IFS=$'\t' read -r prom_host prom_port < <(host_port_of "$PROMETHEUS_ADDR")
 require_free_port "$prom_host" "$prom_port" prometheus
@@ -402,6 +406,14 @@ start_service processors-webhook-retry "http://$OPS_WEBHOOK_RETRY" \
   env OPS_ADDR="$OPS_WEBHOOK_RETRY" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" webhook-retry
 start_service processors-enrollment "http://$OPS_ENROLLMENT" \
   env OPS_ADDR="$OPS_ENROLLMENT" PROCESSOR_INSTANCE=1 "$BIN_DIR/processors" enrollment
+# The seller the invoices name: a demo one here; a deployment sets its own
+# (the service refuses to start without them).
+start_service processors-invoice "http://$OPS_INVOICE" \
+  env OPS_ADDR="$OPS_INVOICE" PROCESSOR_INSTANCE=1 \
+  INVOICE_SUPPLIER_NAME="${INVOICE_SUPPLIER_NAME:-InternHub Learning Pvt Ltd (demo)}" \
+  INVOICE_SUPPLIER_GSTIN="${INVOICE_SUPPLIER_GSTIN:-29AAGCI1234F1Z5}" \
+  INVOICE_SUPPLIER_ADDRESS="${INVOICE_SUPPLIER_ADDRESS:-12 Residency Road, Bengaluru, Karnataka 560025}" \
+  "$BIN_DIR/processors" invoice
 # The gateway worker opens payment sessions at the simulator unless
 # RAZORPAY_BASE_URL/STRIPE_BASE_URL and real test keys say otherwise.
 start_service processors-gateway "http://$OPS_GATEWAY" \
@@ -436,7 +448,8 @@ PROM_TARGETS=(
   ingress="$OPS_INGRESS" processors-cart-1="$OPS_CART_1" processors-cart-2="$OPS_CART_2"
   processors-order="$OPS_ORDER" processors-coupon="$OPS_COUPON" processors-gateway="$OPS_GATEWAY"
   processors-webhook="$OPS_WEBHOOK" processors-webhook-retry="$OPS_WEBHOOK_RETRY"
-  processors-enrollment="$OPS_ENROLLMENT" sinks="$OPS_SINKS" notifications="$OPS_NOTIFY"
+  processors-enrollment="$OPS_ENROLLMENT" processors-invoice="$OPS_INVOICE"
+  sinks="$OPS_SINKS" notifications="$OPS_NOTIFY"
   prometheus="$PROMETHEUS_ADDR"
 )
 write_prometheus_config "$RUN_DIR/prometheus.yml" "${PROM_TARGETS[@]}"
@@ -467,6 +480,7 @@ Checkout stack is up (profile $PROFILE).
   processors webhook   http://$OPS_WEBHOOK   ops (gateway webhooks → orders)
   processors webhook-retry http://$OPS_WEBHOOK_RETRY ops (webhooks ahead of their order, retried)
   processors enrollment http://$OPS_ENROLLMENT  ops (paid orders → enrollments)
+  processors invoice   http://$OPS_INVOICE   ops (paid orders → GST invoices, refunds → credit notes)
   sinks all            http://$OPS_SINKS   ops
   sinks notifications  http://$OPS_NOTIFY   ops (emails: ${NOTIFY_TRANSPORT:-file}, ${NOTIFY_FILE_DIR})
   prometheus           http://$PROMETHEUS_ADDR   every service's /metrics, alerts from monitoring/prometheus/alerts.yml

@@ -160,6 +160,9 @@ impl ApiError {
                 "Read the order (GET /api/v1/order/{order_token}) and act on its status."
             }
             ApiError::Domain(ErrorCode::OrderNotFound, _) => "Check the order token.",
+            ApiError::Domain(ErrorCode::DocumentNotIssued, _) => {
+                "Wait for the order to be paid (or refunded, for a credit note), then list its documents (GET /api/v1/orders/{order_token}/invoices)."
+            }
             ApiError::Domain(ErrorCode::GatewayTimeout, _) => {
                 "Retry with the same Idempotency-Key; the gateway call is made at most once."
             }
@@ -225,7 +228,7 @@ fn domain_status(code: ErrorCode) -> StatusCode {
         | ErrorCode::CurrencyNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::PaymentFailed => StatusCode::PAYMENT_REQUIRED,
         ErrorCode::PaymentInvalidState => StatusCode::CONFLICT,
-        ErrorCode::OrderNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::OrderNotFound | ErrorCode::DocumentNotIssued => StatusCode::NOT_FOUND,
         ErrorCode::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::SeatsExhausted => StatusCode::CONFLICT,
         ErrorCode::NoSeatsToAssign => StatusCode::UNPROCESSABLE_ENTITY,

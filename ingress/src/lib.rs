@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod http_metrics;
 pub mod idempotency;
+pub mod invoice_pdf;
 pub mod personal;
 pub mod rate_limit;
 pub mod read_model;

@@ -97,6 +97,7 @@ impl Shop {
         env.spawn_webhook_processor();
         env.spawn_webhook_retry(retries);
         env.spawn_enrollment_processor();
+        env.spawn_invoice_processor();
         Shop {
             env,
             http: reqwest::Client::new(),
@@ -1410,6 +1411,188 @@ async fn an_admin_refund_goes_through_the_gateway_and_revokes_the_enrollment() {
         .collect();
     use schemas::records::order::OrderEventKind;
     assert_eq!(kinds, [OrderEventKind::Paid, OrderEventKind::Refunded]);
+}
+
+impl Shop {
+    /// `GET /orders/{order}/invoices` as `user` once `done` holds.
+    async fn invoices_until(
+        &self,
+        user: &str,
+        order: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let list = self.get(user, &format!("orders/{order}/invoices")).await;
+            let docs = list["documents"].as_array().cloned().unwrap_or_default();
+            if done(&docs) {
+                return docs;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "invoices never got there: {list}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A document's PDF as `user`: its status, type and bytes.
+    async fn pdf(&self, user: &str, path: &str) -> (u16, String, Vec<u8>) {
+        let answer = self
+            .http
+            .get(format!("{}{}", self.base.trim_end_matches("/api/v1"), path))
+            .header("authorization", Self::bearer(user))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let kind = answer
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, kind, answer.bytes().await.unwrap().to_vec())
+    }
+}
+
+/// `pdf`, read by a PDF library of its own (pypdf), holds every string of
+/// `expect` in its text.
+fn pdf_says(pdf: &[u8], expect: &[&str]) {
+    use base64::Engine;
+    common::python_check(
+        "pdf_text_check.py",
+        &json!({
+            "pdf_base64": base64::engine::general_purpose::STANDARD.encode(pdf),
+            "expect": expect,
+        }),
+        "the PDF does not read as expected",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_gets_a_numbered_tax_invoice_and_its_refund_a_credit_note_as_pdf() {
+    let shop = Shop::open(None).await;
+    // A company in another state, with its GSTIN: IGST, its GSTIN on the invoice.
+    let cart = shop
+        .cart("hr", json!([{"internship_id": "design", "quantity": 3}]))
+        .await;
+    let set: Value = shop
+        .http
+        .put(format!("{}/cart/{cart}/buyer", shop.base))
+        .header("authorization", Shop::bearer("hr"))
+        .json(&json!({"country": "IN", "state": "MH", "gstin": "27AAACB1234C1Z9"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let priced = shop
+        .get("hr", &format!("cart/{cart}?version={}", set["version"]))
+        .await;
+    assert_eq!(priced["taxes"][0]["name"], "IGST", "{priced}");
+    let placed: Value = shop
+        .place("hr", json!({ "cart_token": cart }), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let order = placed["order_token"].as_str().unwrap().to_owned();
+    let o = shop.order_until("hr", &order, has_session).await;
+    // Nothing to download before it is paid.
+    let (status, _, body) = shop
+        .pdf(
+            "hr",
+            &format!("/api/v1/orders/{order}/invoices/tax-invoice"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], 3004, "{error}");
+
+    shop.pay_at_gateway(o["attempts"][0]["session_id"].as_str().unwrap())
+        .await;
+    let paid = shop
+        .order_until("hr", &order, |o| o["status"] == "paid")
+        .await;
+    let docs = shop.invoices_until("hr", &order, |d| !d.is_empty()).await;
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let invoice = &docs[0];
+    let number = invoice["number"].as_str().unwrap().to_owned();
+    // This test's ledger is its own (its topics): the first of its series.
+    assert!(
+        number.starts_with("INV/") && number.ends_with("/000001"),
+        "{number}"
+    );
+    assert!(number.len() <= 16);
+    assert_eq!(invoice["kind"], "tax_invoice");
+    let d = &invoice["document"];
+    assert_eq!(d["supply"], "INTER_STATE");
+    assert_eq!(d["place_of_supply"], "Maharashtra (27)");
+    assert_eq!(
+        d["buyer"]["gstin"], "27AAACB1234C1Z9",
+        "opened for its buyer"
+    );
+    assert_eq!(d["supplier"]["gstin"], "29ABCDE1234F1Z5");
+    assert_eq!(
+        d["total"]["amount_minor"], paid["total_minor"],
+        "{d}\n{paid}"
+    );
+    assert_eq!(d["taxes"][0]["name"], "IGST");
+    assert_eq!(d["lines"][0]["quantity"], 3);
+    assert_eq!(d["payment_ref"], paid["attempts"][0]["payment_ref"]);
+
+    let (status, kind, pdf) = shop.pdf("hr", invoice["pdf"].as_str().unwrap()).await;
+    assert_eq!((status, kind.as_str()), (200, "application/pdf"));
+    let words = d["total_in_words"].as_str().unwrap();
+    pdf_says(
+        &pdf,
+        &[
+            "TAX INVOICE",
+            &number,
+            "27AAACB1234C1Z9",
+            "29ABCDE1234F1Z5",
+            "Maharashtra (27)",
+            "IGST",
+            &words[..20],
+        ],
+    );
+    // Another customer's order is not theirs to read.
+    let (status, _, _) = shop
+        .pdf("someone-else", invoice["pdf"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 404);
+
+    // The refund: a credit note against the invoice, once.
+    let asked = shop.refund(&order).await;
+    assert_eq!(asked.status(), 202, "{}", asked.text().await.unwrap());
+    shop.order_until("hr", &order, |o| o["status"] == "refunded")
+        .await;
+    let docs = shop.invoices_until("hr", &order, |d| d.len() == 2).await;
+    let note = &docs[1];
+    assert_eq!(note["kind"], "credit_note");
+    let note_number = note["number"].as_str().unwrap().to_owned();
+    assert!(
+        note_number.starts_with("CN/") && note_number.ends_with("/000001"),
+        "{note_number}"
+    );
+    assert_eq!(note["against_number"], number.as_str());
+    assert_eq!(note["document"]["total"], d["total"], "in full");
+    let (status, _, pdf) = shop.pdf("hr", note["pdf"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    pdf_says(&pdf, &["CREDIT NOTE", &note_number, &number]);
+
+    // The accounting topic holds each document once, keyed by its number,
+    // the buyer's GSTIN sealed.
+    let on_topic: Vec<schemas::records::invoices::InvoiceDocument> =
+        shop.env.decoded(&schemas::topics::INVOICE_DOCUMENTS).await;
+    let numbers: Vec<&str> = on_topic.iter().map(|d| d.number.as_str()).collect();
+    assert_eq!(numbers, [number.as_str(), note_number.as_str()]);
+    assert!(on_topic.iter().all(|d| d
+        .buyer
+        .gstin
+        .as_deref()
+        .is_some_and(schemas::sealed::is_sealed)));
 }
 
 impl Shop {

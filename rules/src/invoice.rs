@@ -601,5 +601,65 @@ pub fn request(order: &OrderSnapshot, kind: DocumentKind) -> InvoiceRequest {
     }
 }
 
+/// What is wrong with a sales register (the documents of
+/// `invoice.documents`, in any order): a series whose sequences are not
+/// exactly 1..N (a gap or a repeat), an order with two invoices or two
+/// credit notes, a credit note that does not name its order's invoice.
+/// Empty when the register is whole. `checkoutctl invoices` prints it
+/// after a fault run.
+pub fn register_problems(documents: &[InvoiceDocument]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut problems = Vec::new();
+    let mut series: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut by_order: BTreeMap<(&str, DocumentKind), Vec<&InvoiceDocument>> = BTreeMap::new();
+    for d in documents {
+        series.entry(&d.series).or_default().push(d.sequence);
+        by_order
+            .entry((&d.order_token, d.kind))
+            .or_default()
+            .push(d);
+    }
+    for (name, mut sequences) in series {
+        sequences.sort_unstable();
+        let n = sequences.len() as i64;
+        if sequences.iter().copied().ne(1..=n) {
+            let mut repeated: Vec<i64> = sequences
+                .windows(2)
+                .filter(|w| w[0] == w[1])
+                .map(|w| w[0])
+                .collect();
+            repeated.dedup();
+            let last = sequences.last().copied().unwrap_or(0);
+            let missing: Vec<i64> = (1..=last)
+                .filter(|s| sequences.binary_search(s).is_err())
+                .collect();
+            problems.push(format!(
+                "series {name}: {n} documents, not 1..{n}: missing {missing:?}, repeated {repeated:?}"
+            ));
+        }
+    }
+    for ((order, kind), docs) in &by_order {
+        if docs.len() > 1 {
+            let numbers: Vec<&str> = docs.iter().map(|d| d.number.as_str()).collect();
+            problems.push(format!("order {order}: {} {numbers:?}", kind.as_str()));
+        }
+        if *kind == DocumentKind::CreditNote {
+            let invoice = by_order
+                .get(&(*order, DocumentKind::TaxInvoice))
+                .and_then(|i| i.first())
+                .map(|i| i.number.as_str());
+            for note in docs {
+                if invoice.is_none() || note.against_number.as_deref() != invoice {
+                    problems.push(format!(
+                        "order {order}: credit note {} against {:?}, its invoice is {invoice:?}",
+                        note.number, note.against_number
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,9 @@ pub enum ErrorCode {
     PaymentInvalidState = 3002,
     /// No such order, or not the caller's (404).
     OrderNotFound = 3003,
+    /// The order has no document of that kind (yet): an invoice comes
+    /// when it is paid, a credit note when it is refunded (404).
+    DocumentNotIssued = 3004,
     /// The gateway did not answer in time (504).
     GatewayTimeout = 4001,
     /// Fewer seats are left than new emails to assign (409).
@@ -42,7 +45,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::CartNotFound,
         ErrorCode::CartExpired,
         ErrorCode::InternshipUnavailable,
@@ -67,6 +70,7 @@ impl ErrorCode {
         ErrorCode::PaymentFailed,
         ErrorCode::PaymentInvalidState,
         ErrorCode::OrderNotFound,
+        ErrorCode::DocumentNotIssued,
         ErrorCode::GatewayTimeout,
         ErrorCode::SeatsExhausted,
         ErrorCode::NoSeatsToAssign,

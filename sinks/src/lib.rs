@@ -15,6 +15,7 @@ pub mod carts;
 pub mod catalog;
 pub mod coupon_usage;
 pub mod enrollments;
+pub mod invoices;
 pub mod notifications;
 pub mod orders;
 pub mod runner;

@@ -99,6 +99,7 @@ pub fn sinks() -> Vec<Arc<dyn AnySink>> {
             "support-cases",
             crate::support_cases::SupportCasesSink,
         )),
+        Arc::new(Named("invoices", crate::invoices::InvoicesSink)),
         Arc::new(Named("analytics-carts", analytics::AnalyticsCartsSink)),
         Arc::new(Named("analytics-orders", analytics::AnalyticsOrdersSink)),
         Arc::new(Named(

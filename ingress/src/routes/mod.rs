@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod coupons;
 pub mod docs;
 pub mod enrollments;
+pub mod invoices;
 pub mod login;
 pub mod orders;
 pub mod privacy;
@@ -53,6 +54,7 @@ pub fn api(state: AppState, groups: Groups, keys: idempotency::Keys) -> (Router,
         .merge(orders::router())
         .merge(enrollments::router())
         .merge(seat_report::router())
+        .merge(invoices::router())
         .merge(privacy::router())
         .route_layer(axum::middleware::from_fn_with_state(
             keys.clone(),

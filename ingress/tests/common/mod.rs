@@ -54,6 +54,17 @@ pub fn sim_credentials() -> &'static gateway_simulator::Config {
     CREDENTIALS.get_or_init(|| gateway_simulator::Config::for_tests("127.0.0.1:0".parse().unwrap()))
 }
 
+/// The seller the tests' invoices name (in Karnataka, as pricing's default).
+pub fn test_supplier() -> rules::invoice::InvoicePolicy {
+    rules::invoice::InvoicePolicy::from_settings(|name| match name {
+        "INVOICE_SUPPLIER_NAME" => Some("InternHub Test Seller".into()),
+        "INVOICE_SUPPLIER_GSTIN" => Some("29ABCDE1234F1Z5".into()),
+        "INVOICE_SUPPLIER_ADDRESS" => Some("1 Test Road, Bengaluru 560001".into()),
+        _ => None,
+    })
+    .expect("a valid supplier")
+}
+
 /// Runs `scripts/python/<script>` on `document` (written to a file of its
 /// own) with the test venv's interpreter (`CHECKOUT_PYTHON`); the test
 /// fails with the script's output, headed by `what`, unless it exits 0.
@@ -414,6 +425,20 @@ impl TestEnv {
         spawn_stage(
             "enrollment processor",
             processors::enrollment::service::run(config, "127.0.0.1:0".parse().unwrap(), stop),
+        );
+    }
+
+    /// The invoice processor, issuing for [`test_supplier`].
+    pub fn spawn_invoice_processor(&self) {
+        let (config, stop) = (self.config.clone(), self.stopped());
+        spawn_stage(
+            "invoice processor",
+            processors::invoice::service::run_with(
+                config,
+                test_supplier(),
+                "127.0.0.1:0".parse().unwrap(),
+                stop,
+            ),
         );
     }
 

@@ -310,6 +310,40 @@ fn the_supplier_is_required_and_checked() {
     assert!(check_gstin("29abcde1234f1z5").is_err());
 }
 
+#[test]
+fn a_whole_register_has_no_problem_and_a_gap_a_repeat_or_a_stray_credit_note_each_one() {
+    let (_, docs) = run(
+        None,
+        &[
+            request("o1", DocumentKind::TaxInvoice, DEC_2026),
+            request("o2", DocumentKind::TaxInvoice, DEC_2026 + 1),
+            request("o3", DocumentKind::TaxInvoice, DEC_2026 + 2),
+            request("o2", DocumentKind::CreditNote, DEC_2026 + 3),
+        ],
+    );
+    assert_eq!(register_problems(&docs), Vec::<String>::new());
+    let mut gap = docs.clone();
+    gap.remove(1);
+    let problems = register_problems(&gap);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("missing [2]"), "{problems:?}");
+    assert!(
+        problems[1].contains("its invoice is None"),
+        "the credit note lost its invoice: {problems:?}"
+    );
+    let mut repeat = docs.clone();
+    let mut again = docs[0].clone();
+    again.order_token = "o9".into();
+    repeat.push(again);
+    assert!(register_problems(&repeat)[0].contains("repeated [1]"));
+    let mut twice = docs;
+    let mut second = twice[2].clone();
+    second.sequence = 4;
+    second.number = "INV/26-27/000004".into();
+    twice.push(second);
+    assert!(register_problems(&twice)[0].contains("order o3: tax_invoice"));
+}
+
 proptest! {
     #[test]
     fn a_spread_adds_up_and_follows_the_weights(

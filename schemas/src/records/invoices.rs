@@ -14,7 +14,7 @@ use super::WireMoney;
 /// so one place decides every number.
 pub const LEDGER_KEY: &str = "gst-ledger";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DocumentKind {
     TaxInvoice,

@@ -16,6 +16,8 @@
 //! - `dlq list | show KEY | replay KEY`: the dead letters (see `dlq.rs`);
 //! - `outcomes`: the order outcomes on `order.events` written more than
 //!   once (a fault run requires none);
+//! - `invoices`: the sales register on `invoice.documents` checked whole:
+//!   each series 1..N, one invoice per order, credit notes against them;
 //! - `keys new-master ID`: prints a new master key for `PII_MASTER_KEYS`;
 //!   `keys rotate`: re-wraps every personal data key under the first key
 //!   of `PII_MASTER_KEYS` (see docs/personal-data.md);
@@ -133,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("bench") => bench::run(&args[1..]).await,
         Some("outcomes") => topic::outcomes(&config).await,
+        Some("invoices") => topic::invoices(&config).await,
         Some("seed-catalog") => {
             seed(
                 &config,
@@ -145,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: checkoutctl wait [--timeout-secs N] | migrate | create-topics | seed-catalog FILE \
                  | token --sub ID [--role user|admin] [--ttl-secs N] | bench [--url U] [--sessions N] [--seconds S] \
-                 | rebuild SINK | dlq list|show KEY|replay KEY | outcomes | topics-doc"
+                 | rebuild SINK | dlq list|show KEY|replay KEY | outcomes | invoices | topics-doc"
             );
             std::process::exit(2);
         }

@@ -74,3 +74,29 @@ pub async fn outcomes(config: &PipelineConfig) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `checkoutctl invoices`: the sales register on `invoice.documents`
+/// checked whole (`rules::invoice::register_problems`: every series 1..N
+/// without gap or repeat, one invoice and at most one credit note per
+/// order, each credit note against its order's invoice). Prints each
+/// problem, then `invoices: I tax invoices, C credit notes, P problems`.
+pub async fn invoices(config: &PipelineConfig) -> anyhow::Result<()> {
+    use schemas::records::invoices::DocumentKind;
+    let documents: Vec<_> = read_all(config, &schemas::topics::INVOICE_DOCUMENTS)
+        .await?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    let problems = rules::invoice::register_problems(&documents);
+    for p in &problems {
+        println!("problem: {p}");
+    }
+    let count = |k| documents.iter().filter(|d| d.kind == k).count();
+    println!(
+        "invoices: {} tax invoices, {} credit notes, {} problems",
+        count(DocumentKind::TaxInvoice),
+        count(DocumentKind::CreditNote),
+        problems.len()
+    );
+    Ok(())
+}
