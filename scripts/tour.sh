@@ -8,10 +8,11 @@
 # 0. An admin publishes a coupon, WELCOME10.
 # 1. Asha, in Karnataka, buys a Rust internship in INR with the coupon: the
 #    order is routed to Razorpay, she pays by UPI on the simulator, the
-#    gateway's signed webhook marks it paid and she is enrolled.
+#    gateway's signed webhook marks it paid, she is enrolled and her GST
+#    tax invoice (CGST + SGST) is numbered and downloads as PDF.
 # 2. A US company buys three seats of a data internship in USD (a rate the
-#    demo data publishes): routed to Stripe, paid by card, enrolled; two
-#    seats are assigned to people by email.
+#    demo data publishes): routed to Stripe, paid by card, enrolled, invoiced
+#    as an export; two seats are assigned to people by email.
 #
 # Tokens are signed with the development secret the run command generated
 # (.local/run/secrets.env). Exits non-zero at the first answer that is not
@@ -84,6 +85,26 @@ enrolled() {
   done
 }
 
+# Usage: invoiced ORDER SUPPLY  (waits for the order's tax invoice, checks
+# its supply type, downloads its PDF into a temporary file and checks it is one)
+invoiced() {
+  local order="$1" supply="$2" docs deadline=$((SECONDS + 30)) pdf
+  while :; do
+    docs="$(call GET "/api/v1/orders/$order/invoices")"
+    if jq -e '.documents[0].number' <<<"$docs" >/dev/null; then break; fi
+    ((SECONDS < deadline)) || die "no tax invoice for $order within 30 s of paying"
+    sleep 1
+  done
+  [[ "$(jq -r '.documents[0].document.supply' <<<"$docs")" == "$supply" ]] ||
+    die "the invoice of $order is not $supply: $docs"
+  pdf="$(mktemp)"
+  curl -fsS "$API$(jq -r '.documents[0].pdf' <<<"$docs")" -H "authorization: Bearer $JWT" -o "$pdf" ||
+    die "the invoice's PDF did not download"
+  [[ "$(head -c 5 "$pdf")" == "%PDF-" ]] || die "the invoice's PDF is not a PDF"
+  log "tax invoice $(jq -r '.documents[0].number' <<<"$docs") ($supply), PDF of $(wc -c <"$pdf") bytes"
+  rm -f "$pdf"
+}
+
 # Usage: paid_through ORDER GATEWAY
 paid_through() {
   local order="$1" gateway="$2" o deadline=$((SECONDS + 30))
@@ -121,6 +142,7 @@ SESSION="$(session_of "$ORDER")"
 call POST "$SIM/sim/sessions/$SESSION/pay" '{"method":"upi"}' >/dev/null
 enrolled "$ORDER" >/dev/null
 paid_through "$ORDER" razorpay
+invoiced "$ORDER" INTRA_STATE
 
 step "2. A US company buys three seats in USD through Stripe and hands two out"
 JWT="$("$CTL" token --sub "acme-$RANDOM")"
@@ -136,6 +158,7 @@ SESSION="$(session_of "$ORDER")"
 call POST "$SIM/sim/sessions/$SESSION/pay" '{"method":"card"}' >/dev/null
 enrolled "$ORDER" >/dev/null
 paid_through "$ORDER" stripe
+invoiced "$ORDER" EXPORT
 call POST "/api/v1/orders/$ORDER/seats/assign" \
   '{"internship_id":"data-science-2027","emails":["ana@example.com","raj@example.com"]}' >/dev/null
 _step_close

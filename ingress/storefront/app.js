@@ -340,9 +340,38 @@ async function viewOrder(token) {
   }
   const list = await api("GET", `/me/enrollments?order=${token}`, undefined, { wait: 30 }).catch(() => null);
   if (watching === mine && list) renderOrder(o, list.enrollments);
+  const docs = await taxDocuments(o);
+  if (watching === mine && docs.length) renderOrder(o, list && list.enrollments, docs);
 }
 
-function renderOrder(o, enrollments) {
+// The order's GST documents: issued by the pipeline a moment after the
+// payment (or the refund), so asked a few times, then given up quietly.
+async function taxDocuments(o) {
+  const want = o.status === "refunded" ? 2 : 1;
+  let docs = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await api("GET", `/orders/${o.order_token}/invoices`).catch(() => null);
+    docs = (r && r.documents) || [];
+    if (docs.length >= want) break;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  return docs;
+}
+
+async function downloadPdf(doc) {
+  const r = await fetch(doc.pdf, { headers: store.token ? { authorization: `Bearer ${store.token}` } : {} });
+  if (!r.ok) throw new ApiError(r.status, await r.json().catch(() => null));
+  const a = h("a", { href: URL.createObjectURL(await r.blob()), download: `${doc.number.replaceAll("/", "-")}.pdf` });
+  document.body.append(a); a.click(); a.remove();
+}
+
+function documentsList(docs) {
+  return h("ul", { class: "plain" }, docs.map((d) => h("li", {},
+    h("button", { type: "button", class: "secondary", onclick: () => guarded(() => downloadPdf(d)) },
+      `Download ${d.kind === "credit_note" ? "credit note" : "tax invoice"} ${d.number} (PDF)`))));
+}
+
+function renderOrder(o, enrollments, docs) {
   const attempt = o.attempts[o.attempts.length - 1];
   const url = attempt && attempt.status === "open" ? payUrl(attempt) : null;
   const parts = [
@@ -370,6 +399,9 @@ function renderOrder(o, enrollments) {
   if (o.status === "paid") parts.push(h("p", { role: "status", text: "Paid — thank you." }));
   if (enrollments) {
     parts.push(h("h2", { text: "Enrollments" }), enrollmentsTable(enrollments));
+  }
+  if (docs && docs.length) {
+    parts.push(h("h2", { text: "Tax documents" }), documentsList(docs));
   }
   main().replaceChildren(...parts);
 }

@@ -2,7 +2,8 @@
 // playwright-core, against the run command's stack. It buys as a student
 // would, by the page's labels and buttons only:
 //
-//   1. a guest pays through Razorpay in INR with a coupon;
+//   1. a guest pays through Razorpay in INR with a coupon, and downloads
+//      the GST tax invoice as PDF from the order page;
 //   2. a coupon the cart is too small for is refused, with the error's
 //      suggested action on the page;
 //   3. a failed payment, then a retry that pays;
@@ -133,6 +134,15 @@ try {
     await page.getByRole("heading", { name: "Enrollments" }).waitFor();
     await page.getByRole("cell", { name: "Rust Backend Engineering", exact: true }).waitFor();
     await shot(page, "order-paid-enrolled");
+    const invoice = page.getByRole("button", { name: /^Download tax invoice INV\/\d\d-\d\d\/\d{6} \(PDF\)$/ });
+    await invoice.waitFor();
+    await shot(page, "order-tax-documents");
+    const [pdf] = await Promise.all([page.waitForEvent("download"), invoice.click()]);
+    const bytes = await pdf.path().then((p) => import("node:fs").then((fs) => fs.readFileSync(p)));
+    assert.equal(bytes.subarray(0, 5).toString("latin1"), "%PDF-", "a PDF");
+    assert.match(pdf.suggestedFilename(), /^INV-\d\d-\d\d-\d{6}\.pdf$/);
+    assert.ok(bytes.includes("TAX INVOICE"), "the document's title is drawn");
+    await pdf.saveAs(`${SHOTS}/${pdf.suggestedFilename()}`);
     await context.close();
   }
 
