@@ -2,7 +2,9 @@
 //! SIGKILL and restarted; Postgres must then hold exactly the expected
 //! carts, items and quantities. Adding items is not idempotent by itself
 //! (quantities add up), so any command applied twice or lost shows up as a
-//! wrong quantity.
+//! wrong quantity. The invoice processor is killed the same way while
+//! invoice requests stream in: its numbers must be those of a run without
+//! the kill.
 //!
 //! A kill proves something only if it lands on work in flight, so a stage
 //! is killed only once its `/metrics` show it assigned partitions with an
@@ -414,4 +416,176 @@ async fn killing_the_ingress_mid_request_applies_every_acknowledged_write_exactl
         );
     }
     assert_exact(&env, &expected, HTTP_CARTS).await;
+}
+
+/// An order's request for a document, as the order processor writes it.
+fn invoice_request(
+    order: usize,
+    kind: schemas::records::invoices::DocumentKind,
+    at: i64,
+) -> schemas::records::invoices::InvoiceRequest {
+    use schemas::records::invoices::{DocumentKind, InvoiceRequest, RequestLine, TaxAmount};
+    use schemas::records::WireMoney;
+    let inr = |minor| WireMoney {
+        amount_minor: minor,
+        currency: "INR".into(),
+    };
+    let token = format!("order-{order:04}");
+    let position = i64::from(kind == DocumentKind::CreditNote);
+    InvoiceRequest {
+        request_id: schemas::ids::derived("invoice-request", &token, position).to_string(),
+        order_token: token,
+        kind,
+        at,
+        buyer_user_id: None,
+        buyer_gstin: None,
+        buyer_country: "IN".into(),
+        buyer_state: Some("MH".into()),
+        currency: "INR".into(),
+        tax_inclusive: false,
+        lines: vec![RequestLine {
+            internship_id: "design".into(),
+            title: "Design".into(),
+            quantity: 1,
+            unit_price: inr(100_000),
+            discount: inr(0),
+            amount: inr(100_000),
+            tax_class: "standard".into(),
+        }],
+        taxes: vec![TaxAmount {
+            name: "IGST".into(),
+            rate: "0.18".into(),
+            amount: inr(18_000),
+        }],
+        subtotal: inr(100_000),
+        discount_total: inr(0),
+        tax_total: inr(18_000),
+        total: inr(118_000),
+        fx: None,
+        gateway: Some("razorpay".into()),
+        payment_ref: Some(format!("pay_{order}")),
+        refund_id: None,
+        reason: None,
+    }
+}
+
+/// The invoice processor is killed inside a transaction while requests
+/// stream in (every third order refunded, every fifth request sent twice,
+/// as a replayed order processor would): the sales register must hold
+/// every document once, each series 1..N, and the very numbers a run
+/// without the kill gives (the pure ledger over the same requests, in
+/// their order on the one partition).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_invoice_processor_inside_its_transaction_numbers_every_document_once() {
+    use rdkafka::producer::FutureRecord;
+    use schemas::records::invoices::{DocumentKind, InvoiceDocument, LEDGER_KEY};
+    use schemas::topics::{INVOICE_DOCUMENTS, INVOICE_REQUESTS};
+    const ORDERS: usize = 240;
+    let env = TestEnv::new().await;
+    let supplier = [
+        ("INVOICE_SUPPLIER_NAME", "InternHub Test Seller"),
+        ("INVOICE_SUPPLIER_GSTIN", "29ABCDE1234F1Z5"),
+        ("INVOICE_SUPPLIER_ADDRESS", "1 Test Road, Bengaluru 560001"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut envs = supplier.to_vec();
+        envs.extend_from_slice(extra);
+        envs
+    };
+    let mut victim = env.child_with(
+        "processors",
+        &["invoice"],
+        &with(&[
+            ("PROCESSOR_INSTANCE", "a"),
+            ("FAULT_HOLD_BATCH_MS", HOLD_MS),
+        ]),
+    );
+    // The requests in the order they are written: invoices, a refunded
+    // order's credit note a few orders later, every fifth one twice.
+    let start = chrono::Utc::now().timestamp_millis();
+    let mut requests = Vec::new();
+    for i in 0..ORDERS {
+        requests.push(invoice_request(
+            i,
+            DocumentKind::TaxInvoice,
+            start + i as i64,
+        ));
+        if i % 3 == 2 {
+            requests.push(invoice_request(
+                i - 2,
+                DocumentKind::CreditNote,
+                start + i as i64,
+            ));
+        }
+        if i % 5 == 4 {
+            requests.push(requests[requests.len() - 2].clone());
+        }
+    }
+    let topic = env.config.topics.name(&INVOICE_REQUESTS.def);
+    let sent = AtomicUsize::new(0);
+    let stream = async {
+        for r in &requests {
+            let value = env.codec.encode(&INVOICE_REQUESTS, r).await.unwrap();
+            env.producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .key(&schemas::Codec::encode_key(LEDGER_KEY))
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+            sent.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    let kill = async {
+        victim
+            .kill9_in_flight("invoice-processor", HOLD, Duration::from_secs(60))
+            .await;
+        let at = sent.load(Ordering::SeqCst);
+        assert!(at < requests.len(), "the kill came after the stream ended");
+        eprintln!("killed after {at} of {} requests", requests.len());
+        env.child_with(
+            "processors",
+            &["invoice"],
+            &with(&[("PROCESSOR_INSTANCE", "a")]),
+        )
+    };
+    let ((), _again) = tokio::join!(stream, kill);
+
+    // What a run without the kill issues: the pure ledger, request by request.
+    let policy = common::test_supplier();
+    let mut ledger = None;
+    let mut want = Vec::new();
+    for (offset, r) in requests.iter().enumerate() {
+        if let Some(next) = rules::invoice::issue(ledger.as_ref(), r, offset as i64, &policy) {
+            want.extend(
+                next.changed()
+                    .iter()
+                    .map(|d| (d.number.clone(), d.order_token.clone(), d.kind)),
+            );
+            ledger = Some(next);
+        }
+    }
+    let credit_notes = ORDERS / 3;
+    assert_eq!(want.len(), ORDERS + credit_notes);
+
+    let started = Instant::now();
+    let documents: Vec<InvoiceDocument> = loop {
+        let docs: Vec<InvoiceDocument> = env.decoded(&INVOICE_DOCUMENTS).await;
+        if docs.len() >= want.len() || started.elapsed() > Duration::from_secs(90) {
+            break docs;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        rules::invoice::register_problems(&documents),
+        Vec::<String>::new()
+    );
+    let got: Vec<(String, String, DocumentKind)> = documents
+        .iter()
+        .map(|d| (d.number.clone(), d.order_token.clone(), d.kind))
+        .collect();
+    assert_eq!(got, want, "the numbers of a run without the kill");
 }
