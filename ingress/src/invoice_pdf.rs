@@ -438,9 +438,9 @@ mod tests {
 
     #[test]
     fn figures_group_rupees_in_lakhs_and_others_in_thousands() {
-        assert_eq!(figures(&inr(1_180_50)), "1,180.50");
-        assert_eq!(figures(&inr(1_18_050_00)), "1,18,050.00");
-        assert_eq!(figures(&inr(1_23_45_678_90)), "1,23,45,678.90");
+        assert_eq!(figures(&inr(118_050)), "1,180.50");
+        assert_eq!(figures(&inr(11_805_000)), "1,18,050.00");
+        assert_eq!(figures(&inr(1_234_567_890)), "1,23,45,678.90");
         assert_eq!(figures(&inr(5)), "0.05");
         let usd = WireMoney {
             amount_minor: 123_456_789,
