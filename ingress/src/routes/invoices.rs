@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use schemas::codes::ErrorCode;
 use schemas::records::invoices::{DocumentKind, InvoiceDocument};
-use schemas::values::OrderToken;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -59,24 +58,6 @@ fn kind_path(kind: DocumentKind) -> &'static str {
         DocumentKind::TaxInvoice => "tax-invoice",
         DocumentKind::CreditNote => "credit-note",
     }
-}
-
-/// The order's token, checked, once the caller may read the order.
-async fn readable(state: &AppState, caller: &Caller, token: &str) -> Result<OrderToken, ApiError> {
-    let token = OrderToken::parse(token)
-        .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
-    let not_found = || ApiError::Domain(ErrorCode::OrderNotFound, "order not found".into());
-    let buyer: Option<String> = sqlx::query_scalar::<_, Option<String>>(
-        "SELECT buyer_user_id FROM orders WHERE order_token = $1",
-    )
-    .bind(token.as_str())
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(not_found)?;
-    if !super::cart::owns(caller, buyer.as_deref(), token.as_str()) {
-        return Err(not_found());
-    }
-    Ok(token)
 }
 
 /// The order's documents as stored (the GSTIN still sealed).
@@ -121,7 +102,7 @@ pub async fn list_invoices(
     caller: Caller,
     Path(token): Path<String>,
 ) -> Result<Json<OrderDocuments>, ApiError> {
-    let token = readable(&state, &caller, &token).await?;
+    let token = super::orders::readable(&state, &caller, &token).await?;
     let mut out = Vec::new();
     for mut doc in documents(&state, token.as_str()).await? {
         doc.buyer.gstin = opened_gstin(&state, &doc).await?;
@@ -176,7 +157,7 @@ pub async fn invoice_pdf(
             )]))
         }
     };
-    let token = readable(&state, &caller, &token).await?;
+    let token = super::orders::readable(&state, &caller, &token).await?;
     let doc = documents(&state, token.as_str())
         .await?
         .into_iter()

@@ -504,6 +504,30 @@ pub async fn pay_again(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+/// The order's token, checked, once the caller may read the order's
+/// reports and documents: its buyer (a guest's order: its token's holder)
+/// or an admin. Any other caller is told the order does not exist.
+pub(crate) async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    token: &str,
+) -> Result<OrderToken, ApiError> {
+    let token = OrderToken::parse(token)
+        .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
+    let not_found = || ApiError::Domain(ErrorCode::OrderNotFound, "order not found".into());
+    let buyer: Option<String> = sqlx::query_scalar::<_, Option<String>>(
+        "SELECT buyer_user_id FROM orders WHERE order_token = $1",
+    )
+    .bind(token.as_str())
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(not_found)?;
+    if !owns(caller, buyer.as_deref(), token.as_str()) {
+        return Err(not_found());
+    }
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

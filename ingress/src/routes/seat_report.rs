@@ -10,9 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use schemas::codes::ErrorCode;
-use schemas::values::OrderToken;
-
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::AppState;
@@ -86,8 +83,6 @@ pub async fn seat_report(
     Path(token): Path<String>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let token = OrderToken::parse(&token)
-        .map_err(|e| ApiError::Validation(vec![format!("order_token: {e}")]))?;
     let csv = match q.format.as_deref() {
         Some("csv") => true,
         Some("json") => false,
@@ -101,18 +96,7 @@ pub async fn seat_report(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/csv")),
     };
-    let not_found = || ApiError::Domain(ErrorCode::OrderNotFound, "order not found".into());
-    let buyer: Option<String> = sqlx::query_scalar::<_, Option<String>>(
-        "SELECT buyer_user_id FROM orders WHERE order_token = $1",
-    )
-    .bind(token.as_str())
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(not_found)?;
-    // The buyer's (a guest's by its token) or an admin's, as an order is.
-    if !super::cart::owns(&caller, buyer.as_deref(), token.as_str()) {
-        return Err(not_found());
-    }
+    let token = super::orders::readable(&state, &caller, &token).await?;
     let mut report = read(&state, token.as_str()).await?;
     for block in &mut report.blocks {
         for row in &mut block.rows {
