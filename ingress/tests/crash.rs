@@ -484,7 +484,7 @@ async fn killing_the_invoice_processor_inside_its_transaction_numbers_every_docu
     let env = TestEnv::new().await;
     let supplier = [
         ("INVOICE_SUPPLIER_NAME", "InternHub Test Seller"),
-        ("INVOICE_SUPPLIER_GSTIN", "29ABCDE1234F1Z5"),
+        ("INVOICE_SUPPLIER_GSTIN", "29AAGCT5678K1Z2"),
         ("INVOICE_SUPPLIER_ADDRESS", "1 Test Road, Bengaluru 560001"),
     ];
     let with = |extra: &[(&'static str, &'static str)]| {

@@ -1533,7 +1533,7 @@ async fn a_paid_order_gets_a_numbered_tax_invoice_and_its_refund_a_credit_note_a
         d["buyer"]["gstin"], "27AAACB1234C1Z9",
         "opened for its buyer"
     );
-    assert_eq!(d["supplier"]["gstin"], "29ABCDE1234F1Z5");
+    assert_eq!(d["supplier"]["gstin"], "29AAGCT5678K1Z2");
     assert_eq!(
         d["total"]["amount_minor"], paid["total_minor"],
         "{d}\n{paid}"
@@ -1551,7 +1551,7 @@ async fn a_paid_order_gets_a_numbered_tax_invoice_and_its_refund_a_credit_note_a
             "TAX INVOICE",
             &number,
             "27AAACB1234C1Z9",
-            "29ABCDE1234F1Z5",
+            "29AAGCT5678K1Z2",
             "Maharashtra (27)",
             "IGST",
             &words[..20],

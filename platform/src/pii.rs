@@ -133,7 +133,15 @@ impl Keyring {
             .iter()
             .find(|(id, _)| id == master_id)
             .ok_or_else(|| PiiError::UnknownMaster(master_id.to_owned()))?;
-        let mut key = open_bytes(master, key_id, wrapped)?;
+        // A master key of the same name but another value: what a new
+        // development secrets file over an old database looks like.
+        let mut key = open_bytes(master, key_id, wrapped).map_err(|_| {
+            PiiError::Corrupt(format!(
+                "data key {key_id} does not open under master key {master_id}: the database's keys \
+                 were wrapped under another PII_MASTER_KEYS value (set the one they were made \
+                 with, or use a fresh DATABASE_SCHEMA; see docs/personal-data.md)"
+            ))
+        })?;
         let raw: Result<[u8; 32], _> = key.as_slice().try_into();
         key.fill(0);
         raw.map_err(|_| PiiError::Corrupt(format!("data key {key_id}")))

@@ -54,11 +54,13 @@ pub fn sim_credentials() -> &'static gateway_simulator::Config {
     CREDENTIALS.get_or_init(|| gateway_simulator::Config::for_tests("127.0.0.1:0".parse().unwrap()))
 }
 
-/// The seller the tests' invoices name (in Karnataka, as pricing's default).
+/// The seller the tests' invoices name (in Karnataka, as pricing's
+/// default). Its GSTIN is public (printed on every invoice), so it is none
+/// of the buyers' GSTINs the personal-data tests look for in the clear.
 pub fn test_supplier() -> rules::invoice::InvoicePolicy {
     rules::invoice::InvoicePolicy::from_settings(|name| match name {
         "INVOICE_SUPPLIER_NAME" => Some("InternHub Test Seller".into()),
-        "INVOICE_SUPPLIER_GSTIN" => Some("29ABCDE1234F1Z5".into()),
+        "INVOICE_SUPPLIER_GSTIN" => Some("29AAGCT5678K1Z2".into()),
         "INVOICE_SUPPLIER_ADDRESS" => Some("1 Test Road, Bengaluru 560001".into()),
         _ => None,
     })
