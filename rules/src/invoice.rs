@@ -21,7 +21,6 @@
 //! - the place of supply is the buyer's state (the seller's when none was
 //!   given, as pricing estimates it), or outside India for an export.
 
-pub mod places;
 pub mod words;
 
 use schemas::ids;
@@ -32,6 +31,7 @@ use schemas::records::invoices::{
 use schemas::records::order::{OrderSnapshot, OrderStatus};
 use schemas::records::WireMoney;
 
+use crate::places;
 use crate::InvalidSetting;
 
 /// The accounting code (SAC) of the service, when not configured:

@@ -9,6 +9,7 @@
 //! - [`redemption`]: a coupon's uses, reserved, committed and released;
 //! - [`enrollment`]: what a paid order does to its buyer's enrollments;
 //! - [`invoice`]: the GST invoice and credit note of a paid (refunded) order, numbered;
+//! - [`places`]: India's states and their GST codes (pricing, invoices);
 //! - [`basket`]: the lines and FX quote pricing and coupons both read;
 //! - [`tables`]: the joins the rules make (catalog, FX rates, coupons), as
 //!   traits, and a table's history so a decision reads one version.
@@ -22,6 +23,7 @@ pub mod coupons;
 pub mod enrollment;
 pub mod invoice;
 pub mod order;
+pub mod places;
 pub mod pricing;
 pub mod redemption;
 pub mod tables;

@@ -6,7 +6,8 @@
 //! - catalog prices are in INR; a display currency converts each *unit*
 //!   price at the quoted rate and rounds it to the currency's minor unit, so
 //!   a line is exactly unit × quantity in the currency the buyer sees;
-//! - GST: a buyer in India in the seller's state pays CGST + SGST (half the
+//! - GST: a buyer in India in the seller's state (named by its code, `KA`,
+//!   its name or its GST code: [`crate::places`]) pays CGST + SGST (half the
 //!   rate each), in another state IGST; a buyer abroad pays the rate
 //!   configured for the country (default 0: export of services); exempt
 //!   internships are not taxed; a cart with no location yet is estimated as
@@ -152,7 +153,7 @@ pub fn tax_regime(buyer: Option<&Buyer>, policy: &PricingPolicy) -> Vec<(String,
     if country == "IN" {
         let same_state = buyer
             .and_then(|b| b.state.as_deref())
-            .is_none_or(|s| s.trim().eq_ignore_ascii_case(policy.seller_state.trim()));
+            .is_none_or(|s| crate::places::same(s, &policy.seller_state));
         if same_state {
             let half = policy.gst_rate / Decimal::TWO;
             vec![("CGST".into(), half), ("SGST".into(), half)]
@@ -350,6 +351,19 @@ mod tests {
             ),
             (
                 Some(buyer("IN", Some("MH"))),
+                vec![("IGST", "0.18", 18_000)],
+            ),
+            // The seller's state by its name or its GST code is the same state.
+            (
+                Some(buyer("IN", Some("Karnataka"))),
+                vec![("CGST", "0.09", 9_000), ("SGST", "0.09", 9_000)],
+            ),
+            (
+                Some(buyer("IN", Some("29"))),
+                vec![("CGST", "0.09", 9_000), ("SGST", "0.09", 9_000)],
+            ),
+            (
+                Some(buyer("IN", Some("Maharashtra"))),
                 vec![("IGST", "0.18", 18_000)],
             ),
             (

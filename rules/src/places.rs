@@ -1,4 +1,5 @@
-//! India's states and union territories as GST names them: the two-digit
+//! India's states and union territories as GST names them (pricing decides
+//! CGST + SGST or IGST by them, an invoice names its place of supply): the two-digit
 //! state code that opens a GSTIN and names the place of supply, looked up
 //! by the short code a buyer or the seller's settings use (`KA`), by the
 //! name, or by the GST code itself.
@@ -63,6 +64,15 @@ impl Place {
     }
 }
 
+/// Whether `a` and `b` name the same state (`KA` and `Karnataka` do); two
+/// names this table does not know are compared as text, case aside.
+pub fn same(a: &str, b: &str) -> bool {
+    match (find(a), find(b)) {
+        (Some(x), Some(y)) => x.code == y.code,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
+    }
+}
+
 /// The state `given` names (`KA`, `ka`, `Karnataka` or `29`), if any.
 pub fn find(given: &str) -> Option<Place> {
     let given = given.trim();
@@ -89,5 +99,7 @@ mod tests {
         assert_eq!(find("29"), Some(karnataka));
         assert_eq!(find("XX"), None);
         assert_eq!(karnataka.label(), "Karnataka (29)");
+        assert!(same("Karnataka", "KA") && same("29", "ka") && !same("MH", "KA"));
+        assert!(same("Atlantis", " atlantis"), "unknown names as text");
     }
 }
