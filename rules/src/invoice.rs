@@ -310,7 +310,7 @@ fn draft(
     let currency = &request.currency;
     let lines = document_lines(request, &policy.sac);
     let taxable_total = lines.iter().map(|l| l.taxable_value.amount_minor).sum();
-    let supply = supply(request);
+    let supply = supply(request, policy);
     let place = match supply {
         Supply::Export => places::ABROAD.label(),
         Supply::IntraState | Supply::InterState => {
@@ -392,8 +392,8 @@ fn draft(
 
 /// Intra-state, inter-state or export, as the order was taxed: by the tax
 /// names it was charged (pricing chose them), by location when it was
-/// charged none (every line exempt).
-fn supply(request: &InvoiceRequest) -> Supply {
+/// charged none (every line exempt), as pricing compares states.
+fn supply(request: &InvoiceRequest, policy: &InvoicePolicy) -> Supply {
     if !request.buyer_country.eq_ignore_ascii_case("IN") {
         return Supply::Export;
     }
@@ -404,8 +404,8 @@ fn supply(request: &InvoiceRequest) -> Supply {
         return Supply::IntraState;
     }
     match &request.buyer_state {
-        Some(_) => Supply::InterState,
-        None => Supply::IntraState,
+        Some(state) if !places::same(state, &policy.supplier.state) => Supply::InterState,
+        _ => Supply::IntraState,
     }
 }
 
@@ -440,7 +440,10 @@ fn document_lines(request: &InvoiceRequest, sac: &str) -> Vec<DocumentLine> {
         .enumerate()
         .map(|(i, l)| {
             let currency = &l.amount.currency;
-            let taxes: Vec<TaxAmount> = if taxed[i] == 0 {
+            // An exempt line carries no tax; only an order taxed with no
+            // taxed line at all (a pricing bug) puts its tax on line 1,
+            // so the lines still add up to the order.
+            let taxes: Vec<TaxAmount> = if taxed[i] == 0 && shares.iter().all(|s| s[i] == 0) {
                 Vec::new()
             } else {
                 request

@@ -101,7 +101,7 @@ pub async fn list_invoices(
     State(state): State<AppState>,
     caller: Caller,
     Path(token): Path<String>,
-) -> Result<Json<OrderDocuments>, ApiError> {
+) -> Result<Response, ApiError> {
     let token = super::orders::readable(&state, &caller, &token).await?;
     let mut out = Vec::new();
     for mut doc in documents(&state, token.as_str()).await? {
@@ -121,10 +121,15 @@ pub async fn list_invoices(
             })?,
         });
     }
-    Ok(Json(OrderDocuments {
-        order_token: token.as_str().to_owned(),
-        documents: out,
-    }))
+    // The buyer's GSTIN is in it, opened: no shared cache keeps it.
+    Ok((
+        [(header::CACHE_CONTROL, "private, no-store")],
+        Json(OrderDocuments {
+            order_token: token.as_str().to_owned(),
+            documents: out,
+        }),
+    )
+        .into_response())
 }
 
 /// One of the order's documents as PDF: `tax-invoice` or `credit-note`.

@@ -277,6 +277,34 @@ fn another_state_is_igst_and_a_buyer_abroad_an_export() {
 }
 
 #[test]
+fn an_all_exempt_order_is_intra_state_in_the_sellers_state_however_it_is_named() {
+    for (state, want) in [
+        ("Karnataka", Supply::IntraState),
+        ("29", Supply::IntraState),
+        ("MH", Supply::InterState),
+    ] {
+        let mut r = request("o1", DocumentKind::TaxInvoice, DEC_2026);
+        r.buyer_state = Some(state.into());
+        r.lines = vec![line("a", 50_000, "exempt")];
+        r.taxes = vec![];
+        r.tax_total = inr(0);
+        r.total = inr(50_000);
+        let (_, docs) = run(None, &[r]);
+        assert_eq!(docs[0].supply, want, "{state}");
+    }
+}
+
+#[test]
+fn tax_on_an_order_without_a_taxed_line_still_lands_on_a_line() {
+    // Not something pricing does; the document adds up all the same.
+    let mut r = request("o1", DocumentKind::TaxInvoice, DEC_2026);
+    r.lines = vec![line("a", 50_000, "exempt")];
+    let (_, docs) = run(None, &[r]);
+    let lines_total: i64 = docs[0].lines.iter().map(|l| l.total.amount_minor).sum();
+    assert_eq!(lines_total, docs[0].total.amount_minor);
+}
+
+#[test]
 fn tax_inclusive_lines_show_the_tax_inside_their_amount() {
     let mut r = request("o1", DocumentKind::TaxInvoice, DEC_2026);
     r.tax_inclusive = true;

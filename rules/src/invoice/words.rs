@@ -56,6 +56,8 @@ fn units(currency: &str) -> (String, &'static str) {
 /// `minor` units of `currency` in words. A currency the money module does
 /// not know is read with two decimals.
 pub fn amount_in_words(minor: i64, currency: &str) -> String {
+    let currency = currency.trim().to_ascii_uppercase();
+    let currency = currency.as_str();
     let exponent = Currency::parse(currency).map_or(2, |c| c.exponent());
     let scale = 10u64.pow(exponent);
     let magnitude = minor.unsigned_abs();
