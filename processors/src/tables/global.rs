@@ -64,7 +64,7 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
         let (version_tx, version) = watch::channel(0i64);
         let table = history.clone();
         let stall = Stall::default();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             loop {
                 // Between records, the consumer's position may pass offsets
                 // that hold no record (transaction markers): the version
@@ -122,6 +122,13 @@ impl<V: DeserializeOwned + Clone + Send + Sync + 'static> GlobalTable<V> {
                     let _ = loaded_tx.send(true);
                     tracing::info!(topic = topic.def.name, version, "table loaded");
                 }
+            }
+        });
+        // The reader never returns: if it ends, it panicked, and the table
+        // stops following. Say why, where the operator looks.
+        tokio::spawn(async move {
+            if let Err(e) = reader.await {
+                tracing::error!(topic = topic.def.name, error = %e, "table reader ended");
             }
         });
         Ok(GlobalTable {
@@ -188,7 +195,13 @@ impl<V: Clone> GlobalTable<V> {
         let mut rx = self.loaded.clone();
         tokio::time::timeout(timeout, rx.wait_for(|loaded| *loaded))
             .await
-            .map_err(|_| anyhow::anyhow!("table not loaded within {timeout:?}"))??;
+            .map_err(|_| anyhow::anyhow!("table {} not loaded within {timeout:?}", self.topic))?
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "table {}: its reader ended before the table loaded",
+                    self.topic
+                )
+            })?;
         Ok(())
     }
 
