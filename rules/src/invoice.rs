@@ -31,7 +31,9 @@ use schemas::records::invoices::{
 use schemas::records::order::{OrderSnapshot, OrderStatus};
 use schemas::records::WireMoney;
 
+use crate::basket::TaxClass;
 use crate::places;
+use crate::pricing;
 use crate::InvalidSetting;
 
 /// The accounting code (SAC) of the service, when not configured:
@@ -329,7 +331,7 @@ fn draft(
                 .to_owned(),
         );
     }
-    if request.lines.iter().any(|l| l.tax_class == "exempt") {
+    if request.lines.iter().any(|l| exempt(l)) {
         notes.push("Lines without tax are exempt supplies.".to_owned());
     }
     if request.tax_inclusive {
@@ -397,16 +399,21 @@ fn supply(request: &InvoiceRequest, policy: &InvoicePolicy) -> Supply {
     if !request.buyer_country.eq_ignore_ascii_case("IN") {
         return Supply::Export;
     }
-    if request.taxes.iter().any(|t| t.name == "IGST") {
+    if request.taxes.iter().any(|t| t.name == pricing::IGST) {
         return Supply::InterState;
     }
-    if request.taxes.iter().any(|t| t.name == "CGST") {
+    if request.taxes.iter().any(|t| t.name == pricing::CGST) {
         return Supply::IntraState;
     }
     match &request.buyer_state {
         Some(state) if !places::same(state, &policy.supplier.state) => Supply::InterState,
         _ => Supply::IntraState,
     }
+}
+
+/// Whether a line is exempt, as pricing reads its class.
+fn exempt(line: &RequestLine) -> bool {
+    TaxClass::parse(&line.tax_class) == TaxClass::Exempt
 }
 
 fn money(minor: i64, currency: &str) -> WireMoney {
@@ -421,13 +428,7 @@ fn document_lines(request: &InvoiceRequest, sac: &str) -> Vec<DocumentLine> {
     let taxed: Vec<i64> = request
         .lines
         .iter()
-        .map(|l| {
-            if l.tax_class == "exempt" {
-                0
-            } else {
-                l.amount.amount_minor
-            }
-        })
+        .map(|l| if exempt(l) { 0 } else { l.amount.amount_minor })
         .collect();
     let shares: Vec<Vec<i64>> = request
         .taxes

@@ -145,6 +145,12 @@ pub struct Breakdown {
     pub discounts: Vec<AppliedDiscount>,
 }
 
+/// The GST names pricing charges under (an invoice reads its supply type
+/// from them).
+pub const CGST: &str = "CGST";
+pub const SGST: &str = "SGST";
+pub const IGST: &str = "IGST";
+
 /// The taxes that apply to a buyer, by name and rate.
 pub fn tax_regime(buyer: Option<&Buyer>, policy: &PricingPolicy) -> Vec<(String, Decimal)> {
     let country = buyer
@@ -156,9 +162,9 @@ pub fn tax_regime(buyer: Option<&Buyer>, policy: &PricingPolicy) -> Vec<(String,
             .is_none_or(|s| crate::places::same(s, &policy.seller_state));
         if same_state {
             let half = policy.gst_rate / Decimal::TWO;
-            vec![("CGST".into(), half), ("SGST".into(), half)]
+            vec![(CGST.into(), half), (SGST.into(), half)]
         } else {
-            vec![("IGST".into(), policy.gst_rate)]
+            vec![(IGST.into(), policy.gst_rate)]
         }
     } else {
         match policy.export_rates.get(&country) {
